@@ -1,0 +1,53 @@
+"""The typed vocabulary of a space (STYLE.md rule 5): ids, roles, states, policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NewType
+
+SpaceId = NewType("SpaceId", str)
+Handle = NewType("Handle", str)  # an account's public, unique, lower-case name
+ListenerId = NewType("ListenerId", str)  # one join of one listener (anonymous or not)
+
+
+class SpaceStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+class Role(StrEnum):
+    HOST = "host"
+    COHOST = "cohost"
+    SPEAKER = "speaker"
+    LISTENER = "listener"
+
+
+STAGE_ROLES = frozenset({Role.HOST, Role.COHOST, Role.SPEAKER})
+
+
+class SpeakPolicy(StrEnum):
+    """Who may raise a hand to ask to speak."""
+
+    EVERYONE = "everyone"
+    FOLLOWED = "followed"  # only accounts the host follows
+    NOBODY = "nobody"  # invite only
+
+
+class EndReason(StrEnum):
+    HOST_ENDED = "host_ended"
+    HOST_LEFT = "host_left"  # the host stayed away longer than the grace period
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Stage capacity and timing rules; every value is a setting (config.py)."""
+
+    max_cohosts: int = 2
+    max_speakers: int = 10
+    host_grace_s: float = 300.0
+    max_title_len: int = 120
+    max_pin_len: int = 2048

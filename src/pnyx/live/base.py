@@ -1,0 +1,126 @@
+"""The live-state protocol: what every node shares, fast and short-lived.
+
+One protocol, two implementations (STYLE.md rule 6): ``memory.MemoryLiveState`` (the
+embedded default and the reference) and ``redis.RedisLiveState`` (many nodes). The same
+contract suite (tests/contract) runs against both. ``factory.open_live_state`` picks one.
+
+Times that decide *which bucket* something falls in (presence, reactions, rate limits)
+are passed in as ``now`` (seconds since the epoch, float), so the contract is testable
+without sleeping. Expiry of leases and blobs uses each backend's own clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A space's versioned state document, assembled from named parts.
+
+    ``version`` grows by one every time any part changes; ``parts`` maps a part name
+    (e.g. "room", "stats") to its latest JSON document.
+    """
+
+    version: int
+    parts: Mapping[str, JSON]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    name: str
+    holder: str
+    token: int  # fencing token: strictly greater for every new acquisition of ``name``
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    retry_after: float  # seconds until one token is available (0.0 when allowed)
+
+
+class LiveState(Protocol):
+    # -- lifecycle -------------------------------------------------------------------
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the backend answers (used by /healthz)."""
+        ...
+
+    # -- versioned state snapshot per space -------------------------------------------
+    async def put_part(self, space: str, part: str, doc: JSON, part_version: int) -> int | None:
+        """Store ``doc`` as ``part`` of the space's snapshot if ``part_version`` is greater
+        than the part's stored version (so a late writer never overwrites a newer one).
+        Returns the new snapshot version, or None when the write was stale and ignored."""
+        ...
+
+    async def get_snapshot(self, space: str) -> Snapshot | None:
+        """The current snapshot, or None when nothing was ever stored for the space."""
+        ...
+
+    async def wait_snapshot(self, space: str, after: int, timeout: float) -> Snapshot | None:
+        """Return as soon as the snapshot's version is greater than ``after`` (at once if
+        it already is); None if that did not happen within ``timeout`` seconds."""
+        ...
+
+    async def drop_space(self, space: str) -> None:
+        """Forget everything held for the space (snapshot, counters, presence, blobs)."""
+        ...
+
+    # -- presence: distinct listeners heard recently (HyperLogLog per time bucket) --------
+    async def presence_add(self, space: str, member: str, now: float) -> None: ...
+
+    async def presence_count(self, space: str, now: float, window_s: float) -> int:
+        """Approximate number of distinct members added in ``(now - window_s, now]``,
+        counted over whole buckets (bucket width: the implementation's
+        ``presence_bucket_s``). Error within 2% at 100k members."""
+        ...
+
+    # -- reactions: per-second counters --------------------------------------------------
+    async def react(self, space: str, emoji: str, now: float, count: int = 1) -> None: ...
+
+    async def reactions(self, space: str, now: float, window_s: int) -> dict[str, int]:
+        """Per-emoji totals over the last ``window_s`` whole seconds up to ``now``."""
+        ...
+
+    # -- rate limits: token buckets ------------------------------------------------------
+    async def take(
+        self, key: str, *, rate: float, burst: float, now: float, cost: float = 1.0
+    ) -> RateDecision:
+        """Take ``cost`` tokens from bucket ``key`` (refilling at ``rate``/s up to
+        ``burst``)."""
+        ...
+
+    # -- leases with fencing tokens -------------------------------------------------------
+    async def acquire(self, name: str, holder: str, ttl_s: float) -> Lease | None:
+        """Take the lease if it is free or expired; None if someone else holds it. If
+        ``holder`` already holds it, renew and return the same lease."""
+        ...
+
+    async def renew(self, lease: Lease, ttl_s: float) -> bool:
+        """Extend the lease; False if it was lost (expired and/or taken by another)."""
+        ...
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up if still held by this lease's holder and token."""
+        ...
+
+    async def holder(self, name: str) -> Lease | None: ...
+
+    # -- pub/sub for stage events -------------------------------------------------------
+    async def publish(self, channel: str, message: bytes) -> None: ...
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """``async with live.subscribe(ch) as messages: async for m in messages: ...``
+        Delivery is at-most-once; a slow subscriber's bounded queue drops the oldest."""
+        ...
+
+    # -- blobs: media parts and playlists (the seam for media, issue 3) -----------------
+    async def put_blob(self, key: str, data: bytes, ttl_s: float) -> None: ...
+
+    async def get_blob(self, key: str) -> bytes | None: ...

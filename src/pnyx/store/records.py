@@ -1,0 +1,30 @@
+"""Plain records the store hands out (no ORM objects leak past store/)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pnyx.domain.types import Handle, SpaceId, SpaceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    handle: Handle
+    display_name: str
+    password_hash: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceRecord:
+    id: SpaceId
+    host: Handle
+    title: str
+    status: SpaceStatus
+    record: bool
+    scheduled_start: datetime | None
+    created_at: datetime
+    room: dict[str, Any]  # the domain Room as JSON (domain/codec.py)
+    room_version: int
