@@ -63,13 +63,20 @@ class LiveState(Protocol):
         """The current snapshot, or None when nothing was ever stored for the space."""
         ...
 
-    async def wait_snapshot(self, space: str, after: int, timeout: float) -> Snapshot | None:
+    async def wait_snapshot(
+        self,
+        space: str,
+        after: int,
+        timeout: float,  # noqa: ASYNC109 (the timeout is the HTTP long-poll's budget)
+    ) -> Snapshot | None:
         """Return as soon as the snapshot's version is greater than ``after`` (at once if
         it already is); None if that did not happen within ``timeout`` seconds."""
         ...
 
     async def drop_space(self, space: str) -> None:
-        """Forget everything held for the space (snapshot, counters, presence, blobs)."""
+        """Forget everything held for the space (snapshot, counters, presence, blobs
+        whose key starts with ``f"{space}/"``, see ``blob_key``). Leases, rate-limit
+        buckets and channels are not the space's: their owners end them."""
         ...
 
     # -- presence: distinct listeners heard recently (HyperLogLog per time bucket) --------
@@ -78,14 +85,17 @@ class LiveState(Protocol):
     async def presence_count(self, space: str, now: float, window_s: float) -> int:
         """Approximate number of distinct members added in ``(now - window_s, now]``,
         counted over whole buckets (bucket width: the implementation's
-        ``presence_bucket_s``). Error within 2% at 100k members."""
+        ``presence_bucket_s``). Error within 2% at 100k members. Buckets are kept for
+        ``windows.PRESENCE_RETENTION_S`` (300 s): longer windows count only that much."""
         ...
 
     # -- reactions: per-second counters --------------------------------------------------
     async def react(self, space: str, emoji: str, now: float, count: int = 1) -> None: ...
 
     async def reactions(self, space: str, now: float, window_s: int) -> dict[str, int]:
-        """Per-emoji totals over the last ``window_s`` whole seconds up to ``now``."""
+        """Per-emoji totals over the last ``window_s`` whole seconds up to ``now``
+        (the second holding ``now`` included; at most ``windows.REACTION_RETENTION_S``,
+        120 s, are kept)."""
         ...
 
     # -- rate limits: token buckets ------------------------------------------------------
@@ -93,7 +103,10 @@ class LiveState(Protocol):
         self, key: str, *, rate: float, burst: float, now: float, cost: float = 1.0
     ) -> RateDecision:
         """Take ``cost`` tokens from bucket ``key`` (refilling at ``rate``/s up to
-        ``burst``)."""
+        ``burst``; a bucket never seen is full). When denied, ``retry_after`` is the time
+        until ``cost`` tokens are there (one token for the default cost), and nothing is
+        taken. Needs ``rate > 0``, ``burst > 0`` and ``0 <= cost <= burst``, else
+        ``PnyxError(INVALID)``."""
         ...
 
     # -- leases with fencing tokens -------------------------------------------------------
@@ -121,6 +134,16 @@ class LiveState(Protocol):
         ...
 
     # -- blobs: media parts and playlists (the seam for media, issue 3) -----------------
-    async def put_blob(self, key: str, data: bytes, ttl_s: float) -> None: ...
+    async def put_blob(self, key: str, data: bytes, ttl_s: float) -> None:
+        """Store ``data`` under ``key`` for ``ttl_s`` seconds. Keys made by ``blob_key``
+        belong to their space: ``drop_space`` removes them."""
+        ...
 
-    async def get_blob(self, key: str) -> bytes | None: ...
+    async def get_blob(self, key: str) -> bytes | None:
+        """The blob, or None when it was never stored or its TTL has passed."""
+        ...
+
+
+def blob_key(space: str, name: str) -> str:
+    """The key of a blob that belongs to ``space`` (``f"{space}/{name}"``)."""
+    return f"{space}/{name}"

@@ -1,0 +1,22 @@
+"""Small conventions both live-state implementations share, so they store alike."""
+
+from __future__ import annotations
+
+import json
+
+from pnyx.live.base import JSON
+
+
+def encode_doc(doc: JSON) -> str:
+    """A snapshot part as stored: compact JSON (raises TypeError if ``doc`` is not JSON)."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def ttl_ms(ttl_s: float) -> int:
+    """A TTL in whole milliseconds, at least one (the resolution Redis keeps)."""
+    return max(1, round(ttl_s * 1000))
+
+
+def blob_belongs(key: str, space: str) -> bool:
+    """Whether blob ``key`` belongs to ``space`` (see ``base.blob_key``)."""
+    return key.startswith(f"{space}/")

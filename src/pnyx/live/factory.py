@@ -1,0 +1,16 @@
+"""Pick the live state (STYLE.md rule 6): Redis when a URL is given, else memory."""
+
+from __future__ import annotations
+
+from pnyx.live.base import LiveState
+from pnyx.live.memory import MemoryLiveState
+from pnyx.live.redis import RedisLiveState
+
+
+def open_live_state(redis_url: str | None, *, presence_bucket_s: float = 5.0) -> LiveState:
+    """A live state for this node: ``RedisLiveState`` for ``redis://…`` (shared by many
+    nodes), else the in-process ``MemoryLiveState``. Connections open lazily; the
+    caller owns the result and must ``await close()`` it."""
+    if redis_url:
+        return RedisLiveState(redis_url, presence_bucket_s=presence_bucket_s)
+    return MemoryLiveState(presence_bucket_s=presence_bucket_s)

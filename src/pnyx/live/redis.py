@@ -1,0 +1,544 @@
+"""The Redis live state: what many nodes share (redis-py's asyncio client).
+
+Keys, all under ``key_prefix`` (default ``pnyx:``):
+
+==============================  ==========================================================
+``snap:<space>``                hash: ``v`` snapshot version, ``p:<part>`` JSON,
+                                ``pv:<part>`` part version (written by ``PUT_PART_LUA``)
+``presence:<space>:<bucket>``   HyperLogLog of the members heard in that bucket
+``react:<space>:<second>``      hash: emoji -> count in that second
+``rate:<key>``                  hash: ``tokens``, ``ts`` (a token bucket)
+``lease:<name>``                ``<holder>|<token>`` with a PX expiry
+``fence:<name>``                counter handing out fencing tokens (never expires)
+``blob:<key>``                  bytes with a PX expiry
+==============================  ==========================================================
+
+Channels: ``snap:<space>`` carries the new version after every snapshot change;
+``chan:<channel>`` carries ``publish``ed messages.
+
+Snapshot waiters never get a connection each: one listener task per instance
+(``_listen``, started by the first waiter, cancelled and awaited by ``close``) holds one
+PSUBSCRIBE on ``snap:*`` and wakes the local waiters of the space a notification names.
+Every node thus hears every space's (small, infrequent) notifications; in exchange there
+is one subscription per node whatever the number of spaces and waiters. Waiters also look
+at the version at least every ``_RECHECK_S``, so a lost notification (a reconnect) delays
+them by at most that.
+
+Redis errors are translated where they enter: ``PnyxError(ErrorKind.UNAVAILABLE)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from pnyx.errors import ErrorKind, PnyxError
+from pnyx.live import token_bucket, windows
+from pnyx.live.base import JSON, Lease, RateDecision, Snapshot
+from pnyx.live.codec import encode_doc, ttl_ms
+from pnyx.live.subscription import DEFAULT_QUEUE_SIZE, Subscription
+
+log = logging.getLogger(__name__)
+
+_RECHECK_S = 1.0  # a waiter looks at the version at least this often
+_BACKOFF_MAX_S = 2.0  # listener/subscription reconnect backoff cap
+_REACT_TTL_S = windows.REACTION_RETENTION_S
+_PRESENCE_TTL_S = int(windows.PRESENCE_RETENTION_S) + 60  # plus a bucket or so of slack
+
+# KEYS[1] snapshot hash; ARGV: part, JSON, part version, notification channel.
+# Returns the new snapshot version, or nil when the part version is not newer.
+PUT_PART_LUA = """
+local pv = redis.call('HGET', KEYS[1], 'pv:' .. ARGV[1])
+if pv and tonumber(pv) >= tonumber(ARGV[3]) then
+  return false
+end
+redis.call('HSET', KEYS[1], 'p:' .. ARGV[1], ARGV[2], 'pv:' .. ARGV[1], ARGV[3])
+local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('PUBLISH', ARGV[4], v)
+return v
+"""
+
+# KEYS[1] bucket hash; ARGV: rate, burst, now, cost. Mirrors token_bucket.take.
+# Returns {allowed (0/1), retry_after as a string (Lua numbers would be truncated)}.
+TAKE_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+else
+  local elapsed = now - ts
+  if elapsed < 0 then elapsed = 0 end
+  tokens = math.min(burst, tokens + elapsed * rate)
+  if now > ts then ts = now end
+end
+local allowed = 0
+local retry = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  retry = (cost - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
+           'ts', string.format('%.17g', ts))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return {allowed, string.format('%.17g', retry)}
+"""
+
+# KEYS[1] lease, KEYS[2] fence; ARGV: holder, ttl ms. Returns the token, or nil if held
+# by another. The holder already holding it keeps its token and gets a fresh TTL.
+ACQUIRE_LUA = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local holder, token = string.match(cur, '^(.*)|(%d+)$')
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(token)
+  end
+  return false
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
+return token
+"""
+
+# KEYS[1] lease; ARGV: "<holder>|<token>", ttl ms. 1 if renewed, 0 if lost.
+RENEW_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] lease; ARGV: "<holder>|<token>". Deletes only our own lease.
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+
+
+def _glob_escape(text: str) -> str:
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+@dataclass(slots=True)
+class _Watch:
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _Sub:
+    queue: Subscription
+    pubsub: aioredis.client.PubSub
+    pump: asyncio.Task[None] | None = None
+
+
+class RedisLiveState:
+    """Live state shared through Redis (see ``base.LiveState`` for the contract)."""
+
+    def __init__(
+        self,
+        url: str,
+        presence_bucket_s: float = 5.0,
+        key_prefix: str = "pnyx:",
+        *,
+        max_connections: int = 128,
+        subscriber_queue: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
+        if not presence_bucket_s > 0:
+            raise ValueError("presence_bucket_s must be > 0")
+        self.presence_bucket_s = presence_bucket_s
+        self.key_prefix = key_prefix
+        self._queue_size = subscriber_queue
+        # A bounded pool: a burst of requests queues for a connection (up to 5 s) rather
+        # than opening thousands of them against Redis.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=5.0,
+            socket_connect_timeout=5.0,
+            socket_timeout=10.0,
+            health_check_interval=30,
+        )
+        self._redis = aioredis.Redis.from_pool(pool)
+        self._put_part = self._redis.register_script(PUT_PART_LUA)
+        self._take = self._redis.register_script(TAKE_LUA)
+        self._acquire = self._redis.register_script(ACQUIRE_LUA)
+        self._renew = self._redis.register_script(RENEW_LUA)
+        self._release = self._redis.register_script(RELEASE_LUA)
+        self._closed = False
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()  # the listener's PSUBSCRIBE is confirmed
+        self._watches: dict[str, _Watch] = {}
+        self._subs: set[_Sub] = set()
+
+    # -- keys -------------------------------------------------------------------------
+    def _k(self, *parts: str | int) -> str:
+        return self.key_prefix + ":".join(str(p) for p in parts)
+
+    @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """Translate Redis failures into the error kind the API maps to 503."""
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            raise PnyxError(
+                ErrorKind.UNAVAILABLE,
+                f"live state (Redis) unavailable: {exc or type(exc).__name__}",
+                retry_after=1.0,
+            ) from exc
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop the listener and every subscription, then close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        for space in list(self._watches):
+            self._wake(space)  # waiters see the state closed and leave
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+        for sub in list(self._subs):
+            await self._end(sub)
+        await self._redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    # -- versioned state snapshot per space -------------------------------------------
+    async def put_part(self, space: str, part: str, doc: JSON, part_version: int) -> int | None:
+        text = encode_doc(doc)
+        key = self._k("snap", space)
+        with self._unavailable():
+            version = await self._put_part(keys=[key], args=[part, text, int(part_version), key])
+        return None if version is None else int(version)
+
+    async def get_snapshot(self, space: str) -> Snapshot | None:
+        with self._unavailable():
+            fields = await self._redis.hgetall(self._k("snap", space))
+        version = fields.get(b"v")
+        if version is None:
+            return None
+        parts = {
+            _text(name)[2:]: json.loads(value)
+            for name, value in fields.items()
+            if _text(name).startswith("p:")
+        }
+        return Snapshot(int(version), parts)
+
+    async def wait_snapshot(
+        self,
+        space: str,
+        after: int,
+        timeout: float,  # noqa: ASYNC109 (the protocol's signature)
+    ) -> Snapshot | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._ensure_listener()
+        watch = self._watches.get(space)
+        if watch is None:
+            watch = self._watches[space] = _Watch()
+        watch.waiters += 1
+        try:
+            if not self._listening.is_set():
+                # Let the listener subscribe first, so the first look below cannot miss
+                # a change (bounded: the periodic re-check covers a slow subscribe).
+                await _wait_event(self._listening, min(_RECHECK_S, deadline - loop.time()))
+            while True:
+                if self._closed:
+                    raise PnyxError(ErrorKind.UNAVAILABLE, "live state (Redis) is closed")
+                event = watch.event  # taken before the look: a change after it sets it
+                snap = await self._newer(space, after)
+                if snap is not None:
+                    return snap
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                await _wait_event(event, min(remaining, _RECHECK_S))
+        finally:
+            watch.waiters -= 1
+            if watch.waiters == 0 and self._watches.get(space) is watch:
+                del self._watches[space]
+
+    async def _newer(self, space: str, after: int) -> Snapshot | None:
+        """The snapshot if its version is greater than ``after`` (one cheap HGET else)."""
+        with self._unavailable():
+            version = await self._redis.hget(self._k("snap", space), "v")
+        if version is None or int(version) <= after:
+            return None
+        snap = await self.get_snapshot(space)
+        return snap if snap is not None and snap.version > after else None
+
+    def _ensure_listener(self) -> None:
+        if self._closed:
+            raise PnyxError(ErrorKind.UNAVAILABLE, "live state (Redis) is closed")
+        if self._listener is None or self._listener.done():
+            self._listening.clear()
+            self._listener = asyncio.create_task(self._listen(), name="pnyx-live-listener")
+
+    async def _listen(self) -> None:
+        """Dispatch snapshot notifications to local waiters, until cancelled."""
+        channel_prefix = self._k("snap", "").encode()
+        pattern = _glob_escape(self._k("snap", "")) + "*"
+        pubsub = self._redis.pubsub()
+        backoff = 0.1
+        try:
+            while True:
+                try:
+                    if not pubsub.subscribed:
+                        await pubsub.psubscribe(pattern)
+                    message = await pubsub.get_message(timeout=_RECHECK_S)
+                except (RedisError, OSError) as exc:
+                    self._listening.clear()
+                    log.warning("live state listener: %s; retrying in %.1fs", exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                    continue
+                if message is None:
+                    continue
+                if message["type"] == "psubscribe":  # (re)subscribed: everyone looks again
+                    backoff = 0.1
+                    self._listening.set()
+                    for space in list(self._watches):
+                        self._wake(space)
+                elif message["type"] == "pmessage":
+                    channel: bytes = message["channel"]
+                    if channel.startswith(channel_prefix):
+                        self._wake(channel[len(channel_prefix) :].decode())
+        finally:
+            self._listening.clear()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _wake(self, space: str) -> None:
+        watch = self._watches.get(space)
+        if watch is not None:
+            watch.event.set()
+            watch.event = asyncio.Event()
+
+    async def drop_space(self, space: str) -> None:
+        owned = re.compile(
+            re.escape(self.key_prefix)
+            + r"(?:(?:presence|react):"
+            + re.escape(space)
+            + r":-?\d+|blob:"
+            + re.escape(space)
+            + r"/.*)",
+            re.DOTALL,
+        )
+        esc = _glob_escape(space)
+        patterns = [
+            _glob_escape(self.key_prefix) + f"presence:{esc}:*",
+            _glob_escape(self.key_prefix) + f"react:{esc}:*",
+            _glob_escape(self.key_prefix) + f"blob:{esc}/*",
+        ]
+        with self._unavailable():
+            doomed = [self._k("snap", space)]
+            for pattern in patterns:
+                async for key in self._redis.scan_iter(match=pattern, count=1000):
+                    # a space id containing ':' must not take its neighbours with it
+                    if owned.fullmatch(key.decode(errors="replace")):
+                        doomed.append(key)
+            for i in range(0, len(doomed), 500):
+                await self._redis.unlink(*doomed[i : i + 500])
+
+    # -- presence ---------------------------------------------------------------------
+    async def presence_add(self, space: str, member: str, now: float) -> None:
+        key = self._k("presence", space, windows.presence_bucket(now, self.presence_bucket_s))
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.pfadd(key, member)
+                pipe.expire(key, _PRESENCE_TTL_S)
+                await pipe.execute()
+
+    async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
+        """``presence_add`` for many members at once, in one round trip (a PFADD per
+        thousand members); not part of the protocol."""
+        key = self._k("presence", space, windows.presence_bucket(now, self.presence_bucket_s))
+        batch: list[str] = []
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for member in members:
+                    batch.append(member)
+                    if len(batch) == 1000:
+                        pipe.pfadd(key, *batch)
+                        batch = []
+                if batch:
+                    pipe.pfadd(key, *batch)
+                pipe.expire(key, _PRESENCE_TTL_S)
+                await pipe.execute()
+
+    async def presence_count(self, space: str, now: float, window_s: float) -> int:
+        span = windows.presence_buckets(now, window_s, self.presence_bucket_s)
+        keys = [self._k("presence", space, b) for b in span]
+        with self._unavailable():
+            return int(await self._redis.pfcount(*keys))
+
+    # -- reactions --------------------------------------------------------------------
+    async def react(self, space: str, emoji: str, now: float, count: int = 1) -> None:
+        key = self._k("react", space, windows.reaction_second(now))
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hincrby(key, emoji, count)
+                pipe.expire(key, _REACT_TTL_S)
+                await pipe.execute()
+
+    async def reactions(self, space: str, now: float, window_s: int) -> dict[str, int]:
+        seconds = windows.reaction_seconds(now, window_s)
+        if not seconds:
+            return {}
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for second in seconds:
+                    pipe.hgetall(self._k("react", space, second))
+                results = await pipe.execute()
+        totals: dict[str, int] = {}
+        for counts in results:
+            for emoji, n in counts.items():
+                name = _text(emoji)
+                totals[name] = totals.get(name, 0) + int(n)
+        return totals
+
+    # -- rate limits ------------------------------------------------------------------
+    async def take(
+        self, key: str, *, rate: float, burst: float, now: float, cost: float = 1.0
+    ) -> RateDecision:
+        token_bucket.check_args(rate, burst, cost)
+        with self._unavailable():
+            allowed, retry = await self._take(
+                keys=[self._k("rate", key)], args=[repr(rate), repr(burst), repr(now), repr(cost)]
+            )
+        return RateDecision(bool(allowed), float(retry) if not allowed else 0.0)
+
+    # -- leases -----------------------------------------------------------------------
+    async def acquire(self, name: str, holder: str, ttl_s: float) -> Lease | None:
+        with self._unavailable():
+            token = await self._acquire(
+                keys=[self._k("lease", name), self._k("fence", name)], args=[holder, ttl_ms(ttl_s)]
+            )
+        return None if token is None else Lease(name, holder, int(token))
+
+    async def renew(self, lease: Lease, ttl_s: float) -> bool:
+        value = f"{lease.holder}|{lease.token}"
+        with self._unavailable():
+            ok = await self._renew(keys=[self._k("lease", lease.name)], args=[value, ttl_ms(ttl_s)])
+        return bool(ok)
+
+    async def release(self, lease: Lease) -> None:
+        value = f"{lease.holder}|{lease.token}"
+        with self._unavailable():
+            await self._release(keys=[self._k("lease", lease.name)], args=[value])
+
+    async def holder(self, name: str) -> Lease | None:
+        with self._unavailable():
+            value = await self._redis.get(self._k("lease", name))
+        if value is None:
+            return None
+        holder, _, token = _text(value).rpartition("|")
+        return Lease(name, holder, int(token))
+
+    # -- pub/sub ----------------------------------------------------------------------
+    async def publish(self, channel: str, message: bytes) -> None:
+        with self._unavailable():
+            await self._redis.publish(self._k("chan", channel), message)
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        """One Redis connection per subscription (stage sockets are few), read by a pump
+        task into a bounded drop-oldest queue. Yields once Redis confirmed the
+        subscription, so anything published after entering is delivered."""
+        if self._closed:
+            raise PnyxError(ErrorKind.UNAVAILABLE, "live state (Redis) is closed")
+        sub = _Sub(Subscription(channel, self._queue_size), self._redis.pubsub())
+        self._subs.add(sub)
+        try:
+            with self._unavailable():
+                await sub.pubsub.subscribe(self._k("chan", channel))
+                async with asyncio.timeout(10.0):
+                    while True:
+                        confirm = await sub.pubsub.get_message(timeout=1.0)
+                        if confirm is not None and confirm["type"] == "subscribe":
+                            break
+            sub.pump = asyncio.create_task(self._pump(sub), name=f"pnyx-live-sub:{channel}")
+            yield sub.queue
+        finally:
+            await self._end(sub)
+
+    async def _pump(self, sub: _Sub) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                message = await sub.pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "subscription %s: %s; retrying in %.1fs", sub.queue.channel, exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                continue
+            backoff = 0.1
+            if message is not None and message["type"] == "message":
+                sub.queue.offer(message["data"])
+
+    async def _end(self, sub: _Sub) -> None:
+        if sub not in self._subs:
+            return
+        self._subs.discard(sub)
+        sub.queue.close()
+        if sub.pump is not None:
+            sub.pump.cancel()
+            await asyncio.gather(sub.pump, return_exceptions=True)
+        await sub.pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # -- blobs ------------------------------------------------------------------------
+    async def put_blob(self, key: str, data: bytes, ttl_s: float) -> None:
+        with self._unavailable():
+            await self._redis.set(self._k("blob", key), data, px=ttl_ms(ttl_s))
+
+    async def get_blob(self, key: str) -> bytes | None:
+        with self._unavailable():
+            data = await self._redis.get(self._k("blob", key))
+        return None if data is None else _bytes(data)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+async def _wait_event(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds`` (returning either way)."""
+    if seconds <= 0:
+        return
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass
