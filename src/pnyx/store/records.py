@@ -28,3 +28,6 @@ class SpaceRecord:
     created_at: datetime
     room: dict[str, Any]  # the domain Room as JSON (domain/codec.py)
     room_version: int
+    # Set once by SpaceRepo.update_room when the space goes live / ends.
+    started_at: datetime | None = None
+    ended_at: datetime | None = None

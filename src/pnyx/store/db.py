@@ -1,0 +1,70 @@
+"""The durable store: one object that opens the database and holds the repositories.
+
+store = await Store.open("sqlite:///pnyx.db")     # or "postgresql://…"
+await store.create_schema()
+await store.accounts.create(...)
+await store.close()
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import text
+
+from pnyx.errors import PnyxError
+from pnyx.store.accounts import AccountRepo
+from pnyx.store.engine import Database, async_url, create_engine
+from pnyx.store.models import Base
+from pnyx.store.social import SocialRepo
+from pnyx.store.spaces import SpaceRepo
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.accounts = AccountRepo(db)
+        self.social = SocialRepo(db)
+        self.spaces = SpaceRepo(db)
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """A store over ``url``: ``sqlite:///path`` (or ``sqlite+aiosqlite:///path``) or
+        ``postgresql://…`` (or ``postgresql+asyncpg://…``). Connects lazily: an unreachable
+        database shows on first use (``ping``, ``create_schema``, any repository call) as
+        PnyxError UNAVAILABLE. A bad URL → PnyxError INVALID "bad_database_url"."""
+        return cls(Database(create_engine(async_url(url))))
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._db.dialect
+
+    async def create_schema(self) -> None:
+        """Create the tables and indexes that do not exist yet (safe to call every start)."""
+        async with self._db.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def ping(self) -> bool:
+        """True when the database answers (for /healthz); never raises."""
+        try:
+            async with self._db.begin() as conn:
+                await conn.execute(text("SELECT 1"))
+        except PnyxError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Close every connection. Idempotent; afterwards every call → UNAVAILABLE."""
+        await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

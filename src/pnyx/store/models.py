@@ -1,0 +1,142 @@
+"""The tables, as SQLAlchemy 2 typed declarative models. Only store/ sees these: the
+repositories hand out the plain records of ``records.py``.
+
+One schema for both databases: SQLite (the embedded default) and PostgreSQL. Times are
+``UtcDateTime`` (timezone-aware UTC in and out, even on SQLite, which keeps no offset);
+the room is JSON (JSONB on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pnyx.domain.types import SpaceStatus
+
+HANDLE_MAX_LEN = 32
+SPACE_ID_MAX_LEN = 64
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC. Naive values are refused on the way in
+    (they are a bug: nobody knows which zone they meant); values read back are always
+    aware UTC, whatever the database kept."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware (UTC) datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite: stored as UTC without an offset
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+ROOM_JSON = JSON().with_variant(JSONB(), "postgresql")
+
+_STATUSES = ", ".join(f"'{s.value}'" for s in SpaceStatus)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    handle: Mapped[str] = mapped_column(String(HANDLE_MAX_LEN), primary_key=True)
+    display_name: Mapped[str] = mapped_column(Text)
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Follow(Base):
+    """``follower`` follows ``followee``. Looked up both ways: by follower (the primary
+    key's prefix) and by followee (its own index: follower counts, notification fan-out)."""
+
+    __tablename__ = "follows"
+    __table_args__ = (CheckConstraint("follower <> followee", name="not_self"),)
+
+    follower: Mapped[str] = mapped_column(
+        String(HANDLE_MAX_LEN), ForeignKey("accounts.handle", ondelete="CASCADE"), primary_key=True
+    )
+    followee: Mapped[str] = mapped_column(
+        String(HANDLE_MAX_LEN),
+        ForeignKey("accounts.handle", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Block(Base):
+    """``blocker`` has blocked ``blocked`` (from their spaces, and from following them)."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (CheckConstraint("blocker <> blocked", name="not_self"),)
+
+    blocker: Mapped[str] = mapped_column(
+        String(HANDLE_MAX_LEN), ForeignKey("accounts.handle", ondelete="CASCADE"), primary_key=True
+    )
+    blocked: Mapped[str] = mapped_column(
+        String(HANDLE_MAX_LEN), ForeignKey("accounts.handle", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Space(Base):
+    """A space and its durable room. ``room_version`` is the compare-and-swap token that
+    serialises commands on one space across API processes (``SpaceRepo.update_room``)."""
+
+    __tablename__ = "spaces"
+    __table_args__ = (
+        Index("ix_spaces_status_scheduled_start", "status", "scheduled_start"),
+        CheckConstraint(f"status IN ({_STATUSES})", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
+    host: Mapped[str] = mapped_column(
+        String(HANDLE_MAX_LEN), ForeignKey("accounts.handle"), index=True
+    )
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    record: Mapped[bool] = mapped_column(Boolean)
+    scheduled_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    room: Mapped[dict[str, Any]] = mapped_column(ROOM_JSON)
+    room_version: Mapped[int] = mapped_column(Integer)

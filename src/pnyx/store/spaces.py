@@ -1,0 +1,136 @@
+"""Spaces and their durable room. ``update_room`` is a compare-and-swap on the room's
+version: the one way several API processes serialise commands on one space."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from pnyx.domain.types import Handle, SpaceId, SpaceStatus
+from pnyx.errors import ErrorKind, PnyxError
+from pnyx.store.checks import check_limit, check_space_id
+from pnyx.store.engine import Database
+from pnyx.store.models import Account, Space
+from pnyx.store.records import SpaceRecord
+
+# How each status lists: live spaces newest first, scheduled ones soonest first, ended
+# and cancelled ones most recently finished first. The id breaks ties, so paging is stable.
+_ORDER: dict[SpaceStatus, tuple[ColumnElement[Any], ...]] = {
+    SpaceStatus.LIVE: (func.coalesce(Space.started_at, Space.created_at).desc(), Space.id.asc()),
+    SpaceStatus.SCHEDULED: (Space.scheduled_start.asc().nulls_last(), Space.id.asc()),
+    SpaceStatus.ENDED: (func.coalesce(Space.ended_at, Space.created_at).desc(), Space.id.asc()),
+    SpaceStatus.CANCELLED: (func.coalesce(Space.ended_at, Space.created_at).desc(), Space.id.asc()),
+}
+
+
+class SpaceRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, record: SpaceRecord) -> None:
+        """Store a new space. Unknown host → NOT_FOUND "account_not_found"; an id already
+        used → CONFLICT "space_exists"."""
+        check_space_id(record.id)
+        stmt = insert(Space).values(
+            id=record.id,
+            host=record.host,
+            title=record.title,
+            status=record.status.value,
+            record=record.record,
+            scheduled_start=record.scheduled_start,
+            created_at=record.created_at,
+            started_at=record.started_at,
+            ended_at=record.ended_at,
+            room=record.room,
+            room_version=record.room_version,
+        )
+        async with self._db.begin() as conn:
+            host = await conn.execute(select(Account.handle).where(Account.handle == record.host))
+            if host.first() is None:
+                raise PnyxError(
+                    ErrorKind.NOT_FOUND, f"no account @{record.host}", code="account_not_found"
+                )
+            try:
+                await conn.execute(stmt)
+            except IntegrityError as exc:
+                raise PnyxError(
+                    ErrorKind.CONFLICT, f"a space {record.id!r} exists", code="space_exists"
+                ) from exc
+
+    async def get(self, space_id: SpaceId) -> SpaceRecord | None:
+        async with self._db.begin() as conn:
+            row = (await conn.execute(select(Space).where(Space.id == space_id))).first()
+        return None if row is None else _record(row)
+
+    async def list(self, status: SpaceStatus, limit: int = 50) -> builtins.list[SpaceRecord]:
+        """Spaces in ``status``: live ones newest first, scheduled ones soonest first,
+        ended or cancelled ones most recently ended first."""
+        check_limit(limit)
+        stmt = select(Space).where(Space.status == status.value)
+        stmt = stmt.order_by(*_ORDER[status]).limit(limit)
+        async with self._db.begin() as conn:
+            return [_record(row) for row in await conn.execute(stmt)]
+
+    async def update_room(
+        self,
+        space_id: SpaceId,
+        room: dict[str, Any],
+        *,
+        expected_version: int,
+        new_version: int,
+        status: SpaceStatus,
+        started_at: datetime | None,
+        ended_at: datetime | None,
+    ) -> bool:
+        """Replace the room, its version and the status if, and only if, the stored
+        version is still ``expected_version`` (one atomic UPDATE). True when this call
+        won; False when another writer changed the space first (re-read and retry).
+
+        ``started_at``/``ended_at`` are set once: None leaves the stored value as it is.
+        An unknown space → NOT_FOUND "space_not_found"."""
+        if new_version <= expected_version:
+            raise PnyxError(
+                ErrorKind.INVALID,
+                f"new_version {new_version} must exceed expected_version {expected_version}",
+                code="bad_version",
+            )
+        values: dict[str, Any] = {"room": room, "room_version": new_version, "status": status.value}
+        if started_at is not None:
+            values["started_at"] = started_at
+        if ended_at is not None:
+            values["ended_at"] = ended_at
+        stmt = (
+            update(Space)
+            .where(Space.id == space_id, Space.room_version == expected_version)
+            .values(**values)
+        )
+        async with self._db.begin() as conn:
+            changed = (await conn.execute(stmt)).rowcount
+            if changed == 1:
+                return True
+            exists = await conn.execute(select(Space.id).where(Space.id == space_id))
+            if exists.first() is None:
+                raise PnyxError(
+                    ErrorKind.NOT_FOUND, f"no space {space_id!r}", code="space_not_found"
+                )
+            return False
+
+
+def _record(row: Row[Any]) -> SpaceRecord:
+    return SpaceRecord(
+        id=SpaceId(row.id),
+        host=Handle(row.host),
+        title=row.title,
+        status=SpaceStatus(row.status),
+        record=row.record,
+        scheduled_start=row.scheduled_start,
+        created_at=row.created_at,
+        room=row.room,
+        room_version=row.room_version,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+    )
