@@ -1,0 +1,216 @@
+"""A minimal ISO-BMFF / CMAF writer for one AAC-LC audio track. Pure: bytes in, bytes out.
+
+Two products:
+
+* :func:`init_segment` — the CMAF header (``ftyp`` + ``moov``), served as ``init.mp4``
+  (``EXT-X-MAP``). Its bytes depend only on its arguments, so every stage node (including
+  the one that takes over after a failover) produces the identical header.
+* :func:`fragment` — one CMAF chunk (``moof`` + ``mdat``, optionally led by ``styp``)
+  holding whole AAC access units; an LL-HLS part is one such chunk.
+
+Track id is 1; every fragment uses ``default-base-is-moof`` and a ``trun`` with per-sample
+durations and sizes and a data offset into the following ``mdat``. Box layouts follow
+ISO/IEC 14496-12 (boxes) and 14496-14 (``esds``); :func:`read_boxes` parses them back.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+TRACK_ID = 1
+UNITY_MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+LANGUAGE_UND = 0x55C4  # ISO-639-2 "und", 3x5 bits
+HEADER_BRANDS = (b"iso6", b"cmfc")
+SEGMENT_BRANDS = (b"msdh", b"cmfs")
+
+# trun flags (14496-12 §8.8.8)
+TRUN_DATA_OFFSET = 0x000001
+TRUN_SAMPLE_DURATION = 0x000100
+TRUN_SAMPLE_SIZE = 0x000200
+TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
+
+
+def box(kind: bytes, *payload: bytes) -> bytes:
+    """A plain box: 32-bit size, 4-character type, payload."""
+    if len(kind) != 4:
+        raise ValueError(f"box type must be 4 bytes, got {kind!r}")
+    body = b"".join(payload)
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def full_box(kind: bytes, version: int, flags: int, *payload: bytes) -> bytes:
+    """A full box: a box whose payload starts with an 8-bit version and 24-bit flags."""
+    return box(kind, struct.pack(">I", (version << 24) | (flags & 0xFFFFFF)), *payload)
+
+
+def _brands(kind: bytes, major: bytes, compatible: Iterable[bytes]) -> bytes:
+    return box(kind, major, struct.pack(">I", 0), *compatible)
+
+
+def _descriptor(tag: int, *payload: bytes) -> bytes:
+    """An MPEG-4 descriptor (14496-1 §8.3.3): tag, expandable size, payload."""
+    body = b"".join(payload)
+    size, groups = len(body), []
+    while True:
+        groups.append(size & 0x7F)
+        size >>= 7
+        if not size:
+            break
+    encoded = bytes(g | (0x80 if i else 0) for i, g in reversed(list(enumerate(groups))))
+    return bytes([tag]) + encoded + body
+
+
+def _esds(audio_specific_config: bytes, bit_rate: int) -> bytes:
+    decoder_config = _descriptor(
+        0x04,
+        # objectTypeIndication 0x40 (MPEG-4 Audio); streamType 5 (audio) << 2 | upStream 0 | 1
+        struct.pack(">BB", 0x40, 0x15),
+        (0).to_bytes(3, "big"),  # bufferSizeDB
+        struct.pack(">II", bit_rate, bit_rate),  # maxBitrate, avgBitrate
+        _descriptor(0x05, audio_specific_config),  # DecoderSpecificInfo
+    )
+    sl_config = _descriptor(0x06, b"\x02")  # predefined: reserved for MP4 files
+    es = _descriptor(0x03, struct.pack(">HB", TRACK_ID, 0), decoder_config, sl_config)
+    return full_box(b"esds", 0, 0, es)
+
+
+def _mp4a(sample_rate: int, channels: int, audio_specific_config: bytes, bit_rate: int) -> bytes:
+    if not 0 < sample_rate < 1 << 16:
+        raise ValueError(f"sample rate {sample_rate} does not fit an AudioSampleEntry")
+    return box(
+        b"mp4a",
+        bytes(6),  # SampleEntry reserved
+        struct.pack(">H", 1),  # data_reference_index
+        bytes(8),  # AudioSampleEntry reserved
+        struct.pack(">HHHH", channels, 16, 0, 0),  # channelcount, samplesize, pre_defined, res.
+        struct.pack(">I", sample_rate << 16),  # samplerate, 16.16
+        _esds(audio_specific_config, bit_rate),
+    )
+
+
+def init_segment(
+    sample_rate: int,
+    channels: int,
+    audio_specific_config: bytes,
+    timescale: int = 48_000,
+    bit_rate: int = 64_000,
+) -> bytes:
+    """``ftyp`` + ``moov`` for a fragmented file with one AAC audio track (no samples)."""
+    mvhd = full_box(
+        b"mvhd", 0, 0,
+        struct.pack(">IIII", 0, 0, timescale, 0),  # creation, modification, timescale, duration
+        struct.pack(">IH", 0x10000, 0x0100), bytes(10),  # rate 1.0, volume 1.0, reserved
+        UNITY_MATRIX, bytes(24),  # matrix, pre_defined
+        struct.pack(">I", TRACK_ID + 1),  # next_track_ID
+    )  # fmt: skip
+    tkhd = full_box(
+        b"tkhd", 0, 0x000003,  # track enabled, in movie
+        struct.pack(">IIIII", 0, 0, TRACK_ID, 0, 0),  # creation, modification, id, res., duration
+        bytes(8), struct.pack(">HHHH", 0, 0, 0x0100, 0),  # reserved, layer, group, volume, res.
+        UNITY_MATRIX, struct.pack(">II", 0, 0),  # matrix, width, height
+    )  # fmt: skip
+    mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, timescale, 0, LANGUAGE_UND, 0))
+    hdlr = full_box(b"hdlr", 0, 0, struct.pack(">I4s", 0, b"soun"), bytes(12), b"SoundHandler\0")
+    dinf = box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1)))
+    stbl = box(
+        b"stbl",
+        full_box(
+            b"stsd",
+            0,
+            0,
+            struct.pack(">I", 1),
+            _mp4a(sample_rate, channels, audio_specific_config, bit_rate),
+        ),
+        full_box(b"stts", 0, 0, struct.pack(">I", 0)),
+        full_box(b"stsc", 0, 0, struct.pack(">I", 0)),
+        full_box(b"stsz", 0, 0, struct.pack(">II", 0, 0)),
+        full_box(b"stco", 0, 0, struct.pack(">I", 0)),
+    )
+    minf = box(b"minf", full_box(b"smhd", 0, 0, struct.pack(">HH", 0, 0)), dinf, stbl)
+    trak = box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf))
+    # trex: default sample description 1, no default duration/size/flags (trun carries them).
+    mvex = box(b"mvex", full_box(b"trex", 0, 0, struct.pack(">IIIII", TRACK_ID, 1, 0, 0, 0)))
+    return _brands(b"ftyp", HEADER_BRANDS[0], HEADER_BRANDS) + box(b"moov", mvhd, trak, mvex)
+
+
+def fragment(
+    sequence_number: int,
+    base_media_decode_time: int,
+    samples: Sequence[bytes],
+    sample_duration: int | Sequence[int] = 1024,
+    *,
+    with_styp: bool = False,
+) -> bytes:
+    """One ``moof`` + ``mdat`` with ``samples`` (raw AAC access units), in decode order.
+
+    ``sequence_number`` (``mfhd``) must increase from fragment to fragment;
+    ``base_media_decode_time`` (``tfdt``, version 1) is the first sample's decode time in the
+    track timescale. ``sample_duration`` is one duration for all samples or one per sample.
+    """
+    if not samples:
+        raise ValueError("a fragment needs at least one sample")
+    if isinstance(sample_duration, int):
+        durations: Sequence[int] = [sample_duration] * len(samples)
+    else:
+        durations = sample_duration
+    if len(durations) != len(samples):
+        raise ValueError(f"{len(durations)} durations for {len(samples)} samples")
+    entries = b"".join(
+        struct.pack(">II", d, len(s)) for d, s in zip(durations, samples, strict=True)
+    )
+
+    def moof(data_offset: int) -> bytes:
+        trun = full_box(
+            b"trun", 0, TRUN_DATA_OFFSET | TRUN_SAMPLE_DURATION | TRUN_SAMPLE_SIZE,
+            struct.pack(">Ii", len(samples), data_offset), entries,
+        )  # fmt: skip
+        traf = box(
+            b"traf",
+            full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", TRACK_ID)),
+            full_box(b"tfdt", 1, 0, struct.pack(">Q", base_media_decode_time)),
+            trun,
+        )
+        return box(b"moof", full_box(b"mfhd", 0, 0, struct.pack(">I", sequence_number)), traf)
+
+    # The data offset is relative to the start of moof and points past the mdat header;
+    # moof's size does not depend on the offset's value, so measure it once.
+    size = len(moof(0))
+    styp = _brands(b"styp", SEGMENT_BRANDS[0], SEGMENT_BRANDS) if with_styp else b""
+    return styp + moof(size + 8) + box(b"mdat", *samples)
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A box found by :func:`read_boxes`: its type, where it starts and its payload."""
+
+    kind: bytes
+    offset: int
+    size: int
+    payload: bytes
+
+    def children(self, header: int = 0) -> list[Box]:
+        """Parse the payload as child boxes, after ``header`` bytes (4 for full boxes)."""
+        return read_boxes(self.payload[header:], base=self.offset + 8 + header)
+
+
+def read_boxes(data: bytes, base: int = 0) -> list[Box]:
+    """Split ``data`` into consecutive boxes (no recursion); raise if sizes do not add up."""
+    found: list[Box] = []
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < 8:
+            raise ValueError(f"truncated box header at offset {base + pos}")
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            (size,) = struct.unpack_from(">Q", data, pos + 8)
+            header = 16
+        elif size == 0:
+            size = len(data) - pos
+        if size < header or pos + size > len(data):
+            raise ValueError(f"box {kind!r} at offset {base + pos} has bad size {size}")
+        found.append(Box(kind, base + pos, size, data[pos + header : pos + size]))
+        pos += size
+    return found

@@ -1,0 +1,178 @@
+"""Pure HLS playlist rendering and LL-HLS blocking-reload checks (RFC 8216bis).
+
+Three renderings of the same :class:`~pnyx.media.hls.PlaylistState`:
+
+* :func:`render_ll_hls` — the low-latency live playlist: parts of the segments near the live
+  edge, a preload hint for the next part, blocking reload advertised;
+* :func:`render_plain_hls` — the same window without parts, for players that predate LL-HLS;
+* :func:`render_vod` — a replay over recorded segments, closed with EXT-X-ENDLIST.
+
+:func:`is_ready` says whether a blocking request (``_HLS_msn``/``_HLS_part``) can be answered
+from a state; :func:`is_too_far` whether it asks so far ahead that the origin should answer
+400 at once (§6.2.5.2). The waiting itself (and its timeout) belongs to the origin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from pnyx.media.hls import INIT_URI, PartRef, PlaylistState, SegmentRef, part_uri
+
+LL_HLS_VERSION = 9
+PLAIN_HLS_VERSION = 6  # EXT-X-MAP without I-frames-only needs 6
+
+
+def _decimal(seconds: float) -> str:
+    text = f"{seconds:.5f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _date(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _header(version: int, target_duration: int) -> list[str]:
+    return [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{version}",
+        f"#EXT-X-TARGETDURATION:{target_duration}",
+        "#EXT-X-INDEPENDENT-SEGMENTS",  # every AAC access unit decodes on its own
+    ]
+
+
+def _sequence(media_sequence: int, discontinuity_sequence: int, init_uri: str) -> list[str]:
+    lines = [f"#EXT-X-MEDIA-SEQUENCE:{media_sequence}"]
+    if discontinuity_sequence:
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
+    lines.append(f'#EXT-X-MAP:URI="{init_uri}"')
+    return lines
+
+
+def _part(part: PartRef) -> str:
+    independent = ",INDEPENDENT=YES" if part.independent else ""
+    return f'#EXT-X-PART:DURATION={_decimal(part.duration)},URI="{part.uri}"{independent}'
+
+
+def _segment(seg: SegmentRef, *, with_parts: bool, discontinuity: bool) -> list[str]:
+    lines = ["#EXT-X-DISCONTINUITY"] if discontinuity else []
+    lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_date(seg.program_date_time)}")
+    if with_parts:
+        lines += [_part(p) for p in seg.parts]
+    lines += [f"#EXTINF:{_decimal(seg.duration)},", seg.uri]
+    return lines
+
+
+def render_ll_hls(
+    state: PlaylistState,
+    *,
+    init_uri: str = INIT_URI,
+    part_hold_back: float | None = None,
+    hold_back: float | None = None,
+    parts_span: float | None = None,
+) -> str:
+    """The LL-HLS live playlist.
+
+    ``part_hold_back`` defaults to 3 part targets and ``hold_back`` to 3 target durations
+    (the spec's recommendations). Parts are listed for every segment that ends within
+    ``parts_span`` seconds (default 3 target durations) of the live edge, and for the open
+    segment, followed by a preload hint for the next part unless the stream has ended.
+    """
+    part_hold_back = 3 * state.part_target if part_hold_back is None else part_hold_back
+    hold_back = 3 * state.target_duration if hold_back is None else hold_back
+    parts_span = 3 * state.target_duration if parts_span is None else parts_span
+    lines = _header(LL_HLS_VERSION, state.target_duration)
+    lines += [
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,"
+        f"PART-HOLD-BACK={_decimal(part_hold_back)},HOLD-BACK={_decimal(hold_back)}",
+        f"#EXT-X-PART-INF:PART-TARGET={_decimal(state.part_target)}",
+    ]
+    lines += _sequence(state.media_sequence, state.discontinuity_sequence, init_uri)
+    # Distance from each segment's end to the live edge decides whether its parts show.
+    to_edge = sum(p.duration for p in state.parts)
+    shows_parts = []
+    for seg in reversed(state.segments):
+        shows_parts.append(to_edge < parts_span)
+        to_edge += seg.duration
+    for seg, with_parts in zip(state.segments, reversed(shows_parts), strict=True):
+        lines += _segment(seg, with_parts=with_parts, discontinuity=seg.discontinuity)
+    if state.parts:
+        if state.pending_discontinuity:
+            lines.append("#EXT-X-DISCONTINUITY")
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_date(state.pending_program_date_time)}")
+        lines += [_part(p) for p in state.parts]
+    if state.ended:
+        lines.append("#EXT-X-ENDLIST")
+    else:
+        hint = part_uri(state.next_msn, len(state.parts))
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{hint}"')
+    return "\n".join(lines) + "\n"
+
+
+def render_plain_hls(state: PlaylistState, *, init_uri: str = INIT_URI) -> str:
+    """The same live window as whole segments only, for players without LL-HLS."""
+    lines = _header(PLAIN_HLS_VERSION, state.target_duration)
+    lines += _sequence(state.media_sequence, state.discontinuity_sequence, init_uri)
+    for seg in state.segments:
+        lines += _segment(seg, with_parts=False, discontinuity=seg.discontinuity)
+    if state.ended:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def render_vod(segments: Sequence[SegmentRef], *, init_uri: str = INIT_URI) -> str:
+    """A replay playlist over recorded segments, in order.
+
+    EXT-X-DISCONTINUITY precedes a segment marked so (a failover) and any segment whose
+    sequence number does not follow its predecessor's (a gap in the recording).
+    """
+    target = max((max(1, int(s.duration + 0.5)) for s in segments), default=1)
+    lines = _header(PLAIN_HLS_VERSION, target)
+    lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
+    lines += _sequence(segments[0].msn if segments else 0, 0, init_uri)
+    previous: SegmentRef | None = None
+    for seg in segments:
+        jump = previous is not None and (seg.discontinuity or seg.msn != previous.msn + 1)
+        lines += _segment(seg, with_parts=False, discontinuity=jump)
+        previous = seg
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def is_ready(state: PlaylistState, msn: int, part: int | None = None) -> bool:
+    """Does ``state`` satisfy a blocking reload for ``_HLS_msn=msn`` (``&_HLS_part=part``)?
+
+    Without ``part``: segment ``msn`` (or a later one) is complete. With ``part``: part
+    ``part`` of segment ``msn`` or a later part exists; a part index past the end of a
+    completed segment means the first part of the next one. An ended stream is always ready.
+    """
+    if state.ended:
+        return True
+    if part is None:
+        return msn < state.next_msn
+    if msn < state.next_msn - 1:
+        return True
+    if msn == state.next_msn - 1:
+        last = state.segments[-1] if state.segments else None
+        closed_parts = len(last.parts) if last is not None and last.msn == msn else part + 1
+        return part < closed_parts or bool(state.parts)
+    if msn == state.next_msn:
+        return part < len(state.parts)
+    return False
+
+
+def is_too_far(state: PlaylistState, msn: int, part: int | None = None) -> bool:
+    """Should a blocking request be refused with 400 instead of held (§6.2.5.2)?
+
+    True when ``msn`` is more than two past the last segment in the playlist, or ``part``
+    is beyond the last part by more than the Advance Part Limit (3 parts' worth of
+    seconds: ``3 / PART-TARGET`` parts when the part target is under a second, else 3).
+    """
+    last_msn = state.next_msn if state.parts else state.next_msn - 1
+    if msn > last_msn + 2:
+        return True
+    if part is None:
+        return False
+    limit = 3 / state.part_target if state.part_target < 1 else 3.0
+    last_position = state.next_msn * state.segment_parts + len(state.parts) - 1
+    return msn * state.segment_parts + part - last_position > limit
