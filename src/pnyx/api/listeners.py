@@ -1,0 +1,74 @@
+"""The listener's path: join, heartbeat, leave, react, and the cacheable state read."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+
+from pnyx.api.deps import Credentials, Listener, MaybeAccount, NodeDep
+from pnyx.api.schemas import HeartbeatOut, JoinOut, ReactionIn, StateOut
+from pnyx.domain.types import SpaceId
+
+router = APIRouter(prefix="/v1/spaces/{space_id}", tags=["listeners"])
+
+
+@router.post("/join")
+async def join(space_id: str, me: MaybeAccount, node: NodeDep, response: Response) -> JoinOut:
+    """Join as a listener: anonymous for a public space, or signed in (then blocks and
+    removals apply). Listening itself needs no token; this one is for heartbeats and
+    reactions."""
+    joined = await node.listeners.join(SpaceId(space_id), me)
+    response.headers["Cache-Control"] = "no-store"
+    return JoinOut(
+        listener_id=joined.listener_id,
+        token=joined.token,
+        heartbeat_s=joined.heartbeat_s,
+        media=joined.media,
+    )
+
+
+@router.post("/heartbeat")
+async def heartbeat(space_id: str, who: Listener, node: NodeDep) -> HeartbeatOut:
+    return HeartbeatOut(heartbeat_s=await node.listeners.heartbeat(who))
+
+
+@router.post("/leave", status_code=204)
+async def leave(space_id: str, who: Listener, node: NodeDep) -> Response:
+    await node.listeners.leave(who)
+    return Response(status_code=204)
+
+
+@router.post("/reactions", status_code=202)
+async def react(space_id: str, body: ReactionIn, who: Listener, node: NodeDep) -> Response:
+    await node.listeners.react(who, body.emoji)
+    return Response(status_code=202)
+
+
+@router.get("/state")
+async def state(
+    space_id: str,
+    node: NodeDep,
+    creds: Credentials,
+    response: Response,
+    after: int | None = Query(
+        None, ge=0, description="wait (up to ~15 s) until the version is greater than this"
+    ),
+) -> StateOut:
+    """The space as every listener sees it. With ``after=V`` equal to the current version
+    this waits for the next version (like LL-HLS blocking playlist reload). Without
+    credentials the response is public and identical for all listeners, so an HTTP cache
+    serves one copy to everyone waiting on the same ``after``. With a stage member's
+    account token it also says who raised a hand, and is private."""
+    space = SpaceId(space_id)
+    for_stage = False
+    if creds is not None:
+        me = node.tokens.account(creds.credentials)
+        for_stage = (await node.spaces.room(space)).on_stage(me)
+    else:
+        await node.spaces.record(space)
+    view = await node.listeners.state(space, after, for_stage=for_stage)
+    if creds is not None:
+        response.headers["Cache-Control"] = "private, no-store"
+    else:
+        response.headers["Cache-Control"] = "public, max-age=1"
+    response.headers["X-Pnyx-Version"] = str(view["version"])
+    return StateOut(**view)

@@ -1,0 +1,81 @@
+"""The ``pnyx`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import pnyx
+from pnyx.config import Settings, load_settings
+from pnyx.errors import PnyxError
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run a Pnyx node (API, stage and origin)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    p.add_argument("--database", help="database URL (default: SQLite file in the data dir)")
+    p.add_argument("--redis", help="Redis URL for the shared live state (default: in memory)")
+    p.add_argument("--data-dir", dest="data_dir", help="where files live (default ./data)")
+    p.add_argument("--role", choices=["api", "stage", "both"], help="what this node runs")
+    p.add_argument("--config", help="a TOML file of settings (see config.example.toml)")
+    p.add_argument("--log-level", dest="log_level", help="debug, info, warning, error")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from pnyx.api.app import create_app
+
+    overrides = {
+        k: getattr(args, k)
+        for k in ("host", "port", "database", "redis", "data_dir", "role", "log_level")
+    }
+    settings: Settings = load_settings(overrides, config_file=args.config)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=settings.ws_max_message_bytes,
+        ws_ping_interval=None,  # the stage protocol has its own pings
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"Pnyx {pnyx.__version__} serving on http://{host}:{settings.port}/", flush=True)
+    server.run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pnyx", description=pnyx.__doc__)
+    parser.add_argument("--version", action="version", version=f"pnyx {pnyx.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+    except PnyxError as exc:
+        print(f"pnyx: {exc.message}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

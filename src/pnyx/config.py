@@ -1,0 +1,146 @@
+"""One frozen, typed configuration, read once (STYLE.md rule 13).
+
+Precedence, lowest first: built-in defaults < TOML file (``--config`` or ``PNYX_CONFIG``)
+< environment (``PNYX_<FIELD>``, e.g. ``PNYX_MAX_SPEAKERS=8``) < command-line flags.
+Unknown keys and bad values fail loudly at start-up. ``config.example.toml`` lists every
+setting with its default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pnyx.errors import ErrorKind, PnyxError
+
+ENV_PREFIX = "PNYX_"
+
+
+class NodeRole(StrEnum):
+    API = "api"
+    STAGE = "stage"
+    BOTH = "both"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # -- where and how --------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Path("data")
+    database: str | None = None  # default: SQLite file in data_dir
+    redis: str | None = None  # default: in-process memory live state
+    role: NodeRole = NodeRole.BOTH
+    node_id: str = ""  # default: random per process
+    secret: str | None = None  # token signing key; default: generated into data_dir
+    log_level: str = "info"
+    serve_web: bool = True
+
+    # -- accounts and tokens --------------------------------------------------------
+    token_ttl_s: int = Field(7 * 24 * 3600, gt=0)
+    listener_token_ttl_s: int = Field(6 * 3600, gt=0)
+    min_password_len: int = Field(8, ge=1)
+
+    # -- the stage ------------------------------------------------------------------
+    max_cohosts: int = Field(2, ge=0)
+    max_speakers: int = Field(10, ge=0)
+    host_grace_s: float = Field(300.0, ge=0)
+    max_title_len: int = Field(120, gt=0)
+
+    # -- listeners ------------------------------------------------------------------
+    heartbeat_s: float = Field(15.0, gt=0)
+    presence_bucket_s: float = Field(5.0, gt=0)
+    presence_window_s: float = Field(45.0, gt=0)
+    state_wait_s: float = Field(15.0, gt=0, le=60)
+    state_tick_s: float = Field(1.0, gt=0)
+    reactions_window_s: int = Field(5, gt=0)
+    reaction_rate: float = Field(5.0, gt=0)  # per listener, tokens per second
+    reaction_burst: float = Field(10.0, gt=0)
+    space_cache_s: int = Field(1, ge=0)
+
+    # -- limits on input --------------------------------------------------------------
+    max_body_bytes: int = Field(16 * 1024, gt=0)
+    max_sdp_bytes: int = Field(64 * 1024, gt=0)
+    ws_max_message_bytes: int = Field(4 * 1024, gt=0)
+    ws_ping_s: float = Field(20.0, gt=0)
+    ws_idle_timeout_s: float = Field(60.0, gt=0)
+    ws_auth_timeout_s: float = Field(10.0, gt=0)
+    ws_queue_depth: int = Field(256, gt=0)
+
+    # -- leases ---------------------------------------------------------------------
+    lease_ttl_s: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.presence_window_s < self.presence_bucket_s:
+            raise ValueError("presence_window_s must be at least presence_bucket_s")
+        if self.lease_ttl_s <= self.state_tick_s:
+            raise ValueError("lease_ttl_s must exceed state_tick_s (leases are renewed per tick)")
+        if self.secret is not None and len(self.secret.encode()) < 32:
+            raise ValueError("secret must be at least 32 bytes (HS256 key length)")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite+aiosqlite:///{self.data_dir / 'pnyx.db'}"
+
+
+_FIELDS = set(Settings.model_fields)
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == "PNYX_CONFIG":
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in _FIELDS:
+            raise PnyxError(ErrorKind.INVALID, f"unknown setting in environment: {key}")
+        out[name] = value
+    return out
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings once, failing loudly (PnyxError INVALID) on bad input."""
+    env = os.environ if env is None else env
+    merged: dict[str, Any] = {}
+    path = config_file or env.get("PNYX_CONFIG")
+    if path:
+        try:
+            merged.update(tomllib.loads(Path(path).read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise PnyxError(ErrorKind.INVALID, f"cannot read config file {path}: {exc}") from exc
+    merged.update(_from_env(env))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise PnyxError(ErrorKind.INVALID, f"bad configuration: {exc}") from exc
+
+
+def signing_secret(settings: Settings) -> str:
+    """The configured secret, or one generated once and kept in the data dir (single node).
+    Several nodes must share ``secret`` (or ``PNYX_SECRET``)."""
+    if settings.secret:
+        return settings.secret
+    path = settings.data_dir / "secret"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value

@@ -1,0 +1,21 @@
+"""Prometheus metrics (served at /metrics). Defined once per process."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "pnyx_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "pnyx_http_request_seconds",
+    "HTTP request latency (long-polls excluded)",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+COMMANDS = Counter("pnyx_commands_total", "Space commands by outcome", ["command", "outcome"])
+JOINS = Counter("pnyx_joins_total", "Listener joins by outcome", ["outcome"])
+REACTIONS = Counter("pnyx_reactions_total", "Reactions by outcome", ["outcome"])
+STATE_WAITERS = Gauge("pnyx_state_waiters", "State long-polls waiting right now")
+STAGE_SOCKETS = Gauge("pnyx_stage_sockets", "Open stage WebSockets")
+TICKS = Counter("pnyx_ticks_total", "Space ticks run by this node")

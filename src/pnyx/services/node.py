@@ -1,0 +1,89 @@
+"""A Pnyx node: opens the store and live state, wires the services, owns the background
+tasks (STYLE.md rule 9), and closes everything on the way out."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pnyx.config import NodeRole, Settings, signing_secret
+from pnyx.domain.types import Limits
+from pnyx.live.base import LiveState
+from pnyx.live.factory import open_live_state
+from pnyx.services.accounts import AccountService
+from pnyx.services.auth import Passwords, Tokens
+from pnyx.services.listeners import ListenerService
+from pnyx.services.spaces import SpaceService
+from pnyx.services.stage import StageService
+from pnyx.services.ticker import SpaceTicker
+from pnyx.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Node:
+    settings: Settings
+    node_id: str
+    store: Store
+    live: LiveState
+    tokens: Tokens
+    accounts: AccountService
+    spaces: SpaceService
+    listeners: ListenerService
+    stage: StageService
+    ticker: SpaceTicker
+
+    @classmethod
+    async def open(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Node:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        node_id = settings.node_id or f"node-{secrets.token_hex(4)}"
+        store = await Store.open(settings.database_url)
+        await store.create_schema()
+        live = open_live_state(settings.redis, presence_bucket_s=settings.presence_bucket_s)
+        tokens = Tokens(
+            signing_secret(settings),
+            account_ttl_s=settings.token_ttl_s,
+            listener_ttl_s=settings.listener_token_ttl_s,
+        )
+        limits = Limits(
+            max_cohosts=settings.max_cohosts,
+            max_speakers=settings.max_speakers,
+            host_grace_s=settings.host_grace_s,
+            max_title_len=settings.max_title_len,
+        )
+        spaces = SpaceService(store, live, limits, clock)
+        node = cls(
+            settings=settings,
+            node_id=node_id,
+            store=store,
+            live=live,
+            tokens=tokens,
+            accounts=AccountService(
+                store, Passwords(), tokens, min_password_len=settings.min_password_len
+            ),
+            spaces=spaces,
+            listeners=ListenerService(settings, store, live, spaces, tokens, clock),
+            stage=StageService(settings, live, spaces, tokens),
+            ticker=SpaceTicker(settings, live, spaces, node_id, clock),
+        )
+        if settings.role in (NodeRole.STAGE, NodeRole.BOTH):
+            node.ticker.start()
+        log.info(
+            "node %s up: role=%s store=%s live=%s",
+            node_id,
+            settings.role.value,
+            settings.database_url.split("://", 1)[0],
+            "redis" if settings.redis else "memory",
+        )
+        return node
+
+    async def close(self) -> None:
+        await self.stage.close()
+        await self.ticker.stop()
+        await self.live.close()
+        await self.store.close()
+        log.info("node %s down", self.node_id)

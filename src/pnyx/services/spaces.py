@@ -1,0 +1,215 @@
+"""Spaces: create, read, and run commands against a space's room.
+
+A command is decided by the pure rules, then written with a compare-and-swap on the
+room's version in the durable store, so any number of API processes can act on one
+space: a loser of the race reloads and decides again. After a write, the room is
+published to the live state (a new snapshot version for every listener) and the events
+go to the stage channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pnyx.domain import commands as cmd
+from pnyx.domain import events as ev
+from pnyx.domain.codec import room_from_json, room_to_json
+from pnyx.domain.room import Room
+from pnyx.domain.rules import decide, new_room
+from pnyx.domain.types import Handle, Limits, SpaceId, SpaceStatus, SpeakPolicy
+from pnyx.errors import ErrorKind, PnyxError
+from pnyx.live.base import LiveState
+from pnyx.protocol import stage as wire
+from pnyx.services import metrics, views
+from pnyx.store.db import Store
+from pnyx.store.records import SpaceRecord
+
+log = logging.getLogger(__name__)
+
+CAS_ATTEMPTS = 8
+
+
+def stage_channel(space: SpaceId) -> str:
+    return f"stage:{space}"
+
+
+def _ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class NewSpace:
+    title: str
+    scheduled_start: datetime | None = None
+    speak_policy: SpeakPolicy = SpeakPolicy.EVERYONE
+    record: bool = False
+
+
+class SpaceService:
+    def __init__(
+        self, store: Store, live: LiveState, limits: Limits, clock: Callable[[], float]
+    ) -> None:
+        self._store = store
+        self._live = live
+        self._limits = limits
+        self._clock = clock
+
+    # -- reading ----------------------------------------------------------------------
+    async def record(self, space: SpaceId) -> SpaceRecord:
+        rec = await self._store.spaces.get(space)
+        if rec is None:
+            raise PnyxError(ErrorKind.NOT_FOUND, f"no space {space}", code="no_space")
+        return rec
+
+    async def room(self, space: SpaceId) -> Room:
+        return room_from_json((await self.record(space)).room)
+
+    async def list(self, status: SpaceStatus, limit: int = 50) -> list[SpaceRecord]:
+        return await self._store.spaces.list(status, limit)
+
+    # -- creating -----------------------------------------------------------------------
+    async def create(self, host: Handle, spec: NewSpace) -> SpaceRecord:
+        title = spec.title.strip()
+        if not title or len(title) > self._limits.max_title_len:
+            raise PnyxError(
+                ErrorKind.INVALID,
+                f"a title is 1 to {self._limits.max_title_len} characters",
+                code="bad_title",
+            )
+        now = self._clock()
+        scheduled = spec.scheduled_start is not None
+        if spec.scheduled_start is not None and spec.scheduled_start.timestamp() <= now:
+            raise PnyxError(
+                ErrorKind.INVALID,
+                "scheduled_start must be in the future (omit it to go live now)",
+                code="bad_schedule",
+            )
+        space = SpaceId(secrets.token_urlsafe(9))
+        room = new_room(
+            space,
+            host,
+            title,
+            scheduled=scheduled,
+            speak_policy=spec.speak_policy,
+            limits=self._limits,
+            now=now,
+        )
+        rec = SpaceRecord(
+            id=space,
+            host=host,
+            title=title,
+            status=room.status,
+            record=spec.record,
+            scheduled_start=spec.scheduled_start,
+            created_at=datetime.fromtimestamp(now, UTC),
+            room=room_to_json(room),
+            room_version=room.version,
+        )
+        await self._store.spaces.create(rec)
+        await self.publish_room(room)
+        log.info("space %s created by @%s (%s)", space, host, room.status.value)
+        return rec
+
+    # -- commands ----------------------------------------------------------------------
+    async def execute(self, space: SpaceId, command: cmd.Command) -> Room:
+        """Decide and persist one command; retried on a concurrent change."""
+        name = type(command).__name__
+        for _ in range(CAS_ATTEMPTS):
+            rec = await self.record(space)
+            room = room_from_json(rec.room)
+            try:
+                decision = decide(room, command, self._clock())
+            except PnyxError:
+                metrics.COMMANDS.labels(name, "rejected").inc()
+                raise
+            if decision.room.version == room.version:
+                return room  # nothing changed (a Tick with nothing to do)
+            new = decision.room
+            won = await self._store.spaces.update_room(
+                space,
+                room_to_json(new),
+                expected_version=room.version,
+                new_version=new.version,
+                status=new.status,
+                started_at=_ts(new.started_at),
+                ended_at=_ts(new.ended_at),
+            )
+            if won:
+                metrics.COMMANDS.labels(name, "accepted").inc()
+                await self._after(new, decision.events)
+                return new
+        metrics.COMMANDS.labels(name, "contended").inc()
+        raise PnyxError(
+            ErrorKind.UNAVAILABLE,
+            "the space is changing too fast; retry in a moment",
+            code="contended",
+            retry_after=1.0,
+        )
+
+    async def _after(self, room: Room, events: tuple[ev.Event, ...]) -> None:
+        for event in events:
+            if isinstance(event, ev.MemberRemoved) and event.blocked:
+                await self._store.social.block(room.host, event.handle, datetime.now(UTC))
+        await self.publish_room(room)
+        for event in events:
+            await self._live.publish(
+                stage_channel(room.id), wire.encode(wire.from_event(event)).encode()
+            )
+
+    async def publish_room(self, room: Room) -> int | None:
+        return await self._live.put_part(room.id, views.ROOM, views.room_part(room), room.version)
+
+    async def ensure_published(self, space: SpaceId) -> None:
+        """Re-publish the room from the durable store (e.g. a fresh memory live state)."""
+        await self.publish_room(await self.room(space))
+
+    def public_info(
+        self, rec: SpaceRecord, snapshot_parts: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        room = room_from_json(rec.room)
+        stats = (snapshot_parts or {}).get(views.STATS, {})
+        return {
+            "id": rec.id,
+            "title": rec.title,
+            "host": rec.host,
+            "state": room.status.value,
+            "speak_policy": room.speak_policy.value,
+            "record": rec.record,
+            "scheduled_start": rec.scheduled_start.isoformat() if rec.scheduled_start else None,
+            "started_at": _iso(room.started_at),
+            "ended_at": _iso(room.ended_at),
+            "stage": [{"handle": m.handle, "role": m.role.value} for m in room.members],
+            "listeners": int(stats.get("listeners", 0)),
+            "links": links(rec.id),
+        }
+
+
+def _iso(value: float | None) -> str | None:
+    return datetime.fromtimestamp(value, UTC).isoformat() if value is not None else None
+
+
+def links(space: SpaceId) -> dict[str, str]:
+    return {
+        "self": f"/v1/spaces/{space}",
+        "state": f"/v1/spaces/{space}/state",
+        "join": f"/v1/spaces/{space}/join",
+        "hls": f"/media/{space}/live.m3u8",
+        "hls_plain": f"/media/{space}/plain.m3u8",
+        "replay": f"/media/{space}/replay.m3u8",
+    }
+
+
+async def raise_hand(spaces: SpaceService, store: Store, space: SpaceId, actor: Handle) -> Room:
+    """RaiseHand needs two facts the rules cannot look up: blocks and follows."""
+    room = await spaces.room(space)
+    if await store.social.is_blocked(room.host, actor):
+        raise PnyxError(
+            ErrorKind.FORBIDDEN, "the host has blocked you from their spaces", code="blocked"
+        )
+    followed = await store.social.is_following(room.host, actor)
+    return await spaces.execute(space, cmd.RaiseHand(actor, followed_by_host=followed))

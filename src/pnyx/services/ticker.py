@@ -1,0 +1,102 @@
+"""The space ticker: once a tick, for each live space whose lease this node holds,
+publish the listener count and reactions (the "stats" part of the snapshot) and let
+time pass for the rules (the host's grace period).
+
+Leases make exactly one node responsible for each space's tick; if that node dies, its
+lease lapses and another node's ticker takes the space over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pnyx.config import Settings
+from pnyx.domain import commands as cmd
+from pnyx.domain.types import SpaceId, SpaceStatus
+from pnyx.errors import PnyxError
+from pnyx.live.base import Lease, LiveState
+from pnyx.services import metrics, views
+from pnyx.services.spaces import SpaceService
+
+log = logging.getLogger(__name__)
+
+
+class SpaceTicker:
+    def __init__(
+        self,
+        settings: Settings,
+        live: LiveState,
+        spaces: SpaceService,
+        node_id: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self._s = settings
+        self._live = live
+        self._spaces = spaces
+        self._node = node_id
+        self._clock = clock
+        self._leases: dict[SpaceId, Lease] = {}
+        self._last_stats: dict[SpaceId, dict[str, Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="space-ticker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for lease in list(self._leases.values()):
+            with contextlib.suppress(PnyxError):
+                await self._live.release(lease)
+        self._leases.clear()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick_all()
+            except PnyxError as exc:  # a store or live-state outage: keep ticking
+                log.warning("tick failed: %s", exc.message)
+            await asyncio.sleep(self._s.state_tick_s)
+
+    async def tick_all(self) -> None:
+        live = {rec.id for rec in await self._spaces.list(SpaceStatus.LIVE, limit=10_000)}
+        for space in list(self._leases):
+            if space not in live:
+                await self._live.release(self._leases.pop(space))
+                self._last_stats.pop(space, None)
+        for space in live:
+            if await self._hold(space):
+                await self.tick(space)
+
+    async def _hold(self, space: SpaceId) -> bool:
+        lease = self._leases.get(space)
+        if lease is not None and await self._live.renew(lease, self._s.lease_ttl_s):
+            return True
+        self._last_stats.pop(space, None)
+        got = await self._live.acquire(f"tick:{space}", self._node, self._s.lease_ttl_s)
+        if got is None:
+            self._leases.pop(space, None)
+            return False
+        self._leases[space] = got
+        return True
+
+    async def tick(self, space: SpaceId) -> None:
+        metrics.TICKS.inc()
+        now = self._clock()
+        stats = {
+            "listeners": await self._live.presence_count(space, now, self._s.presence_window_s),
+            "reactions": await self._live.reactions(space, now, self._s.reactions_window_s),
+        }
+        if stats != self._last_stats.get(space):
+            await self._live.put_part(space, views.STATS, stats, int(now * 1000))
+            self._last_stats[space] = stats
+        room = await self._spaces.room(space)
+        if room.host_away_since is not None:
+            await self._spaces.execute(space, cmd.Tick())

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pnyx.config import Settings, load_settings
+from pnyx.errors import ErrorKind, PnyxError
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "config.example.toml"
+
+
+def test_defaults_are_the_embedded_default() -> None:
+    s = load_settings(env={})
+    assert (s.host, s.port, s.redis) == ("127.0.0.1", 8000, None)
+    assert s.database_url == f"sqlite+aiosqlite:///{Path('data') / 'pnyx.db'}"
+    assert (s.max_cohosts, s.max_speakers) == (2, 10)
+
+
+def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
+    f = tmp_path / "pnyx.toml"
+    f.write_text("max_speakers = 4\nport = 9000\nheartbeat_s = 7.5\n")
+    s = load_settings(
+        {"port": 9100}, config_file=f, env={"PNYX_MAX_SPEAKERS": "6", "PNYX_PORT": "9050"}
+    )
+    assert s.max_speakers == 6  # env beats file
+    assert s.port == 9100  # flags beat env
+    assert s.heartbeat_s == 7.5  # file beats default
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"PNYX_MAX_SPEEKERS": "3"}, "PNYX_MAX_SPEEKERS"),
+        ({"PNYX_PORT": "eighty"}, "port"),
+        ({"PNYX_MAX_SPEAKERS": "-1"}, "max_speakers"),
+        ({"PNYX_SECRET": "short"}, "32 bytes"),
+        ({"PNYX_PRESENCE_WINDOW_S": "1", "PNYX_PRESENCE_BUCKET_S": "5"}, "presence_window_s"),
+    ],
+)
+def test_bad_settings_fail_loudly(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(PnyxError) as err:
+        load_settings(env=env)
+    assert err.value.kind is ErrorKind.INVALID
+    assert fragment in err.value.message
+
+
+def test_unknown_key_in_file_fails(tmp_path: Path) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text("max_speekers = 3\n")
+    with pytest.raises(PnyxError, match="max_speekers"):
+        load_settings(config_file=f, env={})
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings(env={})
+    with pytest.raises(ValueError, match="frozen"):
+        s.port = 1  # type: ignore[misc]
+
+
+def test_example_config_lists_every_setting_with_its_default() -> None:
+    text = EXAMPLE.read_text()
+    # Commented-out keys count as listed (they have no static default).
+    uncommented = "\n".join(line.lstrip("# ") for line in text.splitlines())
+    listed = set()
+    for line in uncommented.splitlines():
+        if "=" in line and not line.startswith(("-", " ")):
+            listed.add(line.split("=", 1)[0].strip())
+    assert listed >= set(Settings.model_fields), set(Settings.model_fields) - listed
+    parsed = tomllib.loads(text)
+    defaults = Settings()
+    for key, value in parsed.items():
+        got = getattr(defaults, key)
+        assert (str(got) if isinstance(got, Path) else got) == value, key
