@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install, via apt, the system packages the tests use, when they are missing:
+# redis-server, PostgreSQL, nginx, Chromium and ffmpeg. Idempotent and quiet when all
+# are present.
+set -euo pipefail
+
+missing=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have redis-server || missing+=(redis-server)
+have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || have initdb || missing+=(postgresql)
+have chromium || missing+=(chromium)
+have ffmpeg || missing+=(ffmpeg)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+echo "installing system packages via apt: ${missing[*]}" >&2
+$sudo apt-get update -qq
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  "${missing[@]}" >/dev/null
+# Debian starts the packaged services; the tests start their own on free ports.
+for svc in redis-server nginx postgresql; do
+  if command -v systemctl >/dev/null 2>&1; then $sudo systemctl stop "$svc" 2>/dev/null || true; fi
+  if command -v service >/dev/null 2>&1; then $sudo service "$svc" stop >/dev/null 2>&1 || true; fi
+done

@@ -1,0 +1,83 @@
+"""A small test client for the Pnyx HTTP API (speaks exactly the public protocol)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class User:
+    handle: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Listener:
+    listener_id: str
+    token: str
+    heartbeat_s: float
+    media: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, (response.status_code, response.text)
+    return response.json() if response.content else None
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["kind"] and body["error"]["message"], body
+    return dict(body["error"])
+
+
+def register(c: httpx.Client, handle: str, password: str = "correct horse") -> User:
+    ok(c.post("/v1/accounts", json={"handle": handle, "password": password}), 201)
+    token = ok(c.post("/v1/sessions", json={"handle": handle, "password": password}))["token"]
+    return User(handle, token)
+
+
+def create_space(c: httpx.Client, host: User, **body: Any) -> str:
+    out = ok(c.post("/v1/spaces", json={"title": "Town hall", **body}, headers=host.auth), 201)
+    return str(out["id"])
+
+
+def join(c: httpx.Client, space: str, user: User | None = None) -> Listener:
+    headers = user.auth if user else {}
+    out = ok(c.post(f"/v1/spaces/{space}/join", headers=headers))
+    return Listener(out["listener_id"], out["token"], out["heartbeat_s"], out["media"])
+
+
+def state(c: httpx.Client, space: str, after: int | None = None, **kw: Any) -> dict[str, Any]:
+    params = {"after": after} if after is not None else {}
+    return dict(ok(c.get(f"/v1/spaces/{space}/state", params=params, **kw)))
+
+
+def wait_state(
+    c: httpx.Client, space: str, pred: Any, *, timeout: float = 15.0, **kw: Any
+) -> dict[str, Any]:
+    """Long-poll the state like a listener until ``pred(state)`` holds (or fail)."""
+    deadline = time.monotonic() + timeout
+    s = state(c, space, **kw)
+    while not pred(s):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"state never matched; last: {s}")
+        s = state(c, space, after=s["version"], **kw)
+    return s
+
+
+def on_stage(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m["handle"]: m for m in s["stage"]}

@@ -1,0 +1,94 @@
+"""Start real ``pnyx serve`` processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.support.procs import free_port, wait_until
+
+# Fast clocks so that counts, grace periods and leases move within a test's patience.
+FAST = {
+    "heartbeat_s": "1",
+    "presence_bucket_s": "0.5",
+    "presence_window_s": "2",
+    "state_tick_s": "0.2",
+    "lease_ttl_s": "1",
+    "state_wait_s": "5",
+}
+
+SECRET = "test-secret-shared-by-all-nodes-0123456789"
+
+
+class PnyxProcess:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+        self.proc = proc
+        self.url = url
+        self.log = log
+
+    def client(self, **kw: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=20.0, **kw)  # type: ignore[arg-type]
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def pnyx_serve(
+    data_dir: Path,
+    *,
+    database: str | None = None,
+    redis: str | None = None,
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[PnyxProcess]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PNYX_")}
+    env.update({f"PNYX_{k.upper()}": v for k, v in {**FAST, **(settings or {})}.items()})
+    env["PNYX_SECRET"] = SECRET
+    env["PNYX_SERVE_WEB"] = "true"
+    args = [sys.executable, "-m", "pnyx.cli", "serve", "--port", str(port)]
+    args += ["--data-dir", str(data_dir)]
+    if database:
+        args += ["--database", database]
+    if redis:
+        args += ["--redis", redis]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / f"pnyx-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    server = PnyxProcess(proc, url, log)
+    try:
+
+        def healthy() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"pnyx serve exited early:\n{server.output()}")
+            try:
+                return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, timeout=30, what="pnyx serve to be healthy")
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        out = server.output()
+        # A node must never crash or log a traceback, whatever the tests threw at it.
+        assert "Traceback" not in out, out
