@@ -44,6 +44,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
 bench-join: $(STAMP)
+	@command -v wrk >/dev/null || bash scripts/install-system-deps.sh wrk
 	$(BIN)/python bench/join_throughput.py
 
 clean:

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Install, via apt, the system packages the tests use, when they are missing:
 # redis-server, PostgreSQL, nginx, Chromium and ffmpeg. Idempotent and quiet when all
-# are present.
+# are present. Extra package names given as arguments (e.g. wrk, for the benchmarks)
+# are installed too when their command is missing.
 set -euo pipefail
 
 missing=()
+for extra in "$@"; do
+  command -v "$extra" >/dev/null 2>&1 || missing+=("$extra")
+done
 have() { command -v "$1" >/dev/null 2>&1; }
 have redis-server || missing+=(redis-server)
 have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx)

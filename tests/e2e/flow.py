@@ -6,6 +6,9 @@ from __future__ import annotations
 import httpx
 
 from tests.support.api import (
+    Heartbeats,
+    Listener,
+    User,
     create_space,
     error_of,
     join,
@@ -40,8 +43,25 @@ def run_space_flow(act: httpx.Client, watch: httpx.Client) -> None:
     rex_l = join(act, space, rex)
     assert len({anon.listener_id, lee_l.listener_id, rex_l.listener_id}) == 3
     assert anon.heartbeat_s > 0 and anon.media["hls"].endswith("/live.m3u8")
-    s = wait_state(watch, space, lambda s: s["listeners"] == 3)
+    wait_state(watch, space, lambda s: s["listeners"] == 3)
     assert ok(act.post(f"/v1/spaces/{space}/heartbeat", headers=anon.auth))["heartbeat_s"] > 0
+    with Heartbeats(str(act.base_url), space, [anon, lee_l, rex_l], every_s=0.3) as beats:
+        _on_stage_and_off(act, watch, space, host, lee, rex, rex_l, anon, beats)
+
+
+def _on_stage_and_off(
+    act: httpx.Client,
+    watch: httpx.Client,
+    space: str,
+    host: User,
+    lee: User,
+    rex: User,
+    rex_l: Listener,
+    anon: Listener,
+    beats: Heartbeats,
+) -> None:
+    # Heard listeners stay counted (the presence window is 2 s in these tests).
+    s = wait_state(watch, space, lambda s: s["listeners"] == 3)
 
     # Lee raises a hand: listeners see a count, the stage sees who.
     v = s["version"]
@@ -86,6 +106,9 @@ def run_space_flow(act: httpx.Client, watch: httpx.Client) -> None:
         "blocked",
     )
     error_of(watch.post(f"/v1/spaces/{space}/heartbeat", headers=rex_l.auth), 403)
+    # Their client stops being heard, and the count follows once the window passes.
+    s = wait_state(watch, space, lambda s: s["listeners"] == 2)
+    assert beats.refused == [rex_l.listener_id]
     # Blocked from the host's other spaces too.
     other = create_space(act, host, title="Another one")
     assert error_of(watch.post(f"/v1/spaces/{other}/join", headers=rex.auth), 403)["code"] == (

@@ -81,3 +81,39 @@ def wait_state(
 
 def on_stage(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {m["handle"]: m for m in s["stage"]}
+
+
+class Heartbeats:
+    """Keeps listeners heard, like their clients would, on a background thread; a
+    listener whose heartbeat is refused (removed, space over) stops, as a client does."""
+
+    def __init__(
+        self, base_url: str, space: str, listeners: list[Listener], every_s: float
+    ) -> None:
+        import threading
+
+        self._base = base_url
+        self._space = space
+        self._listeners = list(listeners)
+        self._every = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.refused: list[str] = []
+
+    def __enter__(self) -> Heartbeats:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self._base, timeout=5) as c:
+            while not self._stop.is_set():
+                for lst in list(self._listeners):
+                    r = c.post(f"/v1/spaces/{self._space}/heartbeat", headers=lst.auth)
+                    if r.status_code != 200:
+                        self._listeners.remove(lst)
+                        self.refused.append(lst.listener_id)
+                self._stop.wait(self._every)

@@ -97,6 +97,10 @@ class SpaceTicker:
         if stats != self._last_stats.get(space):
             await self._live.put_part(space, views.STATS, stats, int(now * 1000))
             self._last_stats[space] = stats
-        room = await self._spaces.room(space)
-        if room.host_away_since is not None:
+        # Only a space whose host is away has anything for Tick to decide; the snapshot
+        # says so without a store read.
+        snap = await self._live.get_snapshot(space)
+        if snap is None or views.ROOM not in snap.parts:
+            await self._spaces.ensure_published(space)  # e.g. a fresh memory live state
+        elif snap.parts[views.ROOM].get("host_away"):
             await self._spaces.execute(space, cmd.Tick())
