@@ -10,15 +10,16 @@ import httpx
 import pytest
 
 from tests.support.api import (
-    User,
     create_space,
     error_of,
     join,
     ok,
     on_stage,
-    register,
     state,
     wait_state,
+)
+from tests.support.api import (
+    new_user as user,
 )
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
 
@@ -29,19 +30,6 @@ pytestmark = pytest.mark.e2e
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
     with pnyx_serve(Path(tmp_path_factory.mktemp("policies"))) as n:
         yield n
-
-
-@pytest.fixture
-def c(node: PnyxProcess) -> Iterator[httpx.Client]:
-    with node.client() as client:
-        yield client
-
-
-_n = iter(range(10_000))
-
-
-def user(c: httpx.Client, prefix: str) -> User:
-    return register(c, f"{prefix}_{next(_n)}")
 
 
 def test_accounts_sessions_follows_and_blocks(c: httpx.Client) -> None:

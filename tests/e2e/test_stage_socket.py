@@ -15,7 +15,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support.api import User, create_space, join, ok, register, state, wait_state
+from tests.support.api import create_space, join, ok, state, wait_state
+from tests.support.api import new_user as user
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
 
 pytestmark = pytest.mark.e2e
@@ -31,19 +32,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
     }
     with pnyx_serve(Path(tmp_path_factory.mktemp("ws")), settings=settings) as n:
         yield n
-
-
-@pytest.fixture
-def c(node: PnyxProcess) -> Iterator[httpx.Client]:
-    with node.client() as client:
-        yield client
-
-
-_n = iter(range(10_000))
-
-
-def user(c: httpx.Client, prefix: str) -> User:
-    return register(c, f"{prefix}_{next(_n)}")
 
 
 @contextmanager

@@ -50,6 +50,14 @@ def register(c: httpx.Client, handle: str, password: str = "correct horse") -> U
     return User(handle, token)
 
 
+_serial = iter(range(1_000_000))
+
+
+def new_user(c: httpx.Client, prefix: str) -> User:
+    """A freshly registered, signed-in account with a unique handle."""
+    return register(c, f"{prefix}_{next(_serial)}")
+
+
 def create_space(c: httpx.Client, host: User, **body: Any) -> str:
     out = ok(c.post("/v1/spaces", json={"title": "Town hall", **body}, headers=host.auth), 201)
     return str(out["id"])
