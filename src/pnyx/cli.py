@@ -25,6 +25,44 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--log-level", dest="log_level", help="debug, info, warning, error")
 
 
+def _edge_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "edge-config",
+        help="print an nginx configuration for a caching edge in front of Pnyx nodes",
+    )
+    p.add_argument("--listen", required=True, help='nginx listen value: "8080", "0.0.0.0:80"')
+    p.add_argument(
+        "--upstream",
+        action="append",
+        required=True,
+        metavar="HOST:PORT",
+        help="a Pnyx node (repeat for several)",
+    )
+    p.add_argument("--cache-dir", default="/var/cache/pnyx-edge", help="cache and temp files")
+    p.add_argument("--cache-size", default="2g", help="proxy_cache_path max_size")
+    p.add_argument(
+        "--http-only",
+        action="store_true",
+        help="print only what goes inside http { } (to include in an existing nginx.conf)",
+    )
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pnyx.edge import EdgeSpec, render
+
+    spec = EdgeSpec(
+        listen=args.listen,
+        upstreams=tuple(args.upstream),
+        cache_dir=Path(args.cache_dir),
+        cache_size=args.cache_size,
+        standalone=not args.http_only,
+    )
+    sys.stdout.write(render(spec))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -66,10 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"pnyx {pnyx.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    _edge_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "edge-config":
+            return _edge(args)
     except PnyxError as exc:
         print(f"pnyx: {exc.message}", file=sys.stderr)
         return 2

@@ -1,0 +1,169 @@
+"""The nginx edge from ``pnyx edge-config``, against a real nginx: listener reads are
+cached and collapsed, private reads are not, and listeners keep reading while the origin
+is down."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.api import create_space, new_user, ok, state
+from tests.support.nginx import nginx_edge
+from tests.support.pnyx_server import pnyx_serve
+from tests.support.procs import require_binary, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def _metric(c: httpx.Client, name: str, labels: str = "") -> float:
+    text = c.get("/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and labels in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+STATE_ROUTE = 'route="/v1/spaces/{space_id}/state"'
+
+
+def quiet_version(c: httpx.Client, space: str) -> int:
+    """The state version once the first stats tick has passed, so that only the test's
+    own change moves it."""
+    seen: list[int] = []
+
+    def settled() -> bool:
+        seen.append(state(c, space)["version"])
+        return len(seen) >= 3 and seen[-1] == seen[-3] and seen[-1] > 1
+
+    wait_until(settled, timeout=10, interval=0.3, what="a quiet state")
+    return seen[-1]
+
+
+def test_edge_config_cli_is_valid_nginx(tmp_path: Path) -> None:
+    nginx = require_binary("nginx", "/usr/sbin")
+    args = ["edge-config", "--listen", "127.0.0.1:18080", "--cache-dir", str(tmp_path)]
+    args += ["--upstream", "127.0.0.1:18001", "--upstream", "127.0.0.2:18002"]  # loopback only
+    out = subprocess.run(
+        [sys.executable, "-m", "pnyx.cli", *args], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.count("max_fails=") == 2
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(out)
+    checked = subprocess.run(
+        [nginx, "-e", "stderr", "-t", "-p", str(tmp_path), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_state_long_poll_collapses_to_one_origin_request(tmp_path: Path) -> None:
+    waiting = 40
+    with (
+        pnyx_serve(tmp_path / "o", settings={"state_wait_s": "12"}) as origin,
+        origin.client() as direct,
+        nginx_edge([origin.url.removeprefix("http://")]) as edge,
+    ):
+        host, fan = new_user(direct, "h"), new_user(direct, "f")
+        space = create_space(direct, host)
+        v = quiet_version(direct, space)
+        before = _metric(direct, "pnyx_http_requests_total", STATE_ROUTE)
+
+        def poll(_: int) -> tuple[int, str]:
+            with httpx.Client(base_url=edge.url, timeout=30) as c:
+                r = c.get(f"/v1/spaces/{space}/state", params={"after": v})
+                return r.status_code, r.text
+
+        with ThreadPoolExecutor(waiting) as pool:
+            futures = [pool.submit(poll, i) for i in range(waiting)]
+            # However many listeners wait at the edge, the origin holds one long-poll.
+            wait_until(
+                lambda: _metric(direct, "pnyx_state_waiters") == 1, timeout=10, what="1 waiter"
+            )
+            ok(direct.post(f"/v1/spaces/{space}/hand", headers=fan.auth))
+            results = [f.result(timeout=30) for f in futures]
+        assert {status for status, _ in results} == {200}
+        assert len({body for _, body in results}) == 1  # one copy served to all
+        assert '"count":1' in results[0][1]
+        after = _metric(direct, "pnyx_http_requests_total", STATE_ROUTE)
+        assert after - before == 1, (before, after)
+
+
+def test_cached_and_private_reads(tmp_path: Path) -> None:
+    with (
+        pnyx_serve(tmp_path / "o") as origin,
+        origin.client() as direct,
+        nginx_edge([origin.url.removeprefix("http://")]) as edge,
+        httpx.Client(base_url=edge.url, timeout=30) as via_edge,
+    ):
+        host = new_user(direct, "h")
+        space = create_space(direct, host)
+        first = via_edge.get(f"/v1/spaces/{space}")
+        second = via_edge.get(f"/v1/spaces/{space}")
+        assert first.status_code == second.status_code == 200
+        assert (first.headers["x-cache-status"], second.headers["x-cache-status"]) == (
+            "MISS",
+            "HIT",
+        )
+        # A stage member's read carries a token: never cached, never shared.
+        private = via_edge.get(f"/v1/spaces/{space}/state", headers=host.auth)
+        assert private.headers["x-cache-status"] == "BYPASS"
+        assert private.json()["hands"]["handles"] == []
+        public = via_edge.get(f"/v1/spaces/{space}/state")
+        assert public.json()["hands"]["handles"] is None
+        # Writes go straight through.
+        joined = via_edge.post(f"/v1/spaces/{space}/join")
+        assert joined.status_code == 200
+        assert joined.headers.get("x-cache-status", "") == ""
+
+
+def test_listeners_keep_reading_while_the_origin_is_down(tmp_path: Path) -> None:
+    with pnyx_serve(tmp_path / "o") as origin, origin.client() as direct:
+        host = new_user(direct, "h")
+        space = create_space(direct, host)
+        with (
+            nginx_edge([origin.url.removeprefix("http://")]) as edge,
+            httpx.Client(base_url=edge.url, timeout=30) as via_edge,
+        ):
+            v = via_edge.get(f"/v1/spaces/{space}/state").json()["version"]
+            assert via_edge.get(f"/v1/spaces/{space}").status_code == 200
+            origin.proc.send_signal(signal.SIGKILL)  # the origin dies
+            origin.proc.wait()
+
+            # After the cached copy expired (max-age=1), the edge serves it stale.
+            def stale() -> bool:
+                r = via_edge.get(f"/v1/spaces/{space}/state")
+                return r.status_code == 200 and r.headers["x-cache-status"] == "STALE"
+
+            wait_until(stale, timeout=10, what="a stale copy")
+            assert via_edge.get(f"/v1/spaces/{space}/state").json()["version"] == v
+            assert via_edge.get(f"/v1/spaces/{space}").status_code == 200
+
+
+def test_passive_health_checks_route_around_a_dead_node(
+    tmp_path: Path, redis_url: str, pg_database_url: str
+) -> None:
+    with (
+        pnyx_serve(tmp_path / "a", database=pg_database_url, redis=redis_url) as a,
+        pnyx_serve(tmp_path / "b", database=pg_database_url, redis=redis_url) as b,
+        a.client() as direct,
+        nginx_edge([a.url.removeprefix("http://"), b.url.removeprefix("http://")]) as edge,
+        httpx.Client(base_url=edge.url, timeout=30) as via_edge,
+    ):
+        host = new_user(direct, "h")
+        space = create_space(direct, host)
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait()
+        statuses = [
+            via_edge.get("/v1/spaces", params={"state": "live"}).status_code for _ in range(20)
+        ]
+        assert statuses == [200] * 20
+        # A cache miss for a read goes to the live node too.
+        assert via_edge.get(f"/v1/spaces/{space}/state", params={"after": 0}).status_code == 200
