@@ -78,15 +78,46 @@ class Settings(BaseModel):
     # -- leases ---------------------------------------------------------------------
     lease_ttl_s: float = Field(5.0, gt=0)
 
+    # -- media (stage node and origin) --------------------------------------------------
+    public_url: str | None = None  # how other nodes reach this one; default http://host:port
+    aac_bitrate: int = Field(64_000, ge=16_000, le=320_000)
+    mix_queue_frames: int = Field(10, ge=1, le=500)  # per speaker, 20 ms each, drop-oldest
+    mix_target_frames: int = Field(2, ge=1, le=500)  # per speaker: jitter queue's target depth
+    speaking_threshold_dbov: float = Field(-45.0, ge=-127, le=0)
+    hls_block_s: float = Field(6.0, gt=0, le=30)  # longest blocking playlist reload
+    media_part_ttl_s: float = Field(60.0, gt=0)  # parts in the live state
+    media_segment_ttl_s: float = Field(300.0, gt=0)  # segments in the live state
+    record_dir: Path | None = None  # default: data_dir / "recordings"
+    mix_minus_queue_frames: int = Field(5, ge=1, le=500)  # per speaker, back to them
+    mix_minus_target_frames: int = Field(2, ge=1, le=500)  # their send queue's target depth
+    mix_minus_bitrate: int = Field(64_000, ge=6_000, le=510_000)  # Opus, mono, per speaker
+    encoder_queue_frames: int = Field(50, ge=1, le=5000)  # program frames awaiting the encoder
+    publish_connect_timeout_s: float = Field(20.0, gt=0)  # ICE must connect within this
+    publish_idle_timeout_s: float = Field(5.0, gt=0)  # no audio this long: the peer is gone
+    node_url_ttl_s: float = Field(30.0, gt=0)  # a node's advertised URL in the live state
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.presence_window_s < self.presence_bucket_s:
             raise ValueError("presence_window_s must be at least presence_bucket_s")
         if self.lease_ttl_s <= self.state_tick_s:
             raise ValueError("lease_ttl_s must exceed state_tick_s (leases are renewed per tick)")
+        if self.mix_target_frames > self.mix_queue_frames:
+            raise ValueError("mix_target_frames must not exceed mix_queue_frames")
+        if self.mix_minus_target_frames > self.mix_minus_queue_frames:
+            raise ValueError("mix_minus_target_frames must not exceed mix_minus_queue_frames")
         if self.secret is not None and len(self.secret.encode()) < 32:
             raise ValueError("secret must be at least 32 bytes (HS256 key length)")
         return self
+
+    @property
+    def advertised_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return self.public_url or f"http://{host}:{self.port}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.record_dir or self.data_dir / "recordings"
 
     @property
     def database_url(self) -> str:

@@ -6,12 +6,14 @@ from enum import StrEnum
 
 
 class ErrorKind(StrEnum):
-    INVALID = "invalid"  # malformed or semantically wrong input
+    MALFORMED = "malformed"  # unparseable input (bad JSON, garbage SDP): 400
+    INVALID = "invalid"  # well-formed but wrong values: 422
     UNAUTHENTICATED = "unauthenticated"  # no, bad or expired credentials
     FORBIDDEN = "forbidden"  # authenticated, but this actor may not do this
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"  # the request is well-formed but the current state forbids it
     TOO_LARGE = "too_large"
+    UNSUPPORTED = "unsupported"  # a content type this route does not take: 415
     RATE_LIMITED = "rate_limited"  # a per-client limit: retry after a while
     UNAVAILABLE = "unavailable"  # overloaded or a dependency is down: retry after a while
 

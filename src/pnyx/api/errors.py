@@ -17,25 +17,27 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pnyx.errors import ErrorKind, PnyxError
 
 STATUS = {
+    ErrorKind.MALFORMED: 400,
     ErrorKind.INVALID: 422,
     ErrorKind.UNAUTHENTICATED: 401,
     ErrorKind.FORBIDDEN: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
     ErrorKind.TOO_LARGE: 413,
+    ErrorKind.UNSUPPORTED: 415,
     ErrorKind.RATE_LIMITED: 429,
     ErrorKind.UNAVAILABLE: 503,
 }
 
 _HTTP_KIND = {
-    400: ErrorKind.INVALID,
+    400: ErrorKind.MALFORMED,
     401: ErrorKind.UNAUTHENTICATED,
     403: ErrorKind.FORBIDDEN,
     404: ErrorKind.NOT_FOUND,
     405: ErrorKind.INVALID,
     409: ErrorKind.CONFLICT,
     413: ErrorKind.TOO_LARGE,
-    415: ErrorKind.INVALID,
+    415: ErrorKind.UNSUPPORTED,
     429: ErrorKind.RATE_LIMITED,
     503: ErrorKind.UNAVAILABLE,
 }
@@ -81,7 +83,7 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         status, code, message = _describe(list(exc.errors()))
         return JSONResponse(
-            error_body(ErrorKind.INVALID, code, message),
+            error_body(ErrorKind.MALFORMED if status == 400 else ErrorKind.INVALID, code, message),
             status_code=status,
             headers={"Cache-Control": "no-store"},
         )

@@ -13,9 +13,12 @@ from pnyx.config import NodeRole, Settings, signing_secret
 from pnyx.domain.types import Limits
 from pnyx.live.base import LiveState
 from pnyx.live.factory import open_live_state
+from pnyx.media.recording import Recordings
 from pnyx.services.accounts import AccountService
 from pnyx.services.auth import Passwords, Tokens
 from pnyx.services.listeners import ListenerService
+from pnyx.services.media import MediaService
+from pnyx.services.origin import Origin
 from pnyx.services.spaces import SpaceService
 from pnyx.services.stage import StageService
 from pnyx.services.ticker import SpaceTicker
@@ -35,6 +38,8 @@ class Node:
     spaces: SpaceService
     listeners: ListenerService
     stage: StageService
+    origin: Origin
+    media: MediaService
     ticker: SpaceTicker
 
     @classmethod
@@ -56,6 +61,9 @@ class Node:
             max_title_len=settings.max_title_len,
         )
         spaces = SpaceService(store, live, limits, clock)
+        recordings = Recordings(settings.recordings_dir)
+        origin = Origin(settings, live, recordings)
+        media = MediaService(settings, live, spaces, origin, recordings, node_id, clock)
         node = cls(
             settings=settings,
             node_id=node_id,
@@ -68,7 +76,9 @@ class Node:
             spaces=spaces,
             listeners=ListenerService(settings, store, live, spaces, tokens, clock),
             stage=StageService(settings, live, spaces, tokens),
-            ticker=SpaceTicker(settings, live, spaces, node_id, clock),
+            origin=origin,
+            media=media,
+            ticker=SpaceTicker(settings, live, spaces, node_id, clock, media=media),
         )
         if settings.role in (NodeRole.STAGE, NodeRole.BOTH):
             node.ticker.start()
@@ -84,6 +94,7 @@ class Node:
     async def close(self) -> None:
         await self.stage.close()
         await self.ticker.stop()
+        await self.media.close()
         await self.live.close()
         await self.store.close()
         log.info("node %s down", self.node_id)

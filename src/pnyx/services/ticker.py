@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pnyx.config import Settings
 from pnyx.domain import commands as cmd
@@ -21,6 +21,9 @@ from pnyx.errors import PnyxError
 from pnyx.live.base import Lease, LiveState
 from pnyx.services import metrics, views
 from pnyx.services.spaces import SpaceService
+
+if TYPE_CHECKING:
+    from pnyx.services.media import MediaService
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +36,11 @@ class SpaceTicker:
         spaces: SpaceService,
         node_id: str,
         clock: Callable[[], float],
+        *,
+        media: MediaService | None = None,
     ) -> None:
         self._s = settings
+        self._media = media
         self._live = live
         self._spaces = spaces
         self._node = node_id
@@ -52,9 +58,9 @@ class SpaceTicker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for lease in list(self._leases.values()):
+        for space in list(self._leases):
             with contextlib.suppress(PnyxError):
-                await self._live.release(lease)
+                await self._let_go(space, ended=False)
         self._leases.clear()
 
     async def _run(self) -> None:
@@ -69,11 +75,20 @@ class SpaceTicker:
         live = {rec.id for rec in await self._spaces.list(SpaceStatus.LIVE, limit=10_000)}
         for space in list(self._leases):
             if space not in live:
-                await self._live.release(self._leases.pop(space))
-                self._last_stats.pop(space, None)
+                await self._let_go(space, ended=True)
         for space in live:
             if await self._hold(space):
                 await self.tick(space)
+                if self._media is not None:
+                    await self._media.ensure_running(space)
+            elif self._media is not None and self._media.running(space):
+                await self._media.stop(space, ended=False)  # the lease moved elsewhere
+
+    async def _let_go(self, space: SpaceId, *, ended: bool) -> None:
+        self._last_stats.pop(space, None)
+        if self._media is not None and self._media.running(space):
+            await self._media.stop(space, ended=ended)
+        await self._live.release(self._leases.pop(space))
 
     async def _hold(self, space: SpaceId) -> bool:
         lease = self._leases.get(space)

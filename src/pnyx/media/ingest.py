@@ -1,0 +1,317 @@
+"""Speakers' WebRTC, terminated with aiortc: the only module that imports it.
+
+:meth:`IngestSession.accept` takes a speaker's SDP offer (WHIP-style, non-trickle) and
+returns a session whose answer carries every ICE candidate. On the one peer connection:
+
+* the speaker's audio comes in (aiortc decodes Opus in its own thread) and is cut into
+  20 ms packed s16 stereo chunks (:class:`~pnyx.media.frames.PcmChunker`: usually a mere
+  view of the decoded frame) put on :attr:`IngestSession.inbound`, the jitter queue the
+  mix clock's thread takes one chunk from per tick (thread-safe, bounded, trimmed to its
+  target depth);
+* their mix-minus goes out: the mixer Opus-encodes it in the clock's thread and puts the
+  packets on :attr:`IngestSession.outbound`; :class:`MixMinusTrack` hands each one to
+  aiortc as soon as the mixer wakes it (pre-encoded: aiortc only packetises it).
+
+No STUN or TURN server is configured (aiortc would otherwise ask a public one): the stage
+node must be reachable at its host addresses. The session ends by itself when the
+connection fails or closes, when the speaker's track ends, when ICE has not connected
+within ``connect_timeout_s``, or when no audio has come in for ``idle_timeout_s`` once
+connected (a peer that vanished without a word: browsers and aiortc keep sending frames,
+silent ones, while muted, so only a dead peer goes quiet; ICE consent would take ~30 s to
+notice); :attr:`IngestSession.ended` is then set and :attr:`IngestSession.why` says why.
+The owner closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Coroutine
+from typing import Any
+
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
+from aiortc.sdp import SessionDescription
+
+from pnyx.errors import ErrorKind, PnyxError
+from pnyx.media import metrics
+from pnyx.media.frames import FrameQueue, Pcm, PcmChunker
+from pnyx.media.opus import OpusPacket
+
+log = logging.getLogger(__name__)
+
+# What a broken or unacceptable offer makes aiortc raise while applying it.
+_REFUSED = (
+    ValueError,
+    LookupError,
+    TypeError,
+    InvalidAccessError,
+    InvalidStateError,
+    OperationError,
+)
+
+
+# aiortc's audio jitter buffer: 16 packets, a frame released once 4 newer ones are in (80 ms).
+JITTER_CAPACITY = 16
+JITTER_PREFETCH = 4
+
+
+class GapSkippingJitterBuffer(JitterBuffer):
+    """aiortc's audio jitter buffer, except that a missing packet does not hold up the
+    frames after it: the oldest frame is released once ``prefetch`` newer frames are in,
+    *counting across gaps*, so a packet still missing when its turn comes is simply lost.
+
+    aiortc's own stops counting at the first gap: after one lost packet it releases
+    nothing until the buffer overflows (16 packets later, ~300 ms without audio) and from
+    then on releases one frame per arrival with 14 still held instead of 4 — one lost
+    packet adds ~200 ms to that speaker's latency for the rest of the session. A packet
+    arriving after its turn is dropped as too old, as aiortc drops any.
+    """
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        origin = self._origin
+        if origin is None:
+            return None
+        groups: list[tuple[int, list[RtpPacket]]] = []  # per frame: (offset, packets)
+        previous = -2
+        for offset in range(self._capacity):
+            packet = self._packets[(origin + offset) % self._capacity]
+            if packet is None:
+                continue
+            if groups and offset == previous + 1 and packet.timestamp == groups[-1][1][0].timestamp:
+                groups[-1][1].append(packet)  # the same frame, continued
+            else:
+                groups.append((offset, [packet]))
+                if len(groups) > max(self._prefetch, 1):
+                    first = groups[0][1]
+                    self.remove(groups[1][0])  # up to the next frame, gaps included
+                    return JitterFrame(
+                        data=b"".join(p._data for p in first),  # type: ignore[attr-defined]
+                        timestamp=first[0].timestamp,
+                    )
+            previous = offset
+        return None
+
+
+def _skip_gaps(pc: RTCPeerConnection) -> None:
+    """Give the audio receivers a :class:`GapSkippingJitterBuffer` (before any packet)."""
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        if transceiver.kind != "audio" or receiver is None:
+            continue
+        if not hasattr(receiver, "_RTCRtpReceiver__jitter_buffer"):  # another aiortc
+            log.warning("aiortc's receiver has no jitter buffer to replace: losses add delay")
+            continue
+        receiver._RTCRtpReceiver__jitter_buffer = GapSkippingJitterBuffer(
+            capacity=JITTER_CAPACITY, prefetch=JITTER_PREFETCH
+        )
+
+
+def check_offer(offer_sdp: str) -> None:
+    """Refuse (PnyxError MALFORMED) an offer that is not one sending audio m-section."""
+    try:
+        parsed = SessionDescription.parse(offer_sdp)
+    except Exception as exc:  # aiortc's parser raises whatever the garbage provokes
+        raise PnyxError(
+            ErrorKind.MALFORMED, f"the SDP offer does not parse: {exc}", code="bad_sdp"
+        ) from exc
+    kinds = [m.kind for m in parsed.media]
+    if kinds != ["audio"]:
+        found = ", ".join(kinds) or "none"
+        raise PnyxError(
+            ErrorKind.MALFORMED,
+            f"the SDP offer must have exactly one m=audio section (found: {found})",
+            code="bad_sdp",
+        )
+    direction = parsed.media[0].direction
+    if direction not in (None, "sendrecv", "sendonly"):
+        raise PnyxError(
+            ErrorKind.MALFORMED,
+            f"the SDP offer's audio is {direction}: publish with a=sendrecv (or a=sendonly)",
+            code="bad_sdp",
+        )
+
+
+class MixMinusTrack(MediaStreamTrack):
+    """The audio sent back to a speaker: everyone but themself, as Opus packets the mixer
+    encoded, each handed to aiortc as soon as the mixer says it is there (:meth:`wake`).
+    When the loop was held up and several are waiting, the queue's target depth trims the
+    oldest: the speaker gets the newest audio, not a growing delay."""
+
+    kind = "audio"
+
+    def __init__(self, packets: FrameQueue[OpusPacket]) -> None:
+        super().__init__()
+        self._packets = packets
+        self._ready = asyncio.Event()
+
+    def wake(self) -> None:
+        """A packet was queued (called on the loop, by the mixer's tick callback)."""
+        self._ready.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()  # a recv waiting for a packet sees the track ended
+
+    async def recv(self) -> OpusPacket:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            packet = self._packets.take()
+            if packet is not None:
+                return packet
+            self._ready.clear()
+            if not len(self._packets):
+                await self._ready.wait()
+
+
+class IngestSession:
+    """One speaker's peer connection. Create with :meth:`accept`; close with :meth:`close`."""
+
+    def __init__(
+        self,
+        pc: RTCPeerConnection,
+        *,
+        inbound: FrameQueue[Pcm],
+        outbound: FrameQueue[OpusPacket],
+    ) -> None:
+        self.id = secrets.token_urlsafe(12)
+        self.inbound = inbound
+        self.outbound = outbound
+        self.answer_sdp = ""
+        self.ended = asyncio.Event()
+        self.why = ""
+        self.heard_at = 0.0  # loop time of the last audio frame from the speaker
+        self._pc = pc
+        self._send = MixMinusTrack(self.outbound)
+        self._connected = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._closer: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """The mixer put a packet on :attr:`outbound` (call on the loop)."""
+        self._send.wake()
+
+    @classmethod
+    async def accept(
+        cls,
+        offer_sdp: str,
+        *,
+        inbound: FrameQueue[Pcm],
+        outbound: FrameQueue[OpusPacket],
+        connect_timeout_s: float,
+        idle_timeout_s: float,
+    ) -> IngestSession:
+        """Answer ``offer_sdp``; PnyxError MALFORMED when it is unusable. ``inbound`` and
+        ``outbound`` are the jitter queues to and from the mixer."""
+        check_offer(offer_sdp)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        session = cls(pc, inbound=inbound, outbound=outbound)
+        try:
+            pc.on("track", session._on_track)
+            pc.on("connectionstatechange", session._on_state)
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            except _REFUSED as exc:
+                raise PnyxError(
+                    ErrorKind.MALFORMED, f"the SDP offer was refused: {exc}", code="bad_sdp"
+                ) from exc
+            _skip_gaps(pc)
+            pc.addTrack(session._send)
+            # aiortc gathers every candidate before returning: the answer is complete.
+            await pc.setLocalDescription(await pc.createAnswer())
+            session.answer_sdp = pc.localDescription.sdp
+        except BaseException:
+            await session.close()
+            raise
+        session._spawn(session._watchdog(connect_timeout_s, idle_timeout_s))
+        return session
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _end(self, why: str) -> None:
+        if not self.ended.is_set():
+            self.why = why
+            self.ended.set()
+            metrics.SESSIONS_ENDED.labels(why).inc()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and not self._closed:
+            self._spawn(self._read(track))
+
+    def _on_state(self) -> None:
+        state = self._pc.connectionState
+        log.debug("session %s: connection %s", self.id, state)
+        if state == "connected":
+            self._connected.set()
+        elif state in ("failed", "closed"):
+            self._end(f"connection_{state}")
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        loop = asyncio.get_running_loop()
+        chunker = PcmChunker()
+        inbound = self.inbound
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                self._end("track_ended")
+                return
+            self.heard_at = loop.time()
+            if isinstance(frame, av.AudioFrame):
+                for chunk in chunker.push(frame):
+                    inbound.put(chunk)
+
+    async def _watchdog(self, connect_timeout_s: float, idle_timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self._connected.wait(), connect_timeout_s)
+        except TimeoutError:
+            self._end("connect_timeout")
+            return
+        loop = asyncio.get_running_loop()
+        self.heard_at = max(self.heard_at, loop.time())
+        while True:
+            quiet = loop.time() - self.heard_at
+            if quiet >= idle_timeout_s:
+                log.info("session %s: no audio for %.1f s: ending it", self.id, quiet)
+                self._end("idle")
+                return
+            await asyncio.sleep(idle_timeout_s - quiet)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._pc.connectionState == "connected")
+
+    async def close(self) -> None:
+        """Close the peer connection and stop the session's tasks. Idempotent; a caller
+        cancelled while waiting does not interrupt the closing (aiortc breaks if its
+        close is cancelled half-way), which any later call awaits."""
+        if self._closer is None:
+            self._closed = True
+            self._end("closed")
+            self._closer = asyncio.create_task(self._close(), name=f"close-{self.id}")
+        await asyncio.shield(self._closer)
+
+    async def _close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._send.stop()
+        with contextlib.suppress(Exception):  # closing a half-set-up connection may fail
+            await self._pc.close()

@@ -1,0 +1,49 @@
+"""Prometheus metrics of the stage node's media (served at /metrics with the rest).
+
+Kept apart from services/metrics.py so the media layer can record without importing
+the services layer. Every name starts with ``pnyx_media_``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TICK_LATENESS = Histogram(
+    "pnyx_media_tick_lateness_seconds",
+    "How late each 20 ms tick of the mix clock's thread ran against its absolute schedule",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+)
+TICKS = Counter(
+    "pnyx_media_ticks_total", "Mix clock ticks run (one 20 ms frame of every running space)"
+)
+TICKS_SKIPPED = Counter(
+    "pnyx_media_ticks_skipped_total",
+    "Mix clock ticks given up because the clock's thread fell too far behind (an audio gap)",
+)
+MIX_SECONDS = Histogram(
+    "pnyx_media_mix_seconds",
+    "Time spent on one space's tick (mix, mix-minus, levels, Opus-encoding every mix-minus)",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02),
+)
+FRAMES_DROPPED = Counter(
+    "pnyx_media_frames_dropped_total",
+    "20 ms frames dropped by a full drop-oldest queue",
+    ["queue"],  # inbound (speaker → mixer), outbound (mix-minus → speaker), encoder
+)
+FRAMES_TRIMMED = Counter(
+    "pnyx_media_frames_trimmed_total",
+    "20 ms frames dropped from a jitter queue found above its target depth when read "
+    "(a backlog turned away instead of becoming latency)",
+    ["queue"],  # inbound (speaker → mixer), outbound (mix-minus → speaker)
+)
+SESSIONS = Gauge("pnyx_media_sessions", "Publish sessions (peer connections) on this node")
+SPACES = Gauge("pnyx_media_spaces", "Spaces whose media runs on this node")
+PUBLISHES = Counter("pnyx_media_publishes_total", "Publish requests by outcome", ["outcome"])
+SESSIONS_ENDED = Counter(
+    "pnyx_media_sessions_ended_total",
+    "Publish sessions ended, by why (closed, idle, connect_timeout, connection_failed, …)",
+    ["why"],
+)
+STORE_FAILURES = Counter(
+    "pnyx_media_store_failures_total", "Parts/segments the origin or recorder failed to store"
+)

@@ -1,0 +1,103 @@
+"""Where a running space's media goes: the origin (live state), the recording, and the
+"levels" part of the space's snapshot. Implements :class:`pnyx.media.runner.MediaSink`.
+
+Recording calls are blocking file I/O: they run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+
+from pnyx.domain.types import Handle, SpaceId
+from pnyx.live.base import LiveState, blob_key
+from pnyx.media import metrics
+from pnyx.media.hls import Output, PlaylistState, Segment, SegmentRef
+from pnyx.media.recording import Recordings
+from pnyx.services import views
+from pnyx.services.origin import PLAYLIST, Origin, hls_key
+
+log = logging.getLogger(__name__)
+
+
+class SpaceSink:
+    def __init__(
+        self,
+        space: SpaceId,
+        live: LiveState,
+        origin: Origin,
+        recordings: Recordings,
+        clock: Callable[[], float],
+        *,
+        record: bool,
+    ) -> None:
+        self._space = space
+        self._live = live
+        self._origin = origin
+        self._recordings = recordings
+        self._clock = clock
+        self._record = record
+        self._levels_version = 0
+
+    async def store_init(self, data: bytes) -> None:
+        await self._origin.store_init(self._space, data)
+        if self._record:
+            await self._recorded(self._recordings.write_init, self._space, data)
+
+    async def store(self, outputs: Sequence[Output], state: PlaylistState) -> None:
+        await self._origin.store(self._space, outputs, state)
+        if self._record:
+            for out in outputs:
+                if isinstance(out, Segment):
+                    await self._recorded(
+                        self._recordings.add_segment, self._space, out.ref, out.data
+                    )
+
+    async def speaking(self, handles: Sequence[Handle]) -> None:
+        # Strictly increasing even within one millisecond, and across nodes by the clock.
+        self._levels_version = max(self._levels_version + 1, int(self._clock() * 1000))
+        await self._live.put_part(
+            self._space, views.LEVELS, {"speaking": list(handles)}, self._levels_version
+        )
+
+    async def finish(self) -> None:
+        """The space ended: nobody speaks any more, and the recording is closed."""
+        try:
+            await self.speaking(())
+        except Exception:
+            log.warning("space %s: could not clear who speaks", self._space, exc_info=True)
+        if self._record:
+            await self._recorded(self._recordings.finish, self._space)
+
+    async def store_orphan(self, ref: SegmentRef, state: PlaylistState) -> None:
+        """Close the segment a failed node left open, from the parts it had stored."""
+        chunks = []
+        for part in ref.parts:
+            data = await self._live.get_blob(blob_key(self._space, part.uri))
+            if data is None:
+                log.warning("space %s: part %s of orphan segment is gone", self._space, part.uri)
+                continue
+            chunks.append(data)
+        await self.store([Segment(ref, b"".join(chunks))], state)
+
+    async def _recorded(self, write: Callable[..., None], *args: object) -> None:
+        try:
+            await asyncio.to_thread(write, *args)
+        except Exception:  # a full disk must not stop the live audio
+            metrics.STORE_FAILURES.inc()
+            log.error("space %s: recording failed", self._space, exc_info=True)
+
+
+async def previous_state(live: LiveState, space: SpaceId) -> PlaylistState | None:
+    """The playlist state last published for ``space`` (by any node), if any."""
+    snap = await live.get_snapshot(hls_key(space))
+    doc = snap.parts.get(PLAYLIST) if snap is not None else None
+    if not doc:
+        return None
+    try:
+        return PlaylistState.from_json(json.dumps(doc))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("space %s: unreadable playlist state, starting afresh: %s", space, exc)
+        return None
