@@ -1,0 +1,153 @@
+"""Listener media routes under /media/{space}/… and the recording download.
+
+Every route here is a plain GET with no token and nothing per listener: the URL alone
+decides the answer, so an edge cache collapses every listener onto one origin request.
+
+* Parts, segments, init segments and recordings never change once they exist:
+  ``public, max-age=31536000, immutable``.
+* Live playlists change every part: ``public, max-age=1`` — blocking reloads too (their
+  URL, with ``_HLS_msn``/``_HLS_part``, is the same for every listener waiting on it).
+* Errors are ``no-store``, except the "not yet" ones (no audio yet, part not produced yet,
+  blocking reload timed out), which every listener asks at the same moment and which stop
+  being true within a second: ``public, max-age=1``.
+* ``Access-Control-Allow-Origin: *`` on everything (players on other origins).
+
+Media objects are ``audio/mp4`` (the stream is audio-only fMP4/CMAF); playlists are
+``application/vnd.apple.mpegurl``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.routing import APIRoute
+
+from pnyx.api.deps import NodeDep
+from pnyx.api.errors import error_response
+from pnyx.domain.types import SpaceId, SpaceStatus
+from pnyx.errors import PnyxError
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MEDIA_TYPE = "audio/mp4"
+IMMUTABLE = "public, max-age=31536000, immutable"
+LIVE = "public, max-age=1"
+REPLAY = "public, max-age=86400"  # final once the space has ended
+NOT_YET = {"no_audio", "not_ready", "not_available"}  # error codes worth caching briefly
+CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+class MediaRoute(APIRoute):
+    """Adds CORS to every answer, and the short cache to "not yet" errors."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except PnyxError as exc:
+                response = error_response(exc)
+                if exc.code in NOT_YET:
+                    response.headers["Cache-Control"] = LIVE
+            response.headers.update(CORS)
+            return response
+
+        return handle
+
+
+router = APIRouter(tags=["media"], route_class=MediaRoute)
+
+MsnQuery = Annotated[
+    int | None,
+    Query(alias="_HLS_msn", description="block until this media sequence number exists"),
+]
+PartQuery = Annotated[
+    int | None,
+    Query(alias="_HLS_part", description="…and this part of it (needs _HLS_msn)"),
+]
+
+
+def _playlist(text: str, cache: str = LIVE) -> Response:
+    return Response(text, media_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
+
+
+async def _object(node: NodeDep, space_id: str, name: str) -> Response:
+    data = await node.origin.media_object(SpaceId(space_id), name)
+    return Response(data, media_type=MEDIA_TYPE, headers={"Cache-Control": IMMUTABLE})
+
+
+async def _ended(node: NodeDep, space_id: str) -> float | None:
+    """Seconds since the space ended (per the durable store); None while it has not."""
+    rec = await node.spaces.record(SpaceId(space_id))
+    if rec.status not in (SpaceStatus.ENDED, SpaceStatus.CANCELLED):
+        return None
+    ended_at = rec.ended_at.timestamp() if rec.ended_at is not None else 0.0
+    return max(0.0, time.time() - ended_at)
+
+
+# -- live (from the live state) ----------------------------------------------------------
+@router.get("/media/{space_id}/live.m3u8", response_class=Response)
+async def live_playlist(
+    space_id: str, node: NodeDep, msn: MsnQuery = None, part: PartQuery = None
+) -> Response:
+    """The LL-HLS playlist. With ``_HLS_msn`` (and ``_HLS_part``) a blocking reload:
+    held until that segment (part) exists, 400 if it is too far ahead, 503 if it did not
+    appear within ``hls_block_s``. 404 until the space has audio."""
+    return _playlist(await node.origin.playlist(SpaceId(space_id), "ll", msn, part))
+
+
+@router.get("/media/{space_id}/plain.m3u8", response_class=Response)
+async def plain_playlist(
+    space_id: str, node: NodeDep, msn: MsnQuery = None, part: PartQuery = None
+) -> Response:
+    """The same live window as whole segments, for players without LL-HLS."""
+    return _playlist(await node.origin.playlist(SpaceId(space_id), "plain", msn, part))
+
+
+@router.get("/media/{space_id}/init.mp4", response_class=Response)
+async def media_init(space_id: str, node: NodeDep) -> Response:
+    return await _object(node, space_id, "init.mp4")
+
+
+@router.get("/media/{space_id}/part/{msn}.{part}.m4s", response_class=Response)
+async def media_part(space_id: str, msn: str, part: str, node: NodeDep) -> Response:
+    """An LL-HLS part; the preload-hinted next part is held until it exists."""
+    return await _object(node, space_id, f"part/{msn}.{part}.m4s")
+
+
+@router.get("/media/{space_id}/seg/{msn}.m4s", response_class=Response)
+async def media_segment(space_id: str, msn: str, node: NodeDep) -> Response:
+    return await _object(node, space_id, f"seg/{msn}.m4s")
+
+
+# -- the replay (from disk, once the space has ended) -----------------------------------
+@router.get("/media/{space_id}/replay.m3u8", response_class=Response)
+async def replay_playlist(space_id: str, node: NodeDep) -> Response:
+    """The recording as a VOD playlist: 404 for an unknown or unrecorded space, 409 while
+    the space is still live."""
+    ended_for = await _ended(node, space_id)
+    return _playlist(await node.origin.replay(SpaceId(space_id), ended_for=ended_for), REPLAY)
+
+
+@router.get("/media/{space_id}/rec/{name}", response_class=Response)
+async def recorded(space_id: str, name: str, node: NodeDep) -> Response:
+    """``rec/init.mp4`` and ``rec/{msn}.m4s``: the recorded header and segments."""
+    path = await node.origin.recording_file(SpaceId(space_id), name)
+    return FileResponse(path, media_type=MEDIA_TYPE, headers={"Cache-Control": IMMUTABLE})
+
+
+@router.get("/v1/spaces/{space_id}/recording.m4a", response_class=Response)
+async def recording(space_id: str, node: NodeDep) -> Response:
+    """The whole recording as one fragmented MP4 (AAC audio) to download."""
+    ended_for = await _ended(node, space_id)
+    export = await node.origin.recording_export(SpaceId(space_id), ended_for=ended_for)
+    headers = {
+        "Cache-Control": IMMUTABLE,
+        "Content-Length": str(export.size),
+        "Content-Disposition": f'attachment; filename="pnyx-{space_id}.m4a"',
+    }
+    return StreamingResponse(export.chunks, media_type=MEDIA_TYPE, headers=headers)

@@ -1,0 +1,328 @@
+"""The origin: LL-HLS for listeners, from the live state, so any node serves any space;
+and the replay of recorded spaces, from disk.
+
+Storage layout in the live state (see live/base.py ``blob_key``):
+  blob ``{space}/init.mp4``                 the CMAF init segment (TTL: a day, refreshed)
+  blob ``{space}/part/{msn}.{i}.m4s``       LL-HLS parts (immutable; TTL media_part_ttl_s)
+  blob ``{space}/seg/{msn}.m4s``            segments (immutable; TTL media_segment_ttl_s)
+  snapshot of key ``hls:{space}``, part "playlist": ``PlaylistState.to_json()`` (as a JSON
+    document); its version grows with every published part, which is what blocking
+    reload waits on. The part's own version is :func:`state_version`, so a late writer
+    (a stage node that lost its lease) never overwrites a newer state.
+Bytes are always stored before the state that lists them.
+
+Listener reads touch the live state only. Blocking reload (RFC 8216bis §6.2.5.2): a
+request for ``_HLS_msn``/``_HLS_part`` beyond the playlist's Advance Part Limit is refused
+at once (MALFORMED → 400); otherwise it is held until the state satisfies it, for at most
+``hls_block_s`` (by default three 2-second target durations, the spec's limit), and then
+refused with UNAVAILABLE (→ 503): a 200 without the awaited part is what players treat as
+a broken server, a 503 is what they retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pnyx.config import Settings
+from pnyx.domain.types import SpaceId
+from pnyx.errors import ErrorKind, PnyxError
+from pnyx.live.base import JSON, LiveState, Snapshot, blob_key
+from pnyx.media.hls import INIT_URI, Part, PlaylistState, Segment, SegmentRef
+from pnyx.media.playlist import is_ready, is_too_far, render_ll_hls, render_plain_hls, render_vod
+from pnyx.media.recording import Recordings, valid_space
+
+log = logging.getLogger(__name__)
+
+PlaylistKind = Literal["ll", "plain"]
+
+PLAYLIST = "playlist"  # the snapshot part holding the PlaylistState
+INIT_TTL_S = 24 * 3600.0
+INIT_REFRESH_S = 3600.0  # the writer re-stores the init this often (spaces outlive a day)
+REC_PREFIX = "rec/"  # replay URIs, relative to /media/{space}/replay.m3u8
+_CACHED_SPACES = 1024
+
+_MEDIA_NAME = re.compile(
+    r"init\.mp4|part/(0|[1-9]\d{0,11})\.(0|[1-9]\d{0,5})\.m4s|seg/(0|[1-9]\d{0,11})\.m4s",
+    re.ASCII,
+)
+_REC_NAME = re.compile(r"init\.mp4|(0|[1-9]\d{0,11})\.m4s", re.ASCII)
+
+
+def hls_key(space: str) -> str:
+    """The snapshot key of a space's playlist state (apart from its room snapshot)."""
+    return f"hls:{space}"
+
+
+def state_version(state: PlaylistState) -> int:
+    """The snapshot part version of ``state``: greater for every state that lists more
+    media or ends the stream, whichever node (first or taking over) publishes it."""
+    return ((state.next_msn << 16) + len(state.parts)) * 2 + int(state.ended)
+
+
+@dataclass(slots=True)
+class _Seen:
+    """The last playlist state seen for a space, and its renderings, made once each."""
+
+    doc: JSON
+    state: PlaylistState
+    texts: dict[PlaylistKind, str] = field(default_factory=dict)
+
+    def render(self, kind: PlaylistKind) -> str:
+        text = self.texts.get(kind)
+        if text is None:
+            render = render_ll_hls if kind == "ll" else render_plain_hls
+            text = self.texts[kind] = render(self.state)
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A whole recording as one file: its length, and its bytes (a blocking iterator)."""
+
+    size: int
+    chunks: Iterator[bytes]
+
+
+class Origin:
+    def __init__(self, settings: Settings, live: LiveState, recordings: Recordings) -> None:
+        self._s = settings
+        self._live = live
+        self.recordings = recordings
+        self._inits: dict[str, tuple[bytes, float]] = {}  # writer side: bytes, stored at
+        self._seen_by_space: dict[str, _Seen] = {}
+        # How long after a space ends its stage node may still be finishing the
+        # recording: beyond this its lease has lapsed (it died), and what is on disk is
+        # all there will be.
+        self._settle_s = 3 * settings.lease_ttl_s + 2 * settings.state_tick_s
+
+    # -- written by the stage node (services/media.py) -----------------------------------
+    async def store_init(self, space: SpaceId, data: bytes) -> None:
+        await self._live.put_blob(blob_key(valid_space(space), INIT_URI), data, INIT_TTL_S)
+        self._inits[space] = (data, time.monotonic())
+
+    async def store(
+        self, space: SpaceId, outputs: Sequence[Part | Segment], state: PlaylistState
+    ) -> None:
+        """Store the new parts/segments, then publish ``state`` (which lists them)."""
+        valid_space(space)
+        s = self._s
+        await asyncio.gather(
+            *(
+                self._live.put_blob(
+                    blob_key(space, out.ref.uri),
+                    out.data,
+                    s.media_part_ttl_s if isinstance(out, Part) else s.media_segment_ttl_s,
+                )
+                for out in outputs
+            )
+        )
+        await self._refresh_init(space, ended=state.ended)
+        doc: JSON = json.loads(state.to_json())
+        if await self._live.put_part(hls_key(space), PLAYLIST, doc, state_version(state)) is None:
+            level = logging.WARNING if outputs else logging.DEBUG
+            log.log(level, "space %s: stale playlist state ignored (msn %d)", space, state.next_msn)
+
+    async def _refresh_init(self, space: str, *, ended: bool) -> None:
+        held = self._inits.get(space)
+        if held is None:
+            return
+        if ended:
+            del self._inits[space]
+        elif time.monotonic() - held[1] >= INIT_REFRESH_S:
+            await self._live.put_blob(blob_key(space, INIT_URI), held[0], INIT_TTL_S)
+            self._inits[space] = (held[0], time.monotonic())
+
+    # -- read by listeners (api/media.py) -----------------------------------------------
+    async def playlist(
+        self, space: SpaceId, kind: PlaylistKind, msn: int | None, part: int | None
+    ) -> str:
+        """The live playlist; with ``msn`` (and ``part``) a blocking reload that waits up
+        to hls_block_s for that part to exist. PnyxError NOT_FOUND when the space has no
+        audio (yet); MALFORMED (→ 400) when msn/part is bad or too far ahead; UNAVAILABLE
+        (→ 503) when it did not appear in time."""
+        _check_directives(msn, part)
+        key = hls_key(valid_space(space))
+        snap = await self._live.get_snapshot(key)
+        if snap is None or PLAYLIST not in snap.parts:
+            raise PnyxError(
+                ErrorKind.NOT_FOUND,
+                f"space {space} has no audio yet; retry in a moment",
+                code="no_audio",
+                retry_after=1.0,
+            )
+        seen = self._seen(space, snap)
+        state = seen.state
+        if msn is not None:
+            if is_too_far(state, msn, part):
+                raise PnyxError(
+                    ErrorKind.MALFORMED,
+                    f"_HLS_msn={msn}/_HLS_part={part} is too far ahead of the playlist "
+                    f"(next segment {state.next_msn}, {len(state.parts)} parts)",
+                    code="too_far_ahead",
+                )
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._s.hls_block_s
+            while not is_ready(state, msn, part):
+                remaining = deadline - loop.time()
+                newer = None
+                if remaining > 0:
+                    newer = await self._live.wait_snapshot(key, snap.version, remaining)
+                if newer is None or PLAYLIST not in newer.parts:
+                    raise PnyxError(
+                        ErrorKind.UNAVAILABLE,
+                        f"segment {msn} part {part} did not appear within "
+                        f"{self._s.hls_block_s:g} s; reload the playlist",
+                        code="not_ready",
+                        retry_after=1.0,
+                    )
+                snap = newer
+                seen = self._seen(space, snap)
+                state = seen.state
+        if kind == "plain" and not state.segments:
+            # Players without LL-HLS need one whole segment to start; an empty playlist
+            # would make them give up (ffmpeg does). Same answer as "no audio yet".
+            raise PnyxError(
+                ErrorKind.NOT_FOUND,
+                f"space {space} has no complete segment yet; retry in a moment",
+                code="no_audio",
+                retry_after=1.0,
+            )
+        return seen.render(kind)
+
+    async def media_object(self, space: SpaceId, name: str) -> bytes:
+        """``init.mp4``, ``part/{msn}.{i}.m4s`` or ``seg/{msn}.m4s``; NOT_FOUND if absent.
+        A request for the hinted next part waits (≤ hls_block_s) until it exists."""
+        valid_space(space)
+        match = _MEDIA_NAME.fullmatch(name)
+        if match is None:
+            raise PnyxError(
+                ErrorKind.NOT_FOUND,
+                f"no media object {name!r}: expected init.mp4, part/<msn>.<i>.m4s or seg/<msn>.m4s",
+                code="no_such_object",
+            )
+        key = blob_key(space, name)
+        data = await self._live.get_blob(key)
+        if data is None and match[1] is not None:
+            data = await self._await_hinted_part(space, int(match[1]), int(match[2]), key)
+        if data is None:
+            raise PnyxError(
+                ErrorKind.NOT_FOUND,
+                f"{name} of space {space} is not available (not produced yet, or expired)",
+                code="not_available",
+                retry_after=1.0,
+            )
+        return data
+
+    async def _await_hinted_part(self, space: str, msn: int, index: int, key: str) -> bytes | None:
+        """Hold a request for the preload-hinted part until it is published."""
+        hkey = hls_key(space)
+        snap = await self._live.get_snapshot(hkey)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._s.hls_block_s
+        while snap is not None and PLAYLIST in snap.parts:
+            state = self._seen(space, snap).state
+            if state.ended or (msn, index) != (state.next_msn, len(state.parts)):
+                break  # no longer the hint: it was published just now, or never will be
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            snap = await self._live.wait_snapshot(hkey, snap.version, remaining)
+        return await self._live.get_blob(key)
+
+    def _seen(self, space: str, snap: Snapshot) -> _Seen:
+        """The state in ``snap``, parsed once per new state (not once per request)."""
+        doc = snap.parts[PLAYLIST]
+        seen = self._seen_by_space.get(space)
+        if seen is None or seen.doc != doc:
+            if len(self._seen_by_space) >= _CACHED_SPACES:
+                self._seen_by_space.clear()
+            state = PlaylistState.from_json(json.dumps(doc))
+            seen = self._seen_by_space[space] = _Seen(doc, state)
+        return seen
+
+    # -- the replay (from disk) ------------------------------------------------------------
+    async def replay(self, space: SpaceId, *, ended_for: float | None) -> str:
+        """The VOD playlist of a recorded space that has ended (``ended_for``: seconds
+        since the durable store says it ended, None while live). URIs ``rec/…``."""
+        refs = await asyncio.to_thread(self._recorded, space, ended_for)
+        lines = render_vod(refs, init_uri=REC_PREFIX + INIT_URI).splitlines()
+        # render_vod names segments seg/{msn}.m4s; recorded ones are served at rec/{msn}.m4s.
+        return "".join(
+            (REC_PREFIX + line.removeprefix("seg/") if line.startswith("seg/") else line) + "\n"
+            for line in lines
+        )
+
+    async def recording_export(self, space: SpaceId, *, ended_for: float | None) -> Export:
+        """The whole recording as one fragmented MP4 (header + every segment)."""
+
+        def prepare() -> Export:
+            refs = self._recorded(space, ended_for)
+            size = self.recordings.export_size(space, refs)
+            return Export(size, self.recordings.export(space, refs))
+
+        return await asyncio.to_thread(prepare)
+
+    async def recording_file(self, space: SpaceId, name: str) -> Path:
+        """The path of a recorded object (``init.mp4`` or ``{msn}.m4s``) that exists."""
+        match = _REC_NAME.fullmatch(name)
+        path = None
+        if match is not None:
+            rec = self.recordings
+            path = (
+                rec.init_path(space) if match[1] is None else rec.segment_path(space, int(match[1]))
+            )
+        if path is None or not await asyncio.to_thread(path.is_file):
+            raise PnyxError(
+                ErrorKind.NOT_FOUND, f"no recorded {name!r} for space {space}", code="no_recording"
+            )
+        return path
+
+    def _recorded(self, space: str, ended_for: float | None) -> list[SegmentRef]:
+        """The recording's segments, once it is final. The replay and the download are
+        cached for a long time, so they are served only when complete: when the stage
+        node marked the recording finished, or — if that node died before it could — once
+        the space has been over long enough for its lease to have lapsed."""
+        rec = self.recordings
+        if not rec.exists(space):
+            raise PnyxError(
+                ErrorKind.NOT_FOUND, f"space {space} has no recording", code="no_recording"
+            )
+        finished = rec.finished(space)
+        if ended_for is not None and not finished and ended_for < self._settle_s:
+            raise PnyxError(
+                ErrorKind.UNAVAILABLE,
+                f"the recording of space {space} is being finished; retry in a moment",
+                code="not_ready",
+                retry_after=1.0,
+            )
+        if not (ended_for is not None or finished):
+            raise PnyxError(
+                ErrorKind.CONFLICT,
+                f"space {space} is still live: its replay is available once it has ended "
+                f"(listen live at /media/{space}/live.m3u8)",
+                code="still_live",
+            )
+        refs = rec.refs(space)
+        if not refs:
+            raise PnyxError(
+                ErrorKind.NOT_FOUND, f"the recording of space {space} is empty", code="no_recording"
+            )
+        return refs
+
+
+def _check_directives(msn: int | None, part: int | None) -> None:
+    problem = None
+    if part is not None and msn is None:
+        problem = "_HLS_part needs _HLS_msn"
+    elif (msn is not None and msn < 0) or (part is not None and part < 0):
+        problem = "_HLS_msn and _HLS_part are non-negative integers"
+    if problem is not None:
+        raise PnyxError(ErrorKind.MALFORMED, problem, code="bad_directive")
