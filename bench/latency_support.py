@@ -1,0 +1,164 @@
+"""Shared by the live-audio benches (latency_listener.py, latency_stage.py,
+stage_cpu.py): one ``pnyx serve`` process on loopback with its default settings, accounts
+seated on a stage, percentiles and the machine's description. Not a bench itself.
+
+The audio clients come from the test harness (tests/support/webrtc.py, hls.py, tones.py),
+so the benches measure exactly what the end-to-end tests check.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the harness lives in tests/support
+    sys.path.insert(0, str(ROOT))
+
+from tests.support import hls, tones, webrtc  # noqa: E402
+
+__all__ = ["hls", "tones", "webrtc"]  # the benches import the harness from here
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Node:
+    proc: subprocess.Popen[bytes]
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+@contextmanager
+def pnyx_node(
+    *, log_level: str = "warning", env_settings: dict[str, str] | None = None
+) -> Iterator[Node]:
+    """One ``pnyx serve`` (embedded default: SQLite, memory live state) on a free port,
+    with the production defaults unless ``env_settings`` (PNYX_* without the prefix)."""
+    with tempfile.TemporaryDirectory(prefix="pnyx-bench-") as tmp:
+        port = free_port()
+        args = [sys.executable, "-m", "pnyx.cli", "serve", "--port", str(port)]
+        args += ["--data-dir", tmp, "--log-level", log_level]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PNYX_")}
+        env.update({f"PNYX_{k.upper()}": v for k, v in (env_settings or {}).items()})
+        log = Path(tmp) / "pnyx.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://{LOOPBACK}:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    raise SystemExit(f"pnyx serve exited:\n{log.read_text()}")
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("pnyx serve did not become healthy")
+                time.sleep(0.1)
+            yield Node(proc, url)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            text = log.read_text(errors="replace")
+            if "Traceback" in text:
+                print(f"--- the server logged a traceback ---\n{text[-4000:]}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class Account:
+    handle: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def account(c: httpx.Client, handle: str) -> Account:
+    creds = {"handle": handle, "password": "benchmark-pw"}
+    c.post("/v1/accounts", json=creds).raise_for_status()
+    r = c.post("/v1/sessions", json=creds)
+    r.raise_for_status()
+    return Account(handle, r.json()["token"])
+
+
+def stage(c: httpx.Client, cohosts: int = 0, speakers: int = 0) -> tuple[str, list[Account]]:
+    """A live space with a host, ``cohosts`` co-hosts and ``speakers`` speakers seated
+    (invited and accepted). Returns the space id and the accounts, host first."""
+    host = account(c, "bench_host")
+    r = c.post("/v1/spaces", json={"title": "bench"}, headers=host.auth)
+    r.raise_for_status()
+    space = str(r.json()["id"])
+    members = [host]
+    for role, count in (("cohost", cohosts), ("speaker", speakers)):
+        for i in range(count):
+            who = account(c, f"bench_{role}_{i}")
+            c.put(
+                f"/v1/spaces/{space}/members/{who.handle}/role",
+                json={"role": role},
+                headers=host.auth,
+            ).raise_for_status()
+            c.post(
+                f"/v1/spaces/{space}/invitation", json={"accept": True}, headers=who.auth
+            ).raise_for_status()
+            members.append(who)
+    return space, members
+
+
+def pct(values: list[float], p: float) -> float:
+    """The ``p``-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores ({model}), "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    )
