@@ -18,10 +18,20 @@ test: system-deps $(STAMP) check
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package.json package-lock.json
 	@bash scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	@# The web client's player (hls.js, pinned in package-lock.json) from the npm registry,
+	@# served by the app from src/pnyx/web/vendor/ (gitignored). Node.js and npm via apt
+	@# when missing.
+	@command -v npm >/dev/null 2>&1 || { echo "installing nodejs and npm via apt" >&2; \
+	  s=; [ "$$(id -u)" -eq 0 ] || s=sudo; $$s apt-get update -qq && \
+	  $$s env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  nodejs npm >/dev/null; }
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@mkdir -p src/pnyx/web/vendor
+	cp node_modules/hls.js/dist/hls.light.min.mjs src/pnyx/web/vendor/hls.esm.js
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

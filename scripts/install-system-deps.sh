@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install, via apt, the system packages the tests use, when they are missing:
-# redis-server, PostgreSQL, nginx, Chromium and ffmpeg. Idempotent and quiet when all
+# redis-server, PostgreSQL, nginx, Chromium (and an emoji font) and ffmpeg. Idempotent and quiet when all
 # are present. Extra package names given as arguments (e.g. wrk, for the benchmarks)
 # are installed too when their command is missing.
 set -euo pipefail
@@ -15,6 +15,8 @@ have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || have initdb || missing+=(postgresql)
 have chromium || missing+=(chromium)
 have ffmpeg || missing+=(ffmpeg)
+# Browser tests take screenshots with reactions in them: a colour emoji font.
+dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import pnyx
-from pnyx.api import accounts, errors, listeners, members, ops, spaces, stage_ws
+from pnyx.api import (
+    accounts,
+    errors,
+    listeners,
+    media,
+    members,
+    ops,
+    publish,
+    spaces,
+    stage_ws,
+)
 from pnyx.api.middleware import BodyLimit, Metrics
 from pnyx.config import Settings
 from pnyx.services.node import Node
@@ -42,16 +53,41 @@ def create_app(settings: Settings) -> FastAPI:
         members.router,
         listeners.router,
         stage_ws.router,
+        publish.router,
+        media.router,
         ops.router,
     ):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, sdp_limit=settings.max_sdp_bytes)
     app.add_middleware(Metrics)
     if settings.serve_web and (WEB_DIR / "index.html").exists():
-
-        @app.get("/", include_in_schema=False)
-        async def index() -> Response:
-            return FileResponse(WEB_DIR / "index.html")
-
-        app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+        _serve_web(app)
     return app
+
+
+class _WebFiles(StaticFiles):
+    """The client's modules and styles: revalidated on every use (cheap 304s), so an
+    upgraded server never runs with yesterday's JavaScript."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def _serve_web(app: FastAPI) -> None:
+    """The browser client: one page for every client route (the share link of a space
+    is /s/{id}, its replay /replay/{id}); modules, styles and the vendored hls.js
+    (placed in web/vendor/ by `make install`) under /web."""
+    index_html = WEB_DIR / "index.html"
+
+    async def index() -> Response:
+        return FileResponse(index_html, headers={"Cache-Control": "no-cache"})
+
+    async def favicon() -> Response:  # browsers ask for it on pages that name none
+        return FileResponse(WEB_DIR / "icon.svg", media_type="image/svg+xml")
+
+    for path in ("/", "/signin", "/new", "/s/{space_id}", "/replay/{space_id}"):
+        app.add_api_route(path, index, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_api_route("/favicon.ico", favicon, methods=["GET", "HEAD"], include_in_schema=False)
+    app.mount("/web", _WebFiles(directory=WEB_DIR), name="web")

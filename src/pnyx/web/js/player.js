@@ -1,0 +1,227 @@
+// Listening: LL-HLS into an <audio> element. hls.js (from the npm registry, served from
+// /web/vendor/) where Media Source Extensions exist, since it speaks LL-HLS (parts,
+// blocking playlist reload) and lets us recover from errors; the browser's own HLS
+// (Safari, iOS) where they don't. The player keeps going by itself through network
+// blips: hls.js retries loads, and a fatal error or a stall rebuilds the player after a
+// backoff, on the same playlist URL (listeners never rejoin to hear).
+
+import { audioContext, makeAnalyser } from "./audio.js";
+import { Backoff } from "./retry.js";
+
+const HLS_MODULE = "/web/vendor/hls.esm.js";
+const STALL_MS = 10000; // no progress for this long while playing: rebuild
+
+let hlsModule = null;
+
+async function loadHls() {
+  if (!hlsModule) {
+    hlsModule = import(HLS_MODULE).then((m) => m.default).catch(() => null);
+  }
+  return hlsModule;
+}
+
+const retryPolicy = (ttfbMs, loadMs, retries) => ({
+  default: {
+    maxTimeToFirstByteMs: ttfbMs,
+    maxLoadTimeMs: loadMs,
+    timeoutRetry: { maxNumRetry: retries, retryDelayMs: 0, maxRetryDelayMs: 0 },
+    errorRetry: { maxNumRetry: retries, retryDelayMs: 500, maxRetryDelayMs: 4000, backoff: "exponential" },
+  },
+});
+
+export class Player {
+  /**
+   * @param {HTMLAudioElement} audio
+   * @param {{onStatus?: (status: string, detail?: string) => void}} hooks
+   * status: idle | loading | playing | buffering | reconnecting | ended | error | blocked
+   */
+  constructor(audio, hooks = {}) {
+    this.audio = audio;
+    this.hooks = hooks;
+    this.src = null;
+    this.live = true;
+    this.hls = null;
+    this.engine = null; // "hls.js" | "native"
+    this.status = "idle";
+    this.wanted = false;
+    this.backoff = new Backoff({ baseMs: 1000, maxMs: 15000 });
+    this.retryTimer = 0;
+    this.watchdog = 0;
+    this.lastTime = -1;
+    this.lastProgress = 0;
+    this.mediaRecoveries = 0;
+    this.analyser = null;
+    this.generation = 0;
+    this.onMediaEvent = this.onMediaEvent.bind(this);
+    for (const type of ["playing", "waiting", "pause", "ended", "error", "timeupdate"]) {
+      audio.addEventListener(type, this.onMediaEvent);
+    }
+  }
+
+  get playing() {
+    return this.wanted;
+  }
+
+  setStatus(status, detail) {
+    if (this.status === status && !detail) return;
+    this.status = status;
+    this.hooks.onStatus?.(status, detail);
+  }
+
+  /** Start playing `src` (call from a user gesture the first time). */
+  async play(src, { live = true } = {}) {
+    this.stopEngine();
+    this.src = src;
+    this.live = live;
+    this.wanted = true;
+    this.backoff.reset();
+    this.connectAnalyser();
+    await this.startEngine();
+    this.startWatchdog();
+  }
+
+  stop() {
+    this.wanted = false;
+    this.stopEngine();
+    clearInterval(this.watchdog);
+    this.setStatus("idle");
+  }
+
+  destroy() {
+    this.stop();
+    for (const type of ["playing", "waiting", "pause", "ended", "error", "timeupdate"]) {
+      this.audio.removeEventListener(type, this.onMediaEvent);
+    }
+  }
+
+  connectAnalyser() {
+    if (this.analyser) return;
+    try {
+      const ctx = audioContext();
+      if (!this.audio._pnyxSource) this.audio._pnyxSource = ctx.createMediaElementSource(this.audio);
+      this.analyser = makeAnalyser(ctx);
+      this.audio._pnyxSource.connect(this.analyser);
+      this.analyser.connect(ctx.destination);
+    } catch {
+      this.analyser = null; // no WebAudio: play without a meter
+    }
+  }
+
+  async startEngine() {
+    const generation = ++this.generation;
+    this.setStatus("loading");
+    this.lastProgress = performance.now();
+    const Hls = await loadHls();
+    if (generation !== this.generation || !this.wanted) return;
+    if (Hls && Hls.isSupported()) {
+      this.engine = "hls.js";
+      const hls = new Hls({
+        lowLatencyMode: this.live,
+        backBufferLength: 30,
+        enableWorker: true,
+        startFragPrefetch: true,
+        manifestLoadPolicy: retryPolicy(10000, 20000, 6),
+        playlistLoadPolicy: retryPolicy(15000, 25000, 8),
+        fragLoadPolicy: retryPolicy(10000, 20000, 8),
+      });
+      this.hls = hls;
+      hls.on(Hls.Events.ERROR, (_event, data) => {
+        if (generation !== this.generation || !data.fatal) return;
+        if (data.type === Hls.ErrorTypes.MEDIA_ERROR && this.mediaRecoveries < 2) {
+          this.mediaRecoveries += 1;
+          hls.recoverMediaError();
+          return;
+        }
+        this.retryLater(`${data.type}: ${data.details}`);
+      });
+      hls.on(Hls.Events.FRAG_BUFFERED, () => {
+        if (generation === this.generation) {
+          this.backoff.reset();
+          this.mediaRecoveries = 0;
+        }
+      });
+      hls.attachMedia(this.audio);
+      hls.loadSource(this.src);
+    } else if (this.audio.canPlayType("application/vnd.apple.mpegurl")) {
+      this.engine = "native";
+      this.audio.src = this.src;
+    } else {
+      this.engine = null;
+      this.wanted = false;
+      this.setStatus("error", "This browser cannot play live audio (no HLS and no Media Source Extensions).");
+      return;
+    }
+    try {
+      await this.audio.play();
+    } catch (err) {
+      if (generation !== this.generation) return;
+      if (err.name === "NotAllowedError") this.setStatus("blocked", "Press play to listen.");
+      // Other rejections (aborted load while rebuilding) are followed by events.
+    }
+  }
+
+  stopEngine() {
+    this.generation += 1;
+    clearTimeout(this.retryTimer);
+    if (this.hls) {
+      this.hls.destroy();
+      this.hls = null;
+    }
+    if (this.engine === "native") {
+      this.audio.removeAttribute("src");
+      this.audio.load();
+    }
+    this.engine = null;
+    if (!this.audio.paused) this.audio.pause();
+  }
+
+  retryLater(detail) {
+    if (!this.wanted) return;
+    this.stopEngine();
+    const delay = this.backoff.next();
+    this.setStatus("reconnecting", detail);
+    this.retryTimer = setTimeout(() => {
+      if (this.wanted) this.startEngine();
+    }, delay);
+  }
+
+  startWatchdog() {
+    clearInterval(this.watchdog);
+    this.watchdog = setInterval(() => {
+      if (!this.wanted || this.status === "ended" || this.status === "blocked") return;
+      if (this.status === "reconnecting") return;
+      if (performance.now() - this.lastProgress > STALL_MS) {
+        this.lastProgress = performance.now();
+        this.retryLater("stalled");
+      }
+    }, 1000);
+  }
+
+  onMediaEvent(event) {
+    if (!this.wanted) return;
+    switch (event.type) {
+      case "timeupdate":
+        if (this.audio.currentTime !== this.lastTime) {
+          this.lastTime = this.audio.currentTime;
+          this.lastProgress = performance.now();
+          if (this.status !== "playing" && !this.audio.paused) this.setStatus("playing");
+        }
+        break;
+      case "playing":
+        this.lastProgress = performance.now();
+        this.setStatus("playing");
+        break;
+      case "waiting":
+        this.setStatus("buffering");
+        break;
+      case "ended":
+        this.setStatus("ended");
+        break;
+      case "error":
+        if (this.engine === "native") this.retryLater("media error");
+        break;
+      default:
+        break;
+    }
+  }
+}

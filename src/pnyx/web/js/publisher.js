@@ -1,0 +1,296 @@
+// Speaking: the microphone over WebRTC, signalled WHIP-style. POST the SDP offer
+// (after ICE gathering: no trickle) to /v1/spaces/{id}/publish, get the answer and a
+// resource URL (DELETE it to stop). The same peer connection brings back this speaker's
+// mix-minus (everyone but themself), which we play. When the connection drops, we
+// publish again with backoff and jitter; publishing again replaces the old session.
+
+import { ApiError, call, paths } from "./api.js";
+import { audioContext, makeAnalyser } from "./audio.js";
+import { Backoff, sleep } from "./retry.js";
+
+const GATHER_TIMEOUT_MS = 5000;
+const DISCONNECTED_GRACE_MS = 2500;
+
+const PROCESSING_KEY = "pnyx.voiceProcessing";
+
+/** Echo cancellation, noise suppression and gain control: on unless turned off
+ * (with headphones, or for music, a speaker may want the microphone as it is). */
+export function voiceProcessing() {
+  return localStorage.getItem(PROCESSING_KEY) !== "off";
+}
+
+function micConstraints(processing) {
+  return {
+    audio: {
+      echoCancellation: processing,
+      noiseSuppression: processing,
+      autoGainControl: processing,
+      channelCount: 1,
+    },
+    video: false,
+  };
+}
+
+function gatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, GATHER_TIMEOUT_MS); // go with what we have
+    function done() {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    }
+    function check() {
+      if (pc.iceGatheringState === "complete") done();
+    }
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+export class Publisher {
+  /**
+   * @param {string} spaceId
+   * @param {{token: () => string, output: HTMLAudioElement,
+   *          onStatus?: (status: string, detail?: string) => void,
+   *          onFatal?: (err: ApiError) => void, onAudioBlocked?: () => void}} opts
+   * status: starting | connecting | live | reconnecting | stopped | error
+   */
+  constructor(spaceId, opts) {
+    this.spaceId = spaceId;
+    this.opts = opts;
+    this.stream = null;
+    this.track = null;
+    this.pc = null;
+    this.resource = null;
+    this.muted = false;
+    this.running = false;
+    this.status = "stopped";
+    this.backoff = new Backoff({ baseMs: 500, maxMs: 15000 });
+    this.abort = null;
+    this.disconnectTimer = 0;
+    this.reconnecting = null;
+    this.micAnalyser = null;
+    this.mixAnalyser = null;
+  }
+
+  setStatus(status, detail) {
+    this.status = status;
+    this.opts.onStatus?.(status, detail);
+  }
+
+  /** Ask for the microphone and publish. Rejects if the microphone is refused. */
+  async start({ muted = false } = {}) {
+    if (this.running) return;
+    this.running = true;
+    this.abort = new AbortController();
+    this.setStatus("starting");
+    try {
+      this.useStream(await navigator.mediaDevices.getUserMedia(micConstraints(voiceProcessing())));
+    } catch (err) {
+      this.running = false;
+      this.setStatus("error", "Microphone unavailable or not allowed.");
+      throw err;
+    }
+    this.setMuted(muted);
+    this.reconnect(false);
+  }
+
+  useStream(stream) {
+    this.stream = stream;
+    this.track = stream.getAudioTracks()[0];
+    this.track.enabled = !this.muted;
+    try {
+      const ctx = audioContext();
+      this.micAnalyser = makeAnalyser(ctx);
+      ctx.createMediaStreamSource(stream).connect(this.micAnalyser);
+    } catch {
+      this.micAnalyser = null;
+    }
+  }
+
+  /** Turn voice processing on or off; while publishing, swap the microphone track in
+   * place (no new session). */
+  async setVoiceProcessing(on) {
+    localStorage.setItem(PROCESSING_KEY, on ? "on" : "off");
+    if (!this.running || !this.stream) return;
+    const old = this.stream;
+    this.useStream(await navigator.mediaDevices.getUserMedia(micConstraints(on)));
+    const sender = this.pc?.getSenders().find((s) => s.track?.kind === "audio" || s.track === null);
+    if (sender) await sender.replaceTrack(this.track);
+    for (const t of old.getTracks()) t.stop();
+  }
+
+  /**
+   * Stop publishing: close the connection and release the microphone. `release`
+   * also DELETEs the session (leaving the page); when the server ended it (off the
+   * stage, the space over) there is nothing to delete.
+   */
+  async stop({ release = false } = {}) {
+    if (!this.running) return;
+    this.running = false;
+    this.abort?.abort();
+    clearTimeout(this.disconnectTimer);
+    this.closePeer();
+    if (release) await this.deleteResource();
+    this.resource = null;
+    for (const t of this.stream?.getTracks() || []) t.stop();
+    this.stream = null;
+    this.track = null;
+    this.opts.output.srcObject = null;
+    this.setStatus("stopped");
+  }
+
+  /** The microphone's own switch (the server's mute is set by the caller). */
+  setMuted(muted) {
+    this.muted = muted;
+    if (this.track) this.track.enabled = !muted;
+  }
+
+  /** Publish again now (e.g. the stage socket said the server is going away). */
+  restart() {
+    if (this.running) this.reconnect(true);
+  }
+
+  closePeer() {
+    if (this.pc) {
+      this.pc.onconnectionstatechange = null;
+      this.pc.ontrack = null;
+      this.pc.close();
+      this.pc = null;
+    }
+  }
+
+  async deleteResource() {
+    const resource = this.resource;
+    this.resource = null;
+    if (!resource) return;
+    try {
+      await call(resource, { method: "DELETE", token: this.opts.token(), keepalive: true });
+    } catch {
+      /* gone already, or the server is away: it times the session out */
+    }
+  }
+
+  /** (Re)publish until it works or we are stopped; one loop at a time. */
+  reconnect(isRetry) {
+    if (this.reconnecting) return this.reconnecting;
+    this.reconnecting = (async () => {
+      if (isRetry) this.setStatus("reconnecting");
+      while (this.running) {
+        try {
+          await this.publishOnce();
+          this.backoff.reset();
+          return;
+        } catch (err) {
+          if (!this.running || err.name === "AbortError") return;
+          if (err instanceof ApiError && !err.isNetwork && !err.isRetryLater && err.status !== 404
+              && err.status < 500) {
+            // Refused for good (not on stage any more, space over, signed out).
+            this.setStatus("error", err.message);
+            this.opts.onFatal?.(err);
+            return;
+          }
+          const delay = this.backoff.after(err);
+          this.setStatus("reconnecting", err.message);
+          try {
+            await sleep(delay, this.abort.signal);
+          } catch {
+            return;
+          }
+        }
+      }
+    })().finally(() => {
+      this.reconnecting = null;
+    });
+    return this.reconnecting;
+  }
+
+  async publishOnce() {
+    clearTimeout(this.disconnectTimer);
+    this.closePeer();
+    this.resource = null; // publishing again replaces the old session on the server
+    this.setStatus(this.status === "reconnecting" ? "reconnecting" : "connecting");
+    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    pc.addTransceiver(this.track, { direction: "sendrecv", streams: [this.stream] });
+    pc.ontrack = (event) => this.playMixMinus(event);
+    pc.onconnectionstatechange = () => this.watch(pc);
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    await gatheringComplete(pc);
+    if (pc !== this.pc) throw new DOMException("replaced", "AbortError");
+    const res = await call(paths.publish(this.spaceId), {
+      method: "POST",
+      token: this.opts.token(),
+      sdp: pc.localDescription.sdp,
+      signal: this.abort.signal,
+    });
+    if (pc !== this.pc || !this.running) throw new DOMException("replaced", "AbortError");
+    const location = res.headers.get("Location");
+    // A 307 to another stage node: the resource lives there.
+    this.resource = location ? new URL(location, res.url).href : null;
+    await pc.setRemoteDescription({ type: "answer", sdp: res.data });
+    await this.connected(pc);
+    this.setStatus("live");
+  }
+
+  /** Resolve when the connection is up; reject if it fails first. */
+  connected(pc) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error("the audio connection did not come up"));
+      }, 15000);
+      const check = () => {
+        if (pc.connectionState === "connected") {
+          cleanup();
+          resolve();
+        } else if (pc.connectionState === "failed" || pc.connectionState === "closed") {
+          cleanup();
+          reject(new Error(`the audio connection ${pc.connectionState}`));
+        }
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        pc.removeEventListener("connectionstatechange", check);
+      };
+      pc.addEventListener("connectionstatechange", check);
+      check();
+    });
+  }
+
+  watch(pc) {
+    if (pc !== this.pc || !this.running) return;
+    const state = pc.connectionState;
+    if (state === "connected") {
+      clearTimeout(this.disconnectTimer);
+      if (this.status !== "live" && !this.reconnecting) this.setStatus("live");
+    } else if (state === "failed" || state === "closed") {
+      this.reconnect(true);
+    } else if (state === "disconnected") {
+      // Often heals by itself within a second or two; republish if it does not.
+      this.setStatus("reconnecting");
+      clearTimeout(this.disconnectTimer);
+      this.disconnectTimer = setTimeout(() => {
+        if (pc === this.pc && pc.connectionState !== "connected") this.reconnect(true);
+      }, DISCONNECTED_GRACE_MS);
+    }
+  }
+
+  playMixMinus(event) {
+    const stream = event.streams[0] || new MediaStream([event.track]);
+    const out = this.opts.output;
+    out.srcObject = stream;
+    out.play().catch((err) => {
+      // No user gesture yet on this page (e.g. a reload): the page offers a button.
+      if (err.name === "NotAllowedError") this.opts.onAudioBlocked?.();
+    });
+    try {
+      const ctx = audioContext();
+      this.mixAnalyser = makeAnalyser(ctx);
+      ctx.createMediaStreamSource(stream).connect(this.mixAnalyser);
+    } catch {
+      this.mixAnalyser = null;
+    }
+  }
+}

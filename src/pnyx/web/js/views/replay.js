@@ -1,0 +1,73 @@
+// The replay of a recorded space: the VOD playlist, and the single-file download.
+
+import { get, paths } from "../api.js";
+import { tones } from "../audio.js";
+import { Player } from "../player.js";
+import { describeError, formatWhen, h, setText } from "../ui.js";
+
+export function mount(main, { params }) {
+  const [spaceId] = params;
+  document.title = "Replay · Pnyx";
+  const heading = h("h1", {}, "Replay");
+  const body = h("div", { class: "card" }, h("p", {}, "Loading…"));
+  main.append(h("section", { class: "narrow" }, heading, body));
+  let player = null;
+  let stopped = false;
+
+  (async () => {
+    let space;
+    try {
+      space = (await get(paths.space(spaceId))).data;
+    } catch (err) {
+      body.replaceChildren(h("p", { role: "alert" }, err.status === 404 ? "There is no such space." : describeError(err)));
+      return;
+    }
+    if (stopped) return;
+    document.title = `Replay: ${space.title} · Pnyx`;
+    setText(heading, `Replay: ${space.title}`);
+    const meta = h("p", { class: "space-meta" }, "Hosted by ", h("strong", {}, `@${space.host}`),
+      space.started_at ? ` · ${formatWhen(space.started_at)}` : "");
+    if (space.state === "live" || space.state === "scheduled") {
+      body.replaceChildren(meta, h("p", {}, "This space has not ended yet. ",
+        h("a", { href: `/s/${space.id}`, "data-link": true }, "Go to the space"), "."));
+      return;
+    }
+    if (!space.record) {
+      body.replaceChildren(meta, h("p", { role: "status" }, "This space was not recorded, so there is no replay."));
+      return;
+    }
+    const audio = h("audio", { controls: true, preload: "none", class: "replay-audio", "aria-label": `Recording of ${space.title}` });
+    const status = h("p", { class: "player-status", role: "status" });
+    const play = h("button", { class: "button button-primary", type: "button" }, "Play the recording");
+    player = new Player(audio, {
+      onStatus: (s, detail) => setText(status, {
+        loading: "Loading the recording…",
+        playing: "Playing.",
+        buffering: "Buffering…",
+        reconnecting: "Connection lost: retrying…",
+        ended: "The end.",
+        error: detail || "Can't play this recording here.",
+        blocked: "Press play to listen.",
+        idle: "",
+      }[s] ?? ""),
+    });
+    // For diagnostics and the end-to-end tests: what the replay plays right now.
+    window.pnyx = window.pnyx || {};
+    window.pnyx.replay = {
+      get playerStatus() { return player.status; },
+      hearing: (freqs) => (player.analyser ? { source: "replay", ...tones(player.analyser, freqs) } : null),
+    };
+    play.addEventListener("click", () => {
+      play.hidden = true;
+      player.play(space.links?.replay || paths.replay(space.id), { live: false });
+    });
+    body.replaceChildren(meta, play, audio, status,
+      h("p", {}, h("a", { href: paths.recording(space.id), download: `${space.title}.m4a` }, "Download the recording (.m4a)")));
+  })();
+
+  return () => {
+    stopped = true;
+    player?.destroy();
+    if (window.pnyx) delete window.pnyx.replay;
+  };
+}

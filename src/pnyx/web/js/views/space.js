@@ -1,0 +1,718 @@
+// A space: one page for everyone, in the mode the state gives them.
+//   audience   press play to hear the space (LL-HLS), react, raise a hand, accept an
+//              invitation; counted by heartbeats
+//   stage      host, co-host or speaker: the microphone over WebRTC and the mix-minus
+//              back; hosts and co-hosts also run the space (hands, invitations,
+//              mutes, removals, the pin, the speak policy, the end)
+// The page switches between the two as the state changes, without reloading.
+
+import { ApiError, del, get, paths, post, put } from "../api.js";
+import { audioContext, runMeter, tones } from "../audio.js";
+import { ListenerSession } from "../listener.js";
+import { Player } from "../player.js";
+import { Publisher, voiceProcessing } from "../publisher.js";
+import { retryAfterMs } from "../retry.js";
+import { currentSession, setSession } from "../session.js";
+import { StageSocket } from "../stage_socket.js";
+import { StatePoller } from "../state.js";
+import { alertNow, describeError, formatWhen, h, plural, setText, show, toast } from "../ui.js";
+import {
+  buildSpacePage, floatEmoji, renderPending, renderReactions, renderRequests, renderStage,
+} from "./space_dom.js";
+
+const MODERATORS = new Set(["host", "cohost"]);
+const OVER = new Set(["ended", "cancelled"]);
+
+const PLAYER_TEXT = {
+  idle: "",
+  loading: "Connecting to the audio…",
+  playing: "Playing live.",
+  buffering: "Buffering…",
+  reconnecting: "Connection lost: reconnecting by itself…",
+  ended: "The audio has ended.",
+  blocked: "Press play to listen.",
+};
+
+const MIC_TEXT = {
+  starting: "Starting your microphone…",
+  connecting: "Connecting your microphone…",
+  live: "You're live: the others hear you, and you hear them.",
+  reconnecting: "Connection lost: reconnecting your microphone…",
+  stopped: "",
+};
+
+class SpacePage {
+  constructor(main, spaceId, navigate) {
+    this.spaceId = spaceId;
+    this.navigate = navigate;
+    this.session = currentSession();
+    this.me = this.session?.handle || null;
+    this.el = buildSpacePage(spaceId);
+    main.append(this.el.root);
+    this.info = null; // GET /v1/spaces/{id}
+    this.state = null; // the latest state
+    this.mode = null; // "audience" | "stage" | "over" | "scheduled"
+    this.role = "listener";
+    this.wantListening = false; // the person pressed play (resume after the stage)
+    this.handRaised = sessionStorage.getItem(this.handKey) === "1";
+    this.pendingMute = null;
+    this.prevReactions = {};
+    this.removedReason = null;
+    this.reducedMotion = matchMedia("(prefers-reduced-motion: reduce)").matches;
+    this.stopMeters = [];
+
+    this.player = new Player(this.el.listenAudio, { onStatus: (s, d) => this.onPlayerStatus(s, d) });
+    this.publisher = new Publisher(spaceId, {
+      token: () => this.session?.token,
+      output: this.el.mixAudio,
+      onStatus: (s, d) => this.onMicStatus(s, d),
+      onFatal: (err) => this.onActionError(err),
+      onAudioBlocked: () => show(this.el.soundOn, true),
+    });
+    this.listener = new ListenerSession(spaceId, {
+      accountToken: () => this.session?.token || null,
+      onStatus: (s, err, delay) => this.onListenerStatus(s, err, delay),
+    });
+    this.socket = new StageSocket(spaceId, {
+      token: () => this.session?.token,
+      onEvent: () => this.poller.refresh(),
+      onGoingAway: () => this.publisher.restart(),
+    });
+    this.poller = new StatePoller(spaceId, {
+      token: () => (this.session && (this.state == null || this.role !== "listener") ? this.session.token : null),
+      onState: (s) => this.onState(s),
+      onError: (err, delay) => this.onStateError(err, delay),
+      onRecovered: () => show(this.el.conn, false),
+    });
+
+    this.bind();
+    this.exposeDiagnostics();
+    this.stopMeters.push(
+      runMeter(() => this.player.analyser, this.el.listenMeter, () => this.player.playing),
+      runMeter(() => this.publisher.micAnalyser, this.el.micMeter, () => this.publisher.running),
+    );
+  }
+
+  get handKey() {
+    return `pnyx.hand.${this.spaceId}`;
+  }
+
+  async open() {
+    try {
+      this.info = (await get(paths.space(this.spaceId))).data;
+    } catch (err) {
+      setText(this.el.title, err.status === 404 ? "There is no such space" : "This space can't be loaded");
+      document.title = "Space not found · Pnyx";
+      this.banner(err.status === 404 ? "Check the link: no space has this address." : describeError(err), "error");
+      this.el.root.querySelector(".space-grid").hidden = true;
+      return;
+    }
+    document.title = `${this.info.title} · Pnyx`;
+    setText(this.el.title, this.info.title);
+    this.poller.start();
+  }
+
+  close() {
+    this.closed = true;
+    this.poller.stop();
+    this.socket.stop();
+    this.listener.stop();
+    this.publisher.stop({ release: this.mode === "stage" });
+    this.player.destroy();
+    for (const stop of this.stopMeters) stop();
+    window.removeEventListener("pagehide", this.onPageHide);
+    document.removeEventListener("click", this.onDocumentClick);
+    if (window.pnyx?.space === this.diagnostics) delete window.pnyx.space;
+  }
+
+  // -- state ----------------------------------------------------------------------
+  onState(s) {
+    const previous = this.state;
+    this.state = s;
+    const member = s.stage.find((m) => m.handle === this.me);
+    const role = member ? member.role : "listener";
+    const roleChanged = previous && role !== this.role;
+    this.role = role;
+    this.render(previous);
+    this.reconcile(member, roleChanged, previous);
+  }
+
+  onStateError(err, delay) {
+    if (err.status === 404) {
+      this.banner("This space no longer exists.", "error");
+      return;
+    }
+    if (err.status === 401 && this.session) {
+      this.sessionExpired();
+      return;
+    }
+    const wait = delay ? ` Retrying in ${Math.max(1, Math.round(delay / 1000))} s.` : "";
+    setText(this.el.conn, err.isRetryLater
+      ? `The server is busy; updates are paused (audio keeps playing).${wait}`
+      : `Lost contact with the server; reconnecting…${wait}`);
+    show(this.el.conn, true);
+  }
+
+  sessionExpired() {
+    setSession(null);
+    this.session = null;
+    this.me = null;
+    alertNow("Your session has expired: sign in again to speak or moderate.");
+    this.poller.refresh();
+  }
+
+  /** Start and stop audio, publishing, heartbeats and the socket to fit the state. */
+  reconcile(member, roleChanged, previous) {
+    const s = this.state;
+    let mode;
+    if (OVER.has(s.state)) mode = "over";
+    else if (s.state !== "live") mode = "scheduled";
+    else mode = member ? "stage" : "audience";
+    const modeChanged = mode !== this.mode;
+    const was = this.mode;
+    this.mode = mode;
+
+    if (mode === "stage") {
+      if (modeChanged) {
+        this.listener.stop();
+        if (this.player.playing) this.wantListening = true;
+        this.player.stop();
+        this.setHand(false);
+        this.publisher.start({ muted: member.muted }).catch(() => {
+          alertNow("Your microphone is unavailable or not allowed: allow it in the browser to speak.");
+        });
+        this.socket.start();
+        if (was) alertNow(member.role === "host" ? "You're live." : `You're on stage as ${member.role === "cohost" ? "a co-host" : "a speaker"}. Your microphone is on.`);
+      } else if (roleChanged) {
+        toast(`You're now ${member.role === "cohost" ? "a co-host" : member.role}.`);
+      }
+      if (this.pendingMute == null) this.publisher.setMuted(member.muted);
+      if (previous && !previous.stage.find((m) => m.handle === this.me)?.muted && member.muted && this.pendingMute == null) {
+        toast("You were muted by a host. Unmute when you're ready to talk.");
+      }
+    } else {
+      if (this.publisher.running) this.publisher.stop();
+      this.socket.stop();
+    }
+
+    if (mode === "audience") {
+      if (modeChanged && !this.removedReason) {
+        this.listener.start();
+        if (was === "stage") {
+          alertNow("You're back in the audience.");
+          this.startListening();
+        } else if (was === "scheduled" && this.wantListening) {
+          this.startListening();
+        }
+      }
+      if (this.handRaised && s.hands.count === 0) this.setHand(false);
+    } else if (mode === "over") {
+      this.listener.stop();
+      this.setHand(false);
+      if (modeChanged && was) alertNow(this.endedText());
+      // The player plays out what it has and stops at the stream's end.
+    }
+  }
+
+  endedText() {
+    const s = this.state;
+    if (s.state === "cancelled") return "This space was cancelled.";
+    if (s.end_reason === "host_left") return "This space has ended: the host left.";
+    return "This space has ended.";
+  }
+
+  // -- rendering --------------------------------------------------------------------
+  render(previous) {
+    const s = this.state;
+    const el = this.el;
+    const info = this.info;
+    const live = s.state === "live";
+    const over = OVER.has(s.state);
+    const moderator = MODERATORS.has(this.role) && live;
+    const isHost = this.role === "host";
+
+    setText(el.title, s.title || info.title);
+    setText(el.host, `Hosted by @${s.host || info.host}`);
+    setText(el.badge, live ? "Live" : over ? "Ended" : "Scheduled");
+    el.badge.className = `badge ${live ? "badge-live" : ""}`;
+    setText(el.count, live ? `${plural(s.listeners, "listener")}` : "");
+
+    // Banner: the end, or when it starts.
+    if (over) {
+      el.banner.replaceChildren(
+        h("strong", {}, this.endedText()),
+        info.record && s.state === "ended"
+          ? h("span", {}, " ", h("a", { href: `/replay/${this.spaceId}`, "data-link": true }, "Listen to the replay"), ".")
+          : null,
+        " ", h("a", { href: "/", "data-link": true }, "Find another space"), ".");
+      el.banner.className = "banner banner-ended";
+      show(el.banner, true);
+    } else if (!live) {
+      const when = info.scheduled_start ? ` It starts ${formatWhen(info.scheduled_start)}.` : "";
+      this.banner(`This space is scheduled.${when} This page will start playing when it goes live.`, "info");
+    } else if (this.removedReason) {
+      this.banner(this.removedReason, "error");
+    } else {
+      show(el.banner, false);
+    }
+    show(el.hostAway, live && s.host_away);
+
+    if (s.pinned) {
+      el.pinned.replaceChildren("📌 ", h("a", { href: s.pinned, target: "_blank", rel: "noopener noreferrer nofollow" }, s.pinned));
+    }
+    show(el.pinned, Boolean(s.pinned));
+
+    renderStage(el, s.stage, { me: this.me, actionsFor: (m) => this.actionsFor(m) });
+
+    const inAudience = live && !this.stageMember;
+    show(el.listenPanel, (inAudience || s.state === "scheduled") && !this.removedReason);
+    show(el.micPanel, live && this.stageMember);
+    if (over) show(el.listenPanel, this.player.playing);
+    show(el.leaveStage, this.role === "speaker" || this.role === "cohost");
+    this.renderMic();
+
+    // Invitation for me.
+    const invitation = this.me && live && s.invited.find((i) => i.handle === this.me);
+    if (invitation) {
+      setText(el.inviteText, invitation.role === "cohost"
+        ? `The host invites you to join as a co-host.`
+        : `You're invited to come on stage and speak.`);
+    }
+    show(el.invitePanel, Boolean(invitation) && !this.stageMember);
+
+    // Hands: mine (audience) and the queue (moderators).
+    show(el.handPanel, inAudience && !this.removedReason);
+    this.renderHand();
+    show(el.requestsPanel, moderator);
+    if (moderator) {
+      renderRequests(el, s.hands.handles || []);
+      renderPending(el, s.invited);
+      el.inviteRole.querySelector('option[value="cohost"]').disabled = !isHost;
+    }
+
+    // Reactions: everyone sees them; the audience sends them.
+    show(el.reactionsPanel, live || Object.keys(s.reactions).length > 0);
+    show(el.reactionButtons, inAudience && !this.removedReason);
+    show(el.reactionsHint, live && !inAudience && Object.keys(s.reactions).length === 0);
+    this.renderReactionButtons();
+    renderReactions(el, s.reactions, previous ? this.prevReactions : s.reactions, this.reducedMotion);
+    this.prevReactions = s.reactions;
+
+    // Running the space.
+    show(el.hostPanel, moderator || (isHost && s.state === "scheduled"));
+    show(el.startSpace, isHost && s.state === "scheduled");
+    show(el.pinForm, moderator);
+    show(el.unpin, moderator && Boolean(s.pinned));
+    if (document.activeElement !== el.policy) el.policy.value = s.speak_policy || "everyone";
+    el.policy.disabled = !moderator;
+    show(el.end, isHost && !over);
+    if (!isHost || over) show(el.endConfirm, false);
+  }
+
+  get stageMember() {
+    return this.role !== "listener";
+  }
+
+  banner(text, tone) {
+    this.el.banner.replaceChildren(text);
+    this.el.banner.className = `banner banner-${tone}`;
+    show(this.el.banner, true);
+  }
+
+  renderMic() {
+    const member = this.state?.stage.find((m) => m.handle === this.me);
+    if (!member) return;
+    const muted = this.pendingMute ?? member.muted;
+    setText(this.el.mic, muted ? "Unmute microphone" : "Mute microphone");
+    this.el.mic.classList.toggle("is-muted", muted);
+    this.el.mic.setAttribute("aria-describedby", "mic-status");
+  }
+
+  renderHand() {
+    const el = this.el;
+    const s = this.state;
+    const count = s.hands.count;
+    setText(el.handsCount, count ? `${plural(count, "hand")} raised.` : "");
+    if (!this.me) {
+      el.hand.hidden = true;
+      el.handNote.replaceChildren(h("a", { href: `/signin?next=/s/${this.spaceId}`, "data-link": true }, "Sign in"), " to ask to speak.");
+      return;
+    }
+    el.hand.hidden = false;
+    const policy = s.speak_policy;
+    if (policy === "nobody" && !this.handRaised) {
+      el.hand.disabled = true;
+      setText(el.handNote, "This space is invite only.");
+    } else {
+      if (!el.hand.dataset.busy) el.hand.disabled = false;
+      setText(el.handNote, this.handRaised
+        ? "Your hand is up. The hosts will see it."
+        : policy === "followed" ? "The host takes requests from people they follow." : "");
+    }
+    const label = this.handRaised ? "Lower hand" : "Raise hand";
+    if (el.hand.dataset.label !== label) {
+      el.hand.dataset.label = label;
+      el.hand.replaceChildren(h("span", { "aria-hidden": "true" }, "✋ "), label);
+    }
+    el.hand.setAttribute("aria-pressed", this.handRaised ? "true" : "false");
+  }
+
+  renderReactionButtons() {
+    const ready = this.listener.joined && Date.now() >= this.listener.reactBlockedUntil;
+    for (const b of this.el.reactionButtons.querySelectorAll("button")) b.disabled = !ready;
+  }
+
+  setHand(raised) {
+    this.handRaised = raised;
+    if (raised) sessionStorage.setItem(this.handKey, "1");
+    else sessionStorage.removeItem(this.handKey);
+    if (this.state) this.renderHand();
+  }
+
+  /** What a moderator (me) may do to member `m`, per the permission table. */
+  actionsFor(m) {
+    if (!MODERATORS.has(this.role) || this.state?.state !== "live" || m.handle === this.me || m.role === "host") return [];
+    const isHost = this.role === "host";
+    const reach = m.role === "speaker" || isHost; // co-hosts are the host's to manage
+    const out = [];
+    if (!m.muted) out.push({ id: "mute", label: `Mute @${m.handle}` });
+    if (reach) out.push({ id: "move-back", label: "Move to the audience" });
+    if (isHost && m.role === "speaker") out.push({ id: "make-cohost", label: "Make co-host" });
+    if (isHost && m.role === "cohost") out.push({ id: "make-speaker", label: "Make speaker" });
+    if (reach) {
+      out.push({ id: "remove", label: "Remove from the space", danger: true });
+      out.push({ id: "block", label: "Remove and block", danger: true });
+    }
+    return out;
+  }
+
+  // -- status callbacks ----------------------------------------------------------
+  onPlayerStatus(status, detail) {
+    setText(this.el.listenStatus, status === "error" ? detail || "Can't play the audio." : PLAYER_TEXT[status] ?? "");
+    const playing = this.player.playing && status !== "blocked";
+    setText(this.el.play, playing ? "Stop" : "Play");
+    this.el.play.setAttribute("aria-label", playing ? "Stop listening" : "Play the space");
+    this.el.play.classList.toggle("is-playing", playing);
+    if (status === "ended" && this.mode === "over") {
+      this.player.stop();
+      show(this.el.listenPanel, false);
+    }
+  }
+
+  onMicStatus(status, detail) {
+    setText(this.el.micStatus, status === "error" ? detail || "Your microphone isn't working." : MIC_TEXT[status] ?? "");
+  }
+
+  onListenerStatus(status, err, delay) {
+    const note = this.el.listenNotice;
+    if (status === "waiting") {
+      const secs = Math.max(1, Math.round((delay || 0) / 1000));
+      setText(note, err?.isRetryLater
+        ? `The server is busy. You can listen; reactions and hands wait. Trying again in ${secs} s.`
+        : `Lost contact with the server; trying again in ${secs} s. The audio keeps playing.`);
+      show(note, true);
+    } else if (status === "refused") {
+      if (err?.code === "removed" || err?.code === "blocked") {
+        this.removedReason = describeError(err);
+        this.player.stop();
+        this.wantListening = false;
+        alertNow(this.removedReason);
+        if (this.state) this.render(this.state);
+      } else if (err?.code !== "space_over") {
+        setText(note, describeError(err));
+        show(note, true);
+      }
+    } else if (status === "joined") {
+      show(note, false);
+    }
+    if (this.state) this.renderReactionButtons();
+  }
+
+  onActionError(err) {
+    if (err instanceof ApiError && err.status === 401 && this.session) {
+      this.sessionExpired();
+      return;
+    }
+    alertNow(err instanceof ApiError ? describeError(err) : String(err.message || err));
+  }
+
+  // -- actions ------------------------------------------------------------------------
+  /** Run an action from `button`: busy while it runs; refused "later" keeps it off. */
+  async act(button, fn, { refresh = true } = {}) {
+    if (button) {
+      button.disabled = true;
+      button.dataset.busy = "1";
+    }
+    let holdMs = 0;
+    try {
+      await fn();
+      if (refresh) this.poller.refresh();
+      return true;
+    } catch (err) {
+      if (err instanceof ApiError && err.isRetryLater && err.retryAfterS != null) {
+        holdMs = retryAfterMs(err.retryAfterS);
+      }
+      this.onActionError(err);
+      return false;
+    } finally {
+      if (button) {
+        const release = () => {
+          delete button.dataset.busy;
+          button.disabled = false;
+          if (this.state) this.render(this.state);
+        };
+        if (holdMs) setTimeout(release, holdMs);
+        else release();
+      }
+    }
+  }
+
+  startListening() {
+    this.wantListening = true;
+    const src = this.info?.links?.hls || paths.live(this.spaceId);
+    this.player.play(src, { live: true });
+    this.onPlayerStatus(this.player.status);
+  }
+
+  bind() {
+    const el = this.el;
+    const token = () => this.session?.token;
+    const id = this.spaceId;
+
+    el.soundOn.addEventListener("click", () => {
+      audioContext();
+      el.mixAudio.play().then(() => show(el.soundOn, false)).catch(() => {});
+    });
+
+    el.play.addEventListener("click", () => {
+      if (this.player.playing && this.player.status !== "blocked") {
+        this.wantListening = false;
+        this.player.stop();
+        this.onPlayerStatus("idle");
+      } else if (this.state?.state === "scheduled") {
+        this.wantListening = true;
+        toast("It will start playing when the space goes live.");
+      } else {
+        this.startListening();
+      }
+    });
+
+    el.shareButton.addEventListener("click", async () => {
+      const url = el.shareInput.value;
+      try {
+        if (navigator.share && matchMedia("(pointer: coarse)").matches) {
+          await navigator.share({ title: this.info?.title || "Pnyx space", url });
+          return;
+        }
+        await navigator.clipboard.writeText(url);
+        toast("Link copied.");
+      } catch {
+        el.shareInput.focus();
+        el.shareInput.select();
+        toast("Copy the selected link to share it.");
+      }
+    });
+
+    el.mic.addEventListener("click", () => {
+      const member = this.state?.stage.find((m) => m.handle === this.me);
+      if (!member) return;
+      const mute = !(this.pendingMute ?? member.muted);
+      this.pendingMute = mute;
+      if (mute) this.publisher.setMuted(true); // off at once; the server follows
+      this.renderMic();
+      this.act(el.mic, async () => {
+        try {
+          await post(mute ? paths.mute(id, this.me) : paths.unmute(id, this.me), { token: token() });
+          this.publisher.setMuted(mute);
+        } catch (err) {
+          // Already in that state on the server: fine.
+          if (!(err instanceof ApiError && (err.code === "already_muted" || err.code === "not_muted"))) throw err;
+          this.publisher.setMuted(mute);
+        } finally {
+          this.pendingMute = null;
+        }
+      });
+    });
+
+    el.processing.checked = voiceProcessing();
+    el.processing.addEventListener("change", () => {
+      this.publisher.setVoiceProcessing(el.processing.checked).catch(() => {
+        alertNow("Couldn't change the microphone settings.");
+      });
+    });
+
+    el.leaveStage.addEventListener("click", () => this.act(el.leaveStage, () =>
+      put(paths.role(id, this.me), { token: token(), json: { role: "listener" } })));
+
+    el.hand.addEventListener("click", () => {
+      const raising = !this.handRaised;
+      this.act(el.hand, async () => {
+        try {
+          if (raising) await post(paths.hand(id), { token: token() });
+          else await del(paths.hand(id), { token: token() });
+        } catch (err) {
+          const settled = raising ? err.code === "hand_already_raised" : err.code === "no_hand";
+          if (!(err instanceof ApiError && settled)) throw err;
+        }
+        this.setHand(raising);
+        toast(raising ? "Hand raised. The hosts can see it." : "Hand lowered.");
+      });
+    });
+
+    el.acceptInvite.addEventListener("click", () => this.act(el.acceptInvite, () =>
+      post(paths.invitation(id), { token: token(), json: { accept: true } })));
+    el.declineInvite.addEventListener("click", () => this.act(el.declineInvite, () =>
+      post(paths.invitation(id), { token: token(), json: { accept: false } })));
+
+    el.requests.addEventListener("click", (event) => {
+      const b = event.target.closest("button[data-action]");
+      if (!b) return;
+      const handle = b.dataset.handle;
+      if (b.dataset.action === "approve") {
+        this.act(b, () => put(paths.role(id, handle), { token: token(), json: { role: "speaker" } }));
+      } else {
+        this.act(b, () => del(paths.declineHand(id, handle), { token: token() }));
+      }
+    });
+
+    el.stage.addEventListener("click", (event) => {
+      const b = event.target.closest("button[data-action]");
+      if (!b) return;
+      const handle = b.dataset.handle;
+      b.closest("details")?.removeAttribute("open");
+      const run = {
+        "mute": () => post(paths.mute(id, handle), { token: token() }),
+        "move-back": () => put(paths.role(id, handle), { token: token(), json: { role: "listener" } }),
+        "make-cohost": () => put(paths.role(id, handle), { token: token(), json: { role: "cohost" } }),
+        "make-speaker": () => put(paths.role(id, handle), { token: token(), json: { role: "speaker" } }),
+        "remove": () => post(paths.remove(id, handle), { token: token(), json: { block: false } }),
+        "block": () => post(paths.remove(id, handle), { token: token(), json: { block: true } }),
+      }[b.dataset.action];
+      if (run) this.act(b, run);
+    });
+
+    // Member menus: Escape closes the open one (focus back on its button); so does a
+    // click anywhere else.
+    el.stage.addEventListener("keydown", (event) => {
+      const menu = event.target.closest("details.member-actions");
+      if (event.key === "Escape" && menu?.open) {
+        menu.open = false;
+        menu.querySelector("summary").focus();
+      }
+    });
+    this.onDocumentClick = (event) => {
+      for (const menu of el.stage.querySelectorAll("details.member-actions[open]")) {
+        if (!menu.contains(event.target)) menu.open = false;
+      }
+    };
+    document.addEventListener("click", this.onDocumentClick);
+
+    el.inviteForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const handle = el.inviteHandle.value.trim().replace(/^@/, "");
+      if (!handle) {
+        el.inviteHandle.focus();
+        return;
+      }
+      const role = el.inviteRole.value;
+      this.act(el.inviteForm.querySelector("button"), async () => {
+        await put(paths.role(id, handle), { token: token(), json: { role } });
+        el.inviteHandle.value = "";
+        toast(`Invited @${handle}.`);
+      });
+    });
+
+    el.pinForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const url = el.pinInput.value.trim();
+      if (!url) {
+        el.pinInput.focus();
+        return;
+      }
+      this.act(el.pinForm.querySelector("button"), async () => {
+        await put(paths.pin(id), { token: token(), json: { url } });
+        el.pinInput.value = "";
+        toast("Link pinned.");
+      });
+    });
+    el.unpin.addEventListener("click", () => this.act(el.unpin, () =>
+      put(paths.pin(id), { token: token(), json: { url: null } })));
+
+    el.policy.addEventListener("change", () => this.act(el.policy, () =>
+      put(paths.speakPolicy(id), { token: token(), json: { who_can_speak: el.policy.value } })));
+
+    el.startSpace.addEventListener("click", () => this.act(el.startSpace, () =>
+      post(paths.start(id), { token: token() })));
+
+    el.end.addEventListener("click", () => {
+      show(el.endConfirm, true);
+      el.endConfirm.querySelector("#end-confirm-no").focus();
+    });
+    el.endConfirm.querySelector("#end-confirm-no").addEventListener("click", () => {
+      show(el.endConfirm, false);
+      el.end.focus();
+    });
+    el.endConfirm.querySelector("#end-confirm-yes").addEventListener("click", (event) => {
+      this.act(event.currentTarget, () => post(paths.end(id), { token: token() }));
+    });
+
+    el.reactionButtons.addEventListener("click", async (event) => {
+      const b = event.target.closest("button[data-emoji]");
+      if (!b || b.disabled) return;
+      const emoji = b.dataset.emoji;
+      try {
+        await this.listener.react(emoji);
+        if (!this.reducedMotion) floatEmoji(this.el, emoji);
+      } catch (err) {
+        if (err instanceof ApiError && err.retryAfterS != null) {
+          this.renderReactionButtons();
+          setTimeout(() => this.renderReactionButtons(), retryAfterMs(err.retryAfterS));
+        }
+        toast(describeError(err), { tone: "error" });
+      }
+    });
+
+    this.onPageHide = () => {
+      // Say goodbye without waiting (keepalive requests survive the page).
+      this.listener.stop();
+      this.publisher.stop({ release: this.mode === "stage" });
+    };
+    window.addEventListener("pagehide", this.onPageHide);
+  }
+
+  /** For diagnostics and the end-to-end tests: what this page hears right now. */
+  exposeDiagnostics() {
+    const page = this;
+    this.diagnostics = {
+      get mode() { return page.mode; },
+      get role() { return page.role; },
+      get version() { return page.state?.version ?? null; },
+      get playerEngine() { return page.player.engine; },
+      get playerStatus() { return page.player.status; },
+      get micStatus() { return page.publisher.status; },
+      get publishResource() { return page.publisher.resource; },
+      get connectionState() { return page.publisher.pc?.connectionState ?? null; },
+      get micProcessing() {
+        return page.publisher.track ? page.publisher.track.getSettings().echoCancellation : null;
+      },
+      get currentTime() { return page.el.listenAudio.currentTime; },
+      /** Magnitudes (dB) at `freqs` in what this page plays: the space (audience) or
+       * the mix-minus (stage). */
+      hearing(freqs) {
+        const analyser = page.mode === "stage" ? page.publisher.mixAnalyser : page.player.analyser;
+        return analyser ? { source: page.mode === "stage" ? "mix-minus" : "hls", ...tones(analyser, freqs) } : null;
+      },
+      microphone(freqs) {
+        return page.publisher.micAnalyser ? tones(page.publisher.micAnalyser, freqs) : null;
+      },
+    };
+    window.pnyx = window.pnyx || {};
+    window.pnyx.space = this.diagnostics;
+  }
+}
+
+export function mount(main, { params, navigate }) {
+  const page = new SpacePage(main, params[0], navigate);
+  page.open();
+  return () => page.close();
+}

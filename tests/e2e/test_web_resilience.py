@@ -1,0 +1,152 @@
+"""The web client when things go wrong: the server asks it to come back later (503 and
+429 with Retry-After), the network drops for a moment, a speaker's connection is cut.
+The audio keeps playing through refusals, the player picks up again by itself after a
+blip, and a cut speaker publishes again by itself — without a reload."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.api import create_space, new_user
+from tests.support.browser import (
+    assert_clean,
+    chromiums,
+    hearing,
+    poll,
+    require_browser,
+    sign_in,
+    tone_present,
+    tone_wav,
+)
+from tests.support.pnyx_server import PnyxProcess, pnyx_serve
+
+pytestmark = pytest.mark.e2e
+
+HOST_HZ = 440
+FREQS = [HOST_HZ]
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
+    require_browser()
+    with pnyx_serve(tmp_path_factory.mktemp("web-resilience")) as n:
+        yield n
+
+
+def hears_host(page: Any) -> bool:
+    return tone_present(hearing(page, FREQS), HOST_HZ)
+
+
+def audio_time(page: Any) -> float:
+    return float(page.evaluate("pnyx.space.currentTime"))
+
+
+def test_audio_plays_on_through_refusals_blips_and_drops(node: PnyxProcess, tmp_path: Path) -> None:
+    from playwright.sync_api import Route, expect
+
+    with httpx.Client(base_url=node.url, timeout=20) as c:
+        hana = new_user(c, "hana")
+        space = create_space(c, hana, title="Stormy weather")
+
+    with chromiums(node.url, tone_wav(tmp_path / "host.wav", HOST_HZ)) as (browser,):
+        host, host_watch = browser.page("host")
+        sign_in(host, hana.handle, hana.token, f"/s/{space}")
+        expect(host.locator("#mic-status")).to_have_text(re.compile("You're live"), timeout=20_000)
+
+        # -- an anonymous listener whose joins are refused twice: "retry later" -------------
+        listener, watch = browser.page("listener")
+        refusals = {"left": 2, "at": []}
+
+        def busy_join(route: Route) -> None:
+            if refusals["left"] > 0:
+                refusals["left"] -= 1
+                refusals["at"].append(time.monotonic())
+                body = {"error": {"kind": "unavailable", "code": "overloaded", "message": "busy"}}
+                route.fulfill(
+                    status=503,
+                    headers={"Retry-After": "2", "Content-Type": "application/json"},
+                    body=json.dumps(body),
+                )
+            else:
+                refusals["at"].append(time.monotonic())
+                route.continue_()
+
+        listener.route(re.compile(r"/v1/spaces/[^/]+/join$"), busy_join)
+        watch.expect(r"/join$", r"status of 503")
+        listener.goto(f"/s/{space}")
+        expect(listener.locator("#listener-notice")).to_contain_text("The server is busy")
+        listener.get_by_role("button", name="Play the space").click()
+        poll(lambda: hears_host(listener), timeout=30, what="the space while joins are refused")
+        expect(listener.get_by_role("button", name="React clap")).to_be_disabled()
+        # Joined at last: reactions open; each retry waited at least Retry-After.
+        expect(listener.get_by_role("button", name="React clap")).to_be_enabled(timeout=20_000)
+        expect(listener.locator("#listener-notice")).to_be_hidden()
+        gaps = [b - a for a, b in zip(refusals["at"], refusals["at"][1:], strict=False)]
+        assert len(gaps) == 2 and all(g >= 1.9 for g in gaps), gaps
+
+        # -- too many reactions: 429, a clear word, and the buttons rest a moment ------------
+        watch.expect(r"/reactions$", r"status of 429")
+        clap = listener.get_by_role("button", name="React clap")
+        rested = False
+        for _ in range(40):
+            clap.click(force=True)  # as fast as a finger: no waiting for it to be enabled
+            if clap.is_disabled():
+                rested = True
+                break
+        assert rested, "the reaction buttons never paused after a 429"
+        expect(listener.locator("#toasts")).to_contain_text("too many reactions")
+        expect(clap).to_be_enabled(timeout=10_000)
+        assert hears_host(listener)
+        expect(host.locator("#reaction-counts")).to_contain_text("👏")
+
+        # -- the network drops for a moment: the player notices, then carries on -------------
+        watch.expect(r".", r"ERR_INTERNET_DISCONNECTED")
+        listener.context.set_offline(True)
+        poll(
+            lambda: listener.evaluate("pnyx.space.playerStatus") in ("buffering", "reconnecting"),
+            what="the player to notice the network is gone",
+        )
+        listener.context.set_offline(False)
+        poll(
+            lambda: listener.evaluate("pnyx.space.playerStatus") == "playing",
+            timeout=30,
+            what="the player to pick up again by itself",
+        )
+        before = audio_time(listener)
+        poll(lambda: audio_time(listener) > before + 2, what="the audio to move on")
+        poll(lambda: hears_host(listener), what="the host after the blip")
+
+        # -- the speaker turns voice processing off: the same session, a new track ---------
+        first = host.evaluate("pnyx.space.publishResource")
+        assert host.evaluate("pnyx.space.micProcessing") is True
+        host.get_by_text("Microphone settings").click()
+        host.get_by_label("Echo cancellation and noise suppression").uncheck()
+        poll(lambda: host.evaluate("pnyx.space.micProcessing") is False, what="a raw microphone")
+        assert host.evaluate("pnyx.space.publishResource") == first
+        poll(lambda: hears_host(listener), what="the host's raw microphone")
+
+        # -- the speaker's connection is cut: it publishes again by itself -------------------
+        httpx.delete(first, headers=hana.auth, timeout=10).raise_for_status()  # server hangs up
+        poll(
+            lambda: host.evaluate("pnyx.space.micStatus") == "reconnecting",
+            what="the speaker's page to notice the drop",
+        )
+        poll(
+            lambda: (
+                host.evaluate("pnyx.space.micStatus") == "live"
+                and host.evaluate("pnyx.space.publishResource") not in (None, first)
+            ),
+            timeout=30,
+            what="the speaker to publish again",
+        )
+        poll(lambda: hears_host(listener), what="the listener to hear the host again")
+
+        assert_clean(host_watch, watch)
