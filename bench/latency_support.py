@@ -11,9 +11,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,68 +26,23 @@ if str(ROOT) not in sys.path:  # the harness lives in tests/support
     sys.path.insert(0, str(ROOT))
 
 from tests.support import hls, tones, webrtc  # noqa: E402
+from tests.support.pnyx_server import PnyxProcess, pnyx_serve  # noqa: E402
 
 __all__ = ["hls", "tones", "webrtc"]  # the benches import the harness from here
-
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Node:
-    proc: subprocess.Popen[bytes]
-    url: str
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
 
 @contextmanager
 def pnyx_node(
     *, log_level: str = "warning", env_settings: dict[str, str] | None = None
-) -> Iterator[Node]:
+) -> Iterator[PnyxProcess]:
     """One ``pnyx serve`` (embedded default: SQLite, memory live state) on a free port,
-    with the production defaults unless ``env_settings`` (PNYX_* without the prefix)."""
-    with tempfile.TemporaryDirectory(prefix="pnyx-bench-") as tmp:
-        port = free_port()
-        args = [sys.executable, "-m", "pnyx.cli", "serve", "--port", str(port)]
-        args += ["--data-dir", tmp, "--log-level", log_level]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PNYX_")}
-        env.update({f"PNYX_{k.upper()}": v for k, v in (env_settings or {}).items()})
-        log = Path(tmp) / "pnyx.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://{LOOPBACK}:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"pnyx serve exited:\n{log.read_text()}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("pnyx serve did not become healthy")
-                time.sleep(0.1)
-            yield Node(proc, url)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            text = log.read_text(errors="replace")
-            if "Traceback" in text:
-                print(f"--- the server logged a traceback ---\n{text[-4000:]}", file=sys.stderr)
+    with the production defaults unless ``env_settings`` (PNYX_* without the prefix).
+    The same launcher as the end-to-end tests, without their fast clocks."""
+    with (
+        tempfile.TemporaryDirectory(prefix="pnyx-bench-") as tmp,
+        pnyx_serve(Path(tmp), settings=env_settings, fast=False, log_level=log_level) as node,
+    ):
+        yield node
 
 
 @dataclass(frozen=True)

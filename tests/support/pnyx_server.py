@@ -37,6 +37,10 @@ class PnyxProcess:
         return httpx.Client(base_url=self.url, timeout=20.0, **kw)  # type: ignore[arg-type]
 
     @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://")
 
@@ -51,10 +55,15 @@ def pnyx_serve(
     database: str | None = None,
     redis: str | None = None,
     settings: Mapping[str, str] | None = None,
+    fast: bool = True,
+    log_level: str | None = None,
 ) -> Iterator[PnyxProcess]:
+    """A ``pnyx serve`` on a free loopback port, healthy when this yields. ``fast``: the
+    quick clocks tests want (FAST); benchmarks use the production defaults."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PNYX_")}
-    env.update({f"PNYX_{k.upper()}": v for k, v in {**FAST, **(settings or {})}.items()})
+    chosen = {**(FAST if fast else {}), **(settings or {})}
+    env.update({f"PNYX_{k.upper()}": v for k, v in chosen.items()})
     env["PNYX_SECRET"] = SECRET
     env["PNYX_SERVE_WEB"] = "true"
     args = [sys.executable, "-m", "pnyx.cli", "serve", "--port", str(port)]
@@ -63,6 +72,8 @@ def pnyx_serve(
         args += ["--database", database]
     if redis:
         args += ["--redis", redis]
+    if log_level:
+        args += ["--log-level", log_level]
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / f"pnyx-{port}.log"
     with log.open("wb") as out:
