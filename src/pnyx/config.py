@@ -66,6 +66,16 @@ class Settings(BaseModel):
     reaction_burst: float = Field(10.0, gt=0)
     space_cache_s: int = Field(1, ge=0)
 
+    # -- admission control (per process; the stage is never refused) ---------------------
+    max_inflight: int = Field(256, ge=1)  # admission-controlled requests in flight at once
+    admit_reactions: float = Field(0.5, gt=0, le=1)  # shed reactions from this load on
+    admit_heartbeats: float = Field(0.65, gt=0, le=1)
+    admit_joins: float = Field(0.8, gt=0, le=1)
+    admit_listener_actions: float = Field(0.95, gt=0, le=1)
+    admission_hold_s: float = Field(60.0, ge=0)  # heartbeat interval stays raised this long
+    admission_retry_after_s: int = Field(1, ge=1)  # Retry-After of a refusal
+    admission_jitter: float = Field(0.5, ge=0, le=10)  # Pnyx-Retry-Jitter: add up to this
+
     # -- limits on input --------------------------------------------------------------
     max_body_bytes: int = Field(16 * 1024, gt=0)
     max_sdp_bytes: int = Field(64 * 1024, gt=0)
@@ -77,6 +87,12 @@ class Settings(BaseModel):
 
     # -- leases ---------------------------------------------------------------------
     lease_ttl_s: float = Field(5.0, gt=0)
+
+    # -- follower notifications -------------------------------------------------------
+    fanout_threshold: int = Field(10_000, ge=0)  # above: followers see the host on read
+    fanout_batch: int = Field(1000, ge=1, le=10_000)  # followers paged/inserted per batch
+    fanout_queue: int = Field(1000, ge=1)  # pending fan-out jobs per node (oldest dropped)
+    remind_before_s: float = Field(600.0, gt=0)  # "starting soon" this long before
 
     # -- media (stage node and origin) --------------------------------------------------
     public_url: str | None = None  # how other nodes reach this one; default http://host:port
@@ -106,6 +122,17 @@ class Settings(BaseModel):
             raise ValueError("mix_target_frames must not exceed mix_queue_frames")
         if self.mix_minus_target_frames > self.mix_minus_queue_frames:
             raise ValueError("mix_minus_target_frames must not exceed mix_minus_queue_frames")
+        shed = [
+            self.admit_reactions,
+            self.admit_heartbeats,
+            self.admit_joins,
+            self.admit_listener_actions,
+        ]
+        if shed != sorted(shed):
+            raise ValueError(
+                "admit_reactions <= admit_heartbeats <= admit_joins <= admit_listener_actions"
+                " (the shedding order)"
+            )
         if self.secret is not None and len(self.secret.encode()) < 32:
             raise ValueError("secret must be at least 32 bytes (HS256 key length)")
         return self

@@ -18,11 +18,13 @@ from pnyx.api import (
     listeners,
     media,
     members,
+    notifications,
     ops,
     publish,
     spaces,
     stage_ws,
 )
+from pnyx.api.admission import AdmissionControl
 from pnyx.api.middleware import BodyLimit, Metrics
 from pnyx.config import Settings
 from pnyx.services.node import Node
@@ -51,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         accounts.router,
         spaces.router,
         members.router,
+        notifications.router,
         listeners.router,
         stage_ws.router,
         publish.router,
@@ -59,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, sdp_limit=settings.max_sdp_bytes)
+    app.add_middleware(AdmissionControl)  # outside the body limit: refusals stay cheap
     app.add_middleware(Metrics)
     if settings.serve_web and (WEB_DIR / "index.html").exists():
         _serve_web(app)

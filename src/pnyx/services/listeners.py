@@ -17,6 +17,7 @@ from pnyx.domain.types import Handle, ListenerId, SpaceId, SpaceStatus
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState, Snapshot
 from pnyx.services import metrics, views
+from pnyx.services.admission import Admission
 from pnyx.services.auth import ListenerClaims, Tokens
 from pnyx.services.spaces import SpaceService, links
 from pnyx.store.db import Store
@@ -41,8 +42,11 @@ class ListenerService:
         spaces: SpaceService,
         tokens: Tokens,
         clock: Callable[[], float],
+        *,
+        admission: Admission | None = None,
     ) -> None:
         self._s = settings
+        self._admission = admission
         self._store = store
         self._live = live
         self._spaces = spaces
@@ -51,7 +55,10 @@ class ListenerService:
 
     @property
     def heartbeat_s(self) -> float:
-        return self._s.heartbeat_s
+        """The interval to tell listeners now: raised by admission control under load."""
+        if self._admission is None:
+            return self._s.heartbeat_s
+        return self._admission.heartbeat_s(self._clock())
 
     async def _check_admitted(self, space: SpaceId, handle: Handle | None) -> None:
         """Anonymous listeners are admitted on the live snapshot alone (no store read:
@@ -88,12 +95,12 @@ class ListenerService:
         metrics.JOINS.labels("accepted").inc()
         token = self._tokens.issue_listener(listener, space, handle)
         media = {k: v for k, v in links(space).items() if k in ("hls", "hls_plain", "state")}
-        return Joined(listener, token, self._s.heartbeat_s, media)
+        return Joined(listener, token, self.heartbeat_s, media)
 
     async def heartbeat(self, claims: ListenerClaims) -> float:
         await self._check_admitted(claims.space, claims.handle)
         await self._live.presence_add(claims.space, claims.listener, self._clock())
-        return self._s.heartbeat_s
+        return self.heartbeat_s
 
     async def leave(self, claims: ListenerClaims) -> None:
         """Presence cannot forget one member of a HyperLogLog: a listener who leaves drops
@@ -150,4 +157,4 @@ class ListenerService:
         self, space: SpaceId, after: int | None, *, for_stage: bool, wait_s: float | None = None
     ) -> dict[str, Any]:
         snap = await self.snapshot(space, after, self._s.state_wait_s if wait_s is None else wait_s)
-        return views.state_view(snap, for_stage=for_stage, heartbeat_s=self._s.heartbeat_s)
+        return views.state_view(snap, for_stage=for_stage, heartbeat_s=self.heartbeat_s)

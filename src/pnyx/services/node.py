@@ -7,17 +7,19 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pnyx.config import NodeRole, Settings, signing_secret
 from pnyx.domain.types import Limits
 from pnyx.live.base import LiveState
 from pnyx.live.factory import open_live_state
 from pnyx.media.recording import Recordings
+from pnyx.services import admission as admission_
 from pnyx.services.accounts import AccountService
 from pnyx.services.auth import Passwords, Tokens
 from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
+from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
 from pnyx.services.spaces import SpaceService
 from pnyx.services.stage import StageService
@@ -41,6 +43,9 @@ class Node:
     origin: Origin
     media: MediaService
     ticker: SpaceTicker
+    notifications: NotificationService
+    admission: admission_.Admission
+    clock: Callable[[], float] = field(default=time.time)
 
     @classmethod
     async def open(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Node:
@@ -61,9 +66,12 @@ class Node:
             max_title_len=settings.max_title_len,
         )
         spaces = SpaceService(store, live, limits, clock)
+        notifications = NotificationService(settings, store, clock)
+        spaces.on_live = notifications.space_started
         recordings = Recordings(settings.recordings_dir)
         origin = Origin(settings, live, recordings)
         media = MediaService(settings, live, spaces, origin, recordings, node_id, clock)
+        admission = admission_.from_settings(settings)
         node = cls(
             settings=settings,
             node_id=node_id,
@@ -74,12 +82,20 @@ class Node:
                 store, Passwords(), tokens, min_password_len=settings.min_password_len
             ),
             spaces=spaces,
-            listeners=ListenerService(settings, store, live, spaces, tokens, clock),
+            listeners=ListenerService(
+                settings, store, live, spaces, tokens, clock, admission=admission
+            ),
             stage=StageService(settings, live, spaces, tokens),
             origin=origin,
             media=media,
-            ticker=SpaceTicker(settings, live, spaces, node_id, clock, media=media),
+            notifications=notifications,
+            ticker=SpaceTicker(
+                settings, live, spaces, node_id, clock, media=media, admission=admission
+            ),
+            admission=admission,
+            clock=clock,
         )
+        notifications.start(reminders=settings.role in (NodeRole.STAGE, NodeRole.BOTH))
         if settings.role in (NodeRole.STAGE, NodeRole.BOTH):
             node.ticker.start()
         log.info(
@@ -95,6 +111,7 @@ class Node:
         await self.stage.close()
         await self.ticker.stop()
         await self.media.close()
+        await self.notifications.close()
         await self.live.close()
         await self.store.close()
         log.info("node %s down", self.node_id)

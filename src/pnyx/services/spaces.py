@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,9 @@ class SpaceService:
         self._live = live
         self._limits = limits
         self._clock = clock
+        # Told when a space goes live (created live, or started): the node wires the
+        # follower notifications here, so spaces.py knows nothing of them.
+        self.on_live: Callable[[SpaceRecord], Awaitable[None]] | None = None
 
     # -- reading ----------------------------------------------------------------------
     async def record(self, space: SpaceId) -> SpaceRecord:
@@ -113,6 +116,8 @@ class SpaceService:
         await self._store.spaces.create(rec)
         await self.publish_room(room)
         log.info("space %s created by @%s (%s)", space, host, room.status.value)
+        if room.status is SpaceStatus.LIVE and self.on_live is not None:
+            await self.on_live(rec)
         return rec
 
     # -- commands ----------------------------------------------------------------------
@@ -142,6 +147,8 @@ class SpaceService:
             if won:
                 metrics.COMMANDS.labels(name, "accepted").inc()
                 await self._after(new, decision.events)
+                if room.status is not SpaceStatus.LIVE and new.status is SpaceStatus.LIVE:
+                    await self._went_live(rec, new)
                 return new
         metrics.COMMANDS.labels(name, "contended").inc()
         raise PnyxError(
@@ -150,6 +157,11 @@ class SpaceService:
             code="contended",
             retry_after=1.0,
         )
+
+    async def _went_live(self, rec: SpaceRecord, room: Room) -> None:
+        if self.on_live is not None:
+            started = _ts(room.started_at)
+            await self.on_live(replace(rec, status=room.status, started_at=started))
 
     async def _after(self, room: Room, events: tuple[ev.Event, ...]) -> None:
         for event in events:

@@ -20,6 +20,7 @@ from pnyx.domain.types import SpaceId, SpaceStatus
 from pnyx.errors import PnyxError
 from pnyx.live.base import Lease, LiveState
 from pnyx.services import metrics, views
+from pnyx.services.admission import Admission
 from pnyx.services.spaces import SpaceService
 
 if TYPE_CHECKING:
@@ -38,8 +39,10 @@ class SpaceTicker:
         clock: Callable[[], float],
         *,
         media: MediaService | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._s = settings
+        self._admission = admission
         self._media = media
         self._live = live
         self._spaces = spaces
@@ -105,8 +108,11 @@ class SpaceTicker:
     async def tick(self, space: SpaceId) -> None:
         metrics.TICKS.inc()
         now = self._clock()
+        window = self._s.presence_window_s
+        if self._admission is not None:  # a raised heartbeat interval must not drop anyone
+            window = self._admission.presence_window_s(now, window)
         stats = {
-            "listeners": await self._live.presence_count(space, now, self._s.presence_window_s),
+            "listeners": await self._live.presence_count(space, now, window),
             "reactions": await self._live.reactions(space, now, self._s.reactions_window_s),
         }
         if stats != self._last_stats.get(space):

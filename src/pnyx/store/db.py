@@ -16,6 +16,7 @@ from pnyx.errors import PnyxError
 from pnyx.store.accounts import AccountRepo
 from pnyx.store.engine import Database, async_url, create_engine
 from pnyx.store.models import Base
+from pnyx.store.notifications import NotificationRepo
 from pnyx.store.social import SocialRepo
 from pnyx.store.spaces import SpaceRepo
 
@@ -26,6 +27,7 @@ class Store:
         self.accounts = AccountRepo(db)
         self.social = SocialRepo(db)
         self.spaces = SpaceRepo(db)
+        self.notifications = NotificationRepo(db)
 
     @classmethod
     async def open(cls, url: str) -> Store:

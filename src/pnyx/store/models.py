@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -140,3 +141,31 @@ class Space(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     room: Mapped[dict[str, Any]] = mapped_column(ROOM_JSON)
     room_version: Mapped[int] = mapped_column(Integer)
+
+
+class Notification(Base):
+    """One stored notification for one recipient (fan-out on write). Hosts above the
+    fan-out threshold get no rows here: their followers see them on read."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_recipient_created_at", "recipient", "created_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    recipient: Mapped[str] = mapped_column(String(HANDLE_MAX_LEN))
+    kind: Mapped[str] = mapped_column(String(16))
+    space_id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN))
+    host: Mapped[str] = mapped_column(String(HANDLE_MAX_LEN))
+    title: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SpaceReminder(Base):
+    """A scheduled space whose "starting soon" reminder has gone out: the primary key
+    makes that happen once, whichever node claims it first."""
+
+    __tablename__ = "space_reminders"
+
+    space_id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

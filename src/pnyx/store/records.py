@@ -31,3 +31,13 @@ class SpaceRecord:
     # Set once by SpaceRepo.update_room when the space goes live / ends.
     started_at: datetime | None = None
     ended_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRecord:
+    recipient: Handle
+    kind: str  # "space_live" or "space_soon" (services/notifications.py)
+    space: SpaceId
+    host: Handle
+    title: str
+    created_at: datetime

@@ -51,6 +51,16 @@ class SocialRepo:
         async with self._db.begin() as conn:
             return int((await conn.execute(stmt)).scalar_one())
 
+    async def followers_count_capped(self, handle: Handle, cap: int) -> int:
+        """``handle``'s followers counted up to ``cap`` (min(count, cap)): O(cap), however
+        many followers there are. The fan-out threshold decision needs no more; a
+        denormalised counter would need every follow and unfollow to update a hot row."""
+        check_limit(cap)
+        capped = select(Follow.follower).where(Follow.followee == handle).limit(cap)
+        stmt = select(func.count()).select_from(capped.subquery())
+        async with self._db.begin() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
     async def following(
         self, handle: Handle, limit: int = 1000, *, after: Handle | None = None
     ) -> list[Handle]:

@@ -14,7 +14,7 @@ from pnyx.domain.types import Handle, SpaceId, SpaceStatus
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.store.checks import check_limit, check_space_id
 from pnyx.store.engine import Database
-from pnyx.store.models import Account, Space
+from pnyx.store.models import Account, Follow, Space
 from pnyx.store.records import SpaceRecord
 
 # How each status lists: live spaces newest first, scheduled ones soonest first, ended
@@ -64,7 +64,7 @@ class SpaceRepo:
     async def get(self, space_id: SpaceId) -> SpaceRecord | None:
         async with self._db.begin() as conn:
             row = (await conn.execute(select(Space).where(Space.id == space_id))).first()
-        return None if row is None else _record(row)
+        return None if row is None else record_of(row)
 
     async def list(self, status: SpaceStatus, limit: int = 50) -> builtins.list[SpaceRecord]:
         """Spaces in ``status``: live ones newest first, scheduled ones soonest first,
@@ -73,7 +73,19 @@ class SpaceRepo:
         stmt = select(Space).where(Space.status == status.value)
         stmt = stmt.order_by(*_ORDER[status]).limit(limit)
         async with self._db.begin() as conn:
-            return [_record(row) for row in await conn.execute(stmt)]
+            return [record_of(row) for row in await conn.execute(stmt)]
+
+    async def followed_by(
+        self, handle: Handle, status: SpaceStatus, limit: int = 50
+    ) -> builtins.list[SpaceRecord]:
+        """Spaces in ``status`` whose host ``handle`` follows, ordered as ``list`` orders
+        them (one join on the follows index; no list of hosts crosses the wire)."""
+        check_limit(limit)
+        followed = select(Follow.followee).where(Follow.follower == handle)
+        stmt = select(Space).where(Space.status == status.value, Space.host.in_(followed))
+        stmt = stmt.order_by(*_ORDER[status]).limit(limit)
+        async with self._db.begin() as conn:
+            return [record_of(row) for row in await conn.execute(stmt)]
 
     async def update_room(
         self,
@@ -120,7 +132,7 @@ class SpaceRepo:
             return False
 
 
-def _record(row: Row[Any]) -> SpaceRecord:
+def record_of(row: Row[Any]) -> SpaceRecord:
     return SpaceRecord(
         id=SpaceId(row.id),
         host=Handle(row.host),

@@ -1,0 +1,105 @@
+"""Admission control at the edge of the process: a pure ASGI middleware that classifies
+each request by method and path (before routing, from the one table in
+services.admission), and refuses what the policy refuses at once — 503, ``Retry-After``
+and a jitter hint — without touching the body, the store or the live state.
+
+The policy is the node's (``node.admission``); until the node is up, everything passes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import cast
+
+from prometheus_client import Counter, Gauge
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pnyx.api.errors import error_body
+from pnyx.errors import ErrorKind
+from pnyx.services.admission import (
+    DEFAULT_WRITE_LANE,
+    READ_METHODS,
+    ROUTES,
+    Lane,
+    Refusal,
+)
+from pnyx.services.node import Node
+
+REFUSED = Counter("pnyx_admission_refused_total", "Requests refused by admission control", ["lane"])
+INFLIGHT = Gauge("pnyx_admission_inflight", "Admission-controlled requests in flight", ["lane"])
+
+JITTER_HEADER = "pnyx-retry-jitter"
+
+
+def _matcher(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "/?")
+
+
+_TABLE = tuple((method, _matcher(template), lane) for method, template, lane in ROUTES)
+
+
+def classify(method: str, path: str) -> Lane | None:
+    """The lane of a request, or ``None`` when it is not admission-controlled."""
+    for m, pattern, lane in _TABLE:
+        if m == method and pattern.fullmatch(path):
+            return lane
+    return None if method in READ_METHODS else DEFAULT_WRITE_LANE
+
+
+def _refusal_body(refusal: Refusal) -> bytes:
+    message = (
+        f"the server is busy ({refusal.lane.value} requests are being shed); retry after "
+        f"{refusal.retry_after_s} s plus up to {refusal.jitter:.0%} at random"
+    )
+    return json.dumps(error_body(ErrorKind.UNAVAILABLE, "overloaded", message)).encode()
+
+
+class AdmissionControl:
+    """Refuses work the node's admission policy refuses; counts what is in flight.
+
+    The stage WebSocket is classified too (stage lane) but is long-lived, so it is
+    never held as in-flight work: it passes straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        lane = classify(scope["method"], scope["path"])
+        state = getattr(scope.get("app"), "state", None)
+        node = cast(Node | None, getattr(state, "node", None))
+        if lane is None or node is None:
+            await self.app(scope, receive, send)
+            return
+        decision = node.admission.try_enter(lane, node.clock())
+        if isinstance(decision, Refusal):
+            REFUSED.labels(lane.value).inc()
+            await _refuse(send, decision)
+            return
+        gauge = INFLIGHT.labels(lane.value)
+        gauge.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            gauge.dec()
+            node.admission.leave(decision)
+
+
+async def _refuse(send: Send, refusal: Refusal) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"cache-control", b"no-store"),
+                (b"retry-after", str(refusal.retry_after_s).encode()),
+                (JITTER_HEADER.encode(), f"{refusal.jitter:g}".encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _refusal_body(refusal)})

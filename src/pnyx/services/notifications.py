@@ -1,0 +1,220 @@
+"""Follower notifications: a space went live, or a scheduled one starts soon.
+
+Two paths, chosen per host by a bounded follower count (``followers_count_capped``: at
+most ``fanout_threshold`` + 1 rows read, whatever the host's following):
+
+- **fan-out on write** (at most ``fanout_threshold`` followers): the request path only
+  enqueues a job; this node's fan-out task pages the followers ``fanout_batch`` at a time
+  and bulk-inserts one notification row each.
+- **fan-out on read** (above it): nothing is written per follower. ``for_user`` adds the
+  live (and soon-starting) spaces of such hosts that the reader follows, found with one
+  join on the follows index.
+
+So starting a space costs O(threshold) at worst, never O(followers). Reminders: an owned
+task looks for scheduled spaces starting within ``remind_before_s``; a durable claim per
+space (``claim_reminder``) makes each reminder go out once across all nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pnyx.config import Settings
+from pnyx.domain.types import Handle, SpaceStatus
+from pnyx.errors import PnyxError
+from pnyx.store.db import Store
+from pnyx.store.records import NotificationRecord, SpaceRecord
+
+log = logging.getLogger(__name__)
+
+REMIND_CHECK_S = 10.0
+REMIND_BATCH = 100  # per check; more wait for the next one
+
+
+class NotificationKind(StrEnum):
+    SPACE_LIVE = "space_live"
+    SPACE_SOON = "space_soon"
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    kind: NotificationKind
+    space: SpaceRecord
+    at: datetime
+
+
+class NotificationService:
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float]) -> None:
+        self._s = settings
+        self._store = store
+        self._clock = clock
+        self._jobs: deque[_Job] = deque()
+        self._wake = asyncio.Event()
+        self._busy = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.dropped = 0  # jobs dropped because the queue was full
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self, *, reminders: bool) -> None:
+        """Start the fan-out task (every node) and, if ``reminders``, the reminder task."""
+        self._tasks.append(asyncio.create_task(self._fan_out_loop(), name="notify-fan-out"))
+        if reminders:
+            self._tasks.append(asyncio.create_task(self._remind_loop(), name="notify-remind"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    @property
+    def idle(self) -> bool:
+        """No fan-out job queued or running (for tests and shutdown checks)."""
+        return not self._jobs and not self._busy
+
+    # -- writing --------------------------------------------------------------------
+    async def space_started(self, space: SpaceRecord) -> None:
+        """A space went live: notify the host's followers. O(threshold) at worst."""
+        await self._notify(NotificationKind.SPACE_LIVE, space)
+
+    async def remind_due(self) -> int:
+        """Send "starting soon" for every scheduled space starting within
+        ``remind_before_s`` not reminded yet; how many were sent."""
+        now = self._now()
+        horizon = now + timedelta(seconds=self._s.remind_before_s)
+        sent = 0
+        for rec in await self._store.notifications.due_reminders(horizon, REMIND_BATCH):
+            if await self._store.notifications.claim_reminder(rec.id, now):
+                await self._notify(NotificationKind.SPACE_SOON, rec)
+                sent += 1
+        return sent
+
+    async def _notify(self, kind: NotificationKind, space: SpaceRecord) -> None:
+        try:
+            threshold = self._s.fanout_threshold
+            count = await self._store.social.followers_count_capped(space.host, threshold + 1)
+        except PnyxError as exc:  # the space did change; its followers miss this one
+            log.warning("notify %s of space %s failed: %s", kind, space.id, exc.message)
+            return
+        if count == 0:
+            return
+        if count > threshold:
+            log.info("space %s (%s): @%s is read-fanned-out", space.id, kind, space.host)
+            return
+        if len(self._jobs) >= self._s.fanout_queue:
+            self._jobs.popleft()
+            self.dropped += 1
+            log.warning("fan-out queue full: dropped the oldest job")
+        self._jobs.append(_Job(kind, space, self._now()))
+        self._wake.set()
+
+    async def _fan_out_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._jobs:
+                job = self._jobs.popleft()
+                self._busy = True
+                try:
+                    await self.fan_out(job)
+                except PnyxError as exc:
+                    log.warning("fan-out of space %s failed: %s", job.space.id, exc.message)
+                finally:
+                    self._busy = False
+
+    async def fan_out(self, job: _Job) -> None:
+        """One notification row per follower of the job's host, a batch at a time."""
+        batch = self._s.fanout_batch
+        after: Handle | None = None
+        total = 0
+        while True:
+            page = await self._store.social.followers(job.space.host, batch, after=after)
+            if not page:
+                break
+            rows = [
+                NotificationRecord(
+                    recipient=h,
+                    kind=job.kind.value,
+                    space=job.space.id,
+                    host=job.space.host,
+                    title=job.space.title,
+                    created_at=job.at,
+                )
+                for h in page
+            ]
+            await self._store.notifications.add_many(rows, batch)
+            total += len(page)
+            if len(page) < batch:
+                break
+            after = page[-1]
+        log.info("space %s (%s): notified %d followers", job.space.id, job.kind, total)
+
+    async def _remind_loop(self) -> None:
+        while True:
+            try:
+                await self.remind_due()
+            except PnyxError as exc:
+                log.warning("reminders failed: %s", exc.message)
+            await asyncio.sleep(REMIND_CHECK_S)
+
+    # -- reading --------------------------------------------------------------------
+    async def for_user(self, handle: Handle, limit: int = 50) -> list[dict[str, Any]]:
+        """``handle``'s notifications, newest first: the stored ones (fan-out on write)
+        and, synthesised, those of followed hosts above the threshold (fan-out on read)."""
+        items = [
+            (r.created_at, _item(r.kind, r.space, r.host, r.title, r.created_at))
+            for r in await self._store.notifications.for_recipient(handle, limit=limit)
+        ]
+        now = self._now()
+        horizon = now + timedelta(seconds=self._s.remind_before_s)
+        live = await self._store.spaces.followed_by(handle, SpaceStatus.LIVE, limit)
+        soon = [
+            rec
+            for rec in await self._store.spaces.followed_by(handle, SpaceStatus.SCHEDULED, limit)
+            if rec.scheduled_start is not None and rec.scheduled_start <= horizon
+        ]
+        big: dict[Handle, bool] = {}
+        for kind, recs in (
+            (NotificationKind.SPACE_LIVE, live),
+            (NotificationKind.SPACE_SOON, soon),
+        ):
+            for rec in recs:
+                if rec.host not in big:
+                    big[rec.host] = await self._above_threshold(rec.host)
+                if big[rec.host]:
+                    at = _at(kind, rec, self._s.remind_before_s)
+                    items.append((at, _item(kind.value, rec.id, rec.host, rec.title, at)))
+        items.sort(key=lambda item: item[0], reverse=True)
+        return [item for _, item in items[:limit]]
+
+    async def live_followed(self, handle: Handle, limit: int = 50) -> list[SpaceRecord]:
+        """The live spaces of hosts ``handle`` follows, newest first."""
+        return await self._store.spaces.followed_by(handle, SpaceStatus.LIVE, limit)
+
+    async def _above_threshold(self, host: Handle) -> bool:
+        threshold = self._s.fanout_threshold
+        return await self._store.social.followers_count_capped(host, threshold + 1) > threshold
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+
+def _at(kind: NotificationKind, rec: SpaceRecord, before_s: float) -> datetime:
+    if kind is NotificationKind.SPACE_LIVE:
+        return rec.started_at or rec.created_at
+    assert rec.scheduled_start is not None
+    return rec.scheduled_start - timedelta(seconds=before_s)
+
+
+def _item(kind: str, space: str, host: str, title: str, at: datetime) -> dict[str, Any]:
+    return {"kind": kind, "space": space, "host": host, "title": title, "at": at.isoformat()}

@@ -1,0 +1,151 @@
+"""NotificationService over a real SQLite store and the memory live state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pnyx.config import load_settings
+from pnyx.domain import commands as cmd
+from pnyx.domain.types import Handle, Limits
+from pnyx.live.memory import MemoryLiveState
+from pnyx.services.notifications import NotificationService
+from pnyx.services.spaces import NewSpace, SpaceService
+from pnyx.store.db import Store
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp()
+STAR, HOST = Handle("star"), Handle("host")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    store: Store
+    spaces: SpaceService
+    notes: NotificationService
+    clock: Clock
+
+    async def drained(self) -> None:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not self.notes.idle:
+            assert asyncio.get_running_loop().time() < deadline, "fan-out never finished"
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    settings = load_settings(
+        {"data_dir": tmp_path, "fanout_threshold": 5, "fanout_batch": 2}, env={}
+    )
+    store = await Store.open(f"sqlite:///{tmp_path / 'pnyx.db'}")
+    await store.create_schema()
+    clock = Clock()
+    spaces = SpaceService(store, MemoryLiveState(), Limits(), clock)
+    notes = NotificationService(settings, store, clock)
+    spaces.on_live = notes.space_started
+    notes.start(reminders=False)
+    now = datetime.fromtimestamp(T0, UTC)
+    fans = [Handle(f"fan{i}") for i in range(8)]
+    for handle in (STAR, HOST, *fans):
+        await store.accounts.create(handle, handle, "x", now)
+    for fan in fans:  # 8 follow the star (above 5); 5 follow the host (not above)
+        await store.social.follow(fan, STAR, now)
+    for fan in fans[:5]:
+        await store.social.follow(fan, HOST, now)
+    yield World(store, spaces, notes, clock)
+    await notes.close()
+    await store.close()
+
+
+def kinds(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(item["kind"], item["host"]) for item in items]
+
+
+async def test_fan_out_on_write_reaches_every_follower_in_batches(world: World) -> None:
+    rec = await world.spaces.create(HOST, NewSpace("hello"))
+    await world.drained()
+
+    for i in range(5):
+        (item,) = await world.notes.for_user(Handle(f"fan{i}"))
+        assert item == {
+            "kind": "space_live",
+            "space": rec.id,
+            "host": "host",
+            "title": "hello",
+            "at": datetime.fromtimestamp(T0, UTC).isoformat(),
+        }
+    assert await world.notes.for_user(Handle("fan5")) == []
+    assert await world.store.notifications.for_recipient(Handle("fan0")) != []
+
+
+async def test_above_the_threshold_nothing_is_written_but_followers_see_it(
+    world: World,
+) -> None:
+    rec = await world.spaces.create(STAR, NewSpace("big show"))
+    await world.drained()
+
+    for i in range(8):
+        fan = Handle(f"fan{i}")
+        assert await world.store.notifications.for_recipient(fan) == []
+        items = await world.notes.for_user(fan)
+        assert [(i["kind"], i["space"]) for i in items] == [("space_live", rec.id)]
+    assert [s.id for s in await world.notes.live_followed(Handle("fan0"))] == [rec.id]
+
+    await world.spaces.execute(rec.id, cmd.EndSpace(STAR))
+    assert await world.notes.for_user(Handle("fan7")) == []
+
+
+async def test_starting_a_scheduled_space_notifies_and_newest_comes_first(
+    world: World,
+) -> None:
+    start = datetime.fromtimestamp(T0, UTC) + timedelta(hours=1)
+    rec = await world.spaces.create(HOST, NewSpace("later", scheduled_start=start))
+    await world.drained()
+    assert await world.notes.for_user(Handle("fan0")) == []  # scheduled: not live yet
+
+    world.clock.now += 60
+    await world.spaces.execute(rec.id, cmd.StartSpace(HOST))
+    world.clock.now += 60
+    await world.spaces.create(STAR, NewSpace("star time"))
+    await world.drained()
+
+    assert kinds(await world.notes.for_user(Handle("fan0"))) == [
+        ("space_live", "star"),
+        ("space_live", "host"),
+    ]
+
+
+async def test_reminders_go_out_once_ten_minutes_before(world: World) -> None:
+    start = datetime.fromtimestamp(T0, UTC) + timedelta(minutes=30)
+    await world.spaces.create(HOST, NewSpace("host later", scheduled_start=start))
+    await world.spaces.create(STAR, NewSpace("star later", scheduled_start=start))
+
+    assert await world.notes.remind_due() == 0  # 30 minutes out
+    assert await world.notes.for_user(Handle("fan0")) == []
+
+    world.clock.now += 21 * 60  # 9 minutes to go
+    assert await world.notes.remind_due() == 2
+    assert await world.notes.remind_due() == 0  # once
+    await world.drained()
+
+    # the stored one is dated when it was sent; the synthesised one, 10 minutes before
+    assert kinds(await world.notes.for_user(Handle("fan0"))) == [
+        ("space_soon", "host"),
+        ("space_soon", "star"),
+    ]
+    assert kinds(await world.notes.for_user(Handle("fan7"))) == [("space_soon", "star")]
+    assert await world.store.notifications.for_recipient(Handle("fan7")) == []
+    assert len(await world.store.notifications.for_recipient(Handle("fan0"))) == 1
