@@ -84,8 +84,11 @@ export class Publisher {
     this.running = true;
     this.abort = new AbortController();
     this.setStatus("starting");
+    clearTimeout(this.releaseTimer);
     try {
-      this.useStream(await navigator.mediaDevices.getUserMedia(micConstraints(voiceProcessing())));
+      // Back on stage within the release grace period: keep the microphone we have.
+      if (this.stream && this.track?.readyState === "live") this.useStream(this.stream);
+      else this.useStream(await openMicrophone(micConstraints(voiceProcessing())));
     } catch (err) {
       this.running = false;
       this.setStatus("error", "Microphone unavailable or not allowed.");
@@ -114,7 +117,7 @@ export class Publisher {
     localStorage.setItem(PROCESSING_KEY, on ? "on" : "off");
     if (!this.running || !this.stream) return;
     const old = this.stream;
-    this.useStream(await navigator.mediaDevices.getUserMedia(micConstraints(on)));
+    this.useStream(await openMicrophone(micConstraints(on)));
     const sender = this.pc?.getSenders().find((s) => s.track?.kind === "audio" || s.track === null);
     if (sender) await sender.replaceTrack(this.track);
     for (const t of old.getTracks()) t.stop();
@@ -133,11 +136,27 @@ export class Publisher {
     this.closePeer();
     if (release) await this.deleteResource();
     this.resource = null;
+    this.opts.output.srcObject = null;
+    if (release) {
+      this.releaseMicrophone();
+    } else {
+      // Off the stage: stop sending now, release the microphone shortly. A quick way
+      // back (a role flip) reuses it instead of opening the capture device again while
+      // it is still closing, which can leave getUserMedia pending.
+      if (this.track) this.track.enabled = false;
+      clearTimeout(this.releaseTimer);
+      this.releaseTimer = setTimeout(() => {
+        if (!this.running) this.releaseMicrophone();
+      }, MIC_RELEASE_GRACE_MS);
+    }
+    this.setStatus("stopped");
+  }
+
+  releaseMicrophone() {
+    clearTimeout(this.releaseTimer);
     for (const t of this.stream?.getTracks() || []) t.stop();
     this.stream = null;
     this.track = null;
-    this.opts.output.srcObject = null;
-    this.setStatus("stopped");
   }
 
   /** The microphone's own switch (the server's mute is set by the caller). */
@@ -291,6 +310,35 @@ export class Publisher {
       ctx.createMediaStreamSource(stream).connect(this.mixAnalyser);
     } catch {
       this.mixAnalyser = null;
+    }
+  }
+}
+
+
+const MIC_TIMEOUT_MS = 8000;
+const MIC_RELEASE_GRACE_MS = 3000;
+const MIC_TRIES = 3;
+
+/**
+ * getUserMedia that cannot hang the page: a capture device that is still closing (the
+ * microphone was released a moment ago, e.g. after a quick stage round trip) can leave
+ * the request pending forever. Ask again after MIC_TIMEOUT_MS, up to MIC_TRIES times;
+ * a late answer to an abandoned request is released at once.
+ */
+async function openMicrophone(constraints) {
+  for (let attempt = 1; ; attempt++) {
+    const asking = navigator.mediaDevices.getUserMedia(constraints);
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("the microphone did not start in time")), MIC_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([asking, timeout]);
+    } catch (err) {
+      if (err.name === "NotAllowedError" || err.name === "NotFoundError" || attempt >= MIC_TRIES) throw err;
+      asking.then((late) => late.getTracks().forEach((t) => t.stop()), () => {});
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
