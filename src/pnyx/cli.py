@@ -112,12 +112,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _edge_parser(sub)
+    # The rehearsal tools and the capacity model import nothing of a node.
+    from pnyx.loadtest import command as loadtest
+    from pnyx.plan import command as plan
+
+    loadtest.add_parser(sub)
+    plan.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args)
         if args.command == "edge-config":
             return _edge(args)
+        if args.command == "loadtest":
+            return loadtest.run(args)
+        if args.command == "plan":
+            return plan.run(args)
     except PnyxError as exc:
         print(f"pnyx: {exc.message}", file=sys.stderr)
         return 2

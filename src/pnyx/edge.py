@@ -145,11 +145,12 @@ def render(spec: EdgeSpec) -> str:
         return http.lstrip("\n")
     return f"""# nginx.conf for a Pnyx edge. Run: nginx -c /path/to/this/file
 worker_processes auto;
+worker_rlimit_nofile 65536;  # each listener holds ~2 connections (media, state long-poll)
 pid {spec.cache_dir}/nginx.pid;
 error_log stderr warn;
 
 events {{
-    worker_connections 16384;
+    worker_connections 32768;
 }}
 
 http {{
@@ -157,6 +158,7 @@ http {{
     sendfile on;
     tcp_nodelay on;
     keepalive_timeout 65;
+    keepalive_requests 100000;  # a listener makes ~2-7 requests/s on each connection
     client_body_temp_path {spec.cache_dir}/client_body;
     proxy_temp_path {spec.cache_dir}/proxy_temp;
     fastcgi_temp_path {spec.cache_dir}/fastcgi_temp;

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import create_space, new_user
+from tests.support.api import Heartbeats, create_space, join, new_user
 from tests.support.browser import (
     assert_clean,
     chromiums,
@@ -37,7 +37,10 @@ FREQS = [HOST_HZ]
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
     require_browser()
-    with pnyx_serve(tmp_path_factory.mktemp("web-resilience")) as n:
+    # A small audience threshold, so that a handful of extra listeners moves the space
+    # to standard latency.
+    settings = {"low_latency_max_listeners": "4"}
+    with pnyx_serve(tmp_path_factory.mktemp("web-resilience"), settings=settings) as n:
         yield n
 
 
@@ -91,6 +94,27 @@ def test_audio_plays_on_through_refusals_blips_and_drops(node: PnyxProcess, tmp_
         expect(listener.locator("#listener-notice")).to_be_hidden()
         gaps = [b - a for a, b in zip(refusals["at"], refusals["at"][1:], strict=False)]
         assert len(gaps) == 2 and all(g >= 1.9 for g in gaps), gaps
+
+        # -- the audience grows past the threshold: the player goes to standard latency
+        # on the fly, keeps playing, and comes back to low latency when the crowd leaves ----
+        assert listener.evaluate("pnyx.space.playerLowLatency") is True
+        with httpx.Client(base_url=node.url, timeout=20) as c:
+            crowd = [join(c, space) for _ in range(6)]
+        with Heartbeats(node.url, space, crowd, every_s=0.5):
+            poll(
+                lambda: listener.evaluate("pnyx.space.playerLowLatency") is False,
+                timeout=20,
+                what="the player to switch to standard latency",
+            )
+            before = audio_time(listener)
+            poll(lambda: audio_time(listener) > before + 2, what="the audio to move on")
+            poll(lambda: hears_host(listener), what="the host at standard latency")
+        poll(
+            lambda: listener.evaluate("pnyx.space.playerLowLatency") is True,
+            timeout=30,
+            what="the player to return to low latency",
+        )
+        poll(lambda: hears_host(listener), what="the host at low latency again")
 
         # -- too many reactions: 429, a clear word, and the buttons rest a moment ------------
         watch.expect(r"/reactions$", r"status of 429")

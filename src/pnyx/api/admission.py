@@ -15,7 +15,7 @@ from typing import cast
 from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pnyx.api.errors import error_body
+from pnyx.api.errors import JITTER_HEADER, error_body
 from pnyx.errors import ErrorKind
 from pnyx.services.admission import (
     DEFAULT_WRITE_LANE,
@@ -28,8 +28,6 @@ from pnyx.services.node import Node
 
 REFUSED = Counter("pnyx_admission_refused_total", "Requests refused by admission control", ["lane"])
 INFLIGHT = Gauge("pnyx_admission_inflight", "Admission-controlled requests in flight", ["lane"])
-
-JITTER_HEADER = "pnyx-retry-jitter"
 
 
 def _matcher(template: str) -> re.Pattern[str]:

@@ -43,6 +43,12 @@ _HTTP_KIND = {
 }
 
 
+JITTER_HEADER = "pnyx-retry-jitter"
+# Every answer with Retry-After also says how much randomness to add to it, so refused
+# clients (rate limits included) do not come back in step.
+RETRY_JITTER = 0.5
+
+
 def error_body(kind: ErrorKind, code: str, message: str) -> dict[str, Any]:
     return {"error": {"kind": kind.value, "code": code, "message": message}}
 
@@ -51,6 +57,7 @@ def error_response(exc: PnyxError) -> JSONResponse:
     headers: dict[str, str] = {"Cache-Control": "no-store"}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        headers[JITTER_HEADER] = f"{RETRY_JITTER:g}"
     if exc.kind is ErrorKind.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(

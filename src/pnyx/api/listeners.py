@@ -23,6 +23,7 @@ async def join(space_id: str, me: MaybeAccount, node: NodeDep, response: Respons
         token=joined.token,
         heartbeat_s=joined.heartbeat_s,
         media=joined.media,
+        latency=joined.latency,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -68,6 +68,7 @@ class JoinOut(BaseModel):
     token: str
     heartbeat_s: float
     media: dict[str, str]
+    latency: Literal["low", "standard"]
 
 
 class HeartbeatOut(BaseModel):
@@ -104,6 +105,8 @@ class StateOut(BaseModel):
     reactions: dict[str, int]
     pinned: str | None
     heartbeat_s: float
+    # Players use LL-HLS parts ("low") or whole segments ("standard", for big audiences).
+    latency: Literal["low", "standard"]
 
 
 class RoleIn(Strict):

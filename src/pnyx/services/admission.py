@@ -8,6 +8,11 @@ reactions → heartbeats → new joins → listener actions. The stage is always
 even above capacity. Reads (media, state, the space page, health, metrics, web files)
 are never admission-controlled: listeners already playing keep playing.
 
+New joins also have a rate: each process accepts at most ``join_rate`` joins per second
+(a token bucket holding one second's worth), the rate it can afford while also refusing
+ten times as many. A storm beyond it is refused at once, and the accepted rate stays at
+that capacity instead of collapsing under the queue an unbounded rate would build.
+
 Under load the server raises the heartbeat interval it tells listeners (twice as long while
 reactions are being shed, four times while heartbeats are), and keeps it raised for a while
 after the last refusal.
@@ -99,6 +104,7 @@ class Admission:
         hold_s: float,
         retry_after_s: int = 1,
         jitter: float = 0.5,
+        join_rate: float = 0.0,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
@@ -119,6 +125,10 @@ class Admission:
         self.admitted = dict.fromkeys(Lane, 0)
         self.refused = dict.fromkeys(Lane, 0)
         self._last_refused: dict[Lane, float] = {}
+        # joins/s token bucket (0: joins are bounded by in-flight work only)
+        self.join_rate = join_rate
+        self._join_tokens = join_rate
+        self._join_at: float | None = None
 
     @property
     def total(self) -> int:
@@ -128,8 +138,22 @@ class Admission:
         """In-flight work as a fraction of capacity (may exceed 1: the stage's lane)."""
         return self.total / self.capacity
 
+    def _take_join(self, now: float) -> bool:
+        if self.join_rate <= 0:
+            return True
+        if self._join_at is not None and now > self._join_at:
+            elapsed = now - self._join_at
+            self._join_tokens = min(self.join_rate, self._join_tokens + elapsed * self.join_rate)
+        self._join_at = now if self._join_at is None else max(now, self._join_at)
+        if self._join_tokens < 1:
+            return False
+        self._join_tokens -= 1
+        return True
+
     def try_enter(self, lane: Lane, now: float) -> Ticket | Refusal:
-        if lane is not Lane.STAGE and self.total >= self.limits[lane]:
+        if lane is not Lane.STAGE and (
+            self.total >= self.limits[lane] or (lane is Lane.JOIN and not self._take_join(now))
+        ):
             self.refused[lane] += 1
             self._last_refused[lane] = now
             return Refusal(lane, self.retry_after_s, self.jitter)
@@ -181,4 +205,5 @@ def from_settings(settings: Settings) -> Admission:
         hold_s=settings.admission_hold_s,
         retry_after_s=settings.admission_retry_after_s,
         jitter=settings.admission_jitter,
+        join_rate=settings.admit_join_rate,
     )

@@ -31,6 +31,7 @@ class Joined:
     token: str
     heartbeat_s: float
     media: dict[str, str]
+    latency: views.Latency
 
 
 class ListenerService:
@@ -60,7 +61,7 @@ class ListenerService:
             return self._s.heartbeat_s
         return self._admission.heartbeat_s(self._clock())
 
-    async def _check_admitted(self, space: SpaceId, handle: Handle | None) -> None:
+    async def _check_admitted(self, space: SpaceId, handle: Handle | None) -> Snapshot | None:
         """Anonymous listeners are admitted on the live snapshot alone (no store read:
         join storms must not reach the database); accounts also need blocks/removals."""
         status = None
@@ -76,17 +77,18 @@ class ListenerService:
         if status != SpaceStatus.LIVE:
             raise PnyxError(ErrorKind.CONFLICT, "this space has not started yet", code="not_live")
         if handle is None or room is None:
-            return
+            return snap
         if handle in room.removed:
             raise PnyxError(ErrorKind.FORBIDDEN, "you were removed from this space", code="removed")
         if await self._store.social.is_blocked(room.host, handle):
             raise PnyxError(
                 ErrorKind.FORBIDDEN, "the host has blocked you from their spaces", code="blocked"
             )
+        return snap
 
     async def join(self, space: SpaceId, handle: Handle | None) -> Joined:
         try:
-            await self._check_admitted(space, handle)
+            snap = await self._check_admitted(space, handle)
         except PnyxError as exc:
             metrics.JOINS.labels(exc.code).inc()
             raise
@@ -95,7 +97,9 @@ class ListenerService:
         metrics.JOINS.labels("accepted").inc()
         token = self._tokens.issue_listener(listener, space, handle)
         media = {k: v for k, v in links(space).items() if k in ("hls", "hls_plain", "state")}
-        return Joined(listener, token, self.heartbeat_s, media)
+        stats = snap.parts.get(views.STATS, {}) if snap is not None else {}
+        latency = views.STANDARD if stats.get("latency") == views.STANDARD else views.LOW
+        return Joined(listener, token, self.heartbeat_s, media, latency)
 
     async def heartbeat(self, claims: ListenerClaims) -> float:
         await self._check_admitted(claims.space, claims.handle)

@@ -111,16 +111,21 @@ class SpaceTicker:
         window = self._s.presence_window_s
         if self._admission is not None:  # a raised heartbeat interval must not drop anyone
             window = self._admission.presence_window_s(now, window)
+        snap = await self._live.get_snapshot(space)
+        count = await self._live.presence_count(space, now, window)
+        published = snap.parts.get(views.STATS, {}) if snap is not None else {}
         stats = {
-            "listeners": await self._live.presence_count(space, now, window),
+            "listeners": count,
             "reactions": await self._live.reactions(space, now, self._s.reactions_window_s),
+            "latency": views.latency_mode(
+                count, published.get("latency"), self._s.low_latency_max_listeners
+            ),
         }
         if stats != self._last_stats.get(space):
             await self._live.put_part(space, views.STATS, stats, int(now * 1000))
             self._last_stats[space] = stats
         # Only a space whose host is away has anything for Tick to decide; the snapshot
         # says so without a store read.
-        snap = await self._live.get_snapshot(space)
         if snap is None or views.ROOM not in snap.parts:
             await self._spaces.ensure_published(space)  # e.g. a fresh memory live state
         elif snap.parts[views.ROOM].get("host_away"):

@@ -2,13 +2,14 @@
 
 The "room" part of a space's snapshot is written whenever the room changes; the "stats"
 part (listener count, reactions) by the space's ticker; "levels" (who is speaking) by the
-stage node. The state view merges them. Everyone except the stage reads the *public*
-view, which is identical for every listener (so an HTTP cache can share one copy).
+stage node. The state view merges them, and tells players which latency mode to use.
+Everyone except the stage reads the *public* view, which is identical for every listener
+(so an HTTP cache can share one copy).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pnyx.domain.room import Room
 from pnyx.live.base import Snapshot
@@ -37,6 +38,25 @@ def room_part(room: Room) -> dict[str, Any]:
     }
 
 
+Latency = Literal["low", "standard"]
+LOW: Latency = "low"
+STANDARD: Latency = "standard"
+LOW_AGAIN_BELOW = 0.8  # hysteresis: back to low latency below 80% of the threshold
+
+
+def latency_mode(listeners: int, previous: object, max_low: int) -> Latency:
+    """What players should do: ``low`` latency (LL-HLS parts, ~7 requests/s each) up to
+    ``max_low`` listeners, ``standard`` (whole segments, ~2 requests/s, ~3 s more delay)
+    above it, so the request rate a big audience makes shrinks before it overwhelms the
+    edges. Back to low only below 80% of the threshold, so a count hovering at the line
+    does not flip players back and forth. ``max_low`` 0: always standard."""
+    if max_low <= 0 or listeners > max_low:
+        return STANDARD
+    if previous == STANDARD and listeners >= LOW_AGAIN_BELOW * max_low:
+        return STANDARD
+    return LOW
+
+
 def state_view(snapshot: Snapshot, *, for_stage: bool, heartbeat_s: float) -> dict[str, Any]:
     room = snapshot.parts.get(ROOM, {})
     stats = snapshot.parts.get(STATS, {})
@@ -62,4 +82,5 @@ def state_view(snapshot: Snapshot, *, for_stage: bool, heartbeat_s: float) -> di
         "reactions": dict(stats.get("reactions", {})),
         "pinned": room.get("pinned"),
         "heartbeat_s": heartbeat_s,
+        "latency": stats.get("latency", LOW),
     }

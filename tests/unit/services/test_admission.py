@@ -219,3 +219,41 @@ def test_from_settings_uses_the_settings() -> None:
     assert a.capacity == 100
     assert a.limits[Lane.REACTION] == 10
     assert (a.base_heartbeat_s, a.hold_s) == (3.0, 5.0)
+
+
+def test_join_rate_caps_accepted_joins_per_second_and_refills() -> None:
+    a = Admission(1000, THRESHOLDS, heartbeat_s=15.0, hold_s=60.0, join_rate=50)
+    counts = []
+    for second in range(5):
+        # a storm of 10x the rate within each second
+        outcomes = [a.try_enter(Lane.JOIN, second + i / 500) for i in range(500)]
+        accepted = [t for t in outcomes if isinstance(t, Ticket)]
+        counts.append(len(accepted))
+        for t in accepted:
+            a.leave(t)
+        assert all(r.lane is Lane.JOIN for r in outcomes if isinstance(r, Refusal))
+    # a full bucket (one second's worth) on top of the first second, then the rate
+    assert 95 <= counts[0] <= 100
+    assert all(49 <= c <= 51 for c in counts[1:]), counts
+
+
+def test_join_rate_leaves_other_lanes_and_the_stage_alone() -> None:
+    a = Admission(1000, THRESHOLDS, heartbeat_s=15.0, hold_s=60.0, join_rate=1)
+    assert isinstance(a.try_enter(Lane.JOIN, 0.0), Ticket)
+    assert isinstance(a.try_enter(Lane.JOIN, 0.1), Refusal)
+    for lane in (Lane.STAGE, Lane.HEARTBEAT, Lane.REACTION, Lane.LISTENER_ACTION):
+        assert isinstance(a.try_enter(lane, 0.1), Ticket)
+    assert isinstance(a.try_enter(Lane.JOIN, 1.2), Ticket)
+
+
+def test_join_rate_zero_means_in_flight_only() -> None:
+    a = Admission(10_000, THRESHOLDS, heartbeat_s=15.0, hold_s=60.0, join_rate=0)
+    assert all(isinstance(a.try_enter(Lane.JOIN, 0.0), Ticket) for _ in range(5000))
+
+
+def test_join_rate_tolerates_a_clock_that_steps_back() -> None:
+    a = Admission(1000, THRESHOLDS, heartbeat_s=15.0, hold_s=60.0, join_rate=2)
+    assert isinstance(a.try_enter(Lane.JOIN, 10.0), Ticket)
+    assert isinstance(a.try_enter(Lane.JOIN, 10.0), Ticket)
+    assert isinstance(a.try_enter(Lane.JOIN, 5.0), Refusal)  # no refill from going back
+    assert isinstance(a.try_enter(Lane.JOIN, 10.6), Ticket)

@@ -40,6 +40,7 @@ export class Player {
     this.hooks = hooks;
     this.src = null;
     this.live = true;
+    this.lowLatency = true; // the space says "standard" when its audience is big
     this.hls = null;
     this.engine = null; // "hls.js" | "native"
     this.status = "idle";
@@ -66,6 +67,19 @@ export class Player {
     if (this.status === status && !detail) return;
     this.status = status;
     this.hooks.onStatus?.(status, detail);
+  }
+
+  /**
+   * Follow the space's latency mode: "low" (LL-HLS parts and blocking playlist reloads)
+   * or "standard" (whole segments, a few seconds more delay, about a third of the
+   * requests), which a space switches to when its audience grows large. hls.js changes
+   * mode on the fly, without interrupting playback.
+   */
+  setLatency(mode) {
+    const low = mode !== "standard";
+    if (low === this.lowLatency) return;
+    this.lowLatency = low;
+    if (this.hls && this.live) this.hls.lowLatencyMode = low;
   }
 
   /** Start playing `src` (call from a user gesture the first time). */
@@ -116,7 +130,7 @@ export class Player {
     if (Hls && Hls.isSupported()) {
       this.engine = "hls.js";
       const hls = new Hls({
-        lowLatencyMode: this.live,
+        lowLatencyMode: this.live && this.lowLatency,
         backBufferLength: 30,
         enableWorker: true,
         startFragPrefetch: true,

@@ -129,6 +129,7 @@ class SpacePage {
   onState(s) {
     const previous = this.state;
     this.state = s;
+    this.player.setLatency(s.latency);
     const member = s.stage.find((m) => m.handle === this.me);
     const role = member ? member.role : "listener";
     const roleChanged = previous && role !== this.role;
@@ -688,6 +689,7 @@ class SpacePage {
       get role() { return page.role; },
       get version() { return page.state?.version ?? null; },
       get playerEngine() { return page.player.engine; },
+      get playerLowLatency() { return page.player.hls ? page.player.hls.lowLatencyMode : null; },
       get playerStatus() { return page.player.status; },
       get micStatus() { return page.publisher.status; },
       get publishResource() { return page.publisher.resource; },
