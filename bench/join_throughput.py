@@ -5,6 +5,10 @@ the load generator is never the bottleneck and the server keeps a core to itself
 
     make bench-join        # or: .venv/bin/python bench/join_throughput.py [--seconds 15]
 
+Then the same against a node whose join rate (``admit_join_rate``) is 1/s, so that nearly
+every join is refused by admission control: refusals/s and CPU per refusal, the figure
+that says how big a storm a node can turn away.
+
 Each round is bounded in time (--seconds) and so in count. Prints one table; paste it
 into docs/benchmarks.md with the command and the machine.
 """
@@ -38,7 +42,7 @@ def free_port() -> int:
 
 
 def start_node(
-    data_dir: Path, port: int, database: str | None, redis: str | None
+    data_dir: Path, port: int, database: str | None, redis: str | None, join_rate: float = 0
 ) -> subprocess.Popen[bytes]:
     args = [
         sys.executable,
@@ -56,6 +60,9 @@ def start_node(
     if redis:
         args += ["--redis", redis]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PNYX_")}
+    # 0: no join rate cap, to find what one process can do; a tiny rate: every join is
+    # refused, to find what a refusal costs.
+    env["PNYX_ADMIT_JOIN_RATE"] = str(join_rate)
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -147,9 +154,34 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `make bench-join` installs it via apt")
 
+    accepted = measure(args, join_rate=0)
+    refused = measure(args, join_rate=1)
+
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    store = "postgres" if args.database else "sqlite"
+    live = "redis" if args.redis else "memory"
+    print(
+        f"setup: one pnyx serve process ({store}, {live}); wrk -t1 -c{args.connections} "
+        f"from a second process; {args.rounds} rounds of {args.seconds:.0f} s"
+    )
+    print("| what | requests/s | p50 ms | p99 ms | non-2xx | server CPU | CPU ms per request |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, rounds in (("joins (no rate cap)", accepted), ("refused joins", refused)):
+        med = sorted(rounds, key=lambda r: r.rate)[len(rounds) // 2]
+        per = statistics.median(r.server_cpu / r.rate * 1000 for r in rounds)
+        print(
+            f"| {name} | {med.rate:.0f} | {med.p50_ms:.1f} | {med.p99_ms:.1f} | {med.failed} "
+            f"| {med.server_cpu * 100:.0f}% | {per:.3f} |"
+        )
+        print(f"  rounds (requests/s): {', '.join(f'{r.rate:.0f}' for r in rounds)}")
+
+
+def measure(args: argparse.Namespace, *, join_rate: float) -> list[Round]:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        proc = start_node(Path(tmp), port, args.database, args.redis)
+        proc = start_node(Path(tmp), port, args.database, args.redis, join_rate)
         base = f"http://{LOOPBACK}:{port}"
         script = Path(tmp) / "join.lua"
         script.write_text(WRK_SCRIPT)
@@ -162,32 +194,13 @@ def main() -> None:
                 space = c.post("/v1/spaces", json={"title": "bench"}, headers=auth).json()["id"]
             url = f"{base}/v1/spaces/{space}/join"
             wrk_round(url, 3, args.connections, script, proc.pid)  # warm-up
-            rounds = [
+            return [
                 wrk_round(url, args.seconds, args.connections, script, proc.pid)
                 for _ in range(args.rounds)
             ]
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=15)
-
-    med = sorted(rounds, key=lambda r: r.rate)[len(rounds) // 2]
-    print(
-        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
-    store = "postgres" if args.database else "sqlite"
-    live = "redis" if args.redis else "memory"
-    print(
-        f"setup: one pnyx serve process ({store}, {live}); wrk -t1 -c{args.connections} "
-        f"from a second process; {args.rounds} rounds of {args.seconds:.0f} s"
-    )
-    print(f"rounds (joins/s): {', '.join(f'{r.rate:.0f}' for r in rounds)}")
-    print("| joins/s | p50 ms | p99 ms | failed | joins | server CPU (one core = 100%) |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    print(
-        f"| {med.rate:.0f} | {med.p50_ms:.1f} | {med.p99_ms:.1f} | {med.failed} | {med.joins} "
-        f"| {med.server_cpu * 100:.0f}% |"
-    )
-    print(f"median of per-round p99: {statistics.median(r.p99_ms for r in rounds):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,10 @@ def _log_tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A real redis-server on a free loopback port (no persistence); yields its URL."""
     binary = require_binary("redis-server")
-    workdir = tmp_path_factory.mktemp("redis")
     port = free_port()
     log_path = workdir / "redis.log"
     args = [
@@ -62,7 +63,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             wait_until(ready, timeout=15.0, what=f"redis-server on port {port}")
         except (TimeoutError, RuntimeError) as exc:
-            pytest.fail(f"redis-server did not start: {exc}\n{_log_tail(log_path)}")
+            raise RuntimeError(f"redis-server did not start: {exc}\n{_log_tail(log_path)}") from exc
         yield url
     finally:
         proc.terminate()
@@ -71,6 +72,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ without sleeping. Expiry of leases and blobs uses each backend's own clock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -81,6 +81,10 @@ class LiveState(Protocol):
 
     # -- presence: distinct listeners heard recently (HyperLogLog per time bucket) --------
     async def presence_add(self, space: str, member: str, now: float) -> None: ...
+
+    async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
+        """``presence_add`` for many members in one round trip (a process's batch)."""
+        ...
 
     async def presence_count(self, space: str, now: float, window_s: float) -> int:
         """Approximate number of distinct members added in ``(now - window_s, now]``,

@@ -158,7 +158,7 @@ class MemoryLiveState:
         await self.presence_add_many(space, (member,), now)
 
     async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
-        """``presence_add`` for many members at once (not part of the protocol)."""
+        """``presence_add`` for many members at once."""
         bucket = windows.presence_bucket(now, self.presence_bucket_s)
         buckets = self._presence.setdefault(space, {})
         sketch = buckets.get(bucket)

@@ -377,7 +377,7 @@ class RedisLiveState:
 
     async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
         """``presence_add`` for many members at once, in one round trip (a PFADD per
-        thousand members); not part of the protocol."""
+        thousand members)."""
         key = self._k("presence", space, windows.presence_bucket(now, self.presence_bucket_s))
         batch: list[str] = []
         with self._unavailable():

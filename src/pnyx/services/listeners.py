@@ -3,6 +3,12 @@
 Everything here is O(1) per call and independent of how many listen: presence is a
 HyperLogLog add, reactions a counter increment, and the state read a snapshot that is
 the same document for every listener.
+
+Heartbeats, the bulk of a big audience's writes, touch the live state less than once
+each: presence is written in batches (``services.presence``), and the snapshot that
+admits a heartbeat is read once per space per ``snapshot_cache_s`` by each process. So a
+heartbeat costs a token check and a set insert, and Redis sees per-process work, not
+per-listener work. (A join reads the snapshot itself: it must see a space end at once.)
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from pnyx.live.base import LiveState, Snapshot
 from pnyx.services import metrics, views
 from pnyx.services.admission import Admission
 from pnyx.services.auth import ListenerClaims, Tokens
+from pnyx.services.presence import PresenceBatcher
 from pnyx.services.spaces import SpaceService, links
 from pnyx.store.db import Store
+
+SNAPSHOT_CACHE_SPACES = 10_000  # spaces whose snapshot a process keeps at once
 
 EMOJIS = frozenset({"👏", "❤️", "😂", "🔥", "💯", "🙌", "😮", "👍"})
 
@@ -45,8 +54,11 @@ class ListenerService:
         clock: Callable[[], float],
         *,
         admission: Admission | None = None,
+        presence: PresenceBatcher | None = None,
     ) -> None:
         self._s = settings
+        self._presence = presence
+        self._snapshots: dict[SpaceId, tuple[float, Snapshot | None]] = {}
         self._admission = admission
         self._store = store
         self._live = live
@@ -61,11 +73,39 @@ class ListenerService:
             return self._s.heartbeat_s
         return self._admission.heartbeat_s(self._clock())
 
-    async def _check_admitted(self, space: SpaceId, handle: Handle | None) -> Snapshot | None:
-        """Anonymous listeners are admitted on the live snapshot alone (no store read:
-        join storms must not reach the database); accounts also need blocks/removals."""
-        status = None
+    async def _recent_snapshot(self, space: SpaceId) -> Snapshot | None:
+        """The space's snapshot as this process saw it at most ``snapshot_cache_s`` ago."""
+        now = self._clock()
+        cached = self._snapshots.get(space)
+        if cached is not None and now - cached[0] < self._s.snapshot_cache_s:
+            snap = cached[1]
+            # Only a live space's answer is worth keeping: one that is about to start must
+            # admit its first listeners the moment it does.
+            if snap is not None and snap.parts.get(views.ROOM, {}).get("status") == "live":
+                return snap
         snap = await self._live.get_snapshot(space)
+        if len(self._snapshots) >= SNAPSHOT_CACHE_SPACES:
+            self._snapshots.clear()
+        self._snapshots[space] = (now, snap)
+        return snap
+
+    async def _heard(self, space: SpaceId, listener: ListenerId) -> None:
+        if self._presence is not None:
+            self._presence.add(space, listener)
+        else:
+            await self._live.presence_add(space, listener, self._clock())
+
+    async def _check_admitted(
+        self, space: SpaceId, handle: Handle | None, *, recent: bool = False
+    ) -> Snapshot | None:
+        """Anonymous listeners are admitted on the live snapshot alone (no store read:
+        join storms must not reach the database); accounts also need blocks/removals.
+        ``recent``: a snapshot up to ``snapshot_cache_s`` old will do (heartbeats)."""
+        status = None
+        if recent:
+            snap = await self._recent_snapshot(space)
+        else:
+            snap = await self._live.get_snapshot(space)
         if snap is not None and views.ROOM in snap.parts:
             status = snap.parts[views.ROOM].get("status")
         room = None
@@ -93,7 +133,7 @@ class ListenerService:
             metrics.JOINS.labels(exc.code).inc()
             raise
         listener = ListenerId(secrets.token_urlsafe(12))
-        await self._live.presence_add(space, listener, self._clock())
+        await self._heard(space, listener)
         metrics.JOINS.labels("accepted").inc()
         token = self._tokens.issue_listener(listener, space, handle)
         media = {k: v for k, v in links(space).items() if k in ("hls", "hls_plain", "state")}
@@ -102,8 +142,8 @@ class ListenerService:
         return Joined(listener, token, self.heartbeat_s, media, latency)
 
     async def heartbeat(self, claims: ListenerClaims) -> float:
-        await self._check_admitted(claims.space, claims.handle)
-        await self._live.presence_add(claims.space, claims.listener, self._clock())
+        await self._check_admitted(claims.space, claims.handle, recent=True)
+        await self._heard(claims.space, claims.listener)
         return self.heartbeat_s
 
     async def leave(self, claims: ListenerClaims) -> None:

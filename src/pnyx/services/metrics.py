@@ -18,4 +18,10 @@ JOINS = Counter("pnyx_joins_total", "Listener joins by outcome", ["outcome"])
 REACTIONS = Counter("pnyx_reactions_total", "Reactions by outcome", ["outcome"])
 STATE_WAITERS = Gauge("pnyx_state_waiters", "State long-polls waiting right now")
 STAGE_SOCKETS = Gauge("pnyx_stage_sockets", "Open stage WebSockets")
+PRESENCE_WRITES = Counter(
+    "pnyx_presence_batches_total", "Batched presence writes (one per space per flush)"
+)
+PRESENCE_DROPPED = Counter(
+    "pnyx_presence_dropped_total", "Listeners heard but not written (live state down)"
+)
 TICKS = Counter("pnyx_ticks_total", "Space ticks run by this node")

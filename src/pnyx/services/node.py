@@ -21,6 +21,7 @@ from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
+from pnyx.services.presence import PresenceBatcher
 from pnyx.services.spaces import SpaceService
 from pnyx.services.stage import StageService
 from pnyx.services.ticker import SpaceTicker
@@ -44,6 +45,7 @@ class Node:
     media: MediaService
     ticker: SpaceTicker
     notifications: NotificationService
+    presence: PresenceBatcher
     admission: admission_.Admission
     clock: Callable[[], float] = field(default=time.time)
 
@@ -72,6 +74,8 @@ class Node:
         origin = Origin(settings, live, recordings)
         media = MediaService(settings, live, spaces, origin, recordings, node_id, clock)
         admission = admission_.from_settings(settings)
+        presence = PresenceBatcher(live, clock, flush_s=settings.presence_flush_s)
+        presence.start()
         node = cls(
             settings=settings,
             node_id=node_id,
@@ -83,7 +87,7 @@ class Node:
             ),
             spaces=spaces,
             listeners=ListenerService(
-                settings, store, live, spaces, tokens, clock, admission=admission
+                settings, store, live, spaces, tokens, clock, admission=admission, presence=presence
             ),
             stage=StageService(settings, live, spaces, tokens),
             origin=origin,
@@ -93,6 +97,7 @@ class Node:
                 settings, live, spaces, node_id, clock, media=media, admission=admission
             ),
             admission=admission,
+            presence=presence,
             clock=clock,
         )
         notifications.start(reminders=settings.role in (NodeRole.STAGE, NodeRole.BOTH))
@@ -112,6 +117,7 @@ class Node:
         await self.ticker.stop()
         await self.media.close()
         await self.notifications.close()
+        await self.presence.stop()
         await self.live.close()
         await self.store.close()
         log.info("node %s down", self.node_id)

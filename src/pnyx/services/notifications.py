@@ -1,18 +1,22 @@
 """Follower notifications: a space went live, or a scheduled one starts soon.
 
-Two paths, chosen per host by a bounded follower count (``followers_count_capped``: at
-most ``fanout_threshold`` + 1 rows read, whatever the host's following):
+The request path (``space_started``) only queues a job: it reads nothing, so starting a
+space costs the same whatever the host's following. This node's fan-out task then picks
+one of two paths per job by a bounded follower count (``followers_count_capped``: at most
+``fanout_threshold`` + 1 rows read, whatever the host's following):
 
-- **fan-out on write** (at most ``fanout_threshold`` followers): the request path only
-  enqueues a job; this node's fan-out task pages the followers ``fanout_batch`` at a time
-  and bulk-inserts one notification row each.
+- **fan-out on write** (at most ``fanout_threshold`` followers): it pages the followers
+  ``fanout_batch`` at a time and bulk-inserts one notification row each.
 - **fan-out on read** (above it): nothing is written per follower. ``for_user`` adds the
   live (and soon-starting) spaces of such hosts that the reader follows, found with one
   join on the follows index.
 
-So starting a space costs O(threshold) at worst, never O(followers). Reminders: an owned
-task looks for scheduled spaces starting within ``remind_before_s``; a durable claim per
-space (``claim_reminder``) makes each reminder go out once across all nodes.
+The count reads up to ``fanout_threshold`` + 1 follows rows, as many heap pages when
+they are not all-visible (~10 ms warm on PostgreSQL: bench/notify_fanout.py
+``--scatter``), so it is never in the start request, and readers reuse a recent answer
+(``BIG_HOST_TTL_S``). Reminders: an owned task looks for scheduled spaces starting within
+``remind_before_s``; a durable claim per space (``claim_reminder``) makes each reminder go
+out once across all nodes.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +41,8 @@ log = logging.getLogger(__name__)
 
 REMIND_CHECK_S = 10.0
 REMIND_BATCH = 100  # per check; more wait for the next one
+BIG_HOST_TTL_S = 60.0  # how long this process trusts a host's side of the threshold
+BIG_HOST_CACHE = 10_000  # hosts remembered; the least recently counted go first
 
 
 class NotificationKind(StrEnum):
@@ -60,6 +66,7 @@ class NotificationService:
         self._wake = asyncio.Event()
         self._busy = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._big: OrderedDict[Handle, tuple[bool, float]] = OrderedDict()  # → (above, when)
         self.dropped = 0  # jobs dropped because the queue was full
 
     # -- lifecycle ------------------------------------------------------------------
@@ -84,7 +91,8 @@ class NotificationService:
 
     # -- writing --------------------------------------------------------------------
     async def space_started(self, space: SpaceRecord) -> None:
-        """A space went live: notify the host's followers. O(threshold) at worst."""
+        """A space went live: queue the notice to the host's followers. O(1): the
+        fan-out task counts the followers and picks the path."""
         await self._notify(NotificationKind.SPACE_LIVE, space)
 
     async def remind_due(self) -> int:
@@ -100,17 +108,7 @@ class NotificationService:
         return sent
 
     async def _notify(self, kind: NotificationKind, space: SpaceRecord) -> None:
-        try:
-            threshold = self._s.fanout_threshold
-            count = await self._store.social.followers_count_capped(space.host, threshold + 1)
-        except PnyxError as exc:  # the space did change; its followers miss this one
-            log.warning("notify %s of space %s failed: %s", kind, space.id, exc.message)
-            return
-        if count == 0:
-            return
-        if count > threshold:
-            log.info("space %s (%s): @%s is read-fanned-out", space.id, kind, space.host)
-            return
+        """Queue the job; no I/O here (it runs inside the request that started the space)."""
         if len(self._jobs) >= self._s.fanout_queue:
             self._jobs.popleft()
             self.dropped += 1
@@ -133,7 +131,13 @@ class NotificationService:
                     self._busy = False
 
     async def fan_out(self, job: _Job) -> None:
-        """One notification row per follower of the job's host, a batch at a time."""
+        """One notification row per follower of the job's host, a batch at a time; none
+        if the host has more than ``fanout_threshold`` followers (fan-out on read)."""
+        if await self._above_threshold(job.space.host, fresh=True):
+            log.info(
+                "space %s (%s): @%s is read-fanned-out", job.space.id, job.kind, job.space.host
+            )
+            return
         batch = self._s.fanout_batch
         after: Handle | None = None
         total = 0
@@ -201,9 +205,23 @@ class NotificationService:
         """The live spaces of hosts ``handle`` follows, newest first."""
         return await self._store.spaces.followed_by(handle, SpaceStatus.LIVE, limit)
 
-    async def _above_threshold(self, host: Handle) -> bool:
+    async def _above_threshold(self, host: Handle, *, fresh: bool = False) -> bool:
+        """Whether ``host`` has more than ``fanout_threshold`` followers: a capped count
+        (up to threshold + 1 rows, as many heap reads when their pages are not all-visible),
+        remembered for ``BIG_HOST_TTL_S`` so that reads do not repeat it for every reader.
+        ``fresh`` (the fan-out's decision) counts again and refreshes the memory, so this
+        node's readers agree with it at once; other nodes within the TTL."""
+        now = self._clock()
+        known = None if fresh else self._big.get(host)
+        if known is not None and now - known[1] < BIG_HOST_TTL_S:
+            return known[0]
         threshold = self._s.fanout_threshold
-        return await self._store.social.followers_count_capped(host, threshold + 1) > threshold
+        above = await self._store.social.followers_count_capped(host, threshold + 1) > threshold
+        self._big[host] = (above, now)
+        self._big.move_to_end(host)
+        while len(self._big) > BIG_HOST_CACHE:
+            self._big.popitem(last=False)
+        return above
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
