@@ -1,0 +1,1 @@
+"""The capacity model: what a deployment needs for N listeners and J joins/s."""
