@@ -15,7 +15,7 @@ from pnyx.config import load_settings
 from pnyx.domain import commands as cmd
 from pnyx.domain.types import Handle, Limits
 from pnyx.live.memory import MemoryLiveState
-from pnyx.services.notifications import NotificationService
+from pnyx.services.notifications import BIG_HOST_TTL_S, NotificationService
 from pnyx.services.spaces import NewSpace, SpaceService
 from pnyx.store.db import Store
 
@@ -149,3 +149,31 @@ async def test_reminders_go_out_once_ten_minutes_before(world: World) -> None:
     assert kinds(await world.notes.for_user(Handle("fan7"))) == [("space_soon", "star")]
     assert await world.store.notifications.for_recipient(Handle("fan7")) == []
     assert len(await world.store.notifications.for_recipient(Handle("fan0"))) == 1
+
+
+async def test_starting_a_space_only_queues_its_fan_out(world: World, tmp_path: Path) -> None:
+    """The request that starts a space reads nothing: the follower count that picks the
+    path runs in the fan-out task, so starting costs the same whatever the following."""
+    rec = await world.spaces.create(STAR, NewSpace("big show"))
+    await world.drained()
+    settings = load_settings({"data_dir": tmp_path, "fanout_threshold": 5}, env={})
+    notes = NotificationService(settings, world.store, world.clock)  # its task not started
+    await world.store.close()  # any read on the request path would now fail
+
+    await notes.space_started(rec)
+
+    assert not notes.idle  # queued, not decided (nor dropped by a failed read)
+
+
+async def test_readers_reuse_a_hosts_side_of_the_threshold_for_a_while(world: World) -> None:
+    rec = await world.spaces.create(STAR, NewSpace("big show"))
+    await world.drained()  # the fan-out counted 8 followers: above 5, read-fanned-out
+    for i in range(5, 8):  # 5 followers left: the star is no longer above the threshold
+        await world.store.social.unfollow(Handle(f"fan{i}"), STAR)
+
+    # within BIG_HOST_TTL_S, readers go by the fan-out's count: no recount per read
+    world.clock.now += BIG_HOST_TTL_S - 1
+    assert [i["space"] for i in await world.notes.for_user(Handle("fan0"))] == [rec.id]
+
+    world.clock.now += 1  # then they count again (and find no rows: it was not written)
+    assert await world.notes.for_user(Handle("fan0")) == []
