@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import Heartbeats, create_space, join, new_user
+from tests.support.api import Heartbeats, create_space, join, new_user, wait_state
 from tests.support.browser import (
     assert_clean,
     chromiums,
@@ -95,26 +95,33 @@ def test_audio_plays_on_through_refusals_blips_and_drops(node: PnyxProcess, tmp_
         gaps = [b - a for a, b in zip(refusals["at"], refusals["at"][1:], strict=False)]
         assert len(gaps) == 2 and all(g >= 1.9 for g in gaps), gaps
 
-        # -- the audience grows past the threshold: the player goes to standard latency
-        # on the fly, keeps playing, and comes back to low latency when the crowd leaves ----
+        # -- the audience grows past the threshold: a player that starts now uses standard
+        # latency (one already playing keeps its mode), and low latency again once the
+        # crowd has gone -------------------------------------------------------------------
         assert listener.evaluate("pnyx.space.playerLowLatency") is True
+        play = listener.get_by_role("button", name="Play the space")
+        stop = listener.get_by_role("button", name="Stop listening")
         with httpx.Client(base_url=node.url, timeout=20) as c:
             crowd = [join(c, space) for _ in range(6)]
-        with Heartbeats(node.url, space, crowd, every_s=0.5):
-            poll(
-                lambda: listener.evaluate("pnyx.space.playerLowLatency") is False,
-                timeout=20,
-                what="the player to switch to standard latency",
-            )
-            before = audio_time(listener)
-            poll(lambda: audio_time(listener) > before + 2, what="the audio to move on")
-            poll(lambda: hears_host(listener), what="the host at standard latency")
+            with Heartbeats(node.url, space, crowd, every_s=0.5):
+                wait_state(c, space, lambda s: s["latency"] == "standard")
+                poll(lambda: hears_host(listener), what="the host while the crowd grows")
+                assert listener.evaluate("pnyx.space.playerLowLatency") is True
+                stop.click()
+                play.click()
+                poll(
+                    lambda: listener.evaluate("pnyx.space.playerLowLatency") is False,
+                    what="a new player at standard latency",
+                )
+                poll(lambda: hears_host(listener), timeout=30, what="the host at standard latency")
+            wait_state(c, space, lambda s: s["latency"] == "low", timeout=30)
+        stop.click()
+        play.click()
         poll(
             lambda: listener.evaluate("pnyx.space.playerLowLatency") is True,
-            timeout=30,
-            what="the player to return to low latency",
+            what="a new player at low latency",
         )
-        poll(lambda: hears_host(listener), what="the host at low latency again")
+        poll(lambda: hears_host(listener), timeout=30, what="the host at low latency again")
 
         # -- too many reactions: 429, a clear word, and the buttons rest a moment ------------
         watch.expect(r"/reactions$", r"status of 429")

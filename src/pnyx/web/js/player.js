@@ -72,14 +72,13 @@ export class Player {
   /**
    * Follow the space's latency mode: "low" (LL-HLS parts and blocking playlist reloads)
    * or "standard" (whole segments, a few seconds more delay, about a third of the
-   * requests), which a space switches to when its audience grows large. hls.js changes
-   * mode on the fly, without interrupting playback.
+   * requests), which a space switches to when its audience grows large. A player takes
+   * the mode the space has when it starts and keeps it while it plays: moving a playing
+   * listener from parts to whole segments would stall them while they fall a segment
+   * further behind.
    */
   setLatency(mode) {
-    const low = mode !== "standard";
-    if (low === this.lowLatency) return;
-    this.lowLatency = low;
-    if (this.hls && this.live) this.hls.lowLatencyMode = low;
+    this.lowLatency = mode !== "standard";
   }
 
   /** Start playing `src` (call from a user gesture the first time). */
