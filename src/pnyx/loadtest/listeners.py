@@ -437,14 +437,18 @@ class SimListener:
                 )
                 ok = r is not None and r.status == 200
                 self.init_done = ok
+            elif self.playhead.position is None and not pl.can_start(self.low):
+                # A young stream: less than the hold-back of media behind the live edge so
+                # far. A player must not start closer to the edge than that (RFC 8216bis,
+                # HOLD-BACK / PART-HOLD-BACK): it waits for the playlist to grow.
+                wait = (pl.part_target if self.low else None) or pl.target_duration or 2.0
+                await self._sleep_until(self.playlist_at + wait)
+                if fleet.clock() >= self.playlist_at + wait:
+                    ok = await self._reload(None)
             else:
                 ph = self.playhead
                 if ph.position is None:
-                    start = pl.start_position(self.low)
-                    first = pl.next_after(start, self.low)
-                    if first is not None and first.start > start:
-                        start = first.start  # the playlist does not reach back that far
-                    ph.start_at(start)
+                    ph.start_at(pl.start_position(self.low))
                 ph.advance(now)
                 self.note_stalls()
                 frontier = ph.buffered_end()

@@ -67,6 +67,14 @@ class Playlist:
                 return unit
         return None
 
+    def can_start(self, low_latency: bool, eps: float = 0.05) -> bool:
+        """Whether the playlist reaches back to where a player joining now starts: a
+        young stream has less than the hold-back behind its live edge, and a player must
+        not start closer to the edge than that (RFC 8216bis, HOLD-BACK/PART-HOLD-BACK)."""
+        start = self.start_position(low_latency)
+        first = self.next_after(start, low_latency)
+        return first is not None and first.start <= start + eps
+
     def start_position(self, low_latency: bool) -> float:
         """Where a player joining now starts: PART-HOLD-BACK behind the live edge
         (low latency), three target durations behind the last segment (standard)."""

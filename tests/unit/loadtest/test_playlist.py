@@ -74,6 +74,19 @@ def test_start_positions_and_next_unit() -> None:
     assert pl.next_after(pl.segment_edge, low_latency=False) is None
 
 
+def test_a_young_stream_is_not_started_closer_than_the_hold_back() -> None:
+    young = parse(LIVE, BASE)  # two segments: 3.84 s of whole segments, HOLD-BACK 6 s
+    assert not young.can_start(low_latency=False)
+    assert young.can_start(low_latency=True)  # parts: PART-HOLD-BACK 0.96 s is there
+    older = LIVE.replace(
+        '#EXT-X-MEDIA-SEQUENCE:10\n#EXT-X-MAP:URI="init.mp4"\n',
+        '#EXT-X-MEDIA-SEQUENCE:8\n#EXT-X-MAP:URI="init.mp4"\n'
+        "#EXT-X-PROGRAM-DATE-TIME:2025-05-01T11:59:56.160Z\n#EXTINF:1.92,\nseg/8.m4s\n"
+        "#EXT-X-PROGRAM-DATE-TIME:2025-05-01T11:59:58.080Z\n#EXTINF:1.92,\nseg/9.m4s\n",
+    )
+    assert parse(older, BASE).can_start(low_latency=False)
+
+
 def test_server_golden_playlists() -> None:
     live = parse((GOLDEN / "live_ll.m3u8").read_text(), BASE)
     assert live.low_units and live.standard_units and live.hint is not None

@@ -1,0 +1,144 @@
+"""The largest rehearsal this machine holds (issue #5): ``--listeners`` simulated
+listeners (10,000 by default) through one nginx edge for ``--steady-s`` (120 s) after
+their ramp, on one origin with Redis and a host publishing a tone, with the server's
+latency policy for a big audience: ``--latency standard`` (the default) has the space
+past its low-latency threshold before anyone joins, as a 10,000-listener space is; with
+``--latency auto`` the first 2,000 listeners start (and stay) at low latency.
+
+It checks 0 stalls and the listener count within 2% of the truth, and that ``pnyx plan``
+predicts the steady window's figures within 20%: edge requests/s, origin requests/s,
+heartbeats/s, Redis commands/s, origin CPU and edge egress (origin CPU and Redis
+commands net of the idle space's, measured before anyone joins: the plan counts the stage's
+own work apart). Exit status 1 when a check
+fails.
+
+    .venv/bin/python bench/rehearsal.py [--listeners 10000] [--steady-s 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from scale_support import between, deployment, finish, header, loadtest, plan, read
+
+HEARTBEAT = "/v1/spaces/{space_id}/heartbeat"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--listeners", type=int, default=10_000)
+    ap.add_argument("--ramp-s", type=float, default=60.0)
+    ap.add_argument("--steady-s", type=float, default=120.0)
+    ap.add_argument("--settle-s", type=float, default=50.0, help="presence window + margin")
+    ap.add_argument("--procs", type=int, default=2, help="load generator processes")
+    ap.add_argument("--baseline-s", type=float, default=20.0, help="measure the idle space")
+    ap.add_argument(
+        "--latency",
+        choices=["standard", "auto"],
+        default="standard",
+        help="standard: the space is past the low-latency threshold before anyone joins",
+    )
+    ap.add_argument("--json", help="write every figure here")
+    args = ap.parse_args()
+    n = args.listeners
+    settings = {"low_latency_max_listeners": "0"} if args.latency == "standard" else {}
+    header(f"rehearsal: {n} listeners through one edge, {args.steady_s:.0f} s steady")
+    out = Path(tempfile.mkdtemp(prefix="pnyx-rehearsal-")) / "report.json"
+    total = args.ramp_s + args.settle_s + args.steady_s + 5
+    with deployment(settings) as d:
+        time.sleep(5)
+        idle = read(d)
+        time.sleep(args.baseline_s)
+        baseline = between(idle, read(d))  # the space with its speaker, nobody listening
+        proc = loadtest(
+            "listeners",
+            [
+                "--url", d.edge.url, "--space", d.space, "--listeners", str(n),
+                "--ramp-s", str(args.ramp_s), "--duration-s", str(total),
+                "--procs", str(args.procs), "--json", str(out),
+            ],
+        )  # fmt: skip
+        time.sleep(args.ramp_s + args.settle_s)
+        before = read(d)
+        time.sleep(args.steady_s)
+        w = between(before, read(d))
+        report = finish(proc, out, timeout=total + 180)
+    measured = {
+        "origin.requests_per_s": sum(w.origin_by_route.values()),
+        "origin.reads_per_s": w.origin_reads_per_s,
+        "heartbeats_per_s": w.route("POST", HEARTBEAT),
+        "origin.cores": w.cpu["origin"] - baseline.cpu["origin"],
+        "origin.cores.total": w.cpu["origin"],
+        "edge.cores": w.cpu["edge"],
+        "redis.ops_per_s": w.redis_commands_per_s - baseline.redis_commands_per_s,
+        "redis.ops_per_s.total": w.redis_commands_per_s,
+        "redis.cores": w.cpu["redis"],
+    }
+    start = args.ramp_s + args.settle_s
+    measured.update(edge_figures(report, start, start + args.steady_s))
+    predicted = plan(n, 0, "--latency", args.latency, "--edges", "1")
+    print(json.dumps({"measured": measured, "baseline": baseline.cpu}, indent=1))
+    checks = compare(measured, predicted)
+    ok = report_checks(report, n) and all(c["ok"] for c in checks)
+    if args.json:
+        doc = {"measured": measured, "predicted": predicted, "checks": checks, "report": report}
+        Path(args.json).write_text(json.dumps(doc, indent=2))
+    sys.exit(0 if ok else 1)
+
+
+def edge_figures(report: dict[str, Any], start_s: float, end_s: float) -> dict[str, float]:
+    """Edge requests/s and egress over the steady window, from the load generator's
+    per-second series (what the simulated listeners received through the edge)."""
+    rows = [r for r in report["series"] if start_s <= r["t"] <= end_s]
+    return {
+        "edge.requests_per_s": sum(r["req_per_s"] for r in rows) / len(rows),
+        "edge.egress_bytes_per_s": sum(r["bytes_per_s"] for r in rows) / len(rows),
+    }
+
+
+# measured key → the plan's prediction key
+COMPARED = {
+    "edge.requests_per_s": "edge.requests_per_s",
+    "edge.egress_bytes_per_s": "edge.egress_bytes_per_s",
+    "origin.requests_per_s": "origin.requests_per_s",
+    "heartbeats_per_s": "heartbeats_per_s",
+    "origin.cores": "origin.cores",
+    "redis.ops_per_s": "redis.ops_per_s",
+}
+
+
+def compare(measured: dict[str, float], predicted: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    print("\n| figure | measured | pnyx plan | plan / measured |")
+    print("| --- | --- | --- | --- |")
+    for mine, theirs in COMPARED.items():
+        got, want = measured[mine], float(predicted["predictions"][theirs])
+        ratio = want / got if got else float("inf")
+        ok = 0.8 <= ratio <= 1.2
+        rows.append({"figure": mine, "measured": got, "predicted": want, "ok": ok})
+        print(f"| {mine} | {got:,.2f} | {want:,.2f} | {ratio:.2f}{'' if ok else ' ✗'} |")
+    return rows
+
+
+def report_checks(report: dict[str, Any], n: int) -> bool:
+    stalls = report["stalls"]
+    count = report["count"]
+    joined = report["listeners"]["heartbeating"]
+    print(
+        f"\nlisteners heartbeating at the end: {joined} of {n}; stalls: {stalls['total']} "
+        f"({stalls['listeners_stalled']} listeners, {stalls['stalled_s']:.1f} s); "
+        f"count {count['seen']} vs truth {count['truth']} ({count['rel_error']:+.2%}); "
+        f"behind live p50 {report['behind_live_s']['p50']} s; "
+        f"load generator {report['cpu']['cores_used']:.2f} cores; errors {report['http_errors']}"
+    )
+    return stalls["total"] == 0 and abs(count["rel_error"]) <= 0.02 and joined == n
+
+
+if __name__ == "__main__":
+    main()
