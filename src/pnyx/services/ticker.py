@@ -121,6 +121,10 @@ class SpaceTicker:
                 count, published.get("latency"), self._s.low_latency_max_listeners
             ),
         }
+        if self._s.state_keepalive_s > 0:
+            # A new version at least this often, so long-polls end with news (see
+            # config.example.toml, state_keepalive_s).
+            stats["epoch"] = int(now // self._s.state_keepalive_s)
         if stats != self._last_stats.get(space):
             await self._live.put_part(space, views.STATS, stats, int(now * 1000))
             self._last_stats[space] = stats
