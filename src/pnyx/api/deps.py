@@ -1,4 +1,8 @@
-"""Request dependencies: the node, and who is calling (bearer tokens)."""
+"""Request dependencies: the node, and who is calling (bearer tokens).
+
+All ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, which for
+work this small (an attribute read, an HMAC check) costs more than the work, on every
+request — a third of a heartbeat's CPU when they were plain functions."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ _bearer = HTTPBearer(auto_error=False, description="An account or listener token
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
     return cast(Node, request.app.state.node)
 
 
@@ -33,15 +37,15 @@ def _token(creds: HTTPAuthorizationCredentials | None, what: str) -> str:
     return creds.credentials
 
 
-def account(node: NodeDep, creds: Credentials) -> Handle:
+async def account(node: NodeDep, creds: Credentials) -> Handle:
     return node.tokens.account(_token(creds, "an account token (POST /v1/sessions)"))
 
 
-def optional_account(node: NodeDep, creds: Credentials) -> Handle | None:
+async def optional_account(node: NodeDep, creds: Credentials) -> Handle | None:
     return None if creds is None else node.tokens.account(creds.credentials)
 
 
-def listener(space_id: str, node: NodeDep, creds: Credentials) -> ListenerClaims:
+async def listener(space_id: str, node: NodeDep, creds: Credentials) -> ListenerClaims:
     token = _token(creds, "a listener token (POST /v1/spaces/{id}/join)")
     return node.tokens.listener(token, SpaceId(space_id))
 
