@@ -62,6 +62,7 @@ class Settings(BaseModel):
     state_wait_s: float = Field(15.0, gt=0, le=60)
     state_tick_s: float = Field(1.0, gt=0)
     state_keepalive_s: float = Field(12.0, ge=0)  # new state version at least this often
+    big_audience_stats_s: float = Field(5.0, ge=0)  # counts/reactions cadence, big audiences
     reactions_window_s: int = Field(5, gt=0)
     reaction_rate: float = Field(5.0, gt=0)  # per listener, tokens per second
     reaction_burst: float = Field(10.0, gt=0)

@@ -5,6 +5,8 @@ while the stage keeps acting."""
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from pathlib import Path
 
@@ -63,3 +65,36 @@ def test_joins_beyond_the_rate_are_refused_at_once_and_the_stage_acts(tmp_path: 
         elapsed = 10 - (deadline - time.monotonic())
         # one second's burst plus the rate over the elapsed time
         assert 20 <= accepted <= 20 + 20 * elapsed + 1
+
+
+def test_a_big_audience_gets_counts_every_few_seconds_not_every_tick(tmp_path: Path) -> None:
+    every = 2.5
+    settings = {"low_latency_max_listeners": "0", "big_audience_stats_s": str(every)}
+    with pnyx_serve(tmp_path, settings=settings) as node, node.client() as c:
+        host = register(c, "host_cadence")
+        space = create_space(c, host)
+        seen: list[tuple[float, int]] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            with node.client() as w:
+                s = ok(w.get(f"/v1/spaces/{space}/state"))
+                while not stop.is_set():
+                    s2 = ok(w.get(f"/v1/spaces/{space}/state", params={"after": s["version"]}))
+                    if s2["listeners"] != s["listeners"]:
+                        seen.append((time.monotonic(), s2["listeners"]))
+                    s = s2
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        # A crowd growing by four listeners a second: a new count every tick (0.2 s) if
+        # nothing held it back.
+        deadline = time.monotonic() + 9
+        while time.monotonic() < deadline:
+            join(c, space)
+            time.sleep(0.25)
+        stop.set()
+        watcher.join(timeout=10)
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
+        assert len(seen) >= 2, seen
+        assert min(gaps) >= every - 0.5, gaps

@@ -50,6 +50,7 @@ class SpaceTicker:
         self._clock = clock
         self._leases: dict[SpaceId, Lease] = {}
         self._last_stats: dict[SpaceId, dict[str, Any]] = {}
+        self._published_at: dict[SpaceId, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -89,6 +90,7 @@ class SpaceTicker:
 
     async def _let_go(self, space: SpaceId, *, ended: bool) -> None:
         self._last_stats.pop(space, None)
+        self._published_at.pop(space, None)
         if self._media is not None and self._media.running(space):
             await self._media.stop(space, ended=ended)
         await self._live.release(self._leases.pop(space))
@@ -98,12 +100,28 @@ class SpaceTicker:
         if lease is not None and await self._live.renew(lease, self._s.lease_ttl_s):
             return True
         self._last_stats.pop(space, None)
+        self._published_at.pop(space, None)
         got = await self._live.acquire(f"tick:{space}", self._node, self._s.lease_ttl_s)
         if got is None:
             self._leases.pop(space, None)
             return False
         self._leases[space] = got
         return True
+
+    def _hold_back(
+        self, space: SpaceId, stats: dict[str, Any], last: dict[str, Any] | None, now: float
+    ) -> bool:
+        """Whether to keep new counts and reactions for later: a big audience (standard
+        latency) gets them every ``big_audience_stats_s`` at most. Every new state version
+        wakes every listener's long-poll — one request per listener at the edges — and a
+        growing crowd changes its count every second."""
+        if (
+            last is None
+            or stats["latency"] != views.STANDARD
+            or stats["latency"] != last.get("latency")
+        ):
+            return False
+        return now - self._published_at.get(space, 0.0) < self._s.big_audience_stats_s
 
     async def tick(self, space: SpaceId) -> None:
         metrics.TICKS.inc()
@@ -125,9 +143,11 @@ class SpaceTicker:
             # A new version at least this often, so long-polls end with news (see
             # config.example.toml, state_keepalive_s).
             stats["epoch"] = int(now // self._s.state_keepalive_s)
-        if stats != self._last_stats.get(space):
+        last = self._last_stats.get(space)
+        if stats != last and not self._hold_back(space, stats, last, now):
             await self._live.put_part(space, views.STATS, stats, int(now * 1000))
             self._last_stats[space] = stats
+            self._published_at[space] = now
         # Only a space whose host is away has anything for Tick to decide; the snapshot
         # says so without a store read.
         if snap is None or views.ROOM not in snap.parts:
