@@ -133,7 +133,7 @@ class SpaceTicker:
         count = await self._live.presence_count(space, now, window)
         published = snap.parts.get(views.STATS, {}) if snap is not None else {}
         stats = {
-            "listeners": views.rounded_count(count),
+            "listeners": count,
             "reactions": await self._live.reactions(space, now, self._s.reactions_window_s),
             "latency": views.latency_mode(
                 count, published.get("latency"), self._s.low_latency_max_listeners

@@ -44,17 +44,6 @@ STANDARD: Latency = "standard"
 LOW_AGAIN_BELOW = 0.8  # hysteresis: back to low latency below 80% of the threshold
 
 
-def rounded_count(listeners: int) -> int:
-    """The listener count as published: exact below 1,000, three significant figures
-    above (12,345 → 12,300). An estimate (HyperLogLog) that wobbles by a few listeners
-    would otherwise make a new state version every second, and every version wakes every
-    listener's long-poll: one request per listener through the edges."""
-    if listeners < 1000:
-        return listeners
-    step = 10 ** (len(str(listeners)) - 3)
-    return int(round(listeners / step) * step)
-
-
 def latency_mode(listeners: int, previous: object, max_low: int) -> Latency:
     """What players should do: ``low`` latency (LL-HLS parts, ~7 requests/s each) up to
     ``max_low`` listeners, ``standard`` (whole segments, ~2 requests/s, ~3 s more delay)

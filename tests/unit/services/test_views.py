@@ -36,12 +36,3 @@ def test_state_view_carries_the_latency_mode_and_defaults_to_low() -> None:
     assert views.state_view(snap, for_stage=False, heartbeat_s=15.0)["latency"] == "standard"
     bare = Snapshot(1, {})
     assert views.state_view(bare, for_stage=False, heartbeat_s=15.0)["latency"] == "low"
-
-
-@pytest.mark.parametrize(
-    ("count", "shown"),
-    [(0, 0), (7, 7), (999, 999), (1000, 1000), (1234, 1230), (12_345, 12_300), (99_960, 100_000),
-     (600_123, 600_000), (1_234_567, 1_230_000)],
-)  # fmt: skip
-def test_counts_are_rounded_to_three_figures_from_a_thousand(count: int, shown: int) -> None:
-    assert views.rounded_count(count) == shown
