@@ -91,6 +91,9 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=5,
+        # Idle keep-alive connections (an edge's to us) are kept longer than the edge
+        # keeps them (50 s), so that it never sends on one we are closing.
+        timeout_keep_alive=75,
         lifespan="on",
     )
     server = uvicorn.Server(config)

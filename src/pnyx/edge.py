@@ -112,6 +112,10 @@ def render(spec: EdgeSpec) -> str:
     upstream pnyx_origin {{
 {servers}
         keepalive 64;
+        # Shorter than the nodes' own idle timeout (pnyx serve keeps connections 75 s),
+        # so the edge never reuses a connection the node is closing: a 502 for whoever
+        # was waiting on that object.
+        keepalive_timeout 50s;
     }}
 
     server {{
