@@ -7,10 +7,12 @@ over the same steady window after its ramp. Printed per phase: the origin's requ
 route (from its /metrics), the edge's requests/s and egress (from the load generator),
 CPU of origin, edge and Redis, Redis commands/s — and the ratios large/small.
 
-The claim is about the cacheable path (media and state reads): origin reads/s at
+Listeners react now and then (``--react-every-s``), as in a lively space: its state then
+changes at the pace the server allows, for any audience. The claim is about the
+cacheable path (media and state reads): origin reads/s at
 ``--large`` at most 1.1 times that at ``--small``. Heartbeats are per listener by design
 (one uncached POST every ``heartbeat_s``); they are reported apart, with their per-unit
-cost, which the capacity model (``pnyx plan``) uses.
+cost, which the capacity model (``pnyx plan``) uses; so are reactions.
 
 Latency: ``--latency standard`` (the default here) has the server tell every player to use
 standard latency (``low_latency_max_listeners = 0``), as it does for any big audience;
@@ -36,7 +38,14 @@ HEARTBEAT = "/v1/spaces/{space_id}/heartbeat"
 
 
 def measure_phase(
-    d: Deployment, listeners: int, *, ramp_s: float, settle_s: float, window_s: float, procs: int
+    d: Deployment,
+    listeners: int,
+    *,
+    ramp_s: float,
+    settle_s: float,
+    window_s: float,
+    procs: int,
+    react_every_s: float,
 ) -> dict[str, Any]:
     """Run ``listeners`` for ramp + settle + window (+ a tail), measuring the window."""
     out = Path(tempfile.mkdtemp(prefix="pnyx-edge-origin-")) / "report.json"
@@ -47,6 +56,7 @@ def measure_phase(
             "--url", d.edge.url, "--space", d.space,
             "--listeners", str(listeners), "--ramp-s", str(ramp_s),
             "--duration-s", str(total), "--procs", str(procs), "--json", str(out),
+            "--react-every-s", str(react_every_s),
         ],
     )  # fmt: skip
     time.sleep(ramp_s + settle_s)
@@ -76,6 +86,12 @@ def main() -> None:
     ap.add_argument("--window-s", type=float, default=60.0)
     ap.add_argument("--settle-s", type=float, default=20.0)
     ap.add_argument("--procs", type=int, default=1, help="load generator processes")
+    ap.add_argument(
+        "--react-every-s",
+        type=float,
+        default=30.0,
+        help="each listener reacts about this often: a lively space, whose state changes",
+    )
     ap.add_argument("--json", help="write every figure here")
     args = ap.parse_args()
     header(f"origin load behind one edge: {args.small} vs {args.large} listeners ({args.latency})")
@@ -85,7 +101,13 @@ def main() -> None:
         for n in (args.small, args.large):
             ramp = max(5.0, n / 200)  # 200 joins/s, well inside the join rate
             phase = measure_phase(
-                d, n, ramp_s=ramp, settle_s=args.settle_s, window_s=args.window_s, procs=args.procs
+                d,
+                n,
+                ramp_s=ramp,
+                settle_s=args.settle_s,
+                window_s=args.window_s,
+                procs=args.procs,
+                react_every_s=args.react_every_s,
             )
             phases.append(phase)
             show(phase)

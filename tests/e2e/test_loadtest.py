@@ -78,6 +78,8 @@ async def test_listeners_hear_a_live_space_through_the_edge(
                 str(DURATION_S),
                 "--ramp-s",
                 "2",
+                "--react-every-s",
+                "4",
                 "--json",
                 str(out),
             ),
@@ -112,6 +114,8 @@ async def test_listeners_hear_a_live_space_through_the_edge(
     assert report["rate"]["media_bytes"] > 0
     assert report["requests"]["part"]["count"] + report["requests"]["segment"]["count"] > 0
     assert report["requests"]["heartbeat"]["count"] > 0  # test nodes ask every second
+    assert report["reactions"]["sent"] > 0
+    assert report["reactions"]["refused"] == 0
     count = report["count"]
     assert count["truth"] == LISTENERS
     assert count["rel_error"] is not None and abs(count["rel_error"]) <= 0.2, count

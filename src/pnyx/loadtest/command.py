@@ -26,8 +26,9 @@ JSON of ``listeners`` (``schema`` 1; times in ms unless the key says ``_s``):
   (joined and heard within 2 x heartbeat_s: the truth), playing, never_joined, ended,
   mode_low, mode_standard};
 * ``joins`` {attempts, accepted, rejoined, refused, rejected, failed, given_up};
-  ``heartbeats`` {refused, expired, failed};
-* ``requests`` {join, heartbeat, playlist, init, part, segment, state: {count, p50_ms,
+  ``heartbeats`` {refused, expired, failed}; ``reactions`` {sent, refused} (with
+  ``--react-every-s``);
+* ``requests`` {join, heartbeat, reaction, playlist, init, part, segment, state: {count, p50_ms,
   p95_ms, p99_ms, max_ms, mean_ms, errors}} — ``state`` times are long-poll answers;
 * ``http_errors`` {"<status>" | timeout | connect | closed | bad_response: n};
 * ``stalls`` {listeners_stalled, total, stalled_s, stalled_at_end, skips, began_while
@@ -92,6 +93,12 @@ def add_parser(sub: Any) -> None:
     lst.add_argument("--procs", type=int, default=1, help="worker processes (default 1)")
     lst.add_argument("--join-attempts", type=int, default=20, help="per listener (default 20)")
     lst.add_argument("--seed", type=int, default=None, help="random seed (jitter)")
+    lst.add_argument(
+        "--react-every-s",
+        type=float,
+        default=0.0,
+        help="each listener sends a reaction about this often (default 0: never)",
+    )
 
     storm = tools.add_parser("joinstorm", help="open-loop join arrivals + a scripted stage")
     _common(storm)
@@ -132,6 +139,8 @@ def validate(args: argparse.Namespace) -> None:
             raise setup_error("--ramp-s must be ≥ 0 and shorter than --duration-s")
         if args.join_attempts < 1:
             raise setup_error("--join-attempts must be ≥ 1")
+        if args.react_every_s < 0:
+            raise setup_error("--react-every-s must be ≥ 0")
     else:
         if not 0 < args.rate <= MAX_RATE:
             raise setup_error(f"--rate must be in (0, {MAX_RATE:g}]")
@@ -191,6 +200,7 @@ def _listeners(args: argparse.Namespace, target: Any) -> dict[str, Any]:
         ramp_s=ramp,
         latency=args.latency,
         join_attempts=args.join_attempts,
+        react_every_s=args.react_every_s,
         seed=args.seed if args.seed is not None else secrets.randbits(31),
     )
     report = run_fleet(RunSpec(cfg, args.procs, args.url, args.quiet))

@@ -51,6 +51,7 @@ class FleetConfig:
     ramp_s: float
     latency: str  # "auto" | "low" | "standard"
     join_attempts: int = 20
+    react_every_s: float = 0.0  # 0: no reactions
     seed: int = 0
     worker: int = 0
 
@@ -84,6 +85,7 @@ class Fleet:
         self.state_path = f"/v1/spaces/{cfg.space}/state".encode()
         self.join_req = encode("POST", f"/v1/spaces/{cfg.space}/join", host.decode())
         self.heartbeat_path = f"/v1/spaces/{cfg.space}/heartbeat"
+        self.reaction_path = f"/v1/spaces/{cfg.space}/reactions"
         self.plain_playlist_req = get_bytes(self.playlist_path, host)
         self._states: dict[bytes, dict[str, Any]] = {}
         self.seen_version = -1
@@ -233,6 +235,9 @@ class SimListener:
         self.state_conn = Conn(fleet.cfg.host, fleet.cfg.port)
         self.token: str | None = None
         self.heartbeat_req: bytes | None = None
+        self.reaction_req: bytes | None = None
+        self.beat_due = 0.0
+        self.react_due = float("inf")
         self.heartbeat_s = 15.0
         self.last_heard: float | None = None  # last accepted join/heartbeat
         self.control_due = 0.0
@@ -300,6 +305,32 @@ class SimListener:
 
     # -- control: join and heartbeats ----------------------------------------------------
     async def control(self) -> None:
+        """Join, heartbeats and (with ``react_every_s``) reactions, on the media connection."""
+        fleet = self.fleet
+        every = fleet.cfg.react_every_s
+        now = fleet.clock()
+        if self.reaction_req is not None and self.react_due <= now < self.beat_due:
+            r = await self._media_request("reaction", self.reaction_req, limit_s=CONTROL_TIMEOUT_S)
+            sent = r is not None and r.status < 300
+            fleet.stats.inc("reactions.sent" if sent else "reactions.refused")
+            self.react_due = fleet.clock() + every * fleet.rng.uniform(0.5, 1.5)
+        else:
+            await self._join_or_beat()
+            self.beat_due = self.control_due
+            if self.token is None:
+                self.reaction_req = None
+            elif every > 0 and self.reaction_req is None:
+                self.reaction_req = encode(
+                    "POST",
+                    fleet.reaction_path,
+                    fleet.host.decode(),
+                    headers={"Authorization": f"Bearer {self.token}"},
+                    body='{"emoji": "👏"}'.encode(),
+                )
+                self.react_due = now + every * fleet.rng.uniform(0.0, 1.0)
+        self.control_due = min(self.beat_due, self.react_due)
+
+    async def _join_or_beat(self) -> None:
         fleet = self.fleet
         stats = fleet.stats
         now = fleet.clock()

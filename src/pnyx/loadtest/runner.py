@@ -19,7 +19,7 @@ from pnyx.loadtest.listeners import Fleet, FleetConfig
 from pnyx.loadtest.stats import Stats, merged
 from pnyx.loadtest.target import raise_fd_limit
 
-KINDS = ("join", "heartbeat", "playlist", "init", "part", "segment", "state")
+KINDS = ("join", "heartbeat", "reaction", "playlist", "init", "part", "segment", "state")
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,10 @@ class Aggregator:
                 "refused": int(stats.get("heartbeat.refused")),
                 "expired": int(stats.get("heartbeat.expired")),
                 "failed": int(stats.get("heartbeat.failed")),
+            },
+            "reactions": {
+                "sent": int(stats.get("reactions.sent")),
+                "refused": int(stats.get("reactions.refused")),
             },
             "requests": per_kind,
             "http_errors": http_errors,
