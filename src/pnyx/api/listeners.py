@@ -44,6 +44,9 @@ async def react(space_id: str, body: ReactionIn, who: Listener, node: NodeDep) -
     return Response(status_code=202)
 
 
+ANSWERED_MAX_AGE_S = 10
+
+
 @router.get("/state")
 async def state(
     space_id: str,
@@ -69,6 +72,11 @@ async def state(
     view = await node.listeners.state(space, after, for_stage=for_stage)
     if creds is not None:
         response.headers["Cache-Control"] = "private, no-store"
+    elif after is not None and view["version"] > after:
+        # "Something newer than V" stays true: an edge may keep this answer a while, so
+        # listeners who come late for it do not each send the origin a refresh. They
+        # then ask after the newer version and catch up at once.
+        response.headers["Cache-Control"] = f"public, max-age={ANSWERED_MAX_AGE_S}"
     else:
         response.headers["Cache-Control"] = "public, max-age=1"
     response.headers["X-Pnyx-Version"] = str(view["version"])
