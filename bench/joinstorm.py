@@ -12,7 +12,7 @@ accepted-joins rate staying at capacity (the median of the storm's per-second ac
 counts within 10% of capacity, and no second below half of it after the first).
 Exit status 1 when a check fails.
 
-    .venv/bin/python bench/joinstorm.py [--capacity 400] [--times 10] [--playing 500]
+    .venv/bin/python bench/joinstorm.py [--capacity 300] [--times 10] [--playing 500]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from scale_support import between, deployment, finish, header, loadtest, read
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--capacity", type=int, default=400, help="the node's admit_join_rate")
+    ap.add_argument("--capacity", type=int, default=300, help="the node's admit_join_rate")
     ap.add_argument("--times", type=float, default=10.0)
     ap.add_argument("--playing", type=int, default=500)
     ap.add_argument("--storm-s", type=float, default=60.0)

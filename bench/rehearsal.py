@@ -112,7 +112,7 @@ COMPARED = {
     "origin.requests_per_s": "origin.requests_per_s",
     "heartbeats_per_s": "heartbeats_per_s",
     "origin.cores": "origin.cores",
-    "redis.ops_per_s": "redis.ops_per_s",
+    "redis.ops_per_s.total": "redis.ops_per_s",  # the plan counts the space's own work
 }
 
 

@@ -111,7 +111,7 @@ def test_human_formats(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     assert "storm.refused_per_s" in out
     if fmt == "markdown":
         assert "| quantity | value | how | from |" in out
-        assert "listener.reads_per_s.standard\\*" in out
+        assert "edge.proxied_per_core_s\\*" in out
 
 
 def test_figures_file_is_used(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

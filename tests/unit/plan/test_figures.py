@@ -54,9 +54,10 @@ def test_provisional_figures_are_marked_and_say_how_to_measure() -> None:
         assert entry["command"].strip(), key
         if entry.get("provisional"):
             assert "not measured" in entry["measured"] or "count from the code" in entry["measured"]
-    # The join cost is the one listener-path figure docs/benchmarks.md already measured.
-    assert not doc["origin.core_ms.join"].get("provisional", False)
-    assert doc["origin.core_ms.join"]["value"] == pytest.approx(1000 / 1242, abs=0.001)
+    # Measured figures name the bench that measured them.
+    for key, entry in doc.items():
+        if not entry.get("provisional") and entry.get("kind", "measured") == "measured":
+            assert "bench/" in entry["command"], key
 
 
 def test_the_shipped_file_round_trips_through_the_test_writer(tmp_path: Path) -> None:

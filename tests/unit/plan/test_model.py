@@ -235,11 +235,12 @@ def test_storm_admissions_fill_the_cpu_left() -> None:
 
 
 def test_warnings_for_redis_beyond_one_instance() -> None:
-    result = plan(figs.load(), Inputs(1_200_000, 10_000))
+    busy = with_values(**{"redis.ops_per_heartbeat": 3.0})
+    result = plan(busy, Inputs(1_200_000, 10_000))
     assert result["redis.instances"] > 1
     assert any("one Redis URL" in w for w in result.warnings)
     assert any("one space alone" in w for w in result.warnings)
-    assert plan(figs.load(), Inputs(1000, 10)).warnings == ()
+    assert plan(busy, Inputs(1000, 10)).warnings == ()
 
 
 def test_pinned_edges_below_the_need_are_flagged() -> None:
