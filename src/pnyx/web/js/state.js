@@ -7,6 +7,7 @@ import { ApiError, get, paths } from "./api.js";
 import { Backoff, sleep } from "./retry.js";
 
 const MIN_REPEAT_MS = 1000; // an unchanged answer sooner than this came from a cache
+const OLDER_BELIEVED = 3; // older versions in a row before the page believes them
 
 export class StatePoller {
   /**
@@ -18,6 +19,7 @@ export class StatePoller {
     this.spaceId = spaceId;
     this.hooks = hooks;
     this.version = null;
+    this.older = 0;
     this.stopped = false;
     this.failing = false;
     this.controller = null;
@@ -57,7 +59,19 @@ export class StatePoller {
           this.hooks.onRecovered?.();
         }
         if (this.stopped) return;
-        const changed = state.version !== asked;
+        // Versions only grow. An older one is a copy from a cache (the browser's or an
+        // edge's, up to a second old) that must not undo what the page already shows —
+        // e.g. take a new speaker off the stage for a moment. Several older answers in a
+        // row mean the server's live state was reset: then believe it.
+        if (this.version !== null && state.version < this.version && this.older < OLDER_BELIEVED) {
+          this.older += 1;
+          if (performance.now() - started < MIN_REPEAT_MS) {
+            await sleep(MIN_REPEAT_MS + Math.random() * 500, signal);
+          }
+          continue;
+        }
+        this.older = 0;
+        const changed = state.version !== this.version;
         this.version = state.version;
         if (changed) this.hooks.onState(state);
         if (state.state === "ended" || state.state === "cancelled") {
