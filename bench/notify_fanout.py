@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import platform
 import random
@@ -59,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the harness lives in tests/support
     sys.path.insert(0, str(ROOT))
 
+from tests.support.api import User  # noqa: E402
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve  # noqa: E402
 from tests.support.postgres_server import (  # noqa: E402
     SUPERUSER,
@@ -68,6 +68,7 @@ from tests.support.postgres_server import (  # noqa: E402
 )
 from tests.support.procs import free_port  # noqa: E402
 
+from latency_support import pct  # noqa: E402
 from pnyx.store.models import Account, Follow, Notification  # noqa: E402
 
 THRESHOLD = 10_000  # the production default of fanout_threshold (the server is not told)
@@ -229,16 +230,6 @@ class SqliteDb(Db):
 
 
 # -- accounts -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class User:
-    handle: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
 @dataclass
 class Host:
     followers: int
@@ -332,14 +323,6 @@ async def bulk_seed(db: Db, hosts: dict[int, Host], now: datetime, scatter: bool
 
 
 # -- measuring ----------------------------------------------------------------------------
-def pct(values: list[float], p: float) -> float:
-    """The ``p``-th percentile (nearest rank)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[max(1, min(len(ordered), math.ceil(p / 100 * len(ordered)))) - 1]
-
-
 @dataclass
 class Round:
     start_s: float

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,7 @@ from tests.support.nginx import Edge, nginx_edge  # noqa: E402
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve  # noqa: E402
 from tests.support.redis_server import redis_server  # noqa: E402
 
-from latency_support import Account, account, cpu_seconds, machine, pct  # noqa: E402
-
-__all__ = ["cpu_seconds", "machine", "pct"]
+from latency_support import Account, account, cpu_seconds, machine  # noqa: E402
 
 PNYX = str(Path(sys.executable).with_name("pnyx"))
 
@@ -83,7 +81,6 @@ class Deployment:
     redis_url: str
     space: str
     host: Account
-    procs: dict[str, list[int]] = field(default_factory=dict)
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds so far of the origin, the edge (master + workers) and Redis."""
