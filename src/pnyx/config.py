@@ -98,6 +98,7 @@ class Settings(BaseModel):
     fanout_threshold: int = Field(10_000, ge=0)  # above: followers see the host on read
     fanout_batch: int = Field(1000, ge=1, le=10_000)  # followers paged/inserted per batch
     fanout_queue: int = Field(1000, ge=1)  # pending fan-out jobs per node (oldest dropped)
+    fanout_big_host_ttl_s: float = Field(60.0, gt=0)  # readers trust a host's side this long
     remind_before_s: float = Field(600.0, gt=0)  # "starting soon" this long before
 
     # -- media (stage node and origin) --------------------------------------------------

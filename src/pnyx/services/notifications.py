@@ -14,7 +14,7 @@ one of two paths per job by a bounded follower count (``followers_count_capped``
 The count reads up to ``fanout_threshold`` + 1 follows rows, as many heap pages when
 they are not all-visible (~10 ms warm on PostgreSQL: bench/notify_fanout.py
 ``--scatter``), so it is never in the start request, and readers reuse a recent answer
-(``BIG_HOST_TTL_S``). Reminders: an owned task looks for scheduled spaces starting within
+(``fanout_big_host_ttl_s``). Reminders: an owned task looks for scheduled spaces starting within
 ``remind_before_s``; a durable claim per space (``claim_reminder``) makes each reminder go
 out once across all nodes.
 """
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 REMIND_CHECK_S = 10.0
 REMIND_BATCH = 100  # per check; more wait for the next one
-BIG_HOST_TTL_S = 60.0  # how long this process trusts a host's side of the threshold
 BIG_HOST_CACHE = 10_000  # hosts remembered; the least recently counted go first
 
 
@@ -208,12 +207,12 @@ class NotificationService:
     async def _above_threshold(self, host: Handle, *, fresh: bool = False) -> bool:
         """Whether ``host`` has more than ``fanout_threshold`` followers: a capped count
         (up to threshold + 1 rows, as many heap reads when their pages are not all-visible),
-        remembered for ``BIG_HOST_TTL_S`` so that reads do not repeat it for every reader.
+        remembered for ``fanout_big_host_ttl_s`` so that reads do not repeat it for every reader.
         ``fresh`` (the fan-out's decision) counts again and refreshes the memory, so this
         node's readers agree with it at once; other nodes within the TTL."""
         now = self._clock()
         known = None if fresh else self._big.get(host)
-        if known is not None and now - known[1] < BIG_HOST_TTL_S:
+        if known is not None and now - known[1] < self._s.fanout_big_host_ttl_s:
             return known[0]
         threshold = self._s.fanout_threshold
         above = await self._store.social.followers_count_capped(host, threshold + 1) > threshold

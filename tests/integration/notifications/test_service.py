@@ -15,7 +15,7 @@ from pnyx.config import load_settings
 from pnyx.domain import commands as cmd
 from pnyx.domain.types import Handle, Limits
 from pnyx.live.memory import MemoryLiveState
-from pnyx.services.notifications import BIG_HOST_TTL_S, NotificationService
+from pnyx.services.notifications import NotificationService
 from pnyx.services.spaces import NewSpace, SpaceService
 from pnyx.store.db import Store
 
@@ -29,6 +29,9 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+BIG_HOST_TTL_S = 30.0  # fanout_big_host_ttl_s here (the default is 60)
 
 
 @dataclass
@@ -48,7 +51,13 @@ class World:
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     settings = load_settings(
-        {"data_dir": tmp_path, "fanout_threshold": 5, "fanout_batch": 2}, env={}
+        {
+            "data_dir": tmp_path,
+            "fanout_threshold": 5,
+            "fanout_batch": 2,
+            "fanout_big_host_ttl_s": BIG_HOST_TTL_S,
+        },
+        env={},
     )
     store = await Store.open(f"sqlite:///{tmp_path / 'pnyx.db'}")
     await store.create_schema()
@@ -171,7 +180,7 @@ async def test_readers_reuse_a_hosts_side_of_the_threshold_for_a_while(world: Wo
     for i in range(5, 8):  # 5 followers left: the star is no longer above the threshold
         await world.store.social.unfollow(Handle(f"fan{i}"), STAR)
 
-    # within BIG_HOST_TTL_S, readers go by the fan-out's count: no recount per read
+    # within fanout_big_host_ttl_s, readers go by the fan-out's count: no recount per read
     world.clock.now += BIG_HOST_TTL_S - 1
     assert [i["space"] for i in await world.notes.for_user(Handle("fan0"))] == [rec.id]
 
