@@ -60,7 +60,9 @@ def _grouped(plan: Plan) -> Iterator[tuple[str, list[Line]]]:
 
 
 def _count(n: float, noun: str) -> str:
-    return f"{n:,.0f} {noun}" + ("" if n == 1 else "s")
+    if n == 1:
+        return f"{n:,.0f} {noun}"
+    return f"{n:,.0f} {noun}" + ("es" if noun.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 def headline(plan: Plan) -> str:

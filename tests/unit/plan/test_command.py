@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,7 @@ def test_human_formats(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "600,000 listeners, 10,000 joins/s, 1 space, latency auto → standard" in out
+    assert re.search(r"\d+ origin processes, 1 Redis", out), out.splitlines()[0]
     assert "PROVISIONAL" in out
     assert "edge.instances" in out
     assert "storm.refused_per_s" in out
