@@ -9,12 +9,17 @@ origin request per object per edge, however many listeners wait for it. The rule
   (``state?after=V``): keyed by URI *and* query, so every listener waiting on the same
   version shares one upstream request; ``proxy_cache_lock`` holds the others until it
   answers — with lock timeouts longer than the longest origin wait (blocking reload,
-  state long-poll), or nginx would send the waiters upstream after 5 s;
+  state long-poll), or nginx would send the waiters upstream after 5 s; and with
+  ``proxy_cache_min_uses 0``: nginx counts the requests for an object that is still being
+  fetched in a 10-bit field, and every 1,024th of them, seeing the count wrap to 0, is
+  sent upstream past the lock (about one extra origin request per 1,024 listeners per
+  version); with a minimum of 0 the wrapped count still qualifies;
 - ``GET /v1/spaces/{id}``: cached for the second the origin allows;
 - stale copies of playlists and state are served while the origin fails or restarts
   (``proxy_cache_use_stale``), so listeners keep playing;
 - anything with an ``Authorization`` header, every POST, and the stage WebSocket go
   straight through, never cached;
+- ``/edge-status`` (from loopback only): nginx's connection counters, for monitoring;
 - passive health checks: an upstream that fails ``max_fails`` times is skipped for
   ``fail_timeout``; idempotent reads are retried on the next upstream.
 """
@@ -55,6 +60,7 @@ def _cached_location(pattern: str, *, lock_s: int, stale: bool, comment: str) ->
             proxy_cache_bypass $http_authorization;
             proxy_no_cache $http_authorization;
             proxy_cache_lock on;
+            proxy_cache_min_uses 0;
             proxy_cache_lock_timeout {lock_s}s;
             proxy_cache_lock_age {lock_s}s;
             proxy_read_timeout {lock_s + 5}s;
@@ -128,6 +134,14 @@ def render(spec: EdgeSpec) -> str:
         proxy_buffering on;
         add_header X-Cache-Status $upstream_cache_status always;
 {locations}
+        # nginx's connection counters (active, reading, writing, waiting) for monitoring
+        location = /edge-status {{
+            stub_status;
+            allow 127.0.0.1;
+            allow ::1;
+            deny all;
+        }}
+
         # the stage WebSocket: straight through, long-lived
         location ~ ^/v1/spaces/[^/]+/stage$ {{
             proxy_pass http://pnyx_origin;

@@ -4,6 +4,9 @@ is down."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import resource
 import signal
 import subprocess
 import sys
@@ -96,6 +99,80 @@ def test_state_long_poll_collapses_to_one_origin_request(tmp_path: Path) -> None
         assert {status for status, _ in results} == {200}
         assert len({body for _, body in results}) == 1  # one copy served to all
         assert '"count":1' in results[0][1]
+        after = _metric(direct, "pnyx_http_requests_total", STATE_ROUTE)
+        assert after - before == 1, (before, after)
+
+
+# nginx counts the requests for an object still being fetched in a 10-bit field: without
+# ``proxy_cache_min_uses 0`` in the edge config, the 1,024th waiter sees the count wrap to 0
+# and goes to the origin past the lock.
+MANY = 1100
+
+
+def _writing(edge_url: str) -> int:
+    """Requests nginx has read and not yet answered (its stub_status "Writing")."""
+    text = httpx.get(f"{edge_url}/edge-status", timeout=10).text
+    found = re.search(r"Writing: (\d+)", text)
+    assert found, text
+    return int(found.group(1))
+
+
+def _enough_descriptors(n: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        assert hard == resource.RLIM_INFINITY or hard >= n, f"open-files hard limit {hard} < {n}"
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
+async def _get_all(port: int, request: bytes, n: int) -> list[asyncio.Task[bytes]]:
+    """Send ``request`` on ``n`` connections; each task ends with the whole response."""
+
+    async def one() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(request)
+            await writer.drain()
+            return await asyncio.wait_for(reader.read(), timeout=30)
+        finally:
+            writer.close()
+
+    return [asyncio.create_task(one()) for _ in range(n)]
+
+
+def test_state_long_poll_stays_one_origin_request_past_1024_waiters(tmp_path: Path) -> None:
+    _enough_descriptors(MANY + 256)
+    with (
+        pnyx_serve(tmp_path / "o", settings=QUIET) as origin,
+        origin.client() as direct,
+        nginx_edge([origin.url.removeprefix("http://")]) as edge,
+    ):
+        host, fan = new_user(direct, "h"), new_user(direct, "f")
+        space = create_space(direct, host)
+        v = quiet_version(direct, space)
+        before = _metric(direct, "pnyx_http_requests_total", STATE_ROUTE)
+        port = int(edge.url.rsplit(":", 1)[1])
+        request = (
+            f"GET /v1/spaces/{space}/state?after={v} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        ).encode()
+
+        async def run() -> list[bytes]:
+            tasks = await _get_all(port, request, MANY)
+            # Every listener's request is inside nginx (the status request is one more)…
+            await asyncio.to_thread(
+                wait_until, lambda: _writing(edge.url) > MANY, timeout=30, what="all waiting"
+            )
+            # …then the version they wait for comes.
+            await asyncio.to_thread(
+                lambda: ok(direct.post(f"/v1/spaces/{space}/hand", headers=fan.auth))
+            )
+            return list(await asyncio.gather(*tasks))
+
+        answers = asyncio.run(run())
+        heads = {a.split(b"\r\n", 1)[0] for a in answers}
+        bodies = {a.split(b"\r\n\r\n", 1)[1] for a in answers}
+        assert heads == {b"HTTP/1.1 200 OK"}
+        assert len(bodies) == 1 and b'"count":1' in bodies.pop()
         after = _metric(direct, "pnyx_http_requests_total", STATE_ROUTE)
         assert after - before == 1, (before, after)
 
