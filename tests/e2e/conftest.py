@@ -8,7 +8,18 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.support import browser
 from tests.support.pnyx_server import PnyxProcess
+
+
+@pytest.fixture(autouse=True)
+def console_trail() -> Iterator[None]:
+    """Print the pages' console lines at teardown: pytest shows them for a failed test."""
+    browser.console_trails()
+    yield
+    trails = browser.console_trails()
+    if trails:
+        print(trails)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 Debian's ``/usr/bin/chromium`` driven by Playwright for Python (never a downloaded
 browser), headless, with a fake microphone that plays a generated tone file. Every page
 is watched: a JavaScript error, a ``console.error``, or a failed request the test did not
-expect fails the test.
+expect fails the test. Each page also keeps its last console lines (the web client logs
+its publisher's status changes with ``console.debug``); a failing test prints them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import shutil
 import time
 import wave
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,11 +102,13 @@ class Watch:
     name: str
     errors: list[str] = field(default_factory=list)
     expected: list[Expected] = field(default_factory=list)
+    trail: deque[str] = field(default_factory=lambda: deque(maxlen=TRAIL_LINES))
 
     def expect(self, url: str, text: str = r"Failed to load resource") -> None:
         self.expected.append(Expected(re.compile(url), re.compile(text)))
 
     def on_console(self, msg: Any) -> None:
+        self.trail.append(f"{time.monotonic():.3f} {msg.type}: {msg.text}")
         if msg.type != "error":
             return
         where = (msg.location or {}).get("url", "")
@@ -116,6 +120,17 @@ class Watch:
 
     def on_page_error(self, exc: Any) -> None:
         self.errors.append(f"uncaught: {exc}")
+
+
+TRAIL_LINES = 200
+WATCHES: list[Watch] = []  # every page's watch since the last console_trails()
+
+
+def console_trails() -> str:
+    """The console lines of every page watched since the last call (then forgotten)."""
+    out = [f"--- console of page {w.name!r} ---\n" + "\n".join(w.trail) for w in WATCHES]
+    WATCHES.clear()
+    return "\n".join(out)
 
 
 @dataclass
@@ -148,6 +163,7 @@ class Browser:
         page.on("console", watch.on_console)
         page.on("pageerror", watch.on_page_error)
         self.watches.append(watch)
+        WATCHES.append(watch)
         return page, watch
 
 
