@@ -181,3 +181,45 @@ def test_audio_plays_on_through_refusals_blips_and_drops(node: PnyxProcess, tmp_
         poll(lambda: hears_host(listener), what="the listener to hear the host again")
 
         assert_clean(host_watch, watch)
+
+
+def test_off_and_on_stage_while_a_publish_is_in_flight(node: PnyxProcess, tmp_path: Path) -> None:
+    """A speaker's page that leaves the stage and comes back (a host's quick demote and
+    re-invite, or an older state answer) while its publish request is still out publishes
+    again: the loop of the first start must not stand in for the second."""
+    from playwright.sync_api import Route, expect
+
+    with httpx.Client(base_url=node.url, timeout=20) as c:
+        hana = new_user(c, "hana2")
+        space = create_space(c, hana, title="Flip flop")
+
+    with chromiums(node.url, tone_wav(tmp_path / "host.wav", HOST_HZ)) as (browser,):
+        host, host_watch = browser.page("host")
+        sign_in(host, hana.handle, hana.token, f"/s/{space}")
+        mic = host.locator("#mic-status")
+        expect(mic).to_have_text(re.compile("You're live"), timeout=20_000)
+
+        held: list[Route] = []
+
+        def hold_first(route: Route) -> None:
+            if held:
+                route.continue_()
+            else:
+                held.append(route)  # never answered: the page gives up on it
+
+        host.route(re.compile(r"/v1/spaces/[^/]+/publish$"), hold_first)
+        host.evaluate("pnyx.space.publisher.restart()")
+
+        def holding() -> bool:
+            host.evaluate("0")  # a Playwright call: it delivers the route to hold_first
+            return bool(held)
+
+        poll(holding, timeout=10, what="the publish request to be held")
+        # Off the stage and back while that request is out (what the page does when its
+        # mode goes stage -> audience -> stage).
+        host.evaluate(
+            "(async () => { const p = pnyx.space.publisher; p.stop(); await p.start(); })()"
+        )
+        expect(mic).to_have_text(re.compile("You're live"), timeout=20_000)
+        assert host.evaluate("pnyx.space.connectionState") == "connected"
+        assert_clean(host_watch)

@@ -68,12 +68,14 @@ export class Publisher {
     this.backoff = new Backoff({ baseMs: 500, maxMs: 15000 });
     this.abort = null;
     this.disconnectTimer = 0;
-    this.reconnecting = null;
+    this.reconnecting = null; // {gen, done}: the publish loop of one start()
+    this.generation = 0; // one per start(): a loop of an earlier one never acts again
     this.micAnalyser = null;
     this.mixAnalyser = null;
   }
 
   setStatus(status, detail) {
+    if (status !== this.status) console.debug(`pnyx publisher: ${this.status} -> ${status}`);
     this.status = status;
     this.opts.onStatus?.(status, detail);
   }
@@ -82,6 +84,7 @@ export class Publisher {
   async start({ muted = false } = {}) {
     if (this.running) return;
     this.running = true;
+    this.generation += 1;
     this.abort = new AbortController();
     this.setStatus("starting");
     clearTimeout(this.releaseTimer);
@@ -190,18 +193,23 @@ export class Publisher {
     }
   }
 
-  /** (Re)publish until it works or we are stopped; one loop at a time. */
+  /** (Re)publish until it works or we are stopped; one loop per start() at a time.
+   * A loop of an earlier start() (stopped while it waited on a connection that stop()
+   * closed, which can take its full timeout) is not waited for, and never touches the
+   * status again: a quick off-and-on the stage must not leave "Starting…" forever. */
   reconnect(isRetry) {
-    if (this.reconnecting) return this.reconnecting;
-    this.reconnecting = (async () => {
+    const gen = this.generation;
+    if (this.reconnecting?.gen === gen) return this.reconnecting.done;
+    const current = () => this.running && this.generation === gen;
+    const done = (async () => {
       if (isRetry) this.setStatus("reconnecting");
-      while (this.running) {
+      while (current()) {
         try {
           await this.publishOnce();
           this.backoff.reset();
           return;
         } catch (err) {
-          if (!this.running || err.name === "AbortError") return;
+          if (!current() || err.name === "AbortError") return;
           if (err instanceof ApiError && !err.isNetwork && !err.isRetryLater && err.status !== 404
               && err.status < 500) {
             // Refused for good (not on stage any more, space over, signed out).
@@ -218,10 +226,13 @@ export class Publisher {
           }
         }
       }
-    })().finally(() => {
-      this.reconnecting = null;
+    })();
+    const entry = { gen, done };
+    this.reconnecting = entry;
+    done.finally(() => {
+      if (this.reconnecting === entry) this.reconnecting = null;
     });
-    return this.reconnecting;
+    return done;
   }
 
   async publishOnce() {

@@ -693,6 +693,7 @@ class SpacePage {
       get playerStatus() { return page.player.status; },
       get micStatus() { return page.publisher.status; },
       get publishResource() { return page.publisher.resource; },
+      get publisher() { return page.publisher; },
       get connectionState() { return page.publisher.pc?.connectionState ?? null; },
       get micProcessing() {
         return page.publisher.track ? page.publisher.track.getSettings().echoCancellation : null;
