@@ -110,9 +110,12 @@ def _sources(line: Line, figures: Figures) -> str:
 def _provisional_note(plan: Plan) -> str:
     if not plan.provisional:
         return "All figures used are measured (or settings and stated assumptions)."
+    n = len(plan.provisional)
+    what = "is a PROVISIONAL estimate" if n == 1 else "are PROVISIONAL estimates"
     return (
-        f"{len(plan.provisional)} of the figures used are PROVISIONAL estimates, marked *: "
-        "replace them with measurements (docs/capacity.md says which bench measures each)."
+        f"{n} of the figures used {what}, marked *: replace "
+        f"{'it' if n == 1 else 'them'} with measurements (docs/capacity.md says which bench "
+        "measures each)."
     )
 
 

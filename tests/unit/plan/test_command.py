@@ -113,7 +113,7 @@ def test_human_formats(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     assert "storm.refused_per_s" in out
     if fmt == "markdown":
         assert "| quantity | value | how | from |" in out
-        assert "edge.proxied_per_core_s\\*" in out
+        assert "edge.connections_per_instance\\*" in out
 
 
 def test_figures_file_is_used(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

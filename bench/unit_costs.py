@@ -1,0 +1,219 @@
+"""Per-request costs the capacity model needs and the crowd benches cannot isolate
+(issue #5): what one origin read costs the origin and Redis, how many bytes each kind of
+read is, how many Redis commands a join is, how many uncached requests one nginx core
+passes upstream, and how many of Pnyx's Redis commands one Redis core executes.
+
+One deployment (``scale_support``: Redis, one origin, one nginx edge from
+``pnyx edge-config``, a host publishing a tone). Each phase drives one kind of request
+with ``wrk`` (C, one thread, 32 connections) for ``--seconds``, ``--rounds`` times; the
+meters (origin and nginx CPU from /proc, Redis ``INFO``, the origin's request counters)
+are read around each round, the same meters with no load give the idle cost that is
+subtracted, and the median round is reported.
+
+- ``read:playlist``, ``read:segment``, ``read:part``, ``read:state``: straight to the
+  origin (the edge would answer them from its cache): origin CPU and Redis commands per
+  request, and bytes per response (headers included).
+- ``join``: ``POST /join`` straight to the origin: Redis commands per admitted join.
+- ``proxied``: ``POST /join`` through the edge to an origin that refuses nearly every
+  join (``admit_join_rate`` 1/s, so the origin's answer is cheap): requests per second of
+  nginx CPU.
+
+Then it prints the figures for ``src/pnyx/plan/figures.toml``; the reads' mix (requests
+per edge per space for each kind) is the one ``bench/edge_origin.py`` measured.
+
+    .venv/bin/python bench/unit_costs.py [--seconds 10] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from scale_support import Deployment, Window, between, deployment, header, read
+
+CONNECTIONS = 32
+# Origin reads per edge per space, by kind (bench/edge_origin.py, 2026-11-25): standard
+# latency with reactions every ~30 s, and low latency without.
+MIX = {
+    "standard": {"playlist": 0.50, "segment": 0.52, "state": 0.20},
+    "low": {"playlist": 3.13, "part": 3.13, "state": 0.13},
+}
+POST = 'wrk.method = "POST"\nwrk.headers["Content-Length"] = "0"\n'
+
+
+@dataclass(frozen=True)
+class Round:
+    requests_per_s: float
+    non_2xx_per_s: float
+    window: Window
+
+
+def wrk(url: str, seconds: float, script: Path | None = None) -> tuple[int, int]:
+    """Run wrk; (requests, non-2xx/3xx answers)."""
+    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s"]
+    if script is not None:
+        args += ["-s", str(script)]
+    out = subprocess.run(
+        [*args, url], check=True, capture_output=True, text=True, timeout=seconds + 30
+    ).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if errors and sum(int(g) for g in errors.groups()):
+        raise RuntimeError(f"wrk saw socket errors against {url}: {errors.group(0)}")
+    return total, int(bad.group(1)) if bad else 0
+
+
+def rounds(
+    d: Deployment, url: str, args: argparse.Namespace, script: Path | None = None
+) -> list[Round]:
+    wrk(url, 2, script)  # warm-up
+    out = []
+    for _ in range(args.rounds):
+        before = read(d)
+        n, bad = wrk(url, args.seconds, script)
+        w = between(before, read(d))
+        out.append(Round(n / w.seconds, bad / w.seconds, w))
+    return out
+
+
+def idle(d: Deployment, seconds: float) -> Window:
+    before = read(d)
+    time.sleep(seconds)
+    return between(before, read(d))
+
+
+def per_request(rs: list[Round], base: Window, what: str, *, admitted: bool = False) -> float:
+    """Median over rounds of (meter - idle) per request (per 2xx answer if ``admitted``);
+    ``what`` is a CPU key or "redis"."""
+
+    def one(r: Round) -> float:
+        if what == "redis":
+            extra = r.window.redis_commands_per_s - base.redis_commands_per_s
+        else:
+            extra = r.window.cpu[what] - base.cpu[what]
+        n = r.requests_per_s - (r.non_2xx_per_s if admitted else 0.0)
+        return max(extra, 0.0) / max(n, 1e-9)
+
+    return statistics.median(one(r) for r in rs)
+
+
+def response_bytes(url: str) -> int:
+    """Bytes of one answer on the wire: status line, headers and body."""
+    r = httpx.get(url, timeout=10)
+    r.raise_for_status()
+    head = len(b"HTTP/1.1 200 OK\r\n") + sum(len(k) + len(v) + 4 for k, v in r.headers.raw) + 2
+    return head + len(r.content)
+
+
+def read_url(origin: str, space: str, kind: str) -> str:
+    """The URL of one read of ``kind``; for media, the newest finished segment or part."""
+    if kind == "state":
+        return f"{origin}/v1/spaces/{space}/state"
+    playlist = f"{origin}/media/{space}/live.m3u8"
+    if kind == "playlist":
+        return playlist
+    text = httpx.get(playlist, timeout=10).text
+    if kind == "segment":
+        found = [ln for ln in text.splitlines() if ln.startswith("seg/")]
+    else:
+        found = re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', text)
+    if not found:
+        raise RuntimeError(f"no finished {kind} yet:\n{text}")
+    return f"{origin}/media/{space}/{found[-1]}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of one round")
+    ap.add_argument("--rounds", type=int, default=3, help="report the median round")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: `make bench-join` installs it via apt")
+    header("per-request costs: origin reads, joins, proxied requests, Redis")
+    tmp = Path(tempfile.mkdtemp(prefix="pnyx-unit-costs-"))
+    post = tmp / "post.lua"
+    post.write_text(POST)
+
+    cost: dict[str, dict[str, float]] = {}
+    with deployment({"admit_join_rate": "0"}) as d:
+        origin, space = d.origin.url, d.space
+        time.sleep(3)  # a few segments
+        base = idle(d, args.seconds)
+        print(f"idle: origin {base.cpu['origin']:.3f} cores, "
+              f"Redis {base.redis_commands_per_s:.0f} commands/s")  # fmt: skip
+        for kind in ("playlist", "segment", "part", "state"):
+            # Parts are kept for a few seconds only: find a fresh one for its rounds.
+            url = read_url(origin, space, kind)
+            size = float(response_bytes(url))
+            rs = rounds(d, url, args)
+            if any(r.non_2xx_per_s > 0.01 * r.requests_per_s for r in rs):
+                raise RuntimeError(f"{kind}: more than 1% of the answers were not 2xx ({url})")
+            cost[kind] = {
+                "requests_per_s": statistics.median(r.requests_per_s for r in rs),
+                "origin_ms": per_request(rs, base, "origin") * 1000,
+                "redis_ops": per_request(rs, base, "redis"),
+                "bytes": size,
+            }
+        rs = rounds(d, f"{origin}/v1/spaces/{space}/join", args, post)
+        joins = {
+            "requests_per_s": statistics.median(r.requests_per_s for r in rs),
+            "origin_ms": per_request(rs, base, "origin", admitted=True) * 1000,
+            "redis_ops": per_request(rs, base, "redis", admitted=True),
+        }
+        redis_ops_per_core = statistics.median(
+            (r.window.redis_commands_per_s - base.redis_commands_per_s)
+            / max(r.window.cpu["redis"] - base.cpu["redis"], 1e-9)
+            for r in rs
+        )
+        refused_join = statistics.median(r.non_2xx_per_s for r in rs)
+
+    with deployment({"admit_join_rate": "1"}) as d:
+        base = idle(d, args.seconds)
+        rs = rounds(d, f"{d.edge.url}/v1/spaces/{d.space}/join", args, post)
+        proxied = {
+            "requests_per_s": statistics.median(r.requests_per_s for r in rs),
+            "edge_ms": per_request(rs, base, "edge") * 1000,
+            "origin_ms": per_request(rs, base, "origin") * 1000,
+            "refused_share": statistics.median(r.non_2xx_per_s / r.requests_per_s for r in rs),
+        }
+
+    print("\n| request | requests/s | origin CPU ms | Redis commands | bytes |")
+    print("| --- | --- | --- | --- | --- |")
+    for kind, c in cost.items():
+        print(f"| read: {kind} | {c['requests_per_s']:,.0f} | {c['origin_ms']:.3f} "
+              f"| {c['redis_ops']:.2f} | {c['bytes']:,.0f} |")  # fmt: skip
+    print(f"| join (admitted; {refused_join:.0f}/s refused) | {joins['requests_per_s']:,.0f} "
+          f"| {joins['origin_ms']:.3f} | {joins['redis_ops']:.2f} | |")  # fmt: skip
+    print(f"| join through the edge, refused ({proxied['refused_share']:.0%}) "
+          f"| {proxied['requests_per_s']:,.0f} | {proxied['origin_ms']:.3f} | | |")  # fmt: skip
+    print(f"nginx CPU per proxied request: {proxied['edge_ms']:.4f} ms")
+
+    print("\nfigures (src/pnyx/plan/figures.toml):")
+    core_ms, ops = {}, {}
+    for mode, mix in MIX.items():
+        reads = sum(mix.values())
+        core_ms[mode] = sum(n * cost[k]["origin_ms"] for k, n in mix.items()) / reads
+        ops[mode] = sum(n * cost[k]["redis_ops"] for k, n in mix.items()) / reads
+        size = sum(n * cost[k]["bytes"] for k, n in mix.items())
+        print(f"  origin.bytes_per_edge_per_space_s.{mode} = {size:,.0f}")
+    mixes = ", ".join(f"{m} {core_ms[m]:.3f}" for m in MIX)
+    print(f"  origin.core_ms.read = {max(core_ms.values()):.3f} (the dearer mix of: {mixes})")
+    mixes = ", ".join(f"{m} {ops[m]:.2f}" for m in MIX)
+    print(f"  redis.ops_per_origin_read = {max(ops.values()):.2f} (the larger mix of: {mixes})")
+    print(f"  redis.ops_per_join = {joins['redis_ops']:.2f}")
+    print(f"  redis.ops_per_core_s = {redis_ops_per_core:,.0f} (Pnyx's join mix)")
+    print(f"  edge.proxied_per_core_s = {1000 / proxied['edge_ms']:,.0f}")
+
+
+if __name__ == "__main__":
+    main()
