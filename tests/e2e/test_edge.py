@@ -10,13 +10,16 @@ import resource
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.api import create_space, new_user, ok, state
+from tests.support.api import User, create_space, new_user, ok, state
 from tests.support.nginx import nginx_edge
 from tests.support.pnyx_server import pnyx_serve
 from tests.support.procs import require_binary, wait_until
@@ -71,8 +74,25 @@ def test_edge_config_cli_is_valid_nginx(tmp_path: Path) -> None:
 QUIET = {"state_wait_s": "12", "state_keepalive_s": "0"}
 
 
-def test_state_long_poll_collapses_to_one_origin_request(tmp_path: Path) -> None:
-    waiting = 40
+@dataclass
+class QuietSpace:
+    """A live space with no state changes but the test's own, behind an edge."""
+
+    direct: httpx.Client  # to the origin
+    edge_url: str
+    space: str
+    version: int  # the current one: ``state?after=version`` waits
+    fan: User
+
+    def origin_state_requests(self) -> float:
+        return _metric(self.direct, "pnyx_http_requests_total", STATE_ROUTE)
+
+    def next_version(self) -> None:
+        ok(self.direct.post(f"/v1/spaces/{self.space}/hand", headers=self.fan.auth))
+
+
+@contextmanager
+def quiet_space_behind_edge(tmp_path: Path) -> Iterator[QuietSpace]:
     with (
         pnyx_serve(tmp_path / "o", settings=QUIET) as origin,
         origin.client() as direct,
@@ -80,26 +100,31 @@ def test_state_long_poll_collapses_to_one_origin_request(tmp_path: Path) -> None
     ):
         host, fan = new_user(direct, "h"), new_user(direct, "f")
         space = create_space(direct, host)
-        v = quiet_version(direct, space)
-        before = _metric(direct, "pnyx_http_requests_total", STATE_ROUTE)
+        yield QuietSpace(direct, edge.url, space, quiet_version(direct, space), fan)
+
+
+def test_state_long_poll_collapses_to_one_origin_request(tmp_path: Path) -> None:
+    waiting = 40
+    with quiet_space_behind_edge(tmp_path) as q:
+        before = q.origin_state_requests()
 
         def poll(_: int) -> tuple[int, str]:
-            with httpx.Client(base_url=edge.url, timeout=30) as c:
-                r = c.get(f"/v1/spaces/{space}/state", params={"after": v})
+            with httpx.Client(base_url=q.edge_url, timeout=30) as c:
+                r = c.get(f"/v1/spaces/{q.space}/state", params={"after": q.version})
                 return r.status_code, r.text
 
         with ThreadPoolExecutor(waiting) as pool:
             futures = [pool.submit(poll, i) for i in range(waiting)]
             # However many listeners wait at the edge, the origin holds one long-poll.
             wait_until(
-                lambda: _metric(direct, "pnyx_state_waiters") == 1, timeout=10, what="1 waiter"
+                lambda: _metric(q.direct, "pnyx_state_waiters") == 1, timeout=10, what="1 waiter"
             )
-            ok(direct.post(f"/v1/spaces/{space}/hand", headers=fan.auth))
+            q.next_version()
             results = [f.result(timeout=30) for f in futures]
         assert {status for status, _ in results} == {200}
         assert len({body for _, body in results}) == 1  # one copy served to all
         assert '"count":1' in results[0][1]
-        after = _metric(direct, "pnyx_http_requests_total", STATE_ROUTE)
+        after = q.origin_state_requests()
         assert after - before == 1, (before, after)
 
 
@@ -141,18 +166,11 @@ async def _get_all(port: int, request: bytes, n: int) -> list[asyncio.Task[bytes
 
 def test_state_long_poll_stays_one_origin_request_past_1024_waiters(tmp_path: Path) -> None:
     _enough_descriptors(MANY + 256)
-    with (
-        pnyx_serve(tmp_path / "o", settings=QUIET) as origin,
-        origin.client() as direct,
-        nginx_edge([origin.url.removeprefix("http://")]) as edge,
-    ):
-        host, fan = new_user(direct, "h"), new_user(direct, "f")
-        space = create_space(direct, host)
-        v = quiet_version(direct, space)
-        before = _metric(direct, "pnyx_http_requests_total", STATE_ROUTE)
-        port = int(edge.url.rsplit(":", 1)[1])
+    with quiet_space_behind_edge(tmp_path) as q:
+        before = q.origin_state_requests()
+        port = int(q.edge_url.rsplit(":", 1)[1])
         request = (
-            f"GET /v1/spaces/{space}/state?after={v} HTTP/1.1\r\n"
+            f"GET /v1/spaces/{q.space}/state?after={q.version} HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
         ).encode()
 
@@ -160,12 +178,10 @@ def test_state_long_poll_stays_one_origin_request_past_1024_waiters(tmp_path: Pa
             tasks = await _get_all(port, request, MANY)
             # Every listener's request is inside nginx (the status request is one more)…
             await asyncio.to_thread(
-                wait_until, lambda: _writing(edge.url) > MANY, timeout=30, what="all waiting"
+                wait_until, lambda: _writing(q.edge_url) > MANY, timeout=30, what="all waiting"
             )
             # …then the version they wait for comes.
-            await asyncio.to_thread(
-                lambda: ok(direct.post(f"/v1/spaces/{space}/hand", headers=fan.auth))
-            )
+            await asyncio.to_thread(q.next_version)
             return list(await asyncio.gather(*tasks))
 
         answers = asyncio.run(run())
@@ -173,7 +189,7 @@ def test_state_long_poll_stays_one_origin_request_past_1024_waiters(tmp_path: Pa
         bodies = {a.split(b"\r\n\r\n", 1)[1] for a in answers}
         assert heads == {b"HTTP/1.1 200 OK"}
         assert len(bodies) == 1 and b'"count":1' in bodies.pop()
-        after = _metric(direct, "pnyx_http_requests_total", STATE_ROUTE)
+        after = q.origin_state_requests()
         assert after - before == 1, (before, after)
 
 

@@ -9,14 +9,18 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.api import Heartbeats, create_space, join, new_user, wait_state
+from tests.support.api import Heartbeats, User, create_space, join, new_user, wait_state
 from tests.support.browser import (
+    Browser,
+    Watch,
     assert_clean,
     chromiums,
     hearing,
@@ -52,17 +56,36 @@ def audio_time(page: Any) -> float:
     return float(page.evaluate("pnyx.space.currentTime"))
 
 
+@dataclass
+class LiveHost:
+    browser: Browser
+    user: User
+    space: str
+    page: Any
+    watch: Watch
+
+
+@contextmanager
+def live_host(node: PnyxProcess, tmp_path: Path, handle: str, title: str) -> Iterator[LiveHost]:
+    """A browser whose host page is live in a new space (speaking a tone), and the space."""
+    from playwright.sync_api import expect
+
+    with httpx.Client(base_url=node.url, timeout=20) as c:
+        user = new_user(c, handle)
+        space = create_space(c, user, title=title)
+
+    with chromiums(node.url, tone_wav(tmp_path / "host.wav", HOST_HZ)) as (browser,):
+        page, watch = browser.page("host")
+        sign_in(page, user.handle, user.token, f"/s/{space}")
+        expect(page.locator("#mic-status")).to_have_text(re.compile("You're live"), timeout=20_000)
+        yield LiveHost(browser, user, space, page, watch)
+
+
 def test_audio_plays_on_through_refusals_blips_and_drops(node: PnyxProcess, tmp_path: Path) -> None:
     from playwright.sync_api import Route, expect
 
-    with httpx.Client(base_url=node.url, timeout=20) as c:
-        hana = new_user(c, "hana")
-        space = create_space(c, hana, title="Stormy weather")
-
-    with chromiums(node.url, tone_wav(tmp_path / "host.wav", HOST_HZ)) as (browser,):
-        host, host_watch = browser.page("host")
-        sign_in(host, hana.handle, hana.token, f"/s/{space}")
-        expect(host.locator("#mic-status")).to_have_text(re.compile("You're live"), timeout=20_000)
+    with live_host(node, tmp_path, "hana", "Stormy weather") as h:
+        browser, hana, space, host, host_watch = h.browser, h.user, h.space, h.page, h.watch
 
         # -- an anonymous listener whose joins are refused twice: "retry later" -------------
         listener, watch = browser.page("listener")
@@ -189,15 +212,9 @@ def test_off_and_on_stage_while_a_publish_is_in_flight(node: PnyxProcess, tmp_pa
     again: the loop of the first start must not stand in for the second."""
     from playwright.sync_api import Route, expect
 
-    with httpx.Client(base_url=node.url, timeout=20) as c:
-        hana = new_user(c, "hana2")
-        space = create_space(c, hana, title="Flip flop")
-
-    with chromiums(node.url, tone_wav(tmp_path / "host.wav", HOST_HZ)) as (browser,):
-        host, host_watch = browser.page("host")
-        sign_in(host, hana.handle, hana.token, f"/s/{space}")
+    with live_host(node, tmp_path, "hana2", "Flip flop") as h:
+        host, host_watch = h.page, h.watch
         mic = host.locator("#mic-status")
-        expect(mic).to_have_text(re.compile("You're live"), timeout=20_000)
 
         held: list[Route] = []
 
