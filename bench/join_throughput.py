@@ -108,37 +108,48 @@ def _ms(text: str) -> float:
     return value * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def wrk_round(url: str, seconds: float, connections: int, script: Path, pid: int) -> Round:
-    cpu0 = cpu_seconds(pid)
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class WrkRun:
+    requests: int
+    non_2xx: int  # answers that were not 2xx or 3xx
+    socket_errors: int  # connect, read, write and timeout errors
+    rate: float  # requests/s as wrk counts them
+    p50_ms: float
+    p99_ms: float
+
+
+def run_wrk(url: str, seconds: float, connections: int, script: Path | None = None) -> WrkRun:
+    """One ``wrk -t1`` run against ``url`` (a Lua ``script`` for the method and headers)."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency"]
+    if script is not None:
+        args += ["-s", str(script)]
     out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds:.0f}s",
-            "--latency",
-            "-s",
-            str(script),
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
+        [*args, url], check=True, capture_output=True, text=True, timeout=seconds + 30
     ).stdout
-    elapsed = time.perf_counter() - t0
-    cpu = (cpu_seconds(pid) - cpu0) / elapsed
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    failed = (int(bad.group(1)) if bad else 0) + (
-        sum(int(g) for g in errors.groups()) if errors else 0
-    )
     rate = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    return Round(rate, p50, p99, failed, total - failed, cpu)
+    return WrkRun(
+        total,
+        int(bad.group(1)) if bad else 0,
+        sum(int(g) for g in errors.groups()) if errors else 0,
+        rate,
+        p50,
+        p99,
+    )
+
+
+def wrk_round(url: str, seconds: float, connections: int, script: Path, pid: int) -> Round:
+    cpu0 = cpu_seconds(pid)
+    t0 = time.perf_counter()
+    run = run_wrk(url, seconds, connections, script)
+    elapsed = time.perf_counter() - t0
+    cpu = (cpu_seconds(pid) - cpu0) / elapsed
+    failed = run.non_2xx + run.socket_errors
+    return Round(run.rate, run.p50_ms, run.p99_ms, failed, run.requests - failed, cpu)
 
 
 def main() -> None:

@@ -30,7 +30,6 @@ import argparse
 import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import httpx
 
+from join_throughput import WRK_SCRIPT, run_wrk
 from scale_support import Deployment, Window, between, deployment, header, read
 
 CONNECTIONS = 32
@@ -47,7 +47,6 @@ MIX = {
     "standard": {"playlist": 0.50, "segment": 0.52, "state": 0.20},
     "low": {"playlist": 3.13, "part": 3.13, "state": 0.13},
 }
-POST = 'wrk.method = "POST"\nwrk.headers["Content-Length"] = "0"\n'
 
 
 @dataclass(frozen=True)
@@ -57,32 +56,18 @@ class Round:
     window: Window
 
 
-def wrk(url: str, seconds: float, script: Path | None = None) -> tuple[int, int]:
-    """Run wrk; (requests, non-2xx/3xx answers)."""
-    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s"]
-    if script is not None:
-        args += ["-s", str(script)]
-    out = subprocess.run(
-        [*args, url], check=True, capture_output=True, text=True, timeout=seconds + 30
-    ).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if errors and sum(int(g) for g in errors.groups()):
-        raise RuntimeError(f"wrk saw socket errors against {url}: {errors.group(0)}")
-    return total, int(bad.group(1)) if bad else 0
-
-
 def rounds(
     d: Deployment, url: str, args: argparse.Namespace, script: Path | None = None
 ) -> list[Round]:
-    wrk(url, 2, script)  # warm-up
+    run_wrk(url, 2, CONNECTIONS, script)  # warm-up
     out = []
     for _ in range(args.rounds):
         before = read(d)
-        n, bad = wrk(url, args.seconds, script)
+        run = run_wrk(url, args.seconds, CONNECTIONS, script)
         w = between(before, read(d))
-        out.append(Round(n / w.seconds, bad / w.seconds, w))
+        if run.socket_errors:
+            raise RuntimeError(f"wrk saw {run.socket_errors} socket errors against {url}")
+        out.append(Round(run.requests / w.seconds, run.non_2xx / w.seconds, w))
     return out
 
 
@@ -142,7 +127,7 @@ def main() -> None:
     header("per-request costs: origin reads, joins, proxied requests, Redis")
     tmp = Path(tempfile.mkdtemp(prefix="pnyx-unit-costs-"))
     post = tmp / "post.lua"
-    post.write_text(POST)
+    post.write_text(WRK_SCRIPT)
 
     cost: dict[str, dict[str, float]] = {}
     with deployment({"admit_join_rate": "0"}) as d:
