@@ -1,27 +1,32 @@
 # The README's quick start is exactly `make run` and `make test`.
-# Both install what they need: a virtualenv in .venv with the Python packages, and (for
-# `make test`) the system packages the tests use, via apt when missing.
+# Both install what they need: a virtualenv in .venv with exactly the Python packages pinned
+# (with their hashes) in requirements.lock, and (for `make test`) the system packages the
+# tests use, via apt when missing. `make lock` regenerates the lock from pyproject.toml.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+LOCK   := requirements.lock
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) package-lock.json | cksum | cut -d' ' -f1)
 SERVE_ARGS ?=
 
-.PHONY: run test install system-deps lint typecheck contracts unit check bench-join clean
+.PHONY: run test install lock check-lock system-deps lint typecheck contracts unit check bench-join clean
 
 run: $(STAMP)
 	$(BIN)/pnyx serve $(SERVE_ARGS)
 
-test: system-deps $(STAMP) check
+test: system-deps $(STAMP) check-lock check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml package.json package-lock.json
+$(STAMP): pyproject.toml $(LOCK) package.json package-lock.json
 	@bash scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@# Exactly the lock: every package pinned and hash-checked, nothing resolved here. Then
+	@# Pnyx itself, editable, with the locked setuptools (no build isolation, no download).
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python scripts/check_lock.py $(LOCK)
 	@# The web client's player (hls.js, pinned in package-lock.json) from the npm registry,
 	@# served by the app from src/pnyx/web/vendor/ (gitignored). Node.js and npm via apt
 	@# when missing.
@@ -34,6 +39,19 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	cp node_modules/hls.js/dist/hls.light.min.mjs src/pnyx/web/vendor/hls.esm.js
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# Re-resolve every Python dependency (runtime, dev, and the build backend) to the newest
+# releases that pyproject.toml allows, for every platform and Python >= 3.11, with hashes.
+# Run it after changing dependencies in pyproject.toml, or to take new releases; then
+# `make test` and commit requirements.lock with the change.
+lock: $(STAMP)
+	$(BIN)/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" \
+	  | $(BIN)/uv pip compile pyproject.toml - --extra dev --universal --generate-hashes \
+	    --python-version 3.11 --custom-compile-command "make lock" --quiet --output-file $(LOCK)
+
+# The installed packages are the lock's, version for version.
+check-lock: $(STAMP)
+	$(BIN)/python scripts/check_lock.py $(LOCK)
 
 system-deps:
 	@bash scripts/install-system-deps.sh

@@ -332,7 +332,7 @@ class RedisLiveState:
                         self._wake(channel[len(channel_prefix) :].decode())
         finally:
             self._listening.clear()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     def _wake(self, space: str) -> None:
         watch = self._watches.get(space)
@@ -512,7 +512,7 @@ class RedisLiveState:
         if sub.pump is not None:
             sub.pump.cancel()
             await asyncio.gather(sub.pump, return_exceptions=True)
-        await sub.pubsub.aclose()  # type: ignore[no-untyped-call]
+        await sub.pubsub.aclose()
 
     # -- blobs ------------------------------------------------------------------------
     async def put_blob(self, key: str, data: bytes, ttl_s: float) -> None:
