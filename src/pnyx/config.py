@@ -1,4 +1,4 @@
-"""One frozen, typed configuration, read once (STYLE.md rule 13).
+"""One frozen, typed configuration, read once (docs/conventions.md, rule 13).
 
 Precedence, lowest first: built-in defaults < TOML file (``--config`` or ``PNYX_CONFIG``)
 < environment (``PNYX_<FIELD>``, e.g. ``PNYX_MAX_SPEAKERS=8``) < command-line flags.

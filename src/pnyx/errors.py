@@ -1,4 +1,4 @@
-"""Errors carry a kind; only the API edge knows HTTP status codes (STYLE.md rule 7)."""
+"""Errors carry a kind; only the API edge knows HTTP status codes (docs/conventions.md, rule 7)."""
 
 from __future__ import annotations
 

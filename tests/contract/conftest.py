@@ -1,4 +1,4 @@
-"""The live-state contract runs against every implementation (STYLE.md rule 6).
+"""The live-state contract runs against every implementation (docs/conventions.md, rule 6).
 
 ``live`` is one fresh live state per test: the in-process memory one, and a Redis one on
 the real server the session started (emptied first). ``live_pair`` is two handles on the

@@ -1,4 +1,4 @@
-"""The only place that maps error kinds to HTTP (STYLE.md rule 7).
+"""The only place that maps error kinds to HTTP (docs/conventions.md, rule 7).
 
 Every error body is ``{"error": {"kind", "code", "message"}}``; refusals that invite a
 retry carry ``Retry-After``.

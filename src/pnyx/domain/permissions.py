@@ -1,4 +1,4 @@
-"""Who may do what in a space: data plus one guard (STYLE.md rule 3).
+"""Who may do what in a space: data plus one guard (docs/conventions.md, rule 3).
 
 ``PERMISSIONS`` maps each role to the actions it holds; ``require()`` is the only place
 that reads it. Rules never compare roles to decide a permission: they name the action

@@ -1,4 +1,4 @@
-"""The typed vocabulary of a space (STYLE.md rule 5): ids, roles, states, policies."""
+"""The typed vocabulary of a space (docs/conventions.md, rule 5): ids, roles, states, policies."""
 
 from __future__ import annotations
 

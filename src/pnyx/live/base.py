@@ -1,6 +1,6 @@
 """The live-state protocol: what every node shares, fast and short-lived.
 
-One protocol, two implementations (STYLE.md rule 6): ``memory.MemoryLiveState`` (the
+One protocol, two implementations (docs/conventions.md, rule 6): ``memory.MemoryLiveState`` (the
 embedded default and the reference) and ``redis.RedisLiveState`` (many nodes). The same
 contract suite (tests/contract) runs against both. ``factory.open_live_state`` picks one.
 

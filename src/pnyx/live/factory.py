@@ -1,4 +1,4 @@
-"""Pick the live state (STYLE.md rule 6): Redis when a URL is given, else memory."""
+"""Pick the live state (docs/conventions.md, rule 6): Redis when a URL is given, else memory."""
 
 from __future__ import annotations
 

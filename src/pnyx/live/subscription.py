@@ -1,4 +1,4 @@
-"""A subscriber's bounded, drop-oldest message queue (STYLE.md rule 11).
+"""A subscriber's bounded, drop-oldest message queue (docs/conventions.md, rule 11).
 
 Both live-state implementations hand subscribers one of these: the publisher side
 (``offer``) never blocks and never grows the queue past ``maxsize``; when it is full the

@@ -2,9 +2,10 @@
 
 The program mix is encoded once, to AAC-LC, and cut into CMAF by :mod:`pnyx.media.hls`.
 :class:`AacEncoder` is deliberately synchronous and stateful: the runner owns one per space
-and calls it from a dedicated worker thread, never from the event loop (STYLE.md rule 10).
-It returns *raw* access units (no ADTS header), each worth :data:`SAMPLES_PER_AU` samples,
-which is what an ``mp4a`` sample in an fMP4 fragment must contain.
+and calls it from a dedicated worker thread, never from the event loop
+(docs/conventions.md, rule 10). It returns *raw* access units (no ADTS header), each worth
+:data:`SAMPLES_PER_AU` samples, which is what an ``mp4a`` sample in an fMP4 fragment must
+contain.
 
 References: ISO/IEC 14496-3 §1.6.2.1 (AudioSpecificConfig), §4.4.1 (GASpecificConfig).
 """

@@ -1,4 +1,4 @@
-"""The program mix's codec work, in one dedicated thread per space (STYLE.md rule 10).
+"""The program mix's codec work, in one dedicated thread per space (docs/conventions.md, rule 10).
 
 The mixer hands each 20 ms program frame to :meth:`EncoderThread.submit` (a bounded,
 drop-oldest queue, safe from any thread: the mix clock's thread calls it). The thread

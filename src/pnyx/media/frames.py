@@ -36,7 +36,7 @@ _S16_PAIR_TO_MONO = np.float32(1 / 65536)  # (L + R) / 2 / 32768
 
 class FrameQueue(Generic[T]):
     """A bounded FIFO between one producer thread and one consumer thread, with a
-    target depth (STYLE.md rule 11).
+    target depth (docs/conventions.md, rule 11).
 
     * :meth:`put` never blocks: when ``maxlen`` items are already queued the oldest is
       dropped (counted in ``pnyx_media_frames_dropped_total{queue}``);

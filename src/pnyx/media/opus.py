@@ -1,6 +1,6 @@
 """Opus for the mix-minus: one small synchronous encoder per speaker, over PyAV.
 
-Each speaker's mix-minus is encoded by the mix clock's thread (STYLE.md rule 10; PyAV
+Each speaker's mix-minus is encoded by the mix clock's thread (docs/conventions.md, rule 10; PyAV
 releases the GIL inside libopus) and handed to aiortc *pre-encoded*: a
 :class:`MixMinusTrack <pnyx.media.ingest.MixMinusTrack>` returns ``av.Packet`` objects,
 which aiortc only packetises into RTP. That skips aiortc's own per-frame work on the event

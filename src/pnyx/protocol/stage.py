@@ -1,4 +1,5 @@
-"""Wire messages of the stage WebSocket: a closed, typed, versioned union (STYLE.md rule 4).
+"""Wire messages of the stage WebSocket: a closed, typed, versioned union
+(docs/conventions.md, rule 4).
 
 Every message is a JSON object with a literal ``type`` and the protocol version ``v``.
 Clients send ``auth`` first, then ``pong`` (and may ``ping``); everything else flows from

@@ -1,5 +1,5 @@
 """Admission control: every process bounds its in-flight work, and the stage has a lane
-that listener traffic cannot take (DESIGN.md, promise 2).
+that listener traffic cannot take (docs/architecture.md, promise 2).
 
 Pure policy: no I/O, no clock reads (``now`` is passed in). Each admission-controlled
 request belongs to a lane; a lane is refused once the process's in-flight count reaches

@@ -1,5 +1,5 @@
 """A Pnyx node: opens the store and live state, wires the services, owns the background
-tasks (STYLE.md rule 9), and closes everything on the way out."""
+tasks (docs/conventions.md, rule 9), and closes everything on the way out."""
 
 from __future__ import annotations
 

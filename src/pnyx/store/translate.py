@@ -1,4 +1,4 @@
-"""Third-party exceptions stop here (STYLE.md rule 7): whatever SQLAlchemy or a driver
+"""Third-party exceptions stop here (docs/conventions.md, rule 7): whatever SQLAlchemy or a driver
 raises leaves the store as a ``PnyxError`` with a kind, ``raise … from exc``.
 
 Repositories catch the ``IntegrityError`` they expect themselves (a taken handle, an

@@ -1,4 +1,4 @@
-"""The permission table against DESIGN.md, written out independently, and the guard."""
+"""The permission table against docs/architecture.md, written out independently, and the guard."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pnyx.errors import ErrorKind
 from .builders import CO, CO2, HOST, LIS, SPK, SPK2, make_room
 
 A = Action
-# DESIGN.md: host/co-host moderate; host only: end the space, add or remove co-hosts;
+# docs/architecture.md: host/co-host moderate; host only: end the space, add or remove co-hosts;
 # stage members handle their own microphone; listeners ask to speak.
 EXPECTED: dict[Role, set[Action]] = {
     Role.HOST: {
