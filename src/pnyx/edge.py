@@ -21,7 +21,13 @@ origin request per object per edge, however many listeners wait for it. The rule
   straight through, never cached;
 - ``/edge-status`` (from loopback only): nginx's connection counters, for monitoring;
 - passive health checks: an upstream that fails ``max_fails`` times is skipped for
-  ``fail_timeout``; idempotent reads are retried on the next upstream.
+  ``fail_timeout``; idempotent reads are retried on the next upstream. Only a node that
+  does not answer (connection refused or reset, timeout, a 502/504 from in between)
+  counts as failed: a node's own ``503`` (a dependency such as Redis or PostgreSQL is
+  briefly away, or the node sheds load with ``Retry-After``) is passed on to the client,
+  or a stale copy served, and never marks the node down — every node would answer the
+  same, and marking them all down turns a blip into ``502 no live upstreams`` for the
+  ``fail_timeout`` after it.
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ def _cached_location(pattern: str, *, lock_s: int, stale: bool, comment: str) ->
             proxy_cache_lock_timeout {lock_s}s;
             proxy_cache_lock_age {lock_s}s;
             proxy_read_timeout {lock_s + 5}s;
-            proxy_next_upstream error timeout http_502 http_503 http_504;
+            proxy_next_upstream error timeout http_502 http_504;
             proxy_next_upstream_tries 2;
 {stale_line}        }}
 """
