@@ -22,6 +22,12 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--redis", help="Redis URL for the shared live state (default: in memory)")
     p.add_argument("--data-dir", dest="data_dir", help="where files live (default ./data)")
     p.add_argument("--role", choices=["api", "stage", "both"], help="what this node runs")
+    p.add_argument(
+        "--public-url",
+        dest="public_url",
+        help="how other nodes reach this one, e.g. http://10.0.0.11:8000 (needed with "
+        "--redis when --host listens on every address)",
+    )
     p.add_argument("--config", help="a TOML file of settings (see config.example.toml)")
     p.add_argument("--log-level", dest="log_level", help="debug, info, warning, error")
 
@@ -71,7 +77,16 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {
         k: getattr(args, k)
-        for k in ("host", "port", "database", "redis", "data_dir", "role", "log_level")
+        for k in (
+            "host",
+            "port",
+            "database",
+            "redis",
+            "data_dir",
+            "role",
+            "public_url",
+            "log_level",
+        )
     }
     settings: Settings = load_settings(overrides, config_file=args.config)
     logging.basicConfig(

@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pnyx.errors import ErrorKind, PnyxError
 
 ENV_PREFIX = "PNYX_"
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "", "[::]"})  # listen on every address
 
 
 class NodeRole(StrEnum):
@@ -140,14 +142,33 @@ class Settings(BaseModel):
                 "admit_reactions <= admit_heartbeats <= admit_joins <= admit_listener_actions"
                 " (the shedding order)"
             )
+        if (
+            self.public_url is None
+            and self.host in WILDCARD_HOSTS
+            and self.redis is not None
+            and self.role != NodeRole.API
+        ):
+            raise ValueError(
+                f"host {self.host!r} listens on every address, and other nodes cannot be sent"
+                " there: set public_url (PNYX_PUBLIC_URL), the URL the other nodes reach this"
+                " one at, e.g. http://10.0.0.11:8000"
+            )
+        if self.public_url is not None and urlsplit(self.public_url).hostname in WILDCARD_HOSTS:
+            raise ValueError("public_url must name an address other nodes can reach, not 0.0.0.0")
         if self.secret is not None and len(self.secret.encode()) < 32:
             raise ValueError("secret must be at least 32 bytes (HS256 key length)")
         return self
 
     @property
     def advertised_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return self.public_url or f"http://{host}:{self.port}"
+        """How other nodes reach this one. Never a wildcard address: a single node (memory
+        live state) listening on every address is reached on loopback; many nodes must say
+        (validated above)."""
+        if self.public_url is not None:
+            return self.public_url
+        host = "127.0.0.1" if self.host in WILDCARD_HOSTS else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     @property
     def recordings_dir(self) -> Path:

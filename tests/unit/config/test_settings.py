@@ -38,6 +38,9 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
         ({"PNYX_MAX_SPEAKERS": "-1"}, "max_speakers"),
         ({"PNYX_SECRET": "short"}, "32 bytes"),
         ({"PNYX_PRESENCE_WINDOW_S": "1", "PNYX_PRESENCE_BUCKET_S": "5"}, "presence_window_s"),
+        ({"PNYX_HOST": "0.0.0.0", "PNYX_REDIS": "redis://r:6379/0"}, "public_url"),
+        ({"PNYX_HOST": "::", "PNYX_REDIS": "redis://r:6379/0"}, "public_url"),
+        ({"PNYX_PUBLIC_URL": "http://0.0.0.0:8000"}, "public_url"),
     ],
 )
 def test_bad_settings_fail_loudly(env: dict[str, str], fragment: str) -> None:
@@ -45,6 +48,27 @@ def test_bad_settings_fail_loudly(env: dict[str, str], fragment: str) -> None:
         load_settings(env=env)
     assert err.value.kind is ErrorKind.INVALID
     assert fragment in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("flags", "advertised"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"host": "10.0.0.11"}, "http://10.0.0.11:8000"),
+        ({"host": "fd00::11"}, "http://[fd00::11]:8000"),
+        # One node (memory live state) on every address: nobody else is sent there.
+        ({"host": "0.0.0.0"}, "http://127.0.0.1:8000"),
+        ({"host": "::"}, "http://127.0.0.1:8000"),
+        # An API-only node never advertises; a stage node behind a wildcard says where.
+        ({"host": "0.0.0.0", "redis": "redis://r/0", "role": "api"}, "http://127.0.0.1:8000"),
+        (
+            {"host": "0.0.0.0", "redis": "redis://r/0", "public_url": "http://10.0.0.11:8000"},
+            "http://10.0.0.11:8000",
+        ),
+    ],
+)
+def test_the_advertised_url_is_never_a_wildcard(flags: dict[str, object], advertised: str) -> None:
+    assert load_settings(flags, env={}).advertised_url == advertised
 
 
 def test_unknown_key_in_file_fails(tmp_path: Path) -> None:
