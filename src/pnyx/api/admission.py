@@ -3,7 +3,8 @@ each request by method and path (before routing, from the one table in
 services.admission), and refuses what the policy refuses at once — 503, ``Retry-After``
 and a jitter hint — without touching the body, the store or the live state.
 
-The policy is the node's (``node.admission``); until the node is up, everything passes.
+The policy is the node's (``Services.admission``); until the node is up, everything
+passes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pnyx.services.admission import (
     Lane,
     Refusal,
 )
-from pnyx.services.node import Node
+from pnyx.services.facade import Services
 
 REFUSED = Counter("pnyx_admission_refused_total", "Requests refused by admission control", ["lane"])
 INFLIGHT = Gauge("pnyx_admission_inflight", "Admission-controlled requests in flight", ["lane"])
@@ -69,11 +70,11 @@ class AdmissionControl:
             return
         lane = classify(scope["method"], scope["path"])
         state = getattr(scope.get("app"), "state", None)
-        node = cast(Node | None, getattr(state, "node", None))
-        if lane is None or node is None:
+        services = cast(Services | None, getattr(state, "services", None))
+        if lane is None or services is None:
             await self.app(scope, receive, send)
             return
-        decision = node.admission.try_enter(lane, node.clock())
+        decision = services.admission.try_enter(lane, services.clock())
         if isinstance(decision, Refusal):
             REFUSED.labels(lane.value).inc()
             await _refuse(send, decision)
@@ -84,7 +85,7 @@ class AdmissionControl:
             await self.app(scope, receive, send)
         finally:
             gauge.dec()
-            node.admission.leave(decision)
+            services.admission.leave(decision)
 
 
 async def _refuse(send: Send, refusal: Refusal) -> None:

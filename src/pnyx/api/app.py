@@ -36,7 +36,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         node = await Node.open(settings)
-        app.state.node = node
+        app.state.services = node.services  # all that route handlers get (api/deps.py)
+        app.state.node = node  # for tests and debugging, never for the API
         try:
             yield
         finally:

@@ -1,4 +1,7 @@
-"""Request dependencies: the node, and who is calling (bearer tokens).
+"""Request dependencies: the node's services, and who is calling (bearer tokens).
+
+Handlers get ``Services`` (services/facade.py), not the ``Node``: no store, live state or
+settings to reach past the services with.
 
 All ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, which for
 work this small (an attribute read, an HMAC check) costs more than the work, on every
@@ -8,23 +11,26 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from pnyx.domain.types import Handle, SpaceId
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.services.auth import ListenerClaims
-from pnyx.services.node import Node
+from pnyx.services.facade import Services
 
 _bearer = HTTPBearer(auto_error=False, description="An account or listener token")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def get_node(request: Request) -> Node:
-    return cast(Node, request.app.state.node)
+async def get_services(conn: HTTPConnection) -> Services:
+    """The services of the node the app runs (set by the lifespan, ``api/app.py``); an
+    ``HTTPConnection`` so that requests and WebSockets both get them."""
+    return cast(Services, conn.app.state.services)
 
 
-NodeDep = Annotated[Node, Depends(get_node)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def _token(creds: HTTPAuthorizationCredentials | None, what: str) -> str:
@@ -37,17 +43,17 @@ def _token(creds: HTTPAuthorizationCredentials | None, what: str) -> str:
     return creds.credentials
 
 
-async def account(node: NodeDep, creds: Credentials) -> Handle:
-    return node.tokens.account(_token(creds, "an account token (POST /v1/sessions)"))
+async def account(services: ServicesDep, creds: Credentials) -> Handle:
+    return services.tokens.account(_token(creds, "an account token (POST /v1/sessions)"))
 
 
-async def optional_account(node: NodeDep, creds: Credentials) -> Handle | None:
-    return None if creds is None else node.tokens.account(creds.credentials)
+async def optional_account(services: ServicesDep, creds: Credentials) -> Handle | None:
+    return None if creds is None else services.tokens.account(creds.credentials)
 
 
-async def listener(space_id: str, node: NodeDep, creds: Credentials) -> ListenerClaims:
+async def listener(space_id: str, services: ServicesDep, creds: Credentials) -> ListenerClaims:
     token = _token(creds, "a listener token (POST /v1/spaces/{id}/join)")
-    return node.tokens.listener(token, SpaceId(space_id))
+    return services.tokens.listener(token, SpaceId(space_id))
 
 
 Account = Annotated[Handle, Depends(account)]

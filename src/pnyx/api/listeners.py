@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from pnyx.api.deps import Credentials, Listener, MaybeAccount, NodeDep
-from pnyx.api.schemas import HeartbeatOut, JoinOut, ReactionIn, StateOut
+from pnyx.api.deps import Listener, MaybeAccount, ServicesDep
+from pnyx.api.schemas import HeartbeatOut, JoinOut, ReactionIn, StateOut, state_response
 from pnyx.domain.types import SpaceId
 
 router = APIRouter(prefix="/v1/spaces/{space_id}", tags=["listeners"])
 
 
 @router.post("/join")
-async def join(space_id: str, me: MaybeAccount, node: NodeDep, response: Response) -> JoinOut:
+async def join(
+    space_id: str, me: MaybeAccount, services: ServicesDep, response: Response
+) -> JoinOut:
     """Join as a listener: anonymous for a public space, or signed in (then blocks and
     removals apply). Listening itself needs no token; this one is for heartbeats and
     reactions."""
-    joined = await node.listeners.join(SpaceId(space_id), me)
+    joined = await services.listeners.join(SpaceId(space_id), me)
     response.headers["Cache-Control"] = "no-store"
     return JoinOut(
         listener_id=joined.listener_id,
@@ -28,56 +30,49 @@ async def join(space_id: str, me: MaybeAccount, node: NodeDep, response: Respons
 
 
 @router.post("/heartbeat")
-async def heartbeat(space_id: str, who: Listener, node: NodeDep) -> HeartbeatOut:
-    return HeartbeatOut(heartbeat_s=await node.listeners.heartbeat(who))
+async def heartbeat(space_id: str, who: Listener, services: ServicesDep) -> HeartbeatOut:
+    return HeartbeatOut(heartbeat_s=await services.listeners.heartbeat(who))
 
 
 @router.post("/leave", status_code=204)
-async def leave(space_id: str, who: Listener, node: NodeDep) -> Response:
-    await node.listeners.leave(who)
+async def leave(space_id: str, who: Listener, services: ServicesDep) -> Response:
+    await services.listeners.leave(who)
     return Response(status_code=204)
 
 
 @router.post("/reactions", status_code=202)
-async def react(space_id: str, body: ReactionIn, who: Listener, node: NodeDep) -> Response:
-    await node.listeners.react(who, body.emoji)
+async def react(space_id: str, body: ReactionIn, who: Listener, services: ServicesDep) -> Response:
+    await services.listeners.react(who, body.emoji)
     return Response(status_code=202)
 
 
 ANSWERED_MAX_AGE_S = 10
 
 
-@router.get("/state")
+@router.get("/state", response_model=StateOut)
 async def state(
     space_id: str,
-    node: NodeDep,
-    creds: Credentials,
-    response: Response,
+    services: ServicesDep,
+    me: MaybeAccount,
     after: int | None = Query(
         None, ge=0, description="wait (up to ~15 s) until the version is greater than this"
     ),
-) -> StateOut:
+) -> Response:
     """The space as every listener sees it. With ``after=V`` equal to the current version
     this waits for the next version (like LL-HLS blocking playlist reload). Without
     credentials the response is public and identical for all listeners, so an HTTP cache
     serves one copy to everyone waiting on the same ``after``. With a stage member's
     account token it also says who raised a hand, and is private."""
-    space = SpaceId(space_id)
-    for_stage = False
-    if creds is not None:
-        me = node.tokens.account(creds.credentials)
-        for_stage = (await node.spaces.room(space)).on_stage(me)
-    else:
-        await node.spaces.record(space)
-    view = await node.listeners.state(space, after, for_stage=for_stage)
-    if creds is not None:
+    view = await services.state.read(SpaceId(space_id), after, me)
+    response = state_response(view)
+    if me is not None:
         response.headers["Cache-Control"] = "private, no-store"
-    elif after is not None and view["version"] > after:
+    elif after is not None and view.version > after:
         # "Something newer than V" stays true: an edge may keep this answer a while, so
         # listeners who come late for it do not each send the origin a refresh. They
         # then ask after the newer version and catch up at once.
         response.headers["Cache-Control"] = f"public, max-age={ANSWERED_MAX_AGE_S}"
     else:
         response.headers["Cache-Control"] = "public, max-age=1"
-    response.headers["X-Pnyx-Version"] = str(view["version"])
-    return StateOut(**view)
+    response.headers["X-Pnyx-Version"] = str(view.version)
+    return response

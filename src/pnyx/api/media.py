@@ -18,7 +18,6 @@ Media objects are ``audio/mp4`` (the stream is audio-only fMP4/CMAF); playlists 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -26,10 +25,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.routing import APIRoute
 
-from pnyx.api.deps import NodeDep
+from pnyx.api.deps import ServicesDep
 from pnyx.api.errors import error_response
-from pnyx.domain.types import SpaceId, SpaceStatus
+from pnyx.domain.types import SpaceId
 from pnyx.errors import PnyxError
+from pnyx.services.facade import Services
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "audio/mp4"
@@ -75,76 +75,65 @@ def _playlist(text: str, cache: str = LIVE) -> Response:
     return Response(text, media_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
 
 
-async def _object(node: NodeDep, space_id: str, name: str) -> Response:
-    data = await node.origin.media_object(SpaceId(space_id), name)
+async def _object(services: Services, space_id: str, name: str) -> Response:
+    data = await services.origin.media_object(SpaceId(space_id), name)
     return Response(data, media_type=MEDIA_TYPE, headers={"Cache-Control": IMMUTABLE})
-
-
-async def _ended(node: NodeDep, space_id: str) -> float | None:
-    """Seconds since the space ended (per the durable store); None while it has not."""
-    rec = await node.spaces.record(SpaceId(space_id))
-    if rec.status not in (SpaceStatus.ENDED, SpaceStatus.CANCELLED):
-        return None
-    ended_at = rec.ended_at.timestamp() if rec.ended_at is not None else 0.0
-    return max(0.0, time.time() - ended_at)
 
 
 # -- live (from the live state) ----------------------------------------------------------
 @router.get("/media/{space_id}/live.m3u8", response_class=Response)
 async def live_playlist(
-    space_id: str, node: NodeDep, msn: MsnQuery = None, part: PartQuery = None
+    space_id: str, services: ServicesDep, msn: MsnQuery = None, part: PartQuery = None
 ) -> Response:
     """The LL-HLS playlist. With ``_HLS_msn`` (and ``_HLS_part``) a blocking reload:
     held until that segment (part) exists, 400 if it is too far ahead, 503 if it did not
     appear within ``hls_block_s``. 404 until the space has audio."""
-    return _playlist(await node.origin.playlist(SpaceId(space_id), "ll", msn, part))
+    return _playlist(await services.origin.playlist(SpaceId(space_id), "ll", msn, part))
 
 
 @router.get("/media/{space_id}/plain.m3u8", response_class=Response)
 async def plain_playlist(
-    space_id: str, node: NodeDep, msn: MsnQuery = None, part: PartQuery = None
+    space_id: str, services: ServicesDep, msn: MsnQuery = None, part: PartQuery = None
 ) -> Response:
     """The same live window as whole segments, for players without LL-HLS."""
-    return _playlist(await node.origin.playlist(SpaceId(space_id), "plain", msn, part))
+    return _playlist(await services.origin.playlist(SpaceId(space_id), "plain", msn, part))
 
 
 @router.get("/media/{space_id}/init.mp4", response_class=Response)
-async def media_init(space_id: str, node: NodeDep) -> Response:
-    return await _object(node, space_id, "init.mp4")
+async def media_init(space_id: str, services: ServicesDep) -> Response:
+    return await _object(services, space_id, "init.mp4")
 
 
 @router.get("/media/{space_id}/part/{msn}.{part}.m4s", response_class=Response)
-async def media_part(space_id: str, msn: str, part: str, node: NodeDep) -> Response:
+async def media_part(space_id: str, msn: str, part: str, services: ServicesDep) -> Response:
     """An LL-HLS part; the preload-hinted next part is held until it exists."""
-    return await _object(node, space_id, f"part/{msn}.{part}.m4s")
+    return await _object(services, space_id, f"part/{msn}.{part}.m4s")
 
 
 @router.get("/media/{space_id}/seg/{msn}.m4s", response_class=Response)
-async def media_segment(space_id: str, msn: str, node: NodeDep) -> Response:
-    return await _object(node, space_id, f"seg/{msn}.m4s")
+async def media_segment(space_id: str, msn: str, services: ServicesDep) -> Response:
+    return await _object(services, space_id, f"seg/{msn}.m4s")
 
 
 # -- the replay (from disk, once the space has ended) -----------------------------------
 @router.get("/media/{space_id}/replay.m3u8", response_class=Response)
-async def replay_playlist(space_id: str, node: NodeDep) -> Response:
+async def replay_playlist(space_id: str, services: ServicesDep) -> Response:
     """The recording as a VOD playlist: 404 for an unknown or unrecorded space, 409 while
     the space is still live."""
-    ended_for = await _ended(node, space_id)
-    return _playlist(await node.origin.replay(SpaceId(space_id), ended_for=ended_for), REPLAY)
+    return _playlist(await services.replays.playlist(SpaceId(space_id)), REPLAY)
 
 
 @router.get("/media/{space_id}/rec/{name}", response_class=Response)
-async def recorded(space_id: str, name: str, node: NodeDep) -> Response:
+async def recorded(space_id: str, name: str, services: ServicesDep) -> Response:
     """``rec/init.mp4`` and ``rec/{msn}.m4s``: the recorded header and segments."""
-    path = await node.origin.recording_file(SpaceId(space_id), name)
+    path = await services.origin.recording_file(SpaceId(space_id), name)
     return FileResponse(path, media_type=MEDIA_TYPE, headers={"Cache-Control": IMMUTABLE})
 
 
 @router.get("/v1/spaces/{space_id}/recording.m4a", response_class=Response)
-async def recording(space_id: str, node: NodeDep) -> Response:
+async def recording(space_id: str, services: ServicesDep) -> Response:
     """The whole recording as one fragmented MP4 (AAC audio) to download."""
-    ended_for = await _ended(node, space_id)
-    export = await node.origin.recording_export(SpaceId(space_id), ended_for=ended_for)
+    export = await services.replays.export(SpaceId(space_id))
     headers = {
         "Cache-Control": IMMUTABLE,
         "Content-Length": str(export.size),

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from pnyx.api.deps import Account, NodeDep
+from pnyx.api.deps import Account, ServicesDep
 from pnyx.api.schemas import SpaceList, SpaceOut
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
@@ -27,22 +27,19 @@ class NotificationList(BaseModel):
 
 @router.get("/notifications")
 async def notifications(
-    me: Account, node: NodeDep, limit: int = Query(50, ge=1, le=200)
+    me: Account, services: ServicesDep, limit: int = Query(50, ge=1, le=200)
 ) -> NotificationList:
     """The caller's notifications, newest first: `space_live` when a followed host starts
     a space, `space_soon` before a followed host's scheduled space starts."""
-    items: list[dict[str, Any]] = await node.notifications.for_user(me, limit)
+    items: list[dict[str, Any]] = await services.notifications.for_user(me, limit)
     return NotificationList(notifications=[NotificationOut(**item) for item in items])
 
 
 @router.get("/following/live")
 async def following_live(
-    me: Account, node: NodeDep, limit: int = Query(50, ge=1, le=200)
+    me: Account, services: ServicesDep, limit: int = Query(50, ge=1, le=200)
 ) -> SpaceList:
     """The live spaces of the hosts the caller follows, newest first (the same shape as
     `GET /v1/spaces`; private to the caller, so never cached)."""
-    out = []
-    for rec in await node.notifications.live_followed(me, limit):
-        snap = await node.live.get_snapshot(rec.id)
-        out.append(SpaceOut(**node.spaces.public_info(rec, dict(snap.parts) if snap else None)))
-    return SpaceList(spaces=out)
+    spaces = await services.directory.followed_live(me, limit)
+    return SpaceList(spaces=[SpaceOut.of(space) for space in spaces])

@@ -6,24 +6,21 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pnyx.api.deps import NodeDep
-from pnyx.errors import PnyxError
+from pnyx.api.deps import ServicesDep
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-async def healthz(node: NodeDep) -> JSONResponse:
-    checks: dict[str, bool] = {}
-    for name, probe in (("store", node.store.ping), ("live", node.live.ping)):
-        try:
-            checks[name] = await probe()
-        except PnyxError:
-            checks[name] = False
-    ok = all(checks.values())
+async def healthz(services: ServicesDep) -> JSONResponse:
+    health = await services.health.check()
     return JSONResponse(
-        {"status": "ok" if ok else "degraded", "node": node.node_id, "checks": checks},
-        status_code=200 if ok else 503,
+        {
+            "status": "ok" if health.ok else "degraded",
+            "node": health.node_id,
+            "checks": dict(health.checks),
+        },
+        status_code=200 if health.ok else 503,
         headers={"Cache-Control": "no-store"},
     )
 

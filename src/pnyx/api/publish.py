@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
-from pnyx.api.deps import Account, NodeDep
+from pnyx.api.deps import Account, ServicesDep
 from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind, PnyxError
 
@@ -91,13 +91,13 @@ def _sdp_text(request: Request, body: bytes) -> str:
         503: {"description": "No stage node for the space yet: retry.", **_ERROR},
     },
 )
-async def publish(space_id: str, request: Request, me: Account, node: NodeDep) -> Response:
+async def publish(space_id: str, request: Request, me: Account, services: ServicesDep) -> Response:
     offer = _sdp_text(request, await request.body())
     space = SpaceId(space_id)
-    elsewhere = await node.media.admit(space, me)
+    elsewhere = await services.media.admit(space, me)
     if elsewhere is not None:
         return RedirectResponse(elsewhere.rstrip("/") + request.url.path, status_code=307)
-    published = await node.media.publish(space, me, offer)
+    published = await services.media.publish(space, me, offer)
     return Response(
         published.answer_sdp,
         status_code=201,
@@ -123,11 +123,11 @@ async def publish(space_id: str, request: Request, me: Account, node: NodeDep) -
     },
 )
 async def unpublish(
-    space_id: str, session: str, request: Request, me: Account, node: NodeDep
+    space_id: str, session: str, request: Request, me: Account, services: ServicesDep
 ) -> Response:
     space = SpaceId(space_id)
-    elsewhere = await node.media.locate(space)
+    elsewhere = await services.media.locate(space)
     if elsewhere is not None:
         return RedirectResponse(elsewhere.rstrip("/") + request.url.path, status_code=307)
-    await node.media.unpublish(space, me, session)
+    await services.media.unpublish(space, me, session)
     return Response(status_code=204)

@@ -1,13 +1,21 @@
-"""Request and response bodies. Requests forbid unknown fields."""
+"""Request and response bodies. Requests forbid unknown fields.
+
+Responses are made from what the services answer: ``SpaceOut.of`` a ``SpaceSummary``;
+the state document *is* the services' ``StateView`` (``StateOut`` only names it for the
+OpenAPI document), turned into JSON in one place, ``state_response``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from pnyx.domain.types import Role, SpeakPolicy
+from pnyx.services.directory import SpaceSummary
+from pnyx.services.views import StateView
 
 
 class Strict(BaseModel):
@@ -58,6 +66,27 @@ class SpaceOut(BaseModel):
     listeners: int
     links: dict[str, str]
 
+    @classmethod
+    def of(cls, space: SpaceSummary) -> SpaceOut:
+        return cls(
+            id=space.id,
+            title=space.title,
+            host=space.host,
+            state=space.status.value,
+            speak_policy=space.speak_policy.value,
+            record=space.record,
+            scheduled_start=_iso(space.scheduled_start),
+            started_at=_iso(space.started_at),
+            ended_at=_iso(space.ended_at),
+            stage=[{"handle": m.handle, "role": m.role.value} for m in space.stage],
+            listeners=space.listeners,
+            links=dict(space.links),
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
 
 class SpaceList(BaseModel):
     spaces: list[SpaceOut]
@@ -75,38 +104,19 @@ class HeartbeatOut(BaseModel):
     heartbeat_s: float
 
 
-class StageMember(BaseModel):
-    handle: str
-    role: str
-    muted: bool
-    speaking: bool
+class StateOut(StateView):
+    # The services' StateView under its API name. Routes answering with it declare
+    # ``response_model=StateOut`` and return ``state_response(view)``.
+    pass
 
 
-class Hands(BaseModel):
-    count: int
-    handles: list[str] | None = Field(
-        None, description="who raised a hand: only for host, co-hosts and speakers"
-    )
+_STATE_JSON = TypeAdapter(StateView)
 
 
-class StateOut(BaseModel):
-    version: int
-    space: str | None
-    state: str | None
-    title: str | None
-    host: str | None
-    host_away: bool
-    end_reason: str | None
-    speak_policy: str | None
-    stage: list[StageMember]
-    hands: Hands
-    invited: list[dict[str, str]]
-    listeners: int
-    reactions: dict[str, int]
-    pinned: str | None
-    heartbeat_s: float
-    # Players use LL-HLS parts ("low") or whole segments ("standard", for big audiences).
-    latency: Literal["low", "standard"]
+def state_response(view: StateView) -> Response:
+    """The one place a state document becomes JSON: the bytes FastAPI would make of it
+    (pydantic-core's compact JSON), without FastAPI validating it a second time."""
+    return Response(_STATE_JSON.dump_json(view), media_type="application/json")
 
 
 class RoleIn(Strict):

@@ -6,8 +6,8 @@ from typing import cast
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from pnyx.api.deps import ServicesDep
 from pnyx.domain.types import SpaceId
-from pnyx.services.node import Node
 from pnyx.services.stage import SocketClosed
 
 router = APIRouter()
@@ -38,8 +38,7 @@ class _Socket:
 
 
 @router.websocket("/v1/spaces/{space_id}/stage")
-async def stage_socket(ws: WebSocket, space_id: str) -> None:
+async def stage_socket(ws: WebSocket, space_id: str, services: ServicesDep) -> None:
     """Host, co-hosts and speakers: send ``{"type": "auth", "token": …}`` first."""
-    node = cast(Node, ws.app.state.node)
     await ws.accept()
-    await node.stage.run(SpaceId(space_id), _Socket(ws))
+    await services.stage.run(SpaceId(space_id), _Socket(ws))

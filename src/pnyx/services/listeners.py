@@ -16,12 +16,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pnyx.config import Settings
 from pnyx.domain.types import Handle, ListenerId, SpaceId, SpaceStatus
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState, Snapshot
+from pnyx.live.keys import reaction_bucket
 from pnyx.services import metrics, views
 from pnyx.services.admission import Admission
 from pnyx.services.auth import ListenerClaims, Tokens
@@ -81,7 +81,7 @@ class ListenerService:
             snap = cached[1]
             # Only a live space's answer is worth keeping: one that is about to start must
             # admit its first listeners the moment it does.
-            if snap is not None and snap.parts.get(views.ROOM, {}).get("status") == "live":
+            if views.room_status(snap) is SpaceStatus.LIVE:
                 return snap
         snap = await self._live.get_snapshot(space)
         if len(self._snapshots) >= SNAPSHOT_CACHE_SPACES:
@@ -101,20 +101,18 @@ class ListenerService:
         """Anonymous listeners are admitted on the live snapshot alone (no store read:
         join storms must not reach the database); accounts also need blocks/removals.
         ``recent``: a snapshot up to ``snapshot_cache_s`` old will do (heartbeats)."""
-        status = None
         if recent:
             snap = await self._recent_snapshot(space)
         else:
             snap = await self._live.get_snapshot(space)
-        if snap is not None and views.ROOM in snap.parts:
-            status = snap.parts[views.ROOM].get("status")
+        status = views.room_status(snap)
         room = None
         if status is None or handle is not None:
             room = await self._spaces.room(space)
-            status = room.status.value
+            status = room.status
         if status in (SpaceStatus.ENDED, SpaceStatus.CANCELLED):
             raise PnyxError(ErrorKind.CONFLICT, "this space has ended", code="space_over")
-        if status != SpaceStatus.LIVE:
+        if status is not SpaceStatus.LIVE:
             raise PnyxError(ErrorKind.CONFLICT, "this space has not started yet", code="not_live")
         if handle is None or room is None:
             return snap
@@ -160,7 +158,7 @@ class ListenerService:
             )
         now = self._clock()
         decision = await self._live.take(
-            f"react:{claims.listener}",
+            reaction_bucket(claims.listener),
             rate=self._s.reaction_rate,
             burst=self._s.reaction_burst,
             now=now,
@@ -174,7 +172,7 @@ class ListenerService:
                 retry_after=decision.retry_after,
             )
         snap = await self._live.get_snapshot(claims.space)
-        if snap is None or snap.parts.get(views.ROOM, {}).get("status") != SpaceStatus.LIVE:
+        if views.room_status(snap) is not SpaceStatus.LIVE:
             raise PnyxError(ErrorKind.CONFLICT, "this space is not live", code="not_live")
         await self._live.react(claims.space, emoji, now)
         metrics.REACTIONS.labels("accepted").inc()
@@ -199,6 +197,6 @@ class ListenerService:
 
     async def state(
         self, space: SpaceId, after: int | None, *, for_stage: bool, wait_s: float | None = None
-    ) -> dict[str, Any]:
+    ) -> views.StateView:
         snap = await self.snapshot(space, after, self._s.state_wait_s if wait_s is None else wait_s)
         return views.state_view(snap, for_stage=for_stage, heartbeat_s=self.heartbeat_s)

@@ -1,5 +1,7 @@
 """A Pnyx node: opens the store and live state, wires the services, owns the background
-tasks (docs/conventions.md, rule 9), and closes everything on the way out."""
+tasks (docs/conventions.md, rule 9), and closes everything on the way out.
+
+The API gets ``Node.services`` (services/facade.py), never the node itself."""
 
 from __future__ import annotations
 
@@ -17,13 +19,18 @@ from pnyx.media.recording import Recordings
 from pnyx.services import admission as admission_
 from pnyx.services.accounts import AccountService
 from pnyx.services.auth import Passwords, Tokens
+from pnyx.services.directory import SpaceDirectory
+from pnyx.services.facade import ApiSettings, Services
+from pnyx.services.health import HealthService
 from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
 from pnyx.services.presence import PresenceBatcher
+from pnyx.services.replays import ReplayService
 from pnyx.services.spaces import SpaceService
 from pnyx.services.stage import StageService
+from pnyx.services.state import StateService
 from pnyx.services.ticker import SpaceTicker
 from pnyx.store.db import Store
 
@@ -48,6 +55,25 @@ class Node:
     presence: PresenceBatcher
     admission: admission_.Admission
     clock: Callable[[], float] = field(default=time.time)
+    services: Services = field(init=False)  # what the API may use
+
+    def __post_init__(self) -> None:
+        self.services = Services(
+            config=ApiSettings.of(self.settings),
+            tokens=self.tokens,
+            accounts=self.accounts,
+            directory=SpaceDirectory(self.spaces, self.live, self.notifications),
+            listeners=self.listeners,
+            state=StateService(self.spaces, self.listeners),
+            stage=self.stage,
+            media=self.media,
+            origin=self.origin,
+            replays=ReplayService(self.spaces, self.origin, self.clock),
+            notifications=self.notifications,
+            health=HealthService(self.node_id, {"store": self.store.ping, "live": self.live.ping}),
+            admission=self.admission,
+            clock=self.clock,
+        )
 
     @classmethod
     async def open(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Node:

@@ -14,7 +14,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from pnyx.domain import commands as cmd
 from pnyx.domain import events as ev
@@ -24,6 +23,7 @@ from pnyx.domain.rules import decide, new_room
 from pnyx.domain.types import Handle, Limits, SpaceId, SpaceStatus, SpeakPolicy
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState
+from pnyx.live.keys import stage_channel
 from pnyx.protocol import stage as wire
 from pnyx.services import metrics, views
 from pnyx.store.db import Store
@@ -32,10 +32,6 @@ from pnyx.store.records import SpaceRecord
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 8
-
-
-def stage_channel(space: SpaceId) -> str:
-    return f"stage:{space}"
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -158,6 +154,16 @@ class SpaceService:
             retry_after=1.0,
         )
 
+    async def raise_hand(self, space: SpaceId, actor: Handle) -> Room:
+        """RaiseHand needs two facts the rules cannot look up: blocks and follows."""
+        room = await self.room(space)
+        if await self._store.social.is_blocked(room.host, actor):
+            raise PnyxError(
+                ErrorKind.FORBIDDEN, "the host has blocked you from their spaces", code="blocked"
+            )
+        followed = await self._store.social.is_following(room.host, actor)
+        return await self.execute(space, cmd.RaiseHand(actor, followed_by_host=followed))
+
     async def _went_live(self, rec: SpaceRecord, room: Room) -> None:
         if self.on_live is not None:
             started = _ts(room.started_at)
@@ -180,30 +186,6 @@ class SpaceService:
         """Re-publish the room from the durable store (e.g. a fresh memory live state)."""
         await self.publish_room(await self.room(space))
 
-    def public_info(
-        self, rec: SpaceRecord, snapshot_parts: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        room = room_from_json(rec.room)
-        stats = (snapshot_parts or {}).get(views.STATS, {})
-        return {
-            "id": rec.id,
-            "title": rec.title,
-            "host": rec.host,
-            "state": room.status.value,
-            "speak_policy": room.speak_policy.value,
-            "record": rec.record,
-            "scheduled_start": rec.scheduled_start.isoformat() if rec.scheduled_start else None,
-            "started_at": _iso(room.started_at),
-            "ended_at": _iso(room.ended_at),
-            "stage": [{"handle": m.handle, "role": m.role.value} for m in room.members],
-            "listeners": int(stats.get("listeners", 0)),
-            "links": links(rec.id),
-        }
-
-
-def _iso(value: float | None) -> str | None:
-    return datetime.fromtimestamp(value, UTC).isoformat() if value is not None else None
-
 
 def links(space: SpaceId) -> dict[str, str]:
     return {
@@ -214,14 +196,3 @@ def links(space: SpaceId) -> dict[str, str]:
         "hls_plain": f"/media/{space}/plain.m3u8",
         "replay": f"/media/{space}/replay.m3u8",
     }
-
-
-async def raise_hand(spaces: SpaceService, store: Store, space: SpaceId, actor: Handle) -> Room:
-    """RaiseHand needs two facts the rules cannot look up: blocks and follows."""
-    room = await spaces.room(space)
-    if await store.social.is_blocked(room.host, actor):
-        raise PnyxError(
-            ErrorKind.FORBIDDEN, "the host has blocked you from their spaces", code="blocked"
-        )
-    followed = await store.social.is_following(room.host, actor)
-    return await spaces.execute(space, cmd.RaiseHand(actor, followed_by_host=followed))

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from pnyx.api.admission import AdmissionControl, classify
 from pnyx.config import Settings
 from pnyx.services.admission import Lane, from_settings
+from tests.support.poll import Seen, eventually
 
 SP = "/v1/spaces/abc123"
 PROBES = {
@@ -34,8 +35,8 @@ class World:
         settings = Settings(max_inflight=capacity, heartbeat_s=2.0, admission_hold_s=10.0)
         self.admission = from_settings(settings)
         self.now = 100.0
-        node = SimpleNamespace(admission=self.admission, clock=lambda: self.now)
-        self.host = SimpleNamespace(state=SimpleNamespace(node=node))
+        services = SimpleNamespace(admission=self.admission, clock=lambda: self.now)
+        self.host = SimpleNamespace(state=SimpleNamespace(services=services))
         self.gate = asyncio.Event()
         self.held = 0
         self.middleware = AdmissionControl(self._downstream)
@@ -66,10 +67,12 @@ async def hold(w: World, c: httpx.AsyncClient, n: int) -> list[asyncio.Task[http
     tasks = [
         asyncio.create_task(c.request(method, path, headers={"x-hold": "1"})) for _ in range(n)
     ]
-    deadline = time.monotonic() + 5
-    while w.held < start + n:
-        assert time.monotonic() < deadline, "held requests never reached the app"
-        await asyncio.sleep(0.001)
+    await eventually(
+        lambda: Seen(w.held >= start + n, f"{w.held - start} held"),
+        5,
+        f"{n} held requests to reach the app",
+        interval=0.001,
+    )
     return tasks
 
 

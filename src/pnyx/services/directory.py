@@ -1,0 +1,99 @@
+"""Spaces as clients list and link them: the :class:`SpaceSummary`.
+
+A summary is the space's durable record (title, host, status, times, stage) plus what
+its ticker last published to the live snapshot (how many listen). It is assembled in one
+place, :meth:`SpaceDirectory._summary`, for every route that answers with a space: create,
+read, list, start, end, and the live spaces of the hosts one follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pnyx.domain import commands as cmd
+from pnyx.domain.codec import room_from_json
+from pnyx.domain.room import Member
+from pnyx.domain.types import Handle, SpaceId, SpaceStatus, SpeakPolicy
+from pnyx.live.base import LiveState
+from pnyx.services import views
+from pnyx.services.notifications import NotificationService
+from pnyx.services.spaces import NewSpace, SpaceService, links
+from pnyx.store.records import SpaceRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceSummary:
+    id: SpaceId
+    title: str
+    host: Handle
+    status: SpaceStatus
+    speak_policy: SpeakPolicy
+    record: bool
+    scheduled_start: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    stage: tuple[Member, ...]  # host first, then in the order they came up
+    listeners: int
+    links: Mapping[str, str]
+
+
+def _at(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+class SpaceDirectory:
+    def __init__(
+        self,
+        spaces: SpaceService,
+        live: LiveState,
+        notifications: NotificationService,
+    ) -> None:
+        self._spaces = spaces
+        self._live = live
+        self._notifications = notifications
+
+    async def get(self, space: SpaceId) -> SpaceSummary:
+        return await self._summary(await self._spaces.record(space))
+
+    async def listing(self, status: SpaceStatus, limit: int = 50) -> list[SpaceSummary]:
+        return await self._summaries(await self._spaces.list(status, limit))
+
+    async def followed_live(self, handle: Handle, limit: int = 50) -> list[SpaceSummary]:
+        """The live spaces of the hosts ``handle`` follows, newest first."""
+        return await self._summaries(await self._notifications.live_followed(handle, limit))
+
+    async def create(self, host: Handle, spec: NewSpace) -> SpaceSummary:
+        return await self._summary(await self._spaces.create(host, spec))
+
+    async def start(self, space: SpaceId, actor: Handle) -> SpaceSummary:
+        return await self._after(space, cmd.StartSpace(actor))
+
+    async def end(self, space: SpaceId, actor: Handle) -> SpaceSummary:
+        return await self._after(space, cmd.EndSpace(actor))
+
+    async def _after(self, space: SpaceId, command: cmd.StartSpace | cmd.EndSpace) -> SpaceSummary:
+        await self._spaces.execute(space, command)
+        return await self.get(space)
+
+    async def _summaries(self, recs: list[SpaceRecord]) -> list[SpaceSummary]:
+        return [await self._summary(rec) for rec in recs]
+
+    async def _summary(self, rec: SpaceRecord) -> SpaceSummary:
+        room = room_from_json(rec.room)
+        snapshot = await self._live.get_snapshot(rec.id)
+        return SpaceSummary(
+            id=rec.id,
+            title=rec.title,
+            host=rec.host,
+            status=room.status,
+            speak_policy=room.speak_policy,
+            record=rec.record,
+            scheduled_start=rec.scheduled_start,
+            started_at=_at(room.started_at),
+            ended_at=_at(room.ended_at),
+            stage=room.members,
+            listeners=views.listener_count(snapshot),
+            links=links(rec.id),
+        )

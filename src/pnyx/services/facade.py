@@ -1,0 +1,57 @@
+"""What the API layer may use of a node: its services, and nothing beneath them.
+
+``api/deps.py`` hands route handlers a :class:`Services`, never the ``Node``: there is no
+store, live state or settings here to reach into, so a handler parses, authorises, calls
+one service method and serialises (docs/conventions.md, rule 8).
+tests/unit/api/test_api_seams.py checks the API's source for reaches all the same.
+
+The settings the API itself needs are in :class:`ApiSettings`, a frozen copy of just
+those values: a route reads an attribute, not the node's whole configuration (secrets
+included), and nothing can change it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pnyx.config import Settings
+from pnyx.services.accounts import AccountService
+from pnyx.services.admission import Admission
+from pnyx.services.auth import Tokens
+from pnyx.services.directory import SpaceDirectory
+from pnyx.services.health import HealthService
+from pnyx.services.listeners import ListenerService
+from pnyx.services.media import MediaService
+from pnyx.services.notifications import NotificationService
+from pnyx.services.origin import Origin
+from pnyx.services.replays import ReplayService
+from pnyx.services.stage import StageService
+from pnyx.services.state import StateService
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    space_cache_s: int  # max-age of the public space reads (GET /v1/spaces, /v1/spaces/{id})
+
+    @classmethod
+    def of(cls, settings: Settings) -> ApiSettings:
+        return cls(space_cache_s=settings.space_cache_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    config: ApiSettings
+    tokens: Tokens  # who is calling
+    accounts: AccountService
+    directory: SpaceDirectory  # spaces as listed: create, get, listing, start, end
+    listeners: ListenerService  # join, heartbeat, leave, react
+    state: StateService  # the state document: read it, act on the stage
+    stage: StageService  # the stage WebSocket
+    media: MediaService  # publishing audio
+    origin: Origin  # live HLS and recorded objects
+    replays: ReplayService  # replay playlists and downloads
+    notifications: NotificationService
+    health: HealthService
+    admission: Admission  # for the admission middleware
+    clock: Callable[[], float]
