@@ -22,7 +22,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from pnyx.loadtest.stats import nearest_rank, percentile
 
 LOOPBACK = "127.0.0.1"
 
@@ -79,11 +80,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
 WRK_SCRIPT = """
@@ -180,8 +176,8 @@ def main() -> None:
     print("| what | requests/s | p50 ms | p99 ms | non-2xx | server CPU | CPU ms per request |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, rounds in (("joins (no rate cap)", accepted), ("refused joins", refused)):
-        med = sorted(rounds, key=lambda r: r.rate)[len(rounds) // 2]
-        per = statistics.median(r.server_cpu / r.rate * 1000 for r in rounds)
+        med = sorted(rounds, key=lambda r: r.rate)[nearest_rank(0.5, len(rounds)) - 1]
+        per = percentile((r.server_cpu / r.rate * 1000 for r in rounds), 0.5)
         print(
             f"| {name} | {med.rate:.0f} | {med.p50_ms:.1f} | {med.p99_ms:.1f} | {med.failed} "
             f"| {med.server_cpu * 100:.0f}% | {per:.3f} |"

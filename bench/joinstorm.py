@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from pnyx.loadtest.stats import percentile
 from scale_support import between, deployment, finish, header, loadtest, read
 
 
@@ -91,7 +91,7 @@ def check(storm: dict[str, Any], players: dict[str, Any], capacity: int) -> list
     # the per-second accepted joins once the storm is past its first second
     per_s = [r["accepted"] for r in storm["accepted_per_s"] if r["offered"] > 2 * capacity]
     steady = per_s[1:-1] or per_s
-    median = statistics.median(steady) if steady else 0.0
+    median = percentile(steady, 0.5) if steady else 0.0
     rows = [
         ("stage actions failed", stage["failures"], stage["failures"] == 0),
         ("stage actions", stage["actions"], stage["actions"] > 0),

@@ -31,7 +31,8 @@ import time
 
 import httpx
 
-from latency_support import hls, machine, pct, pnyx_node, stage, tones, webrtc
+from latency_support import hls, machine, pnyx_node, stage, tones, webrtc
+from pnyx.loadtest.stats import percentile
 
 TONE_HZ = 1000.0
 GOAL_P95_S = 2.0
@@ -119,14 +120,14 @@ def main() -> None:
         ("edge (part arrival + offset)", latencies),
         ("player at PART-HOLD-BACK", player),
     ):
-        p50, p95, top = (v * 1000 for v in (pct(xs, 50), pct(xs, 95), max(xs)))
+        p50, p95, top = (v * 1000 for v in (percentile(xs, 0.5), percentile(xs, 0.95), max(xs)))
         print(f"| {name} | {p50:.0f} | {p95:.0f} | {top:.0f} |")
     print(
         f"mean edge latency {statistics.mean(latencies) * 1000:.0f} ms; PART-HOLD-BACK adds "
         f"{player_extra * 1000:.0f} ms over a part"
     )
     for name, xs in (("edge", latencies), ("player", player)):
-        p95 = pct(xs, 95)
+        p95 = percentile(xs, 0.95)
         verdict = "meets" if p95 <= GOAL_P95_S else "MISSES"
         print(f"{name} p95 {p95:.2f} s {verdict} the goal (p95 ≤ {GOAL_P95_S} s)")
 

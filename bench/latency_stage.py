@@ -29,7 +29,8 @@ import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from latency_support import machine, pct, pnyx_node, stage, webrtc
+from latency_support import machine, pnyx_node, poll, stage, webrtc
+from pnyx.loadtest.stats import percentile
 
 TONE_HZ = 1000.0
 GOAL_P95_S = 0.300
@@ -99,7 +100,7 @@ async def direct(n: int) -> list[float]:
         await pb.setRemoteDescription(pa.localDescription)
         await pb.setLocalDescription(await pb.createAnswer())
         await pa.setRemoteDescription(pb.localDescription)
-        await webrtc.poll_until(lambda: heard.seconds >= 2.0, 10, "direct audio")  # warm-up
+        await poll.eventually(lambda: heard.seconds >= 2.0, 10, "direct audio")  # warm-up
         return await onsets(tone, heard, n, "direct")
     finally:
         tone.stop()
@@ -113,7 +114,7 @@ async def direct(n: int) -> list[float]:
 def row(name: str, xs: list[float]) -> str:
     if not xs:
         return f"| {name} | - | - | - | 0 |"
-    p50, p95, top = (v * 1000 for v in (pct(xs, 50), pct(xs, 95), max(xs)))
+    p50, p95, top = (v * 1000 for v in (percentile(xs, 0.5), percentile(xs, 0.95), max(xs)))
     return f"| {name} | {p50:.0f} | {p95:.0f} | {top:.0f} | {len(xs)} |"
 
 
@@ -150,11 +151,11 @@ def main() -> None:
     print(row("direct aiortc → aiortc (no server)", baseline))
     if not measured:
         raise SystemExit("no onset was heard through pnyx")
-    p95 = pct(measured, 95)
+    p95 = percentile(measured, 0.95)
     verdict = "meets" if p95 <= GOAL_P95_S else "MISSES"
     print(f"through pnyx p95 {p95 * 1000:.0f} ms {verdict} the goal (p95 ≤ 300 ms)")
     if baseline:
-        added = pct(measured, 50) - pct(baseline, 50)
+        added = percentile(measured, 0.5) - percentile(baseline, 0.5)
         print(f"the stage node adds {added * 1000:.0f} ms at the median over direct aiortc")
 
 

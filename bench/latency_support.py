@@ -1,6 +1,7 @@
 """Shared by the live-audio benches (latency_listener.py, latency_stage.py,
 stage_cpu.py): one ``pnyx serve`` process on loopback with its default settings, accounts
-seated on a stage, percentiles and the machine's description. Not a bench itself.
+seated on a stage and the machine's description. Not a bench itself. (Percentiles:
+``pnyx.loadtest.stats.percentile``, the one rule every bench uses.)
 
 The audio clients come from the test harness (tests/support/webrtc.py, hls.py, tones.py),
 so the benches measure exactly what the end-to-end tests check.
@@ -8,7 +9,6 @@ so the benches measure exactly what the end-to-end tests check.
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import sys
@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the harness lives in tests/support
     sys.path.insert(0, str(ROOT))
 
-from tests.support import hls, tones, webrtc  # noqa: E402
+from tests.support import hls, poll, tones, webrtc  # noqa: E402
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve  # noqa: E402
 
-__all__ = ["hls", "tones", "webrtc"]  # the benches import the harness from here
+__all__ = ["hls", "poll", "tones", "webrtc"]  # the benches import the harness from here
 
 
 @contextmanager
@@ -84,15 +84,6 @@ def stage(c: httpx.Client, cohosts: int = 0, speakers: int = 0) -> tuple[str, li
             ).raise_for_status()
             members.append(who)
     return space, members
-
-
-def pct(values: list[float], p: float) -> float:
-    """The ``p``-th percentile (nearest rank)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
-    return ordered[rank - 1]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -38,7 +38,6 @@ import platform
 import random
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,7 +67,7 @@ from tests.support.postgres_server import (  # noqa: E402
 )
 from tests.support.procs import free_port  # noqa: E402
 
-from latency_support import pct  # noqa: E402
+from pnyx.loadtest.stats import percentile  # noqa: E402
 from pnyx.store.models import Account, Follow, Notification  # noqa: E402
 
 THRESHOLD = 10_000  # the production default of fanout_threshold (the server is not told)
@@ -436,7 +435,7 @@ async def read_latency(
         (
             await c.post(f"/v1/spaces/{spaces[host.followers]}/end", headers=host.user.auth)
         ).raise_for_status()
-    return {k: (pct(v, 50), pct(v, 95), items[k]) for k, v in times.items()}
+    return {k: (percentile(v, 0.5), percentile(v, 0.95), items[k]) for k, v in times.items()}
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -533,8 +532,8 @@ def report(
     follows: int,
 ) -> None:
     api_s, seed_s, rounds_s = times
-    med = {n: statistics.median(r.start_s for r in results[n]) * 1e3 for n in sizes}
-    p95 = {n: pct([r.start_s for r in results[n]], 95) * 1e3 for n in sizes}
+    med = {n: percentile((r.start_s for r in results[n]), 0.5) * 1e3 for n in sizes}
+    p95 = {n: percentile((r.start_s for r in results[n]), 0.95) * 1e3 for n in sizes}
     ratio = med[max(sizes)] / med[min(sizes)]
     loader = "SQLAlchemy core, then ANALYZE"
     if pg is not None:
@@ -573,7 +572,7 @@ def report(
         rs = results[n]
         path = "write" if n <= THRESHOLD else "read"
         alls = [r.all_s for r in rs if r.all_s is not None]
-        all_cell = f"{statistics.median(alls):.2f} s / {max(alls):.2f} s" if alls else "— (no rows)"
+        all_cell = f"{percentile(alls, 0.5):.2f} s / {max(alls):.2f} s" if alls else "— (no rows)"
         seen = [max(r.seen_s) for r in rs]
         first = sum(r.first_read for r in rs)
         total = sum(len(r.seen_s) for r in rs)
@@ -581,7 +580,7 @@ def report(
             f"| {n:,} | {path} | {med[n]:.1f} ms | {p95[n]:.1f} ms | "
             f"{min(r.start_s for r in rs) * 1e3:.1f} ms | "
             f"{', '.join(f'{r.start_s * 1e3:.1f}' for r in rs)} | {all_cell} | "
-            f"{statistics.median(seen):.2f} s / {max(seen):.2f} s "
+            f"{percentile(seen, 0.5):.2f} s / {max(seen):.2f} s "
             f"({len(hosts[n].sample)} sampled) | {first}/{total} |"
         )
     lines += [

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from latency_support import cpu_seconds, hls, machine, pnyx_node, stage, tones, webrtc
+from pnyx.loadtest.stats import nearest_rank
 
 GOAL_CPU = 50.0  # % of one core
 GOAL_LATENESS_P99_S = 0.020
@@ -123,8 +124,9 @@ def histogram_quantile(d: dict[tuple[str, str], float], name: str, q: float) -> 
     total = buckets[-1][1] if buckets else 0
     if not total:
         return "n/a"
+    rank = nearest_rank(q, round(total))  # the bucket holding that sample
     for bound, cumulative in buckets:
-        if cumulative >= q * total:
+        if cumulative >= rank:
             if bound == float("inf"):
                 return f"> {buckets[-2][0] * 1000:g} ms"
             return f"≤ {bound * 1000:g} ms"

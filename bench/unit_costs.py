@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 import httpx
 
 from join_throughput import WRK_SCRIPT, run_wrk
+from pnyx.loadtest.stats import percentile
 from scale_support import Deployment, Window, between, deployment, header, read
 
 CONNECTIONS = 32
@@ -89,7 +89,7 @@ def per_request(rs: list[Round], base: Window, what: str, *, admitted: bool = Fa
         n = r.requests_per_s - (r.non_2xx_per_s if admitted else 0.0)
         return max(extra, 0.0) / max(n, 1e-9)
 
-    return statistics.median(one(r) for r in rs)
+    return percentile((one(r) for r in rs), 0.5)
 
 
 def response_bytes(url: str) -> int:
@@ -144,32 +144,35 @@ def main() -> None:
             if any(r.non_2xx_per_s > 0.01 * r.requests_per_s for r in rs):
                 raise RuntimeError(f"{kind}: more than 1% of the answers were not 2xx ({url})")
             cost[kind] = {
-                "requests_per_s": statistics.median(r.requests_per_s for r in rs),
+                "requests_per_s": percentile((r.requests_per_s for r in rs), 0.5),
                 "origin_ms": per_request(rs, base, "origin") * 1000,
                 "redis_ops": per_request(rs, base, "redis"),
                 "bytes": size,
             }
         rs = rounds(d, f"{origin}/v1/spaces/{space}/join", args, post)
         joins = {
-            "requests_per_s": statistics.median(r.requests_per_s for r in rs),
+            "requests_per_s": percentile((r.requests_per_s for r in rs), 0.5),
             "origin_ms": per_request(rs, base, "origin", admitted=True) * 1000,
             "redis_ops": per_request(rs, base, "redis", admitted=True),
         }
-        redis_ops_per_core = statistics.median(
-            (r.window.redis_commands_per_s - base.redis_commands_per_s)
-            / max(r.window.cpu["redis"] - base.cpu["redis"], 1e-9)
-            for r in rs
+        redis_ops_per_core = percentile(
+            (
+                (r.window.redis_commands_per_s - base.redis_commands_per_s)
+                / max(r.window.cpu["redis"] - base.cpu["redis"], 1e-9)
+                for r in rs
+            ),
+            0.5,
         )
-        refused_join = statistics.median(r.non_2xx_per_s for r in rs)
+        refused_join = percentile((r.non_2xx_per_s for r in rs), 0.5)
 
     with deployment({"admit_join_rate": "1"}) as d:
         base = idle(d, args.seconds)
         rs = rounds(d, f"{d.edge.url}/v1/spaces/{d.space}/join", args, post)
         proxied = {
-            "requests_per_s": statistics.median(r.requests_per_s for r in rs),
+            "requests_per_s": percentile((r.requests_per_s for r in rs), 0.5),
             "edge_ms": per_request(rs, base, "edge") * 1000,
             "origin_ms": per_request(rs, base, "origin") * 1000,
-            "refused_share": statistics.median(r.non_2xx_per_s / r.requests_per_s for r in rs),
+            "refused_share": percentile((r.non_2xx_per_s / r.requests_per_s for r in rs), 0.5),
         }
 
     print("\n| request | requests/s | origin CPU ms | Redis commands | bytes |")

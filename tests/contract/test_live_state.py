@@ -8,30 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from pnyx.errors import ErrorKind, PnyxError
-from pnyx.live.base import Lease, LiveState, blob_key
+from pnyx.live.base import Lease, LiveState
+from pnyx.live.keys import blob_key
 from pnyx.live.memory import MemoryLiveState
 from pnyx.live.redis import RedisLiveState
 from tests.contract.conftest import BUCKET_S, QUEUE
+from tests.support.poll import Seen, eventually
 
 T0 = 1_700_000_000.0  # a bucket boundary (divisible by BUCKET_S)
 PROMPT_S = 0.5  # "at once": well under the Redis waiters' 1 s re-check
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, within: float = 3.0, what: str = "condition"
-) -> None:
-    """Poll ``check`` until it is true, failing after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
+SOON_S = 3.0  # what expires or arrives in the background does within this
 
 
 async def still_pending(task: asyncio.Task[Any], seconds: float = 0.2) -> bool:
@@ -332,10 +324,11 @@ async def test_lease_expires_and_the_old_holder_cannot_renew_or_release(
     lease = await a.acquire("stage:s1", "node-a", 0.2)
     assert lease is not None
 
-    async def lapsed() -> bool:
-        return await b.holder("stage:s1") is None
+    async def lapsed() -> Seen:
+        held = await b.holder("stage:s1")
+        return Seen(held is None, f"held: {held}")
 
-    await eventually(lapsed, what="the lease to expire")
+    await eventually(lapsed, SOON_S, "the lease to expire")
     assert not await a.renew(lease, 10.0)
     taken = await b.acquire("stage:s1", "node-b", 10.0)
     assert taken is not None
@@ -403,10 +396,11 @@ async def test_slow_subscriber_drops_the_oldest(live_pair: tuple[LiveState, Live
         for i in range(total):
             await a.publish("stage:s1", str(i).encode())
 
-        async def all_arrived() -> bool:
-            return getattr(messages, "dropped", 0) == total - QUEUE
+        async def all_arrived() -> Seen:
+            dropped = getattr(messages, "dropped", 0)
+            return Seen(dropped == total - QUEUE, f"{dropped} dropped")
 
-        await eventually(all_arrived, what=f"{total - QUEUE} drops")
+        await eventually(all_arrived, SOON_S, f"{total - QUEUE} drops")
         got = [int(await next_message(messages)) for _ in range(QUEUE)]
         assert got == list(range(total - QUEUE, total))  # the newest survive, in order
 
@@ -453,7 +447,7 @@ async def test_blobs_are_stored_until_their_ttl(live: LiveState) -> None:
     async def gone() -> bool:
         return await live.get_blob("s1/short") is None
 
-    await eventually(gone, what="the blob to expire")
+    await eventually(gone, SOON_S, "the blob to expire")
     assert await live.get_blob("s1/part-1.m4s") == b"\x00\x01media"
     await live.put_blob("s1/part-1.m4s", b"replaced", 60.0)
     assert await live.get_blob("s1/part-1.m4s") == b"replaced"

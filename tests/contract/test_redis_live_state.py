@@ -15,7 +15,8 @@ from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.factory import open_live_state
 from pnyx.live.memory import MemoryLiveState
 from pnyx.live.redis import RedisLiveState
-from tests.contract.test_live_state import T0, eventually, still_pending
+from tests.contract.test_live_state import SOON_S, T0, still_pending
+from tests.support.poll import Seen, eventually
 from tests.support.procs import free_port
 
 
@@ -60,10 +61,11 @@ async def test_waiters_share_one_subscription(live: RedisLiveState, raw: aioredi
     await live.close()
     assert live._listener is None  # cancelled and awaited by close()
 
-    async def unsubscribed() -> bool:
-        return await pubsub_clients(raw) == (0, 0)
+    async def unsubscribed() -> Seen:
+        clients = await pubsub_clients(raw)
+        return Seen(clients == (0, 0), f"pub/sub clients {clients}")
 
-    await eventually(unsubscribed, what="the listener's connection to close")
+    await eventually(unsubscribed, SOON_S, "the listener's connection to close")
 
 
 async def test_a_missed_notification_delays_a_waiter_by_at_most_a_second(
@@ -90,10 +92,11 @@ async def test_listener_resubscribes_after_losing_its_connection(
     await live.put_part("s1", "room", {"a": 2}, 2)
     assert (await asyncio.wait_for(first, timeout=5.0)) is not None
 
-    async def resubscribed() -> bool:
-        return await pubsub_clients(raw) == (1, 0)
+    async def resubscribed() -> Seen:
+        clients = await pubsub_clients(raw)
+        return Seen(clients == (1, 0), f"pub/sub clients {clients}")
 
-    await eventually(resubscribed, what="the listener to resubscribe")
+    await eventually(resubscribed, SOON_S, "the listener to resubscribe")
     second = asyncio.create_task(live.wait_snapshot("s1", after=2, timeout=10.0))
     assert await still_pending(second)
     put_at = time.monotonic()
@@ -108,10 +111,11 @@ async def test_subscriptions_hold_a_connection_only_while_open(
     async with live.subscribe("stage:s1"), live.subscribe("stage:s2"):
         assert await pubsub_clients(raw) == (0, 2)
 
-    async def closed() -> bool:
-        return await pubsub_clients(raw) == (0, 0)
+    async def closed() -> Seen:
+        clients = await pubsub_clients(raw)
+        return Seen(clients == (0, 0), f"pub/sub clients {clients}")
 
-    await eventually(closed, what="subscription connections to close")
+    await eventually(closed, SOON_S, "subscription connections to close")
 
 
 async def test_keys_are_prefixed_and_expire(live: RedisLiveState, raw: aioredis.Redis) -> None:

@@ -24,6 +24,7 @@ from tests.support.api import User, create_space, error_of, ok, on_stage, state,
 from tests.support.api import new_user as user
 from tests.support.hls import HlsListener, decode_fmp4, fetch_vod
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
+from tests.support.poll import Seen, eventually
 from tests.support.procs import require_binary
 from tests.support.webrtc import PublishRefused, Speaker, ToneTrack, gather, publish
 
@@ -34,6 +35,7 @@ HOST_HZ, COHOST_HZ, SPEAKER_HZ = 523.0, 797.0, 1229.0  # no low-order products c
 FREQS = (HOST_HZ, COHOST_HZ, SPEAKER_HZ)
 WINDOW_S = 1.0  # how much audio a "does it contain…" question looks at
 SETTLE = 2048  # samples skipped after a fresh AAC decoder start
+LOOK_S = 0.2  # between two looks at the audio while waiting (decoding it is not free)
 
 
 @pytest.fixture(scope="module")
@@ -67,20 +69,6 @@ def stage_of_three(c: httpx.Client, **space: Any) -> tuple[str, User, User, User
     return sid, host, cohost, speaker
 
 
-async def eventually(
-    check: Callable[[], tuple[bool, str]], within: float, what: str, every: float = 0.2
-) -> None:
-    """Poll ``check`` (→ (ok, description)) until ok, or fail with the last description."""
-    deadline = time.monotonic() + within
-    while True:
-        good, detail = check()
-        if good:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within}s; last: {detail}")
-        await asyncio.sleep(every)
-
-
 def heard_by_listener(
     listener: HlsListener, since: float, seconds: float = WINDOW_S
 ) -> tuple[set[float] | None, str]:
@@ -109,10 +97,10 @@ def heard_by_speaker(
 
 def hears(
     get: Callable[[], tuple[set[float] | None, str]], expected: set[float]
-) -> Callable[[], tuple[bool, str]]:
-    def check() -> tuple[bool, str]:
+) -> Callable[[], Seen]:
+    def check() -> Seen:
         found, detail = get()
-        return found == expected, f"found {found} ({detail})"
+        return Seen(found == expected, f"found {found} ({detail})")
 
     return check
 
@@ -201,6 +189,7 @@ async def test_listeners_hear_the_stage_and_mutes_are_enforced(
                 hears(lambda: heard_by_listener(listener, started), set(FREQS)),
                 within=10,
                 what="the listener hears host, co-host and speaker",
+                interval=LOOK_S,
             )
             # Each speaker hears the two others, never themself.
             for me, own in ((me_host, HOST_HZ), (me_co, COHOST_HZ), (me_spk, SPEAKER_HZ)):
@@ -208,6 +197,7 @@ async def test_listeners_hear_the_stage_and_mutes_are_enforced(
                     hears(lambda me=me: heard_by_speaker(me, started), set(FREQS) - {own}),
                     within=5,
                     what=f"the mix-minus of the {own:g} Hz speaker",
+                    interval=LOOK_S,
                 )
             s = await in_thread(
                 lambda: wait_state(
@@ -227,6 +217,7 @@ async def test_listeners_hear_the_stage_and_mutes_are_enforced(
                 hears(lambda: heard_by_listener(listener, muted), {HOST_HZ, COHOST_HZ}),
                 within=6,
                 what="the listener stops hearing the muted speaker",
+                interval=LOOK_S,
             )
             settled = time.time()
             for me, others in ((me_host, {COHOST_HZ}), (me_co, {HOST_HZ})):
@@ -234,19 +225,22 @@ async def test_listeners_hear_the_stage_and_mutes_are_enforced(
                     hears(lambda me=me: heard_by_speaker(me, muted), others),
                     within=5,
                     what="the stage stops hearing the muted speaker",
+                    interval=LOOK_S,
                 )
             # The muted speaker still hears the stage.
             await eventually(
                 hears(lambda: heard_by_speaker(me_spk, muted), {HOST_HZ, COHOST_HZ}),
                 within=5,
                 what="the muted speaker still hears the others",
+                interval=LOOK_S,
             )
+
             # …and it stays so: the next second of audio still lacks them.
-            await eventually(
-                lambda: (heard_by_listener(listener, settled)[0] is not None, "waiting"),
-                within=5,
-                what="another second of audio",
-            )
+            def a_second_more() -> Seen:
+                found, detail = heard_by_listener(listener, settled)
+                return Seen(found is not None, detail)
+
+            await eventually(a_second_more, 5, "another second of audio", interval=LOOK_S)
             found, detail = heard_by_listener(listener, settled)
             assert found == {HOST_HZ, COHOST_HZ}, detail
             s = await in_thread(
@@ -282,15 +276,20 @@ async def test_live_replay_and_recording_play_in_ffmpeg(node: PnyxProcess, c: ht
                 hears(lambda: heard_by_listener(listener, started), {HOST_HZ, COHOST_HZ}),
                 within=10,
                 what="the listener hears both",
+                interval=LOOK_S,
             )
             base = f"{node.url}/media/{space}"
             async with httpx.AsyncClient(timeout=20) as http:
                 assert (await http.get(f"{base}/replay.m3u8")).status_code == 409  # still live
             # ffmpeg's HLS reader (no LL-HLS) starts from whole segments: wait for two.
             await eventually(
-                lambda: (len(listener.playlists[-1].segments) >= 2, "segments"),
+                lambda: Seen(
+                    len(listener.playlists[-1].segments) >= 2,
+                    f"{len(listener.playlists[-1].segments)} segments",
+                ),
                 within=10,
                 what="two complete segments",
+                interval=LOOK_S,
             )
             await plays_cleanly(f"{base}/live.m3u8")
             await plays_cleanly(f"{base}/plain.m3u8")
@@ -439,7 +438,10 @@ async def test_a_stalled_listener_does_not_disturb_another(
             await sleepy.start()
             await sleepy.follow(seconds=1.0)
             await eventually(
-                lambda: (len(steady.parts) >= 4, f"{len(steady.parts)} parts"), 10, "parts"
+                lambda: Seen(len(steady.parts) >= 4, f"{len(steady.parts)} parts"),
+                10,
+                "4 parts",
+                interval=LOOK_S,
             )
             # Stall: one player stops fetching for 10 s, and a few connections ask for
             # playlists, segments and a held blocking reload without ever reading.
@@ -487,6 +489,7 @@ async def test_a_dropped_speaker_does_not_disturb_the_others(
                 hears(lambda: heard_by_listener(listener, started), set(FREQS)),
                 within=10,
                 what="everyone heard before the drop",
+                interval=LOOK_S,
             )
             await me_spk.drop()  # no DELETE, no BYE: the cable is pulled
             dropped = time.time()
@@ -494,16 +497,19 @@ async def test_a_dropped_speaker_does_not_disturb_the_others(
                 hears(lambda: heard_by_listener(listener, dropped), {HOST_HZ, COHOST_HZ}),
                 within=6,
                 what="the listener hears the two who are left",
+                interval=LOOK_S,
             )
             await eventually(
                 hears(lambda: heard_by_speaker(me_host, dropped), {COHOST_HZ}),
                 within=5,
                 what="the host still hears the co-host",
+                interval=LOOK_S,
             )
             await eventually(
                 hears(lambda: heard_by_speaker(me_co, dropped), {HOST_HZ}),
                 within=5,
                 what="the co-host still hears the host",
+                interval=LOOK_S,
             )
             await asyncio.sleep(2.0)
             gap, problems = listener.continuity()
@@ -553,10 +559,16 @@ async def test_bad_offers_are_refused_while_the_stage_carries_on(
         assert not_on_stage.value.status == 403
         # The stage never noticed.
         await eventually(
-            hears(lambda: heard_by_speaker(me_host, started), {COHOST_HZ}), 5, "host hears co"
+            hears(lambda: heard_by_speaker(me_host, started), {COHOST_HZ}),
+            5,
+            "host hears co",
+            interval=LOOK_S,
         )
         await eventually(
-            hears(lambda: heard_by_speaker(me_co, started), {HOST_HZ}), 5, "co hears host"
+            hears(lambda: heard_by_speaker(me_co, started), {HOST_HZ}),
+            5,
+            "co hears host",
+            interval=LOOK_S,
         )
         assert me_host.received.gaps(since=started + 0.5) < 0.5
         assert me_co.received.gaps(since=started + 0.5) < 0.5
@@ -565,7 +577,10 @@ async def test_bad_offers_are_refused_while_the_stage_carries_on(
         assert me_host.delete_status == 204
         left = time.time()
         await eventually(
-            hears(lambda: heard_by_speaker(me_co, left), set()), 5, "the host has left"
+            hears(lambda: heard_by_speaker(me_co, left), set()),
+            5,
+            "the host has left",
+            interval=LOOK_S,
         )
     finally:
         await close_all(me_host, me_co)

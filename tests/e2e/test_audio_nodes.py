@@ -14,9 +14,9 @@ from tests.e2e.test_audio import (
     COHOST_HZ,
     FREQS,
     HOST_HZ,
+    LOOK_S,
     SPEAKER_HZ,
     Background,
-    eventually,
     heard_by_listener,
     heard_by_speaker,
     hears,
@@ -25,6 +25,7 @@ from tests.e2e.test_audio import (
 from tests.support.api import state
 from tests.support.hls import HlsListener
 from tests.support.pnyx_server import pnyx_serve
+from tests.support.poll import eventually
 from tests.support.webrtc import ToneTrack, publish
 
 pytestmark = pytest.mark.e2e
@@ -60,6 +61,7 @@ async def test_publish_on_the_stage_node_listen_on_the_api_node(
                     hears(lambda: heard_by_listener(listener, started), set(FREQS)),
                     within=15,
                     what="a listener on the API node hears the stage node's mix",
+                    interval=LOOK_S,
                 )
                 assert all(p.uri.startswith("part/") for p in listener.parts)
                 for me, own in zip(speakers, FREQS, strict=True):
@@ -67,6 +69,7 @@ async def test_publish_on_the_stage_node_listen_on_the_api_node(
                         hears(lambda me=me: heard_by_speaker(me, started), set(FREQS) - {own}),
                         within=5,
                         what=f"the mix-minus of the {own:g} Hz speaker",
+                        interval=LOOK_S,
                     )
                 gap, problems = listener.continuity()
                 assert problems == [] and listener.skipped == []

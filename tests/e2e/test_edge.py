@@ -22,7 +22,8 @@ import pytest
 from tests.support.api import User, create_space, new_user, ok, state
 from tests.support.nginx import nginx_edge
 from tests.support.pnyx_server import pnyx_serve
-from tests.support.procs import require_binary, wait_until
+from tests.support.poll import wait_until
+from tests.support.procs import require_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +49,7 @@ def quiet_version(c: httpx.Client, space: str) -> int:
         seen.append(state(c, space)["version"])
         return len(seen) >= 3 and seen[-1] == seen[-3] and seen[-1] > 1
 
-    wait_until(settled, timeout=10, interval=0.3, what="a quiet state")
+    wait_until(settled, 10, "a quiet state", interval=0.3)
     return seen[-1]
 
 
@@ -116,9 +117,7 @@ def test_state_long_poll_collapses_to_one_origin_request(tmp_path: Path) -> None
         with ThreadPoolExecutor(waiting) as pool:
             futures = [pool.submit(poll, i) for i in range(waiting)]
             # However many listeners wait at the edge, the origin holds one long-poll.
-            wait_until(
-                lambda: _metric(q.direct, "pnyx_state_waiters") == 1, timeout=10, what="1 waiter"
-            )
+            wait_until(lambda: _metric(q.direct, "pnyx_state_waiters") == 1, 10, "1 waiter")
             q.next_version()
             results = [f.result(timeout=30) for f in futures]
         assert {status for status, _ in results} == {200}
@@ -178,7 +177,7 @@ def test_state_long_poll_stays_one_origin_request_past_1024_waiters(tmp_path: Pa
             tasks = await _get_all(port, request, MANY)
             # Every listener's request is inside nginx (the status request is one more)…
             await asyncio.to_thread(
-                wait_until, lambda: _writing(q.edge_url) > MANY, timeout=30, what="all waiting"
+                wait_until, lambda: _writing(q.edge_url) > MANY, 30, "all waiting"
             )
             # …then the version they wait for comes.
             await asyncio.to_thread(q.next_version)
@@ -239,7 +238,7 @@ def test_listeners_keep_reading_while_the_origin_is_down(tmp_path: Path) -> None
                 r = via_edge.get(f"/v1/spaces/{space}/state")
                 return r.status_code == 200 and r.headers["x-cache-status"] == "STALE"
 
-            wait_until(stale, timeout=10, what="a stale copy")
+            wait_until(stale, 10, "a stale copy")
             assert via_edge.get(f"/v1/spaces/{space}/state").json()["version"] == v
             assert via_edge.get(f"/v1/spaces/{space}").status_code == 200
 

@@ -8,7 +8,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from tests.support.api import create_space, new_user
 from tests.support.nginx import Edge, nginx_edge
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
+from tests.support.poll import Seen, eventually
 from tests.support.webrtc import ToneTrack, publish
 
 pytestmark = pytest.mark.e2e
@@ -45,14 +45,14 @@ def loadtest(*args: str) -> list[str]:
 
 async def _segments(url: str, within: float, count: int) -> None:
     """Wait until the live playlist lists ``count`` whole segments."""
-    deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=5) as http:
-        while True:
+
+        async def listed() -> Seen:
             r = await http.get(url)
-            if r.status_code == 200 and r.text.count("#EXTINF") >= count:
-                return
-            assert time.monotonic() < deadline, (r.status_code, r.text[:300])
-            await asyncio.sleep(0.2)
+            ok = r.status_code == 200 and r.text.count("#EXTINF") >= count
+            return Seen(ok, f"{r.status_code} {r.text[:300]!r}")
+
+        await eventually(listed, within, f"{count} segments in {url}", interval=0.2)
 
 
 async def test_listeners_hear_a_live_space_through_the_edge(

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.api import User, create_space, new_user, ok
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
-from tests.support.procs import wait_until
+from tests.support.poll import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,7 @@ def test_followers_hear_when_a_space_goes_live(c: httpx.Client, followers: int) 
         def notified(fan: User = fan) -> bool:
             return notifications(c, fan) != []
 
-        wait_until(notified, what="a notification")
+        wait_until(notified, 15, "a notification")
         (item,) = notifications(c, fan)
         assert (item["kind"], item["space"], item["host"], item["title"]) == (
             "space_live",

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.support.poll import wait_until
 from tests.support.procs import IN_CI
 
 CHROMIUM = "/usr/bin/chromium"
@@ -200,17 +201,10 @@ def assert_clean(*watches: Watch) -> None:
 def poll(
     check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.25, what: str = ""
 ) -> Any:
-    """Call ``check`` until it returns something truthy; return that, or fail after
-    ``timeout`` seconds with the last value seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
+    """``poll.wait_until`` at a page's pace (every quarter second, for 20 s): call
+    ``check`` until it returns something truthy and return that, or fail with the last
+    value seen."""
+    return wait_until(check, timeout, what or repr(check), interval=interval)
 
 
 def hearing(page: Any, freqs: list[int], view: str = "space") -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pnyx.edge import EdgeSpec, render
-from tests.support.procs import free_port, port_open, require_binary, wait_until
+from tests.support.poll import wait_until
+from tests.support.procs import free_port, port_open, require_binary
 
 
 class Edge:
@@ -49,7 +50,7 @@ def nginx_edge(upstreams: Sequence[str]) -> Iterator[Edge]:
                 raise RuntimeError(f"nginx exited: {log.read_text()}")
             return port_open(port)
 
-        wait_until(up, timeout=10, what="nginx to listen")
+        wait_until(up, 10, "nginx to listen", ignoring=(OSError,))
         yield Edge(f"http://127.0.0.1:{port}", conf, proc, log)
     finally:
         proc.terminate()

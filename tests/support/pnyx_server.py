@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.procs import free_port, wait_until
+from tests.support.poll import wait_until
+from tests.support.procs import free_port
 
 # Fast clocks so that counts, grace periods and leases move within a test's patience.
 FAST = {
@@ -90,7 +91,7 @@ def pnyx_serve(
             except httpx.HTTPError:
                 return False
 
-        wait_until(healthy, timeout=30, what="pnyx serve to be healthy")
+        wait_until(healthy, 30, "pnyx serve to be healthy", ignoring=(OSError,))
         yield server
     finally:
         if proc.poll() is None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,21 +33,6 @@ def require_binary(name: str, *extra_dirs: str) -> str:
             pytest.fail(msg)
         pytest.skip(msg)
     return found
-
-
-def wait_until(
-    check: Callable[[], bool], *, timeout: float = 15.0, interval: float = 0.05, what: str = ""
-) -> None:
-    """Poll ``check`` until it returns True, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what or check!r}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import fractions
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
@@ -34,6 +34,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from tests.support import tones
+from tests.support.poll import Seen, eventually
 
 RATE = 48_000
 FRAME_S = 0.02
@@ -182,17 +183,6 @@ class PublishRefused(Exception):
         self.body = body
 
 
-async def poll_until(
-    check: Callable[[], bool], within: float, what: str, interval: float = 0.02
-) -> None:
-    """Poll ``check`` until true; TimeoutError after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
 class Speaker:
     """One published peer connection. Use :func:`publish` to make one."""
 
@@ -243,11 +233,21 @@ class Speaker:
         """Wait until the peer connection is up (ICE and DTLS done)."""
         if self.pc.connectionState in ("failed", "closed"):
             raise ConnectionError(f"peer connection is {self.pc.connectionState}")
-        await poll_until(lambda: self.pc.connectionState == "connected", within, "ICE+DTLS")
+        await eventually(
+            lambda: Seen(self.pc.connectionState == "connected", self.pc.connectionState),
+            within,
+            "ICE+DTLS",
+            interval=0.02,
+        )
 
     async def hearing(self, seconds: float = 0.5, within: float = 10.0) -> None:
         """Wait until some mix-minus audio (``seconds`` of it) has been received."""
-        await poll_until(lambda: self.received.seconds >= seconds, within, "mix-minus audio")
+        await eventually(
+            lambda: Seen(self.received.seconds >= seconds, f"{self.received.seconds:.2f} s"),
+            within,
+            f"{seconds} s of mix-minus audio",
+            interval=0.02,
+        )
 
     async def close(self) -> None:
         """Leave cleanly: DELETE the resource, then close the peer connection."""

@@ -75,8 +75,8 @@ class LiveState(Protocol):
 
     async def drop_space(self, space: str) -> None:
         """Forget everything held for the space (snapshot, counters, presence, blobs
-        whose key starts with ``f"{space}/"``, see ``blob_key``). Leases, rate-limit
-        buckets and channels are not the space's: their owners end them."""
+        made by ``keys.blob_key(space, …)``). Leases, rate-limit buckets and channels
+        are not the space's: their owners end them."""
         ...
 
     # -- presence: distinct listeners heard recently (HyperLogLog per time bucket) --------
@@ -139,15 +139,10 @@ class LiveState(Protocol):
 
     # -- blobs: media parts and playlists (the seam for media, issue 3) -----------------
     async def put_blob(self, key: str, data: bytes, ttl_s: float) -> None:
-        """Store ``data`` under ``key`` for ``ttl_s`` seconds. Keys made by ``blob_key``
-        belong to their space: ``drop_space`` removes them."""
+        """Store ``data`` under ``key`` for ``ttl_s`` seconds. Keys made by
+        ``keys.blob_key`` belong to their space: ``drop_space`` removes them."""
         ...
 
     async def get_blob(self, key: str) -> bytes | None:
         """The blob, or None when it was never stored or its TTL has passed."""
         ...
-
-
-def blob_key(space: str, name: str) -> str:
-    """The key of a blob that belongs to ``space`` (``f"{space}/{name}"``)."""
-    return f"{space}/{name}"

@@ -15,8 +15,3 @@ def encode_doc(doc: JSON) -> str:
 def ttl_ms(ttl_s: float) -> int:
     """A TTL in whole milliseconds, at least one (the resolution Redis keeps)."""
     return max(1, round(ttl_s * 1000))
-
-
-def blob_belongs(key: str, space: str) -> bool:
-    """Whether blob ``key`` belongs to ``space`` (see ``base.blob_key``)."""
-    return key.startswith(f"{space}/")

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live import token_bucket, windows
 from pnyx.live.base import JSON, Lease, RateDecision, Snapshot
-from pnyx.live.codec import blob_belongs, encode_doc, ttl_ms
+from pnyx.live.codec import encode_doc, ttl_ms
 from pnyx.live.hll import HyperLogLog
+from pnyx.live.keys import blob_belongs
 from pnyx.live.subscription import DEFAULT_QUEUE_SIZE, Subscription
 
 _SWEEP_EVERY_S = 30.0  # of the callers' ``now``: how often aged buckets are pruned

@@ -1,18 +1,44 @@
-"""Mergeable counters and latency histograms (pure).
+"""Mergeable counters and latency histograms, and the one percentile rule (pure).
 
 Workers keep cumulative :class:`Stats`; the parent merges their latest snapshots (plain
 dicts, so they cross process boundaries as they are) and reads percentiles off the merged
 histograms. Histogram buckets are logarithmic, 16 per doubling (≤ ~4.4 % error).
+
+Every percentile — of a histogram here, of raw samples in the benches (``percentile``),
+medians included — is the nearest rank (:func:`nearest_rank`): always a value that was
+seen (or its bucket), never one between two.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from fractions import Fraction
 from typing import Any
 
 _PER_DOUBLING = 16
 _FLOOR_S = 1e-5  # 10 µs: everything below lands in bucket 0
+
+
+def nearest_rank(q: float, n: int) -> int:
+    """The rank (1-based) of the ``q`` quantile (0 ≤ q ≤ 1) among ``n`` ordered values:
+    the smallest rank with at least a ``q`` share of the values at or below it, that is
+    ⌈q·n⌉, and at least 1. ``q`` is taken as written (0.95 is 19/20, not the float below
+    it), so 0.07 of 100 is rank 7, not 8."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"a quantile is between 0 and 1, not {q}")
+    if n < 1:
+        raise ValueError(f"no rank among {n} values")
+    return max(1, math.ceil(Fraction(str(q)) * n))
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The ``q`` quantile (0 ≤ q ≤ 1) of ``values`` by nearest rank; NaN when empty.
+    The median is ``percentile(values, 0.5)``: the lower middle of an even count."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[nearest_rank(q, len(ordered)) - 1]
 
 
 def bucket_of(seconds: float) -> int:
@@ -58,7 +84,7 @@ class Hist:
         """The ``q`` (0..1) quantile, or None when empty."""
         if not self.count:
             return None
-        rank = q * self.count
+        rank = nearest_rank(q, self.count)
         seen = 0
         for b in sorted(self.buckets):
             seen += self.buckets[b]

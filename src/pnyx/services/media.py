@@ -3,16 +3,17 @@ encoder and packager off the event loop, mix-minus back to each speaker.
 
 The node has one :class:`~pnyx.media.clock.MixClock`, the thread that ticks every running
 space's mixer every 20 ms (off the event loop; joined by :meth:`MediaService.close`).
-One :class:`_SpaceMedia` per space whose lease (``tick:{space}``) this node holds: a
-:class:`~pnyx.media.runner.MixRunner`, the speakers' :class:`IngestSession` by handle
-(one each: publishing again replaces), and a watcher that keeps the runner's *allowed*
+One :class:`_SpaceMedia` per space whose stage lease (``keys.lease_name``) this node
+holds: a :class:`~pnyx.media.runner.MixRunner`, the speakers' :class:`IngestSession` by
+handle (one each: publishing again replaces), and a watcher that keeps the runner's *allowed*
 set (on stage, not muted) current from the room part of the space's snapshot, re-read
 on every stage event and every second, closing the peer connection of anyone who left
 the stage. Every task is owned here and cancelled by :meth:`MediaService.stop` /
 :meth:`MediaService.close`.
 
-A node that runs stages advertises its URL in the live state (blob ``node/{id}/url``),
-so another node can redirect a publish to the holder of the space's lease.
+A node that runs stages advertises its URL in the live state (the blob
+``keys.node_url_key``), so another node can redirect a publish to the holder of the
+space's lease.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pnyx.config import NodeRole, Settings
 from pnyx.domain.types import Handle, SpaceId, SpaceStatus
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState
+from pnyx.live.keys import lease_name, node_url_key, stage_channel
 from pnyx.media import metrics
 from pnyx.media.clock import MixClock
 from pnyx.media.frames import FrameQueue
@@ -40,19 +42,11 @@ from pnyx.media.runner import MixRunner, TickStats
 from pnyx.services import views
 from pnyx.services.media_sink import SpaceSink, previous_state
 from pnyx.services.origin import Origin
-from pnyx.services.spaces import SpaceService, stage_channel
+from pnyx.services.spaces import SpaceService
 
 log = logging.getLogger(__name__)
 
 REFRESH_S = 1.0  # the allowed set is re-read at least this often
-
-
-def lease_name(space: SpaceId) -> str:
-    return f"tick:{space}"
-
-
-def node_url_key(node_id: str) -> str:
-    return f"node/{node_id}/url"
 
 
 @dataclass(frozen=True, slots=True)

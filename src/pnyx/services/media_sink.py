@@ -12,12 +12,13 @@ import logging
 from collections.abc import Callable, Sequence
 
 from pnyx.domain.types import Handle, SpaceId
-from pnyx.live.base import LiveState, blob_key
+from pnyx.live.base import LiveState
+from pnyx.live.keys import blob_key, hls_key
 from pnyx.media import metrics
 from pnyx.media.hls import Output, PlaylistState, Segment, SegmentRef
 from pnyx.media.recording import Recordings
 from pnyx.services import views
-from pnyx.services.origin import PLAYLIST, Origin, hls_key
+from pnyx.services.origin import PLAYLIST, Origin
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """The origin: LL-HLS for listeners, from the live state, so any node serves any space;
 and the replay of recorded spaces, from disk.
 
-Storage layout in the live state (see live/base.py ``blob_key``):
+Storage layout in the live state (the names are made in live/keys.py):
   blob ``{space}/init.mp4``                 the CMAF init segment (TTL: a day, refreshed)
   blob ``{space}/part/{msn}.{i}.m4s``       LL-HLS parts (immutable; TTL media_part_ttl_s)
   blob ``{space}/seg/{msn}.m4s``            segments (immutable; TTL media_segment_ttl_s)
-  snapshot of key ``hls:{space}``, part "playlist": ``PlaylistState.to_json()`` (as a JSON
+  snapshot of key ``hls_key(space)``, part "playlist": ``PlaylistState.to_json()`` (as a JSON
     document); its version grows with every published part, which is what blocking
     reload waits on. The part's own version is :func:`state_version`, so a late writer
     (a stage node that lost its lease) never overwrites a newer state.
@@ -34,7 +34,8 @@ from typing import Literal
 from pnyx.config import Settings
 from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind, PnyxError
-from pnyx.live.base import JSON, LiveState, Snapshot, blob_key
+from pnyx.live.base import JSON, LiveState, Snapshot
+from pnyx.live.keys import blob_key, hls_key
 from pnyx.media.hls import INIT_URI, Part, PlaylistState, Segment, SegmentRef
 from pnyx.media.playlist import is_ready, is_too_far, render_ll_hls, render_plain_hls, render_vod
 from pnyx.media.recording import Recordings, valid_space
@@ -54,11 +55,6 @@ _MEDIA_NAME = re.compile(
     re.ASCII,
 )
 _REC_NAME = re.compile(r"init\.mp4|(0|[1-9]\d{0,11})\.m4s", re.ASCII)
-
-
-def hls_key(space: str) -> str:
-    """The snapshot key of a space's playlist state (apart from its room snapshot)."""
-    return f"hls:{space}"
 
 
 def state_version(state: PlaylistState) -> int:

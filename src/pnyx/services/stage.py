@@ -18,10 +18,11 @@ from pnyx.domain import commands as cmd
 from pnyx.domain.types import Handle, Role, SpaceId
 from pnyx.errors import PnyxError
 from pnyx.live.base import LiveState
+from pnyx.live.keys import stage_channel
 from pnyx.protocol import stage as wire
 from pnyx.services import metrics
 from pnyx.services.auth import Tokens
-from pnyx.services.spaces import SpaceService, stage_channel
+from pnyx.services.spaces import SpaceService
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,8 @@ addresses."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,22 +76,6 @@ class Stage:
 
     def sessions(self) -> dict[Handle, str]:
         return dict(self.media.sessions(self.space))
-
-
-async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], within: float = 10.0, what: str = ""
-) -> None:
-    """Poll ``check`` until true, failing after ``timeout`` seconds (no fixed sleeps)."""
-    deadline = time.monotonic() + within
-    while True:
-        result: Any = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within} s: {what or check}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from pnyx.domain.types import Role
 from pnyx.media.encoder import EncoderThread
 from pnyx.media.mixer import DEFAULT_CEILING, Frame
 from tests.integration.media.client import Speaker, tone_level
-from tests.integration.media.conftest import HOST, Stage, eventually
+from tests.integration.media.conftest import HOST, Stage
+from tests.support.poll import eventually
 
 HEARD = 0.05  # a tone at amplitude 0.3 arrives at ~0.3: well above this
 ABSENT = 0.005  # own voice cancels to rounding error, far below this

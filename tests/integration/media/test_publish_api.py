@@ -12,10 +12,11 @@ from fastapi import FastAPI
 from pnyx.api import errors, publish
 from pnyx.api.middleware import BodyLimit
 from pnyx.domain.types import Handle
+from pnyx.live.keys import lease_name, node_url_key
 from pnyx.services.auth import Tokens
-from pnyx.services.media import lease_name, node_url_key
 from tests.integration.media.client import Speaker
-from tests.integration.media.conftest import HOST, Stage, eventually
+from tests.integration.media.conftest import HOST, Stage
+from tests.support.poll import eventually
 
 SDP = {"Content-Type": "application/sdp"}
 
@@ -27,7 +28,7 @@ async def api(stage: Stage) -> AsyncIterator[tuple[httpx.AsyncClient, Tokens]]:
     errors.install(app)
     app.include_router(publish.router)
     app.add_middleware(BodyLimit, limit=1024, sdp_limit=stage.settings.max_sdp_bytes)
-    app.state.node = SimpleNamespace(tokens=tokens, media=stage.media)
+    app.state.services = SimpleNamespace(tokens=tokens, media=stage.media)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://pnyx") as client:
         yield client, tokens

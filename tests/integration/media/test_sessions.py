@@ -12,11 +12,12 @@ import pytest
 
 from pnyx.domain import commands as cmd
 from pnyx.errors import ErrorKind, PnyxError
+from pnyx.live.keys import lease_name, node_url_key
 from pnyx.media.hls import PlaylistState
-from pnyx.services.media import lease_name, node_url_key
 from pnyx.services.media_sink import previous_state
 from tests.integration.media.client import tone_level
-from tests.integration.media.conftest import HOST, Stage, eventually
+from tests.integration.media.conftest import HOST, Stage
+from tests.support.poll import eventually
 
 NO_ICE = (
     "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"

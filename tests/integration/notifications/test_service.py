@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from pnyx.live.memory import MemoryLiveState
 from pnyx.services.notifications import NotificationService
 from pnyx.services.spaces import NewSpace, SpaceService
 from pnyx.store.db import Store
+from tests.support.poll import eventually
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp()
 STAR, HOST = Handle("star"), Handle("host")
@@ -42,10 +42,7 @@ class World:
     clock: Clock
 
     async def drained(self) -> None:
-        deadline = asyncio.get_running_loop().time() + 10
-        while not self.notes.idle:
-            assert asyncio.get_running_loop().time() < deadline, "fan-out never finished"
-            await asyncio.sleep(0.01)
+        await eventually(lambda: self.notes.idle, 10, "the fan-out to finish", interval=0.01)
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ import pytest
 from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState
+from pnyx.live.keys import hls_key
 from pnyx.live.redis import RedisLiveState
-from pnyx.services.origin import PLAYLIST, Origin, hls_key, state_version
+from pnyx.services.origin import PLAYLIST, Origin, state_version
 
 from .conftest import BLOCK_S, make_settings
 from .stream import Stream, assert_tone, decode

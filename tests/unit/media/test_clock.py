@@ -3,15 +3,14 @@ added and removed while it runs, and a join on close."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
 from pnyx.media.clock import TICK_S, MixClock
+from tests.support.poll import eventually
 
 
 class Recorder:
@@ -31,19 +30,12 @@ class Recorder:
         self.missed += missed
 
 
-async def wait_for(check: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "not in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_ticks_every_20_ms_in_its_own_thread_and_joins_on_close() -> None:
     clock = MixClock("test-clock")
     mixer = Recorder()
     began = time.monotonic()
     clock.add(mixer)
-    await wait_for(lambda: len(mixer.calls) >= 25)
+    await eventually(lambda: len(mixer.calls) >= 25, 5, "25 ticks")
     elapsed = time.monotonic() - began
     assert elapsed == pytest.approx(len(mixer.calls) * TICK_S, abs=0.1)
     ns = [n for n, _, _ in mixer.calls]
@@ -60,10 +52,10 @@ async def test_remove_returns_once_no_tick_of_the_mixer_runs() -> None:
     slow, other = Recorder(work_s=0.01), Recorder()
     clock.add(slow)
     clock.add(other)
-    await wait_for(lambda: len(slow.calls) >= 3)
+    await eventually(lambda: len(slow.calls) >= 3, 5, "3 slow ticks")
     await clock.remove(slow)
     calls = len(slow.calls)
-    await wait_for(lambda: len(other.calls) >= len(slow.calls) + 5)
+    await eventually(lambda: len(other.calls) >= len(slow.calls) + 5, 5, "5 more of the other")
     assert len(slow.calls) == calls
     assert clock.mixers == (other,)
     await clock.close()
@@ -91,7 +83,7 @@ async def test_a_late_tick_catches_up_back_to_back_and_a_very_late_one_skips() -
     clock = MixClock(now=fake.now, sleep=fake.sleep)
     mixer = Recorder()
     clock.add(mixer)
-    await wait_for(lambda: len(mixer.calls) >= 12)
+    await eventually(lambda: len(mixer.calls) >= 12, 5, "12 ticks")
     await clock.close()
     ns = [n for n, _, _ in mixer.calls]
     behind = [b for _, _, b in mixer.calls]

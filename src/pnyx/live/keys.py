@@ -1,0 +1,107 @@
+"""Every name in the live state: the one place keys and channels are spelled.
+
+What the services ask the live state for (the ``key``/``name``/``channel``/``space``
+arguments of ``base.LiveState``):
+
+=====================  =================  ==============================================
+name                   kind               what, who writes it
+=====================  =================  ==============================================
+``<space>``            snapshot           the room and stats parts (spaces, ticker)
+``hls:<space>``        snapshot           the playlist state (:func:`hls_key`, origin)
+``<space>/<name>``     blob               the space's media (:func:`blob_key`, origin)
+``node/<node>/url``    blob               a stage node's URL (:func:`node_url_key`)
+``tick:<space>``       lease              the stage lease: the node that ticks and mixes
+                                          the space (:func:`lease_name`)
+``stage:<space>``      channel            stage events (:func:`stage_channel`)
+``react:<listener>``   rate-limit bucket  a listener's reactions (:func:`reaction_bucket`)
+=====================  =================  ==============================================
+
+A space's presence and reactions are addressed by the bare space id; each implementation
+keeps them apart from its snapshot. Space ids are made by ``secrets.token_urlsafe(9)``
+(twelve of ``[A-Za-z0-9_-]``) and checked against ``[A-Za-z0-9_-]{1,64}``
+(``media.recording.valid_space``) or looked up in the store where they come in. With no
+``:`` and no ``/`` in an id, a bare space id is never ``hls:…`` and a space's blobs are
+never another space's (``drop_space`` relies on that). One valid id is special: a space
+called ``node`` would own the nodes' blobs; none is ever made (ids have twelve
+characters).
+
+How ``redis.RedisLiveState`` lays them out, each under its ``key_prefix`` (default
+``pnyx:``) by :func:`redis_key`:
+
+==============================  ==========================================================
+``snap:<space>``                hash: ``v`` snapshot version, ``p:<part>`` JSON,
+                                ``pv:<part>`` part version (written by ``PUT_PART_LUA``)
+``presence:<space>:<bucket>``   HyperLogLog of the members heard in that bucket
+``react:<space>:<second>``      hash: emoji -> count in that second
+``rate:<key>``                  hash: ``tokens``, ``ts`` (a token bucket)
+``lease:<name>``                ``<holder>|<token>`` with a PX expiry
+``fence:<name>``                counter handing out fencing tokens (never expires)
+``blob:<key>``                  bytes with a PX expiry
+==============================  ==========================================================
+
+Channels: ``snap:<space>`` carries the new version after every snapshot change;
+``chan:<channel>`` carries ``publish``ed messages.
+
+These strings are what running deployments share through Redis: changing one strands the
+data of nodes still on the old spelling (tests/contract/test_redis_live_state.py pins
+the layout).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+# -- what the services name ---------------------------------------------------------------
+def blob_key(space: str, name: str) -> str:
+    """The key of a blob that belongs to ``space``: ``drop_space(space)`` removes it."""
+    return f"{space}/{name}"
+
+
+def blob_belongs(key: str, space: str) -> bool:
+    """Whether blob ``key`` belongs to ``space`` (was made by ``blob_key(space, …)``)."""
+    return key.startswith(blob_key(space, ""))
+
+
+def hls_key(space: str) -> str:
+    """The snapshot key of a space's playlist state (apart from its room snapshot)."""
+    return f"hls:{space}"
+
+
+def lease_name(space: str) -> str:
+    """The stage lease: its holder ticks the space and runs its media."""
+    return f"tick:{space}"
+
+
+def node_url_key(node_id: str) -> str:
+    """The blob where a stage node advertises its base URL."""
+    return f"node/{node_id}/url"
+
+
+def stage_channel(space: str) -> str:
+    """The channel of a space's stage events."""
+    return f"stage:{space}"
+
+
+def reaction_bucket(listener: str) -> str:
+    """The rate-limit bucket of one listener's reactions."""
+    return f"react:{listener}"
+
+
+# -- how the Redis implementation stores them ---------------------------------------------
+class RedisKind(StrEnum):
+    """The first part of every key and channel ``RedisLiveState`` uses."""
+
+    SNAP = "snap"  # snapshot hashes, and their change notifications
+    PRESENCE = "presence"
+    REACT = "react"
+    RATE = "rate"
+    LEASE = "lease"
+    FENCE = "fence"
+    CHAN = "chan"  # channels of ``publish``/``subscribe``
+    BLOB = "blob"
+
+
+def redis_key(prefix: str, kind: RedisKind, *parts: str | int) -> str:
+    """``<prefix><kind>:<part>:<part>…``, e.g. ``pnyx:presence:<space>:<bucket>``."""
+    return prefix + ":".join(str(p) for p in (kind, *parts))
