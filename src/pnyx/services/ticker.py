@@ -1,9 +1,28 @@
-"""The space ticker: once a tick, for each live space whose lease this node holds,
-publish the listener count and reactions (the "stats" part of the snapshot) and let
-time pass for the rules (the host's grace period).
+"""The space ticker: which live spaces this node runs, and what it does for them.
 
-Leases make exactly one node responsible for each space's tick; if that node dies, its
-lease lapses and another node's ticker takes the space over.
+Leases (``keys.lease_name``) make exactly one node responsible for each live space: it
+publishes the listener count and reactions (the "stats" part of the snapshot), lets
+time pass for the rules (the host's grace period) and runs the space's media. Three
+tasks, all owned here (started by :meth:`SpaceTicker.start`, cancelled and awaited by
+:meth:`SpaceTicker.stop`), each on its own cadence:
+
+* **renewals**, every ``lease_renew_s``, with the live state alone: renew the leases
+  this node holds, and try to acquire every space known to be live that nobody holds
+  (so a dead holder's space moves within about ``lease_ttl_s + lease_renew_s``). A
+  failed renewal keeps the lease and the media: a blip of the live state never moves a
+  healthy stage, and if the live state comes back empty (a restarted Redis) the lease is
+  taken again at once. After a failed pass the next two take no space they did not
+  hold: the holders, renewing at their first, get there first.
+* **the listing**, every ``state_tick_s``, from the durable store: which spaces are live
+  now (a new one wakes the renewals). While the store is away the last list stands:
+  held spaces are kept.
+* **ticks**, every ``state_tick_s`` and at once when a renewal took or lost a space: for each
+  held space publish stats, ``Tick`` the rules when the host is away and start its media;
+  stop the media of spaces another node took.
+
+A space is let go (media stopped with ENDLIST, lease released) when the listing no longer
+has it or its published room part says it ended (known without the store). Only the
+ticks start and stop media, so a stop never races a start.
 """
 
 from __future__ import annotations
@@ -11,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pnyx.config import Settings
@@ -19,6 +38,7 @@ from pnyx.domain import commands as cmd
 from pnyx.domain.types import SpaceId, SpaceStatus
 from pnyx.errors import PnyxError
 from pnyx.live.base import Lease, LiveState
+from pnyx.live.keys import lease_name
 from pnyx.services import metrics, views
 from pnyx.services.admission import Admission
 from pnyx.services.spaces import SpaceService
@@ -27,6 +47,9 @@ if TYPE_CHECKING:
     from pnyx.services.media import MediaService
 
 log = logging.getLogger(__name__)
+
+_OVER = (SpaceStatus.ENDED, SpaceStatus.CANCELLED)
+_HOLDERS_FIRST = 2  # clean renewal passes before a node takes spaces it did not hold
 
 
 class SpaceTicker:
@@ -48,65 +71,197 @@ class SpaceTicker:
         self._spaces = spaces
         self._node = node_id
         self._clock = clock
-        self._leases: dict[SpaceId, Lease] = {}
+        self._leases: dict[SpaceId, Lease] = {}  # held by this node
+        self._known_live: set[SpaceId] = set()  # as the last listing that worked said
+        self._ended: set[SpaceId] = set()  # let go as ended: never taken again
+        self._ending: set[SpaceId] = set()  # held, and the listing says ended: let go
+        self._elsewhere: set[SpaceId] = set()  # live, held by another node (last pass)
+        self._clean = 0  # renewal passes in a row that reached the live state throughout
         self._last_stats: dict[SpaceId, dict[str, Any]] = {}
         self._published_at: dict[SpaceId, float] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tick_now = asyncio.Event()  # a renewal took or lost a space
+        self._renew_now = asyncio.Event()  # the listing found a space newly live
+        self._tasks: list[asyncio.Task[None]] = []
 
+    # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="space-ticker")
+        s = self._s
+        loops = (
+            ("lease renewal", self.renew_all, s.lease_renew_s, self._renew_now),
+            ("live listing", self.list_live, s.state_tick_s, None),
+            ("tick", self.tick_all, s.state_tick_s, self._tick_now),
+        )
+        self._tasks = [
+            asyncio.create_task(self._every(*loop), name=f"space-ticker {loop[0]}")
+            for loop in loops
+        ]
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        for space in list(self._leases):
-            with contextlib.suppress(PnyxError):
-                await self._let_go(space, ended=False)
+    async def stop(self, *, release: bool = True) -> None:
+        """Cancel and await the tasks; with ``release`` (a clean shutdown) stop the media
+        and give the leases up, so another node takes the spaces at its next renewal.
+        Without, the leases lapse by themselves, as when the node dies."""
+        for task in self._tasks:
+            task.cancel()
+        for result in await asyncio.gather(*self._tasks, return_exceptions=True):
+            if isinstance(result, Exception):  # a bug: say so (CancelledError is not one)
+                log.error("a space ticker task failed", exc_info=result)
+        self._tasks = []
+        if release:
+            for space in list(self._leases):
+                with contextlib.suppress(PnyxError):
+                    await self._let_go(space, ended=False)
         self._leases.clear()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick_all()
-            except PnyxError as exc:  # a store or live-state outage: keep ticking
-                log.warning("tick failed: %s", exc.message)
-            await asyncio.sleep(self._s.state_tick_s)
+    def holds(self, space: SpaceId) -> bool:
+        """Whether this node holds the space's lease (as of its last renewal)."""
+        return space in self._leases
 
-    async def tick_all(self) -> None:
+    async def _every(
+        self,
+        what: str,
+        step: Callable[[], Awaitable[None]],
+        interval: float,
+        wake: asyncio.Event | None,
+    ) -> None:
+        """Run ``step`` every ``interval`` seconds, or sooner when ``wake`` is set."""
+        while True:
+            if wake is not None:
+                wake.clear()
+            try:
+                await step()
+            except PnyxError as exc:  # a store or live-state outage: carry on
+                log.warning("%s failed: %s", what, exc.message)
+            if wake is None:
+                await asyncio.sleep(interval)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await wake.wait()
+
+    # -- renewals: the live state only ----------------------------------------------------
+    async def renew_all(self) -> None:
+        """Renew the held leases; take the live spaces nobody holds."""
+        ttl = self._s.lease_ttl_s
+        held = list(self._leases.items())
+        for space, lease in held:
+            try:
+                renewed = await self._live.renew(lease, ttl)
+                # Lost: expired (a long blip), or the live state restarted empty. Take
+                # it again if nobody else has.
+                got = lease if renewed else await self._live.acquire(lease.name, self._node, ttl)
+            except PnyxError as exc:  # keep them all, and their media: a blip moves none
+                log.warning("space %s: lease not renewed (kept): %s", space, exc.message)
+                self._clean = 0
+                return  # the live state is away: the next pass tries again
+            if self._leases.get(space) is not lease:
+                continue  # let go meanwhile
+            if got is None:
+                log.warning("space %s: lease lost to another node", space)
+                del self._leases[space]
+                self._forget(space)
+                self._elsewhere.add(space)
+                self._tick_now.set()  # stop its media
+            elif got is not lease:
+                log.info("space %s: lease taken again (token %d)", space, got.token)
+                self._leases[space] = got
+        if not held and not await self._answers():  # a pass counts when it reached it
+            self._clean = 0
+            return
+        # Back after an outage, the holders renew (or retake) their leases at their
+        # first pass; others wait two passes before taking any, so a blip moves nothing.
+        if self._clean >= _HOLDERS_FIRST and not await self._take_free():
+            self._clean = 0
+            return
+        self._clean = min(self._clean + 1, _HOLDERS_FIRST)
+
+    async def _answers(self) -> bool:
+        try:
+            return await self._live.ping()
+        except PnyxError:
+            return False
+
+    async def _take_free(self) -> bool:
+        """Try to acquire every known live space nobody holds; False when the live state
+        failed."""
+        elsewhere: set[SpaceId] = set()
+        for space in list(self._known_live - self._leases.keys() - self._ended):
+            try:
+                got = await self._live.acquire(lease_name(space), self._node, self._s.lease_ttl_s)
+                if got is None:
+                    elsewhere.add(space)
+                    continue
+                if views.room_status(await self._live.get_snapshot(space)) in _OVER:
+                    self._ended.add(space)  # ended elsewhere, after the last listing
+                if space not in self._known_live or space in self._ended:
+                    await self._live.release(got)
+                    continue
+            except PnyxError as exc:
+                log.warning("space %s: lease not acquired: %s", space, exc.message)
+                return False
+            log.info("space %s: lease acquired (token %d)", space, got.token)
+            self._leases[space] = got
+            self._tick_now.set()  # start its media now
+        self._elsewhere = elsewhere
+        return True
+
+    # -- the listing: the durable store ---------------------------------------------------
+    async def list_live(self) -> None:
+        """Learn which spaces are live; held ones that no longer are are let go by the
+        next tick. When the store fails (PnyxError) nothing changes."""
         live = {rec.id for rec in await self._spaces.list(SpaceStatus.LIVE, limit=10_000)}
-        for space in list(self._leases):
-            if space not in live:
-                await self._let_go(space, ended=True)
-        for space in live:
-            if await self._hold(space):
-                await self.tick(space)
-                if self._media is not None:
-                    await self._media.ensure_running(space)
-            elif self._media is not None and self._media.running(space):
-                await self._media.stop(space, ended=False)  # the lease moved elsewhere
+        self._ended &= live  # the store agrees they ended: no longer needed
+        if live - self._ended - self._known_live:
+            self._renew_now.set()  # take new spaces (or keep what a publish took) now
+        self._known_live = live - self._ended
+        ending = self._leases.keys() - live
+        if ending:  # the ticks let them go: only they start and stop media
+            self._ending |= ending
+            self._tick_now.set()
 
     async def _let_go(self, space: SpaceId, *, ended: bool) -> None:
-        self._last_stats.pop(space, None)
-        self._published_at.pop(space, None)
+        lease = self._leases.pop(space, None)
+        self._forget(space)
+        if ended:
+            self._ended.add(space)
+            self._known_live.discard(space)
         if self._media is not None and self._media.running(space):
             await self._media.stop(space, ended=ended)
-        await self._live.release(self._leases.pop(space))
+        if lease is not None:
+            await self._live.release(lease)
 
-    async def _hold(self, space: SpaceId) -> bool:
-        lease = self._leases.get(space)
-        if lease is not None and await self._live.renew(lease, self._s.lease_ttl_s):
-            return True
+    def _forget(self, space: SpaceId) -> None:
         self._last_stats.pop(space, None)
         self._published_at.pop(space, None)
-        got = await self._live.acquire(f"tick:{space}", self._node, self._s.lease_ttl_s)
-        if got is None:
-            self._leases.pop(space, None)
-            return False
-        self._leases[space] = got
-        return True
+
+    # -- ticks ---------------------------------------------------------------------------
+    async def tick_all(self) -> None:
+        """Let go of the spaces that ended; tick every held space and keep its media
+        running; stop the media of spaces another node holds. A failure (e.g. the store
+        away) skips that space only. The one task that starts and stops media."""
+        while self._ending:
+            space = self._ending.pop()
+            try:
+                await self._let_go(space, ended=True)
+            except PnyxError as exc:
+                log.warning("space %s: letting go failed: %s", space, exc.message)
+        for space in list(self._leases):
+            try:
+                await self.tick(space)
+                if self._media is not None and space in self._leases:
+                    await self._media.ensure_running(space)
+            except PnyxError as exc:
+                log.warning("space %s: tick failed: %s", space, exc.message)
+        if self._media is None:
+            return
+        for space in list(self._elsewhere):
+            if space in self._leases or not self._media.running(space):
+                continue
+            try:  # (a publish may have just taken it here: MediaService.admit)
+                holder = await self._live.holder(lease_name(space))
+                if holder is not None and holder.holder != self._node:
+                    await self._media.stop(space, ended=False)  # the lease moved elsewhere
+            except PnyxError as exc:
+                log.warning("space %s: stopping media failed: %s", space, exc.message)
 
     def _hold_back(
         self, space: SpaceId, stats: dict[str, Any], last: dict[str, Any] | None, now: float
@@ -130,6 +285,9 @@ class SpaceTicker:
         if self._admission is not None:  # a raised heartbeat interval must not drop anyone
             window = self._admission.presence_window_s(now, window)
         snap = await self._live.get_snapshot(space)
+        if views.room_status(snap) in _OVER:  # ended, whether or not the store is there
+            await self._let_go(space, ended=True)
+            return
         count = await self._live.presence_count(space, now, window)
         published = snap.parts.get(views.STATS, {}) if snap is not None else {}
         stats = {
