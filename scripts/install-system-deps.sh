@@ -10,7 +10,7 @@ for extra in "$@"; do
   command -v "$extra" >/dev/null 2>&1 || missing+=("$extra")
 done
 have() { command -v "$1" >/dev/null 2>&1; }
-have redis-server || missing+=(redis-server)
+have redis-server || missing+=(redis-server)  # also the tests' Sentinels (redis-server --sentinel)
 have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || have initdb || missing+=(postgresql)
 have chromium || missing+=(chromium)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pnyx.errors import ErrorKind, PnyxError
+from pnyx.live.redis_url import check_redis_url
 
 ENV_PREFIX = "PNYX_"
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "", "[::]"})  # listen on every address
@@ -94,7 +95,8 @@ class Settings(BaseModel):
     ws_queue_depth: int = Field(256, gt=0)
 
     # -- leases ---------------------------------------------------------------------
-    lease_ttl_s: float = Field(5.0, gt=0)
+    lease_ttl_s: float = Field(2.0, gt=0)  # a dead stage node's spaces move after this
+    lease_renew_s: float = Field(0.5, gt=0)  # held leases renewed this often (no store read)
 
     # -- follower notifications -------------------------------------------------------
     fanout_threshold: int = Field(10_000, ge=0)  # above: followers see the host on read
@@ -121,12 +123,26 @@ class Settings(BaseModel):
     publish_idle_timeout_s: float = Field(5.0, gt=0)  # no audio this long: the peer is gone
     node_url_ttl_s: float = Field(30.0, gt=0)  # a node's advertised URL in the live state
 
+    @field_validator("redis")
+    @classmethod
+    def _check_redis(cls, value: str | None) -> str | None:
+        """A bad live-state URL (a Sentinel one above all) fails here, at start-up."""
+        if value:
+            try:
+                check_redis_url(value)
+            except PnyxError as exc:
+                raise ValueError(exc.message) from exc
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.presence_window_s < self.presence_bucket_s:
             raise ValueError("presence_window_s must be at least presence_bucket_s")
-        if self.lease_ttl_s <= self.state_tick_s:
-            raise ValueError("lease_ttl_s must exceed state_tick_s (leases are renewed per tick)")
+        if 2 * self.lease_renew_s > self.lease_ttl_s:
+            raise ValueError(
+                "lease_renew_s must be at most half of lease_ttl_s (a lease must survive a "
+                "missed renewal)"
+            )
         if self.mix_target_frames > self.mix_queue_frames:
             raise ValueError("mix_target_frames must not exceed mix_queue_frames")
         if self.mix_minus_target_frames > self.mix_minus_queue_frames:
@@ -214,7 +230,13 @@ def load_settings(
     try:
         return Settings(**merged)
     except ValidationError as exc:
-        raise PnyxError(ErrorKind.INVALID, f"bad configuration: {exc}") from exc
+        # Named by field and reason, never echoing the value: it may be a secret or a URL
+        # with a password in it.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise PnyxError(ErrorKind.INVALID, f"bad configuration: {problems}") from None
 
 
 def signing_secret(settings: Settings) -> str:

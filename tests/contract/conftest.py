@@ -1,9 +1,10 @@
 """The live-state contract runs against every implementation (docs/conventions.md, rule 6).
 
-``live`` is one fresh live state per test: the in-process memory one, and a Redis one on
-the real server the session started (emptied first). ``live_pair`` is two handles on the
-*same* live state as two nodes see it: two RedisLiveState instances on one server, or the
-one memory instance twice (one process is its own only node).
+``live`` is one fresh live state per test: the in-process memory one, a Redis one on the
+real server the session started, and a Redis one reaching the session's Sentinel-watched
+primary through a ``redis+sentinel://`` URL (each emptied first). ``live_pair`` is two
+handles on the *same* live state as two nodes see it: two RedisLiveState instances on one
+server, or the one memory instance twice (one process is its own only node).
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ QUEUE = 8  # subscriber queue depth (small, so overflow is cheap to provoke)
 def _open(kind: str, request: pytest.FixtureRequest) -> LiveState:
     if kind == "memory":
         return MemoryLiveState(presence_bucket_s=BUCKET_S, subscriber_queue=QUEUE)
-    url: str = request.getfixturevalue("redis_clean_url")
+    fixture = "redis_sentinel_clean_url" if kind == "sentinel" else "redis_clean_url"
+    url: str = request.getfixturevalue(fixture)
     return RedisLiveState(url, presence_bucket_s=BUCKET_S, subscriber_queue=QUEUE)
 
 
-@pytest.fixture(params=["memory", "redis"])
+BACKENDS = ["memory", "redis", "sentinel"]
+
+
+@pytest.fixture(params=BACKENDS)
 async def live(request: pytest.FixtureRequest) -> AsyncIterator[LiveState]:
     state = _open(request.param, request)
     try:
@@ -36,7 +41,7 @@ async def live(request: pytest.FixtureRequest) -> AsyncIterator[LiveState]:
         await state.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=BACKENDS)
 async def live_pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[LiveState, LiveState]]:
     first = _open(request.param, request)
     second = first if request.param == "memory" else _open(request.param, request)

@@ -1,20 +1,7 @@
 """The Redis live state: what many nodes share (redis-py's asyncio client).
 
-Keys, all under ``key_prefix`` (default ``pnyx:``):
-
-==============================  ==========================================================
-``snap:<space>``                hash: ``v`` snapshot version, ``p:<part>`` JSON,
-                                ``pv:<part>`` part version (written by ``PUT_PART_LUA``)
-``presence:<space>:<bucket>``   HyperLogLog of the members heard in that bucket
-``react:<space>:<second>``      hash: emoji -> count in that second
-``rate:<key>``                  hash: ``tokens``, ``ts`` (a token bucket)
-``lease:<name>``                ``<holder>|<token>`` with a PX expiry
-``fence:<name>``                counter handing out fencing tokens (never expires)
-``blob:<key>``                  bytes with a PX expiry
-==============================  ==========================================================
-
-Channels: ``snap:<space>`` carries the new version after every snapshot change;
-``chan:<channel>`` carries ``publish``ed messages.
+Every key and channel is under ``key_prefix`` (default ``pnyx:``), laid out as
+``keys.py`` says (``keys.redis_key``, one ``keys.RedisKind`` per sort of data).
 
 Snapshot waiters never get a connection each: one listener task per instance
 (``_listen``, started by the first waiter, cancelled and awaited by ``close``) holds one
@@ -23,6 +10,14 @@ Every node thus hears every space's (small, infrequent) notifications; in exchan
 is one subscription per node whatever the number of spaces and waiters. Waiters also look
 at the version at least every ``_RECHECK_S``, so a lost notification (a reconnect) delays
 them by at most that.
+
+With a Sentinel URL (``redis_url.py``, ``sentinel.py``) every connection, the pub/sub
+ones included, is made to the primary the Sentinels name at that moment: after a
+failover the lost connections fail (``UNAVAILABLE``), and the next ones (the listener's
+and subscriptions' reconnects too) go to the promoted replica. A former primary that
+lives on as a replica answers writes with READONLY (redis-py then asks the Sentinels
+again), and pub/sub connections still on it move once the pool knows the new primary
+(``_follow_primary``).
 
 Redis errors are translated where they enter: ``PnyxError(ErrorKind.UNAVAILABLE)``.
 """
@@ -36,22 +31,35 @@ import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.exceptions import RedisError
 
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live import token_bucket, windows
 from pnyx.live.base import JSON, Lease, RateDecision, Snapshot
 from pnyx.live.codec import encode_doc, ttl_ms
+from pnyx.live.keys import RedisKind, blob_key, redis_key
+from pnyx.live.redis_url import SentinelTarget, is_sentinel_url, parse_sentinel_url
+from pnyx.live.sentinel import sentinel_client
 from pnyx.live.subscription import DEFAULT_QUEUE_SIZE, Subscription
 
 log = logging.getLogger(__name__)
 
 _RECHECK_S = 1.0  # a waiter looks at the version at least this often
-_BACKOFF_MAX_S = 2.0  # listener/subscription reconnect backoff cap
+_BACKOFF_MAX_S = 1.0  # listener/subscription reconnect backoff cap (a failover: ~3 s)
 _REACT_TTL_S = windows.REACTION_RETENTION_S
 _PRESENCE_TTL_S = int(windows.PRESENCE_RETENTION_S) + 60  # plus a bucket or so of slack
+# A bounded pool: a burst of requests queues for a connection (up to 5 s) rather than
+# opening thousands of them against Redis.
+_POOL_OPTIONS: dict[str, Any] = {
+    "timeout": 5.0,
+    "socket_connect_timeout": 5.0,
+    "socket_timeout": 10.0,
+    "health_check_interval": 30,
+}
 
 # KEYS[1] snapshot hash; ARGV: part, JSON, part version, notification channel.
 # Returns the new snapshot version, or nil when the part version is not newer.
@@ -170,17 +178,18 @@ class RedisLiveState:
         self.presence_bucket_s = presence_bucket_s
         self.key_prefix = key_prefix
         self._queue_size = subscriber_queue
-        # A bounded pool: a burst of requests queues for a connection (up to 5 s) rather
-        # than opening thousands of them against Redis.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=5.0,
-            socket_connect_timeout=5.0,
-            socket_timeout=10.0,
-            health_check_interval=30,
-        )
-        self._redis = aioredis.Redis.from_pool(pool)
+        self._sentinel: Sentinel | None = None
+        self._target: SentinelTarget | None = None
+        if is_sentinel_url(url):
+            self._target = parse_sentinel_url(url)
+            self._sentinel, self._redis = sentinel_client(
+                self._target, max_connections=max_connections, **_POOL_OPTIONS
+            )
+        else:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, **_POOL_OPTIONS
+            )
+            self._redis = aioredis.Redis.from_pool(pool)
         self._put_part = self._redis.register_script(PUT_PART_LUA)
         self._take = self._redis.register_script(TAKE_LUA)
         self._acquire = self._redis.register_script(ACQUIRE_LUA)
@@ -193,8 +202,16 @@ class RedisLiveState:
         self._subs: set[_Sub] = set()
 
     # -- keys -------------------------------------------------------------------------
-    def _k(self, *parts: str | int) -> str:
-        return self.key_prefix + ":".join(str(p) for p in parts)
+    def _k(self, kind: RedisKind, *parts: str | int) -> str:
+        return redis_key(self.key_prefix, kind, *parts)
+
+    def _reason(self, exc: BaseException) -> str:
+        """What went wrong, in one short line (redis-py's "no master" error quotes every
+        Sentinel client's repr)."""
+        if isinstance(exc, MasterNotFoundError) and self._target is not None:
+            hosts = ",".join(f"{h}:{p}" for h, p in self._target.sentinels)
+            return f"no Sentinel at {hosts} names a primary for {self._target.service!r}"
+        return str(exc) or type(exc).__name__
 
     @contextmanager
     def _unavailable(self) -> Iterator[None]:
@@ -204,7 +221,7 @@ class RedisLiveState:
         except (RedisError, OSError) as exc:
             raise PnyxError(
                 ErrorKind.UNAVAILABLE,
-                f"live state (Redis) unavailable: {exc or type(exc).__name__}",
+                f"live state (Redis) unavailable: {self._reason(exc)}",
                 retry_after=1.0,
             ) from exc
 
@@ -223,6 +240,8 @@ class RedisLiveState:
         for sub in list(self._subs):
             await self._end(sub)
         await self._redis.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.aclose()  # its connections to the Sentinels themselves
 
     async def ping(self) -> bool:
         try:
@@ -233,14 +252,14 @@ class RedisLiveState:
     # -- versioned state snapshot per space -------------------------------------------
     async def put_part(self, space: str, part: str, doc: JSON, part_version: int) -> int | None:
         text = encode_doc(doc)
-        key = self._k("snap", space)
+        key = self._k(RedisKind.SNAP, space)
         with self._unavailable():
             version = await self._put_part(keys=[key], args=[part, text, int(part_version), key])
         return None if version is None else int(version)
 
     async def get_snapshot(self, space: str) -> Snapshot | None:
         with self._unavailable():
-            fields = await self._redis.hgetall(self._k("snap", space))
+            fields = await self._redis.hgetall(self._k(RedisKind.SNAP, space))
         version = fields.get(b"v")
         if version is None:
             return None
@@ -288,7 +307,7 @@ class RedisLiveState:
     async def _newer(self, space: str, after: int) -> Snapshot | None:
         """The snapshot if its version is greater than ``after`` (one cheap HGET else)."""
         with self._unavailable():
-            version = await self._redis.hget(self._k("snap", space), "v")
+            version = await self._redis.hget(self._k(RedisKind.SNAP, space), "v")
         if version is None or int(version) <= after:
             return None
         snap = await self.get_snapshot(space)
@@ -303,8 +322,8 @@ class RedisLiveState:
 
     async def _listen(self) -> None:
         """Dispatch snapshot notifications to local waiters, until cancelled."""
-        channel_prefix = self._k("snap", "").encode()
-        pattern = _glob_escape(self._k("snap", "")) + "*"
+        channel_prefix = self._k(RedisKind.SNAP, "").encode()
+        pattern = _glob_escape(self._k(RedisKind.SNAP, "")) + "*"
         pubsub = self._redis.pubsub()
         backoff = 0.1
         try:
@@ -312,10 +331,13 @@ class RedisLiveState:
                 try:
                     if not pubsub.subscribed:
                         await pubsub.psubscribe(pattern)
+                    await self._follow_primary(pubsub)
                     message = await pubsub.get_message(timeout=_RECHECK_S)
                 except (RedisError, OSError) as exc:
                     self._listening.clear()
-                    log.warning("live state listener: %s; retrying in %.1fs", exc, backoff)
+                    log.warning(
+                        "live state listener: %s; retrying in %.1fs", self._reason(exc), backoff
+                    )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, _BACKOFF_MAX_S)
                     continue
@@ -334,6 +356,21 @@ class RedisLiveState:
             self._listening.clear()
             await pubsub.aclose()
 
+    async def _follow_primary(self, pubsub: aioredis.client.PubSub) -> None:
+        """Move a pub/sub connection left on a former primary to the one the pool now
+        knows (after a Sentinel failover that kept the old one running as a replica: it
+        still relays what is published, but not for long if it is being retired). Dropped
+        here, it reconnects through the Sentinels and resubscribes."""
+        pool = self._redis.connection_pool
+        conn = pubsub.connection
+        if not isinstance(pool, SentinelConnectionPool) or conn is None or not conn.is_connected:
+            return
+        primary = pool.master_address
+        at = (getattr(conn, "host", None), getattr(conn, "port", None))
+        if primary is not None and at != tuple(primary):
+            log.info("live state: pub/sub leaves %s:%s for the new primary", *at)
+            await conn.disconnect()
+
     def _wake(self, space: str) -> None:
         watch = self._watches.get(space)
         if watch is not None:
@@ -341,23 +378,15 @@ class RedisLiveState:
             watch.event = asyncio.Event()
 
     async def drop_space(self, space: str) -> None:
+        presence = self._k(RedisKind.PRESENCE, space, "")  # then the bucket
+        react = self._k(RedisKind.REACT, space, "")  # then the second
+        blobs = self._k(RedisKind.BLOB, blob_key(space, ""))  # then the blob's name
         owned = re.compile(
-            re.escape(self.key_prefix)
-            + r"(?:(?:presence|react):"
-            + re.escape(space)
-            + r":-?\d+|blob:"
-            + re.escape(space)
-            + r"/.*)",
-            re.DOTALL,
+            rf"(?:{re.escape(presence)}|{re.escape(react)})-?\d+|{re.escape(blobs)}.*", re.DOTALL
         )
-        esc = _glob_escape(space)
-        patterns = [
-            _glob_escape(self.key_prefix) + f"presence:{esc}:*",
-            _glob_escape(self.key_prefix) + f"react:{esc}:*",
-            _glob_escape(self.key_prefix) + f"blob:{esc}/*",
-        ]
+        patterns = [_glob_escape(start) + "*" for start in (presence, react, blobs)]
         with self._unavailable():
-            doomed = [self._k("snap", space)]
+            doomed = [self._k(RedisKind.SNAP, space)]
             for pattern in patterns:
                 async for key in self._redis.scan_iter(match=pattern, count=1000):
                     # a space id containing ':' must not take its neighbours with it
@@ -368,7 +397,9 @@ class RedisLiveState:
 
     # -- presence ---------------------------------------------------------------------
     async def presence_add(self, space: str, member: str, now: float) -> None:
-        key = self._k("presence", space, windows.presence_bucket(now, self.presence_bucket_s))
+        key = self._k(
+            RedisKind.PRESENCE, space, windows.presence_bucket(now, self.presence_bucket_s)
+        )
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.pfadd(key, member)
@@ -378,7 +409,9 @@ class RedisLiveState:
     async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
         """``presence_add`` for many members at once, in one round trip (a PFADD per
         thousand members)."""
-        key = self._k("presence", space, windows.presence_bucket(now, self.presence_bucket_s))
+        key = self._k(
+            RedisKind.PRESENCE, space, windows.presence_bucket(now, self.presence_bucket_s)
+        )
         batch: list[str] = []
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -394,13 +427,13 @@ class RedisLiveState:
 
     async def presence_count(self, space: str, now: float, window_s: float) -> int:
         span = windows.presence_buckets(now, window_s, self.presence_bucket_s)
-        keys = [self._k("presence", space, b) for b in span]
+        keys = [self._k(RedisKind.PRESENCE, space, b) for b in span]
         with self._unavailable():
             return int(await self._redis.pfcount(*keys))
 
     # -- reactions --------------------------------------------------------------------
     async def react(self, space: str, emoji: str, now: float, count: int = 1) -> None:
-        key = self._k("react", space, windows.reaction_second(now))
+        key = self._k(RedisKind.REACT, space, windows.reaction_second(now))
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hincrby(key, emoji, count)
@@ -414,7 +447,7 @@ class RedisLiveState:
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for second in seconds:
-                    pipe.hgetall(self._k("react", space, second))
+                    pipe.hgetall(self._k(RedisKind.REACT, space, second))
                 results = await pipe.execute()
         totals: dict[str, int] = {}
         for counts in results:
@@ -430,7 +463,8 @@ class RedisLiveState:
         token_bucket.check_args(rate, burst, cost)
         with self._unavailable():
             allowed, retry = await self._take(
-                keys=[self._k("rate", key)], args=[repr(rate), repr(burst), repr(now), repr(cost)]
+                keys=[self._k(RedisKind.RATE, key)],
+                args=[repr(rate), repr(burst), repr(now), repr(cost)],
             )
         return RateDecision(bool(allowed), float(retry) if not allowed else 0.0)
 
@@ -438,24 +472,27 @@ class RedisLiveState:
     async def acquire(self, name: str, holder: str, ttl_s: float) -> Lease | None:
         with self._unavailable():
             token = await self._acquire(
-                keys=[self._k("lease", name), self._k("fence", name)], args=[holder, ttl_ms(ttl_s)]
+                keys=[self._k(RedisKind.LEASE, name), self._k(RedisKind.FENCE, name)],
+                args=[holder, ttl_ms(ttl_s)],
             )
         return None if token is None else Lease(name, holder, int(token))
 
     async def renew(self, lease: Lease, ttl_s: float) -> bool:
         value = f"{lease.holder}|{lease.token}"
         with self._unavailable():
-            ok = await self._renew(keys=[self._k("lease", lease.name)], args=[value, ttl_ms(ttl_s)])
+            ok = await self._renew(
+                keys=[self._k(RedisKind.LEASE, lease.name)], args=[value, ttl_ms(ttl_s)]
+            )
         return bool(ok)
 
     async def release(self, lease: Lease) -> None:
         value = f"{lease.holder}|{lease.token}"
         with self._unavailable():
-            await self._release(keys=[self._k("lease", lease.name)], args=[value])
+            await self._release(keys=[self._k(RedisKind.LEASE, lease.name)], args=[value])
 
     async def holder(self, name: str) -> Lease | None:
         with self._unavailable():
-            value = await self._redis.get(self._k("lease", name))
+            value = await self._redis.get(self._k(RedisKind.LEASE, name))
         if value is None:
             return None
         holder, _, token = _text(value).rpartition("|")
@@ -464,7 +501,7 @@ class RedisLiveState:
     # -- pub/sub ----------------------------------------------------------------------
     async def publish(self, channel: str, message: bytes) -> None:
         with self._unavailable():
-            await self._redis.publish(self._k("chan", channel), message)
+            await self._redis.publish(self._k(RedisKind.CHAN, channel), message)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
@@ -477,7 +514,7 @@ class RedisLiveState:
         self._subs.add(sub)
         try:
             with self._unavailable():
-                await sub.pubsub.subscribe(self._k("chan", channel))
+                await sub.pubsub.subscribe(self._k(RedisKind.CHAN, channel))
                 async with asyncio.timeout(10.0):
                     while True:
                         confirm = await sub.pubsub.get_message(timeout=1.0)
@@ -492,10 +529,16 @@ class RedisLiveState:
         backoff = 0.1
         while True:
             try:
-                message = await sub.pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                await self._follow_primary(sub.pubsub)
+                message = await sub.pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=_RECHECK_S
+                )
             except (RedisError, OSError) as exc:
                 log.warning(
-                    "subscription %s: %s; retrying in %.1fs", sub.queue.channel, exc, backoff
+                    "subscription %s: %s; retrying in %.1fs",
+                    sub.queue.channel,
+                    self._reason(exc),
+                    backoff,
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
@@ -517,11 +560,11 @@ class RedisLiveState:
     # -- blobs ------------------------------------------------------------------------
     async def put_blob(self, key: str, data: bytes, ttl_s: float) -> None:
         with self._unavailable():
-            await self._redis.set(self._k("blob", key), data, px=ttl_ms(ttl_s))
+            await self._redis.set(self._k(RedisKind.BLOB, key), data, px=ttl_ms(ttl_s))
 
     async def get_blob(self, key: str) -> bytes | None:
         with self._unavailable():
-            data = await self._redis.get(self._k("blob", key))
+            data = await self._redis.get(self._k(RedisKind.BLOB, key))
         return None if data is None else _bytes(data)
 
 

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pnyx.domain.types import Handle
+from pnyx.errors import ErrorKind, PnyxError
 from pnyx.media import metrics
 from pnyx.media.clock import MixClock
 from pnyx.media.encoder import Batch, Done, EncoderThread, Init
@@ -253,8 +254,8 @@ class MixRunner:
             self._speaking_changed.clear()
             try:
                 await self._sink.speaking(self.speaking)
-            except Exception:  # a live-state hiccup must not stop the mix
-                log.warning("space %s: could not publish who speaks", self.name, exc_info=True)
+            except Exception as exc:  # a live-state hiccup must not stop the mix
+                _warn(self.name, "could not publish who speaks", exc)
 
     async def _store_loop(self) -> None:
         messages = self._encoder.messages
@@ -284,6 +285,15 @@ class MixRunner:
             await storing
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             metrics.STORE_FAILURES.inc()
-            log.warning("space %s: storing media failed", self.name, exc_info=True)
+            _warn(self.name, "storing media failed", exc)
+
+
+def _warn(space: str, what: str, exc: Exception) -> None:
+    """A dependency that is away (the live state during a Redis failover) is one line
+    per failure; anything else comes with its traceback."""
+    if isinstance(exc, PnyxError) and exc.kind is ErrorKind.UNAVAILABLE:
+        log.warning("space %s: %s: %s", space, what, exc.message)
+    else:
+        log.warning("space %s: %s", space, what, exc_info=exc)

@@ -98,3 +98,14 @@ def test_example_config_lists_every_setting_with_its_default() -> None:
     for key, value in parsed.items():
         got = getattr(defaults, key)
         assert (str(got) if isinstance(got, Path) else got) == value, key
+
+
+def test_a_bad_setting_is_named_without_echoing_its_value() -> None:
+    with pytest.raises(PnyxError) as err:
+        load_settings(env={"PNYX_SECRET": "hunter2-but-too-short"})
+    assert "secret" in err.value.message
+    assert "hunter2" not in err.value.message
+    with pytest.raises(PnyxError) as err:
+        load_settings(env={"PNYX_REDIS": "redis+sentinel://:s3cret-pw@h1:26379"})
+    assert "redis" in err.value.message
+    assert "s3cret-pw" not in err.value.message
