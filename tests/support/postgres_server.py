@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,16 +103,19 @@ def _find_tools() -> dict[str, str]:
     return tools
 
 
+class NoServerUser(RuntimeError):
+    pass
+
+
 def _server_user() -> str | None:
     if os.geteuid() != 0:
         return None
     try:
         pwd.getpwnam(SERVER_USER_AS_ROOT)
     except KeyError:
-        msg = f"running as root and there is no {SERVER_USER_AS_ROOT!r} user to run PostgreSQL"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
+        raise NoServerUser(
+            f"running as root and there is no {SERVER_USER_AS_ROOT!r} user to run PostgreSQL"
+        ) from None
     return SERVER_USER_AS_ROOT
 
 
@@ -123,8 +127,11 @@ def _explain(exc: subprocess.CalledProcessError, server: PostgresServer) -> str:
     return f"{exc.cmd[0]} failed ({exc.returncode}):\n{out}\n--- server log ---\n{log}"
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server in a temporary folder until the block ends (the benches use it
+    directly; the tests through the ``postgres_server`` fixture). A server that will not
+    start raises RuntimeError with its log."""
     tools = _find_tools()
     run_as = _server_user()
     # Not under pytest's tmp_path: its parent folders are private to root (mode 0700).
@@ -147,13 +154,26 @@ def postgres_server() -> Iterator[PostgresServer]:
         )
         yield server
     except subprocess.CalledProcessError as exc:
-        pytest.fail(_explain(exc, server))
+        raise RuntimeError(_explain(exc, server)) from exc
     finally:
         try:
             if (server.data / "postmaster.pid").exists():  # also after a failed start
                 server.run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(server.data))
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        with running_postgres() as server:
+            yield server
+    except NoServerUser as exc:
+        if IN_CI:
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
