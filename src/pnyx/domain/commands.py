@@ -97,7 +97,18 @@ class HostReconnected:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Time passes: ends the space when the host has been away past the grace period."""
+    """Time passes, with what the space's stage node observes (the rules do no I/O).
+
+    ``host_present``: whether the host is there now, by a stage socket on any node or a
+    publish session on the stage node (None: not observed; only the grace clock runs).
+    A live space whose host is absent is marked away, and ends ``host_grace_s`` later
+    unless the host is back; co-hosts do not keep it running past that.
+    ``scheduled_start`` (epoch seconds, the store's slot) and ``expiry_s``: a scheduled
+    space not started ``expiry_s`` after its slot is cancelled (reason ``expired``)."""
+
+    host_present: bool | None = None
+    scheduled_start: float | None = None
+    expiry_s: float = 3600.0
 
 
 Command = (

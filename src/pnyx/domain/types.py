@@ -40,6 +40,7 @@ class EndReason(StrEnum):
     HOST_ENDED = "host_ended"
     HOST_LEFT = "host_left"  # the host stayed away longer than the grace period
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # scheduled, and not started within scheduled_expiry_s of its slot
 
 
 @dataclass(frozen=True, slots=True)

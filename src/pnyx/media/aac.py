@@ -13,6 +13,7 @@ References: ISO/IEC 14496-3 §1.6.2.1 (AudioSpecificConfig), §4.4.1 (GASpecific
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import cache
 
 import av
 import numpy as np
@@ -141,3 +142,19 @@ class AacEncoder:
             return [bytes(packet) for packet in self._ctx.encode(frame)]
         except av.FFmpegError as exc:
             raise CodecError(f"AAC encoding failed: {exc}") from exc
+
+
+@cache
+def silent_access_unit(sample_rate: int = 48_000, bit_rate: int = DEFAULT_BIT_RATE) -> bytes:
+    """One raw AAC-LC access unit of digital silence, as :class:`AacEncoder` makes it once
+    its input has been silent for a while (the bytes it then repeats). Encoded once per
+    process and parameters, then reused: an idle space's stream is these bytes, laid end to
+    end, with no codec work (media/encoder.py)."""
+    encoder = AacEncoder(sample_rate, bit_rate=bit_rate)
+    previous = b""
+    for _ in range(64):
+        for au in encoder.encode(np.zeros(SAMPLES_PER_AU, dtype=np.float32)):
+            if au == previous:
+                return au
+            previous = au
+    raise CodecError("the AAC encoder never settled on one silent access unit")

@@ -12,6 +12,16 @@ back to the event loop, in order, on an asyncio queue:
 
 :meth:`finish` ends the stream (flush the encoder, ``Packager.end()``: ENDLIST);
 :meth:`abort` stops at once, emitting nothing more than Done (the lease moved on).
+
+**Idle.** While nobody publishes, the runner does not mix: it hands over a count of silent
+samples now and then (:meth:`EncoderThread.submit_silence`). Until the codec has settled
+on silence (its input silent for :data:`SETTLE_AUS` access units and its last output the
+silent access unit) those zeros are encoded as usual, so whatever was still in the codec
+comes out in order. From then on the thread skips the codec and hands the packager
+:func:`~pnyx.media.aac.silent_access_unit`, encoded once per process, one per 1024 samples:
+the stream keeps flowing at the same timestamps for about no CPU. The codec, left holding
+silence, takes the first real frame as if it had encoded the silence itself; samples are
+conserved exactly (a remainder below one access unit goes to the codec first).
 """
 
 from __future__ import annotations
@@ -24,8 +34,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
 from pnyx.media import metrics
-from pnyx.media.aac import AacEncoder
+from pnyx.media.aac import SAMPLES_PER_AU, AacEncoder, silent_access_unit
 from pnyx.media.fmp4 import init_segment
 from pnyx.media.hls import Output, Packager, PlaylistState
 from pnyx.media.mixer import SAMPLE_RATE, Frame
@@ -34,6 +47,14 @@ log = logging.getLogger(__name__)
 
 _FINISH: Final = object()
 _ABORT: Final = object()
+SETTLE_AUS = 8  # silent input, in access units, before the codec is trusted to be silent
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """``samples`` of digital silence, in place of that many samples of program frames."""
+
+    samples: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +125,7 @@ class EncoderThread:
         self.messages: asyncio.Queue[Message] = asyncio.Queue()
         self._thread = threading.Thread(target=self._run, name=f"encoder-{name}", daemon=True)
         self._stopping = False
+        self._codec: _IdleAwareCodec | None = None  # the thread's
 
     def start(self) -> None:
         self._thread.start()
@@ -111,6 +133,11 @@ class EncoderThread:
     def submit(self, program: Frame) -> None:
         """Queue one program frame (from the mix clock's thread; never waits)."""
         if not self._stopping and not self._inbox.put(program):
+            metrics.FRAMES_DROPPED.labels("encoder").inc()
+
+    def submit_silence(self, samples: int) -> None:
+        """Queue ``samples`` of silence: nobody publishes (from the mix clock's thread)."""
+        if not self._stopping and not self._inbox.put(Silence(samples)):
             metrics.FRAMES_DROPPED.labels("encoder").inc()
 
     def finish(self) -> None:
@@ -145,16 +172,21 @@ class EncoderThread:
                     )
                 )
             )
+            codec = _IdleAwareCodec(encoder, silent_access_unit(SAMPLE_RATE, self._bit_rate))
+            self._codec = codec
             while True:
                 item = self._inbox.get()
                 if item is _ABORT:
                     break
                 if item is _FINISH:
-                    outputs = self._push(encoder.flush())
+                    outputs = self._push(codec.flush())
                     outputs += self._packager.end()
                     self._emit(Batch(tuple(outputs), self._packager.state))
                     break
-                outputs = self._push(encoder.encode(item))  # type: ignore[arg-type]
+                if isinstance(item, Silence):
+                    outputs = self._push(codec.silence(item.samples))
+                else:
+                    outputs = self._push(codec.encode(item))  # type: ignore[arg-type]
                 if outputs:
                     self._emit(Batch(tuple(outputs), self._packager.state))
         except Exception as exc:  # the codec failed: report it, never hang the owner
@@ -167,4 +199,57 @@ class EncoderThread:
         out: list[Output] = []
         for au in access_units:
             out += self._packager.push(au)
+        return out
+
+    @property
+    def idle_access_units(self) -> int:
+        """Access units handed over pre-encoded, without the codec, so far (tests)."""
+        return self._codec.skipped if self._codec is not None else 0
+
+
+class _IdleAwareCodec:
+    """The AAC encoder, skipped while its input is silence it has settled on (the thread's
+    only; see the module's "Idle")."""
+
+    def __init__(self, encoder: AacEncoder, silent_au: bytes) -> None:
+        self._encoder = encoder
+        self._silent_au = silent_au
+        self._zero_run = 0  # samples of silence the codec was fed last, in a row
+        self._last_au = b""  # the codec's latest output
+        self._owed = 0  # silent samples not yet handed over (below one access unit)
+        self.skipped = 0  # access units handed over without the codec
+
+    @property
+    def settled(self) -> bool:
+        return self._zero_run >= SETTLE_AUS * SAMPLES_PER_AU and self._last_au == self._silent_au
+
+    def encode(self, pcm: npt.NDArray[np.float32]) -> list[bytes]:
+        out = self._pay_owed()
+        silent = not pcm.any()
+        out += self._feed(pcm)
+        self._zero_run = self._zero_run + len(pcm) if silent else 0
+        return out
+
+    def silence(self, samples: int) -> list[bytes]:
+        if not self.settled:
+            return self.encode(np.zeros(samples, dtype=np.float32))
+        whole, self._owed = divmod(self._owed + samples, SAMPLES_PER_AU)
+        self.skipped += whole
+        return [self._silent_au] * whole
+
+    def flush(self) -> list[bytes]:
+        return self._pay_owed() + self._encoder.flush()
+
+    def _pay_owed(self) -> list[bytes]:
+        """Samples owed to the timeline go through the codec before anything else."""
+        if not self._owed:
+            return []
+        owed, self._owed = self._owed, 0
+        self._zero_run += owed
+        return self._feed(np.zeros(owed, dtype=np.float32))
+
+    def _feed(self, pcm: npt.NDArray[np.float32]) -> list[bytes]:
+        out = self._encoder.encode(pcm)
+        if out:
+            self._last_au = out[-1]
         return out

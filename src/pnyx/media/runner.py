@@ -16,6 +16,12 @@ Each tick, in the clock's thread:
    their send tracks with one ``call_soon_threadsafe``, and submits the program frame to
    the :class:`EncoderThread`.
 
+While nobody publishes, a tick mixes nothing: it counts, and every
+:data:`IDLE_BATCH_TICKS` ticks hands the encoder that much silence
+(:meth:`EncoderThread.submit_silence`), which it packages from one pre-encoded silent
+access unit once its codec has settled; the first tick with a publisher hands over the
+silence still counted, then mixes as before, so the timeline never slips.
+
 Publishers are swapped in and out as an immutable mapping, so the loop never waits for
 the thread nor the thread for the loop. The encoder's output comes back through a store
 task that awaits ``sink.store_init`` once and ``sink.store`` per batch, batching whatever
@@ -52,6 +58,10 @@ from pnyx.media.opus import OpusEncoder, OpusPacket
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0  # how long stop(ended=True) waits for the final segment to be stored
+# Idle (nobody publishes): silence goes to the encoder every this many ticks (80 ms), so
+# a part is never more than that late, for 1/4 of the encoder thread's wake-ups.
+IDLE_BATCH_TICKS = 4
+_NO_ROWS = np.zeros((0, FRAME_SAMPLES), np.float32)
 
 
 class MediaSink(Protocol):
@@ -110,6 +120,7 @@ class MixRunner:
         # The clock's thread only.
         self._bus: MixBus[Handle] = MixBus()
         self._detectors: dict[Handle, SpeakingDetector] = {}
+        self._idle_ticks = 0  # silent ticks not yet handed to the encoder
         # Written by the clock's thread, read by the loop (reference swaps).
         self._speaking: tuple[Handle, ...] | None = None  # None: never published
         self._speaking_changed = asyncio.Event()
@@ -195,6 +206,15 @@ class MixRunner:
         began = time.perf_counter()
         self.stats.observe(late)
         publishers = self._publishers
+        if not publishers:  # idle: nothing to mix, nobody to send to
+            if self._detectors:
+                self._detect([], _NO_ROWS)  # nobody speaks any more
+            self._idle_ticks += 1
+            if self._idle_ticks >= IDLE_BATCH_TICKS:
+                self._hand_over_silence()
+            return
+        if self._idle_ticks:
+            self._hand_over_silence()  # first the silence already due, in order
         allowed = self._allowed
         keys: list[Handle] = []
         chunks: list[Pcm] = []
@@ -203,21 +223,29 @@ class MixRunner:
             if handle in allowed:
                 keys.append(handle)
                 chunks.append(SILENT_CHUNK if chunk is None else chunk)
-        rows = to_mono(np.stack(chunks)) if chunks else np.zeros((0, FRAME_SAMPLES), np.float32)
+        rows = to_mono(np.stack(chunks)) if chunks else _NO_ROWS
         result = self._bus.mix(keys, rows)
         self._detect(keys, rows)
-        if publishers:
-            row_of = {h: i for i, h in enumerate(keys)}
-            pts = n * FRAME_SAMPLES
-            for handle, pub in publishers.items():
-                i = row_of.get(handle)
-                pcm = result.program if i is None else result.minus[i]
-                for packet in pub.opus.encode(pcm, pts):
-                    pub.outbound.put(packet)
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody sends
-                self._loop.call_soon_threadsafe(self._wake, publishers)
+        row_of = {h: i for i, h in enumerate(keys)}
+        pts = n * FRAME_SAMPLES
+        for handle, pub in publishers.items():
+            i = row_of.get(handle)
+            pcm = result.program if i is None else result.minus[i]
+            for packet in pub.opus.encode(pcm, pts):
+                pub.outbound.put(packet)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody sends
+            self._loop.call_soon_threadsafe(self._wake, publishers)
         self._encoder.submit(result.program)
         metrics.MIX_SECONDS.observe(time.perf_counter() - began)
+
+    def _hand_over_silence(self) -> None:
+        self._encoder.submit_silence(self._idle_ticks * FRAME_SAMPLES)
+        self._idle_ticks = 0
+
+    @property
+    def idle_access_units(self) -> int:
+        """Program access units packaged without mixing or encoding so far (tests)."""
+        return self._encoder.idle_access_units
 
     def skipped(self, missed: int) -> None:
         self.stats.skipped += missed

@@ -20,7 +20,7 @@ from pnyx.domain import events as ev
 from pnyx.domain.codec import room_from_json, room_to_json
 from pnyx.domain.room import Room
 from pnyx.domain.rules import decide, new_room
-from pnyx.domain.types import Handle, Limits, SpaceId, SpaceStatus, SpeakPolicy
+from pnyx.domain.types import EndReason, Handle, Limits, SpaceId, SpaceStatus, SpeakPolicy
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState
 from pnyx.live.keys import stage_channel
@@ -178,6 +178,31 @@ class SpaceService:
             await self._live.publish(
                 stage_channel(room.id), wire.encode(wire.from_event(event)).encode()
             )
+
+    async def expire_scheduled(
+        self, expiry_s: float, batch: int
+    ) -> tuple[tuple[SpaceId, ...], bool]:
+        """Cancel (reason ``expired``) scheduled spaces whose slot is ``expiry_s`` or more
+        in the past, at most ``batch`` of them, soonest slot first. Returns the spaces
+        cancelled and whether more may be due (a full batch was). The rules decide
+        (``Tick``), so a space started meanwhile, or cancelled by another node, is left."""
+        now = self._clock()
+        due = [
+            rec
+            for rec in await self.list(SpaceStatus.SCHEDULED, limit=batch)
+            if rec.scheduled_start is not None and now - rec.scheduled_start.timestamp() >= expiry_s
+        ]
+        cancelled: tuple[SpaceId, ...] = ()
+        for rec in due:
+            assert rec.scheduled_start is not None
+            tick = cmd.Tick(scheduled_start=rec.scheduled_start.timestamp(), expiry_s=expiry_s)
+            room = await self.execute(rec.id, tick)
+            if room.end_reason is EndReason.EXPIRED:
+                cancelled += (rec.id,)
+                log.info(
+                    "space %s: cancelled, not started within %g s of its slot", rec.id, expiry_s
+                )
+        return cancelled, len(due) >= batch
 
     async def publish_room(self, room: Room) -> int | None:
         return await self._live.put_part(room.id, views.ROOM, views.room_part(room), room.version)

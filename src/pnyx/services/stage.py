@@ -1,7 +1,13 @@
 """Stage sessions: the WebSocket of a host, co-host or speaker, independent of the web
 framework. The API hands us a ``StageSocket``; we authenticate it, check the member is
 on stage, forward the space's stage events, keep it alive with pings, and close it with
-a code that says why (protocol/stage.py ``CloseCode``)."""
+a code that says why (protocol/stage.py ``CloseCode``).
+
+While a member's socket is open, this node keeps the blob :func:`socket_presence_key` in
+the live state (refreshed every third of ``stage_presence_ttl_s``, lapsing after it if the
+node dies; emptied when the socket closes). The space's stage node reads the host's, with
+its own publish sessions, to judge whether the host is there (services/ticker.py): a
+socket on any node counts."""
 
 from __future__ import annotations
 
@@ -14,17 +20,22 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from pnyx.config import Settings
-from pnyx.domain import commands as cmd
 from pnyx.domain.types import Handle, Role, SpaceId
 from pnyx.errors import PnyxError
 from pnyx.live.base import LiveState
-from pnyx.live.keys import stage_channel
+from pnyx.live.keys import blob_key, stage_channel
 from pnyx.protocol import stage as wire
 from pnyx.services import metrics
 from pnyx.services.auth import Tokens
 from pnyx.services.spaces import SpaceService
 
 log = logging.getLogger(__name__)
+
+
+def socket_presence_key(space: SpaceId, handle: Handle) -> str:
+    """The blob saying ``handle`` has a stage socket open to ``space`` (on some node):
+    present while it exists and is not empty."""
+    return blob_key(space, f"stage-socket/{handle}")
 
 
 class SocketClosed(Exception):
@@ -73,13 +84,11 @@ class StageService:
         self._sockets.add(sock)
         metrics.STAGE_SOCKETS.inc()
         handle: Handle | None = None
-        ended = False
         try:
             handle = await self._authenticate(sock)
             role = await self._admit(space, handle)
             await self._session(space, sock, handle, role)
         except _Close as close:
-            ended = close.code is wire.CloseCode.SPACE_ENDED
             with contextlib.suppress(Exception):
                 await sock.close(close.code, close.reason)
         except SocketClosed:
@@ -87,8 +96,8 @@ class StageService:
         finally:
             self._sockets.discard(sock)
             metrics.STAGE_SOCKETS.dec()
-            if handle is not None and not ended and not self._closing:
-                await self._host_left(space, handle)
+            if handle is not None and not self._closing:
+                await self._gone(space, handle)
 
     async def _receive(self, sock: StageSocket, wait_s: float) -> wire.Auth | wire.Ping | wire.Pong:
         text = await asyncio.wait_for(sock.receive(), wait_s)
@@ -120,17 +129,26 @@ class StageService:
         role = room.role_of(handle)
         if not room.on_stage(handle):
             raise _Close(wire.CloseCode.NOT_ON_STAGE, "only the stage uses this socket")
-        if role is Role.HOST and room.host_away_since is not None:
-            await self._spaces.execute(space, cmd.HostReconnected(handle))
         return role
 
-    async def _host_left(self, space: SpaceId, handle: Handle) -> None:
+    async def _present(self, space: SpaceId, handle: Handle) -> None:
+        """Say ``handle`` is here, until the socket closes (a task of the session)."""
+        ttl = self._s.stage_presence_ttl_s
+        while True:
+            try:
+                await self._live.put_blob(socket_presence_key(space, handle), b"1", ttl)
+            except PnyxError as exc:  # the live state is away: the next pass tries again
+                log.info("space %s: presence of @%s not written: %s", space, handle, exc.message)
+            await asyncio.sleep(ttl / 3)
+
+    async def _gone(self, space: SpaceId, handle: Handle) -> None:
+        """The socket closed: the stage node stops counting it at its next tick (an empty
+        blob is absence; it lapses by itself)."""
+        key = socket_presence_key(space, handle)
         try:
-            room = await self._spaces.room(space)
-            if room.is_live and room.host == handle and room.host_away_since is None:
-                await self._spaces.execute(space, cmd.HostDisconnected(handle))
+            await self._live.put_blob(key, b"", self._s.stage_presence_ttl_s)
         except PnyxError as exc:
-            log.info("space %s: could not mark host away: %s", space, exc.message)
+            log.info("space %s: could not mark @%s gone: %s", space, handle, exc.message)
 
     async def _session(self, space: SpaceId, sock: StageSocket, me: Handle, role: Role) -> None:
         async with self._live.subscribe(stage_channel(space)) as events:
@@ -176,7 +194,8 @@ class StageService:
                     await sock.send(raw.decode())
                     _closes_for(wire.decode_server(raw), me)
 
-            tasks = [asyncio.create_task(c) for c in (read(), ping(), forward())]
+            coros = (read(), ping(), forward(), self._present(space, me))
+            tasks = [asyncio.create_task(c) for c in coros]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:

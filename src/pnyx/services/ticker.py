@@ -2,7 +2,7 @@
 
 Leases (``keys.lease_name``) make exactly one node responsible for each live space: it
 publishes the listener count and reactions (the "stats" part of the snapshot), lets
-time pass for the rules (the host's grace period) and runs the space's media. Three
+time pass for the rules (the host's grace period) and runs the space's media. Four
 tasks, all owned here (started by :meth:`SpaceTicker.start`, cancelled and awaited by
 :meth:`SpaceTicker.stop`), each on its own cadence:
 
@@ -17,8 +17,20 @@ tasks, all owned here (started by :meth:`SpaceTicker.start`, cancelled and await
   now (a new one wakes the renewals). While the store is away the last list stands:
   held spaces are kept.
 * **ticks**, every ``state_tick_s`` and at once when a renewal took or lost a space: for each
-  held space publish stats, ``Tick`` the rules when the host is away and start its media;
-  stop the media of spaces another node took.
+  held space publish stats, judge the host's presence and ``Tick`` the rules when it
+  changed or the host is away, and start its media; stop the media of spaces another
+  node took.
+* **the expiry sweep**, every ``expiry_sweep_s`` (sooner while there is a backlog): cancel
+  scheduled spaces not started ``scheduled_expiry_s`` after their slot, at most
+  ``expiry_sweep_batch`` per pass (``SpaceService.expire_scheduled``).
+
+The host is present when this node has a publish session of theirs (publish sessions
+live on the stage node, which is this one) or a stage socket of theirs is open on any node
+(the blob ``stage.socket_presence_key``, kept by that node). Absence is reported only
+once this node has held the space for ``stage_presence_ttl_s``, so a space just created
+or just taken over does not flap away and back while its host (re)connects; the rules
+then end the space ``host_grace_s`` after the host went away (a host who never came is
+away from that moment on).
 
 A space is let go (media stopped with ENDLIST, lease released) when the listing no longer
 has it or its published room part says it ended (known without the store). Only the
@@ -35,13 +47,14 @@ from typing import TYPE_CHECKING, Any
 
 from pnyx.config import Settings
 from pnyx.domain import commands as cmd
-from pnyx.domain.types import SpaceId, SpaceStatus
+from pnyx.domain.types import Handle, SpaceId, SpaceStatus
 from pnyx.errors import PnyxError
 from pnyx.live.base import Lease, LiveState
 from pnyx.live.keys import lease_name
 from pnyx.services import metrics, views
 from pnyx.services.admission import Admission
 from pnyx.services.spaces import SpaceService
+from pnyx.services.stage import socket_presence_key
 
 if TYPE_CHECKING:
     from pnyx.services.media import MediaService
@@ -79,6 +92,8 @@ class SpaceTicker:
         self._clean = 0  # renewal passes in a row that reached the live state throughout
         self._last_stats: dict[SpaceId, dict[str, Any]] = {}
         self._published_at: dict[SpaceId, float] = {}
+        self._held_since: dict[SpaceId, float] = {}  # first tick of a held space
+        self._sweep_now = asyncio.Event()  # the last sweep had a full batch
         self._tick_now = asyncio.Event()  # a renewal took or lost a space
         self._renew_now = asyncio.Event()  # the listing found a space newly live
         self._tasks: list[asyncio.Task[None]] = []
@@ -90,6 +105,7 @@ class SpaceTicker:
             ("lease renewal", self.renew_all, s.lease_renew_s, self._renew_now),
             ("live listing", self.list_live, s.state_tick_s, None),
             ("tick", self.tick_all, s.state_tick_s, self._tick_now),
+            ("expiry sweep", self.sweep_expired, s.expiry_sweep_s, self._sweep_now),
         )
         self._tasks = [
             asyncio.create_task(self._every(*loop), name=f"space-ticker {loop[0]}")
@@ -232,6 +248,17 @@ class SpaceTicker:
     def _forget(self, space: SpaceId) -> None:
         self._last_stats.pop(space, None)
         self._published_at.pop(space, None)
+        self._held_since.pop(space, None)
+
+    # -- the expiry sweep: the durable store ------------------------------------------------
+    async def sweep_expired(self) -> None:
+        """Cancel one batch of scheduled spaces whose slot is long gone; a full batch
+        wakes the next pass at once."""
+        _, more = await self._spaces.expire_scheduled(
+            self._s.scheduled_expiry_s, self._s.expiry_sweep_batch
+        )
+        if more:
+            self._sweep_now.set()
 
     # -- ticks ---------------------------------------------------------------------------
     async def tick_all(self) -> None:
@@ -306,9 +333,23 @@ class SpaceTicker:
             await self._live.put_part(space, views.STATS, stats, int(now * 1000))
             self._last_stats[space] = stats
             self._published_at[space] = now
-        # Only a space whose host is away has anything for Tick to decide; the snapshot
-        # says so without a store read.
+        # Tick only when presence changed or the host is away (the grace clock runs):
+        # the snapshot says which without a store read.
         if snap is None or views.ROOM not in snap.parts:
             await self._spaces.ensure_published(space)  # e.g. a fresh memory live state
-        elif snap.parts[views.ROOM].get("host_away"):
-            await self._spaces.execute(space, cmd.Tick())
+            return
+        room = snap.parts[views.ROOM]
+        present = await self._host_present(space, Handle(room["host"]), now)
+        if room.get("host_away") or present is False:
+            await self._spaces.execute(space, cmd.Tick(host_present=present))
+
+    async def _host_present(self, space: SpaceId, host: Handle, now: float) -> bool | None:
+        """Whether the host is there: a publish session here, or a stage socket anywhere.
+        None (not judged) while this node has held the space for less than
+        ``stage_presence_ttl_s``."""
+        if self._media is not None and host in self._media.sessions(space):
+            return True
+        if await self._live.get_blob(socket_presence_key(space, host)):
+            return True
+        held_since = self._held_since.setdefault(space, now)
+        return False if now - held_since >= self._s.stage_presence_ttl_s else None

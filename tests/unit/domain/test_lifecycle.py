@@ -145,6 +145,7 @@ def test_transition_table() -> None:
     assert dict(TRANSITIONS) == {
         (SpaceStatus.SCHEDULED, StartSpace): (SpaceStatus.LIVE, None),
         (SpaceStatus.SCHEDULED, EndSpace): (SpaceStatus.CANCELLED, EndReason.CANCELLED),
+        (SpaceStatus.SCHEDULED, Tick): (SpaceStatus.CANCELLED, EndReason.EXPIRED),
         (SpaceStatus.LIVE, EndSpace): (SpaceStatus.ENDED, EndReason.HOST_ENDED),
         (SpaceStatus.LIVE, Tick): (SpaceStatus.ENDED, EndReason.HOST_LEFT),
     }

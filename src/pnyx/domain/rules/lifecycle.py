@@ -1,6 +1,11 @@
 """A space's life: created scheduled or live, started by the host, ended by the host or
-by time (the host away past the grace period). The status machine is a table; the same
-table decides which commands a status accepts at all."""
+by time: the host away past the grace period, or a scheduled slot long gone by. The
+status machine is a table; the same table decides which commands a status accepts at all.
+
+Host presence is the host only: a stage socket on any node or a publish session on the
+stage node, as observed by the stage node and carried in ``Tick.host_present``. Co-hosts
+run the space while the host is away, but only for the grace period (docs/architecture.md,
+"Stage rules")."""
 
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ TRANSITIONS: Mapping[tuple[SpaceStatus, type[Command]], tuple[SpaceStatus, EndRe
         {
             (SpaceStatus.SCHEDULED, StartSpace): (SpaceStatus.LIVE, None),
             (SpaceStatus.SCHEDULED, EndSpace): (SpaceStatus.CANCELLED, EndReason.CANCELLED),
+            (SpaceStatus.SCHEDULED, Tick): (SpaceStatus.CANCELLED, EndReason.EXPIRED),
             (SpaceStatus.LIVE, EndSpace): (SpaceStatus.ENDED, EndReason.HOST_ENDED),
             (SpaceStatus.LIVE, Tick): (SpaceStatus.ENDED, EndReason.HOST_LEFT),
         }
@@ -139,10 +145,27 @@ def end(room: Room, command: EndSpace, now: float) -> Outcome:
 
 
 def tick(room: Room, command: Tick, now: float) -> Outcome:
-    """End a live space whose host has been away for ``host_grace_s`` or longer;
-    otherwise nothing happens (the one command that may be a no-op)."""
+    """Let time pass (the one command that may be a no-op), in this order:
+
+    * a scheduled space whose slot (``command.scheduled_start``) is ``command.expiry_s``
+      or more in the past is cancelled (``expired``);
+    * in a live space, the host observed present clears ``host_away_since`` (HostBack);
+      observed absent while not yet away sets it to ``now`` (HostAway);
+    * a live space whose host has been away for ``host_grace_s`` or longer ends.
+    Anything else, and any space that is over, stays as it is."""
+    if room.status is SpaceStatus.SCHEDULED:
+        start = command.scheduled_start
+        if start is not None and now - start >= command.expiry_s:
+            return _ended(room, command, now)
+        return room, ()
+    if not room.is_live:
+        return room, ()
     away = room.host_away_since
-    if room.is_live and away is not None and now - away >= room.limits.host_grace_s:
+    if command.host_present is True and away is not None:
+        return replace(room, host_away_since=None), (HostBack(),)
+    if command.host_present is False and away is None:
+        return replace(room, host_away_since=now), (HostAway(since=now),)
+    if away is not None and now - away >= room.limits.host_grace_s:
         return _ended(room, command, now)
     return room, ()
 
