@@ -4,7 +4,10 @@ What we own at the edge is that every listener read is cacheable and collapsible
 origin request per object per edge, however many listeners wait for it. The rules:
 
 - media parts, segments, init and recordings: immutable, cached as long as the origin
-  says (a year), keyed by URI;
+  says (a year), keyed by URI. A replay (``replay.m3u8``, ``rec/…``, ``recording.m4a``)
+  is only ever answered 200 once its recording is finished, the same bytes from every
+  node (they come from the durable store); before that the origin answers 409 or 503
+  ``not_ready`` (cached at most a second), so no edge ever holds a partial recording;
 - live playlists (``live.m3u8?_HLS_msn=…&_HLS_part=…``) and the state long-poll
   (``state?after=V``): keyed by URI *and* query, so every listener waiting on the same
   version shares one upstream request; ``proxy_cache_lock`` holds the others until it
@@ -102,6 +105,12 @@ def render(spec: EdgeSpec) -> str:
                 lock_s=LONGEST_ORIGIN_WAIT_S,
                 stale=True,
                 comment="the state long-poll: one upstream request per version per edge",
+            ),
+            _cached_location(
+                r"^/v1/spaces/[^/]+/recording\.m4a$",
+                lock_s=LONGEST_ORIGIN_WAIT_S,
+                stale=False,
+                comment="a finished recording's download (immutable; 503 until finished)",
             ),
             _cached_location(
                 r"^/v1/spaces/[^/]+$",

@@ -4,7 +4,11 @@ Every route here is a plain GET with no token and nothing per listener: the URL 
 decides the answer, so an edge cache collapses every listener onto one origin request.
 
 * Parts, segments, init segments and recordings never change once they exist:
-  ``public, max-age=31536000, immutable``.
+  ``public, max-age=31536000, immutable``. A replay (``replay.m3u8``, ``rec/…``,
+  ``recording.m4a``) is served only once its recording is finished (complete, the same
+  bytes from every node), so it is immutable too; before that the answer is an error:
+  409 while the space is live, 503 ``not_ready`` with ``Retry-After`` while its
+  recording is being finished (cached at most a second, like the other "not yet"s).
 * Live playlists change every part: ``public, max-age=1`` — blocking reloads too (their
   URL, with ``_HLS_msn``/``_HLS_part``, is the same for every listener waiting on it).
 * Errors are ``no-store``, except the "not yet" ones (no audio yet, part not produced yet,
@@ -22,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 
 from pnyx.api.deps import ServicesDep
@@ -35,7 +39,6 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "audio/mp4"
 IMMUTABLE = "public, max-age=31536000, immutable"
 LIVE = "public, max-age=1"
-REPLAY = "public, max-age=86400"  # final once the space has ended
 NOT_YET = {"no_audio", "not_ready", "not_available"}  # error codes worth caching briefly
 CORS = {"Access-Control-Allow-Origin": "*"}
 
@@ -115,24 +118,74 @@ async def media_segment(space_id: str, msn: str, services: ServicesDep) -> Respo
     return await _object(services, space_id, f"seg/{msn}.m4s")
 
 
-# -- the replay (from disk, once the space has ended) -----------------------------------
-@router.get("/media/{space_id}/replay.m3u8", response_class=Response)
+# -- the replay (from the durable store, once its recording is finished) ------------------
+_ERROR: dict[str, Any] = {"content": {"application/json": {}}}
+_REPLAY_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such space, not recorded, or nothing was recorded.", **_ERROR},
+    409: {"description": "The space is still live (`still_live`).", **_ERROR},
+    503: {
+        "description": "The space has ended and its recording is being finished "
+        "(`not_ready`); retry after `Retry-After` seconds. Also: the store is unreachable.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        **_ERROR,
+    },
+}
+_IMMUTABLE_HEADER = {"Cache-Control": {"schema": {"type": "string"}, "description": IMMUTABLE}}
+
+
+@router.get(
+    "/media/{space_id}/replay.m3u8",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The finished recording as a VOD playlist (immutable).",
+            "content": {PLAYLIST_TYPE: {"schema": {"type": "string"}}},
+            "headers": _IMMUTABLE_HEADER,
+        },
+        **_REPLAY_ERRORS,
+    },
+)
 async def replay_playlist(space_id: str, services: ServicesDep) -> Response:
-    """The recording as a VOD playlist: 404 for an unknown or unrecorded space, 409 while
-    the space is still live."""
-    return _playlist(await services.replays.playlist(SpaceId(space_id)), REPLAY)
+    """The recording as a VOD playlist, the same from every node; served only once the
+    recording is finished: 404 for an unknown or unrecorded space, 409 while it is live,
+    503 `not_ready` (with `Retry-After`) while its recording is being finished."""
+    return _playlist(await services.replays.playlist(SpaceId(space_id)), IMMUTABLE)
 
 
-@router.get("/media/{space_id}/rec/{name}", response_class=Response)
+@router.get(
+    "/media/{space_id}/rec/{name}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The recorded header or segment (immutable).",
+            "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "headers": _IMMUTABLE_HEADER,
+        },
+        404: {"description": "No such recorded object.", **_ERROR},
+    },
+)
 async def recorded(space_id: str, name: str, services: ServicesDep) -> Response:
     """``rec/init.mp4`` and ``rec/{msn}.m4s``: the recorded header and segments."""
-    path = await services.origin.recording_file(SpaceId(space_id), name)
-    return FileResponse(path, media_type=MEDIA_TYPE, headers={"Cache-Control": IMMUTABLE})
+    data = await services.replays.recorded(SpaceId(space_id), name)
+    return Response(data, media_type=MEDIA_TYPE, headers={"Cache-Control": IMMUTABLE})
 
 
-@router.get("/v1/spaces/{space_id}/recording.m4a", response_class=Response)
+@router.get(
+    "/v1/spaces/{space_id}/recording.m4a",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The finished recording as one fragmented MP4 (AAC audio), "
+            "streamed; byte-identical from every node (immutable).",
+            "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "headers": _IMMUTABLE_HEADER,
+        },
+        **_REPLAY_ERRORS,
+    },
+)
 async def recording(space_id: str, services: ServicesDep) -> Response:
-    """The whole recording as one fragmented MP4 (AAC audio) to download."""
+    """The whole recording as one fragmented MP4 (AAC audio) to download: the same
+    errors as `replay.m3u8` until the recording is finished."""
     export = await services.replays.export(SpaceId(space_id))
     headers = {
         "Cache-Control": IMMUTABLE,

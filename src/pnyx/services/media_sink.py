@@ -1,12 +1,12 @@
 """Where a running space's media goes: the origin (live state), the recording, and the
 "levels" part of the space's snapshot. Implements :class:`pnyx.media.runner.MediaSink`.
 
-Recording calls are blocking file I/O: they run in a worker thread.
+The recording only enqueues (``Recordings``, implemented by services/recorder.py): it never
+makes the media wait for the durable store.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from pnyx.domain.types import Handle, SpaceId
 from pnyx.live.base import LiveState
 from pnyx.live.keys import blob_key, hls_key
-from pnyx.media import metrics
-from pnyx.media.hls import Output, PlaylistState, Segment, SegmentRef
+from pnyx.media.hls import INIT_URI, Output, PlaylistState, Segment, SegmentRef
 from pnyx.media.recording import Recordings
 from pnyx.services import views
 from pnyx.services.origin import PLAYLIST, Origin
@@ -43,18 +42,16 @@ class SpaceSink:
         self._levels_version = 0
 
     async def store_init(self, data: bytes) -> None:
-        await self._origin.store_init(self._space, data)
         if self._record:
-            await self._recorded(self._recordings.write_init, self._space, data)
+            self._recordings.add_init(self._space, data)
+        await self._origin.store_init(self._space, data)
 
     async def store(self, outputs: Sequence[Output], state: PlaylistState) -> None:
-        await self._origin.store(self._space, outputs, state)
-        if self._record:
+        if self._record:  # first: a failing live state must not cost the recording
             for out in outputs:
                 if isinstance(out, Segment):
-                    await self._recorded(
-                        self._recordings.add_segment, self._space, out.ref, out.data
-                    )
+                    self._recordings.add_segment(self._space, out.ref, out.data)
+        await self._origin.store(self._space, outputs, state)
 
     async def speaking(self, handles: Sequence[Handle]) -> None:
         # Strictly increasing even within one millisecond, and across nodes by the clock.
@@ -70,10 +67,15 @@ class SpaceSink:
         except Exception:
             log.warning("space %s: could not clear who speaks", self._space, exc_info=True)
         if self._record:
-            await self._recorded(self._recordings.finish, self._space)
+            self._recordings.finish(self._space)
 
     async def store_orphan(self, ref: SegmentRef, state: PlaylistState) -> None:
-        """Close the segment a failed node left open, from the parts it had stored."""
+        """Close the segment a failed node left open, from the parts it had stored. A
+        recorded space also gets the window's earlier segments again from the live state:
+        the failed node may have died before its recorder stored them (a segment already
+        stored is not written twice)."""
+        if self._record:
+            await backfill(self._live, self._recordings, self._space, state.segments, ref.msn)
         chunks = []
         for part in ref.parts:
             data = await self._live.get_blob(blob_key(self._space, part.uri))
@@ -83,12 +85,30 @@ class SpaceSink:
             chunks.append(data)
         await self.store([Segment(ref, b"".join(chunks))], state)
 
-    async def _recorded(self, write: Callable[..., None], *args: object) -> None:
-        try:
-            await asyncio.to_thread(write, *args)
-        except Exception:  # a full disk must not stop the live audio
-            metrics.STORE_FAILURES.inc()
-            log.error("space %s: recording failed", self._space, exc_info=True)
+
+async def backfill(
+    live: LiveState,
+    recordings: Recordings,
+    space: SpaceId,
+    segments: Sequence[SegmentRef],
+    before: int | None = None,
+) -> int:
+    """Hand ``segments`` (below msn ``before``) to the recording from the live state's
+    copies, and the header; returns how many were still there."""
+    init = await live.get_blob(blob_key(space, INIT_URI))
+    if init is not None:
+        recordings.add_init(space, init)
+    found = 0
+    for ref in segments:
+        if before is not None and ref.msn >= before:
+            continue
+        data = await live.get_blob(blob_key(space, ref.uri))
+        if data is None:
+            log.warning("space %s: segment %d is gone from the live state", space, ref.msn)
+            continue
+        recordings.add_segment(space, ref, data)
+        found += 1
+    return found
 
 
 async def previous_state(live: LiveState, space: SpaceId) -> PlaylistState | None:

@@ -1,5 +1,5 @@
-"""The origin: LL-HLS for listeners, from the live state, so any node serves any space;
-and the replay of recorded spaces, from disk.
+"""The origin: LL-HLS for listeners, from the live state, so any node serves any space.
+(The replay of recorded spaces comes from the durable store: services/replays.py.)
 
 Storage layout in the live state (the names are made in live/keys.py):
   blob ``{space}/init.mp4``                 the CMAF init segment (TTL: a day, refreshed)
@@ -26,9 +26,8 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from pnyx.config import Settings
@@ -36,9 +35,9 @@ from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import JSON, LiveState, Snapshot
 from pnyx.live.keys import blob_key, hls_key
-from pnyx.media.hls import INIT_URI, Part, PlaylistState, Segment, SegmentRef
-from pnyx.media.playlist import is_ready, is_too_far, render_ll_hls, render_plain_hls, render_vod
-from pnyx.media.recording import Recordings, valid_space
+from pnyx.media.hls import INIT_URI, Part, PlaylistState, Segment
+from pnyx.media.playlist import is_ready, is_too_far, render_ll_hls, render_plain_hls
+from pnyx.media.recording import valid_space
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +46,12 @@ PlaylistKind = Literal["ll", "plain"]
 PLAYLIST = "playlist"  # the snapshot part holding the PlaylistState
 INIT_TTL_S = 24 * 3600.0
 INIT_REFRESH_S = 3600.0  # the writer re-stores the init this often (spaces outlive a day)
-REC_PREFIX = "rec/"  # replay URIs, relative to /media/{space}/replay.m3u8
 _CACHED_SPACES = 1024
 
 _MEDIA_NAME = re.compile(
     r"init\.mp4|part/(0|[1-9]\d{0,11})\.(0|[1-9]\d{0,5})\.m4s|seg/(0|[1-9]\d{0,11})\.m4s",
     re.ASCII,
 )
-_REC_NAME = re.compile(r"init\.mp4|(0|[1-9]\d{0,11})\.m4s", re.ASCII)
 
 
 def state_version(state: PlaylistState) -> int:
@@ -79,25 +76,12 @@ class _Seen:
         return text
 
 
-@dataclass(frozen=True, slots=True)
-class Export:
-    """A whole recording as one file: its length, and its bytes (a blocking iterator)."""
-
-    size: int
-    chunks: Iterator[bytes]
-
-
 class Origin:
-    def __init__(self, settings: Settings, live: LiveState, recordings: Recordings) -> None:
+    def __init__(self, settings: Settings, live: LiveState) -> None:
         self._s = settings
         self._live = live
-        self.recordings = recordings
         self._inits: dict[str, tuple[bytes, float]] = {}  # writer side: bytes, stored at
         self._seen_by_space: dict[str, _Seen] = {}
-        # How long after a space ends its stage node may still be finishing the
-        # recording: beyond this its lease has lapsed (it died), and what is on disk is
-        # all there will be.
-        self._settle_s = 3 * settings.lease_ttl_s + 2 * settings.state_tick_s
 
     # -- written by the stage node (services/media.py) -----------------------------------
     async def store_init(self, space: SpaceId, data: bytes) -> None:
@@ -243,75 +227,6 @@ class Origin:
             state = PlaylistState.from_json(json.dumps(doc))
             seen = self._seen_by_space[space] = _Seen(doc, state)
         return seen
-
-    # -- the replay (from disk) ------------------------------------------------------------
-    async def replay(self, space: SpaceId, *, ended_for: float | None) -> str:
-        """The VOD playlist of a recorded space that has ended (``ended_for``: seconds
-        since the durable store says it ended, None while live). URIs ``rec/…``."""
-        refs = await asyncio.to_thread(self._recorded, space, ended_for)
-        lines = render_vod(refs, init_uri=REC_PREFIX + INIT_URI).splitlines()
-        # render_vod names segments seg/{msn}.m4s; recorded ones are served at rec/{msn}.m4s.
-        return "".join(
-            (REC_PREFIX + line.removeprefix("seg/") if line.startswith("seg/") else line) + "\n"
-            for line in lines
-        )
-
-    async def recording_export(self, space: SpaceId, *, ended_for: float | None) -> Export:
-        """The whole recording as one fragmented MP4 (header + every segment)."""
-
-        def prepare() -> Export:
-            refs = self._recorded(space, ended_for)
-            size = self.recordings.export_size(space, refs)
-            return Export(size, self.recordings.export(space, refs))
-
-        return await asyncio.to_thread(prepare)
-
-    async def recording_file(self, space: SpaceId, name: str) -> Path:
-        """The path of a recorded object (``init.mp4`` or ``{msn}.m4s``) that exists."""
-        match = _REC_NAME.fullmatch(name)
-        path = None
-        if match is not None:
-            rec = self.recordings
-            path = (
-                rec.init_path(space) if match[1] is None else rec.segment_path(space, int(match[1]))
-            )
-        if path is None or not await asyncio.to_thread(path.is_file):
-            raise PnyxError(
-                ErrorKind.NOT_FOUND, f"no recorded {name!r} for space {space}", code="no_recording"
-            )
-        return path
-
-    def _recorded(self, space: str, ended_for: float | None) -> list[SegmentRef]:
-        """The recording's segments, once it is final. The replay and the download are
-        cached for a long time, so they are served only when complete: when the stage
-        node marked the recording finished, or — if that node died before it could — once
-        the space has been over long enough for its lease to have lapsed."""
-        rec = self.recordings
-        if not rec.exists(space):
-            raise PnyxError(
-                ErrorKind.NOT_FOUND, f"space {space} has no recording", code="no_recording"
-            )
-        finished = rec.finished(space)
-        if ended_for is not None and not finished and ended_for < self._settle_s:
-            raise PnyxError(
-                ErrorKind.UNAVAILABLE,
-                f"the recording of space {space} is being finished; retry in a moment",
-                code="not_ready",
-                retry_after=1.0,
-            )
-        if not (ended_for is not None or finished):
-            raise PnyxError(
-                ErrorKind.CONFLICT,
-                f"space {space} is still live: its replay is available once it has ended "
-                f"(listen live at /media/{space}/live.m3u8)",
-                code="still_live",
-            )
-        refs = rec.refs(space)
-        if not refs:
-            raise PnyxError(
-                ErrorKind.NOT_FOUND, f"the recording of space {space} is empty", code="no_recording"
-            )
-        return refs
 
 
 def _check_directives(msn: int | None, part: int | None) -> None:

@@ -17,6 +17,7 @@ from pnyx.store.accounts import AccountRepo
 from pnyx.store.engine import Database, async_url, create_engine
 from pnyx.store.models import Base
 from pnyx.store.notifications import NotificationRepo
+from pnyx.store.recordings import RecordingRepo
 from pnyx.store.social import SocialRepo
 from pnyx.store.spaces import SpaceRepo
 
@@ -28,6 +29,7 @@ class Store:
         self.social = SocialRepo(db)
         self.spaces = SpaceRepo(db)
         self.notifications = NotificationRepo(db)
+        self.recordings = RecordingRepo(db)
 
     @classmethod
     async def open(cls, url: str) -> Store:

@@ -18,15 +18,17 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pnyx.domain.types import SpaceStatus
@@ -59,6 +61,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 ROOM_JSON = JSON().with_variant(JSONB(), "postgresql")
+MEDIA_BYTES = LargeBinary().with_variant(BYTEA(), "postgresql")
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in SpaceStatus)
 
@@ -169,3 +172,32 @@ class SpaceReminder(Base):
 
     space_id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Recording(Base):
+    """A recorded space: its CMAF header (the same bytes on every node) and, once the
+    space has ended and the last writer has flushed, when it was finished. A finished
+    recording never changes again (``RecordingRepo.add`` refuses)."""
+
+    __tablename__ = "recordings"
+
+    space_id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
+    init: Mapped[bytes | None] = mapped_column(MEDIA_BYTES)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RecordingSegment(Base):
+    """One finished segment of a recording, keyed by (space, media sequence number): a
+    retried or duplicate write is one row. ``parts`` is the segment's LL-HLS parts as
+    ``[[index, duration, independent], …]`` (what a SegmentRef needs)."""
+
+    __tablename__ = "recording_segments"
+
+    space_id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
+    msn: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    duration: Mapped[float] = mapped_column(Float)
+    program_date_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    discontinuity: Mapped[bool] = mapped_column(Boolean)
+    parts: Mapped[list[Any]] = mapped_column(JSON)
+    data: Mapped[bytes] = mapped_column(MEDIA_BYTES)

@@ -41,3 +41,32 @@ class NotificationRecord:
     host: Handle
     title: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentMeta:
+    """What the replay playlist needs of one recorded segment (no bytes). ``parts`` is
+    ``((index, duration, independent), …)``; ``size`` is its byte length (0 when writing)."""
+
+    msn: int
+    duration: float
+    program_date_time: datetime
+    discontinuity: bool
+    parts: tuple[tuple[int, float, bool], ...]
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingInfo:
+    """A recording as stored: its header's length (0: none yet), when it was finished
+    (None: not yet) and its segments in sequence order."""
+
+    space: SpaceId
+    init_size: int
+    finished_at: datetime | None
+    segments: tuple[SegmentMeta, ...]
+
+    @property
+    def size(self) -> int:
+        """The byte length of the whole recording as one file (header + segments)."""
+        return self.init_size + sum(s.size for s in self.segments)

@@ -19,9 +19,9 @@ from pnyx.config import Settings, load_settings
 from pnyx.domain import commands as cmd
 from pnyx.domain.types import Handle, Limits, Role, SpaceId
 from pnyx.live.memory import MemoryLiveState
-from pnyx.media.recording import Recordings
 from pnyx.services.media import MediaService
 from pnyx.services.origin import Origin
+from pnyx.services.recorder import Recorder
 from pnyx.services.spaces import NewSpace, SpaceService
 from pnyx.store.db import Store
 from tests.integration.media.client import Speaker
@@ -37,7 +37,7 @@ class Stage:
     live: MemoryLiveState
     spaces: SpaceService
     origin: Origin
-    recordings: Recordings
+    recordings: Recorder
     media: MediaService
     space: SpaceId
     speakers: list[Speaker]
@@ -94,8 +94,8 @@ async def stage(tmp_path: Path, stage_settings: dict[str, Any]) -> AsyncIterator
     live = MemoryLiveState()
     spaces = SpaceService(store, live, Limits(), time.time)
     rec = await spaces.create(HOST, NewSpace("media test", record=True))
-    recordings = Recordings(settings.recordings_dir)
-    origin = Origin(settings, live, recordings)
+    recordings = Recorder(settings, store.recordings, time.time)
+    origin = Origin(settings, live)
     media = MediaService(settings, live, spaces, origin, recordings, "node-test", time.time)
     st = Stage(settings, store, live, spaces, origin, recordings, media, rec.id, [])
     await media.ensure_running(rec.id)
@@ -107,5 +107,6 @@ async def stage(tmp_path: Path, stage_settings: dict[str, Any]) -> AsyncIterator
         for harnessed in st.harness:
             await harnessed.close()
         await media.close()
+        await recordings.close()
         await live.close()
         await store.close()

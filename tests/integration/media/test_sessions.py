@@ -129,11 +129,13 @@ async def test_ending_the_space_closes_the_stream_and_the_recording(stage: Stage
     init = await stage.origin.media_object(stage.space, "init.mp4")
     assert init[4:8] == b"ftyp"
     # The recording has every segment, is closed, and plays back the program (the tone).
-    rec = stage.recordings
-    assert rec.finished(stage.space)
-    assert [r.msn for r in rec.refs(stage.space)] == [s.msn for s in state.segments]
-    media = rec.init_path(stage.space).read_bytes() + b"".join(
-        rec.segment_path(stage.space, r.msn).read_bytes() for r in rec.refs(stage.space)[1:]
+    repo = stage.store.recordings
+    await eventually(lambda: not stage.recordings.pending(stage.space), 10, "recording stored")
+    info = await repo.info(stage.space)
+    assert info is not None and info.finished_at is not None
+    assert [r.msn for r in info.segments] == [s.msn for s in state.segments]
+    media = (await repo.init(stage.space) or b"") + b"".join(
+        [await repo.segment(stage.space, r.msn) or b"" for r in info.segments[1:]]
     )
     played = decode(media)
     assert tone_level(played[-48_000:], 500) > 0.05

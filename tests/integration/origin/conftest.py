@@ -19,7 +19,6 @@ from pnyx.config import NodeRole, Settings
 from pnyx.live.base import LiveState
 from pnyx.live.memory import MemoryLiveState
 from pnyx.live.redis import RedisLiveState
-from pnyx.media.recording import Recordings
 from pnyx.services.node import Node
 from pnyx.services.origin import Origin
 from tests.support.procs import free_port
@@ -57,13 +56,8 @@ async def live(backend: str | None) -> AsyncIterator[LiveState]:
 
 
 @pytest.fixture
-def recordings(tmp_path: Path) -> Recordings:
-    return Recordings(tmp_path / "recordings")
-
-
-@pytest.fixture
-def origin(tmp_path: Path, live: LiveState, recordings: Recordings) -> Origin:
-    return Origin(make_settings(tmp_path), live, recordings)
+def origin(tmp_path: Path, live: LiveState) -> Origin:
+    return Origin(make_settings(tmp_path), live)
 
 
 @asynccontextmanager

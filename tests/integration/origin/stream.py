@@ -1,10 +1,9 @@
 """A stand-in for the stage node: a tone through the real encoder and packager into the
-origin (and the recording), exactly as services/media.py hands them over; and what a
+origin (and the recorder), exactly as services/media_sink.py hands them over; and what a
 listener does with the bytes it fetched (decode them, find the tone)."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 from datetime import UTC, datetime
 
@@ -16,8 +15,9 @@ from pnyx.domain.types import SpaceId
 from pnyx.media.aac import AacEncoder
 from pnyx.media.fmp4 import init_segment
 from pnyx.media.hls import Packager, PackagerConfig, Part, PlaylistState, Segment
-from pnyx.media.recording import Recordings
 from pnyx.services.origin import Origin
+from pnyx.services.recorder import Recorder
+from tests.support.poll import eventually
 
 RATE = 48_000
 FRAME = 960  # the mixer's 20 ms
@@ -38,7 +38,7 @@ class Stream:
         origin: Origin,
         space: str,
         *,
-        recordings: Recordings | None = None,
+        recordings: Recorder | None = None,
         freq: float = TONE_HZ,
         config: PackagerConfig | None = None,
     ) -> None:
@@ -62,7 +62,7 @@ class Stream:
         self.stored["init.mp4"] = init
         await self.origin.store_init(self.space, init)
         if self.recordings is not None:
-            await asyncio.to_thread(self.recordings.write_init, self.space, init)
+            self.recordings.add_init(self.space, init)
 
     async def parts(self, count: int) -> None:
         """Encode the tone until ``count`` more parts are out, storing each as it comes."""
@@ -82,7 +82,14 @@ class Stream:
             await self._store(self.packager.push(au))
         await self._store(self.packager.end(), force=True)
         if self.recordings is not None:
-            await asyncio.to_thread(self.recordings.finish, self.space)
+            self.recordings.finish(self.space)
+            await self.flushed()
+
+    async def flushed(self) -> None:
+        """Wait until the recorder has stored (and finished, if asked) what it was given."""
+        rec = self.recordings
+        assert rec is not None
+        await eventually(lambda: not rec.pending(self.space), 10, "the recording written")
 
     async def _store(self, outputs: list[Part | Segment], *, force: bool = False) -> None:
         if not outputs and not force:
@@ -94,9 +101,7 @@ class Stream:
             else:
                 self.segments_made.append(out)
                 if self.recordings is not None:
-                    await asyncio.to_thread(
-                        self.recordings.add_segment, self.space, out.ref, out.data
-                    )
+                    self.recordings.add_segment(self.space, out.ref, out.data)
         await self.origin.store(self.space, outputs, self.packager.state)
 
 

@@ -239,7 +239,7 @@ async def test_any_node_serves_any_space(
     await stream.parts(2)
     # One process is its own only node; Redis nodes each have their own connection.
     second = live if backend is None else RedisLiveState(backend)
-    other = Origin(make_settings(tmp_path), second, origin.recordings)
+    other = Origin(make_settings(tmp_path), second)
     try:
         part = await other.media_object(SpaceId(SPACE), "part/0.1.m4s")
         assert part == stream.stored["part/0.1.m4s"]

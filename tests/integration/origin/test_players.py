@@ -59,7 +59,7 @@ async def ended_space(app: FastAPI, *, segments: int, record: bool = True) -> St
     host = Handle(f"host{segments}")
     await node.accounts.register(host, "correct horse", None)
     rec = await node.spaces.create(host, NewSpace(title="Replay", record=record))
-    recordings = node.origin.recordings if record else None
+    recordings = node.recorder if record else None
     stream = Stream(node.origin, rec.id, recordings=recordings)
     await stream.start()
     await stream.segments(segments)
@@ -151,7 +151,7 @@ async def test_no_replay_before_the_end_or_without_a_recording(app_client: AppFa
         node = node_of(app)
         await node.accounts.register("livehost", "correct horse", None)
         rec = await node.spaces.create(Handle("livehost"), NewSpace(title="On air", record=True))
-        stream = Stream(node.origin, rec.id, recordings=node.origin.recordings)
+        stream = Stream(node.origin, rec.id, recordings=node.recorder)
         await stream.start()
         await stream.segments(1)
         for path in (f"/media/{rec.id}/replay.m3u8", f"/v1/spaces/{rec.id}/recording.m4a"):
@@ -192,9 +192,10 @@ async def test_the_replay_is_served_only_once_final(app_client: AppFactory) -> N
         node = node_of(app)
         await node.accounts.register("finhost", "correct horse", None)
         rec = await node.spaces.create(Handle("finhost"), NewSpace(title="Fin", record=True))
-        stream = Stream(node.origin, rec.id, recordings=node.origin.recordings)
+        stream = Stream(node.origin, rec.id, recordings=node.recorder)
         await stream.start()
         await stream.segments(2)
+        await stream.flushed()  # every segment is stored; the recording is not finished
         await node.spaces.execute(SpaceId(rec.id), cmd.EndSpace(Handle("finhost")))
         paths = (f"/media/{rec.id}/replay.m3u8", f"/v1/spaces/{rec.id}/recording.m4a")
         for path in paths:
