@@ -4,6 +4,11 @@
 session's resource URL; ``DELETE`` that URL to stop. The one peer connection carries the
 speaker's audio in and their mix-minus (everyone but themself) back. Signalling is not
 trickled: the answer already holds every ICE candidate.
+
+Any node takes both requests: one that does not run the space's media relays them to
+the node that does and answers with its answer (services/relay.py), so a browser stays
+on its own origin and a WHIP client on one URL. While the stage moves between nodes the
+answer is ``503`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -11,23 +16,34 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 
 from pnyx.api.deps import Account, ServicesDep
 from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind, PnyxError
+from pnyx.services.relay import RELAYED, Relayed, session_path
 
 router = APIRouter(prefix="/v1/spaces/{space_id}/publish", tags=["publish"])
 
 SDP = "application/sdp"
 _ERROR: dict[str, Any] = {"content": {"application/json": {}}}
 
-_REDIRECT: dict[int | str, dict[str, Any]] = {
-    307: {
-        "description": "Another node runs this space's media: repeat the same request at "
-        "`Location` (that node's URL and the same path), with the same headers and body.",
-        "headers": {"Location": {"schema": {"type": "string"}}},
+_RETRY = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again (the same request, same URL).",
+        "schema": {"type": "integer"},
+    }
+}
+_MOVING: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "No stage node answers for the space right now: it is starting, or "
+        "moving to another node after one failed (code `stage_moving`). Repeat the same "
+        "request after `Retry-After` seconds.",
+        "headers": _RETRY,
+        **_ERROR,
     },
+}
+_NOT_SIGNED_IN: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid account token (`Authorization: Bearer …`).", **_ERROR},
 }
 _OFFER_BODY: dict[str, Any] = {
     "requestBody": {
@@ -68,8 +84,11 @@ def _sdp_text(request: Request, body: bytes) -> str:
     "get the SDP answer (201, `Content-Type: application/sdp`) and the session's URL in "
     "`Location`. Publishing again replaces your previous session. Your audio is mixed "
     "only while you are on stage and not muted; the same connection brings you everyone "
-    "else. 403: not on stage; 409: the space is not live; 415: not `application/sdp`; "
-    "400: an unusable offer; 503 with `Retry-After`: no stage node runs the space yet.",
+    "else. Any node (or the edge) takes it: a node that does not run the space's media "
+    "relays the exchange to the one that does. 401: not signed in; 403: not on stage; "
+    "404: no such space; 409: the space is not live; 415: not `application/sdp`; 400: an "
+    "unusable offer; 503 with `Retry-After`: the stage is starting or moving between "
+    "nodes (retry the same URL).",
     openapi_extra=_OFFER_BODY,
     responses={
         201: {
@@ -82,30 +101,29 @@ def _sdp_text(request: Request, body: bytes) -> str:
                 }
             },
         },
-        **_REDIRECT,
         400: {"description": "The offer does not parse or has no sending audio.", **_ERROR},
+        **_NOT_SIGNED_IN,
         403: {"description": "Only stage members publish.", **_ERROR},
+        404: {"description": "No such space.", **_ERROR},
         409: {"description": "The space is not live.", **_ERROR},
         413: {"description": "The offer is over `max_sdp_bytes`.", **_ERROR},
         415: {"description": "The body must be `application/sdp`.", **_ERROR},
-        503: {"description": "No stage node for the space yet: retry.", **_ERROR},
+        **_MOVING,
     },
 )
 async def publish(space_id: str, request: Request, me: Account, services: ServicesDep) -> Response:
     offer = _sdp_text(request, await request.body())
     space = SpaceId(space_id)
-    elsewhere = await services.media.admit(space, me)
-    if elsewhere is not None:
-        return RedirectResponse(elsewhere.rstrip("/") + request.url.path, status_code=307)
-    published = await services.media.publish(space, me, offer)
+    outcome = await services.publishing.publish(
+        space, me, offer, authorization=_authorization(request), relayed=_relayed(request)
+    )
+    if isinstance(outcome, Relayed):
+        return _relayed_response(outcome)
     return Response(
-        published.answer_sdp,
+        outcome.answer_sdp,
         status_code=201,
         media_type=SDP,
-        headers={
-            "Location": f"/v1/spaces/{space_id}/publish/{published.session}",
-            "Cache-Control": "no-store",
-        },
+        headers={"Location": session_path(space, outcome.session), "Cache-Control": "no-store"},
     )
 
 
@@ -115,19 +133,40 @@ async def publish(space_id: str, request: Request, me: Account, services: Servic
     response_class=Response,
     summary="Stop publishing",
     description="End the publish session at this URL (yours only) and close its peer "
-    "connection. 404 when there is no such session of yours.",
+    "connection. Any node takes it (relayed to the node that runs the space's media). "
+    "401: not signed in; 404: no such session of yours (or nobody runs the space's media "
+    "any more: the session is gone); 503 with `Retry-After`: the stage is moving.",
     responses={
         204: {"description": "Stopped."},
-        **_REDIRECT,
+        **_NOT_SIGNED_IN,
         404: {"description": "No such session of yours.", **_ERROR},
+        **_MOVING,
     },
 )
 async def unpublish(
     space_id: str, session: str, request: Request, me: Account, services: ServicesDep
 ) -> Response:
-    space = SpaceId(space_id)
-    elsewhere = await services.media.locate(space)
-    if elsewhere is not None:
-        return RedirectResponse(elsewhere.rstrip("/") + request.url.path, status_code=307)
-    await services.media.unpublish(space, me, session)
-    return Response(status_code=204)
+    outcome = await services.publishing.unpublish(
+        SpaceId(space_id),
+        me,
+        session,
+        authorization=_authorization(request),
+        relayed=_relayed(request),
+    )
+    return Response(status_code=204) if outcome is None else _relayed_response(outcome)
+
+
+def _authorization(request: Request) -> str:
+    return request.headers.get("authorization", "")
+
+
+def _relayed(request: Request) -> bool:
+    """Relayed by another node already: handled here or refused, never relayed on."""
+    return request.headers.get(RELAYED) == "1"
+
+
+def _relayed_response(answer: Relayed) -> Response:
+    response = Response(answer.body, status_code=answer.status)
+    for name, value in answer.headers:
+        response.headers.append(name, value)
+    return response

@@ -25,6 +25,7 @@ from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
+from pnyx.services.relay import PublishRelay
 from pnyx.services.replays import ReplayService
 from pnyx.services.stage import StageService
 from pnyx.services.state import StateService
@@ -49,6 +50,7 @@ class Services:
     state: StateService  # the state document: read it, act on the stage
     stage: StageService  # the stage WebSocket
     media: MediaService  # publishing audio
+    publishing: PublishRelay  # the publish routes: here, or relayed to the stage node
     origin: Origin  # live HLS and recorded objects
     replays: ReplayService  # replay playlists and downloads
     notifications: NotificationService

@@ -12,8 +12,8 @@ the stage. Every task is owned here and cancelled by :meth:`MediaService.stop` /
 :meth:`MediaService.close`.
 
 A node that runs stages advertises its URL in the live state (the blob
-``keys.node_url_key``), so another node can redirect a publish to the holder of the
-space's lease.
+``keys.node_url_key``), so another node can relay a publish to the holder of the
+space's lease (services/relay.py; :meth:`MediaService.place` says where that is).
 """
 
 from __future__ import annotations
@@ -53,6 +53,17 @@ REFRESH_S = 1.0  # the allowed set is re-read at least this often
 class Published:
     session: str  # resource id for DELETE /v1/spaces/{id}/publish/{session}
     answer_sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a space's media runs (:meth:`MediaService.place`): ``here``; else at
+    ``holder``, the node holding the stage lease, reached at ``url`` (None until it has
+    advertised one); neither: nowhere yet."""
+
+    here: bool = False
+    holder: str | None = None
+    url: str | None = None
 
 
 @dataclass(eq=False)
@@ -174,10 +185,9 @@ class MediaService:
         await self._clock_thread.close()
 
     # -- where a space's media runs -----------------------------------------------------
-    async def admit(self, space: SpaceId, handle: Handle) -> str | None:
-        """May ``handle`` publish to ``space`` here? None: yes, here (started if need be);
-        a URL: the base URL of the node that runs it. PnyxError CONFLICT (not live),
-        FORBIDDEN (not on stage), UNAVAILABLE (nobody runs it yet: retry)."""
+    async def check(self, space: SpaceId, handle: Handle) -> None:
+        """May ``handle`` publish to ``space`` at all? PnyxError NOT_FOUND (no such space),
+        CONFLICT (not live), FORBIDDEN (not on stage)."""
         room = await self._spaces.room(space)
         if room.status is not SpaceStatus.LIVE:
             raise PnyxError(
@@ -191,36 +201,55 @@ class MediaService:
                 "only the host, co-hosts and speakers publish audio: ask to speak first",
                 code="not_on_stage",
             )
-        elsewhere = await self.locate(space)
-        if elsewhere is not None or space in self._running:
-            return elsewhere
-        if self._s.role not in (NodeRole.STAGE, NodeRole.BOTH) or self._closing:
-            raise PnyxError(
-                ErrorKind.UNAVAILABLE,
-                "no stage node runs this space yet; retry shortly",
-                code="no_stage_node",
-                retry_after=self._s.state_tick_s,
-            )
+
+    async def place(self, space: SpaceId, *, take: bool) -> Placement:
+        """Where ``space``'s media runs, from its lease in the live state: here (with
+        ``take``, a free lease is taken now and the media started, on a node that runs
+        stages), at another node (the lease holder and its advertised URL, None while it
+        has not advertised one), or nowhere yet."""
+        if space in self._running:
+            return Placement(here=True)
+        lease = await self._live.holder(lease_name(space))
+        if lease is not None and lease.holder != self._node:
+            url = await self._live.get_blob(node_url_key(lease.holder))
+            return Placement(holder=lease.holder, url=url.decode() if url is not None else None)
+        if not take or self._s.role not in (NodeRole.STAGE, NodeRole.BOTH) or self._closing:
+            return Placement()
         # Nobody holds the lease (or this node does): take it now rather than wait for
         # the next tick. The ticker renews a lease this node already holds.
-        lease = await self._live.acquire(lease_name(space), self._node, self._s.lease_ttl_s)
-        if lease is None:
-            return await self.locate(space) or _retry_soon(self._s.state_tick_s)
+        taken = await self._live.acquire(lease_name(space), self._node, self._s.lease_ttl_s)
+        if taken is None:  # another node was quicker
+            return await self.place(space, take=False)
         await self.ensure_running(space)
-        return None
+        return Placement(here=space in self._running)
+
+    async def admit(self, space: SpaceId, handle: Handle) -> str | None:
+        """May ``handle`` publish to ``space`` here? None: yes, here (started if need be);
+        a URL: the base URL of the node that runs it. PnyxError CONFLICT (not live),
+        FORBIDDEN (not on stage), UNAVAILABLE (nobody runs it yet, or its node's URL is
+        not known yet: retry). (The API relays through ``services/relay.py`` instead.)"""
+        await self.check(space, handle)
+        where = await self.place(space, take=True)
+        if where.here:
+            return None
+        if where.url is not None:
+            return where.url
+        if where.holder is not None:
+            _retry_soon(self._s.state_tick_s)
+        raise PnyxError(
+            ErrorKind.UNAVAILABLE,
+            "no stage node runs this space yet; retry shortly",
+            code="no_stage_node",
+            retry_after=self._s.state_tick_s,
+        )
 
     async def locate(self, space: SpaceId) -> str | None:
         """The base URL of the node that runs ``space`` when it is another one, else None.
         PnyxError UNAVAILABLE when that node's URL is not known (yet)."""
-        if space in self._running:
-            return None
-        lease = await self._live.holder(lease_name(space))
-        if lease is None or lease.holder == self._node:
-            return None
-        url = await self._live.get_blob(node_url_key(lease.holder))
-        if url is None:
+        where = await self.place(space, take=False)
+        if where.holder is not None and where.url is None:
             _retry_soon(self._s.state_tick_s)
-        return url.decode() if url is not None else None
+        return where.url
 
     async def _advertise(self) -> None:
         now = time.monotonic()
@@ -236,7 +265,7 @@ class MediaService:
         if sm is None:
             raise PnyxError(
                 ErrorKind.UNAVAILABLE,
-                "this node does not run the space's media; retry (you will be redirected)",
+                "this node does not run the space's media; retry shortly",
                 code="not_here",
                 retry_after=self._s.state_tick_s,
             )

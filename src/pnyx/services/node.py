@@ -15,7 +15,6 @@ from pnyx.config import NodeRole, Settings, signing_secret
 from pnyx.domain.types import Limits
 from pnyx.live.base import LiveState
 from pnyx.live.factory import open_live_state
-from pnyx.media.recording import Recordings
 from pnyx.services import admission as admission_
 from pnyx.services.accounts import AccountService
 from pnyx.services.auth import Passwords, Tokens
@@ -27,6 +26,8 @@ from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
 from pnyx.services.presence import PresenceBatcher
+from pnyx.services.recorder import Recorder
+from pnyx.services.relay import PublishRelay
 from pnyx.services.replays import ReplayService
 from pnyx.services.spaces import SpaceService
 from pnyx.services.stage import StageService
@@ -54,6 +55,8 @@ class Node:
     notifications: NotificationService
     presence: PresenceBatcher
     admission: admission_.Admission
+    relay: PublishRelay  # its HTTP client to the other nodes: closed by close()
+    recorder: Recorder  # writes recordings to the store; flushed by close()
     clock: Callable[[], float] = field(default=time.time)
     services: Services = field(init=False)  # what the API may use
 
@@ -67,8 +70,16 @@ class Node:
             state=StateService(self.spaces, self.listeners),
             stage=self.stage,
             media=self.media,
+            publishing=self.relay,
             origin=self.origin,
-            replays=ReplayService(self.spaces, self.origin, self.clock),
+            replays=ReplayService(
+                self.settings,
+                self.spaces,
+                self.store.recordings,
+                self.recorder,
+                self.live,
+                self.clock,
+            ),
             notifications=self.notifications,
             health=HealthService(self.node_id, {"store": self.store.ping, "live": self.live.ping}),
             admission=self.admission,
@@ -96,9 +107,9 @@ class Node:
         spaces = SpaceService(store, live, limits, clock)
         notifications = NotificationService(settings, store, clock)
         spaces.on_live = notifications.space_started
-        recordings = Recordings(settings.recordings_dir)
-        origin = Origin(settings, live, recordings)
-        media = MediaService(settings, live, spaces, origin, recordings, node_id, clock)
+        recorder = Recorder(settings, store.recordings, clock)
+        origin = Origin(settings, live)
+        media = MediaService(settings, live, spaces, origin, recorder, node_id, clock)
         admission = admission_.from_settings(settings)
         presence = PresenceBatcher(live, clock, flush_s=settings.presence_flush_s)
         presence.start()
@@ -124,6 +135,8 @@ class Node:
             ),
             admission=admission,
             presence=presence,
+            relay=PublishRelay(settings, media),
+            recorder=recorder,
             clock=clock,
         )
         notifications.start(reminders=settings.role in (NodeRole.STAGE, NodeRole.BOTH))
@@ -140,8 +153,10 @@ class Node:
 
     async def close(self) -> None:
         await self.stage.close()
+        await self.relay.close()
         await self.ticker.stop()
         await self.media.close()
+        await self.recorder.close()  # after the media: their last segments are queued
         await self.notifications.close()
         await self.presence.stop()
         await self.live.close()

@@ -1,15 +1,24 @@
 // Speaking: the microphone over WebRTC, signalled WHIP-style. POST the SDP offer
 // (after ICE gathering: no trickle) to /v1/spaces/{id}/publish, get the answer and a
 // resource URL (DELETE it to stop). The same peer connection brings back this speaker's
-// mix-minus (everyone but themself), which we play. When the connection drops, we
-// publish again with backoff and jitter; publishing again replaces the old session.
+// mix-minus (everyone but themself), which we play. Always to this page's own origin:
+// whichever node (or edge) takes the request relays it to the stage node, so there is
+// no redirect and no other origin. When the connection is lost we publish again by
+// ourselves, at once (a small random delay, then backoff); publishing again replaces the
+// old session. Lost means: ICE/DTLS "failed", "disconnected" for more than
+// DISCONNECTED_GRACE_MS, the mix-minus stopped arriving for STALL_MS (the stage node
+// died: its packets stop at once, long before ICE notices), or the stage socket closed
+// abnormally (restart(), called through stage_socket.js's onGoingAway).
 
 import { ApiError, call, paths } from "./api.js";
 import { audioContext, makeAnalyser } from "./audio.js";
 import { Backoff, sleep } from "./retry.js";
 
 const GATHER_TIMEOUT_MS = 5000;
-const DISCONNECTED_GRACE_MS = 2500;
+const DISCONNECTED_GRACE_MS = 1000;
+const STALL_MS = 1200; // no mix-minus packet for this long: the stage node is gone
+const STATS_EVERY_MS = 250;
+const JITTER_MS = 400; // republish after 0–400 ms: a whole stage does not come back at once
 
 const PROCESSING_KEY = "pnyx.voiceProcessing";
 
@@ -68,6 +77,8 @@ export class Publisher {
     this.backoff = new Backoff({ baseMs: 500, maxMs: 15000 });
     this.abort = null;
     this.disconnectTimer = 0;
+    this.statsTimer = 0;
+    this.received = { count: -1, at: 0 }; // mix-minus packets so far, and when it last grew
     this.reconnecting = null; // {gen, done}: the publish loop of one start()
     this.generation = 0; // one per start(): a loop of an earlier one never acts again
     this.micAnalyser = null;
@@ -136,6 +147,7 @@ export class Publisher {
     this.running = false;
     this.abort?.abort();
     clearTimeout(this.disconnectTimer);
+    this.stopWatchdog();
     this.closePeer();
     if (release) await this.deleteResource();
     this.resource = null;
@@ -168,9 +180,49 @@ export class Publisher {
     if (this.track) this.track.enabled = !muted;
   }
 
-  /** Publish again now (e.g. the stage socket said the server is going away). */
+  /** Publish again now, after 0–400 ms of jitter: the stage socket was lost (the server
+   * went away, or the connection broke: its node may have been the stage node). */
   restart() {
     if (this.running) this.reconnect(true);
+  }
+
+  /** Mix-minus RTP packets received on `pc` so far (-1 when unknown). */
+  async packetsReceived(pc) {
+    try {
+      let total = 0;
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === "inbound-rtp" && r.kind === "audio") total += r.packetsReceived || 0;
+      });
+      return total;
+    } catch {
+      return -1;
+    }
+  }
+
+  /** While connected, look at the mix-minus every STATS_EVERY_MS: the server sends a packet
+   * every 20 ms whatever is said, so a silence of STALL_MS means the stage node is gone. */
+  startWatchdog(pc) {
+    this.stopWatchdog();
+    this.received = { count: -1, at: performance.now() };
+    const look = async () => {
+      if (pc !== this.pc || !this.running) return;
+      const count = await this.packetsReceived(pc);
+      const now = performance.now();
+      if (count !== this.received.count) {
+        this.received = { count, at: now };
+      } else if (count > 0 && now - this.received.at > STALL_MS && pc.connectionState !== "closed") {
+        console.debug(`pnyx publisher: no mix-minus for ${Math.round(now - this.received.at)} ms`);
+        this.reconnect(true);
+        return;
+      }
+      if (pc === this.pc && this.running) this.statsTimer = setTimeout(look, STATS_EVERY_MS);
+    };
+    this.statsTimer = setTimeout(look, STATS_EVERY_MS);
+  }
+
+  stopWatchdog() {
+    clearTimeout(this.statsTimer);
+    this.statsTimer = 0;
   }
 
   closePeer() {
@@ -202,7 +254,16 @@ export class Publisher {
     if (this.reconnecting?.gen === gen) return this.reconnecting.done;
     const current = () => this.running && this.generation === gen;
     const done = (async () => {
-      if (isRetry) this.setStatus("reconnecting");
+      if (isRetry) {
+        this.setStatus("reconnecting");
+        this.stopWatchdog();
+        clearTimeout(this.disconnectTimer);
+        try {
+          await sleep(Math.random() * JITTER_MS, this.abort.signal);
+        } catch {
+          return;
+        }
+      }
       while (current()) {
         try {
           await this.publishOnce();
@@ -237,6 +298,7 @@ export class Publisher {
 
   async publishOnce() {
     clearTimeout(this.disconnectTimer);
+    this.stopWatchdog();
     this.closePeer();
     this.resource = null; // publishing again replaces the old session on the server
     this.setStatus(this.status === "reconnecting" ? "reconnecting" : "connecting");
@@ -257,10 +319,11 @@ export class Publisher {
     });
     if (pc !== this.pc || !this.running) throw new DOMException("replaced", "AbortError");
     const location = res.headers.get("Location");
-    // A 307 to another stage node: the resource lives there.
+    // On this origin: any node (or the edge) relays the DELETE to the stage node.
     this.resource = location ? new URL(location, res.url).href : null;
     await pc.setRemoteDescription({ type: "answer", sdp: res.data });
     await this.connected(pc);
+    this.startWatchdog(pc);
     this.setStatus("live");
   }
 
@@ -298,7 +361,7 @@ export class Publisher {
     } else if (state === "failed" || state === "closed") {
       this.reconnect(true);
     } else if (state === "disconnected") {
-      // Often heals by itself within a second or two; republish if it does not.
+      // May heal by itself in a moment; republish if it has not within the grace.
       this.setStatus("reconnecting");
       clearTimeout(this.disconnectTimer);
       this.disconnectTimer = setTimeout(() => {

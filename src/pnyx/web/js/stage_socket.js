@@ -1,17 +1,23 @@
 // The stage WebSocket (host, co-hosts, speakers): instant events, and the server's way
 // of knowing the host is still here. Optional for the page (the state long poll carries
-// everything); we use its events to refresh at once, its 1001 "going away" to publish
-// again elsewhere, and reconnect with backoff while we are on stage.
+// everything); we use its events to refresh at once, and reconnect with backoff while we
+// are on stage. Any close but a normal (1000) or a final one (removed, not on stage, no
+// such space, ended, replaced) means the server went away or the connection broke: the
+// node may have died, and it may have been the stage node, so onGoingAway tells the
+// publisher at once (it publishes again, after a little jitter).
 
 import { paths } from "./api.js";
 import { Backoff } from "./retry.js";
 
 // Close codes (src/pnyx/protocol/stage.py CloseCode).
 const FINAL = new Set([4001, 4003, 4004, 4010]); // unauthorised, not on stage, no space, ended
+const NOT_LOST = new Set([1000, 4009, ...FINAL]); // normal; replaced (connected elsewhere)
 
 export class StageSocket {
   /**
    * @param {string} spaceId
+   * onGoingAway: the socket was lost (1001 going away, 1006 abnormal, …): not a normal or
+   * final close.
    * @param {{token: () => string, onEvent: (msg) => void, onGoingAway?: () => void,
    *          onClosed?: (code: number, reason: string) => void}} hooks
    */
@@ -69,7 +75,7 @@ export class StageSocket {
         this.running = false;
         return;
       }
-      if (event.code === 1001) this.hooks.onGoingAway?.();
+      if (!NOT_LOST.has(event.code)) this.hooks.onGoingAway?.();
       this.timer = setTimeout(() => this.running && this.open(), this.backoff.next());
     };
   }
