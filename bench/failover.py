@@ -10,8 +10,8 @@ and edge; Redis and PostgreSQL shared by the rounds):
 
 - a recorded live space; its host publishes a 440 Hz tone *through the edge* (aiortc,
   the same client as the end-to-end tests) and holds the stage WebSocket there; when the
-  socket closes or the peer connection fails, the host publishes again by itself, as the
-  web client does, through the same edge URL;
+  socket closes, the peer connection fails or the mix-minus stops for 1.2 s, the host
+  publishes again by itself, as the web client does, through the same edge URL;
 - an LL-HLS listener follows the live playlist through the edge, decoding every part, and
   keeps going through errors as a player would (it never rejoins: same playlist URL);
 - after ``--before-s`` of audio the node holding the space's stage lease is SIGKILLed;
@@ -67,6 +67,7 @@ from pnyx.loadtest.stats import percentile  # noqa: E402
 TONE_HZ = 440.0
 RATE = tones.RATE
 GOAL_GAP_P95_S = 2.0
+MIX_MINUS_STALL_S = 1.2
 PRIMING = 2048  # samples an AAC decoder needs before a part's audio is its own
 
 
@@ -169,7 +170,11 @@ class Host:
         while not self._closing:
             speaker = self.speaker
             failed = speaker is not None and speaker.pc.connectionState in ("failed", "closed")
-            if self._lost.is_set() or failed:
+            # The stage node sends the mix-minus every 20 ms: a silence of more than
+            # MIX_MINUS_STALL_S means it is gone (what the web client watches too).
+            last = None if speaker is None else speaker.received.last_arrival
+            stalled = last is not None and time.time() - last > MIX_MINUS_STALL_S
+            if self._lost.is_set() or failed or stalled:
                 self._lost.clear()
                 with contextlib.suppress(Exception):
                     await self._publish()
@@ -226,14 +231,30 @@ def recorded_space(url: str, n: int) -> tuple[Account, str]:
 
 
 async def one_round(
-    pg: PostgresServer, redis_url: str, tmp: Path, n: int, before_s: float, after_s: float
+    pg: PostgresServer,
+    redis_url: str,
+    tmp: Path,
+    n: int,
+    args: argparse.Namespace,
 ) -> Round:
+    before_s, after_s = args.before_s, args.after_s
+    settings = {}
+    if args.lease_ttl_s is not None:
+        settings["lease_ttl_s"] = str(args.lease_ttl_s)
+    if args.lease_renew_s is not None:
+        settings["lease_renew_s"] = str(args.lease_renew_s)
     out = Round()
     with ExitStack() as stack:
         db = stack.enter_context(database(pg))
         nodes = [
             stack.enter_context(
-                pnyx_serve(tmp / f"r{n}{name}", database=db, redis=redis_url, fast=False)
+                pnyx_serve(
+                    tmp / f"r{n}{name}",
+                    database=db,
+                    redis=redis_url,
+                    settings=settings,
+                    fast=False,
+                )
             )
             for name in ("a", "b")
         ]
@@ -305,6 +326,8 @@ def summary(name: str, values: list[float]) -> str:
 async def main_async(args: argparse.Namespace) -> int:
     print("# failover: SIGKILL of the stage node, two nodes behind an nginx edge", flush=True)
     print(f"machine: {machine()}", flush=True)
+    ttl, renew = args.lease_ttl_s or "default", args.lease_renew_s or "default"
+    print(f"settings: production; lease_ttl_s={ttl}, lease_renew_s={renew}", flush=True)
     rounds: list[Round] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pnyx-failover-")))
@@ -315,7 +338,7 @@ async def main_async(args: argparse.Namespace) -> int:
         for n in range(args.rounds):
             try:
                 r = await asyncio.wait_for(
-                    one_round(pg, redis_url, tmp, n, args.before_s, args.after_s),
+                    one_round(pg, redis_url, tmp, n, args),
                     args.before_s + args.after_s + 120,
                 )
             except Exception as exc:  # report the round and go on: the figures say how many
@@ -353,6 +376,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=10, help="SIGKILLs (1-50)")
     p.add_argument("--before-s", type=float, default=8.0, help="audio before the kill")
     p.add_argument("--after-s", type=float, default=10.0, help="audio after the kill")
+    p.add_argument("--lease-ttl-s", type=float, help="the nodes' lease_ttl_s (default: theirs)")
+    p.add_argument("--lease-renew-s", type=float, help="the nodes' lease_renew_s")
     args = p.parse_args()
     if not 1 <= args.rounds <= 50:
         p.error("--rounds must be 1..50")

@@ -57,6 +57,10 @@ class Settings(BaseModel):
     max_speakers: int = Field(10, ge=0)
     host_grace_s: float = Field(300.0, ge=0)
     max_title_len: int = Field(120, gt=0)
+    stage_presence_ttl_s: float = Field(15.0, gt=0)  # a stage socket's presence, unrefreshed
+    scheduled_expiry_s: float = Field(3600.0, ge=0)  # not started this long after the slot
+    expiry_sweep_s: float = Field(60.0, gt=0)  # how often stage nodes look for them
+    expiry_sweep_batch: int = Field(100, ge=1, le=10_000)  # cancelled per pass at most
 
     # -- listeners ------------------------------------------------------------------
     heartbeat_s: float = Field(15.0, gt=0)
@@ -114,7 +118,9 @@ class Settings(BaseModel):
     hls_block_s: float = Field(6.0, gt=0, le=30)  # longest blocking playlist reload
     media_part_ttl_s: float = Field(60.0, gt=0)  # parts in the live state
     media_segment_ttl_s: float = Field(300.0, gt=0)  # segments in the live state
-    record_dir: Path | None = None  # default: data_dir / "recordings"
+    recording_queue_segments: int = Field(900, ge=1)  # per space awaiting the store
+    recording_retry_s: float = Field(1.0, gt=0, le=60)  # a failed recording write, again
+    recording_close_s: float = Field(5.0, ge=0, le=60)  # shutdown: pending writes may land
     mix_minus_queue_frames: int = Field(5, ge=1, le=500)  # per speaker, back to them
     mix_minus_target_frames: int = Field(2, ge=1, le=500)  # their send queue's target depth
     mix_minus_bitrate: int = Field(64_000, ge=6_000, le=510_000)  # Opus, mono, per speaker
@@ -122,6 +128,8 @@ class Settings(BaseModel):
     publish_connect_timeout_s: float = Field(20.0, gt=0)  # ICE must connect within this
     publish_idle_timeout_s: float = Field(5.0, gt=0)  # no audio this long: the peer is gone
     node_url_ttl_s: float = Field(30.0, gt=0)  # a node's advertised URL in the live state
+    relay_connect_timeout_s: float = Field(1.0, gt=0, le=30)  # reaching the stage node
+    relay_timeout_s: float = Field(10.0, gt=0, le=60)  # its answer to a relayed publish
 
     @field_validator("redis")
     @classmethod
@@ -185,10 +193,6 @@ class Settings(BaseModel):
         host = "127.0.0.1" if self.host in WILDCARD_HOSTS else self.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
-
-    @property
-    def recordings_dir(self) -> Path:
-        return self.record_dir or self.data_dir / "recordings"
 
     @property
     def database_url(self) -> str:
