@@ -19,9 +19,11 @@ and edge; Redis and PostgreSQL shared by the rounds):
 
 Figures per round, then p50/p95 over the rounds:
 
-- **listener tone gap**: arrival of the first part with the tone after the kill minus
-  arrival of the last part with it before the kill (continuous audio: one part, 0.32 s);
-- **new media**: kill → the first part the listener gets that no playlist listed before;
+- **listener tone gap**: the longest wait, around the kill, between the arrivals of two
+  parts with the tone (what a player playing parts as they come hears as silence or a
+  stall; continuous audio arrives a part, 0.32 s, at a time);
+- **new media**: kill → the arrival of the first part after the last one the dead node
+  wrote;
 - **republished**: kill → the host's new publish answered 201;
 - **recording**: seconds of audio in ``recording.m4a`` (through the edge, after the end)
   against the space's length, and what is missing beyond the listener's gap.
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import secrets
 import signal
@@ -219,6 +222,13 @@ def recorded_seconds(edge_url: str, space: str) -> float:
     raise RuntimeError(f"no recording.m4a ({r.status_code} {r.text[:200]})")
 
 
+async def last_part(url: str, space: str) -> tuple[int, int]:
+    async with httpx.AsyncClient(timeout=10) as c:
+        r = await c.get(f"{url}/media/{space}/live.m3u8")
+    parts = hls.parse_playlist(r.text).parts if r.status_code == 200 else []
+    return (parts[-1].msn, parts[-1].index) if parts else (-1, -1)
+
+
 def recorded_space(url: str, n: int) -> tuple[Account, str]:
     with httpx.Client(base_url=url, timeout=20) as c:
         host = account(c, f"host{n}")
@@ -271,32 +281,30 @@ async def one_round(
                 await asyncio.sleep(before_s)
                 holder_id = lease_holder(redis_url, space)
                 (holder,) = [x for x in nodes if node_id(x) == holder_id]
-                listed_before = {(p.msn, p.index) for pl in listener.playlists for p in pl.parts}
                 published_before = len(host.published_at)
                 holder.proc.send_signal(signal.SIGKILL)
                 killed = time.time()
                 holder.proc.wait(timeout=10)
+                (survivor,) = [x for x in nodes if x is not holder]
+                dead_wrote = await last_part(survivor.url, space)  # all the dead node wrote
                 await asyncio.sleep(after_s)
             finally:
                 stop.set()
                 following.cancel()
                 await asyncio.gather(following, return_exceptions=True)
-            before = [p for p in listener.parts if p.arrived < killed and toned(listener, p)]
-            after = [p for p in listener.parts if p.arrived >= killed and toned(listener, p)]
-            if before and after:
-                out.gap_s = after[0].arrived - before[-1].arrived
+            # What a player playing parts as they arrive hears: the longest wait between
+            # two parts with the tone, around the kill (the tone is continuous otherwise).
+            window = [p for p in listener.parts if p.arrived >= killed - 3 and toned(listener, p)]
+            pairs = list(itertools.pairwise(window))
+            if pairs and window[-1].arrived > killed:
+                out.gap_s = max(b.arrived - a.arrived for a, b in pairs)
             else:
-                out.notes.append(f"tone parts before/after the kill: {len(before)}/{len(after)}")
-            fresh = [
-                p
-                for p in listener.parts
-                if p.arrived >= killed and (p.msn, p.index) not in listed_before
-            ]
+                out.notes.append(f"{len(window)} parts with the tone around the kill")
+            fresh = [p for p in listener.parts if (p.msn, p.index) > dead_wrote]
             if fresh:
                 out.new_media_s = fresh[0].arrived - killed
             if len(host.published_at) > published_before:
                 out.republished_s = host.published_at[published_before] - killed
-        (survivor,) = [x for x in nodes if x is not holder]
         async with httpx.AsyncClient(base_url=survivor.url, timeout=20) as c:
             r = await c.post(f"/v1/spaces/{space}/end", headers=host_account.auth)
             r.raise_for_status()

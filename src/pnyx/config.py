@@ -99,8 +99,8 @@ class Settings(BaseModel):
     ws_queue_depth: int = Field(256, gt=0)
 
     # -- leases ---------------------------------------------------------------------
-    lease_ttl_s: float = Field(2.0, gt=0)  # a dead stage node's spaces move after this
-    lease_renew_s: float = Field(0.5, gt=0)  # held leases renewed this often (no store read)
+    lease_ttl_s: float = Field(1.0, gt=0)  # a dead stage node's spaces move after this
+    lease_renew_s: float = Field(0.25, gt=0)  # held leases renewed this often (no store read)
 
     # -- follower notifications -------------------------------------------------------
     fanout_threshold: int = Field(10_000, ge=0)  # above: followers see the host on read
