@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
-import json
 import secrets
 import signal
 import sys
@@ -51,13 +49,18 @@ from pathlib import Path
 
 import httpx
 import redis
-import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the harness lives in tests/support
     sys.path.insert(0, str(ROOT))
 
-from tests.support import hls, tones, webrtc  # noqa: E402
+from tests.support import hls  # noqa: E402
+from tests.support.failover import (  # noqa: E402
+    SelfHealingSpeaker,
+    keep_listening,
+    last_part,
+    toned,
+)
 from tests.support.nginx import nginx_edge  # noqa: E402
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve  # noqa: E402
 from tests.support.postgres_server import PostgresServer, running_postgres  # noqa: E402
@@ -68,10 +71,7 @@ from pnyx.live.keys import RedisKind, lease_name, redis_key  # noqa: E402
 from pnyx.loadtest.stats import percentile  # noqa: E402
 
 TONE_HZ = 440.0
-RATE = tones.RATE
 GOAL_GAP_P95_S = 2.0
-MIX_MINUS_STALL_S = 1.2
-PRIMING = 2048  # samples an AAC decoder needs before a part's audio is its own
 
 
 @dataclass
@@ -117,101 +117,6 @@ def lease_holder(redis_url: str, space: str) -> str | None:
     return None if value is None else value.decode().rpartition("|")[0]
 
 
-# -- the host: publishes through the edge and comes back by itself ----------------------
-
-
-class Host:
-    def __init__(self, edge_url: str, space: str, token: str) -> None:
-        self.edge_url = edge_url
-        self.space = space
-        self.token = token
-        self.speaker: webrtc.Speaker | None = None
-        self.published_at: list[float] = []  # wall clock of every 201
-        self._lost = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closing = False
-
-    async def start(self) -> None:
-        await self._publish()
-        self._tasks = [
-            asyncio.create_task(self._socket(), name="host-socket"),
-            asyncio.create_task(self._keep_publishing(), name="host-republish"),
-        ]
-
-    async def _publish(self) -> None:
-        old, self.speaker = self.speaker, None
-        if old is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(old.close(), 2)
-        speaker = await webrtc.publish(
-            self.edge_url, self.space, self.token, webrtc.ToneTrack(TONE_HZ), retry_for=15
-        )
-        self.published_at.append(time.time())
-        self.speaker = speaker
-        await speaker.connected(within=10)
-
-    async def _socket(self) -> None:
-        """Hold the stage socket; when it closes (not by us), the stage may have moved."""
-        url = self.edge_url.replace("http://", "ws://") + f"/v1/spaces/{self.space}/stage"
-        while not self._closing:
-            try:
-                async with websockets.connect(url, open_timeout=5) as ws:
-                    await ws.send(json.dumps({"type": "auth", "v": 1, "token": self.token}))
-                    async for raw in ws:
-                        msg = json.loads(raw)
-                        if msg.get("type") == "ping":
-                            await ws.send(json.dumps({"type": "pong", "v": 1, "seq": msg["seq"]}))
-                        elif msg.get("type") in ("stage_moved", "republish"):
-                            self._lost.set()
-            except (OSError, websockets.WebSocketException, TimeoutError):
-                pass
-            if not self._closing:
-                self._lost.set()
-                await asyncio.sleep(0.2)
-
-    async def _keep_publishing(self) -> None:
-        while not self._closing:
-            speaker = self.speaker
-            failed = speaker is not None and speaker.pc.connectionState in ("failed", "closed")
-            # The stage node sends the mix-minus every 20 ms: a silence of more than
-            # MIX_MINUS_STALL_S means it is gone (what the web client watches too).
-            last = None if speaker is None else speaker.received.last_arrival
-            stalled = last is not None and time.time() - last > MIX_MINUS_STALL_S
-            if self._lost.is_set() or failed or stalled:
-                self._lost.clear()
-                with contextlib.suppress(Exception):
-                    await self._publish()
-            await asyncio.sleep(0.05)
-
-    async def close(self) -> None:
-        self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.speaker is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.speaker.close(), 5)
-
-
-# -- the listener: a player that keeps going ---------------------------------------------
-
-
-async def keep_listening(listener: hls.HlsListener, stop: asyncio.Event) -> None:
-    while not stop.is_set() and not listener.ended:
-        try:
-            await asyncio.wait_for(listener.step(), 20)
-        except (hls.HlsError, httpx.HTTPError, TimeoutError, ValueError):
-            await asyncio.sleep(0.1)  # a player retries the same playlist URL
-
-
-def toned(listener: hls.HlsListener, part: hls.FetchedPart) -> bool:
-    assert listener.init is not None
-    samples = hls.decode_fmp4(listener.init + part.data).samples[PRIMING:]
-    if len(samples) < RATE // 20:
-        return False
-    return tones.tone_energy(samples, TONE_HZ).present()
-
-
 def recorded_seconds(edge_url: str, space: str) -> float:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -220,13 +125,6 @@ def recorded_seconds(edge_url: str, space: str) -> float:
             return hls.decode_fmp4(r.content).seconds
         time.sleep(0.5)
     raise RuntimeError(f"no recording.m4a ({r.status_code} {r.text[:200]})")
-
-
-async def last_part(url: str, space: str) -> tuple[int, int]:
-    async with httpx.AsyncClient(timeout=10) as c:
-        r = await c.get(f"{url}/media/{space}/live.m3u8")
-    parts = hls.parse_playlist(r.text).parts if r.status_code == 200 else []
-    return (parts[-1].msn, parts[-1].index) if parts else (-1, -1)
 
 
 def recorded_space(url: str, n: int) -> tuple[Account, str]:
@@ -271,7 +169,7 @@ async def one_round(
         edge = stack.enter_context(nginx_edge([x.url.removeprefix("http://") for x in nodes]))
         host_account, space = await asyncio.to_thread(recorded_space, nodes[0].url, n)
         started = time.time()
-        host = Host(edge.url, space, host_account.token)
+        host = SelfHealingSpeaker(edge.url, space, host_account.token, TONE_HZ)
         await host.start()
         stop = asyncio.Event()
         async with hls.HlsListener(edge.url, space) as listener:
@@ -294,7 +192,9 @@ async def one_round(
                 await asyncio.gather(following, return_exceptions=True)
             # What a player playing parts as they arrive hears: the longest wait between
             # two parts with the tone, around the kill (the tone is continuous otherwise).
-            window = [p for p in listener.parts if p.arrived >= killed - 3 and toned(listener, p)]
+            window = [
+                p for p in listener.parts if p.arrived >= killed - 3 and toned(listener, p, TONE_HZ)
+            ]
             pairs = list(itertools.pairwise(window))
             if pairs and window[-1].arrived > killed:
                 out.gap_s = max(b.arrived - a.arrived for a, b in pairs)

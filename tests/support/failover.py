@@ -1,0 +1,122 @@
+"""Clients that ride out a failover, as real ones do (shared by tests/e2e/test_failover.py
+and bench/failover.py).
+
+- :class:`SelfHealingSpeaker`: a WHIP-shaped speaker (aiortc) that holds the stage socket
+  and publishes again by itself, to the same URL, when the socket closes, its peer
+  connection fails or the mix-minus stops (the stage node sends it every 20 ms) — what
+  the web client does (``src/pnyx/web/js/publisher.js``).
+- :func:`keep_listening`: an LL-HLS player that keeps asking the same playlist URL
+  through errors (it never rejoins).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+
+import httpx
+import websockets
+
+from tests.support import hls, tones, webrtc
+
+MIX_MINUS_STALL_S = 1.2  # no mix-minus this long: the stage node is gone
+PRIMING = 2048  # samples an AAC decoder needs before a part's audio is its own
+
+
+class SelfHealingSpeaker:
+    def __init__(self, base_url: str, space: str, token: str, freq_hz: float) -> None:
+        self.base_url = base_url
+        self.space = space
+        self.token = token
+        self.freq_hz = freq_hz
+        self.speaker: webrtc.Speaker | None = None
+        self.published_at: list[float] = []  # wall clock of every 201
+        self.failures: list[str] = []  # publishes that failed (and were tried again)
+        self._lost = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    async def start(self) -> None:
+        await self._publish()
+        self._tasks = [
+            asyncio.create_task(self._socket(), name="speaker-socket"),
+            asyncio.create_task(self._keep_publishing(), name="speaker-republish"),
+        ]
+
+    async def _publish(self) -> None:
+        old, self.speaker = self.speaker, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.close(), 2)
+        track = webrtc.ToneTrack(self.freq_hz)
+        speaker = await webrtc.publish(self.base_url, self.space, self.token, track, retry_for=15)
+        self.published_at.append(time.time())
+        self.speaker = speaker
+        await speaker.connected(within=10)
+
+    async def _socket(self) -> None:
+        """Hold the stage socket; when it closes (not by us), the stage may have moved."""
+        url = self.base_url.replace("http://", "ws://") + f"/v1/spaces/{self.space}/stage"
+        while not self._closing:
+            with contextlib.suppress(OSError, websockets.WebSocketException, TimeoutError):
+                async with websockets.connect(url, open_timeout=5) as ws:
+                    await ws.send(json.dumps({"type": "auth", "v": 1, "token": self.token}))
+                    async for raw in ws:
+                        msg = json.loads(raw)
+                        if msg.get("type") == "ping":
+                            await ws.send(json.dumps({"type": "pong", "v": 1, "seq": msg["seq"]}))
+            if not self._closing:
+                self._lost.set()
+                await asyncio.sleep(0.2)
+
+    async def _keep_publishing(self) -> None:
+        while not self._closing:
+            speaker = self.speaker
+            failed = speaker is not None and speaker.pc.connectionState in ("failed", "closed")
+            last = None if speaker is None else speaker.received.last_arrival
+            stalled = last is not None and time.time() - last > MIX_MINUS_STALL_S
+            if self._lost.is_set() or failed or stalled:
+                self._lost.clear()
+                try:
+                    await self._publish()
+                except Exception as exc:  # tried again on the next pass
+                    self.failures.append(f"{type(exc).__name__}: {exc}"[:200])
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.speaker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.speaker.close(), 5)
+
+
+async def keep_listening(listener: hls.HlsListener, stop: asyncio.Event) -> None:
+    """Follow the live playlist until ``stop`` (or its end), retrying the same URL after
+    any error, as a player does."""
+    while not stop.is_set() and not listener.ended:
+        try:
+            await asyncio.wait_for(listener.step(), 20)
+        except (hls.HlsError, httpx.HTTPError, TimeoutError, ValueError):
+            await asyncio.sleep(0.1)
+
+
+def toned(listener: hls.HlsListener, part: hls.FetchedPart, freq_hz: float) -> bool:
+    """Whether ``part`` (decoded on its own) carries the tone."""
+    assert listener.init is not None
+    samples = hls.decode_fmp4(listener.init + part.data).samples[PRIMING:]
+    if len(samples) < tones.RATE // 20:
+        return False
+    return tones.tone_energy(samples, freq_hz).present()
+
+
+async def last_part(url: str, space: str) -> tuple[int, int]:
+    """(msn, part index) of the newest part a node's live playlist lists."""
+    async with httpx.AsyncClient(timeout=10) as c:
+        r = await c.get(f"{url}/media/{space}/live.m3u8")
+    parts = hls.parse_playlist(r.text).parts if r.status_code == 200 else []
+    return (parts[-1].msn, parts[-1].index) if parts else (-1, -1)
