@@ -22,6 +22,7 @@ FAST = {
     "presence_window_s": "2",
     "state_tick_s": "0.2",
     "lease_ttl_s": "1",
+    "stage_presence_ttl_s": "3",
     "state_wait_s": "5",
 }
 

@@ -347,9 +347,9 @@ class SpaceTicker:
         """Whether the host is there: a publish session here, or a stage socket anywhere.
         None (not judged) while this node has held the space for less than
         ``stage_presence_ttl_s``."""
+        held_since = self._held_since.setdefault(space, now)  # from its first tick here
         if self._media is not None and host in self._media.sessions(space):
             return True
         if await self._live.get_blob(socket_presence_key(space, host)):
             return True
-        held_since = self._held_since.setdefault(space, now)
         return False if now - held_since >= self._s.stage_presence_ttl_s else None
