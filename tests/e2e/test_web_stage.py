@@ -86,7 +86,13 @@ def test_host_runs_the_stage(node: PnyxProcess, tmp_path: Path) -> None:
         max_page.get_by_role("button", name="Accept").click()
         expect(max_page.locator("#toasts")).to_contain_text("The stage is full")
         expect(max_page.locator("#listen-panel")).to_be_visible()
-        assert max_page.evaluate("pnyx.space.playerStatus") == "playing"
+        # Still listening (a moment of "buffering" while three pages and the node share two
+        # cores has been seen once; the audio must be playing again at once).
+        poll(
+            lambda: max_page.evaluate("pnyx.space.playerStatus") == "playing",
+            timeout=5,
+            what="the refused guest's audio playing on",
+        )
         max_page.get_by_role("button", name="Decline").click()
         expect(max_page.locator("#invitation-panel")).to_be_hidden()
 
