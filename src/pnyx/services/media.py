@@ -223,34 +223,6 @@ class MediaService:
         await self.ensure_running(space)
         return Placement(here=space in self._running)
 
-    async def admit(self, space: SpaceId, handle: Handle) -> str | None:
-        """May ``handle`` publish to ``space`` here? None: yes, here (started if need be);
-        a URL: the base URL of the node that runs it. PnyxError CONFLICT (not live),
-        FORBIDDEN (not on stage), UNAVAILABLE (nobody runs it yet, or its node's URL is
-        not known yet: retry). (The API relays through ``services/relay.py`` instead.)"""
-        await self.check(space, handle)
-        where = await self.place(space, take=True)
-        if where.here:
-            return None
-        if where.url is not None:
-            return where.url
-        if where.holder is not None:
-            _retry_soon(self._s.state_tick_s)
-        raise PnyxError(
-            ErrorKind.UNAVAILABLE,
-            "no stage node runs this space yet; retry shortly",
-            code="no_stage_node",
-            retry_after=self._s.state_tick_s,
-        )
-
-    async def locate(self, space: SpaceId) -> str | None:
-        """The base URL of the node that runs ``space`` when it is another one, else None.
-        PnyxError UNAVAILABLE when that node's URL is not known (yet)."""
-        where = await self.place(space, take=False)
-        if where.holder is not None and where.url is None:
-            _retry_soon(self._s.state_tick_s)
-        return where.url
-
     async def _advertise(self) -> None:
         now = time.monotonic()
         if now - self._advertised_at >= self._s.node_url_ttl_s / 3:

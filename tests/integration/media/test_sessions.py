@@ -55,31 +55,30 @@ async def test_a_bad_offer_is_malformed_and_changes_nothing(
 
 
 async def test_only_the_stage_of_a_live_space_publishes(stage: Stage) -> None:
-    assert await stage.media.admit(stage.space, HOST) is None
+    await stage.media.check(stage.space, HOST)
     with pytest.raises(PnyxError) as err:
-        await stage.media.admit(stage.space, "someone")  # type: ignore[arg-type]
+        await stage.media.check(stage.space, "someone")  # type: ignore[arg-type]
     assert err.value.kind is ErrorKind.FORBIDDEN
     await stage.spaces.execute(stage.space, cmd.EndSpace(HOST))
     with pytest.raises(PnyxError) as err:
-        await stage.media.admit(stage.space, HOST)
+        await stage.media.check(stage.space, HOST)
     assert err.value.kind is ErrorKind.CONFLICT
 
 
-async def test_a_space_run_by_another_node_is_redirected(stage: Stage) -> None:
+async def test_a_space_run_by_another_node_is_placed_there(stage: Stage) -> None:
     await stage.media.stop(stage.space, ended=False)
     await stage.live.acquire(lease_name(stage.space), "node-b", 30)
-    with pytest.raises(PnyxError) as err:  # its URL is not known yet
-        await stage.media.admit(stage.space, HOST)
-    assert err.value.kind is ErrorKind.UNAVAILABLE and err.value.retry_after
+    where = await stage.media.place(stage.space, take=True)  # its URL is not known yet
+    assert (where.here, where.holder, where.url) == (False, "node-b", None)
     await stage.live.put_blob(node_url_key("node-b"), b"http://10.0.0.2:8000", 30)
-    assert await stage.media.admit(stage.space, HOST) == "http://10.0.0.2:8000"
-    assert await stage.media.locate(stage.space) == "http://10.0.0.2:8000"
+    where = await stage.media.place(stage.space, take=True)
+    assert (where.here, where.holder, where.url) == (False, "node-b", "http://10.0.0.2:8000")
     assert not stage.media.running(stage.space)
 
 
 async def test_a_free_space_is_taken_here(stage: Stage) -> None:
     await stage.media.stop(stage.space, ended=False)
-    assert await stage.media.admit(stage.space, HOST) is None
+    assert (await stage.media.place(stage.space, take=True)).here
     assert stage.media.running(stage.space)
     lease = await stage.live.holder(lease_name(stage.space))
     assert lease is not None and lease.holder == "node-test"
