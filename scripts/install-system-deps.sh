@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install, via apt, the system packages the tests use, when they are missing:
-# redis-server, PostgreSQL, nginx, Chromium (and an emoji font) and ffmpeg. Idempotent and quiet when all
+# redis-server, PostgreSQL, nginx, Chromium (and an emoji font), ffmpeg, coturn (TURN),
+# openssl (test certificates), and iproute2 + nftables + iptables (the multi-host rehearsal:
+# network namespaces, a router and a NAT built by the tests). Idempotent and quiet when all
 # are present. Extra package names given as arguments (e.g. wrk, for the benchmarks)
 # are installed too when their command is missing.
 set -euo pipefail
@@ -15,6 +17,12 @@ have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || have initdb || missing+=(postgresql)
 have chromium || missing+=(chromium)
 have ffmpeg || missing+=(ffmpeg)
+have turnserver || [ -x /usr/bin/turnserver ] || missing+=(coturn)
+have openssl || missing+=(openssl)
+have ip || [ -x /usr/sbin/ip ] || missing+=(iproute2)
+have nft || [ -x /usr/sbin/nft ] || missing+=(nftables)
+have iptables || [ -x /usr/sbin/iptables ] || missing+=(iptables)
+have tc || [ -x /usr/sbin/tc ] || missing+=(iproute2)
 # Browser tests take screenshots with reactions in them: a colour emoji font.
 dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)
 
@@ -30,7 +38,7 @@ $sudo apt-get update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   "${missing[@]}" >/dev/null
 # Debian starts the packaged services; the tests start their own on free ports.
-for svc in redis-server nginx postgresql; do
+for svc in redis-server nginx postgresql coturn; do
   if command -v systemctl >/dev/null 2>&1; then $sudo systemctl stop "$svc" 2>/dev/null || true; fi
   if command -v service >/dev/null 2>&1; then $sudo service "$svc" stop >/dev/null 2>&1 || true; fi
 done
