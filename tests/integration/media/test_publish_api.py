@@ -21,6 +21,7 @@ from pnyx.config import load_settings
 from pnyx.domain.types import Handle
 from pnyx.live.keys import lease_name, node_url_key
 from pnyx.services.auth import Tokens
+from pnyx.services.ice import IceServers
 from pnyx.services.relay import PublishRelay
 from tests.integration.media.client import Speaker
 from tests.integration.media.conftest import HOST, Stage
@@ -60,7 +61,9 @@ async def api(stage: Stage, other: OtherNode) -> AsyncIterator[tuple[httpx.Async
     app.include_router(publish.router)
     app.add_middleware(BodyLimit, limit=1024, sdp_limit=stage.settings.max_sdp_bytes)
     relay = PublishRelay(stage.settings, stage.media, transport=httpx.MockTransport(other.handle))
-    app.state.services = SimpleNamespace(tokens=tokens, media=stage.media, publishing=relay)
+    app.state.services = SimpleNamespace(
+        tokens=tokens, media=stage.media, publishing=relay, ice=IceServers(stage.settings)
+    )
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://pnyx") as client:
