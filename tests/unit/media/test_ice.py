@@ -195,7 +195,7 @@ class _FakePc:
         sender = type("S", (), {"transport": dtls})()
         self._t = type("T", (), {"sender": sender})()
 
-    def getTransceivers(self) -> list[object]:  # noqa: N802 (aiortc's name)
+    def getTransceivers(self) -> list[object]:
         return [self._t]
 
 
