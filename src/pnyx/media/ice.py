@@ -84,11 +84,20 @@ class IcePolicy:
         return None
 
 
+# Why a candidate is not checked: the metric's label, and what the log says.
+REASONS = {
+    "not_ip": "not an IP address",
+    "not_unicast": "not a unicast address",
+    "own_machine": "this machine (ice_allow_own_addresses is off)",
+    "not_allowed": "outside ice_allowed_networks",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Filtered:
     sdp: str
     kept: int
-    dropped: list[tuple[str, str]] = field(default_factory=list)  # (address, why)
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (address, reason key)
 
 
 def own_addresses(policy: IcePolicy) -> frozenset[Address]:
@@ -105,19 +114,20 @@ def own_addresses(policy: IcePolicy) -> frozenset[Address]:
 
 
 def refusal(address: str, policy: IcePolicy, own: frozenset[Address]) -> str | None:
-    """Why the node must not check a candidate at ``address`` (None: it may)."""
+    """Why the node must not check a candidate at ``address``, a key of
+    :data:`REASONS` (None: it may)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return "not an IP address"
+        return "not_ip"
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_unspecified or ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255"):
-        return "not a unicast address"
+        return "not_unicast"
     if not policy.allow_own and (ip.is_loopback or ip in own):
-        return "this machine (ice_allow_own_addresses is off)"
+        return "own_machine"
     if not any(ip in net for net in policy.allowed if net.version == ip.version):
-        return "outside ice_allowed_networks"
+        return "not_allowed"
     return None
 
 

@@ -223,6 +223,8 @@ class IngestSession:
         (the speaker's candidates the node may check, where it gathers, its 1:1 NAT)."""
         check_offer(offer_sdp)
         filtered = ice.filter_offer(offer_sdp, policy, ice.own_addresses(policy))
+        for _, why in filtered.dropped:
+            metrics.ICE_CANDIDATES_DROPPED.labels(why).inc()
         if filtered.dropped:
             log.debug("ICE: not checking the candidates %s", filtered.dropped)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

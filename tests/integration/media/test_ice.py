@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aioice.ice import get_host_addresses
+from prometheus_client import REGISTRY
 
 from pnyx.domain.types import Handle
 from tests.integration.media.client import Speaker
@@ -66,6 +67,7 @@ async def _traps(hosts: list[str]) -> tuple[list[Trap], list[asyncio.DatagramTra
 async def test_the_node_checks_no_candidate_it_may_not_reach(stage: Stage, checked: bool) -> None:
     own = get_host_addresses(use_ipv4=True, use_ipv6=False)[0]
     traps, transports = await _traps(["127.0.0.1", own])
+    dropped_before = _dropped()
     try:
         # A "speaker" whose offer points the node at two ports of the node's own machine.
         decoy = Speaker(440.0)
@@ -90,9 +92,17 @@ async def test_the_node_checks_no_candidate_it_may_not_reach(stage: Stage, check
         else:
             await asyncio.sleep(2.0)  # the node checks at once: give it ample time
             assert [len(t.packets) for t in traps] == [0, 0]
+            assert _dropped() >= dropped_before + 2  # counted (pnyx_media_ice_…_dropped_total)
     finally:
         for t in transports:
             t.close()
+
+
+def _dropped() -> float:
+    return sum(
+        REGISTRY.get_sample_value("pnyx_media_ice_candidates_dropped_total", {"why": why}) or 0.0
+        for why in ("own_machine", "not_allowed")
+    )
 
 
 def _free_udp_range(size: int) -> int:

@@ -55,11 +55,11 @@ def test_the_default_policy_keeps_other_hosts_and_drops_this_machine_and_names()
     out = filter_offer(OFFER, IcePolicy(), OWN)
     assert _addresses(out.sdp) == ["198.51.100.20", "203.0.113.50"]
     assert dict(out.dropped) == {
-        "127.0.0.1": "this machine (ice_allow_own_addresses is off)",
-        "10.9.9.9": "this machine (ice_allow_own_addresses is off)",
-        "abcd-1234.local": "not an IP address",
-        "224.0.0.1": "not a unicast address",
-        "::ffff:127.0.0.1": "this machine (ice_allow_own_addresses is off)",
+        "127.0.0.1": "own_machine",
+        "10.9.9.9": "own_machine",
+        "abcd-1234.local": "not_ip",
+        "224.0.0.1": "not_unicast",
+        "::ffff:127.0.0.1": "own_machine",
     }
     # ICE must wait for the speaker's own checks (peer-reflexive) instead of failing.
     assert "a=end-of-candidates" not in out.sdp
@@ -70,8 +70,8 @@ def test_allowed_networks_and_own_addresses_when_allowed() -> None:
     policy = IcePolicy(allowed=networks(["203.0.113.0/24", "10.0.0.0/8"]), allow_own=True)
     out = filter_offer(OFFER, policy, OWN)
     assert _addresses(out.sdp) == ["10.9.9.9", "203.0.113.50"]
-    assert ("198.51.100.20", "outside ice_allowed_networks") in out.dropped
-    assert ("127.0.0.1", "outside ice_allowed_networks") in out.dropped
+    assert ("198.51.100.20", "not_allowed") in out.dropped
+    assert ("127.0.0.1", "not_allowed") in out.dropped
     loopback = IcePolicy(allowed=networks(["127.0.0.0/8"]), allow_own=True)
     assert refusal("127.0.0.1", loopback, OWN) is None
     assert refusal("::ffff:127.0.0.1", loopback, OWN) is None
