@@ -15,6 +15,8 @@ from aioice.ice import get_host_addresses
 from prometheus_client import REGISTRY
 
 from pnyx.domain.types import Handle
+from pnyx.media.ice import own_addresses, refusal
+from pnyx.services.ice import ice_policy
 from tests.integration.media.client import Speaker
 from tests.integration.media.conftest import HOST, Stage
 from tests.support.poll import Seen, eventually
@@ -78,6 +80,11 @@ async def test_the_node_checks_no_candidate_it_may_not_reach(stage: Stage, check
         # A normal speaker still connects, whatever was filtered from its own offer.
         member = await stage.member("spk")
         speaker, _ = await stage.connect(member, 660.0)
+        if not checked:  # none of its candidates was checked either: it came in by its checks
+            offered = _candidates(speaker.pc.localDescription.sdp)
+            assert offered
+            policy = ice_policy(stage.settings)
+            assert all(refusal(c[4], policy, own_addresses(policy)) for c in offered)
         await eventually(
             lambda: Seen(speaker.pc.connectionState == "connected", speaker.pc.connectionState),
             within=10,
