@@ -104,7 +104,8 @@ def _sdp_text(request: Request, body: bytes) -> str:
     "relays the exchange to the one that does. 401: not signed in; 403: not on stage; "
     "404: no such space; 409: the space is not live; 415: not `application/sdp`; 400: an "
     "unusable offer; 503 with `Retry-After`: the stage is starting or moving between "
-    "nodes (retry the same URL).",
+    "nodes, or the stage node has no free ICE port (`no_ice_port`); retry the same URL. "
+    "The ICE servers to use come in `Link` headers (ask `OPTIONS` before the offer).",
     openapi_extra=_OFFER_BODY,
     responses={
         201: {

@@ -244,6 +244,13 @@ class IngestSession:
             # aiortc gathers every candidate before returning: the answer is complete.
             await pc.setLocalDescription(await pc.createAnswer())
             session.answer_sdp = ice.rewrite_answer(pc.localDescription.sdp, policy)
+            if "\na=candidate:" not in session.answer_sdp:
+                raise PnyxError(  # e.g. every port of ice_port_min..ice_port_max in use
+                    ErrorKind.UNAVAILABLE,
+                    "the stage node has no free ICE port right now; retry shortly",
+                    code="no_ice_port",
+                    retry_after=1.0,
+                )
         except BaseException:
             await session.close()
             raise

@@ -15,6 +15,7 @@ from aioice.ice import get_host_addresses
 from prometheus_client import REGISTRY
 
 from pnyx.domain.types import Handle
+from pnyx.errors import ErrorKind, PnyxError
 from pnyx.media.ice import own_addresses, refusal
 from pnyx.services.ice import ice_policy
 from tests.integration.media.client import Speaker
@@ -171,3 +172,29 @@ async def test_a_1_1_nat_replaces_the_private_address(stage: Stage) -> None:
     assert {c[4] for c in v4} == {PUBLIC}
     assert all(c[7] == "host" for c in found)
     assert f"c=IN IP4 {PUBLIC}" in published.answer_sdp
+
+
+def _held_port() -> tuple[socket.socket, int]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    return s, int(s.getsockname()[1])
+
+
+HELD, HELD_PORT = _held_port()
+
+
+@pytest.mark.parametrize(
+    "stage_settings",
+    [{"ice_addresses": ["127.0.0.1"], "ice_port_min": HELD_PORT, "ice_port_max": HELD_PORT}],
+)
+async def test_no_free_port_in_the_range_is_a_503_to_retry(stage: Stage) -> None:
+    speaker = Speaker(440.0)
+    stage.speakers.append(speaker)
+    try:
+        with pytest.raises(PnyxError) as refused:
+            await stage.media.publish(stage.space, HOST, await speaker.offer())
+        assert refused.value.kind is ErrorKind.UNAVAILABLE
+        assert refused.value.code == "no_ice_port" and refused.value.retry_after
+        assert stage.sessions() == {}
+    finally:
+        HELD.close()
