@@ -8,7 +8,9 @@ setting with its default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +26,21 @@ from pnyx.live.redis_url import check_redis_url
 
 ENV_PREFIX = "PNYX_"
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "", "[::]"})  # listen on every address
+
+
+# ICE server URLs (RFC 7064, RFC 7065): a host name, an IPv4 address or a bracketed IPv6
+# one, an optional port; TURN may name its transport. Nothing a Link header must escape.
+_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+_PORT = r"(?::[0-9]{1,5})?"
+_STUN_URL = re.compile(rf"stuns?:{_HOST}{_PORT}")
+_TURN_URL = re.compile(rf"turns?:{_HOST}{_PORT}(?:\?transport=(?:udp|tcp))?")
+
+
+def _ip(text: str, expected: str) -> None:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address: expected {expected}") from None
 
 
 class NodeRole(StrEnum):
@@ -131,6 +148,84 @@ class Settings(BaseModel):
     relay_connect_timeout_s: float = Field(1.0, gt=0, le=30)  # reaching the stage node
     relay_timeout_s: float = Field(10.0, gt=0, le=60)  # its answer to a relayed publish
 
+    # -- ICE: how speakers reach the stage node (docs/ice.md) ---------------------------
+    ice_addresses: list[str] = Field(default_factory=list)  # gather on these; []: every one
+    ice_port_min: int = Field(0, ge=0, le=65535)  # UDP ports of the node's candidates;
+    ice_port_max: int = Field(0, ge=0, le=65535)  # both 0: any port the system picks
+    ice_nat_1_1: list[str] = Field(default_factory=list)  # "PUBLIC" or "PRIVATE=PUBLIC"
+    ice_keep_private: bool = False  # with ice_nat_1_1: advertise PRIVATE too, not only PUBLIC
+    ice_allowed_networks: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    ice_allow_own_addresses: bool = False  # check speakers' candidates on this machine
+    ice_stun_urls: list[str] = Field(default_factory=list)  # for clients: stun:host:port
+    ice_turn_urls: list[str] = Field(default_factory=list)  # turn:host:port?transport=udp
+    ice_turn_secret: str | None = None  # coturn's static-auth-secret (use-auth-secret)
+    ice_turn_ttl_s: int = Field(86_400, ge=60, le=7 * 86_400)  # minted credentials live
+
+    @field_validator(
+        "ice_addresses",
+        "ice_nat_1_1",
+        "ice_allowed_networks",
+        "ice_stun_urls",
+        "ice_turn_urls",
+        mode="before",
+    )
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """A list from TOML, or a comma-separated string (the environment)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ice_addresses")
+    @classmethod
+    def _check_addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            _ip(item, "an IP address of this machine, e.g. 10.0.0.11")
+        return value
+
+    @field_validator("ice_nat_1_1")
+    @classmethod
+    def _check_nat(cls, value: list[str]) -> list[str]:
+        for item in value:
+            private, _, public = item.rpartition("=")
+            if private:
+                _ip(private, "PRIVATE=PUBLIC, e.g. 10.0.0.11=203.0.113.7")
+            _ip(public, "PUBLIC or PRIVATE=PUBLIC, e.g. 203.0.113.7")
+        return value
+
+    @field_validator("ice_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not a network in CIDR notation (e.g. 10.0.0.0/8, ::/0)"
+                ) from None
+        return value
+
+    @field_validator("ice_stun_urls")
+    @classmethod
+    def _check_stun(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _STUN_URL.fullmatch(item):
+                raise ValueError(
+                    f"{item!r} is not a STUN URL (RFC 7064): stun:HOST[:PORT] or stuns:HOST[:PORT]"
+                )
+        return value
+
+    @field_validator("ice_turn_urls")
+    @classmethod
+    def _check_turn(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _TURN_URL.fullmatch(item):
+                raise ValueError(
+                    f"{item!r} is not a TURN URL (RFC 7065): turn:HOST[:PORT][?transport=udp|tcp]"
+                    " or turns:…"
+                )
+        return value
+
     @field_validator("redis")
     @classmethod
     def _check_redis(cls, value: str | None) -> str | None:
@@ -179,6 +274,17 @@ class Settings(BaseModel):
             )
         if self.public_url is not None and urlsplit(self.public_url).hostname in WILDCARD_HOSTS:
             raise ValueError("public_url must name an address other nodes can reach, not 0.0.0.0")
+        if (self.ice_port_min == 0) != (self.ice_port_max == 0):
+            raise ValueError("set both ice_port_min and ice_port_max (or neither: any port)")
+        if self.ice_port_min > self.ice_port_max:
+            raise ValueError("ice_port_min must not exceed ice_port_max")
+        if self.ice_turn_urls and not self.ice_turn_secret:
+            raise ValueError(
+                "ice_turn_urls needs ice_turn_secret: the TURN server's static-auth-secret, from"
+                " which each speaker's credentials are minted"
+            )
+        if self.ice_turn_secret is not None and len(self.ice_turn_secret.encode()) < 16:
+            raise ValueError("ice_turn_secret must be at least 16 bytes")
         if self.secret is not None and len(self.secret.encode()) < 32:
             raise ValueError("secret must be at least 32 bytes (HS256 key length)")
         return self

@@ -7,7 +7,8 @@ sends back on the same peer connection (the speaker's mix-minus).
         await me.connected()
         ...  # me.received holds the mix-minus, with arrival times
 
-Everything stays on this machine: no ICE servers, host candidates only.
+Everything stays on this machine: no ICE servers, host candidates only (unless a test
+hands ``publish`` an ``RTCConfiguration``, e.g. TURN only: tests/support/ice.py).
 """
 
 from __future__ import annotations
@@ -309,6 +310,7 @@ async def publish(
     client: httpx.AsyncClient | None = None,
     http_timeout: float = 20.0,
     retry_for: float = 10.0,
+    configuration: RTCConfiguration | None = None,
 ) -> Speaker:
     """Publish ``track`` to ``space`` as the account behind ``token``.
 
@@ -317,10 +319,11 @@ async def publish(
     up to ``retry_for`` seconds as ``Retry-After`` says, and applies the answer. Raises
     :class:`PublishRefused` with the status for any other answer than 201 (and closes the
     peer connection). The returned speaker records its mix-minus in ``.received``.
+    ``configuration``: the peer connection's (default: no ICE servers, host candidates).
     """
     own = client is None
     http = client or httpx.AsyncClient(timeout=http_timeout)
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
     speaker = Speaker(pc, track, token, http, own)
     try:
         pc.addTrack(track)  # one sendrecv transceiver: the mix-minus comes back on it

@@ -9,6 +9,10 @@ Any node takes both requests: one that does not run the space's media relays the
 the node that does and answers with its answer (services/relay.py), so a browser stays
 on its own origin and a WHIP client on one URL. While the stage moves between nodes the
 answer is ``503`` with ``Retry-After``.
+
+ICE servers (STUN, TURN with credentials minted for the caller: services/ice.py) come as
+``Link: <url>; rel="ice-server"`` headers (RFC 9725 section 4.6) on the ``201`` and on
+an ``OPTIONS`` of the publish URL, which a client sends before making its offer.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from pnyx.api.deps import Account, ServicesDep
+from pnyx.api.deps import Account, MaybeAccount, ServicesDep
 from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.services.relay import RELAYED, Relayed, session_path
@@ -44,6 +48,18 @@ _MOVING: dict[int | str, dict[str, Any]] = {
 }
 _NOT_SIGNED_IN: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid account token (`Authorization: Bearer …`).", **_ERROR},
+}
+_LINK: dict[str, Any] = {
+    "Link": {
+        "description": "The ICE servers to use (RFC 9725 section 4.6), one value per URL "
+        "(repeated headers, or comma-joined): `<stun:stun.example.net:3478>; "
+        'rel="ice-server"` for STUN, and for TURN (signed-in callers only) `<turn:turn.'
+        'example.net:3478?transport=udp>; rel="ice-server"; username="1733400000:alice"; '
+        'credential="…"; credential-type="password"`. The TURN credentials are minted '
+        "for the caller and expire (`ice_turn_ttl_s`, the time before the `:` in the "
+        "username). None configured: no `Link` header.",
+        "schema": {"type": "string"},
+    }
 }
 _OFFER_BODY: dict[str, Any] = {
     "requestBody": {
@@ -88,7 +104,8 @@ def _sdp_text(request: Request, body: bytes) -> str:
     "relays the exchange to the one that does. 401: not signed in; 403: not on stage; "
     "404: no such space; 409: the space is not live; 415: not `application/sdp`; 400: an "
     "unusable offer; 503 with `Retry-After`: the stage is starting or moving between "
-    "nodes (retry the same URL).",
+    "nodes, or the stage node has no free ICE port (`no_ice_port`); retry the same URL. "
+    "The ICE servers to use come in `Link` headers (ask `OPTIONS` before the offer).",
     openapi_extra=_OFFER_BODY,
     responses={
         201: {
@@ -98,7 +115,8 @@ def _sdp_text(request: Request, body: bytes) -> str:
                 "Location": {
                     "description": "The session: `DELETE` it to stop publishing.",
                     "schema": {"type": "string"},
-                }
+                },
+                **_LINK,
             },
         },
         400: {"description": "The offer does not parse or has no sending audio.", **_ERROR},
@@ -118,13 +136,47 @@ async def publish(space_id: str, request: Request, me: Account, services: Servic
         space, me, offer, authorization=_authorization(request), relayed=_relayed(request)
     )
     if isinstance(outcome, Relayed):
-        return _relayed_response(outcome)
-    return Response(
+        return _relayed_response(outcome)  # with the stage node's Link headers
+    response = Response(
         outcome.answer_sdp,
         status_code=201,
         media_type=SDP,
         headers={"Location": session_path(space, outcome.session), "Cache-Control": "no-store"},
     )
+    _links(response, services.ice.links(me))
+    return response
+
+
+@router.options(
+    "",
+    status_code=204,
+    response_class=Response,
+    summary="ICE servers for publishing (WHIP pre-flight)",
+    description="Ask before making the offer which STUN and TURN servers to gather "
+    'candidates with: `Link` headers, `rel="ice-server"` (RFC 9725 section 4.6). '
+    "Signed in (`Authorization: Bearer …`, as for the POST) as a stage member of the "
+    "live space, the TURN servers come with credentials minted for you; without a token, "
+    "only the STUN servers. 401: a token that is not valid; 403, 404, 409: as for the "
+    "POST (not on stage, no such space, not live).",
+    responses={
+        204: {"description": "The ICE servers, in `Link` headers.", "headers": _LINK},
+        **_NOT_SIGNED_IN,
+        403: {"description": "Only stage members publish.", **_ERROR},
+        404: {"description": "No such space.", **_ERROR},
+        409: {"description": "The space is not live.", **_ERROR},
+    },
+)
+async def ice_servers(space_id: str, me: MaybeAccount, services: ServicesDep) -> Response:
+    if me is not None:
+        await services.media.check(SpaceId(space_id), me)
+    response = Response(status_code=204, headers={"Cache-Control": "no-store"})
+    _links(response, services.ice.links(me))
+    return response
+
+
+def _links(response: Response, values: list[str]) -> None:
+    for value in values:
+        response.headers.append("Link", value)
 
 
 @router.delete(

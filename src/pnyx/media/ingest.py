@@ -12,14 +12,17 @@ returns a session whose answer carries every ICE candidate. On the one peer conn
   packets on :attr:`IngestSession.outbound`; :class:`MixMinusTrack` hands each one to
   aiortc as soon as the mixer wakes it (pre-encoded: aiortc only packetises it).
 
-No STUN or TURN server is configured (aiortc would otherwise ask a public one): the stage
-node must be reachable at its host addresses. The session ends by itself when the
-connection fails or closes, when the speaker's track ends, when ICE has not connected
-within ``connect_timeout_s``, or when no audio has come in for ``idle_timeout_s`` once
-connected (a peer that vanished without a word: browsers and aiortc keep sending frames,
-silent ones, while muted, so only a dead peer goes quiet; ICE consent would take ~30 s to
-notice); :attr:`IngestSession.ended` is then set and :attr:`IngestSession.why` says why.
-The owner closes it.
+No STUN or TURN server is configured on the node's side (aiortc would otherwise ask a
+public one): the stage node is reached at its host addresses, or at the public ones of a
+1:1 NAT; speakers bring their own STUN/TURN (handed to them by the API). The
+:class:`~pnyx.media.ice.IcePolicy` decides which of the speaker's candidates the node
+checks, and which addresses and ports it gathers on (media/ice.py). The session ends by
+itself when the connection fails or closes, when the speaker's track ends, when ICE has
+not connected within ``connect_timeout_s``, or when no audio has come in for
+``idle_timeout_s`` once connected (a peer that vanished without a word: browsers and
+aiortc keep sending frames, silent ones, while muted, so only a dead peer goes quiet; ICE
+consent would take ~30 s to notice); :attr:`IngestSession.ended` is then set and
+:attr:`IngestSession.why` says why. The owner closes it.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from pnyx.errors import ErrorKind, PnyxError
-from pnyx.media import metrics
+from pnyx.media import ice, metrics
 from pnyx.media.frames import FrameQueue, Pcm, PcmChunker
 from pnyx.media.opus import OpusPacket
 
@@ -213,26 +216,41 @@ class IngestSession:
         outbound: FrameQueue[OpusPacket],
         connect_timeout_s: float,
         idle_timeout_s: float,
+        policy: ice.IcePolicy = ice.IcePolicy(),  # noqa: B008 (frozen)
     ) -> IngestSession:
         """Answer ``offer_sdp``; PnyxError MALFORMED when it is unusable. ``inbound`` and
-        ``outbound`` are the jitter queues to and from the mixer."""
+        ``outbound`` are the jitter queues to and from the mixer; ``policy`` the ICE rules
+        (the speaker's candidates the node may check, where it gathers, its 1:1 NAT)."""
         check_offer(offer_sdp)
+        filtered = ice.filter_offer(offer_sdp, policy, ice.own_addresses(policy))
+        for _, why in filtered.dropped:
+            metrics.ICE_CANDIDATES_DROPPED.labels(why).inc()
+        if filtered.dropped:
+            log.debug("ICE: not checking the candidates %s", filtered.dropped)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         session = cls(pc, inbound=inbound, outbound=outbound)
         try:
             pc.on("track", session._on_track)
             pc.on("connectionstatechange", session._on_state)
             try:
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=filtered.sdp, type="offer"))
             except _REFUSED as exc:
                 raise PnyxError(
                     ErrorKind.MALFORMED, f"the SDP offer was refused: {exc}", code="bad_sdp"
                 ) from exc
             _skip_gaps(pc)
+            ice.install_gatherer(pc, policy)
             pc.addTrack(session._send)
             # aiortc gathers every candidate before returning: the answer is complete.
             await pc.setLocalDescription(await pc.createAnswer())
-            session.answer_sdp = pc.localDescription.sdp
+            session.answer_sdp = ice.rewrite_answer(pc.localDescription.sdp, policy)
+            if "\na=candidate:" not in session.answer_sdp:
+                raise PnyxError(  # e.g. every port of ice_port_min..ice_port_max in use
+                    ErrorKind.UNAVAILABLE,
+                    "the stage node has no free ICE port right now; retry shortly",
+                    code="no_ice_port",
+                    retry_after=1.0,
+                )
         except BaseException:
             await session.close()
             raise

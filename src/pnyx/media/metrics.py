@@ -47,3 +47,8 @@ SESSIONS_ENDED = Counter(
 STORE_FAILURES = Counter(
     "pnyx_media_store_failures_total", "Parts/segments the origin or recorder failed to store"
 )
+ICE_CANDIDATES_DROPPED = Counter(
+    "pnyx_media_ice_candidates_dropped_total",
+    "Speakers' ICE candidates the stage node would not check (media/ice.py)",
+    ["why"],  # not_ip, not_unicast, own_machine, not_allowed
+)

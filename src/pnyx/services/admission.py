@@ -65,6 +65,7 @@ ROUTES: tuple[tuple[str, str, Lane | None], ...] = (
     ("PUT", f"{_SP}/pin", Lane.STAGE),
     ("PUT", f"{_SP}/speak-policy", Lane.STAGE),
     ("POST", f"{_SP}/publish", Lane.STAGE),
+    ("OPTIONS", f"{_SP}/publish", Lane.STAGE),  # ICE servers: a store read when signed in
     ("DELETE", f"{_SP}/publish/{{session}}", Lane.STAGE),
     ("PATCH", f"{_SP}/publish/{{session}}", Lane.STAGE),
     ("WEBSOCKET", f"{_SP}/stage", Lane.STAGE),

@@ -21,6 +21,7 @@ from pnyx.services.admission import Admission
 from pnyx.services.auth import Tokens
 from pnyx.services.directory import SpaceDirectory
 from pnyx.services.health import HealthService
+from pnyx.services.ice import IceServers
 from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
@@ -51,6 +52,7 @@ class Services:
     stage: StageService  # the stage WebSocket
     media: MediaService  # publishing audio
     publishing: PublishRelay  # the publish routes: here, or relayed to the stage node
+    ice: IceServers  # STUN/TURN servers for speakers (Link headers), TURN credentials
     origin: Origin  # live HLS and recorded objects
     replays: ReplayService  # replay playlists and downloads
     notifications: NotificationService

@@ -36,10 +36,12 @@ from pnyx.media import metrics
 from pnyx.media.clock import MixClock
 from pnyx.media.frames import FrameQueue
 from pnyx.media.hls import Packager
+from pnyx.media.ice import check_internals
 from pnyx.media.ingest import IngestSession
 from pnyx.media.recording import Recordings
 from pnyx.media.runner import MixRunner, TickStats
 from pnyx.services import views
+from pnyx.services.ice import ice_policy
 from pnyx.services.media_sink import SpaceSink, previous_state
 from pnyx.services.origin import Origin
 from pnyx.services.spaces import SpaceService
@@ -98,6 +100,9 @@ class MediaService:
         self._recordings = recordings
         self._node = node_id
         self._clock = clock
+        self._ice = ice_policy(settings)
+        if self._ice.custom_gathering:
+            check_internals()  # fail at start-up, not at a speaker's publish
         self._running: dict[SpaceId, _SpaceMedia] = {}
         self._lock = asyncio.Lock()  # starts and stops, one at a time
         self._advertised_at = -1e9
@@ -254,6 +259,7 @@ class MediaService:
                 ),
                 connect_timeout_s=self._s.publish_connect_timeout_s,
                 idle_timeout_s=self._s.publish_idle_timeout_s,
+                policy=self._ice,
             )
         except PnyxError as exc:
             metrics.PUBLISHES.labels(exc.code).inc()

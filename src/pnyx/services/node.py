@@ -21,6 +21,7 @@ from pnyx.services.auth import Passwords, Tokens
 from pnyx.services.directory import SpaceDirectory
 from pnyx.services.facade import ApiSettings, Services
 from pnyx.services.health import HealthService
+from pnyx.services.ice import IceServers
 from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
@@ -71,6 +72,7 @@ class Node:
             stage=self.stage,
             media=self.media,
             publishing=self.relay,
+            ice=IceServers(self.settings, self.clock),
             origin=self.origin,
             replays=ReplayService(
                 self.settings,

@@ -21,6 +21,7 @@ from pnyx.config import load_settings
 from pnyx.domain.types import Handle
 from pnyx.live.keys import lease_name, node_url_key
 from pnyx.services.auth import Tokens
+from pnyx.services.ice import IceServers
 from pnyx.services.relay import PublishRelay
 from tests.integration.media.client import Speaker
 from tests.integration.media.conftest import HOST, Stage
@@ -60,7 +61,9 @@ async def api(stage: Stage, other: OtherNode) -> AsyncIterator[tuple[httpx.Async
     app.include_router(publish.router)
     app.add_middleware(BodyLimit, limit=1024, sdp_limit=stage.settings.max_sdp_bytes)
     relay = PublishRelay(stage.settings, stage.media, transport=httpx.MockTransport(other.handle))
-    app.state.services = SimpleNamespace(tokens=tokens, media=stage.media, publishing=relay)
+    app.state.services = SimpleNamespace(
+        tokens=tokens, media=stage.media, publishing=relay, ice=IceServers(stage.settings)
+    )
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://pnyx") as client:
@@ -277,9 +280,54 @@ def test_the_routes_are_documented(tmp_path: Path) -> None:
     assert "application/sdp" in post["requestBody"]["content"]
     assert "application/sdp" in post["responses"]["201"]["content"]
     assert "Location" in post["responses"]["201"]["headers"]
+    assert "Link" in post["responses"]["201"]["headers"]
+    options = spec["paths"]["/v1/spaces/{space_id}/publish"]["options"]
+    assert "Link" in options["responses"]["204"]["headers"]
+    assert {"204", "401", "403", "404", "409"} <= set(options["responses"])
     assert {"201", "400", "401", "403", "404", "409", "413", "415", "503"} <= set(post["responses"])
     delete = spec["paths"]["/v1/spaces/{space_id}/publish/{session}"]["delete"]
     assert {"204", "401", "404", "503"} <= set(delete["responses"])
     for op in (post, delete):
         assert "Retry-After" in op["responses"]["503"]["headers"]
         assert not any(code.startswith("3") for code in op["responses"])
+
+
+ICE = {
+    "ice_stun_urls": ["stun:stun.example.org:3478"],
+    "ice_turn_urls": ["turn:turn.example.org:3478?transport=udp"],
+    "ice_turn_secret": "0123456789abcdef0123",
+}
+
+
+@pytest.mark.parametrize("stage_settings", [ICE])
+async def test_the_ice_servers_reach_the_client_here_and_through_the_relay(
+    stage: Stage, api: tuple[httpx.AsyncClient, Tokens], other: OtherNode
+) -> None:
+    """Handled here: this node's Link headers (TURN credentials for the caller). Relayed:
+    the stage node's, as they are, and none of this node's besides (no duplicates)."""
+    client, tokens = api
+    url = f"/v1/spaces/{stage.space}/publish"
+    speaker = Speaker(500)
+    stage.speakers.append(speaker)
+    r = await client.post(url, content=await speaker.offer(), headers=SDP | auth(tokens, HOST))
+    assert r.status_code == 201, r.text
+    links = r.headers.get_list("link")
+    assert links[0] == '<stun:stun.example.org:3478>; rel="ice-server"'
+    assert links[1].startswith('<turn:turn.example.org:3478?transport=udp>; rel="ice-server"; ')
+    assert f':{HOST}"; credential="' in links[1]
+    r = await client.options(url, headers=auth(tokens, HOST))
+    assert r.status_code == 204 and r.headers.get_list("link")[0] == links[0]
+    assert r.headers.get_list("link")[1].startswith("<turn:")
+    r = await client.options(url)  # no account: no TURN credentials
+    assert r.headers.get_list("link") == [links[0]]
+
+    await node_b_runs_it(stage)
+    theirs = ['<stun:b.example.org>; rel="ice-server"', '<turn:b.example.org>; rel="ice-server"']
+    other.answer = lambda r: httpx.Response(
+        201,
+        content=b"v=0\r\nanswer",
+        headers=[("Location", f"{url}/sess-2"), *(("Link", v) for v in theirs)],
+    )
+    r = await client.post(url, content="v=0\r\noffer", headers=SDP | auth(tokens, HOST))
+    assert r.status_code == 201, r.text
+    assert r.headers.get_list("link") == theirs

@@ -30,6 +30,15 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
     assert s.heartbeat_s == 7.5  # file beats default
 
 
+def test_ice_lists_come_from_toml_or_comma_separated_environment(tmp_path: Path) -> None:
+    path = tmp_path / "pnyx.toml"
+    path.write_text('ice_stun_urls = ["stun:a.example:3478", "stun:[2001:db8::1]"]\n')
+    s = load_settings(config_file=path, env={"PNYX_ICE_ADDRESSES": "10.0.0.11, fd00::11"})
+    assert s.ice_stun_urls == ["stun:a.example:3478", "stun:[2001:db8::1]"]
+    assert s.ice_addresses == ["10.0.0.11", "fd00::11"]
+    assert s.ice_allowed_networks == ["0.0.0.0/0", "::/0"]
+
+
 @pytest.mark.parametrize(
     ("env", "fragment"),
     [
@@ -41,6 +50,23 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
         ({"PNYX_HOST": "0.0.0.0", "PNYX_REDIS": "redis://r:6379/0"}, "public_url"),
         ({"PNYX_HOST": "::", "PNYX_REDIS": "redis://r:6379/0"}, "public_url"),
         ({"PNYX_PUBLIC_URL": "http://0.0.0.0:8000"}, "public_url"),
+        # ICE (docs/ice.md)
+        ({"PNYX_ICE_ALLOWED_NETWORKS": "10.0.0.0/8,10.0.0.0/33"}, "CIDR notation"),
+        ({"PNYX_ICE_ALLOWED_NETWORKS": "everywhere"}, "ice_allowed_networks"),
+        ({"PNYX_ICE_PORT_MIN": "40000"}, "set both ice_port_min and ice_port_max"),
+        ({"PNYX_ICE_PORT_MIN": "40100", "PNYX_ICE_PORT_MAX": "40000"}, "must not exceed"),
+        ({"PNYX_ICE_PORT_MAX": "70000"}, "ice_port_max"),
+        ({"PNYX_ICE_ADDRESSES": "eth0"}, "not an IP address"),
+        ({"PNYX_ICE_NAT_1_1": "10.0.0.1=public.example"}, "ice_nat_1_1"),
+        ({"PNYX_ICE_STUN_URLS": "stun.example.net:3478"}, "not a STUN URL"),
+        ({"PNYX_ICE_STUN_URLS": "stun:h?transport=udp"}, "not a STUN URL"),
+        ({"PNYX_ICE_TURN_URLS": 'turn:h>; rel="evil"'}, "not a TURN URL"),
+        ({"PNYX_ICE_TURN_URLS": "turn:turn.example.net"}, "needs ice_turn_secret"),
+        (
+            {"PNYX_ICE_TURN_URLS": "turn:turn.example.net", "PNYX_ICE_TURN_SECRET": "short"},
+            "at least 16 bytes",
+        ),
+        ({"PNYX_ICE_TURN_TTL_S": "5"}, "ice_turn_ttl_s"),
     ],
 )
 def test_bad_settings_fail_loudly(env: dict[str, str], fragment: str) -> None:

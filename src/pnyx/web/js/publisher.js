@@ -8,10 +8,12 @@
 // old session. Lost means: ICE/DTLS "failed", "disconnected" for more than
 // DISCONNECTED_GRACE_MS, the mix-minus stopped arriving for STALL_MS (the stage node
 // died: its packets stop at once, long before ICE notices), or the stage socket closed
-// abnormally (restart(), called through stage_socket.js's onGoingAway).
+// abnormally (restart(), called through stage_socket.js's onGoingAway). Before each
+// offer we ask the publish URL (OPTIONS) for the STUN/TURN servers to use (ice.js).
 
 import { ApiError, call, paths } from "./api.js";
 import { audioContext, makeAnalyser } from "./audio.js";
+import { fetchIceServers } from "./ice.js";
 import { Backoff, sleep } from "./retry.js";
 
 const GATHER_TIMEOUT_MS = 5000;
@@ -302,7 +304,19 @@ export class Publisher {
     this.closePeer();
     this.resource = null; // publishing again replaces the old session on the server
     this.setStatus(this.status === "reconnecting" ? "reconnecting" : "connecting");
-    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+    const iceServers = await fetchIceServers(paths.publish(this.spaceId), {
+      token: this.opts.token(),
+      signal: this.abort.signal,
+    });
+    if (!this.running) throw new DOMException("stopped", "AbortError");
+    let pc;
+    try {
+      pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    } catch (err) {
+      // A server list this browser refuses: go without, as with none configured.
+      console.warn("pnyx publisher: ICE servers refused:", err);
+      pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+    }
     this.pc = pc;
     pc.addTransceiver(this.track, { direction: "sendrecv", streams: [this.stream] });
     pc.ontrack = (event) => this.playMixMinus(event);

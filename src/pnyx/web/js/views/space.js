@@ -708,6 +708,8 @@ class SpacePage {
       microphone(freqs) {
         return page.publisher.micAnalyser ? tones(page.publisher.micAnalyser, freqs) : null;
       },
+      /** The ICE servers the publisher's peer connection uses (null: none yet). */
+      get iceServers() { return page.publisher.pc?.getConfiguration().iceServers ?? null; },
     };
     window.pnyx = window.pnyx || {};
     window.pnyx.space = this.diagnostics;
