@@ -6,6 +6,7 @@ hosts while UDP and TCP to the TURN host and TCP to the edge pass, masqueraded.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import socket
@@ -15,11 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from aioice.turn import create_turn_endpoint
 
 from tests.multihost.conftest import built_lab, require_lab_tools, unavailable
 from tests.support import netlab
-from tests.support.netlab_servers import TURN_PORT, start_turn, stun_mapped_address
-from tests.support.poll import Seen, wait_until
+from tests.support.netlab_servers import TURN_PORT, LabTurn, start_turn, stun_mapped_address
+from tests.support.poll import Seen, eventually, wait_until
 from tests.support.procs import IN_CI
 
 pytestmark = pytest.mark.multihost
@@ -242,3 +244,32 @@ def test_netem_delays_a_host_s_link(lab: netlab.Lab) -> None:
         rtts.append(time.monotonic() - start)
     assert min(rtts) >= 0.095, rtts  # 50 ms each way
     lab.clear_netem("listener")
+
+
+async def relay_one(turn: LabTurn, to: tuple[str, int], transport: str) -> tuple[str, int]:
+    """Allocate on the TURN server as a TURN REST user, send one datagram to ``to``
+    through the relay; the relayed address."""
+    username, password = turn.credentials("speaker")
+    relay, _ = await create_turn_endpoint(
+        asyncio.DatagramProtocol, (turn.addr, turn.port), username, password, transport=transport
+    )
+    try:
+        relay.sendto(f"via turn/{transport}".encode(), to)
+        addr, port = relay.get_extra_info("sockname")
+        await asyncio.sleep(0)  # the send is queued on the loop
+        return str(addr), int(port)
+    finally:
+        relay.close()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_the_speaker_reaches_a_node_through_turn(lab: netlab.Lab, transport: str) -> None:
+    turn = await asyncio.to_thread(start_turn, lab)
+    speaker = lab.worker("speaker")
+    with udp_receiver(lab, "node-a") as rx:
+        to = (lab.addr["node-a"], PROBE_PORT)
+        relayed = await speaker.run(relay_one(turn, to, transport))
+        assert relayed[0] == turn.addr
+        got = await eventually(lambda: received(rx), 5, "the relayed datagram at node-a")
+        assert got == [(f"via turn/{transport}".encode(), turn.addr)]
+    assert lab.counters()["udp_to_nodes_dropped"] == 0  # nothing went around the relay
