@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def udp_receiver(lab: netlab.Lab, host: str, port: int = PROBE_PORT) -> socket.s
 
 
 def received(s: socket.socket) -> list[tuple[bytes, str]]:
-    got = []
+    got: list[tuple[bytes, str]] = []
     while True:
         try:
             data, (addr, _) = s.recvfrom(2048)
@@ -162,6 +163,11 @@ def tcp_peer(lab: netlab.Lab, client: str, server: str, port: int) -> str:
         return str(peer)
 
 
+def dropped_since(lab: netlab.Lab, before: int, count: int) -> Seen:
+    n = lab.counters()["udp_to_nodes_dropped"] - before
+    return Seen(n >= count, f"{n} dropped")
+
+
 def test_the_nat_blocks_the_speaker_s_direct_udp_to_the_nodes_and_passes_turn_and_tcp(
     lab: netlab.Lab,
 ) -> None:
@@ -170,15 +176,13 @@ def test_the_nat_blocks_the_speaker_s_direct_udp_to_the_nodes_and_passes_turn_an
         with udp_receiver(lab, node) as rx:
             # From the listener host (no NAT) UDP to a node arrives, from its own address...
             send_udp(lab, "listener", (lab.addr[node], PROBE_PORT), 5)
-            got = wait_until(lambda rx=rx: received(rx), 5, f"UDP from the listener at {node}")
+            got = wait_until(partial(received, rx), 5, f"UDP from the listener at {node}")
             assert {a for _, a in got} == {lab.addr["listener"]}
             # ...from the speaker behind the NAT, nothing: the NAT drops every datagram.
-            dropped = lab.counters()["udp_to_nodes_dropped"]
+            before = lab.counters()["udp_to_nodes_dropped"]
             send_udp(lab, "speaker", (lab.addr[node], PROBE_PORT), 20)
             wait_until(
-                lambda d=dropped: Seen(
-                    (n := lab.counters()["udp_to_nodes_dropped"]) >= d + 20, f"{n - d} dropped"
-                ),
+                partial(dropped_since, lab, before, 20),
                 5,
                 "the NAT to drop the speaker's 20 datagrams",
             )

@@ -44,6 +44,7 @@ from tests.support.poll import wait_until
 from tests.support.postgres_server import FAST_SETTINGS, SUPERUSER, _find_tools, _server_user
 from tests.support.procs import port_open, require_binary
 
+SRC = Path(__file__).resolve().parents[2] / "src"
 REDIS_PORT = 6379
 POSTGRES_PORT = 5432
 NODE_PORT = 8000
@@ -200,6 +201,8 @@ def start_node(
     chosen = {**(FAST if fast else {}), **LEASES, **(settings or {})}
     env.update({f"PNYX_{k.upper()}": v for k, v in chosen.items()})
     env["PNYX_SECRET"] = SECRET
+    # The nodes run this checkout's code, like the lab itself (not another install's).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     env["PNYX_SERVE_WEB"] = "true"
     argv = [sys.executable, "-m", "pnyx.cli", "serve", "--host", addr, "--port", str(NODE_PORT)]
     argv += ["--public-url", url, "--data-dir", str(data_dir)]
@@ -298,10 +301,18 @@ def turn_credentials(
     return username, base64.b64encode(digest).decode()
 
 
-def start_turn(lab: Lab, host: str = "turn", secret: str = TURN_SECRET) -> LabTurn:
-    """coturn on ``host``:3478 (UDP and TCP, no TLS), relaying from the same address."""
+def start_turn(
+    lab: Lab,
+    host: str = "turn",
+    secret: str = TURN_SECRET,
+    peers: tuple[str, ...] = ("node-a", "node-b"),
+) -> LabTurn:
+    """coturn on ``host``:3478 (UDP and TCP, no TLS), relaying from the same address, and
+    only to the ``peers`` hosts (the node hosts: a TURN server for Pnyx relays speakers to
+    the stage nodes and to nothing else)."""
     binary = require_binary("turnserver", "/usr/bin")
     addr = lab.addr[host]
+    allowed = [f"--allowed-peer-ip={lab.addr[p]}" for p in peers]
     log = lab.workdir / "turnserver.log"
     low, high = TURN_RELAY_PORTS
     argv = [
@@ -311,6 +322,7 @@ def start_turn(lab: Lab, host: str = "turn", secret: str = TURN_SECRET) -> LabTu
         "--use-auth-secret", f"--static-auth-secret={secret}", f"--realm={TURN_REALM}",
         "--no-tls", "--no-dtls", "--fingerprint", "--no-cli", "--no-multicast-peers",
         *("--min-port", str(low), "--max-port", str(high)),
+        "--denied-peer-ip=0.0.0.0-255.255.255.255", *allowed,
         "--log-file", "stdout", "--simple-log",
     ]  # fmt: skip
     with log.open("wb") as out:
