@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import socket
 import subprocess
 import sys
@@ -35,15 +34,6 @@ def root_links() -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and not stat.read_text().split(") ")[1].startswith("Z")
-
-
 def test_the_lab_builds_and_goes_away_without_a_trace(tmp_path: Path) -> None:
     before = root_links()
     with built_lab(tmp_path / "lab") as lab:
@@ -63,7 +53,7 @@ def test_the_lab_builds_and_goes_away_without_a_trace(tmp_path: Path) -> None:
         # The lab's links are all inside its namespaces.
         assert root_links() == before
     assert netlab.list_namespaces(lab.tag + "-") == []
-    assert not any(alive(p.pid) for p in sleepers)
+    assert not any(netlab.running(p.pid) for p in sleepers)
     assert root_links() == before
 
 
@@ -120,7 +110,7 @@ def test_a_lab_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) -> No
     with built_lab(tmp_path / "next") as lab:
         assert lab.tag != tag
         assert netlab.list_namespaces(tag + "-") == []
-        assert not alive(sleeper)
+        assert not netlab.running(sleeper)
 
 
 def udp_receiver(lab: netlab.Lab, host: str, port: int = PROBE_PORT) -> socket.socket:

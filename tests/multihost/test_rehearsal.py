@@ -25,6 +25,8 @@ import pytest
 
 from tests.e2e.test_failover import BACK_WITHIN_S
 from tests.e2e.test_publish_anywhere import holder_of
+from tests.e2e.test_takeover import lease, media_spaces, node_id
+from tests.multihost.conftest import built_lab
 from tests.support import netlab
 from tests.support.api import create_space, new_user, on_stage, state
 from tests.support.browser import assert_clean, chromiums, require_browser, tone_wav
@@ -36,6 +38,13 @@ from tests.support.poll import Seen, eventually
 pytestmark = pytest.mark.multihost
 
 TONE_HZ = 660.0
+
+
+def stat_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().strip()
+    except OSError:
+        return ""
 
 
 def command_of(pid: int) -> str:
@@ -91,6 +100,8 @@ async def drill(lab: netlab.Lab, stack: Stack) -> dict[str, Any]:
                 await asyncio.gather(following, return_exceptions=True)
     finally:
         await speaker.close()
+    held = lease(stack.redis, space)
+    moved = held is not None and held[0] == node_id(survivor) and media_spaces(survivor) == 1
     with survivor.client() as c:
         s = state(c, space)
         discontinuity = "#EXT-X-DISCONTINUITY" in c.get(f"/media/{space}/live.m3u8").text
@@ -106,6 +117,7 @@ async def drill(lab: netlab.Lab, stack: Stack) -> dict[str, Any]:
         "state": s,
         "host": host.handle,
         "discontinuity": discontinuity,
+        "moved": moved,
     }
 
 
@@ -127,6 +139,7 @@ async def test_the_kill_a_node_drill_on_separate_addresses(lab: netlab.Lab) -> N
     assert out["republished"], "the speaker never published again"
     keys = out["after_kill"]
     assert keys == sorted(keys) and keys[-1] > out["dead_wrote"]
+    assert out["moved"], "the survivor does not hold the space's stage lease and media"
     assert out["discontinuity"]
     assert out["state"]["state"] == "live"
     assert on_stage(out["state"])[out["host"]]["role"] == "host"
@@ -165,3 +178,38 @@ def test_chromium_behind_the_nat_plays_a_space_through_the_edge(
             return str(page.evaluate("location.origin"))
 
     assert lab.call("speaker", browse) == edge.url.removesuffix(":80")
+
+
+def test_the_whole_stack_runs_on_its_hosts_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    with built_lab(tmp_path / "lab") as lab:
+        stack = start_stack(lab)
+        assert stack.turn is not None
+
+        def from_behind_the_nat() -> dict[str, int]:
+            codes = {}
+            with httpx.Client(timeout=10) as c:
+                codes["edge"] = c.get(f"{stack.edge.url}/healthz").status_code
+                for host, node in stack.nodes.items():
+                    codes[host] = c.get(f"{node.url}/healthz").status_code
+            return codes
+
+        healthy = {"edge": 200, "node-a": 200, "node-b": 200}
+        assert lab.call("speaker", from_behind_the_nat) == healthy
+        # Each server listens on its own host's address.
+        listening = {
+            host: lab.run(host, ["ss", "-Htlnu"]).stdout.decode()
+            for host in ("edge", "node-a", "node-b", "db", "turn")
+        }
+        assert f"{lab.addr['edge']}:80" in listening["edge"]
+        assert f"{lab.addr['node-a']}:8000" in listening["node-a"]
+        assert f"{lab.addr['node-b']}:8000" in listening["node-b"]
+        assert f"{lab.addr['db']}:6379" in listening["db"]
+        assert f"{lab.addr['db']}:5432" in listening["db"]
+        assert f"{lab.addr['turn']}:3478" in listening["turn"]
+        pids = [p for ps in lab.pids().values() for p in ps]
+        folders = [stack.postgres.root, stack.edge.conf.parent]
+        assert len(pids) >= 8 and all(f.exists() for f in folders)
+    assert netlab.list_namespaces(lab.tag + "-") == []
+    left = {p: stat_of(p) for p in pids if netlab.running(p)}
+    assert left == {}
+    assert [f for f in folders if f.exists()] == []

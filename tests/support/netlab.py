@@ -364,6 +364,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a process that still runs (a zombie does not: in a container
+    whose init does not reap, a daemon's exit leaves one behind)."""
+    return _alive(pid) and not _zombie(pid)
+
+
 def remove_namespaces(names: Sequence[str]) -> None:
     """Kill every process in each namespace (TERM, then KILL), then delete it."""
     for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
@@ -373,7 +379,7 @@ def remove_namespaces(names: Sequence[str]) -> None:
                 os.kill(pid, sig)
         deadline = time.monotonic() + grace
         while pids and time.monotonic() < deadline:
-            pids = {p for p in pids if _alive(p) and not _zombie(p)}
+            pids = {p for p in pids if running(p)}
             time.sleep(0.05)
         if not pids:
             break
@@ -436,11 +442,12 @@ def _link(
 
 def _nat_rules(lab: Lab) -> str:
     turn = lab.addr["turn"]
+    lan = lab.plan.subnet(lab.plan.speaker_lan)
     return f"""table ip {NAT_TABLE} {{
     chain forward {{
         type filter hook forward priority 0; policy accept;
         iifname "lan0" ip daddr {turn} counter accept comment "to_turn"
-        iifname "lan0" ip daddr {lab.nodes_net} meta l4proto udp counter drop \\
+        iifname "lan0" ip saddr {lan} ip daddr {lab.nodes_net} meta l4proto udp counter drop \\
             comment "udp_to_nodes_dropped"
     }}
     chain postrouting {{

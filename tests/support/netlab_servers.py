@@ -237,9 +237,19 @@ class LabEdge(Edge):
         self.proc.send_signal(1)
 
 
-def start_edge(lab: Lab, upstreams: list[str], host: str = "edge", **spec: Any) -> LabEdge:
-    """nginx from ``pnyx.edge.render`` on ``host``:80 in front of ``upstreams``
-    (``ADDR:PORT``); ``spec`` passes further ``EdgeSpec`` fields."""
+def start_edge(
+    lab: Lab,
+    upstreams: list[str],
+    host: str = "edge",
+    *,
+    port: int = EDGE_PORT,
+    scheme: str = "http",
+    **spec: Any,
+) -> LabEdge:
+    """nginx from ``pnyx.edge.render`` on ``host``:``port`` in front of ``upstreams``
+    (``ADDR:PORT``); ``spec`` passes further ``EdgeSpec`` fields (``listen`` too, to
+    listen elsewhere than ADDR:port). Ready once ``port`` accepts connections; its URL
+    is ``scheme://ADDR:port``."""
     nginx = require_binary("nginx", "/usr/sbin")
     # Workers run as an unprivileged user: the cache cannot be under a private folder.
     root = Path(tempfile.mkdtemp(prefix="pnyxlab-edge-"))
@@ -250,9 +260,8 @@ def start_edge(lab: Lab, upstreams: list[str], host: str = "edge", **spec: Any) 
     lab.on_teardown(lambda: shutil.rmtree(root, ignore_errors=True))
     addr = lab.addr[host]
     conf = root / "nginx.conf"
-    conf.write_text(
-        render(EdgeSpec(f"{addr}:{EDGE_PORT}", tuple(upstreams), cache_dir=cache, **spec))
-    )
+    spec.setdefault("listen", f"{addr}:{port}")
+    conf.write_text(render(EdgeSpec(upstreams=tuple(upstreams), cache_dir=cache, **spec)))
     log = root / "nginx.log"
     with log.open("wb") as out:
         proc = lab.spawn(
@@ -261,8 +270,8 @@ def start_edge(lab: Lab, upstreams: list[str], host: str = "edge", **spec: Any) 
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    _wait_port(lab, host, EDGE_PORT, proc, "nginx", log)
-    return LabEdge(f"http://{addr}:{EDGE_PORT}", conf, proc, log)
+    _wait_port(lab, host, port, proc, "nginx", log)
+    return LabEdge(f"{scheme}://{addr}:{port}", conf, proc, log)
 
 
 # -- TURN host ---------------------------------------------------------------------------
