@@ -27,6 +27,7 @@ from tests.support.procs import IN_CI
 pytestmark = pytest.mark.multihost
 
 PROBE_PORT = 40000
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "netlab.py"
 
 
 def root_links() -> set[str]:
@@ -79,10 +80,12 @@ time.sleep(600)
 """
 
 
-def test_a_lab_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) -> None:
+def killed_run(folder: Path) -> tuple[str, int]:
+    """A lab built by another process, SIGKILLed with a process running in its db host;
+    (its tag, that process)."""
     require_lab_tools()
     builder = subprocess.Popen(
-        [sys.executable, "-c", STALE_BUILDER, str(tmp_path / "stale")],
+        [sys.executable, "-c", STALE_BUILDER, str(folder)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -107,10 +110,32 @@ def test_a_lab_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) -> No
             builder.stderr.close()
     (sleeper,) = netlab.namespace_pids(f"{tag}-db")
     assert len(netlab.list_namespaces(tag + "-")) == 9  # the killed run left it all behind
+    return tag, sleeper
+
+
+def test_a_lab_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) -> None:
+    tag, sleeper = killed_run(tmp_path / "stale")
     with built_lab(tmp_path / "next") as lab:
         assert lab.tag != tag
         assert netlab.list_namespaces(tag + "-") == []
         assert not netlab.running(sleeper)
+
+
+def netlab_cli(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, check=True, timeout=120
+    )
+    return done.stdout.decode()
+
+
+def test_the_operator_s_status_and_down(tmp_path: Path) -> None:
+    tag, sleeper = killed_run(tmp_path / "stale")
+    status = netlab_cli("status")
+    assert f"{tag}-db" in status and "gone (stale)" in status, status
+    down = netlab_cli("down")  # also any other stale lab on the machine
+    assert down.startswith("removed ") and f"{tag}-db" in down, down
+    assert netlab.list_namespaces(tag + "-") == []
+    assert not netlab.running(sleeper)
 
 
 def udp_receiver(lab: netlab.Lab, host: str, port: int = PROBE_PORT) -> socket.socket:
