@@ -13,12 +13,13 @@ that built it), with ``lo`` up and one veth link ``eth0`` to the router::
     nat       10.213.50.2   the speaker's NAT (masquerade), 10.213.100.1 on its LAN side
     speaker   10.213.100.2  behind the NAT
 
-The router (``pnyxlab-<pid>-router``) holds 10.213.N.1 on each host's link and forwards
+The lab is IPv4 only (IPv6 is disabled in its namespaces). The router
+(``pnyxlab-<pid>-router``) holds 10.213.N.1 on each host's link and forwards
 between them (``net.ipv4.ip_forward=1`` in the router and the NAT only). It has no route
 to the speaker's LAN: the speaker is reached only through the NAT's masquerade, like a
 home network. The NAT (nftables, table ``pnyxlab``) drops UDP from the speaker's LAN to
-the node hosts (10.213.10.0/23): WebRTC media can only go through TURN; UDP and TCP to the
-TURN host and TCP anywhere else pass. No link leads out of the namespaces this module
+the node hosts (10.213.10.0/23): WebRTC media can only go through TURN. Everything else
+passes (UDP and TCP to the TURN host, TCP to the edge and the nodes), masqueraded. No link leads out of the namespaces this module
 makes: every veth is created inside the router's or the NAT's namespace, so nothing of
 the lab is ever in the machine's own namespace, and deleting the namespaces deletes them.
 
@@ -470,6 +471,9 @@ def build(workdir: Path, plan: Plan | None = None, *, tag: str | None = None) ->
     try:
         for ns in lab.namespaces:
             _ip("netns", "add", ns)
+            # IPv4 only: no link-local IPv6 path around the NAT's rules.
+            for scope in ("all", "default"):
+                _sysctl(ns, f"net.ipv6.conf.{scope}.disable_ipv6", "1")
             _ip("-n", ns, "link", "set", "lo", "up")
         _sysctl(lab.ns("router"), "net.ipv4.ip_forward", "1")
         for host, index in plan.hosts:
