@@ -34,6 +34,7 @@ from tests.support.netlab_servers import start_stack  # noqa: E402
 
 def _up(args: argparse.Namespace) -> int:
     plan = netlab.Plan(base=args.base)
+    netlab.check_no_overlap(plan.base)  # before anything is made
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pnyxlab-"))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

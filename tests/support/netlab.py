@@ -19,9 +19,11 @@ between them (``net.ipv4.ip_forward=1`` in the router and the NAT only). It has 
 to the speaker's LAN: the speaker is reached only through the NAT's masquerade, like a
 home network. The NAT (nftables, table ``pnyxlab``) drops UDP from the speaker's LAN to
 the node hosts (10.213.10.0/23): WebRTC media can only go through TURN. Everything else
-passes (UDP and TCP to the TURN host, TCP to the edge and the nodes), masqueraded. No link leads out of the namespaces this module
-makes: every veth is created inside the router's or the NAT's namespace, so nothing of
-the lab is ever in the machine's own namespace, and deleting the namespaces deletes them.
+passes (UDP and TCP to the TURN host, TCP to the edge and the nodes), masqueraded.
+
+No link leads out of the namespaces this module makes: every veth is created inside the
+router's or the NAT's namespace, so nothing of the lab is ever in the machine's own
+namespace, and deleting the namespaces deletes them.
 
 Use :func:`lab` (a context manager) in tests, or ``python scripts/netlab.py up|down|status``.
 Processes run in a host with :meth:`Lab.spawn` / :meth:`Lab.run` (``ip netns exec``);
@@ -43,6 +45,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
@@ -495,8 +498,10 @@ def teardown(lab: Lab) -> None:
     """Stop the workers and what was spawned, then everything left in the namespaces,
     and delete them."""
     for fn in reversed(lab._cleanups):
-        with suppress(Exception):
+        try:
             fn()
+        except Exception as exc:  # the rest of the teardown must still run
+            print(f"netlab teardown: {fn!r} failed: {exc!r}", file=sys.stderr)
     for w in lab._workers:
         w.close()
     for proc in lab.spawned:
