@@ -10,7 +10,7 @@ LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) package-lock.json | cksum | cut -d' ' -f1)
 SERVE_ARGS ?=
 
-.PHONY: run test install lock check-lock system-deps lint typecheck contracts unit check bench-join clean
+.PHONY: run test install lock check-lock system-deps lint typecheck contracts unit multihost check bench-join clean
 
 run: $(STAMP)
 	$(BIN)/pnyx serve $(SERVE_ARGS)
@@ -70,6 +70,10 @@ contracts: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+# The multi-host rehearsal (root: network namespaces; docs/deploy.md).
+multihost: system-deps $(STAMP)
+	$(BIN)/python -m pytest -q -m multihost tests/multihost
 
 bench-join: $(STAMP)
 	@command -v wrk >/dev/null || bash scripts/install-system-deps.sh wrk
