@@ -186,29 +186,6 @@ class Lab:
         return w
 
     # -- impairments ------------------------------------------------------------------
-    def netem(
-        self, host: str, *, delay_ms: float = 0, jitter_ms: float = 0, loss_pct: float = 0
-    ) -> None:
-        """Delay, jitter and loss on ``host``'s link, both ways (``tc qdisc … netem`` on
-        the host's ``eth0`` and on the router's end). Raises :class:`NetemUnavailable`
-        when the kernel has no netem qdisc (``sch_netem``)."""
-        args = ["netem"]
-        if delay_ms or jitter_ms:
-            args += ["delay", f"{delay_ms}ms"] + ([f"{jitter_ms}ms"] if jitter_ms else [])
-        if loss_pct:
-            args += ["loss", f"{loss_pct}%"]
-        for ns_host, dev in self._link_ends(host):
-            done = self.run(
-                ns_host, ["tc", "qdisc", "replace", "dev", dev, "root", *args], check=False
-            )
-            if done.returncode != 0:
-                err = done.stderr.decode(errors="replace").strip()
-                raise NetemUnavailable(f"tc netem on {dev} in {ns_host}: {err}")
-
-    def clear_netem(self, host: str) -> None:
-        for ns_host, dev in self._link_ends(host):
-            self.run(ns_host, ["tc", "qdisc", "del", "dev", dev, "root"], check=False)
-
     def drop(self, host: str, loss_pct: float) -> str:
         """Random loss of ``loss_pct`` % of the packets ``host``'s link forwards, both ways
         (nftables ``numgen random`` at the link's far end, the router or the NAT: works
@@ -259,10 +236,6 @@ class Lab:
 def loss_table(host: str) -> str:
     """The router's nftables table for :meth:`Lab.drop` on ``host``."""
     return f"loss_{host.replace('-', '_')}"
-
-
-class NetemUnavailable(RuntimeError):
-    pass
 
 
 class Worker:
