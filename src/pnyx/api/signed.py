@@ -87,6 +87,17 @@ class SignedPaths:
             return
         path: str = scope["path"]
         if path.startswith(SIGNED_PREFIX):
+            if scope["method"] not in _READ_METHODS:
+                await _refuse(
+                    send,
+                    PnyxError(
+                        ErrorKind.FORBIDDEN,
+                        "signed links are for reading (GET); send other calls to the plain"
+                        " path with an account token",
+                        code="read_only_link",
+                    ),
+                )
+                return
             m = _SIGNED.fullmatch(path)
             rest = m.group(3) if m is not None else ""
             space = read_space(rest)
@@ -98,17 +109,6 @@ class SignedPaths:
                         "signed links are /p/{expiry}/{signature}/ followed by a listener"
                         " read: /media/{id}/…, /v1/spaces/{id}, /v1/spaces/{id}/state",
                         code="not_a_signed_read",
-                    ),
-                )
-                return
-            if scope["method"] not in _READ_METHODS:
-                await _refuse(
-                    send,
-                    PnyxError(
-                        ErrorKind.FORBIDDEN,
-                        "signed links are for reading (GET); send other calls to the plain"
-                        " path with an account token",
-                        code="read_only_link",
                     ),
                 )
                 return
