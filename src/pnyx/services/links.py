@@ -94,12 +94,13 @@ def plain_links(space: SpaceId) -> dict[str, str]:
         "hls": f"/media/{space}/live.m3u8",
         "hls_plain": f"/media/{space}/plain.m3u8",
         "replay": f"/media/{space}/replay.m3u8",
+        "recording": f"/v1/spaces/{space}/recording.m4a",
     }
 
 
 # The links that are listener reads (signed for a private space); the others (join) are
 # calls with an Authorization header and keep their plain paths.
-READS = frozenset({"self", "state", "hls", "hls_plain", "replay"})
+READS = frozenset({"self", "state", "hls", "hls_plain", "replay", "recording"})
 
 
 def with_prefix(links: Mapping[str, str], pre: str) -> dict[str, str]:

@@ -79,7 +79,7 @@ async def test_a_private_space_has_a_p_id_and_signed_links(
     sid = space["id"]
     assert sid.startswith("p-")
     assert (space["visibility"], space["audience"]) == ("private", "invited")
-    for key in ("self", "state", "hls", "hls_plain", "replay"):
+    for key in ("self", "state", "hls", "hls_plain", "replay", "recording"):
         assert space["links"][key].startswith("/p/"), space["links"]
         assert space["links"][key].endswith(f"/{sid}" if key == "self" else "")
     assert space["links"]["join"] == f"/v1/spaces/{sid}/join"
