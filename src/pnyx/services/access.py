@@ -86,6 +86,12 @@ class SpaceAccess:
             raise private_refusal(None)
         if handle == rec.host or room.on_stage(handle):
             return
+        if handle in room.removed:
+            raise PnyxError(ErrorKind.FORBIDDEN, "you were removed from this space", code="removed")
+        if await self._store.social.is_blocked(rec.host, handle):
+            raise PnyxError(
+                ErrorKind.FORBIDDEN, "the host has blocked you from their spaces", code="blocked"
+            )
         if any(inv.handle == handle for inv in room.invitations):
             return  # asked onto the stage by a moderator
         if await self._store.invites.is_invited(rec.id, handle):

@@ -358,3 +358,19 @@ async def test_the_openapi_document_describes_signed_reads_and_invitations(
     assert "/p/{exp}/{sig}/v1/spaces/{space_id}/join" not in paths
     ids = [op["operationId"] for item in paths.values() for op in item.values()]
     assert len(ids) == len(set(ids))
+
+
+async def test_a_removed_or_blocked_invitee_gets_no_links(
+    client: httpx.AsyncClient, people: dict[str, Headers]
+) -> None:
+    host = people["hosty"]
+    sid = (await create(client, host, visibility="private"))["id"]
+    for who in ("invitee", "fan"):
+        url = f"/v1/spaces/{sid}/invites"
+        await expect(client.post(url, json={"handle": who}, headers=host), 201)
+        await expect(client.get(f"/v1/spaces/{sid}/links", headers=people[who]), 200)
+    await expect(client.post("/v1/accounts/invitee/block", headers=host), 204)
+    await expect(client.get(f"/v1/spaces/{sid}/links", headers=people["invitee"]), 403, "blocked")
+    await expect(client.post(f"/v1/spaces/{sid}/join", headers=people["invitee"]), 403, "blocked")
+    await expect(client.post(f"/v1/spaces/{sid}/members/fan/remove", headers=host), 200)
+    await expect(client.get(f"/v1/spaces/{sid}/links", headers=people["fan"]), 403, "removed")
