@@ -25,6 +25,7 @@ from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.redis_url import check_redis_url
 
 ENV_PREFIX = "PNYX_"
+LINK_SECRET = re.compile(r"[A-Za-z0-9_.~-]{32,256}")
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "", "[::]"})  # listen on every address
 
 
@@ -61,6 +62,7 @@ class Settings(BaseModel):
     role: NodeRole = NodeRole.BOTH
     node_id: str = ""  # default: random per process
     secret: str | None = None  # token signing key; default: generated into data_dir
+    link_secret: str | None = None  # signs private spaces' links; shared with the edges
     log_level: str = "info"
     serve_web: bool = True
 
@@ -68,6 +70,8 @@ class Settings(BaseModel):
     token_ttl_s: int = Field(7 * 24 * 3600, gt=0)
     listener_token_ttl_s: int = Field(6 * 3600, gt=0)
     min_password_len: int = Field(8, ge=1)
+    link_ttl_s: int = Field(6 * 3600, ge=60)  # a private space's signed links live this long
+    link_step_s: int = Field(300, ge=1, le=3600)  # their expiry is rounded up to this step
 
     # -- the stage ------------------------------------------------------------------
     max_cohosts: int = Field(2, ge=0)
@@ -287,6 +291,11 @@ class Settings(BaseModel):
             raise ValueError("ice_turn_secret must be at least 16 bytes")
         if self.secret is not None and len(self.secret.encode()) < 32:
             raise ValueError("secret must be at least 32 bytes (HS256 key length)")
+        if self.link_secret is not None and not LINK_SECRET.fullmatch(self.link_secret):
+            raise ValueError(
+                "link_secret must be 32 to 256 characters of A-Z a-z 0-9 - _ . ~ (it is"
+                " written into the edge's nginx configuration)"
+            )
         return self
 
     @property
@@ -352,12 +361,21 @@ def load_settings(
 def signing_secret(settings: Settings) -> str:
     """The configured secret, or one generated once and kept in the data dir (single node).
     Several nodes must share ``secret`` (or ``PNYX_SECRET``)."""
-    if settings.secret:
-        return settings.secret
-    path = settings.data_dir / "secret"
+    return settings.secret or _kept_secret(settings.data_dir / "secret")
+
+
+def link_secret(settings: Settings) -> str:
+    """The key that signs private spaces' links (services/links.py), or one generated once
+    into ``data_dir/link_secret``. Every node and every edge must share it: set
+    ``link_secret`` (``PNYX_LINK_SECRET``) on the nodes and give the edge the same value in
+    a file (``pnyx edge-config --link-secret-file``)."""
+    return settings.link_secret or _kept_secret(settings.data_dir / "link_secret")
+
+
+def _kept_secret(path: Path) -> str:
     if path.exists():
         return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
     path.write_text(value)
     path.chmod(0o600)

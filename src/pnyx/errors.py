@@ -11,6 +11,7 @@ class ErrorKind(StrEnum):
     UNAUTHENTICATED = "unauthenticated"  # no, bad or expired credentials
     FORBIDDEN = "forbidden"  # authenticated, but this actor may not do this
     NOT_FOUND = "not_found"
+    GONE = "gone"  # it was valid once and no longer is (an expired signed link): 410
     CONFLICT = "conflict"  # the request is well-formed but the current state forbids it
     TOO_LARGE = "too_large"
     UNSUPPORTED = "unsupported"  # a content type this route does not take: 415

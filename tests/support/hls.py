@@ -311,6 +311,16 @@ class HlsListener:
         self.failed: BaseException | None = None  # why follow() stopped, if it failed
         self._stop = asyncio.Event()
 
+    @classmethod
+    def at(cls, playlist_url: str, **kwargs: Any) -> HlsListener:
+        """A listener of a full playlist URL, e.g. a private space's signed link
+        (``…/p/{exp}/{sig}/media/{id}/live.m3u8``): the playlist's relative URIs resolve
+        under the same prefix, as a player's do."""
+        listener = cls(playlist_url, "", **kwargs)
+        listener.playlist_url = playlist_url
+        listener.base = urljoin(playlist_url, ".")
+        return listener
+
     async def aclose(self) -> None:
         if self._own:
             await self.client.aclose()

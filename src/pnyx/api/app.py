@@ -26,6 +26,7 @@ from pnyx.api import (
 )
 from pnyx.api.admission import AdmissionControl
 from pnyx.api.middleware import BodyLimit, Metrics
+from pnyx.api.signed import SignedPaths, document
 from pnyx.config import Settings
 from pnyx.services.node import Node
 
@@ -62,12 +63,26 @@ def create_app(settings: Settings) -> FastAPI:
         ops.router,
     ):
         app.include_router(router)
+    app.add_middleware(SignedPaths)  # innermost: the others see the plain path it leaves
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, sdp_limit=settings.max_sdp_bytes)
     app.add_middleware(AdmissionControl)  # outside the body limit: refusals stay cheap
     app.add_middleware(Metrics)
     if settings.serve_web and (WEB_DIR / "index.html").exists():
         _serve_web(app)
+    _document_signed_paths(app)
     return app
+
+
+def _document_signed_paths(app: FastAPI) -> None:
+    """/openapi.json lists the signed form of the listener reads (api/signed.py)."""
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(make())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class _WebFiles(StaticFiles):

@@ -15,9 +15,11 @@ router = APIRouter(prefix="/v1/spaces/{space_id}", tags=["listeners"])
 async def join(
     space_id: str, me: MaybeAccount, services: ServicesDep, response: Response
 ) -> JoinOut:
-    """Join as a listener: anonymous for a public space, or signed in (then blocks and
-    removals apply). Listening itself needs no token; this one is for heartbeats and
-    reactions."""
+    """Join as a listener: anonymous for a public or unlisted space, or signed in (then
+    blocks and removals apply). A private space admits only its audience: anonymous 401,
+    others 403 (`private_space`). Listening itself needs no token; this one is for
+    heartbeats and reactions. `media` holds the links to listen with: for a private
+    space they are signed (`/p/{exp}/{sig}/…`), and the only way in."""
     joined = await services.listeners.join(SpaceId(space_id), me)
     response.headers["Cache-Control"] = "no-store"
     return JoinOut(

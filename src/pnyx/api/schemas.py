@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from pnyx.domain.types import Role, SpeakPolicy
+from pnyx.domain.types import Audience, Role, SpeakPolicy, Visibility
 from pnyx.services.directory import SpaceSummary
 from pnyx.services.views import StateView
 
@@ -50,6 +50,22 @@ class NewSpace(Strict):
     scheduled_start: AwareDatetime | None = None
     who_can_speak: SpeakPolicy = SpeakPolicy.EVERYONE
     record: bool = False
+    visibility: Visibility = Field(
+        Visibility.PUBLIC,
+        description="public: listed, anyone listens; unlisted: in no list, anyone with the"
+        " link listens; private: in no list, only invited accounts (and the audience) listen,"
+        " through signed links",
+    )
+    audience: Audience | None = Field(
+        None,
+        description="private spaces only: who besides invited accounts may join (default invited)",
+    )
+
+    @model_validator(mode="after")
+    def _audience_is_for_private(self) -> NewSpace:
+        if self.audience is not None and self.visibility is not Visibility.PRIVATE:
+            raise ValueError("audience is for private spaces: set visibility to 'private'")
+        return self
 
 
 class SpaceOut(BaseModel):
@@ -65,6 +81,8 @@ class SpaceOut(BaseModel):
     stage: list[dict[str, Any]]
     listeners: int
     links: dict[str, str]
+    visibility: Visibility
+    audience: Audience | None = None
 
     @classmethod
     def of(cls, space: SpaceSummary) -> SpaceOut:
@@ -81,6 +99,8 @@ class SpaceOut(BaseModel):
             stage=[{"handle": m.handle, "role": m.role.value} for m in space.stage],
             listeners=space.listeners,
             links=dict(space.links),
+            visibility=space.visibility,
+            audience=space.audience,
         )
 
 
@@ -96,7 +116,10 @@ class JoinOut(BaseModel):
     listener_id: str
     token: str
     heartbeat_s: float
-    media: dict[str, str]
+    media: dict[str, str] = Field(
+        description="the listener's links (hls, hls_plain, state, self); signed"
+        " (/p/{expiry}/{signature}/…) for a private space: use these, never build them"
+    )
     latency: Literal["low", "standard"]
 
 
@@ -141,3 +164,28 @@ class PinIn(Strict):
 
 class SpeakPolicyIn(Strict):
     who_can_speak: SpeakPolicy
+
+
+class InviteIn(Strict):
+    handle: str = Field(min_length=1, max_length=64)
+
+
+class InviteOut(BaseModel):
+    handle: str
+    invited_by: str
+    created_at: datetime
+
+
+class InviteList(BaseModel):
+    invites: list[InviteOut]
+
+
+class LinksOut(BaseModel):
+    space: str
+    visibility: Visibility
+    links: dict[str, str] = Field(
+        description="the space's links; its listener reads signed for a private space"
+    )
+    expires_at: int | None = Field(
+        None, description="unix time the signed links stop working (None: plain links)"
+    )

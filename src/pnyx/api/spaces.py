@@ -1,14 +1,25 @@
-"""Spaces: create, list, read, start, end."""
+"""Spaces: create, list, read, start, end; a space's (signed) links; private invitations."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from pnyx.api.deps import Account, ServicesDep
-from pnyx.api.schemas import NewSpace, SpaceList, SpaceOut
-from pnyx.domain.types import SpaceId, SpaceStatus
+from pnyx.api.schemas import (
+    InviteIn,
+    InviteList,
+    InviteOut,
+    LinksOut,
+    NewSpace,
+    SpaceList,
+    SpaceOut,
+)
+from pnyx.api.signed import SIGNED
+from pnyx.domain.types import Audience, SpaceId, SpaceStatus
+from pnyx.services.accounts import normalise_handle
+from pnyx.services.links import with_prefix
 from pnyx.services.spaces import NewSpace as NewSpaceSpec
 
 router = APIRouter(prefix="/v1/spaces", tags=["spaces"])
@@ -25,9 +36,11 @@ async def create(
             scheduled_start=body.scheduled_start,
             speak_policy=body.who_can_speak,
             record=body.record,
+            visibility=body.visibility,
+            audience=body.audience or Audience.INVITED,
         ),
     )
-    response.headers["Location"] = f"/v1/spaces/{space.id}"
+    response.headers["Location"] = space.links["self"]
     return SpaceOut.of(space)
 
 
@@ -43,11 +56,76 @@ async def list_spaces(
     return SpaceList(spaces=[SpaceOut.of(space) for space in spaces])
 
 
-@router.get("/{space_id}")
-async def get_space(space_id: str, services: ServicesDep, response: Response) -> SpaceOut:
-    space = await services.directory.get(SpaceId(space_id))
+_PRIVATE_READ: dict[int | str, dict[str, Any]] = {
+    403: {
+        "description": "A private space read without a signed link (`signed_link_needed`),"
+        " or under a wrong signature (`bad_signature`)",
+        "content": {"application/json": {}},
+    },
+    410: {
+        "description": "The signed link has expired (`link_expired`)",
+        "content": {"application/json": {}},
+    },
+}
+
+
+@router.get("/{space_id}", responses=_PRIVATE_READ)
+async def get_space(
+    space_id: str, services: ServicesDep, request: Request, response: Response
+) -> SpaceOut:
+    """The space as every listener sees it. A private space's is read only under its
+    signed prefix (`/p/{exp}/{sig}/v1/spaces/{id}`), and its links then carry the same
+    prefix."""
+    space = SpaceOut.of(await services.directory.get(SpaceId(space_id)))
+    signed = request.scope.get(SIGNED)
+    if signed:
+        space.links = with_prefix(space.links, signed)
     response.headers["Cache-Control"] = f"public, max-age={services.config.space_cache_s}"
-    return SpaceOut.of(space)
+    return space
+
+
+@router.get("/{space_id}/links")
+async def links(space_id: str, me: Account, services: ServicesDep, response: Response) -> LinksOut:
+    """The space's links for the caller: for a private space the signed ones, if the
+    caller may listen (its host, stage, invited accounts, or the host's followers when its
+    audience is `followers`); 403 `private_space` otherwise. Plain links for the rest."""
+    access = await services.access.links(SpaceId(space_id), me)
+    response.headers["Cache-Control"] = "no-store"
+    return LinksOut(
+        space=access.space,
+        visibility=access.visibility,
+        links=access.links,
+        expires_at=access.expires,
+    )
+
+
+@router.post("/{space_id}/invites", status_code=201)
+async def invite(space_id: str, body: InviteIn, me: Account, services: ServicesDep) -> InviteOut:
+    """Invite an account into a private space (host and co-hosts; idempotent). The account
+    gets a `space_invite` notification. 409 `not_private` for other spaces."""
+    handle = normalise_handle(body.handle.removeprefix("@"))
+    rec = await services.access.invite(SpaceId(space_id), me, handle)
+    return InviteOut(handle=rec.handle, invited_by=rec.invited_by, created_at=rec.created_at)
+
+
+@router.get("/{space_id}/invites")
+async def invites(space_id: str, me: Account, services: ServicesDep) -> InviteList:
+    """The private space's invited accounts, by handle (host and co-hosts)."""
+    recs = await services.access.invites(SpaceId(space_id), me)
+    return InviteList(
+        invites=[
+            InviteOut(handle=r.handle, invited_by=r.invited_by, created_at=r.created_at)
+            for r in recs
+        ]
+    )
+
+
+@router.delete("/{space_id}/invites/{handle}", status_code=204)
+async def revoke(space_id: str, handle: str, me: Account, services: ServicesDep) -> Response:
+    """Revoke an invitation. Signed links it already received keep working until they
+    expire (`link_ttl_s`)."""
+    await services.access.revoke(SpaceId(space_id), me, normalise_handle(handle.removeprefix("@")))
+    return Response(status_code=204)
 
 
 @router.post("/{space_id}/start")

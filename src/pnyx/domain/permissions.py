@@ -28,6 +28,7 @@ class Action(StrEnum):
     APPROVE_HAND = "approve_hand"
     DECLINE_HAND = "decline_hand"
     INVITE = "invite"  # invite a listener to speak
+    INVITE_AUDIENCE = "invite_audience"  # let an account into a private space (or not)
     MANAGE_COHOSTS = "manage_cohosts"  # invite, promote, demote, move back, remove co-hosts
     MOVE_TO_AUDIENCE = "move_to_audience"  # move someone else off the stage
     LEAVE_STAGE = "leave_stage"  # step off the stage yourself
@@ -45,6 +46,7 @@ _MODERATION = frozenset(
         Action.APPROVE_HAND,
         Action.DECLINE_HAND,
         Action.INVITE,
+        Action.INVITE_AUDIENCE,
         Action.MOVE_TO_AUDIENCE,
         Action.MUTE_OTHER,
         Action.REMOVE_MEMBER,
@@ -97,6 +99,10 @@ DENIALS: Mapping[Action, tuple[str, str]] = MappingProxyType(
         Action.APPROVE_HAND: (_MODERATORS_ONLY, "only the host or a co-host can approve a hand"),
         Action.DECLINE_HAND: (_MODERATORS_ONLY, "only the host or a co-host can decline a hand"),
         Action.INVITE: (_MODERATORS_ONLY, "only the host or a co-host can invite speakers"),
+        Action.INVITE_AUDIENCE: (
+            _MODERATORS_ONLY,
+            "only the host or a co-host can invite people to a private space",
+        ),
         Action.MANAGE_COHOSTS: (
             _HOST_ONLY,
             "only the host can add, move or remove co-hosts",

@@ -36,6 +36,24 @@ class SpeakPolicy(StrEnum):
     NOBODY = "nobody"  # invite only
 
 
+class Visibility(StrEnum):
+    """Who finds a space and who may listen to it."""
+
+    PUBLIC = "public"  # listed; anyone listens
+    UNLISTED = "unlisted"  # in no list; anyone with the link listens
+    PRIVATE = "private"  # in no list; only the host's chosen audience, over signed links
+
+
+class Audience(StrEnum):
+    """Who besides the invited accounts (and the stage) may join a private space."""
+
+    INVITED = "invited"  # nobody else
+    FOLLOWERS = "followers"  # the host's followers too
+
+
+PRIVATE_ID_PREFIX = "p-"  # private space ids begin with it, and no other ids do
+
+
 class EndReason(StrEnum):
     HOST_ENDED = "host_ended"
     HOST_LEFT = "host_left"  # the host stayed away longer than the grace period

@@ -64,6 +64,8 @@ ROUTES: tuple[tuple[str, str, Lane | None], ...] = (
     ("DELETE", f"{_SP}/hands/{{handle}}", Lane.STAGE),
     ("PUT", f"{_SP}/pin", Lane.STAGE),
     ("PUT", f"{_SP}/speak-policy", Lane.STAGE),
+    ("POST", f"{_SP}/invites", Lane.STAGE),  # who may listen to a private space
+    ("DELETE", f"{_SP}/invites/{{handle}}", Lane.STAGE),
     ("POST", f"{_SP}/publish", Lane.STAGE),
     ("OPTIONS", f"{_SP}/publish", Lane.STAGE),  # ICE servers: a store read when signed in
     ("DELETE", f"{_SP}/publish/{{session}}", Lane.STAGE),

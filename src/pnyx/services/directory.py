@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from pnyx.domain import commands as cmd
 from pnyx.domain.codec import room_from_json
 from pnyx.domain.room import Member
-from pnyx.domain.types import Handle, SpaceId, SpaceStatus, SpeakPolicy
+from pnyx.domain.types import Audience, Handle, SpaceId, SpaceStatus, SpeakPolicy, Visibility
 from pnyx.live.base import LiveState
 from pnyx.services import views
+from pnyx.services.links import LinkSigner, plain_links
 from pnyx.services.notifications import NotificationService
-from pnyx.services.spaces import NewSpace, SpaceService, links
+from pnyx.services.spaces import NewSpace, SpaceService
 from pnyx.store.records import SpaceRecord
 
 
@@ -37,6 +38,8 @@ class SpaceSummary:
     stage: tuple[Member, ...]  # host first, then in the order they came up
     listeners: int
     links: Mapping[str, str]
+    visibility: Visibility = Visibility.PUBLIC
+    audience: Audience | None = None  # private spaces only
 
 
 def _at(value: float | None) -> datetime | None:
@@ -49,7 +52,9 @@ class SpaceDirectory:
         spaces: SpaceService,
         live: LiveState,
         notifications: NotificationService,
+        signer: LinkSigner | None = None,
     ) -> None:
+        self._signer = signer
         self._spaces = spaces
         self._live = live
         self._notifications = notifications
@@ -58,14 +63,17 @@ class SpaceDirectory:
         return await self._summary(await self._spaces.record(space))
 
     async def listing(self, status: SpaceStatus, limit: int = 50) -> list[SpaceSummary]:
-        return await self._summaries(await self._spaces.list(status, limit))
+        """Public spaces only: unlisted and private ones are in no list."""
+        recs = await self._spaces.list(status, limit, visibility=Visibility.PUBLIC)
+        return await self._summaries(recs)
 
     async def followed_live(self, handle: Handle, limit: int = 50) -> list[SpaceSummary]:
-        """The live spaces of the hosts ``handle`` follows, newest first."""
+        """The live public spaces of the hosts ``handle`` follows, newest first."""
         return await self._summaries(await self._notifications.live_followed(handle, limit))
 
     async def create(self, host: Handle, spec: NewSpace) -> SpaceSummary:
-        return await self._summary(await self._spaces.create(host, spec))
+        """The new space; a private one's links are signed (the host may use them)."""
+        return await self._summary(await self._spaces.create(host, spec), signed=True)
 
     async def start(self, space: SpaceId, actor: Handle) -> SpaceSummary:
         return await self._after(space, cmd.StartSpace(actor))
@@ -74,13 +82,15 @@ class SpaceDirectory:
         return await self._after(space, cmd.EndSpace(actor))
 
     async def _after(self, space: SpaceId, command: cmd.StartSpace | cmd.EndSpace) -> SpaceSummary:
-        await self._spaces.execute(space, command)
-        return await self.get(space)
+        await self._spaces.execute(space, command)  # only the host may: signed links
+        return await self._summary(await self._spaces.record(space), signed=True)
 
     async def _summaries(self, recs: list[SpaceRecord]) -> list[SpaceSummary]:
         return [await self._summary(rec) for rec in recs]
 
-    async def _summary(self, rec: SpaceRecord) -> SpaceSummary:
+    async def _summary(self, rec: SpaceRecord, *, signed: bool = False) -> SpaceSummary:
+        """``signed``: a private space's links signed for now (for its host); otherwise
+        plain (the API prefixes them with the signature a read came with)."""
         room = room_from_json(rec.room)
         snapshot = await self._live.get_snapshot(rec.id)
         return SpaceSummary(
@@ -95,5 +105,11 @@ class SpaceDirectory:
             ended_at=_at(room.ended_at),
             stage=room.members,
             listeners=views.listener_count(snapshot),
-            links=links(rec.id),
+            links=(
+                self._signer.links(rec.id)
+                if signed and self._signer is not None
+                else plain_links(rec.id)
+            ),
+            visibility=rec.visibility,
+            audience=rec.audience if rec.visibility is Visibility.PRIVATE else None,
         )

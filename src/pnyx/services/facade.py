@@ -16,12 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pnyx.config import Settings
+from pnyx.services.access import SpaceAccess
 from pnyx.services.accounts import AccountService
 from pnyx.services.admission import Admission
 from pnyx.services.auth import Tokens
 from pnyx.services.directory import SpaceDirectory
 from pnyx.services.health import HealthService
 from pnyx.services.ice import IceServers
+from pnyx.services.links import LinkSigner
 from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
@@ -48,6 +50,8 @@ class Services:
     accounts: AccountService
     directory: SpaceDirectory  # spaces as listed: create, get, listing, start, end
     listeners: ListenerService  # join, heartbeat, leave, react
+    access: SpaceAccess  # who may listen; a space's (signed) links; private invitations
+    links: LinkSigner  # checks signed listener paths (api/signed.py)
     state: StateService  # the state document: read it, act on the stage
     stage: StageService  # the stage WebSocket
     media: MediaService  # publishing audio

@@ -18,18 +18,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pnyx.config import Settings
+from pnyx.domain.codec import room_from_json
 from pnyx.domain.types import Handle, ListenerId, SpaceId, SpaceStatus
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState, Snapshot
 from pnyx.live.keys import reaction_bucket
 from pnyx.services import metrics, views
+from pnyx.services.access import SpaceAccess, private_refusal
 from pnyx.services.admission import Admission
 from pnyx.services.auth import ListenerClaims, Tokens
+from pnyx.services.links import is_private, plain_links
 from pnyx.services.presence import PresenceBatcher
-from pnyx.services.spaces import SpaceService, links
+from pnyx.services.spaces import SpaceService
 from pnyx.store.db import Store
 
 SNAPSHOT_CACHE_SPACES = 10_000  # spaces whose snapshot a process keeps at once
+
+JOIN_LINKS = ("hls", "hls_plain", "state", "self")  # what a join answers with
 
 EMOJIS = frozenset({"👏", "❤️", "😂", "🔥", "💯", "🙌", "😮", "👍"})
 
@@ -55,8 +60,10 @@ class ListenerService:
         *,
         admission: Admission | None = None,
         presence: PresenceBatcher | None = None,
+        access: SpaceAccess | None = None,
     ) -> None:
         self._s = settings
+        self._access = access
         self._presence = presence
         self._snapshots: dict[SpaceId, tuple[float, Snapshot | None]] = {}
         self._admission = admission
@@ -100,7 +107,12 @@ class ListenerService:
     ) -> Snapshot | None:
         """Anonymous listeners are admitted on the live snapshot alone (no store read:
         join storms must not reach the database); accounts also need blocks/removals.
-        ``recent``: a snapshot up to ``snapshot_cache_s`` old will do (heartbeats)."""
+        ``recent``: a snapshot up to ``snapshot_cache_s`` old will do (heartbeats).
+        A private space (known by its id) admits only its audience (services/access.py):
+        anonymous callers are refused before any read."""
+        if is_private(space) and handle is None:
+            await self._spaces.record(space)  # an unknown space is NOT_FOUND, not 401
+            raise private_refusal(None)
         if recent:
             snap = await self._recent_snapshot(space)
         else:
@@ -124,9 +136,16 @@ class ListenerService:
             )
         return snap
 
+    async def _check_private(self, space: SpaceId, handle: Handle | None) -> None:
+        if self._access is None or not is_private(space):
+            return
+        rec = await self._spaces.record(space)
+        await self._access.check(rec, room_from_json(rec.room), handle)
+
     async def join(self, space: SpaceId, handle: Handle | None) -> Joined:
         try:
             snap = await self._check_admitted(space, handle)
+            await self._check_private(space, handle)
         except PnyxError as exc:
             metrics.JOINS.labels(exc.code).inc()
             raise
@@ -134,10 +153,16 @@ class ListenerService:
         await self._heard(space, listener)
         metrics.JOINS.labels("accepted").inc()
         token = self._tokens.issue_listener(listener, space, handle)
-        media = {k: v for k, v in links(space).items() if k in ("hls", "hls_plain", "state")}
+        media = {k: v for k, v in self._links(space).items() if k in JOIN_LINKS}
         stats = snap.parts.get(views.STATS, {}) if snap is not None else {}
         latency = views.STANDARD if stats.get("latency") == views.STANDARD else views.LOW
         return Joined(listener, token, self.heartbeat_s, media, latency)
+
+    def _links(self, space: SpaceId) -> dict[str, str]:
+        """Signed for a private space (its listener reads need them), plain otherwise."""
+        if self._access is None:
+            return plain_links(space)
+        return self._access.signer.links(space)
 
     async def heartbeat(self, claims: ListenerClaims) -> float:
         await self._check_admitted(claims.space, claims.handle, recent=True)

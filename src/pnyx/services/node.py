@@ -11,17 +11,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pnyx.config import NodeRole, Settings, signing_secret
+from pnyx.config import NodeRole, Settings, link_secret, signing_secret
 from pnyx.domain.types import Limits
 from pnyx.live.base import LiveState
 from pnyx.live.factory import open_live_state
 from pnyx.services import admission as admission_
+from pnyx.services.access import SpaceAccess
 from pnyx.services.accounts import AccountService
 from pnyx.services.auth import Passwords, Tokens
 from pnyx.services.directory import SpaceDirectory
 from pnyx.services.facade import ApiSettings, Services
 from pnyx.services.health import HealthService
 from pnyx.services.ice import IceServers
+from pnyx.services.links import LinkSigner
 from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
@@ -58,6 +60,7 @@ class Node:
     admission: admission_.Admission
     relay: PublishRelay  # its HTTP client to the other nodes: closed by close()
     recorder: Recorder  # writes recordings to the store; flushed by close()
+    access: SpaceAccess  # who may listen to a space; private spaces' signed links
     clock: Callable[[], float] = field(default=time.time)
     services: Services = field(init=False)  # what the API may use
 
@@ -66,9 +69,13 @@ class Node:
             config=ApiSettings.of(self.settings),
             tokens=self.tokens,
             accounts=self.accounts,
-            directory=SpaceDirectory(self.spaces, self.live, self.notifications),
+            directory=SpaceDirectory(
+                self.spaces, self.live, self.notifications, self.access.signer
+            ),
             listeners=self.listeners,
-            state=StateService(self.spaces, self.listeners),
+            access=self.access,
+            links=self.access.signer,
+            state=StateService(self.spaces, self.listeners, self.access),
             stage=self.stage,
             media=self.media,
             publishing=self.relay,
@@ -107,6 +114,13 @@ class Node:
             max_title_len=settings.max_title_len,
         )
         spaces = SpaceService(store, live, limits, clock)
+        signer = LinkSigner(
+            link_secret(settings),
+            ttl_s=settings.link_ttl_s,
+            step_s=settings.link_step_s,
+            clock=clock,
+        )
+        access = SpaceAccess(store, spaces, signer, clock)
         notifications = NotificationService(settings, store, clock)
         spaces.on_live = notifications.space_started
         recorder = Recorder(settings, store.recordings, clock)
@@ -126,7 +140,15 @@ class Node:
             ),
             spaces=spaces,
             listeners=ListenerService(
-                settings, store, live, spaces, tokens, clock, admission=admission, presence=presence
+                settings,
+                store,
+                live,
+                spaces,
+                tokens,
+                clock,
+                admission=admission,
+                presence=presence,
+                access=access,
             ),
             stage=StageService(settings, live, spaces, tokens),
             origin=origin,
@@ -139,6 +161,7 @@ class Node:
             presence=presence,
             relay=PublishRelay(settings, media),
             recorder=recorder,
+            access=access,
             clock=clock,
         )
         notifications.start(reminders=settings.role in (NodeRole.STAGE, NodeRole.BOTH))

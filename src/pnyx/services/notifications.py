@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from pnyx.config import Settings
-from pnyx.domain.types import Handle, SpaceStatus
+from pnyx.domain.types import Audience, Handle, SpaceStatus, Visibility
 from pnyx.errors import PnyxError
 from pnyx.store.db import Store
 from pnyx.store.records import NotificationRecord, SpaceRecord
@@ -131,7 +131,17 @@ class NotificationService:
 
     async def fan_out(self, job: _Job) -> None:
         """One notification row per follower of the job's host, a batch at a time; none
-        if the host has more than ``fanout_threshold`` followers (fan-out on read)."""
+        if the host has more than ``fanout_threshold`` followers (fan-out on read).
+
+        By visibility: an unlisted space notifies nobody (it is shared by link); a
+        private space for ``invited`` notifies its invited accounts only, one for
+        ``followers`` the followers as a public one does."""
+        if job.space.visibility is Visibility.UNLISTED:
+            log.info("space %s (%s): unlisted, nobody notified", job.space.id, job.kind)
+            return
+        if job.space.visibility is Visibility.PRIVATE and job.space.audience is Audience.INVITED:
+            await self._to_invited(job)
+            return
         if await self._above_threshold(job.space.host, fresh=True):
             log.info(
                 "space %s (%s): @%s is read-fanned-out", job.space.id, job.kind, job.space.host
@@ -162,6 +172,30 @@ class NotificationService:
             after = page[-1]
         log.info("space %s (%s): notified %d followers", job.space.id, job.kind, total)
 
+    async def _to_invited(self, job: _Job) -> None:
+        batch = self._s.fanout_batch
+        after: Handle | None = None
+        total = 0
+        while True:
+            page = await self._store.invites.of_space(job.space.id, batch, after=after)
+            rows = [
+                NotificationRecord(
+                    recipient=invite.handle,
+                    kind=job.kind.value,
+                    space=job.space.id,
+                    host=job.space.host,
+                    title=job.space.title,
+                    created_at=job.at,
+                )
+                for invite in page
+            ]
+            await self._store.notifications.add_many(rows, batch)
+            total += len(page)
+            if len(page) < batch:
+                break
+            after = page[-1].handle
+        log.info("space %s (%s): notified %d invited accounts", job.space.id, job.kind, total)
+
     async def _remind_loop(self) -> None:
         while True:
             try:
@@ -180,10 +214,15 @@ class NotificationService:
         ]
         now = self._now()
         horizon = now + timedelta(seconds=self._s.remind_before_s)
-        live = await self._store.spaces.followed_by(handle, SpaceStatus.LIVE, limit)
+        live = await self._store.spaces.followed_by(
+            handle, SpaceStatus.LIVE, limit, followers_may_see=True
+        )
+        scheduled = await self._store.spaces.followed_by(
+            handle, SpaceStatus.SCHEDULED, limit, followers_may_see=True
+        )
         soon = [
             rec
-            for rec in await self._store.spaces.followed_by(handle, SpaceStatus.SCHEDULED, limit)
+            for rec in scheduled
             if rec.scheduled_start is not None and rec.scheduled_start <= horizon
         ]
         big: dict[Handle, bool] = {}
@@ -201,7 +240,7 @@ class NotificationService:
         return [item for _, item in items[:limit]]
 
     async def live_followed(self, handle: Handle, limit: int = 50) -> list[SpaceRecord]:
-        """The live spaces of hosts ``handle`` follows, newest first."""
+        """The live public spaces of hosts ``handle`` follows, newest first."""
         return await self._store.spaces.followed_by(handle, SpaceStatus.LIVE, limit)
 
     async def _above_threshold(self, host: Handle, *, fresh: bool = False) -> bool:

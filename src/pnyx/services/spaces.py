@@ -20,7 +20,17 @@ from pnyx.domain import events as ev
 from pnyx.domain.codec import room_from_json, room_to_json
 from pnyx.domain.room import Room
 from pnyx.domain.rules import decide, new_room
-from pnyx.domain.types import EndReason, Handle, Limits, SpaceId, SpaceStatus, SpeakPolicy
+from pnyx.domain.types import (
+    PRIVATE_ID_PREFIX,
+    Audience,
+    EndReason,
+    Handle,
+    Limits,
+    SpaceId,
+    SpaceStatus,
+    SpeakPolicy,
+    Visibility,
+)
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState
 from pnyx.live.keys import stage_channel
@@ -44,6 +54,19 @@ class NewSpace:
     scheduled_start: datetime | None = None
     speak_policy: SpeakPolicy = SpeakPolicy.EVERYONE
     record: bool = False
+    visibility: Visibility = Visibility.PUBLIC
+    audience: Audience = Audience.INVITED  # a private space's audience besides the invited
+
+
+def new_space_id(visibility: Visibility) -> SpaceId:
+    """An unguessable id (72 random bits). A private space's begins with ``p-`` and no
+    other's does: an edge tells private spaces by their id alone (services/links.py)."""
+    if visibility is Visibility.PRIVATE:
+        return SpaceId(PRIVATE_ID_PREFIX + secrets.token_urlsafe(9))
+    while True:
+        space = secrets.token_urlsafe(9)
+        if not space.startswith(PRIVATE_ID_PREFIX):
+            return SpaceId(space)
 
 
 class SpaceService:
@@ -68,8 +91,10 @@ class SpaceService:
     async def room(self, space: SpaceId) -> Room:
         return room_from_json((await self.record(space)).room)
 
-    async def list(self, status: SpaceStatus, limit: int = 50) -> list[SpaceRecord]:
-        return await self._store.spaces.list(status, limit)
+    async def list(
+        self, status: SpaceStatus, limit: int = 50, *, visibility: Visibility | None = None
+    ) -> list[SpaceRecord]:
+        return await self._store.spaces.list(status, limit, visibility=visibility)
 
     # -- creating -----------------------------------------------------------------------
     async def create(self, host: Handle, spec: NewSpace) -> SpaceRecord:
@@ -88,7 +113,13 @@ class SpaceService:
                 "scheduled_start must be in the future (omit it to go live now)",
                 code="bad_schedule",
             )
-        space = SpaceId(secrets.token_urlsafe(9))
+        if spec.visibility is not Visibility.PRIVATE and spec.audience is not Audience.INVITED:
+            raise PnyxError(
+                ErrorKind.INVALID,
+                "audience is for private spaces: set visibility to 'private' or leave it out",
+                code="audience_needs_private",
+            )
+        space = new_space_id(spec.visibility)
         room = new_room(
             space,
             host,
@@ -108,10 +139,12 @@ class SpaceService:
             created_at=datetime.fromtimestamp(now, UTC),
             room=room_to_json(room),
             room_version=room.version,
+            visibility=spec.visibility,
+            audience=spec.audience,
         )
         await self._store.spaces.create(rec)
         await self.publish_room(room)
-        log.info("space %s created by @%s (%s)", space, host, room.status.value)
+        log.info("space %s created by @%s (%s, %s)", space, host, room.status.value, rec.visibility)
         if room.status is SpaceStatus.LIVE and self.on_live is not None:
             await self.on_live(rec)
         return rec
@@ -210,14 +243,3 @@ class SpaceService:
     async def ensure_published(self, space: SpaceId) -> None:
         """Re-publish the room from the durable store (e.g. a fresh memory live state)."""
         await self.publish_room(await self.room(space))
-
-
-def links(space: SpaceId) -> dict[str, str]:
-    return {
-        "self": f"/v1/spaces/{space}",
-        "state": f"/v1/spaces/{space}/state",
-        "join": f"/v1/spaces/{space}/join",
-        "hls": f"/media/{space}/live.m3u8",
-        "hls_plain": f"/media/{space}/plain.m3u8",
-        "replay": f"/media/{space}/replay.m3u8",
-    }

@@ -8,8 +8,11 @@ the state it made.
 from __future__ import annotations
 
 from pnyx.domain import commands as cmd
+from pnyx.domain.codec import room_from_json
 from pnyx.domain.room import Room
 from pnyx.domain.types import Handle, SpaceId
+from pnyx.services.access import SpaceAccess
+from pnyx.services.links import is_private
 from pnyx.services.listeners import ListenerService
 from pnyx.services.spaces import SpaceService
 from pnyx.services.views import StateView
@@ -29,9 +32,12 @@ StageAction = (
 
 
 class StateService:
-    def __init__(self, spaces: SpaceService, listeners: ListenerService) -> None:
+    def __init__(
+        self, spaces: SpaceService, listeners: ListenerService, access: SpaceAccess | None = None
+    ) -> None:
         self._spaces = spaces
         self._listeners = listeners
+        self._access = access
 
     async def read(self, space: SpaceId, after: int | None, viewer: Handle | None) -> StateView:
         """The state for ``viewer`` (None: anonymous, the public view). With ``after``
@@ -49,6 +55,10 @@ class StateService:
         return await self._view(await self._spaces.execute(space, action), action.actor)
 
     async def raise_hand(self, space: SpaceId, actor: Handle) -> StateView:
+        """Only someone who may listen may ask to speak (a private space's audience)."""
+        if self._access is not None and is_private(space):
+            rec = await self._spaces.record(space)
+            await self._access.check(rec, room_from_json(rec.room), actor)
         return await self._view(await self._spaces.raise_hand(space, actor), actor)
 
     async def _view(self, room: Room, actor: Handle) -> StateView:

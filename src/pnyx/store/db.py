@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from sqlalchemy import text
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.schema import CreateColumn
 
 from pnyx.errors import PnyxError
 from pnyx.store.accounts import AccountRepo
 from pnyx.store.engine import Database, async_url, create_engine
+from pnyx.store.invites import InviteRepo
 from pnyx.store.models import Base
 from pnyx.store.notifications import NotificationRepo
 from pnyx.store.recordings import RecordingRepo
@@ -28,6 +30,7 @@ class Store:
         self.accounts = AccountRepo(db)
         self.social = SocialRepo(db)
         self.spaces = SpaceRepo(db)
+        self.invites = InviteRepo(db)
         self.notifications = NotificationRepo(db)
         self.recordings = RecordingRepo(db)
 
@@ -45,9 +48,13 @@ class Store:
         return self._db.dialect
 
     async def create_schema(self) -> None:
-        """Create the tables and indexes that do not exist yet (safe to call every start)."""
+        """Create the tables and indexes that do not exist yet (safe to call every start),
+        and add to existing tables the columns that have a server default and are
+        missing (a database made by an older Pnyx: e.g. ``spaces.visibility``). That is
+        the only upgrade there is: no migration tool; nothing is ever dropped or changed."""
         async with self._db.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
+            await conn.run_sync(_add_missing_columns)
 
     async def ping(self) -> bool:
         """True when the database answers (for /healthz); never raises."""
@@ -72,3 +79,14 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    inspector = inspect(conn)
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.server_default is not None:
+                # "visibility VARCHAR(16) DEFAULT 'public' NOT NULL", as CREATE TABLE says it
+                spec = CreateColumn(column).compile(dialect=conn.dialect)
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {spec}"))

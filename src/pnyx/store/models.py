@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from pnyx.domain.types import SpaceStatus
+from pnyx.domain.types import Audience, SpaceStatus, Visibility
 
 HANDLE_MAX_LEN = 32
 SPACE_ID_MAX_LEN = 64
@@ -64,6 +64,8 @@ ROOM_JSON = JSON().with_variant(JSONB(), "postgresql")
 MEDIA_BYTES = LargeBinary().with_variant(BYTEA(), "postgresql")
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in SpaceStatus)
+_VISIBILITIES = ", ".join(f"'{v.value}'" for v in Visibility)
+_AUDIENCES = ", ".join(f"'{a.value}'" for a in Audience)
 
 
 class Base(DeclarativeBase):
@@ -129,6 +131,8 @@ class Space(Base):
     __table_args__ = (
         Index("ix_spaces_status_scheduled_start", "status", "scheduled_start"),
         CheckConstraint(f"status IN ({_STATUSES})", name="status"),
+        CheckConstraint(f"visibility IN ({_VISIBILITIES})", name="visibility"),
+        CheckConstraint(f"audience IN ({_AUDIENCES})", name="audience"),
     )
 
     id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
@@ -144,6 +148,33 @@ class Space(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     room: Mapped[dict[str, Any]] = mapped_column(ROOM_JSON)
     room_version: Mapped[int] = mapped_column(Integer)
+    # Who finds and hears it (domain/types.py Visibility); only public spaces are listed.
+    visibility: Mapped[str] = mapped_column(
+        String(16), default=Visibility.PUBLIC.value, server_default=Visibility.PUBLIC.value
+    )
+    # For a private space: who besides the invited accounts may join.
+    audience: Mapped[str] = mapped_column(
+        String(16), default=Audience.INVITED.value, server_default=Audience.INVITED.value
+    )
+
+
+class SpaceInvite(Base):
+    """``handle`` may join the private space ``space_id`` (invited by ``invited_by``).
+    Looked up by space (the primary key's prefix) and by account (its own index)."""
+
+    __tablename__ = "space_invites"
+
+    space_id: Mapped[str] = mapped_column(
+        String(SPACE_ID_MAX_LEN), ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    handle: Mapped[str] = mapped_column(
+        String(HANDLE_MAX_LEN),
+        ForeignKey("accounts.handle", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    )
+    invited_by: Mapped[str] = mapped_column(String(HANDLE_MAX_LEN))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Notification(Base):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pnyx.domain.types import Handle, SpaceId, SpaceStatus
+from pnyx.domain.types import Audience, Handle, SpaceId, SpaceStatus, Visibility
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,18 @@ class SpaceRecord:
     # Set once by SpaceRepo.update_room when the space goes live / ends.
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    visibility: Visibility = Visibility.PUBLIC
+    audience: Audience = Audience.INVITED  # private spaces: who besides the invited
+
+
+@dataclass(frozen=True, slots=True)
+class InviteRecord:
+    """An account invited into a private space."""
+
+    space: SpaceId
+    handle: Handle
+    invited_by: Handle
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,10 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pnyx.domain.types import Handle, SpaceId, SpaceStatus
+from pnyx.domain.types import Audience, Handle, SpaceId, SpaceStatus, Visibility
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.store.checks import check_limit, check_space_id
 from pnyx.store.engine import Database
@@ -47,6 +47,8 @@ class SpaceRepo:
             ended_at=record.ended_at,
             room=record.room,
             room_version=record.room_version,
+            visibility=record.visibility.value,
+            audience=record.audience.value,
         )
         async with self._db.begin() as conn:
             host = await conn.execute(select(Account.handle).where(Account.handle == record.host))
@@ -66,23 +68,44 @@ class SpaceRepo:
             row = (await conn.execute(select(Space).where(Space.id == space_id))).first()
         return None if row is None else record_of(row)
 
-    async def list(self, status: SpaceStatus, limit: int = 50) -> builtins.list[SpaceRecord]:
+    async def list(
+        self, status: SpaceStatus, limit: int = 50, *, visibility: Visibility | None = None
+    ) -> builtins.list[SpaceRecord]:
         """Spaces in ``status``: live ones newest first, scheduled ones soonest first,
-        ended or cancelled ones most recently ended first."""
+        ended or cancelled ones most recently ended first; only those of ``visibility``
+        when given (the public lists pass PUBLIC)."""
         check_limit(limit)
         stmt = select(Space).where(Space.status == status.value)
+        if visibility is not None:
+            stmt = stmt.where(Space.visibility == visibility.value)
         stmt = stmt.order_by(*_ORDER[status]).limit(limit)
         async with self._db.begin() as conn:
             return [record_of(row) for row in await conn.execute(stmt)]
 
     async def followed_by(
-        self, handle: Handle, status: SpaceStatus, limit: int = 50
+        self,
+        handle: Handle,
+        status: SpaceStatus,
+        limit: int = 50,
+        *,
+        followers_may_see: bool = False,
     ) -> builtins.list[SpaceRecord]:
         """Spaces in ``status`` whose host ``handle`` follows, ordered as ``list`` orders
-        them (one join on the follows index; no list of hosts crosses the wire)."""
+        them (one join on the follows index; no list of hosts crosses the wire). Public
+        spaces only, and with ``followers_may_see`` the private ones whose audience is
+        the host's followers too; never unlisted ones."""
         check_limit(limit)
         followed = select(Follow.followee).where(Follow.follower == handle)
-        stmt = select(Space).where(Space.status == status.value, Space.host.in_(followed))
+        seen: ColumnElement[bool] = Space.visibility == Visibility.PUBLIC.value
+        if followers_may_see:
+            seen = or_(
+                seen,
+                and_(
+                    Space.visibility == Visibility.PRIVATE.value,
+                    Space.audience == Audience.FOLLOWERS.value,
+                ),
+            )
+        stmt = select(Space).where(Space.status == status.value, Space.host.in_(followed), seen)
         stmt = stmt.order_by(*_ORDER[status]).limit(limit)
         async with self._db.begin() as conn:
             return [record_of(row) for row in await conn.execute(stmt)]
@@ -145,4 +168,6 @@ def record_of(row: Row[Any]) -> SpaceRecord:
         room_version=row.room_version,
         started_at=row.started_at,
         ended_at=row.ended_at,
+        visibility=Visibility(row.visibility),
+        audience=Audience(row.audience),
     )

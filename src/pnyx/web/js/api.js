@@ -98,7 +98,17 @@ export const paths = {
   speakPolicy: (id) => `/v1/spaces/${enc(id)}/speak-policy`,
   publish: (id) => `/v1/spaces/${enc(id)}/publish`,
   stageSocket: (id) => `/v1/spaces/${enc(id)}/stage`,
+  links: (id) => `/v1/spaces/${enc(id)}/links`,
+  invites: (id) => `/v1/spaces/${enc(id)}/invites`,
+  invite: (id, h) => `/v1/spaces/${enc(id)}/invites/${enc(h)}`,
   live: (id) => `/media/${enc(id)}/live.m3u8`,
   replay: (id) => `/media/${enc(id)}/replay.m3u8`,
   recording: (id) => `/v1/spaces/${enc(id)}/recording.m4a`,
 };
+
+/** A private space's id begins with "p-": its media, state and description are read only
+ * through the signed links the server hands its audience (GET …/links, POST …/join). */
+export const isPrivateId = (id) => id.startsWith("p-");
+
+/** A read link with ?after=V added (state long-polls), signed or plain. */
+export const withAfter = (link, after) => (after == null ? link : `${link}${link.includes("?") ? "&" : "?"}after=${after}`);

@@ -10,7 +10,9 @@ export class ListenerSession {
   /**
    * @param {string} spaceId
    * @param {{accountToken: () => (string|null),
-   *          onStatus: (status: string, err?: ApiError, delayMs?: number) => void}} hooks
+   *          onStatus: (status: string, err?: ApiError, delayMs?: number) => void,
+   *          onMedia?: (media: object) => void}} hooks
+   * onMedia: the links a join answered with (signed for a private space: use them).
    * status: joining | joined | waiting (retry later) | refused (for good) | left
    */
   constructor(spaceId, hooks) {
@@ -58,6 +60,7 @@ export class ListenerSession {
           this.token = res.data.token;
           this.heartbeatS = res.data.heartbeat_s || this.heartbeatS;
           this.backoff.reset();
+          if (res.data.media) this.hooks.onMedia?.(res.data.media);
           this.hooks.onStatus("joined");
         } else {
           const res = await post(paths.heartbeat(this.spaceId), { token: this.token, signal });

@@ -3,7 +3,7 @@
 // Without a token the response is public and shared by every listener (cacheable);
 // stage members send their account token to also see who raised a hand.
 
-import { ApiError, get, paths } from "./api.js";
+import { ApiError, get, paths, withAfter } from "./api.js";
 import { Backoff, sleep } from "./retry.js";
 
 const MIN_REPEAT_MS = 1000; // an unchanged answer sooner than this came from a cache
@@ -13,7 +13,8 @@ export class StatePoller {
   /**
    * @param {string} spaceId
    * @param {{onState: (s) => void, onError: (err, delayMs) => void, onRecovered: () => void,
-   *          token: () => (string|null)}} hooks
+   *          token: () => (string|null), link?: () => (string|null)}} hooks
+   * link: the state link to read (a private space's is signed); default the plain one.
    */
   constructor(spaceId, hooks) {
     this.spaceId = spaceId;
@@ -51,7 +52,9 @@ export class StatePoller {
       const started = performance.now();
       try {
         const token = this.hooks.token();
-        const res = await get(paths.state(this.spaceId, asked), { token, signal });
+        const link = this.hooks.link?.();
+        const url = link ? withAfter(link, asked) : paths.state(this.spaceId, asked);
+        const res = await get(url, { token, signal });
         const state = res.data;
         this.backoff.reset();
         if (this.failing) {

@@ -1,4 +1,5 @@
-// Create a space: now or scheduled, who may ask to speak, recorded or not.
+// Create a space: now or scheduled, who may listen (public, unlisted, private), who may
+// ask to speak, recorded or not.
 
 import { ApiError, paths, post } from "../api.js";
 import { currentSession } from "../session.js";
@@ -34,6 +35,26 @@ export function mount(main, { navigate }) {
     h("option", { value: "everyone" }, "Anyone listening"),
     h("option", { value: "followed" }, "Only people I follow"),
     h("option", { value: "nobody" }, "Nobody: invite only"));
+  const visibility = h("select", { id: "space-visibility", name: "visibility", "aria-describedby": "space-visibility-hint" },
+    h("option", { value: "public" }, "Public: listed, anyone can listen"),
+    h("option", { value: "unlisted" }, "Unlisted: anyone with the link can listen"),
+    h("option", { value: "private" }, "Private: only people you choose"));
+  const visibilityHint = h("p", { class: "hint", id: "space-visibility-hint" });
+  const audience = h("select", { id: "space-audience", name: "audience" },
+    h("option", { value: "invited" }, "Only people I invite"),
+    h("option", { value: "followers" }, "My followers and people I invite"));
+  const audienceField = h("div", { class: "field", hidden: true },
+    h("label", { for: "space-audience" }, "Who can listen"), audience);
+  const onVisibility = () => {
+    audienceField.hidden = visibility.value !== "private";
+    visibilityHint.textContent = {
+      public: "It shows on the home page and your followers are told when it starts.",
+      unlisted: "It shows in no list and nobody is told; share its link.",
+      private: "It shows in no list. Invite people by handle on the space's page.",
+    }[visibility.value];
+  };
+  visibility.addEventListener("change", onVisibility);
+  onVisibility();
   const record = h("input", { type: "checkbox", id: "space-record", name: "record" });
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const submit = h("button", { class: "button button-primary", type: "submit" }, "Go live now");
@@ -53,6 +74,8 @@ export function mount(main, { navigate }) {
       h("div", { class: "choice" }, later, h("label", { for: "when-later" }, "Later, at")),
       h("label", { class: "visually-hidden", for: "space-start" }, "Start time"),
       at),
+    h("div", { class: "field" }, h("label", { for: "space-visibility" }, "Who can find it"), visibility, visibilityHint),
+    audienceField,
     h("div", { class: "field" }, h("label", { for: "space-policy" }, "Who may ask to speak"), policy),
     h("div", { class: "choice field" }, record, h("label", { for: "space-record" }, "Record this space (a replay will be available after it ends)")),
     error,
@@ -62,7 +85,8 @@ export function mount(main, { navigate }) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.hidden = true;
-    const body = { title: title.value.trim(), who_can_speak: policy.value, record: record.checked };
+    const body = { title: title.value.trim(), who_can_speak: policy.value, record: record.checked, visibility: visibility.value };
+    if (visibility.value === "private") body.audience = audience.value;
     if (!body.title) {
       error.textContent = "Give your space a title.";
       error.hidden = false;

@@ -1,8 +1,9 @@
 // The replay of a recorded space: the VOD playlist, and the single-file download.
 
-import { get, paths } from "../api.js";
+import { get, isPrivateId, paths } from "../api.js";
 import { tones } from "../audio.js";
 import { Player } from "../player.js";
+import { currentSession } from "../session.js";
 import { describeError, formatWhen, h, setText } from "../ui.js";
 
 export function mount(main, { params }) {
@@ -16,10 +17,23 @@ export function mount(main, { params }) {
 
   (async () => {
     let space;
+    let links = null; // a private space's signed links
     try {
-      space = (await get(paths.space(spaceId))).data;
+      if (isPrivateId(spaceId)) {
+        const session = currentSession();
+        if (!session) {
+          body.replaceChildren(h("p", { role: "alert" }, "This space is private. ",
+            h("a", { href: `/signin?next=/replay/${spaceId}`, "data-link": true }, "Sign in"), " if you were invited."));
+          return;
+        }
+        links = (await get(paths.links(spaceId), { token: session.token })).data.links;
+      }
+      space = (await get(links?.self || paths.space(spaceId))).data;
     } catch (err) {
-      body.replaceChildren(h("p", { role: "alert" }, err.status === 404 ? "There is no such space." : describeError(err)));
+      const text = err.status === 404 ? "There is no such space."
+        : err.status === 403 ? "This space is private: only people the host invited can listen."
+          : describeError(err);
+      body.replaceChildren(h("p", { role: "alert" }, text));
       return;
     }
     if (stopped) return;
@@ -62,7 +76,7 @@ export function mount(main, { params }) {
       player.play(space.links?.replay || paths.replay(space.id), { live: false });
     });
     body.replaceChildren(meta, play, audio, status,
-      h("p", {}, h("a", { href: paths.recording(space.id), download: `${space.title}.m4a` }, "Download the recording (.m4a)")));
+      h("p", {}, h("a", { href: space.links?.recording || paths.recording(space.id), download: `${space.title}.m4a` }, "Download the recording (.m4a)")));
   })();
 
   return () => {

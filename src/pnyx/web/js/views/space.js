@@ -6,7 +6,7 @@
 //              mutes, removals, the pin, the speak policy, the end)
 // The page switches between the two as the state changes, without reloading.
 
-import { ApiError, del, get, paths, post, put } from "../api.js";
+import { ApiError, del, get, isPrivateId, paths, post, put } from "../api.js";
 import { audioContext, runMeter, tones } from "../audio.js";
 import { ListenerSession } from "../listener.js";
 import { Player } from "../player.js";
@@ -17,11 +17,13 @@ import { StageSocket } from "../stage_socket.js";
 import { StatePoller } from "../state.js";
 import { alertNow, describeError, formatWhen, h, plural, setText, show, toast } from "../ui.js";
 import {
-  buildSpacePage, floatEmoji, renderPending, renderReactions, renderRequests, renderStage,
+  buildSpacePage, floatEmoji, renderAudience, renderPending, renderReactions, renderRequests, renderStage,
 } from "./space_dom.js";
 
 const MODERATORS = new Set(["host", "cohost"]);
 const OVER = new Set(["ended", "cancelled"]);
+const VISIBILITY_LABEL = { unlisted: "Unlisted", private: "Private" };
+const LINKS_EARLY_MS = 5 * 60 * 1000; // signed links are renewed this long before they expire
 
 const PLAYER_TEXT = {
   idle: "",
@@ -50,6 +52,9 @@ class SpacePage {
     this.el = buildSpacePage(spaceId);
     main.append(this.el.root);
     this.info = null; // GET /v1/spaces/{id}
+    this.links = null; // a private space's signed links (GET …/links, POST …/join)
+    this.linksTimer = null;
+    this.invitesLoaded = false;
     this.state = null; // the latest state
     this.mode = null; // "audience" | "stage" | "over" | "scheduled"
     this.role = "listener";
@@ -72,6 +77,7 @@ class SpacePage {
     this.listener = new ListenerSession(spaceId, {
       accountToken: () => this.session?.token || null,
       onStatus: (s, err, delay) => this.onListenerStatus(s, err, delay),
+      onMedia: (media) => { if (this.links) this.links = { ...this.links, ...media }; },
     });
     this.socket = new StageSocket(spaceId, {
       token: () => this.session?.token,
@@ -80,6 +86,7 @@ class SpacePage {
     });
     this.poller = new StatePoller(spaceId, {
       token: () => (this.session && (this.state == null || this.role !== "listener") ? this.session.token : null),
+      link: () => this.links?.state || null,
       onState: (s) => this.onState(s),
       onError: (err, delay) => this.onStateError(err, delay),
       onRecovered: () => show(this.el.conn, false),
@@ -98,8 +105,9 @@ class SpacePage {
   }
 
   async open() {
+    if (isPrivateId(this.spaceId) && !(await this.loadLinks())) return;
     try {
-      this.info = (await get(paths.space(this.spaceId))).data;
+      this.info = (await get(this.links?.self || paths.space(this.spaceId))).data;
     } catch (err) {
       setText(this.el.title, err.status === 404 ? "There is no such space" : "This space can't be loaded");
       document.title = "Space not found · Pnyx";
@@ -109,11 +117,82 @@ class SpacePage {
     }
     document.title = `${this.info.title} · Pnyx`;
     setText(this.el.title, this.info.title);
+    setText(this.el.visibility, VISIBILITY_LABEL[this.info.visibility] || "");
+    show(this.el.visibility, Boolean(VISIBILITY_LABEL[this.info.visibility]));
     this.poller.start();
+  }
+
+  /** A private space is read through signed links, handed only to its audience. */
+  async loadLinks() {
+    const signIn = () => h("a", { href: `/signin?next=/s/${this.spaceId}`, "data-link": true }, "Sign in");
+    if (!this.session) {
+      this.refuse("This space is private", "Only people the host invited can listen. ", signIn(), " if you were invited.");
+      return false;
+    }
+    try {
+      const res = await get(paths.links(this.spaceId), { token: this.session.token });
+      this.useLinks(res.data.links, res.data.expires_at);
+      return true;
+    } catch (err) {
+      if (err.status === 404) {
+        this.refuse("There is no such space", "Check the link: no space has this address.");
+      } else if (err.status === 403) {
+        this.refuse("This space is private", `Only people the host invited can listen, and @${this.me} is not invited. Ask the host for an invitation.`);
+      } else if (err.status === 401) {
+        setSession(null);
+        this.session = null;
+        this.refuse("This space is private", "Your session has expired. ", signIn(), " again if you were invited.");
+      } else {
+        this.refuse("This space can't be loaded", describeError(err));
+      }
+      return false;
+    }
+  }
+
+  refuse(title, ...content) {
+    setText(this.el.title, title);
+    document.title = `${title} · Pnyx`;
+    this.el.banner.replaceChildren(...content);
+    this.el.banner.className = "banner banner-error";
+    show(this.el.banner, true);
+    show(this.el.badge, false);
+    this.el.root.querySelector(".space-grid").hidden = true;
+    this.el.root.querySelector(".share").hidden = true;
+  }
+
+  useLinks(links, expiresAt) {
+    this.links = { ...(this.links || {}), ...links };
+    clearTimeout(this.linksTimer);
+    if (expiresAt && !this.closed) {
+      const ms = Math.max(30000, expiresAt * 1000 - Date.now() - LINKS_EARLY_MS);
+      this.linksTimer = setTimeout(() => this.renewLinks(), ms);
+    }
+  }
+
+  /** New signed links before the old ones expire (or after an expired one was refused). */
+  async renewLinks() {
+    if (this.closed || !this.session) return;
+    const before = this.links?.hls;
+    try {
+      const res = await get(paths.links(this.spaceId), { token: this.session.token });
+      this.useLinks(res.data.links, res.data.expires_at);
+      if (this.player.playing && this.links.hls !== before) this.player.play(this.links.hls, { live: true });
+      this.poller.refresh();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 403) {
+        this.player.stop();
+        this.poller.stop();
+        this.listener.stop();
+        this.refuse("This space is private", "You are no longer invited to this space.");
+        return;
+      }
+      this.linksTimer = setTimeout(() => this.renewLinks(), 30000);
+    }
   }
 
   close() {
     this.closed = true;
+    clearTimeout(this.linksTimer);
     this.poller.stop();
     this.socket.stop();
     this.listener.stop();
@@ -139,6 +218,9 @@ class SpacePage {
   }
 
   onStateError(err, delay) {
+    if (this.links && (err.status === 410 || err.code === "bad_signature")) {
+      this.renewLinks(); // expired (or re-keyed) signed links: get new ones
+    }
     if (err.status === 404) {
       this.banner("This space no longer exists.", "error");
       return;
@@ -298,6 +380,17 @@ class SpacePage {
     this.renderReactionButtons();
     renderReactions(el, s.reactions, previous ? this.prevReactions : s.reactions, this.reducedMotion);
     this.prevReactions = s.reactions;
+
+    // Who may listen (a private space's host and co-hosts).
+    const invites = info.visibility === "private" && MODERATORS.has(this.role) && !over;
+    show(el.audiencePanel, invites);
+    if (invites && !this.invitesLoaded) {
+      this.invitesLoaded = true;
+      setText(el.audienceHint, info.audience === "followers"
+        ? "Your followers can listen, and anyone you invite."
+        : "Only the people you invite can listen.");
+      this.loadInvites();
+    }
 
     // Running the space.
     show(el.hostPanel, moderator || (isHost && s.state === "scheduled"));
@@ -468,9 +561,18 @@ class SpacePage {
     }
   }
 
+  async loadInvites() {
+    try {
+      const res = await get(paths.invites(this.spaceId), { token: this.session?.token });
+      renderAudience(this.el, res.data.invites);
+    } catch (err) {
+      this.onActionError(err);
+    }
+  }
+
   startListening() {
     this.wantListening = true;
-    const src = this.info?.links?.hls || paths.live(this.spaceId);
+    const src = this.links?.hls || this.info?.links?.hls || paths.live(this.spaceId);
     this.player.play(src, { live: true });
     this.onPlayerStatus(this.player.status);
   }
@@ -621,6 +723,31 @@ class SpacePage {
         el.inviteHandle.value = "";
         toast(`Invited @${handle}.`);
       });
+    });
+
+    el.audienceForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const handle = el.audienceHandle.value.trim().replace(/^@/, "");
+      if (!handle) {
+        el.audienceHandle.focus();
+        return;
+      }
+      this.act(el.audienceForm.querySelector("button"), async () => {
+        await post(paths.invites(id), { token: token(), json: { handle } });
+        el.audienceHandle.value = "";
+        toast(`Invited @${handle} to listen.`);
+        await this.loadInvites();
+      }, { refresh: false });
+    });
+    el.audienceList.addEventListener("click", (event) => {
+      const b = event.target.closest("button[data-action=revoke]");
+      if (!b) return;
+      const handle = b.dataset.handle;
+      this.act(b, async () => {
+        await del(paths.invite(id, handle), { token: token() });
+        toast(`@${handle} is no longer invited.`);
+        await this.loadInvites();
+      }, { refresh: false });
     });
 
     el.pinForm.addEventListener("submit", (event) => {

@@ -9,6 +9,7 @@ export function buildSpacePage(spaceId) {
   const shareUrl = new URL(`/s/${spaceId}`, location.origin).href;
 
   el.badge = h("span", { class: "badge", id: "space-badge" }, "…");
+  el.visibility = h("span", { class: "badge badge-visibility", id: "visibility-badge", hidden: true });
   el.count = h("span", { class: "count", id: "listener-count" });
   el.title = h("h1", { id: "space-title" }, "Loading…");
   el.host = h("p", { class: "space-host" });
@@ -93,6 +94,16 @@ export function buildSpacePage(spaceId) {
   el.reactionsPanel = h("section", { class: "panel reactions-panel", id: "reactions-panel", "aria-labelledby": "reactions-heading" },
     h("h2", { id: "reactions-heading" }, "Reactions"), el.reactionButtons, el.reactionsHint, el.reactionCounts, el.floats);
 
+  // Who may listen to a private space (host, co-hosts).
+  el.audienceHandle = h("input", { id: "audience-handle", autocomplete: "off", autocapitalize: "none", spellcheck: "false", placeholder: "handle", required: true });
+  el.audienceForm = h("form", { class: "inline-form", id: "audience-form", "aria-label": "Invite someone to listen" },
+    h("label", { for: "audience-handle" }, "Invite @"), el.audienceHandle,
+    h("button", { class: "button", type: "submit" }, "Invite"));
+  el.audienceHint = h("p", { class: "hint", id: "audience-hint" });
+  el.audienceList = h("ul", { class: "invites", id: "audience-list", "aria-label": "Invited listeners" });
+  el.audiencePanel = h("section", { class: "panel audience-panel", id: "audience-panel", "aria-labelledby": "audience-heading", hidden: true },
+    h("h2", { id: "audience-heading" }, "Who can listen"), el.audienceHint, el.audienceForm, el.audienceList);
+
   // Running the space (host, co-hosts).
   el.pinInput = h("input", { id: "pin-url", type: "url", placeholder: "https://…", autocomplete: "off" });
   el.pinForm = h("form", { class: "inline-form", id: "pin-form" },
@@ -117,14 +128,14 @@ export function buildSpacePage(spaceId) {
 
   el.root = h("article", { class: "space", "aria-labelledby": "space-title" },
     h("header", { class: "space-header" },
-      h("p", { class: "space-status" }, el.badge, el.count),
+      h("p", { class: "space-status" }, el.badge, el.visibility, el.count),
       el.title, el.host,
       h("div", { class: "share" }, el.shareInput, el.shareButton),
       el.conn),
     el.banner, el.hostAway, el.pinned,
     h("div", { class: "space-grid" },
       h("div", { class: "col-main" }, el.invitePanel, el.listenPanel, el.micPanel, el.stagePanel, el.reactionsPanel),
-      h("div", { class: "col-side" }, el.handPanel, el.requestsPanel, el.hostPanel)),
+      h("div", { class: "col-side" }, el.handPanel, el.requestsPanel, el.audiencePanel, el.hostPanel)),
   );
   return el;
 }
@@ -216,4 +227,11 @@ export function floatEmoji(el, emoji, delayMs = 0) {
   el.floats.append(span);
   span.addEventListener("animationend", () => span.remove());
   setTimeout(() => span.remove(), 4000 + delayMs);
+}
+
+/** The invited listeners of a private space, each with a button to revoke. */
+export function renderAudience(el, invites) {
+  syncList(el.audienceList, invites, (i) => i.handle, (i) => h("li", { class: "invite" },
+    h("span", { class: "member-name" }, `@${i.handle}`),
+    h("button", { class: "button button-quiet", type: "button", dataset: { action: "revoke", handle: i.handle }, "aria-label": `Remove @${i.handle}'s invitation` }, "Remove")), () => {});
 }
