@@ -14,7 +14,7 @@ import shutil
 import time
 import wave
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,9 +169,9 @@ class Browser:
 
 
 @contextmanager
-def chromiums(base_url: str, *tones: Path) -> Iterator[list[Browser]]:
+def chromiums(base_url: str, *tones: Path, args: Sequence[str] = ()) -> Iterator[list[Browser]]:
     """One Chromium per tone file (the fake microphone is per process), under one
-    Playwright driver."""
+    Playwright driver; ``args``: more command-line flags for each."""
     from playwright.sync_api import expect, sync_playwright
 
     # Other engineers' audio tests share these two cores: give page assertions room.
@@ -184,7 +184,7 @@ def chromiums(base_url: str, *tones: Path) -> Iterator[list[Browser]]:
                     pw.chromium.launch(
                         executable_path=CHROMIUM,
                         headless=True,
-                        args=[*FLAGS, f"--use-file-for-fake-audio-capture={tone}"],
+                        args=[*FLAGS, *args, f"--use-file-for-fake-audio-capture={tone}"],
                     )
                 )
             yield [Browser(b, base_url) for b in launched]

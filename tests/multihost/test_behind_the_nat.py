@@ -1,0 +1,242 @@
+"""Speakers behind a NAT that blocks their UDP to the stage, heard over HTTPS.
+
+On the rehearsal network (``tests/support/netlab.py``) the speaker host sits behind a
+NAT that drops every UDP packet it sends to the node hosts; only the TURN host (coturn,
+``use-auth-secret``) and TCP to the edge get through. The nodes hand out TURN servers
+with credentials minted from the shared secret (``Link: rel="ice-server"`` on the
+publish URL's OPTIONS), the edge serves HTTPS with a certificate for its address, and a
+listener on its own host plays the space through the edge:
+
+* an aiortc speaker, with every candidate type allowed, can only connect through the
+  relay: its direct attempts are counted by the NAT's drop rule, the selected pair is
+  its relay candidate, coturn allocated for its account, and the listener hears its
+  tone over HTTPS;
+* the web client in Chromium, run inside the speaker host (a secure context: HTTPS with
+  a certificate Chromium was told to trust), publishes its microphone the same way and
+  the listener hears it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiortc import RTCConfiguration
+
+from pnyx.edge import Tls
+from tests.e2e.test_audio import Background, heard_by_listener, hears
+from tests.multihost.conftest import built_lab
+from tests.support import netlab
+from tests.support.api import User, create_space, new_user
+from tests.support.browser import chromiums, require_browser, sign_in, tone_wav
+from tests.support.hls import HlsListener
+from tests.support.ice import ice_servers, selected_pair
+from tests.support.netlab_servers import (
+    TURN_SECRET,
+    LabEdge,
+    LabTurn,
+    start_edge,
+    start_node,
+    start_postgres,
+    start_redis,
+    start_turn,
+)
+from tests.support.poll import eventually
+from tests.support.tls import Cert, self_signed
+from tests.support.webrtc import Speaker, ToneTrack, publish
+
+pytestmark = pytest.mark.multihost
+
+AIORTC_HZ = 587.0
+BROWSER_HZ = 440.0
+HTTPS_PORT = 443
+
+
+@dataclass
+class Site:
+    lab: netlab.Lab
+    edge: LabEdge
+    turn: LabTurn
+    cert: Cert
+
+    @property
+    def url(self) -> str:
+        return self.edge.url
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=str(self.cert.cert), timeout=20)
+
+    def async_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(verify=str(self.cert.cert), timeout=20)
+
+    def dropped(self) -> int:
+        """UDP packets from the speaker host to the node hosts the NAT dropped so far."""
+        return self.lab.counters("nat").get("udp_to_nodes_dropped", 0)
+
+    def allocated_for(self, handle: str) -> bool:
+        return f":{handle}" in self.turn.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with built_lab(tmp_path_factory.mktemp("nat-lab")) as lab:
+        turn = start_turn(lab)
+        redis = start_redis(lab)
+        pg = start_postgres(lab)
+        ice = {
+            "ice_stun_urls": f"stun:{turn.addr}:{turn.port}",
+            "ice_turn_urls": ",".join(turn.urls),
+            "ice_turn_secret": TURN_SECRET,
+        }
+        nodes = [
+            start_node(lab, host, database=pg.url, redis=redis, settings=ice)
+            for host in ("node-a", "node-b")
+        ]
+        addr = lab.addr["edge"]
+        # nginx's workers (an unprivileged user) must reach the certificate's folder.
+        folder = Path(tempfile.mkdtemp(prefix="pnyxlab-tls-"))
+        folder.chmod(0o755)
+        lab.on_teardown(lambda: subprocess.run(["rm", "-rf", str(folder)], check=False))
+        cert = self_signed(folder, hosts=(addr,))
+        edge = start_edge(
+            lab,
+            [n.url.removeprefix("http://") for n in nodes],
+            port=HTTPS_PORT,
+            scheme="https",
+            listen=f"{addr}:80",
+            tls=Tls(cert.cert, cert.key, listen=f"{addr}:{HTTPS_PORT}"),
+        )
+        yield Site(lab, edge, turn, cert)
+
+
+def new_space(site: Site, who: str) -> tuple[User, str]:
+    def make() -> tuple[User, str]:
+        with site.client() as c:
+            host = new_user(c, who)
+            return host, create_space(c, host, title="Behind the NAT")
+
+    return site.lab.call("speaker", make)
+
+
+async def listen_for(site: Site, space: str, tone_hz: float, started: float) -> None:
+    """On the listener host: an LL-HLS listener through the edge over HTTPS hears
+    ``tone_hz`` in audio captured after ``started``."""
+    async with (
+        site.async_client() as client,
+        Background(HlsListener(site.url, space, client=client)) as listener,
+    ):
+        await eventually(
+            hears(lambda: heard_by_listener(listener, started), {tone_hz}),
+            within=30,
+            what=f"the listener hears {tone_hz:.0f} Hz over HTTPS through the edge",
+            interval=0.2,
+        )
+
+
+async def speak(site: Site, space: str, host: User) -> tuple[Speaker, dict[str, Any]]:
+    """On the speaker host: ask the publish URL for ICE servers, then publish a tone
+    with every candidate type allowed (host, server-reflexive, relay)."""
+    async with site.async_client() as client:
+        r = await client.options(f"{site.url}/v1/spaces/{space}/publish", headers=host.auth)
+        assert r.status_code == 204, r.text
+        servers = ice_servers(r.headers.get_list("link"))
+    turns = [s for s in servers if str(s.urls).startswith("turn:")]
+    assert turns and all(s.username and s.credential for s in turns), servers
+    speaker = await publish(
+        site.url,
+        space,
+        host.token,
+        ToneTrack(AIORTC_HZ),
+        client=site.async_client(),
+        configuration=RTCConfiguration(iceServers=servers),
+    )
+    await speaker.connected(within=30)
+    pair = selected_pair(speaker.pc)
+    offered = {
+        line.split()[7]
+        for line in speaker.pc.localDescription.sdp.splitlines()
+        if line.startswith("a=candidate:")
+    }
+    return speaker, {
+        "offered": offered,
+        "local": (pair.local_candidate.type, pair.local_candidate.host) if pair else None,
+    }
+
+
+async def test_an_aiortc_speaker_behind_the_nat_speaks_through_turn_only(site: Site) -> None:
+    host, space = new_space(site, "natted")
+    dropped_before = site.dropped()
+    speaker_host = site.lab.worker("speaker")
+    speaker, seen = await speaker_host.run(speak(site, space, host))
+    try:
+        # It offered its own address too; only the relay could carry the media.
+        assert {"host", "relay"} <= seen["offered"], seen
+        assert seen["local"] == ("relay", site.turn.addr), seen
+        assert site.allocated_for(host.handle), site.turn.log.read_text()[-3000:]
+        assert site.dropped() > dropped_before, "no direct UDP was tried (and dropped)"
+        started = time.time()
+        await site.lab.worker("listener").run(listen_for(site, space, AIORTC_HZ, started))
+    finally:
+        await speaker_host.run(speaker.close())
+
+
+def spki_hash(cert: Path) -> str:
+    """base64 SHA-256 of the certificate's public key: what Chromium's
+    --ignore-certificate-errors-spki-list trusts (this certificate only)."""
+    der = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], capture_output=True, check=True
+    ).stdout
+    spki = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"], input=der, capture_output=True, check=True
+    ).stdout
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+async def test_the_web_client_behind_the_nat_is_heard_over_https(
+    site: Site, tmp_path: Path
+) -> None:
+    require_browser()
+    host, space = new_space(site, "browser")
+    tone = tone_wav(tmp_path / "tone.wav", BROWSER_HZ)
+    trust = f"--ignore-certificate-errors-spki-list={spki_hash(site.cert.cert)}"
+    dropped_before = site.dropped()
+    published = asyncio.Event()
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def browse() -> None:
+        from playwright.sync_api import expect
+
+        with chromiums(site.url, tone, args=[trust]) as (browser,):
+            page, watch = browser.page("host", voice_processing=False)
+            sign_in(page, host.handle, host.token, f"/s/{space}")
+            assert page.evaluate("window.isSecureContext") is True
+            expect(page.locator("#mic-status")).to_have_text(
+                re.compile("You're live"), timeout=40_000
+            )
+            loop.call_soon_threadsafe(published.set)
+            # Keep the page (and its microphone) until the listener has heard it.
+            asyncio.run_coroutine_threadsafe(done.wait(), loop).result(timeout=120)
+            assert not [e for e in watch.errors if "ERR_CERT" in e], watch.errors
+
+    browsing = asyncio.create_task(asyncio.to_thread(site.lab.call, "speaker", browse))
+    try:
+        await asyncio.wait_for(published.wait(), 90)
+        started = time.time()
+        await site.lab.worker("listener").run(listen_for(site, space, BROWSER_HZ, started))
+        assert site.allocated_for(host.handle), site.turn.log.read_text()[-3000:]
+        assert site.dropped() > dropped_before, "the browser tried no direct UDP"
+    finally:
+        done.set()
+        await asyncio.gather(browsing, return_exceptions=False)
