@@ -176,3 +176,14 @@ def merged(parts: Iterable[Stats]) -> Stats:
     for p in parts:
         total.merge(p)
     return total
+
+
+def connection_figures(s: Stats) -> dict[str, Any]:
+    """Connections made (reconnections included), TLS handshakes by kind, and the time
+    to connect (TCP connect plus TLS handshake)."""
+    return {
+        "made": s.hist("connect").count,
+        "tls_full": int(s.get("tls.full")),
+        "tls_resumed": int(s.get("tls.resumed")),
+        "connect_ms": s.hist("connect").summary_ms(),
+    }

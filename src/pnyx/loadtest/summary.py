@@ -15,6 +15,13 @@ def _ms(row: dict[str, Any]) -> str:
     )
 
 
+def connections_text(c: dict[str, Any]) -> str:
+    tls = ""
+    if c["tls_full"] or c["tls_resumed"]:
+        tls = f" (TLS handshakes: {c['tls_full']} full, {c['tls_resumed']} resumed)"
+    return f"  connections: {c['made']} made{tls}; connect {_ms(c['connect_ms'])}"
+
+
 def listeners_text(r: dict[str, Any]) -> str:
     c, lst, j, st, cnt, rate, cpu = (
         r["config"],
@@ -44,6 +51,7 @@ def listeners_text(r: dict[str, Any]) -> str:
         f"{rate['bytes_per_s'] / 1e6:.2f} MB/s received",
         f"  client CPU: {cpu['client_cpu_s']} s, {cpu['cpu_per_request_us']} µs/request, "
         f"{cpu['cores_used']} cores",
+        connections_text(r["connections"]),
         "  requests:",
     ]
     for kind, row in r["requests"].items():
@@ -69,6 +77,7 @@ def joinstorm_text(r: dict[str, Any]) -> str:
         f"  connections: {r['connections']['opened']} opened, peak busy "
         f"{r['connections']['peak_busy']}; client CPU {r['cpu']['client_cpu_s']} s "
         f"({r['cpu']['cpu_per_request_us']} µs/request)",
+        connections_text(r["connections"]),
     ]
     if stage["errors"]:
         lines.append(f"  stage errors: {stage['errors']}")
