@@ -10,7 +10,7 @@ LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) package-lock.json | cksum | cut -d' ' -f1)
 SERVE_ARGS ?=
 
-.PHONY: run test install lock check-lock system-deps lint typecheck contracts unit check bench-join clean
+.PHONY: run test install lock check-lock system-deps lint typecheck contracts unit check bench-join bench-tls clean
 
 run: $(STAMP)
 	$(BIN)/pnyx serve $(SERVE_ARGS)
@@ -74,6 +74,10 @@ unit: $(STAMP)
 bench-join: $(STAMP)
 	@command -v wrk >/dev/null || bash scripts/install-system-deps.sh wrk
 	$(BIN)/python bench/join_throughput.py
+
+bench-tls: $(STAMP)
+	@command -v wrk >/dev/null || bash scripts/install-system-deps.sh wrk
+	$(BIN)/python bench/tls.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
