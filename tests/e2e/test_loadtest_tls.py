@@ -118,6 +118,7 @@ async def test_listeners_play_over_https_and_resume_their_sessions(
     finally:
         await speaker.close()
     assert proc.returncode == 0, stderr.decode()
+    print(stdout.decode())  # the summary, with the handshakes and connect times (-s)
     assert b"TLS handshakes:" in stdout, stdout.decode()
     report: dict[str, Any] = json.loads(out.read_text())
     assert report["config"]["url"] == proxy.url
