@@ -134,6 +134,8 @@ async def test_listeners_play_over_https_and_resume_their_sessions(
     assert conns["tls_resumed"] >= LISTENERS, conns
     assert conns["made"] == conns["tls_full"] + conns["tls_resumed"]
     assert conns["connect_ms"]["p50_ms"] is not None and conns["connect_ms"]["p50_ms"] > 0
+    assert conns["connect_full_ms"]["count"] == conns["tls_full"]
+    assert conns["connect_resumed_ms"]["count"] == conns["tls_resumed"]
     # nginx agrees: requests arrived on resumed sessions.
     resumed, full = proxy.handshakes()
     assert resumed > 0 and full > 0, (resumed, full)

@@ -37,7 +37,7 @@ JSON of ``listeners`` (``schema`` 1; times in ms unless the key says ``_s``):
   p95_ms, p99_ms, max_ms, mean_ms, errors}} — ``state`` times are long-poll answers;
 * ``connections`` {made (reconnections included), tls_full, tls_resumed (handshakes by
   kind; 0 over http), connect_ms {count, p50_ms, p95_ms, p99_ms, max_ms, mean_ms}: TCP
-  connect plus TLS handshake};
+  connect plus TLS handshake, connect_full_ms and connect_resumed_ms: the same by kind};
 * ``http_errors`` {"<status>" | timeout | connect | closed | bad_response | tls: n};
 * ``stalls`` {listeners_stalled, total, stalled_s, stalled_at_end, skips, began_while
   {what the media connection was doing when a stall began: idle | join | heartbeat |
@@ -59,7 +59,8 @@ JSON of ``joinstorm`` (``schema`` 1): ``tool`` = "joinstorm", ``config``, ``elap
 ``timeouts``, ``unanswered``, ``http_errors``, ``join_ms`` {count, p50_ms, p95_ms,
 p99_ms, max_ms, mean_ms}, ``accepted_per_s`` [{t, offered, accepted, refused, errors}],
 ``peak_accepted_per_s``, ``connections`` {opened (pool size), peak_busy, and as for
-listeners: made, tls_full, tls_resumed, connect_ms}, ``stage`` {actions,
+listeners: made, tls_full, tls_resumed, connect_ms, connect_full_ms,
+connect_resumed_ms}, ``stage`` {actions,
 failures, errors {what: n}, count, p50_ms, p95_ms, p99_ms, max_ms, mean_ms}, ``cpu``
 {client_cpu_s, cpu_per_request_us}.
 """

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pnyx.loadtest.http import Conn, RequestFailed, encode
-from pnyx.loadtest.stats import Stats, connection_figures
+from pnyx.loadtest.stats import Stats, connection_figures, note_connection
 from pnyx.loadtest.tls import SessionSlot, TlsOptions, client_context
 
 JOIN_TIMEOUT_S = 20.0
@@ -112,9 +112,7 @@ class Storm:
         )
 
     def _connected(self, seconds: float, resumed: bool | None) -> None:
-        self.stats.observe("connect", seconds)
-        if resumed is not None:
-            self.stats.inc("tls.resumed" if resumed else "tls.full")
+        note_connection(self.stats, seconds, resumed)
 
     def _take(self) -> Conn | None:
         if self.idle:

@@ -37,7 +37,7 @@ from typing import Any
 from pnyx.loadtest.http import Conn, RequestFailed, Response, encode, get_bytes
 from pnyx.loadtest.playhead import Playhead
 from pnyx.loadtest.playlist import ParseCache, Playlist, Unit
-from pnyx.loadtest.stats import Stats
+from pnyx.loadtest.stats import Stats, note_connection
 from pnyx.loadtest.tls import SessionSlot, TlsOptions, client_context
 
 REFUSED = (429, 503)
@@ -134,10 +134,7 @@ class Fleet:
 
     def connected(self, seconds: float, resumed: bool | None) -> None:
         """A connection was made: time it, and count TLS handshakes by kind."""
-        stats = self.stats
-        stats.observe("connect", seconds)
-        if resumed is not None:
-            stats.inc("tls.resumed" if resumed else "tls.full")
+        note_connection(self.stats, seconds, resumed)
 
     async def request(
         self, conn: Conn, kind: str, data: bytes, *, keep_body: bool = True, limit_s: float

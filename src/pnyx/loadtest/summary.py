@@ -16,10 +16,18 @@ def _ms(row: dict[str, Any]) -> str:
 
 
 def connections_text(c: dict[str, Any]) -> str:
-    tls = ""
+    line = f"  connections: {c['made']} made; connect {_ms(c['connect_ms'])}"
     if c["tls_full"] or c["tls_resumed"]:
-        tls = f" (TLS handshakes: {c['tls_full']} full, {c['tls_resumed']} resumed)"
-    return f"  connections: {c['made']} made{tls}; connect {_ms(c['connect_ms'])}"
+        line += (
+            f"\n  TLS handshakes: {c['tls_full']} full, {c['tls_resumed']} resumed; "
+            f"full p50 {_p50(c['connect_full_ms'])}, resumed p50 "
+            f"{_p50(c['connect_resumed_ms'])} (connect included)"
+        )
+    return line
+
+
+def _p50(row: dict[str, Any]) -> str:
+    return "-" if row["p50_ms"] is None else f"{row['p50_ms']:.1f} ms"
 
 
 def listeners_text(r: dict[str, Any]) -> str:
