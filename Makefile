@@ -10,7 +10,7 @@ LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) package-lock.json | cksum | cut -d' ' -f1)
 SERVE_ARGS ?=
 
-.PHONY: run test install lock check-lock system-deps lint typecheck contracts unit multihost check bench-join clean
+.PHONY: run test install lock check-lock system-deps lint typecheck contracts unit multihost check bench-join bench-tls clean
 
 run: $(STAMP)
 	$(BIN)/pnyx serve $(SERVE_ARGS)
@@ -78,6 +78,10 @@ multihost: system-deps $(STAMP)
 bench-join: $(STAMP)
 	@command -v wrk >/dev/null || bash scripts/install-system-deps.sh wrk
 	$(BIN)/python bench/join_throughput.py
+
+bench-tls: $(STAMP)
+	@command -v wrk >/dev/null || bash scripts/install-system-deps.sh wrk
+	$(BIN)/python bench/tls.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

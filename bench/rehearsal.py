@@ -83,7 +83,7 @@ def main() -> None:
     }
     start = args.ramp_s + args.settle_s
     measured.update(edge_figures(report, start, start + args.steady_s))
-    predicted = plan(n, 0, "--latency", args.latency, "--edges", "1")
+    predicted = plan(n, 0, "--latency", args.latency, "--edges", "1", "--no-tls")  # plain HTTP
     print(json.dumps({"measured": measured, "baseline": baseline.cpu}, indent=1))
     checks = compare(measured, predicted)
     window_stalls = stalls_between(report, start, start + args.steady_s)

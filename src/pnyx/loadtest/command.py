@@ -14,6 +14,11 @@ joinstorm
     (see :mod:`pnyx.loadtest.joinstorm`). Without ``--space`` it signs up a host with a
     generated handle and password and creates and starts its own space (ended afterwards).
 
+Both take ``http://`` or ``https://`` URLs (ports 80 and 443 by default). Over https the
+certificate is verified against the system's CAs, or only ``--cacert FILE``, or not at
+all with ``--insecure``; TLS sessions are resumed on reconnection (a listener's two
+connections share one, as a browser's do), and the report counts full and resumed
+handshakes and times connecting. An untrusted certificate is a set-up error that says so.
 Both refuse non-loopback targets unless ``--allow-remote``. Exit 0 when the run completed
 (the report says how it went), 2 on a set-up error.
 
@@ -30,7 +35,10 @@ JSON of ``listeners`` (``schema`` 1; times in ms unless the key says ``_s``):
   ``--react-every-s``);
 * ``requests`` {join, heartbeat, reaction, playlist, init, part, segment, state: {count, p50_ms,
   p95_ms, p99_ms, max_ms, mean_ms, errors}} — ``state`` times are long-poll answers;
-* ``http_errors`` {"<status>" | timeout | connect | closed | bad_response: n};
+* ``connections`` {made (reconnections included), tls_full, tls_resumed (handshakes by
+  kind; 0 over http), connect_ms {count, p50_ms, p95_ms, p99_ms, max_ms, mean_ms}: TCP
+  connect plus TLS handshake, connect_full_ms and connect_resumed_ms: the same by kind};
+* ``http_errors`` {"<status>" | timeout | connect | closed | bad_response | tls: n};
 * ``stalls`` {listeners_stalled, total, stalled_s, stalled_at_end, skips, began_while
   {what the media connection was doing when a stall began: idle | join | heartbeat |
   playlist | init | part | segment: n}};
@@ -50,7 +58,9 @@ JSON of ``joinstorm`` (``schema`` 1): ``tool`` = "joinstorm", ``config``, ``elap
 ``all_refusals_had_retry_after``, ``refusal_ms`` {count, p50_ms, …}, ``errors``,
 ``timeouts``, ``unanswered``, ``http_errors``, ``join_ms`` {count, p50_ms, p95_ms,
 p99_ms, max_ms, mean_ms}, ``accepted_per_s`` [{t, offered, accepted, refused, errors}],
-``peak_accepted_per_s``, ``connections`` {opened, peak_busy}, ``stage`` {actions,
+``peak_accepted_per_s``, ``connections`` {opened (pool size), peak_busy, and as for
+listeners: made, tls_full, tls_resumed, connect_ms, connect_full_ms,
+connect_resumed_ms}, ``stage`` {actions,
 failures, errors {what: n}, count, p50_ms, p95_ms, p99_ms, max_ms, mean_ms}, ``cpu``
 {client_cpu_s, cpu_per_request_us}.
 """
@@ -115,7 +125,21 @@ def add_parser(sub: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", required=True, help="the edge or node, e.g. http://127.0.0.1:8080")
+    p.add_argument(
+        "--url",
+        required=True,
+        help="the edge or node, e.g. http://127.0.0.1:8080 or https://127.0.0.1:8443",
+    )
+    p.add_argument(
+        "--cacert",
+        metavar="FILE",
+        help="https: trust only the CA certificate(s) in this PEM file",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="https: do not verify the server's certificate at all",
+    )
     p.add_argument("--duration-s", type=float, required=True, help="run time, seconds")
     p.add_argument("--json", type=Path, help="write every figure to this file")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -158,13 +182,15 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pnyx.loadtest.target import parse_target
+    from pnyx.loadtest.target import parse_target, tls_options
 
     try:
         validate(args)
         target = parse_target(args.url, allow_remote=args.allow_remote)
+        cacert = None if args.cacert is None else str(Path(args.cacert).resolve())
+        tls = tls_options(target, cacert=cacert, insecure=args.insecure)
         tool = _listeners if args.tool == "listeners" else _joinstorm
-        report = tool(args, target)
+        report = tool(args, target, tls)
     except PnyxError as exc:
         print(f"pnyx loadtest: {exc.message}", file=sys.stderr)
         return 2
@@ -174,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- listeners ------------------------------------------------------------------------------
-def _listeners(args: argparse.Namespace, target: Any) -> dict[str, Any]:
+def _listeners(args: argparse.Namespace, target: Any, tls: Any) -> dict[str, Any]:
     from pnyx.loadtest.listeners import FleetConfig
     from pnyx.loadtest.runner import RunSpec, split
     from pnyx.loadtest.runner import run as run_fleet
@@ -183,7 +209,7 @@ def _listeners(args: argparse.Namespace, target: Any) -> dict[str, Any]:
 
     per_worker = max(split(args.listeners, args.procs))
     check_fds(per_worker * CONNS_PER_LISTENER, f"{per_worker} listeners")
-    status, _ = Api(target).call("GET", f"/v1/spaces/{args.space}")
+    status, _ = Api(target, tls).call("GET", f"/v1/spaces/{args.space}")
     if status == 404:
         raise setup_error(f"space {args.space} not found at {args.url}")
     if status >= 400:
@@ -202,6 +228,7 @@ def _listeners(args: argparse.Namespace, target: Any) -> dict[str, Any]:
         join_attempts=args.join_attempts,
         react_every_s=args.react_every_s,
         seed=args.seed if args.seed is not None else secrets.randbits(31),
+        tls=tls,
     )
     report = run_fleet(RunSpec(cfg, args.procs, args.url, args.quiet))
     sys.stdout.write(listeners_text(report))
@@ -209,7 +236,7 @@ def _listeners(args: argparse.Namespace, target: Any) -> dict[str, Any]:
 
 
 # -- joinstorm ------------------------------------------------------------------------------
-def _joinstorm(args: argparse.Namespace, target: Any) -> dict[str, Any]:
+def _joinstorm(args: argparse.Namespace, target: Any, tls: Any) -> dict[str, Any]:
     import uvloop
 
     from pnyx.loadtest.joinstorm import Storm, StormConfig
@@ -218,7 +245,7 @@ def _joinstorm(args: argparse.Namespace, target: Any) -> dict[str, Any]:
 
     check_fds(args.max_conns + 1, f"--max-conns {args.max_conns}")
     raise_fd_limit()
-    api = Api(target)
+    api = Api(target, tls)
     handle: str | None = None
     token: str | None = None
     created_token: str | None = None
@@ -260,6 +287,7 @@ def _joinstorm(args: argparse.Namespace, target: Any) -> dict[str, Any]:
         duration_s=args.duration_s,
         max_conns=args.max_conns,
         stage_every_s=args.stage_every_s,
+        tls=tls,
     )
     storm = Storm(cfg)
     last: dict[str, float] = {"accepted": 0, "offered": 0, "t": time.monotonic()}

@@ -9,25 +9,37 @@ browser's HTTP/1.1 connection. A connection the server closed (``Connection: clo
 ``keepalive_requests``, idle timeout) reconnects on the next request; a request that
 fails on a reused connection before any byte of answer came back is retried once on a
 fresh one (the usual keep-alive race).
+
+Over TLS (``https://``), a connection is made with the process's one client context
+(:mod:`pnyx.loadtest.tls`) and offers the session in its :class:`SessionSlot`, so a
+reconnection resumes as a browser's would. Every connection made is reported to
+``on_connect(seconds, resumed)``: the TCP connect plus the TLS handshake, and whether
+the server resumed a session (None over plain TCP).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import httptools
+
+from pnyx.loadtest.tls import OFFERED, SessionSlot
 
 # Failure kinds of a request that got no HTTP answer.
 TIMEOUT = "timeout"
 CONNECT = "connect"
 CLOSED = "closed"
 BAD_RESPONSE = "bad_response"
+TLS = "tls"  # the TLS handshake failed (an untrusted certificate, a plain-HTTP port)
 
 
 class RequestFailed(Exception):
-    """No HTTP answer: ``kind`` is one of TIMEOUT, CONNECT, CLOSED, BAD_RESPONSE."""
+    """No HTTP answer: ``kind`` is one of TIMEOUT, CONNECT, CLOSED, BAD_RESPONSE, TLS."""
 
     def __init__(self, kind: str, detail: str = "") -> None:
         super().__init__(f"{kind}: {detail}" if detail else kind)
@@ -91,6 +103,7 @@ class _Wire(asyncio.Protocol):
         self.owner = owner
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
+        self.session_kept = False  # the TLS session of this connection is in the slot
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -127,15 +140,35 @@ class _Wire(asyncio.Protocol):
     def on_message_complete(self) -> None:
         owner = self.owner
         if owner._wire is self:
+            if owner.slot is not None and not self.session_kept and self.transport is not None:
+                self.session_kept = True
+                owner._keep_session(self.transport)
             owner._completed(self.parser.get_status_code(), self.parser.should_keep_alive())
 
 
-class Conn:
-    """One HTTP/1.1 keep-alive connection to ``host:port`` (reconnecting when closed)."""
+ConnectObserver = Callable[[float, bool | None], None]
 
-    def __init__(self, host: str, port: int) -> None:
+
+class Conn:
+    """One HTTP/1.1 keep-alive connection to ``host:port`` (reconnecting when closed),
+    over TLS when given a context (with the session ``slot`` it shares, if any)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        slot: SessionSlot | None = None,
+        on_connect: ConnectObserver | None = None,
+    ) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
+        self.server_hostname = server_hostname if tls is not None else None
+        self.slot = slot if tls is not None else None
+        self.on_connect = on_connect
         self._wire: _Wire | None = None
         self._waiter: asyncio.Future[Response] | None = None
         self._keep_body = True
@@ -160,12 +193,41 @@ class Conn:
         self.connects += 1
         wire = _Wire(self)
         self._wire = wire
+        offered = OFFERED.set(self.slot.session if self.slot is not None else None)
+        t0 = time.monotonic()
         try:
-            await loop.create_connection(lambda: wire, self.host, self.port)
+            transport, _ = await loop.create_connection(
+                lambda: wire,
+                self.host,
+                self.port,
+                ssl=self.tls,
+                server_hostname=self.server_hostname,
+            )
+        except ssl.SSLError as exc:  # before OSError: SSLError is one
+            if self._wire is wire:
+                self._wire = None
+            raise RequestFailed(TLS, str(exc)) from exc
         except OSError as exc:
             if self._wire is wire:
                 self._wire = None
             raise RequestFailed(CONNECT, str(exc)) from exc
+        finally:
+            OFFERED.reset(offered)
+        if self.on_connect is not None:
+            resumed = None
+            if self.tls is not None:
+                sslobj = transport.get_extra_info("ssl_object")
+                resumed = bool(sslobj is not None and sslobj.session_reused)
+            self.on_connect(time.monotonic() - t0, resumed)
+
+    def _keep_session(self, transport: asyncio.Transport) -> None:
+        """Keep the newest session (TLS 1.3 tickets come after the handshake, so by the
+        end of a response they are in)."""
+        sslobj = transport.get_extra_info("ssl_object")
+        if sslobj is not None and self.slot is not None:
+            session = sslobj.session
+            if session is not None:
+                self.slot.session = session
 
     async def request(self, data: bytes, *, limit_s: float, keep_body: bool = True) -> Response:
         """Send ``data`` (a whole encoded request) and wait for the whole answer."""

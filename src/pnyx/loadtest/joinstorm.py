@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pnyx.loadtest.http import Conn, RequestFailed, encode
-from pnyx.loadtest.stats import Stats
+from pnyx.loadtest.stats import Stats, connection_figures, note_connection
+from pnyx.loadtest.tls import SessionSlot, TlsOptions, client_context
 
 JOIN_TIMEOUT_S = 20.0
 STAGE_TIMEOUT_S = 10.0
@@ -40,6 +41,7 @@ class StormConfig:
     duration_s: float
     max_conns: int
     stage_every_s: float = 0.2
+    tls: TlsOptions | None = None  # https://
 
 
 def offered_by(t: float, rate: float, ramp_s: float) -> float:
@@ -77,6 +79,7 @@ class Storm:
     def __init__(self, cfg: StormConfig) -> None:
         self.cfg = cfg
         self.stats = Stats()
+        self.tls = None if cfg.tls is None else client_context(cfg.tls)
         self.host = f"{cfg.host}:{cfg.port}"
         self.join_req = encode("POST", f"/v1/spaces/{cfg.space}/join", self.host)
         self.idle: deque[Conn] = deque()
@@ -96,12 +99,27 @@ class Storm:
             row = self.per_second[sec] = {"offered": 0, "accepted": 0, "refused": 0, "errors": 0}
         return row
 
+    def _conn(self) -> Conn:
+        """A new client connection (over TLS for https://, with its own session slot)."""
+        cfg = self.cfg
+        return Conn(
+            cfg.host,
+            cfg.port,
+            tls=self.tls,
+            server_hostname=None if cfg.tls is None else cfg.tls.server_hostname,
+            slot=None if self.tls is None else SessionSlot(),
+            on_connect=self._connected,
+        )
+
+    def _connected(self, seconds: float, resumed: bool | None) -> None:
+        note_connection(self.stats, seconds, resumed)
+
     def _take(self) -> Conn | None:
         if self.idle:
             return self.idle.pop()
         if self.conns < self.cfg.max_conns:
             self.conns += 1
-            return Conn(self.cfg.host, self.cfg.port)
+            return self._conn()
         return None
 
     async def _join(self, conn: Conn) -> None:
@@ -166,7 +184,7 @@ class Storm:
         if cfg.host_token is None or cfg.host_handle is None:
             return
         script = stage_actions(cfg.space, cfg.host_handle, self.host, cfg.host_token)
-        conn = Conn(cfg.host, cfg.port)
+        conn = self._conn()
         i = 0
         next_at = time.monotonic()
         try:
@@ -273,7 +291,11 @@ class Storm:
             "join_ms": s.hist("join").summary_ms(),
             "accepted_per_s": series,
             "peak_accepted_per_s": max((r["accepted"] for r in series), default=0),
-            "connections": {"opened": self.conns, "peak_busy": self.peak_busy},
+            "connections": {
+                "opened": self.conns,
+                "peak_busy": self.peak_busy,
+                **connection_figures(s),
+            },
             "stage": stage,
             "cpu": {
                 "client_cpu_s": round(cpu_s, 3),

@@ -17,6 +17,11 @@ Each listener mirrors the web client on two keep-alive connections, as a browser
 Every listener builds every URL the same way, so an edge collapses them all. Playlists
 and state bodies are parsed once per distinct body per process (they are the same bytes
 for everyone).
+
+Over ``https://`` a listener's two connections share one TLS session slot, as a
+browser's connections to one site share its tickets: its first connections make full
+handshakes, its reconnections resume. Every connection made is timed (TCP connect plus
+TLS handshake) and counted, resumed or not.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from typing import Any
 from pnyx.loadtest.http import Conn, RequestFailed, Response, encode, get_bytes
 from pnyx.loadtest.playhead import Playhead
 from pnyx.loadtest.playlist import ParseCache, Playlist, Unit
-from pnyx.loadtest.stats import Stats
+from pnyx.loadtest.stats import Stats, note_connection
+from pnyx.loadtest.tls import SessionSlot, TlsOptions, client_context
 
 REFUSED = (429, 503)
 STATE_TIMEOUT_S = 45.0
@@ -54,6 +60,7 @@ class FleetConfig:
     react_every_s: float = 0.0  # 0: no reactions
     seed: int = 0
     worker: int = 0
+    tls: TlsOptions | None = None  # https://
 
 
 def retry_delay(resp: Response, rng: random.Random, default: float = 1.0) -> float:
@@ -77,6 +84,7 @@ class Fleet:
         self.clock = clock
         self.rng = random.Random(cfg.seed)
         self.stats = Stats()
+        self.tls = None if cfg.tls is None else client_context(cfg.tls)
         host = f"{cfg.host}:{cfg.port}".encode()
         self.host = host
         base = f"/media/{cfg.space}/".encode()
@@ -111,6 +119,22 @@ class Fleet:
                 self.seen_state = found.get("state")
                 self.server_latency = found.get("latency") or "low"
         return found
+
+    def conn(self, slot: SessionSlot | None) -> Conn:
+        """A connection to the target, over TLS for https:// (sharing ``slot``)."""
+        cfg = self.cfg
+        return Conn(
+            cfg.host,
+            cfg.port,
+            tls=self.tls,
+            server_hostname=None if cfg.tls is None else cfg.tls.server_hostname,
+            slot=slot,
+            on_connect=self.connected,
+        )
+
+    def connected(self, seconds: float, resumed: bool | None) -> None:
+        """A connection was made: time it, and count TLS handshakes by kind."""
+        note_connection(self.stats, seconds, resumed)
 
     async def request(
         self, conn: Conn, kind: str, data: bytes, *, keep_body: bool = True, limit_s: float
@@ -231,8 +255,9 @@ class SimListener:
     def __init__(self, fleet: Fleet, index: int) -> None:
         self.fleet = fleet
         self.index = index
-        self.media = Conn(fleet.cfg.host, fleet.cfg.port)
-        self.state_conn = Conn(fleet.cfg.host, fleet.cfg.port)
+        slot = None if fleet.tls is None else SessionSlot()
+        self.media = fleet.conn(slot)
+        self.state_conn = fleet.conn(slot)
         self.token: str | None = None
         self.heartbeat_req: bytes | None = None
         self.reaction_req: bytes | None = None

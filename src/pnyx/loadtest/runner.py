@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import uvloop
 
 from pnyx.loadtest.listeners import Fleet, FleetConfig
-from pnyx.loadtest.stats import Stats, merged
+from pnyx.loadtest.stats import Stats, connection_figures, merged
 from pnyx.loadtest.target import raise_fd_limit
 
 KINDS = ("join", "heartbeat", "reaction", "playlist", "init", "part", "segment", "state")
@@ -194,6 +194,7 @@ class Aggregator:
                 "refused": int(stats.get("reactions.refused")),
             },
             "requests": per_kind,
+            "connections": connection_figures(stats),
             "http_errors": http_errors,
             "stalls": {
                 "listeners_stalled": g.get("listeners_stalled", 0),

@@ -176,3 +176,25 @@ def merged(parts: Iterable[Stats]) -> Stats:
     for p in parts:
         total.merge(p)
     return total
+
+
+def note_connection(s: Stats, seconds: float, resumed: bool | None) -> None:
+    """A connection was made in ``seconds`` (TCP connect plus TLS handshake); ``resumed``:
+    whether TLS resumed a session (None: plain TCP)."""
+    s.observe("connect", seconds)
+    if resumed is not None:
+        s.inc("tls.resumed" if resumed else "tls.full")
+        s.observe("connect.resumed" if resumed else "connect.full", seconds)
+
+
+def connection_figures(s: Stats) -> dict[str, Any]:
+    """Connections made (reconnections included), TLS handshakes by kind, and the time
+    to connect (TCP connect plus TLS handshake), in all and by kind of handshake."""
+    return {
+        "made": s.hist("connect").count,
+        "tls_full": int(s.get("tls.full")),
+        "tls_resumed": int(s.get("tls.resumed")),
+        "connect_ms": s.hist("connect").summary_ms(),
+        "connect_full_ms": s.hist("connect.full").summary_ms(),
+        "connect_resumed_ms": s.hist("connect.resumed").summary_ms(),
+    }

@@ -15,6 +15,21 @@ def _ms(row: dict[str, Any]) -> str:
     )
 
 
+def connections_text(c: dict[str, Any]) -> str:
+    line = f"  connections: {c['made']} made; connect {_ms(c['connect_ms'])}"
+    if c["tls_full"] or c["tls_resumed"]:
+        line += (
+            f"\n  TLS handshakes: {c['tls_full']} full, {c['tls_resumed']} resumed; "
+            f"full p50 {_p50(c['connect_full_ms'])}, resumed p50 "
+            f"{_p50(c['connect_resumed_ms'])} (connect included)"
+        )
+    return line
+
+
+def _p50(row: dict[str, Any]) -> str:
+    return "-" if row["p50_ms"] is None else f"{row['p50_ms']:.1f} ms"
+
+
 def listeners_text(r: dict[str, Any]) -> str:
     c, lst, j, st, cnt, rate, cpu = (
         r["config"],
@@ -44,6 +59,7 @@ def listeners_text(r: dict[str, Any]) -> str:
         f"{rate['bytes_per_s'] / 1e6:.2f} MB/s received",
         f"  client CPU: {cpu['client_cpu_s']} s, {cpu['cpu_per_request_us']} µs/request, "
         f"{cpu['cores_used']} cores",
+        connections_text(r["connections"]),
         "  requests:",
     ]
     for kind, row in r["requests"].items():
@@ -69,6 +85,7 @@ def joinstorm_text(r: dict[str, Any]) -> str:
         f"  connections: {r['connections']['opened']} opened, peak busy "
         f"{r['connections']['peak_busy']}; client CPU {r['cpu']['client_cpu_s']} s "
         f"({r['cpu']['cpu_per_request_us']} µs/request)",
+        connections_text(r["connections"]),
     ]
     if stage["errors"]:
         lines.append(f"  stage errors: {stage['errors']}")

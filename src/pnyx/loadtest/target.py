@@ -1,5 +1,6 @@
-"""Where the load goes: URL parsing, the loopback guard, file-descriptor limits, and the
-few plain set-up calls (stdlib ``http.client``: not the hot path)."""
+"""Where the load goes: URL parsing (``http://`` or ``https://``), the loopback guard,
+file-descriptor limits, and the few plain set-up calls (stdlib ``http.client``: not the
+hot path)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,22 @@ import http.client
 import ipaddress
 import json
 import resource
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from pnyx.errors import ErrorKind, PnyxError
+from pnyx.loadtest.tls import TlsOptions, client_context, describe_failure
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
 class Target:
     host: str
     port: int
+    tls: bool = False  # https://
 
     @property
     def host_header(self) -> str:
@@ -30,10 +36,17 @@ def setup_error(message: str) -> PnyxError:
 
 
 def parse_target(url: str, *, allow_remote: bool) -> Target:
-    """``http://host:port`` → Target. Refuses anything but loopback unless allowed."""
+    """``http://host:port`` or ``https://host:port`` (ports 80 and 443 by default) →
+    Target. Refuses anything but loopback unless allowed."""
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise setup_error(f"--url must look like http://127.0.0.1:8080 (got {url!r})")
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise setup_error(
+            f"--url must look like http://127.0.0.1:8080 or https://127.0.0.1:8443 (got {url!r})"
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise setup_error(f"--url has a bad port (got {url!r})") from exc
     if parts.path not in ("", "/"):
         raise setup_error(f"--url takes no path (got {url!r})")
     host = parts.hostname
@@ -43,7 +56,18 @@ def parse_target(url: str, *, allow_remote: bool) -> Target:
             "Rehearse against your own machine, or pass --allow-remote for a deployment "
             "you are allowed to load."
         )
-    return Target(host, parts.port or 80)
+    return Target(host, port or DEFAULT_PORTS[parts.scheme], parts.scheme == "https")
+
+
+def tls_options(target: Target, *, cacert: str | None, insecure: bool) -> TlsOptions | None:
+    """The TLS options of a target (None for http://); checks the flags fit the URL."""
+    if not target.tls:
+        if cacert is not None or insecure:
+            raise setup_error("--cacert and --insecure are for https:// URLs")
+        return None
+    if cacert is not None and insecure:
+        raise setup_error("give --cacert FILE (verify against it) or --insecure, not both")
+    return TlsOptions(target.host, cacert, insecure)
 
 
 def is_loopback(host: str) -> bool:
@@ -86,14 +110,22 @@ def check_fds(connections: int, what: str) -> None:
 class Api:
     """Plain blocking JSON calls for set-up (accounts, spaces)."""
 
-    def __init__(self, target: Target, timeout: float = 15.0) -> None:
+    def __init__(
+        self, target: Target, tls: TlsOptions | None = None, timeout: float = 15.0
+    ) -> None:
         self.target = target
         self.timeout = timeout
+        self.context: ssl.SSLContext | None = None if tls is None else client_context(tls)
 
     def call(
         self, method: str, path: str, body: Any = None, token: str | None = None
     ) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection(self.target.host, self.target.port, self.timeout)
+        host, port = self.target.host, self.target.port
+        conn = (
+            http.client.HTTPConnection(host, port, self.timeout)
+            if self.context is None
+            else http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self.context)
+        )
         headers = {"Accept": "application/json"}
         data = None
         if body is not None:
@@ -106,6 +138,9 @@ class Api:
             resp = conn.getresponse()
             raw = resp.read()
         except (OSError, http.client.HTTPException) as exc:
+            said = describe_failure(exc, self.target.host_header)
+            if said is not None:
+                raise setup_error(said) from exc
             raise setup_error(
                 f"cannot reach {self.target.host_header} ({method} {path}): {exc}"
             ) from exc

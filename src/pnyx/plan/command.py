@@ -82,6 +82,13 @@ def add_parser(sub: Any) -> None:
         metavar="X",
         help="a join storm offers X times the join rate (default 10)",
     )
+    p.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="listeners reach the edge over HTTPS: plan the edge's TLS CPU (default); "
+        "--no-tls for plain HTTP (e.g. a CDN terminates TLS in front of the edges)",
+    )
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     p.add_argument(
         "--print-figures",
@@ -105,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             latency=Latency(args.latency),
             edges=args.edges,
             storm_x=args.storm_x,
+            tls=args.tls,
         )
     except ValueError as exc:
         raise PnyxError(ErrorKind.INVALID, f"plan: {exc}") from exc

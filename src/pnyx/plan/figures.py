@@ -36,6 +36,18 @@ Edge (nginx ``proxy_cache``, or any CDN):
   ``edge.egress_bps_per_instance`` — the size of one edge machine (assumptions).
 - ``edge.headroom`` — the fraction of each measured capacity the plan uses.
 
+TLS at the edge (``bench/tls.py``; used unless ``pnyx plan --no-tls``):
+
+- ``edge.tls.full_handshakes_per_core_s`` — new HTTPS connections with a full handshake
+  (ECDSA P-256 certificate, no session to resume) one nginx core accepts per second,
+  one request each.
+- ``edge.tls.resumed_handshakes_per_core_s`` — the same with the session resumed (a
+  ticket).
+- ``edge.tls.full_handshake_share`` — the share of a joining listener's new connections
+  that are full handshakes (the rest resume the session its first one got).
+- ``edge.tls.cores_per_gbps`` — the nginx CPU TLS adds per Gbit/s the edge sends,
+  over plain HTTP (segment-sized objects).
+
 Origin (``pnyx serve`` API processes, one core each):
 
 - ``origin.reads_per_edge_per_space_s.{low,standard}`` — requests one edge sends the
@@ -131,6 +143,10 @@ SPECS: Mapping[str, Spec] = {
     "edge.connections_per_instance": Spec("connections/instance"),
     "edge.egress_bps_per_instance": Spec("bits/s/instance"),
     "edge.headroom": Spec("fraction", Bound.FRACTION),
+    "edge.tls.full_handshakes_per_core_s": Spec("handshakes/s/core"),
+    "edge.tls.resumed_handshakes_per_core_s": Spec("handshakes/s/core"),
+    "edge.tls.full_handshake_share": Spec("fraction", Bound.FRACTION),
+    "edge.tls.cores_per_gbps": Spec("cores/(Gbit/s)", Bound.NON_NEGATIVE),
     **_modes("origin.reads_per_edge_per_space_s", Spec("requests/s/edge/space")),
     **_modes("origin.bytes_per_edge_per_space_s", Spec("bytes/s/edge/space", Bound.NON_NEGATIVE)),
     "origin.core_ms.read": Spec("core-ms/request", Bound.NON_NEGATIVE),

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pnyx.plan.figures import Figures
 from pnyx.plan.lines import EPS, Book, Line, up
 from pnyx.plan.storm import add_storm
+from pnyx.plan.tls import add_edge_tls
 
 __all__ = ["Inputs", "Latency", "Line", "Plan", "effective_mode", "plan", "up"]
 
@@ -33,6 +34,7 @@ class Inputs:
     latency: Latency = Latency.AUTO
     edges: int | None = None  # pin the number of edges (e.g. a rehearsal's); default: plan it
     storm_x: float = 10.0  # a join storm offers this many times joins_per_s
+    tls: bool = True  # listeners reach the edge over HTTPS (the edge terminates TLS)
 
     def __post_init__(self) -> None:
         if self.listeners < 0:
@@ -149,7 +151,7 @@ def _edge(b: Book, i: Inputs, mode: Latency) -> None:
         lines=["edge.reads_per_s", "heartbeats_per_s"],
     )
     b.add(
-        "edge.cores",
+        "edge.http_cores",
         b["edge.reads_per_s"] / b.f("edge.reads_per_core_s")
         + proxied / b.f("edge.proxied_per_core_s"),
         "cores",
@@ -180,6 +182,23 @@ def _edge(b: Book, i: Inputs, mode: Latency) -> None:
         "edge egress bytes/s × 8",
         lines=["edge.egress_bytes_per_s"],
     )
+    if i.tls:
+        add_edge_tls(b, i.joins_per_s, mode)
+        b.add(
+            "edge.cores",
+            b["edge.http_cores"] + b["edge.tls.cores"],
+            "cores",
+            "edge HTTP cores + edge TLS cores",
+            lines=["edge.http_cores", "edge.tls.cores"],
+        )
+    else:
+        b.add(
+            "edge.cores",
+            b["edge.http_cores"],
+            "cores",
+            "edge HTTP cores (--no-tls: the edge does no TLS)",
+            lines=["edge.http_cores"],
+        )
     headroom = b.f("edge.headroom")
     b.add(
         "edge.instances.by_cores",

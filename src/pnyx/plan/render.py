@@ -88,6 +88,24 @@ def needs(plan: Plan, figures: Figures) -> str:
     )
 
 
+def tls(plan: Plan) -> str:
+    """What TLS costs the edge, in one sentence."""
+    if not plan.inputs.tls:
+        return "TLS: not planned (--no-tls): the edge speaks plain HTTP."
+    storm = (
+        f"; in the {plan.inputs.storm_x:g}× join storm {plan['storm.edge.tls.cores']:,.1f}"
+        if plan.inputs.joins_per_s
+        else ""
+    )
+    return (
+        f"TLS: {plan['edge.tls.cores']:,.1f} of the {plan['edge.cores']:,.1f} edge cores "
+        f"({plan['edge.tls.handshake_cores']:,.1f} for "
+        f"{plan['edge.tls.connections_per_s']:,.0f} new connections/s, "
+        f"{plan['edge.tls.bulk_cores']:,.1f} to encrypt "
+        f"{plan['edge.egress_bits_per_s'] / 1e9:,.1f} Gbit/s){storm}."
+    )
+
+
 def with_unit(line: Line) -> str:
     shown = number(line.value, line.unit)
     return shown if line.unit in ("bytes/s", "bits/s") else f"{shown} {line.unit}"
@@ -120,7 +138,7 @@ def _provisional_note(plan: Plan) -> str:
 
 
 def text(plan: Plan, figures: Figures) -> str:
-    out = [f"pnyx plan: {headline(plan)}", f"needs: {needs(plan, figures)}"]
+    out = [f"pnyx plan: {headline(plan)}", f"needs: {needs(plan, figures)}", tls(plan)]
     out.append(f"figures: {plan.figures_source}")
     out.append(_provisional_note(plan))
     width = max(len(line.key) for line in plan.lines)
@@ -142,6 +160,8 @@ def _cell(text: str) -> str:
 def markdown(plan: Plan, figures: Figures) -> str:
     out = [
         f"**{headline(plan)}** — needs {needs(plan, figures)}.",
+        "",
+        _cell(tls(plan)),
         "",
         f"Figures: `{plan.figures_source}`. {_cell(_provisional_note(plan))}",
     ]
@@ -173,6 +193,7 @@ def as_json(plan: Plan, figures: Figures) -> dict[str, Any]:
             "latency": i.latency.value,
             "edges": i.edges,
             "storm_x": i.storm_x,
+            "tls": i.tls,
         },
         "latency": plan.mode.value,
         "predictions": plan.predictions(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pnyx.plan.lines import EPS, Book
+from pnyx.plan.tls import add_storm_tls
 
 if TYPE_CHECKING:
     from pnyx.plan.model import Inputs
@@ -94,15 +95,26 @@ def add_storm(b: Book, i: Inputs) -> None:
         "edge reads/s + storm heartbeats/s + offered joins/s",
         lines=["edge.reads_per_s", "storm.heartbeats_per_s"],
     )
+    http_cores = b["edge.reads_per_s"] / b.f("edge.reads_per_core_s") + (hb + offered) / b.f(
+        "edge.proxied_per_core_s"
+    )
+    how = (
+        "edge reads/s ÷ edge.reads_per_core_s + (storm heartbeats/s + offered joins/s) ÷ "
+        "edge.proxied_per_core_s"
+    )
+    edge_lines = ["edge.reads_per_s", "storm.heartbeats_per_s"]
+    tls_cores = 0.0
+    if i.tls:
+        tls_cores = add_storm_tls(b, i.storm_x)
+        how += " + storm TLS cores"
+        edge_lines.append("storm.edge.tls.cores")
     b.add(
         "storm.edge.cores",
-        b["edge.reads_per_s"] / b.f("edge.reads_per_core_s")
-        + (hb + offered) / b.f("edge.proxied_per_core_s"),
+        http_cores + tls_cores,
         "cores",
-        "edge reads/s ÷ edge.reads_per_core_s + (storm heartbeats/s + offered joins/s) ÷ "
-        "edge.proxied_per_core_s",
+        how,
         figures=["edge.reads_per_core_s", "edge.proxied_per_core_s"],
-        lines=["edge.reads_per_s", "storm.heartbeats_per_s"],
+        lines=edge_lines,
     )
     edge_capacity = b["edge.instances"] * b.f("edge.cores_per_instance")  # flat out
     if b["storm.edge.cores"] > edge_capacity:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import ssl
+from pathlib import Path
 
 import pytest
 
 from pnyx.errors import PnyxError
 from pnyx.loadtest import command
 from pnyx.loadtest.runner import split
-from pnyx.loadtest.target import check_fds, fd_hard_limit, is_loopback, parse_target
+from pnyx.loadtest.target import (
+    check_fds,
+    fd_hard_limit,
+    is_loopback,
+    parse_target,
+    tls_options,
+)
+from pnyx.loadtest.tls import TlsOptions, client_context
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -89,9 +98,66 @@ def test_run_refuses_remote_with_a_clear_message(capsys: pytest.CaptureFixture[s
 
 
 def test_bad_urls() -> None:
-    for url in ("https://127.0.0.1", "127.0.0.1:80", "http://127.0.0.1/base"):
+    for url in ("ftp://127.0.0.1", "127.0.0.1:80", "http://127.0.0.1/base", "http://127.0.0.1:x"):
         with pytest.raises(PnyxError):
             parse_target(url, allow_remote=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "port", "tls"),
+    [
+        ("https://127.0.0.1", 443, True),
+        ("https://localhost:8443", 8443, True),
+        ("https://[::1]:9443/", 9443, True),
+        ("http://127.0.0.1", 80, False),
+    ],
+)
+def test_https_targets(url: str, port: int, tls: bool) -> None:
+    target = parse_target(url, allow_remote=False)
+    assert (target.port, target.tls) == (port, tls)
+
+
+def test_remote_https_needs_the_flag_too() -> None:
+    with pytest.raises(PnyxError, match="not a loopback address"):
+        parse_target("https://example.org", allow_remote=False)
+    assert parse_target("https://example.org", allow_remote=True).port == 443
+
+
+def test_tls_options_fit_the_url(tmp_path: Path) -> None:
+    https = parse_target("https://localhost:8443", allow_remote=False)
+    http = parse_target("http://localhost:8080", allow_remote=False)
+    assert tls_options(http, cacert=None, insecure=False) is None
+    options = tls_options(https, cacert=None, insecure=False)
+    assert options == TlsOptions("localhost", None, False)  # the system's CAs, verified
+    assert tls_options(https, cacert=None, insecure=True) == TlsOptions("localhost", None, True)
+    with pytest.raises(PnyxError, match="https:// URLs"):
+        tls_options(http, cacert="ca.pem", insecure=False)
+    with pytest.raises(PnyxError, match="https:// URLs"):
+        tls_options(http, cacert=None, insecure=True)
+    with pytest.raises(PnyxError, match="not both"):
+        tls_options(https, cacert="ca.pem", insecure=True)
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    for cafile in (str(bad), str(tmp_path / "absent.pem")):
+        with pytest.raises(PnyxError, match="--cacert"):
+            client_context(TlsOptions("localhost", cafile))
+
+
+def test_tls_contexts_verify_unless_told_not_to() -> None:
+    strict = client_context(TlsOptions("localhost"))
+    assert strict.check_hostname and strict.verify_mode is ssl.CERT_REQUIRED
+    assert strict.minimum_version is ssl.TLSVersion.TLSv1_2
+    lax = client_context(TlsOptions("localhost", insecure=True))
+    assert not lax.check_hostname and lax.verify_mode is ssl.CERT_NONE
+
+
+def test_a_missing_cacert_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    args = parse(
+        *("listeners", "--url", "https://127.0.0.1:1", "--space", "s"),
+        *("--listeners", "1", "--duration-s", "1", "--cacert", str(tmp_path / "none.pem")),
+    )
+    assert command.run(args) == 2
+    assert "--cacert" in capsys.readouterr().err
 
 
 def test_file_descriptor_budget() -> None:

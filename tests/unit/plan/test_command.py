@@ -22,10 +22,15 @@ STABLE_KEYS = {
     "joins_per_s",
     "edge.reads_per_s",
     "edge.requests_per_s",
+    "edge.http_cores",
     "edge.cores",
     "edge.connections",
     "edge.egress_bytes_per_s",
     "edge.egress_bits_per_s",
+    "edge.tls.connections_per_s",
+    "edge.tls.handshake_cores",
+    "edge.tls.bulk_cores",
+    "edge.tls.cores",
     "edge.instances",
     "edge.instances.by_cores",
     "edge.instances.by_connections",
@@ -48,6 +53,8 @@ STABLE_KEYS = {
     "storm.refusal_cores",
     "storm.origin.cores",
     "storm.edge.requests_per_s",
+    "storm.edge.tls.connections_per_s",
+    "storm.edge.tls.cores",
     "storm.edge.cores",
     "storm.redis.ops_per_s",
 }
@@ -73,6 +80,7 @@ def test_json_has_the_stable_keys_as_plain_numbers(capsys: pytest.CaptureFixture
         "latency": "auto",
         "edges": None,
         "storm_x": 10.0,
+        "tls": True,
     }
     assert set(doc["provisional"]) <= set(figs.SPECS)
     assert [line["key"] for line in doc["lines"]] == list(doc["predictions"])
@@ -114,6 +122,27 @@ def test_human_formats(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     if fmt == "markdown":
         assert "| quantity | value | how | from |" in out
         assert "edge.connections_per_instance\\*" in out
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_human_formats_say_what_tls_costs(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    base = ["plan", "--listeners", "600k", "--joins-per-s", "10000", "--format", fmt]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"TLS: [\d.]+ of the [\d.]+ edge cores \([\d.]+ for 20,000 new", out), out
+    assert "to encrypt 48.7 Gbit/s" in out and "join storm" in out
+    assert main([*base, "--no-tls"]) == 0
+    out = capsys.readouterr().out
+    assert "TLS: not planned (--no-tls)" in out
+    assert "edge.tls." not in out
+
+
+def test_no_tls(capsys: pytest.CaptureFixture[str]) -> None:
+    on = plan_json(capsys, "--listeners", "600000", "--joins-per-s", "10000")
+    off = plan_json(capsys, "--listeners", "600000", "--joins-per-s", "10000", "--no-tls")
+    assert off["inputs"]["tls"] is False
+    assert off["predictions"]["edge.cores"] == pytest.approx(on["predictions"]["edge.http_cores"])
+    assert "edge.tls.cores" not in off["predictions"]
 
 
 def test_figures_file_is_used(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

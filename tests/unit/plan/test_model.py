@@ -110,9 +110,10 @@ def test_instance_counts_round_up() -> None:
         listener__reads_per_s__low=1,
         heartbeat__interval_s=1e9,  # no heartbeats to speak of
     )
-    exactly = run(40_000 * 3, latency=LOW, figures=figures)
+    # Plain HTTP: the edge's cores are its reads alone (TLS has its own tests).
+    exactly = run(40_000 * 3, latency=LOW, figures=figures, tls=False)
     assert exactly["edge.instances.by_cores"] == 3  # no float-noise fourth
-    just_over = run(40_000 * 3 + 100, latency=LOW, figures=figures)
+    just_over = run(40_000 * 3 + 100, latency=LOW, figures=figures, tls=False)
     assert just_over["edge.instances.by_cores"] == 4
     assert just_over["edge.instances"] == 4
 
@@ -287,3 +288,95 @@ def test_up() -> None:
     assert up(0) == 0
     assert up(2.0000000001) == 2
     assert up(2.01) == 3
+
+
+# -- TLS at the edge ----------------------------------------------------------------------
+
+
+def _tls_cost(f: dict[str, figs.Figure]) -> float:
+    """Edge core-seconds per new TLS connection, from the figures."""
+    share = f["edge.tls.full_handshake_share"].value
+    full = f["edge.tls.full_handshakes_per_core_s"].value
+    resumed = f["edge.tls.resumed_handshakes_per_core_s"].value
+    return share / full + (1 - share) / resumed
+
+
+@pytest.mark.parametrize("mode", [LOW, STANDARD])
+def test_tls_handshakes_follow_the_joins(mode: Latency) -> None:
+    f = figs.load().by_key
+    p = run(100_000, 2_000, latency=mode)
+    conns = 2_000 * f[f"listener.connections.{mode}"].value
+    assert p["edge.tls.connections_per_s"] == pytest.approx(conns)
+    assert p["edge.tls.handshake_cores"] == pytest.approx(conns * _tls_cost(f))
+    # No joins, no handshakes: listeners keep their connections.
+    assert run(100_000, 0, latency=mode)["edge.tls.handshake_cores"] == 0
+
+
+def test_tls_encryption_follows_the_egress() -> None:
+    f = figs.load().by_key
+    p = run(600_000, 10_000)
+    gbps = p["edge.egress_bits_per_s"] / 1e9
+    assert p["edge.tls.bulk_cores"] == pytest.approx(gbps * f["edge.tls.cores_per_gbps"].value)
+    assert p["edge.tls.cores"] == pytest.approx(
+        p["edge.tls.handshake_cores"] + p["edge.tls.bulk_cores"]
+    )
+    # Encryption is per byte: twice the listeners, twice the bulk cores.
+    assert run(1_200_000, 10_000)["edge.tls.bulk_cores"] == pytest.approx(
+        2 * p["edge.tls.bulk_cores"]
+    )
+
+
+def test_tls_adds_to_the_edge_cores_and_can_be_left_out() -> None:
+    with_tls = run(600_000, 10_000)
+    plain = run(600_000, 10_000, tls=False)
+    assert with_tls["edge.http_cores"] == pytest.approx(plain["edge.cores"])
+    assert with_tls["edge.cores"] == pytest.approx(plain["edge.cores"] + with_tls["edge.tls.cores"])
+    assert not any(k.startswith(("edge.tls.", "storm.edge.tls.")) for k in plain)
+    # Enough TLS work on the edge's cores makes cores the binding edge bound.
+    dear = with_values(
+        edge__tls__cores_per_gbps=10.0,
+        edge__connections_per_instance=10**9,
+        edge__egress_bps_per_instance=1e15,
+    )
+    p = run(600_000, 10_000, figures=dear)
+    assert p["edge.instances"] == p["edge.instances.by_cores"]
+    cores_per_edge = figs.load().by_key["edge.cores_per_instance"].value * 0.7
+    assert p["edge.instances"] == up(p["edge.cores"] / cores_per_edge)
+
+
+def test_cheaper_resumption_and_fewer_full_handshakes_cost_less() -> None:
+    base = run(600_000, 10_000)["edge.tls.handshake_cores"]
+    all_full = run(600_000, 10_000, figures=with_values(edge__tls__full_handshake_share=1.0))
+    assert all_full["edge.tls.handshake_cores"] > base
+    f = figs.load().by_key
+    assert all_full["edge.tls.handshake_cores"] == pytest.approx(
+        20_000 / f["edge.tls.full_handshakes_per_core_s"].value
+    )
+    twice = with_values(
+        edge__tls__full_handshakes_per_core_s=2 * f["edge.tls.full_handshakes_per_core_s"].value,
+        edge__tls__resumed_handshakes_per_core_s=2
+        * f["edge.tls.resumed_handshakes_per_core_s"].value,
+    )
+    assert run(600_000, 10_000, figures=twice)["edge.tls.handshake_cores"] == pytest.approx(
+        base / 2
+    )
+
+
+def test_a_join_storm_is_a_wave_of_handshakes() -> None:
+    f = figs.load().by_key
+    p = run(600_000, 10_000, storm_x=10)
+    conns = 100_000 * f["listener.connections.standard"].value
+    assert p["storm.edge.tls.connections_per_s"] == pytest.approx(conns)
+    assert p["storm.edge.tls.cores"] == pytest.approx(
+        conns * _tls_cost(f) + p["edge.tls.bulk_cores"]
+    )
+    plain = run(600_000, 10_000, storm_x=10, tls=False)
+    assert p["storm.edge.cores"] == pytest.approx(
+        plain["storm.edge.cores"] + p["storm.edge.tls.cores"]
+    )
+    # A handshake cost the planned edges cannot carry in the storm is flagged.
+    dear = with_values(
+        edge__tls__full_handshakes_per_core_s=50, edge__tls__resumed_handshakes_per_core_s=50
+    )
+    result = plan(dear, Inputs(600_000, 10_000))
+    assert any("join storm needs" in w and "edge cores" in w for w in result.warnings)
