@@ -63,6 +63,7 @@ class Settings(BaseModel):
     secret: str | None = None  # token signing key; default: generated into data_dir
     log_level: str = "info"
     serve_web: bool = True
+    serve_docs: bool = True  # the API documentation at /docs (its assets ship with Pnyx)
 
     # -- accounts and tokens --------------------------------------------------------
     token_ttl_s: int = Field(7 * 24 * 3600, gt=0)
