@@ -37,6 +37,11 @@ $(STAMP): pyproject.toml $(LOCK) package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@mkdir -p src/pnyx/web/vendor
 	cp node_modules/hls.js/dist/hls.light.min.mjs src/pnyx/web/vendor/hls.esm.js
+	@# Swagger UI for /docs (swagger-ui-dist, pinned the same way): served by the app,
+	@# never from a CDN (api/docs.py).
+	@mkdir -p src/pnyx/web/vendor/swagger-ui
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+	  node_modules/swagger-ui-dist/LICENSE src/pnyx/web/vendor/swagger-ui/
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -65,6 +65,7 @@ class Settings(BaseModel):
     link_secret: str | None = None  # signs private spaces' links; shared with the edges
     log_level: str = "info"
     serve_web: bool = True
+    serve_docs: bool = True  # the API documentation at /docs (its assets ship with Pnyx)
 
     # -- accounts and tokens --------------------------------------------------------
     token_ttl_s: int = Field(7 * 24 * 3600, gt=0)
@@ -82,6 +83,12 @@ class Settings(BaseModel):
     scheduled_expiry_s: float = Field(3600.0, ge=0)  # not started this long after the slot
     expiry_sweep_s: float = Field(60.0, gt=0)  # how often stage nodes look for them
     expiry_sweep_batch: int = Field(100, ge=1, le=10_000)  # cancelled per pass at most
+
+    # -- what one account may host (services/spaces.py HostLimits) -----------------------
+    max_live_spaces_per_account: int = Field(1, ge=1, le=1000)  # live at once (409 beyond)
+    max_scheduled_spaces_per_account: int = Field(20, ge=0, le=10_000)  # scheduled at once
+    space_creations_per_hour: float = Field(30.0, gt=0, le=1_000_000)  # new spaces (429)
+    space_creation_burst: float = Field(10.0, ge=1, le=1_000_000)  # of them at once
 
     # -- listeners ------------------------------------------------------------------
     heartbeat_s: float = Field(15.0, gt=0)

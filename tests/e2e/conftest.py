@@ -14,12 +14,15 @@ from tests.support.pnyx_server import PnyxProcess
 
 @pytest.fixture(autouse=True)
 def console_trail() -> Iterator[None]:
-    """Print the pages' console lines at teardown: pytest shows them for a failed test."""
+    """Print the pages' console lines at teardown: pytest shows them for a failed test.
+    Any Content-Security-Policy violation on any page fails the test."""
     browser.console_trails()
     yield
+    violations = browser.csp_violations()
     trails = browser.console_trails()
     if trails:
         print(trails)
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
-    with pnyx_serve(Path(tmp_path_factory.mktemp("bad-input"))) as n:
+    # A host opens a second live space (one space's token is not another's).
+    two_live = {"max_live_spaces_per_account": "2"}
+    with pnyx_serve(Path(tmp_path_factory.mktemp("bad-input")), settings=two_live) as n:
         yield n
 
 

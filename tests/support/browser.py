@@ -3,8 +3,11 @@
 Debian's ``/usr/bin/chromium`` driven by Playwright for Python (never a downloaded
 browser), headless, with a fake microphone that plays a generated tone file. Every page
 is watched: a JavaScript error, a ``console.error``, or a failed request the test did not
-expect fails the test. Each page also keeps its last console lines (the web client logs
-its publisher's status changes with ``console.debug``); a failing test prints them.
+expect fails the test, and so does any Content-Security-Policy violation (a
+``securitypolicyviolation`` listener installed before the page's own scripts records
+each in :attr:`Watch.violations`; tests/e2e/conftest.py fails every test that saw one).
+Each page also keeps its last console lines (the web client logs its publisher's status
+changes with ``console.debug``); a failing test prints them.
 """
 
 from __future__ import annotations
@@ -96,12 +99,24 @@ class Expected:
     text: re.Pattern[str]
 
 
+# Runs in every document of a watched page before its scripts: each CSP violation is
+# logged with this prefix, which Watch.on_console records apart from other errors.
+CSP_PREFIX = "CSP violation:"
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error(`CSP_PREFIX ${e.effectiveDirective} blocked ${e.blockedURI || "inline"} at `
+    + `${e.sourceFile || document.location.href}:${e.lineNumber} (${e.disposition})`);
+});
+""".replace("CSP_PREFIX", CSP_PREFIX)
+
+
 @dataclass
 class Watch:
-    """Console errors and page errors of one page."""
+    """Console errors, page errors and CSP violations of one page."""
 
     name: str
     errors: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
     expected: list[Expected] = field(default_factory=list)
     trail: deque[str] = field(default_factory=lambda: deque(maxlen=TRAIL_LINES))
 
@@ -114,6 +129,8 @@ class Watch:
             return
         where = (msg.location or {}).get("url", "")
         text = msg.text
+        if text.startswith(CSP_PREFIX) or "Content Security Policy" in text:
+            self.violations.append(text)  # never expected: no test provokes one
         for e in self.expected:
             if e.text.search(text) and e.url.search(where):
                 return
@@ -125,6 +142,11 @@ class Watch:
 
 TRAIL_LINES = 200
 WATCHES: list[Watch] = []  # every page's watch since the last console_trails()
+
+
+def csp_violations() -> list[str]:
+    """Every CSP violation seen by the pages watched since the last console_trails()."""
+    return [f"[{w.name}] {v}" for w in WATCHES for v in w.violations]
 
 
 def console_trails() -> str:
@@ -159,6 +181,7 @@ class Browser:
         context.set_default_timeout(15_000)
         if not voice_processing:
             context.add_init_script("localStorage.setItem('pnyx.voiceProcessing', 'off')")
+        context.add_init_script(CSP_LISTENER)
         page = context.new_page()
         watch = Watch(name)
         page.on("console", watch.on_console)

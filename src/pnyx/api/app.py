@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 import pnyx
 from pnyx.api import (
     accounts,
+    docs,
     errors,
     listeners,
     media,
@@ -25,6 +26,7 @@ from pnyx.api import (
     stage_ws,
 )
 from pnyx.api.admission import AdmissionControl
+from pnyx.api.headers import SecurityHeaders
 from pnyx.api.middleware import BodyLimit, Metrics
 from pnyx.api.signed import SignedPaths, document
 from pnyx.config import Settings
@@ -49,6 +51,10 @@ def create_app(settings: Settings) -> FastAPI:
         version=pnyx.__version__,
         summary="Live-audio spaces: speakers over WebRTC, listeners over cacheable HTTP.",
         lifespan=lifespan,
+        # Swagger UI from our own files (api/docs.py), never FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     errors.install(app)
     for router in (
@@ -67,6 +73,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, sdp_limit=settings.max_sdp_bytes)
     app.add_middleware(AdmissionControl)  # outside the body limit: refusals stay cheap
     app.add_middleware(Metrics)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer, refusals included
+    if settings.serve_docs:
+        docs.install(app)
     if settings.serve_web and (WEB_DIR / "index.html").exists():
         _serve_web(app)
     _document_signed_paths(app)

@@ -98,7 +98,9 @@ def _sdp_text(request: Request, body: bytes) -> str:
     summary="Publish audio to the stage (WHIP-style)",
     description="For the host, co-hosts and speakers of a live space: send an SDP offer, "
     "get the SDP answer (201, `Content-Type: application/sdp`) and the session's URL in "
-    "`Location`. Publishing again replaces your previous session. Your audio is mixed "
+    "`Location`. Publishing again replaces your previous session once the new one "
+    "carries audio (make-before-break): until then the previous one stays on the stage, "
+    "and a new one that never connects is dropped without touching it. Your audio is mixed "
     "only while you are on stage and not muted; the same connection brings you everyone "
     "else. Any node (or the edge) takes it: a node that does not run the space's media "
     "relays the exchange to the one that does. 401: not signed in; 403: not on stage; "

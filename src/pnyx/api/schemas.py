@@ -18,6 +18,18 @@ from pnyx.services.directory import SpaceSummary
 from pnyx.services.views import StateView
 
 
+class ErrorDetail(BaseModel):
+    kind: str = Field(description="The error's class (`conflict`, `rate_limited`, …).")
+    code: str = Field(description="A stable code to act on, e.g. `too_many_live_spaces`.")
+    message: str = Field(description="What was wrong and how to fix it, for people.")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer's body (api/errors.py)."""
+
+    error: ErrorDetail
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from pnyx.api.deps import Account, ServicesDep
 from pnyx.api.schemas import (
+    ErrorOut,
     InviteIn,
     InviteList,
     InviteOut,
@@ -24,8 +25,40 @@ from pnyx.services.spaces import NewSpace as NewSpaceSpec
 
 router = APIRouter(prefix="/v1/spaces", tags=["spaces"])
 
+_TOO_MANY_LIVE = (
+    "`too_many_live_spaces`: you already host `max_live_spaces_per_account` (default 1) "
+    "live spaces; end one first. Ended and cancelled spaces do not count."
+)
+_CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorOut,
+        "description": f"Over a per-account cap. {_TOO_MANY_LIVE} Or "
+        "`too_many_scheduled_spaces`: you already have `max_scheduled_spaces_per_account` "
+        "(default 20) scheduled spaces; cancel one or start one first.",
+    },
+    429: {
+        "model": ErrorOut,
+        "description": "`space_creation_rate`: an account creates at most "
+        "`space_creations_per_hour` (default 30) spaces an hour, in bursts of "
+        "`space_creation_burst` (10). Retry after `Retry-After` seconds.",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until a new space would be accepted.",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
+}
+_START_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorOut,
+        "description": "The space cannot start now: it is not scheduled (live already, "
+        f"ended or cancelled), or {_TOO_MANY_LIVE}",
+    },
+}
 
-@router.post("", status_code=201)
+
+@router.post("", status_code=201, responses=_CREATE_ERRORS)
 async def create(
     body: NewSpace, me: Account, services: ServicesDep, response: Response
 ) -> SpaceOut:
@@ -128,7 +161,7 @@ async def revoke(space_id: str, handle: str, me: Account, services: ServicesDep)
     return Response(status_code=204)
 
 
-@router.post("/{space_id}/start")
+@router.post("/{space_id}/start", responses=_START_ERRORS)
 async def start(space_id: str, me: Account, services: ServicesDep) -> SpaceOut:
     return SpaceOut.of(await services.directory.start(SpaceId(space_id), me))
 

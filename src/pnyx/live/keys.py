@@ -14,6 +14,7 @@ name                   kind               what, who writes it
                                           the space (:func:`lease_name`)
 ``stage:<space>``      channel            stage events (:func:`stage_channel`)
 ``react:<listener>``   rate-limit bucket  a listener's reactions (:func:`reaction_bucket`)
+``create:<handle>``    rate-limit bucket  an account's new spaces (:func:`space_create_bucket`)
 =====================  =================  ==============================================
 
 A space's presence and reactions are addressed by the bare space id; each implementation
@@ -86,6 +87,11 @@ def stage_channel(space: str) -> str:
 def reaction_bucket(listener: str) -> str:
     """The rate-limit bucket of one listener's reactions."""
     return f"react:{listener}"
+
+
+def space_create_bucket(handle: str) -> str:
+    """The rate-limit bucket of the spaces one account creates."""
+    return f"create:{handle}"
 
 
 # -- how the Redis implementation stores them ---------------------------------------------

@@ -22,7 +22,9 @@ not connected within ``connect_timeout_s``, or when no audio has come in for
 ``idle_timeout_s`` once connected (a peer that vanished without a word: browsers and
 aiortc keep sending frames, silent ones, while muted, so only a dead peer goes quiet; ICE
 consent would take ~30 s to notice); :attr:`IngestSession.ended` is then set and
-:attr:`IngestSession.why` says why. The owner closes it.
+:attr:`IngestSession.why` says why. The owner closes it. :attr:`IngestSession.heard` is
+set at the first decoded audio frame: the owner waits for it before letting a new session
+replace a speaker's working one (services/media.py, make-before-break).
 """
 
 from __future__ import annotations
@@ -196,6 +198,7 @@ class IngestSession:
         self.ended = asyncio.Event()
         self.why = ""
         self.heard_at = 0.0  # loop time of the last audio frame from the speaker
+        self.heard = asyncio.Event()  # the first audio frame was decoded: it carries audio
         self._pc = pc
         self._send = MixMinusTrack(self.outbound)
         self._connected = asyncio.Event()
@@ -292,6 +295,8 @@ class IngestSession:
                 return
             self.heard_at = loop.time()
             if isinstance(frame, av.AudioFrame):
+                if not self.heard.is_set():
+                    self.heard.set()
                 for chunk in chunker.push(frame):
                     inbound.put(chunk)
 

@@ -39,6 +39,12 @@ FRAMES_TRIMMED = Counter(
 SESSIONS = Gauge("pnyx_media_sessions", "Publish sessions (peer connections) on this node")
 SPACES = Gauge("pnyx_media_spaces", "Spaces whose media runs on this node")
 PUBLISHES = Counter("pnyx_media_publishes_total", "Publish requests by outcome", ["outcome"])
+REPLACEMENTS = Counter(
+    "pnyx_media_replacements_total",
+    "Publish sessions that waited to replace a speaker's working one (make-before-break), "
+    "by outcome (replaced: it carried audio; dropped: it ended first)",
+    ["outcome"],
+)
 SESSIONS_ENDED = Counter(
     "pnyx_media_sessions_ended_total",
     "Publish sessions ended, by why (closed, idle, connect_timeout, connection_failed, …)",

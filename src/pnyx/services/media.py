@@ -5,11 +5,18 @@ The node has one :class:`~pnyx.media.clock.MixClock`, the thread that ticks ever
 space's mixer every 20 ms (off the event loop; joined by :meth:`MediaService.close`).
 One :class:`_SpaceMedia` per space whose stage lease (``keys.lease_name``) this node
 holds: a :class:`~pnyx.media.runner.MixRunner`, the speakers' :class:`IngestSession` by
-handle (one each: publishing again replaces), and a watcher that keeps the runner's *allowed*
+handle (one each), their pending replacements, and a watcher that keeps the runner's *allowed*
 set (on stage, not muted) current from the room part of the space's snapshot, re-read
 on every stage event and every second, closing the peer connection of anyone who left
 the stage. Every task is owned here and cancelled by :meth:`MediaService.stop` /
 :meth:`MediaService.close`.
+
+Publishing again is make-before-break: while a member's session is on the stage, a new
+one for them waits as *pending* and replaces it only once it carries audio (its first
+decoded frame); if it ends first (never connected, or went quiet), it is dropped and the
+working one stays. A leaked token or a second tab cannot silence a speaker with an offer
+that never connects. A newer pending session replaces an older pending one; when the
+working session ends by itself, the pending one takes the stage at its first frame.
 
 A node that runs stages advertises its URL in the live state (the blob
 ``keys.node_url_key``), so another node can relay a publish to the holder of the
@@ -73,6 +80,7 @@ class _SpaceMedia:
     runner: MixRunner
     sink: SpaceSink
     sessions: dict[Handle, IngestSession] = field(default_factory=dict)  # the current ones
+    pending: dict[Handle, IngestSession] = field(default_factory=dict)  # not carrying audio yet
     every: set[IngestSession] = field(default_factory=set)  # until closed: stop awaits them
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -162,6 +170,7 @@ class MediaService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             sm.sessions.clear()
+            sm.pending.clear()
             await asyncio.gather(*(s.close() for s in sm.every), return_exceptions=True)
             sm.every.clear()
             self._count_sessions()
@@ -177,6 +186,11 @@ class MediaService:
         """Who publishes to ``space`` on this node: handle → session id."""
         sm = self._running.get(space)
         return {h: s.id for h, s in sm.sessions.items()} if sm is not None else {}
+
+    def pending(self, space: SpaceId) -> Mapping[Handle, str]:
+        """Sessions waiting to replace a member's working one: handle → session id."""
+        sm = self._running.get(space)
+        return {h: s.id for h, s in sm.pending.items()} if sm is not None else {}
 
     def tick_stats(self, space: SpaceId) -> TickStats | None:
         """The mix loop's recent lateness (tests, benchmarks); None when not running."""
@@ -268,24 +282,77 @@ class MediaService:
             await session.close()
             metrics.PUBLISHES.labels("stopped").inc()
             _retry_soon(self._s.state_tick_s)
-        old = sm.sessions.get(handle)
-        sm.sessions[handle] = session
         sm.every.add(session)
-        sm.runner.attach(handle, session.inbound, session.outbound, session.wake)
-        sm.spawn(self._watch_session(space, sm, handle, session), f"session-{session.id}")
-        if old is not None:
-            await old.close()
-            sm.every.discard(old)
-            log.info("space %s: @%s re-published, previous session closed", space, handle)
-        await self._refresh(space, sm)
+        if handle in sm.sessions:  # make-before-break: the working one keeps the stage
+            earlier = sm.pending.pop(handle, None)
+            sm.pending[handle] = session
+            sm.spawn(self._replace_when_heard(space, sm, handle, session), f"pending-{session.id}")
+            if earlier is not None:
+                await self._close(sm, earlier)
+            log.info(
+                "space %s: @%s publishes again (session %s pending)", space, handle, session.id
+            )
+        else:
+            self._take_stage(space, sm, handle, session)
+            await self._refresh(space, sm)
+            log.info("space %s: @%s publishes (session %s)", space, handle, session.id)
         self._count_sessions()
         metrics.PUBLISHES.labels("ok").inc()
-        log.info("space %s: @%s publishes (session %s)", space, handle, session.id)
         return Published(session.id, session.answer_sdp)
+
+    def _take_stage(
+        self, space: SpaceId, sm: _SpaceMedia, handle: Handle, session: IngestSession
+    ) -> None:
+        """Make ``session`` the one mixed for ``handle`` (replacing their queues at once)."""
+        sm.sessions[handle] = session
+        sm.runner.attach(handle, session.inbound, session.outbound, session.wake)
+        sm.spawn(self._watch_session(space, sm, handle, session), f"session-{session.id}")
+
+    async def _replace_when_heard(
+        self, space: SpaceId, sm: _SpaceMedia, handle: Handle, session: IngestSession
+    ) -> None:
+        """A pending session takes the stage at its first audio frame; one that ends
+        before (never connected, failed) is dropped, the working session untouched."""
+        heard = asyncio.ensure_future(session.heard.wait())
+        ended = asyncio.ensure_future(session.ended.wait())
+        try:
+            await asyncio.wait({heard, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            heard.cancel()
+            ended.cancel()
+        if sm.pending.get(handle) is not session:
+            return  # replaced by a newer one, or dropped (left the stage, unpublished)
+        del sm.pending[handle]
+        if not session.heard.is_set() or session.ended.is_set():
+            metrics.REPLACEMENTS.labels("dropped").inc()
+            log.info(
+                "space %s: @%s's pending session %s dropped (%s): the previous one stays",
+                space, handle, session.id, session.why,
+            )  # fmt: skip
+            await self._close(sm, session)
+            return
+        old = sm.sessions.get(handle)
+        self._take_stage(space, sm, handle, session)
+        self._count_sessions()
+        metrics.REPLACEMENTS.labels("replaced").inc()
+        log.info("space %s: @%s's session %s carries audio: it replaces the previous one",
+                 space, handle, session.id)  # fmt: skip
+        if old is not None:
+            await self._close(sm, old)
+
+    @staticmethod
+    async def _close(sm: _SpaceMedia, session: IngestSession) -> None:
+        await session.close()
+        sm.every.discard(session)
 
     async def unpublish(self, space: SpaceId, handle: Handle, session: str) -> None:
         sm = self._running.get(space)
         current = sm.sessions.get(handle) if sm is not None else None
+        pending = sm.pending.get(handle) if sm is not None else None
+        if sm is not None and pending is not None and pending.id == session:
+            del sm.pending[handle]
+            await self._close(sm, pending)
+            return
         if sm is None or current is None or current.id != session:
             raise PnyxError(
                 ErrorKind.NOT_FOUND,
@@ -333,6 +400,9 @@ class MediaService:
             return
         stage = {Handle(m["handle"]): bool(m.get("muted")) for m in room.get("stage", [])}
         sm.runner.set_allowed(frozenset(h for h, muted in stage.items() if not muted))
+        for handle in list(sm.pending):
+            if handle not in stage:
+                await self._close(sm, sm.pending.pop(handle))
         for handle in list(sm.sessions):
             if handle not in stage:
                 await self._drop(space, sm, handle, "left the stage")

@@ -14,6 +14,12 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 COMMANDS = Counter("pnyx_commands_total", "Space commands by outcome", ["command", "outcome"])
+SPACES_REFUSED = Counter(
+    "pnyx_spaces_refused_total",
+    "Spaces not created or started for a per-account limit, by code "
+    "(too_many_live_spaces, too_many_scheduled_spaces, space_creation_rate)",
+    ["code"],
+)
 JOINS = Counter("pnyx_joins_total", "Listener joins by outcome", ["outcome"])
 REACTIONS = Counter("pnyx_reactions_total", "Reactions by outcome", ["outcome"])
 STATE_WAITERS = Gauge("pnyx_state_waiters", "State long-polls waiting right now")

@@ -32,7 +32,7 @@ from pnyx.services.presence import PresenceBatcher
 from pnyx.services.recorder import Recorder
 from pnyx.services.relay import PublishRelay
 from pnyx.services.replays import ReplayService
-from pnyx.services.spaces import SpaceService
+from pnyx.services.spaces import HostLimits, SpaceService
 from pnyx.services.stage import StageService
 from pnyx.services.state import StateService
 from pnyx.services.ticker import SpaceTicker
@@ -113,7 +113,13 @@ class Node:
             host_grace_s=settings.host_grace_s,
             max_title_len=settings.max_title_len,
         )
-        spaces = SpaceService(store, live, limits, clock)
+        hosts = HostLimits(
+            live=settings.max_live_spaces_per_account,
+            scheduled=settings.max_scheduled_spaces_per_account,
+            per_hour=settings.space_creations_per_hour,
+            burst=settings.space_creation_burst,
+        )
+        spaces = SpaceService(store, live, limits, clock, hosts)
         signer = LinkSigner(
             link_secret(settings),
             ttl_s=settings.link_ttl_s,

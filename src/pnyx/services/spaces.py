@@ -5,13 +5,21 @@ room's version in the durable store, so any number of API processes can act on o
 space: a loser of the race reloads and decides again. After a write, the room is
 published to the live state (a new snapshot version for every listener) and the events
 go to the stage channel.
+
+What one account may host (:class:`HostLimits`, from the settings): at most ``live``
+live spaces and ``scheduled`` scheduled ones at once (counted by the store in the
+transaction that adds one: ended and cancelled spaces do not count; ``409``), and new
+spaces at ``per_hour`` (bursts of ``burst``) through a token bucket in the live state
+under ``keys.space_create_bucket`` (``429`` with ``Retry-After``), shared by every node.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -33,15 +41,28 @@ from pnyx.domain.types import (
 )
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState
-from pnyx.live.keys import stage_channel
+from pnyx.live.keys import space_create_bucket, stage_channel
 from pnyx.protocol import stage as wire
 from pnyx.services import metrics, views
 from pnyx.store.db import Store
-from pnyx.store.records import SpaceRecord
+from pnyx.store.records import HostCap, SpaceRecord
 
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 8
+
+
+CAP_CODES = frozenset({"too_many_live_spaces", "too_many_scheduled_spaces"})
+
+
+@contextmanager
+def _counting_refusals() -> Iterator[None]:
+    try:
+        yield
+    except PnyxError as exc:
+        if exc.code in CAP_CODES:
+            metrics.SPACES_REFUSED.labels(exc.code).inc()
+        raise
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -69,14 +90,32 @@ def new_space_id(visibility: Visibility) -> SpaceId:
             return SpaceId(space)
 
 
+@dataclass(frozen=True, slots=True)
+class HostLimits:
+    """What one account may host (settings ``max_live_spaces_per_account``,
+    ``max_scheduled_spaces_per_account``, ``space_creations_per_hour``,
+    ``space_creation_burst``)."""
+
+    live: int
+    scheduled: int
+    per_hour: float
+    burst: float
+
+
 class SpaceService:
     def __init__(
-        self, store: Store, live: LiveState, limits: Limits, clock: Callable[[], float]
+        self,
+        store: Store,
+        live: LiveState,
+        limits: Limits,
+        clock: Callable[[], float],
+        hosts: HostLimits | None = None,  # None: no caps (tests of other things)
     ) -> None:
         self._store = store
         self._live = live
         self._limits = limits
         self._clock = clock
+        self._hosts = hosts
         # Told when a space goes live (created live, or started): the node wires the
         # follower notifications here, so spaces.py knows nothing of them.
         self.on_live: Callable[[SpaceRecord], Awaitable[None]] | None = None
@@ -119,6 +158,7 @@ class SpaceService:
                 "audience is for private spaces: set visibility to 'private' or leave it out",
                 code="audience_needs_private",
             )
+        await self._take_creation(host, now)
         space = new_space_id(spec.visibility)
         room = new_room(
             space,
@@ -142,12 +182,42 @@ class SpaceService:
             visibility=spec.visibility,
             audience=spec.audience,
         )
-        await self._store.spaces.create(rec)
+        with _counting_refusals():
+            await self._store.spaces.create(rec, self._cap(room.status))
         await self.publish_room(room)
         log.info("space %s created by @%s (%s, %s)", space, host, room.status.value, rec.visibility)
         if room.status is SpaceStatus.LIVE and self.on_live is not None:
             await self.on_live(rec)
         return rec
+
+    async def _take_creation(self, host: Handle, now: float) -> None:
+        if self._hosts is None:
+            return
+        decision = await self._live.take(
+            space_create_bucket(host),
+            rate=self._hosts.per_hour / 3600.0,
+            burst=self._hosts.burst,
+            now=now,
+        )
+        if not decision.allowed:
+            metrics.SPACES_REFUSED.labels("space_creation_rate").inc()
+            raise PnyxError(
+                ErrorKind.RATE_LIMITED,
+                f"too many new spaces: an account creates at most "
+                f"{self._hosts.per_hour:g} an hour (bursts of {self._hosts.burst:g}); "
+                f"retry in {math.ceil(decision.retry_after)} s",
+                code="space_creation_rate",
+                retry_after=decision.retry_after,
+            )
+
+    def _cap(self, status: SpaceStatus) -> HostCap | None:
+        if self._hosts is None:
+            return None
+        if status is SpaceStatus.LIVE:
+            return HostCap(SpaceStatus.LIVE, self._hosts.live)
+        if status is SpaceStatus.SCHEDULED:
+            return HostCap(SpaceStatus.SCHEDULED, self._hosts.scheduled)
+        return None
 
     # -- commands ----------------------------------------------------------------------
     async def execute(self, space: SpaceId, command: cmd.Command) -> Room:
@@ -164,15 +234,17 @@ class SpaceService:
             if decision.room.version == room.version:
                 return room  # nothing changed (a Tick with nothing to do)
             new = decision.room
-            won = await self._store.spaces.update_room(
-                space,
-                room_to_json(new),
-                expected_version=room.version,
-                new_version=new.version,
-                status=new.status,
-                started_at=_ts(new.started_at),
-                ended_at=_ts(new.ended_at),
-            )
+            with _counting_refusals():
+                won = await self._store.spaces.update_room(
+                    space,
+                    room_to_json(new),
+                    expected_version=room.version,
+                    new_version=new.version,
+                    status=new.status,
+                    started_at=_ts(new.started_at),
+                    ended_at=_ts(new.ended_at),
+                    cap=self._going_live_cap(rec, room, new),
+                )
             if won:
                 metrics.COMMANDS.labels(name, "accepted").inc()
                 await self._after(new, decision.events)
@@ -186,6 +258,14 @@ class SpaceService:
             code="contended",
             retry_after=1.0,
         )
+
+    def _going_live_cap(
+        self, rec: SpaceRecord, room: Room, new: Room
+    ) -> tuple[Handle, HostCap] | None:
+        if room.status is SpaceStatus.LIVE or new.status is not SpaceStatus.LIVE:
+            return None
+        cap = self._cap(SpaceStatus.LIVE)
+        return None if cap is None else (rec.host, cap)
 
     async def raise_hand(self, space: SpaceId, actor: Handle) -> Room:
         """RaiseHand needs two facts the rules cannot look up: blocks and follows."""

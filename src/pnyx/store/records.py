@@ -82,3 +82,12 @@ class RecordingInfo:
     def size(self) -> int:
         """The byte length of the whole recording as one file (header + segments)."""
         return self.init_size + sum(s.size for s in self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class HostCap:
+    """At most ``limit`` spaces in ``status`` hosted by one account at once (the store
+    checks it in the transaction that would add one: services/spaces.py sets them)."""
+
+    status: SpaceStatus
+    limit: int

@@ -1,5 +1,12 @@
 """Spaces and their durable room. ``update_room`` is a compare-and-swap on the room's
-version: the one way several API processes serialise commands on one space."""
+version: the one way several API processes serialise commands on one space.
+
+Per-host caps (:class:`~pnyx.store.records.HostCap`: live or scheduled spaces one
+account hosts at once) are checked in the transaction that adds a space to the capped
+status, after a no-op write to the host's account row: that row lock (PostgreSQL) or the
+write lock (SQLite) makes two nodes creating or starting at once for one host take
+turns, so the count each sees includes the other's space and the cap holds.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pnyx.domain.types import Audience, Handle, SpaceId, SpaceStatus, Visibility
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.store.checks import check_limit, check_space_id
 from pnyx.store.engine import Database
 from pnyx.store.models import Account, Follow, Space
-from pnyx.store.records import SpaceRecord
+from pnyx.store.records import HostCap, SpaceRecord
 
 # How each status lists: live spaces newest first, scheduled ones soonest first, ended
 # and cancelled ones most recently finished first. The id breaks ties, so paging is stable.
@@ -31,9 +39,10 @@ class SpaceRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, record: SpaceRecord) -> None:
+    async def create(self, record: SpaceRecord, cap: HostCap | None = None) -> None:
         """Store a new space. Unknown host → NOT_FOUND "account_not_found"; an id already
-        used → CONFLICT "space_exists"."""
+        used → CONFLICT "space_exists"; the host at ``cap`` already (for the record's
+        status) → CONFLICT "too_many_live_spaces" / "too_many_scheduled_spaces"."""
         check_space_id(record.id)
         stmt = insert(Space).values(
             id=record.id,
@@ -51,11 +60,12 @@ class SpaceRepo:
             audience=record.audience.value,
         )
         async with self._db.begin() as conn:
-            host = await conn.execute(select(Account.handle).where(Account.handle == record.host))
-            if host.first() is None:
+            if not await _lock_host(conn, record.host):
                 raise PnyxError(
                     ErrorKind.NOT_FOUND, f"no account @{record.host}", code="account_not_found"
                 )
+            if cap is not None and cap.status is record.status:
+                await _check_cap(conn, record.host, cap)
             try:
                 await conn.execute(stmt)
             except IntegrityError as exc:
@@ -120,13 +130,16 @@ class SpaceRepo:
         status: SpaceStatus,
         started_at: datetime | None,
         ended_at: datetime | None,
+        cap: tuple[Handle, HostCap] | None = None,
     ) -> bool:
         """Replace the room, its version and the status if, and only if, the stored
         version is still ``expected_version`` (one atomic UPDATE). True when this call
         won; False when another writer changed the space first (re-read and retry).
 
         ``started_at``/``ended_at`` are set once: None leaves the stored value as it is.
-        An unknown space → NOT_FOUND "space_not_found"."""
+        An unknown space → NOT_FOUND "space_not_found". ``cap``: the space's host and a
+        cap on ``status`` to check first (a space going live), in the same transaction:
+        CONFLICT "too_many_live_spaces" when the host is at it."""
         if new_version <= expected_version:
             raise PnyxError(
                 ErrorKind.INVALID,
@@ -144,6 +157,10 @@ class SpaceRepo:
             .values(**values)
         )
         async with self._db.begin() as conn:
+            if cap is not None:
+                host, host_cap = cap
+                await _lock_host(conn, host)
+                await _check_cap(conn, host, host_cap, other_than=space_id)
             changed = (await conn.execute(stmt)).rowcount
             if changed == 1:
                 return True
@@ -171,3 +188,38 @@ def record_of(row: Row[Any]) -> SpaceRecord:
         visibility=Visibility(row.visibility),
         audience=Audience(row.audience),
     )
+
+
+async def _lock_host(conn: AsyncConnection, host: Handle) -> bool:
+    """Write-lock the host's account row (a no-op update); False when there is none."""
+    stmt = update(Account).where(Account.handle == host).values(display_name=Account.display_name)
+    return bool((await conn.execute(stmt)).rowcount == 1)
+
+
+_CAP_CODES = {
+    SpaceStatus.LIVE: ("too_many_live_spaces", "live", "end one before starting another"),
+    SpaceStatus.SCHEDULED: (
+        "too_many_scheduled_spaces",
+        "scheduled",
+        "cancel one, or wait until one has started, before scheduling another",
+    ),
+}
+
+
+async def _check_cap(
+    conn: AsyncConnection, host: Handle, cap: HostCap, other_than: str | None = None
+) -> None:
+    where = [Space.host == host, Space.status == cap.status.value]
+    if other_than is not None:
+        where.append(Space.id != other_than)
+    count = (await conn.execute(select(func.count()).select_from(Space).where(*where))).scalar()
+    if (count or 0) >= cap.limit:
+        code, what, fix = _CAP_CODES.get(
+            cap.status, (f"too_many_{cap.status.value}_spaces", cap.status.value, "")
+        )
+        raise PnyxError(
+            ErrorKind.CONFLICT,
+            f"@{host} already hosts {count} {what} space{'s' if count != 1 else ''}, "
+            f"the most one account may have at once: {fix}",
+            code=code,
+        )

@@ -12,6 +12,7 @@ import pytest
 
 from pnyx.domain import commands as cmd
 from pnyx.domain.types import Role
+from pnyx.errors import ErrorKind, PnyxError
 from pnyx.media.encoder import EncoderThread
 from pnyx.media.mixer import DEFAULT_CEILING, Frame
 from tests.integration.media.client import Speaker, tone_level
@@ -107,7 +108,9 @@ async def test_publishing_again_replaces_the_session(stage: Stage) -> None:
     await heard_for(host, 0.4)
     _second, second_id = await stage.connect(alice, 900)
     assert first_id != second_id
-    assert stage.sessions() == {HOST: stage.sessions()[HOST], alice: second_id}
+    # Make-before-break: the new session takes the stage once it carries audio.
+    await eventually(lambda: stage.sessions().get(alice) == second_id, 10, "the new session")
+    assert set(stage.sessions()) == {HOST, alice}
     await eventually(lambda: first.pc.connectionState in ("closed", "failed"), 10, "old pc")
     await eventually(lambda: hears(host, 900, 0.3) > HEARD, 10, "the new session heard")
     await heard_for(host, 0.6)
@@ -169,3 +172,40 @@ async def test_the_mix_keeps_its_cadence_while_a_speaker_sends_nothing(stage: St
     assert late[len(late) // 2] < 0.005, late[-10:]  # median
     assert hears(silent, 500) > HEARD  # the silent speaker still hears the host
     assert set(stage.sessions()) == {HOST, alice}
+
+
+@pytest.mark.parametrize("stage_settings", [{"publish_connect_timeout_s": 1.5}])
+async def test_a_second_publish_that_never_connects_leaves_the_first_on_stage(
+    stage: Stage,
+) -> None:
+    alice = await stage.member("alice")
+    host, _ = await stage.connect(HOST, 500)
+    _, first_id = await stage.connect(alice, 800)
+    await heard_for(host, 0.4)
+    stray = Speaker(900)  # its offer is answered, the answer never applied
+    stage.speakers.append(stray)
+    second = await stage.media.publish(stage.space, alice, await stray.offer())
+    assert second.session != first_id
+    await heard_for(host, 0.6)
+    assert stage.sessions()[alice] == first_id  # pending: not on the stage
+    assert hears(host, 800) > HEARD
+    assert stage.media.pending(stage.space) == {alice: second.session}
+    await eventually(lambda: not stage.media.pending(stage.space), 10, "the pending one dropped")
+    await heard_for(host, 0.6)
+    assert stage.sessions()[alice] == first_id
+    assert hears(host, 800) > HEARD and hears(host, 900) < ABSENT
+
+
+async def test_a_pending_session_can_be_deleted(stage: Stage) -> None:
+    alice = await stage.member("alice")
+    _, first_id = await stage.connect(alice, 800)
+    stray = Speaker(900)
+    stage.speakers.append(stray)
+    pending = await stage.media.publish(stage.space, alice, await stray.offer())
+    assert stage.media.pending(stage.space) == {alice: pending.session}
+    await stage.media.unpublish(stage.space, alice, pending.session)
+    assert stage.sessions() == {alice: first_id}
+    assert stage.media.pending(stage.space) == {}
+    with pytest.raises(PnyxError) as err:
+        await stage.media.unpublish(stage.space, alice, pending.session)
+    assert err.value.kind is ErrorKind.NOT_FOUND

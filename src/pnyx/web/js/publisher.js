@@ -5,9 +5,10 @@
 // whichever node (or edge) takes the request relays it to the stage node, so there is
 // no redirect and no other origin. When the connection is lost we publish again by
 // ourselves, at once (a small random delay, then backoff); publishing again replaces the
-// old session. Lost means: ICE/DTLS "failed", "disconnected" for more than
-// DISCONNECTED_GRACE_MS, the mix-minus stopped arriving for STALL_MS (the stage node
-// died: its packets stop at once, long before ICE notices), or the stage socket closed
+// old session on the server once the new one carries audio (make-before-break). Lost
+// means: ICE/DTLS "failed", "disconnected" for more than DISCONNECTED_GRACE_MS, the
+// mix-minus stopped arriving for STALL_MS (the stage node died: its packets stop at
+// once, long before ICE notices), or the stage socket closed
 // abnormally (restart(), called through stage_socket.js's onGoingAway). Before each
 // offer we ask the publish URL (OPTIONS) for the STUN/TURN servers to use (ice.js).
 
@@ -302,7 +303,7 @@ export class Publisher {
     clearTimeout(this.disconnectTimer);
     this.stopWatchdog();
     this.closePeer();
-    this.resource = null; // publishing again replaces the old session on the server
+    this.resource = null; // the new session replaces the old one once it carries audio
     this.setStatus(this.status === "reconnecting" ? "reconnecting" : "connecting");
     const iceServers = await fetchIceServers(paths.publish(this.spaceId), {
       token: this.opts.token(),

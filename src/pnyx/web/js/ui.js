@@ -2,14 +2,19 @@
 
 /**
  * h("button", {class: "x", onclick: fn, "aria-label": "…"}, "text", child, …)
- * Props: `class`, `dataset`, `on<event>`, booleans (true sets the attribute, false/null
- * leaves it out), anything else as an attribute. Children: strings, nodes, arrays, null.
+ * Props: `class`, `dataset`, `on<event>`, `style` (an object of CSS properties, set
+ * through the CSSOM: the page's Content-Security-Policy refuses style attributes),
+ * booleans (true sets the attribute, false/null leaves it out), anything else as an
+ * attribute. Children: strings, nodes, arrays, null.
  */
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props || {})) {
     if (value == null || value === false) continue;
     if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key === "style") {
+      for (const [property, v] of Object.entries(value)) el.style.setProperty(property, String(v));
+    }
     else if (key.startsWith("on") && typeof value === "function") {
       el.addEventListener(key.slice(2), value);
     } else if (key === "value") el.value = value;

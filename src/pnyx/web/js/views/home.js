@@ -9,7 +9,7 @@ import { describeError, fill, formatWhen, h, hue, initials, plural, ROLE_LABEL }
 const REFRESH_MS = 10000;
 
 function avatar(handle, extra = "") {
-  return h("span", { class: `avatar avatar-small ${extra}`, style: `--hue:${hue(handle)}`, "aria-hidden": "true" }, initials(handle));
+  return h("span", { class: `avatar avatar-small ${extra}`, style: { "--hue": hue(handle) }, "aria-hidden": "true" }, initials(handle));
 }
 
 const STATE_PEEKS = 12; // live spaces whose state we read to show who is speaking

@@ -144,7 +144,7 @@ export function buildSpacePage(spaceId) {
 export function renderStage(el, members, ctx) {
   syncList(el.stage, members, (m) => m.handle, (m) => {
     const li = h("li", { class: "member" },
-      h("span", { class: "avatar", style: `--hue:${hue(m.handle)}`, "aria-hidden": "true" }, initials(m.handle)),
+      h("span", { class: "avatar", style: { "--hue": hue(m.handle) }, "aria-hidden": "true" }, initials(m.handle)),
       h("span", { class: "member-text" },
         h("span", { class: "member-name" }),
         h("span", { class: "member-role" })),
@@ -193,7 +193,7 @@ function memberMenu(member, actions) {
 /** Raised hands, oldest first, with approve and decline. */
 export function renderRequests(el, handles) {
   syncList(el.requests, handles, (x) => x, (handle) => h("li", { class: "request" },
-    h("span", { class: "avatar avatar-small", style: `--hue:${hue(handle)}`, "aria-hidden": "true" }, initials(handle)),
+    h("span", { class: "avatar avatar-small", style: { "--hue": hue(handle) }, "aria-hidden": "true" }, initials(handle)),
     h("span", { class: "member-name" }, `@${handle}`),
     h("button", { class: "button button-primary", type: "button", dataset: { action: "approve", handle }, "aria-label": `Approve @${handle}` }, "Approve"),
     h("button", { class: "button button-quiet", type: "button", dataset: { action: "decline", handle }, "aria-label": `Decline @${handle}` }, "Decline")),
@@ -223,7 +223,7 @@ export function renderReactions(el, reactions, previous, reducedMotion) {
 }
 
 export function floatEmoji(el, emoji, delayMs = 0) {
-  const span = h("span", { class: "float", style: `left:${10 + Math.random() * 80}%;animation-delay:${delayMs}ms` }, emoji);
+  const span = h("span", { class: "float", style: { left: `${10 + Math.random() * 80}%`, "animation-delay": `${delayMs}ms` } }, emoji);
   el.floats.append(span);
   span.addEventListener("animationend", () => span.remove());
   setTimeout(() => span.remove(), 4000 + delayMs);
