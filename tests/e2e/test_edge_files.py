@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.poll import wait_until
 from tests.support.procs import free_port, port_open, require_binary
+from tests.support.tls import self_signed
 from tests.support.upstream import counting_upstream
 
 pytestmark = pytest.mark.e2e
@@ -145,3 +146,35 @@ def test_bad_options_are_refused_with_a_reason(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "c2VjcmV0LXNlY3JldC1zZWNyZXQ=" in out.read_text()
     assert out.stat().st_mode & 0o777 == 0o600  # the secret is in it
+
+
+def test_the_http_only_part_with_tls_and_links_is_valid_inside_an_nginx_conf(
+    tmp_path: Path,
+) -> None:
+    nginx = require_binary("nginx", "/usr/sbin")
+    cert = self_signed(tmp_path / "tls")
+    secret = tmp_path / "secret"
+    secret.write_text("c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n")
+    done = edge_config(
+        "--listen", "127.0.0.1:18080", "--tls-listen", "127.0.0.1:18443",
+        "--upstream", "127.0.0.1:18001", "--cache-dir", str(tmp_path / "c"),
+        "--tls-cert", str(cert.cert), "--tls-key", str(cert.key),
+        "--link-secret-file", str(secret), "--server-name", "live.example.org", "--http-only",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "pid " not in done.stdout and "default_server" not in done.stdout
+    assert "install -d -m 0755 /var/lib/pnyx-edge" not in done.stderr  # not ours then
+    include = tmp_path / "pnyx-edge.conf"
+    include.write_text(done.stdout)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{\n    include {include};\n}}\n"
+    )
+    checked = subprocess.run(
+        [nginx, "-e", "stderr", "-t", "-p", str(tmp_path), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "return 308 https://live.example.org:18443$request_uri;" in done.stdout
+    assert "proxy_set_header Host live.example.org;" in done.stdout
