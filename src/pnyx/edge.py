@@ -42,8 +42,10 @@ client can undo it. The rules:
   ``/p/`` URL (403). Anything else under ``/p/`` is a 404;
 - stale copies of playlists and state are served while the origin fails or restarts
   (``proxy_cache_use_stale``), so listeners keep playing;
-- anything with an ``Authorization`` header, every POST, and the stage WebSocket go
-  straight through, never cached;
+- every POST and the stage WebSocket go straight through, never cached; so do reads with
+  an ``Authorization`` header where an account changes the answer: the state (a stage
+  member's view) and a private space's reads. A public space's media and page are the
+  same for everyone: with or without the header, they come from the cache;
 - ``/edge-status`` (from loopback only): nginx's connection counters, for monitoring;
 - passive health checks: an upstream that fails ``max_fails`` times is skipped for
   ``fail_timeout``; idempotent reads are retried on the next upstream. Only a node that
@@ -194,6 +196,13 @@ def _gates(spec: EdgeSpec) -> str:
         ""      0;
         default 1;
     }}
+    # An account changes the answer of a private space's reads (the node checks it) and
+    # of the state (a stage member's view), never of a public space's media or page:
+    # there a made-up Authorization header must not send a listener past the cache.
+    map "$pnyx_private$pnyx_authz" $pnyx_account_read {{
+        "11"    1;
+        default "";
+    }}
     # "none" for an unsigned read; else "s" and secure_link's verdict: "1" good, "0"
     # expired, "" no or a bad signature
     map $pnyx_link $pnyx_link_check {{
@@ -237,6 +246,7 @@ def _listener_location(
     *,
     args: str | None,
     lock_s: int,
+    bypass: str = "$pnyx_account_read",
     stale: bool,
     comment: str,
 ) -> str:
@@ -260,8 +270,8 @@ def _listener_location(
 {_gate_checks(spec)}{bad_args}            proxy_pass http://pnyx_origin$pnyx_link$pnyx_path{query};
             proxy_cache pnyx;
             proxy_cache_key $pnyx_ns$pnyx_path{query};
-            proxy_cache_bypass $http_authorization;
-            proxy_no_cache $http_authorization;
+            proxy_cache_bypass {bypass};
+            proxy_no_cache {bypass};
             proxy_cache_lock on;
             proxy_cache_min_uses 0;
             proxy_cache_lock_timeout {lock_s}s;
@@ -306,6 +316,7 @@ def _listener_locations(spec: EdgeSpec) -> str:
                 f"/v1/spaces/{SPACE}/state",
                 args="$pnyx_after_args",
                 lock_s=LONGEST_ORIGIN_WAIT_S,
+                bypass="$http_authorization",
                 stale=True,
                 comment="the state long-poll: one upstream request per version per edge",
             ),

@@ -168,3 +168,13 @@ def test_what_a_node_is_sent_is_rebuilt_from_the_known_arguments() -> None:
             assert r.status_code == 404 and "no such media object" in r.text
         assert c.get("/media/s1/init.mp4", headers={"Host": ""}).status_code == 400
         assert len(node.seen) == len(same)
+
+        # A made-up Authorization header changes nothing of a public space's media or
+        # page: still the cache. Only the state (a stage member's view) goes past it.
+        junk = {"Authorization": "Bearer made-up"}
+        for path in ("/media/s1/part/12.3.m4s", "/media/s1/live.m3u8", "/v1/spaces/s1"):
+            assert c.get(path, headers=junk).headers["x-cache-status"] == "HIT", path
+        assert len(node.seen) == len(same)
+        r = c.get("/v1/spaces/s1/state", headers=junk)
+        assert r.headers["x-cache-status"] == "BYPASS"
+        assert node.seen[-1].authorization == "Bearer made-up"
