@@ -272,6 +272,7 @@ def _listener_location(
             proxy_cache_key $pnyx_ns$pnyx_path{query};
             proxy_cache_bypass {bypass};
             proxy_no_cache {bypass};
+            proxy_ignore_headers Vary;  # one answer for every listener, whatever they send
             proxy_cache_lock on;
             proxy_cache_min_uses 0;
             proxy_cache_lock_timeout {lock_s}s;
