@@ -20,14 +20,16 @@ client can undo it. The rules:
   count still qualifies;
 - ``GET /v1/spaces/{id}``: cached for the second the origin allows;
 - **the cache cannot be bypassed.** A listener read's cache key is only what changes the
-  answer: the path, and ``_HLS_msn``/``_HLS_part`` (playlists) or ``after`` (state) —
-  never the ``Host`` header, the scheme, or any other query argument. The request sent
+  answer: the path, and ``_HLS_msn``/``_HLS_part`` (playlists; the origin makes no
+  delta updates, so ``_HLS_skip`` is dropped too) or ``after`` (state) — never the
+  ``Host`` header, the scheme, or any other query argument. The request sent
   to the node is rebuilt from the same parts (``proxy_pass`` with the path and the known
   arguments only, and a fixed ``Host``: ``--server-name``, else the first upstream), so
   ``live.m3u8?junk=N``, ``state?after=V&x=N`` or a foreign ``Host`` are the same object
-  and never reach a node. A known argument is normalised (leading zeros dropped; an
-  empty one is absent, as the origin reads it); one that is not a number is answered
-  400 by the edge. Paths are checked as strictly as the node checks them: a name under
+  and never reach a node. A known argument is normalised (leading zeros dropped, as the
+  origin reads them; an empty one is taken as absent, where the origin would refuse it;
+  of a repeated one, the first counts); one that is not a number is answered 400 by the
+  edge. Paths are checked as strictly as the node checks them: a name under
   ``/media/{id}/`` that the node could not serve is a 404 from the edge;
 - **private spaces** (ids beginning ``p-``) are checked by the edge itself. A listener
   reads one through a signed link, the normal path behind ``/p/{exp}/{sig}``, where
