@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pnyx
 from pnyx.config import Settings, load_settings
-from pnyx.errors import PnyxError
+from pnyx.errors import ErrorKind, PnyxError
 
 
 def _serve_parser(sub: Any) -> None:
@@ -35,9 +37,14 @@ def _serve_parser(sub: Any) -> None:
 def _edge_parser(sub: Any) -> None:
     p = sub.add_parser(
         "edge-config",
-        help="print an nginx configuration for a caching edge in front of Pnyx nodes",
+        help="print (or write) an nginx configuration for a caching edge in front of Pnyx nodes",
     )
-    p.add_argument("--listen", required=True, help='nginx listen value: "8080", "0.0.0.0:80"')
+    p.add_argument(
+        "--listen",
+        required=True,
+        help='nginx listen value for plain HTTP: "8080", "0.0.0.0:80" (with TLS it only '
+        "redirects to HTTPS)",
+    )
     p.add_argument(
         "--upstream",
         action="append",
@@ -45,8 +52,35 @@ def _edge_parser(sub: Any) -> None:
         metavar="HOST:PORT",
         help="a Pnyx node (repeat for several)",
     )
-    p.add_argument("--cache-dir", default="/var/cache/pnyx-edge", help="cache and temp files")
+    p.add_argument("--cache-dir", default="/var/cache/pnyx-edge", help="the cache, only")
+    p.add_argument(
+        "--state-dir",
+        default="/var/lib/pnyx-edge",
+        help="the pid file and nginx's temp folders (kept out of the cache folder)",
+    )
     p.add_argument("--cache-size", default="2g", help="proxy_cache_path max_size")
+    p.add_argument(
+        "--server-name",
+        help="the site's name: nginx server_name, the Host sent to nodes, the HTTPS redirect "
+        "target (default: any name; the first upstream as Host)",
+    )
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate (chain): serve HTTPS")
+    p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    p.add_argument(
+        "--tls-listen", default="443", help='nginx listen value for HTTPS (default "443")'
+    )
+    p.add_argument(
+        "--link-secret-file",
+        type=Path,
+        help="file holding the secret private spaces' links are signed with (the nodes' "
+        "link secret); without it every signed /p/ URL is refused",
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        help="write the config to this file and create the folders it names "
+        "(else: print it, and the commands that create the folders to stderr)",
+    )
     p.add_argument(
         "--http-only",
         action="store_true",
@@ -55,18 +89,48 @@ def _edge_parser(sub: Any) -> None:
 
 
 def _edge(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from pnyx.edge import EdgeSpec, Tls, create_folders, install_commands, read_link_secret, render
 
-    from pnyx.edge import EdgeSpec, render
-
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise PnyxError(ErrorKind.INVALID, "--tls-cert and --tls-key go together")
+    tls = None
+    if args.tls_cert is not None:
+        for f in (args.tls_cert, args.tls_key):
+            if not f.is_file():
+                raise PnyxError(ErrorKind.INVALID, f"no such file: {f}")
+        tls = Tls(args.tls_cert.resolve(), args.tls_key.resolve(), args.tls_listen)
+    secret = None
+    if args.link_secret_file is not None:
+        try:
+            secret = read_link_secret(args.link_secret_file)
+        except (OSError, ValueError) as exc:
+            raise PnyxError(ErrorKind.INVALID, str(exc)) from exc
     spec = EdgeSpec(
         listen=args.listen,
         upstreams=tuple(args.upstream),
-        cache_dir=Path(args.cache_dir),
+        cache_dir=Path(args.cache_dir).absolute(),
+        state_dir=Path(args.state_dir).absolute(),
         cache_size=args.cache_size,
         standalone=not args.http_only,
+        server_name=args.server_name,
+        tls=tls,
+        link_secret=secret,
     )
-    sys.stdout.write(render(spec))
+    text = render(spec)
+    if args.output is None:
+        sys.stdout.write(text)
+        print(f"# before nginx starts:\n{install_commands(spec)}", end="", file=sys.stderr)
+        return 0
+    out: Path = args.output
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # The link secret is in the config: then only root (nginx's master) reads it.
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(out, 0o600 if secret else 0o644)
+    made = create_folders(spec)
+    print(f"wrote {out}; created {', '.join(map(str, made)) or 'nothing'}", file=sys.stderr)
+    print(f"run: nginx -c {out.absolute()}", file=sys.stderr)
     return 0
 
 

@@ -1,27 +1,53 @@
 """The nginx configuration of an edge in front of Pnyx nodes (``pnyx edge-config``).
 
 What we own at the edge is that every listener read is cacheable and collapsible: one
-origin request per object per edge, however many listeners wait for it. The rules:
+origin request per object per edge, however many listeners wait for it — and that no
+client can undo it. The rules:
 
 - media parts, segments, init and recordings: immutable, cached as long as the origin
-  says (a year), keyed by URI. A replay (``replay.m3u8``, ``rec/…``, ``recording.m4a``)
-  is only ever answered 200 once its recording is finished, the same bytes from every
-  node (they come from the durable store); before that the origin answers 409 or 503
-  ``not_ready`` (cached at most a second), so no edge ever holds a partial recording;
+  says (a year). A replay (``replay.m3u8``, ``rec/…``, ``recording.m4a``) is only ever
+  answered 200 once its recording is finished, the same bytes from every node (they come
+  from the durable store); before that the origin answers 409 or 503 ``not_ready``
+  (cached at most a second), so no edge ever holds a partial recording;
 - live playlists (``live.m3u8?_HLS_msn=…&_HLS_part=…``) and the state long-poll
-  (``state?after=V``): keyed by URI *and* query, so every listener waiting on the same
-  version shares one upstream request; ``proxy_cache_lock`` holds the others until it
-  answers — with lock timeouts longer than the longest origin wait (blocking reload,
-  state long-poll), or nginx would send the waiters upstream after 5 s; and with
-  ``proxy_cache_min_uses 0``: nginx counts the requests for an object that is still being
-  fetched in a 10-bit field, and every 1,024th of them, seeing the count wrap to 0, is
-  sent upstream past the lock (about one extra origin request per 1,024 listeners per
-  version); with a minimum of 0 the wrapped count still qualifies;
+  (``state?after=V``): every listener waiting on the same version shares one upstream
+  request; ``proxy_cache_lock`` holds the others until it answers — with lock timeouts
+  longer than the longest origin wait (blocking reload, state long-poll), or nginx would
+  send the waiters upstream after 5 s; and with ``proxy_cache_min_uses 0``: nginx counts
+  the requests for an object that is still being fetched in a 10-bit field, and every
+  1,024th of them, seeing the count wrap to 0, is sent upstream past the lock (about one
+  extra origin request per 1,024 listeners per version); with a minimum of 0 the wrapped
+  count still qualifies;
 - ``GET /v1/spaces/{id}``: cached for the second the origin allows;
+- **the cache cannot be bypassed.** A listener read's cache key is only what changes the
+  answer: the path, and ``_HLS_msn``/``_HLS_part`` (playlists; the origin makes no
+  delta updates, so ``_HLS_skip`` is dropped too) or ``after`` (state) — never the
+  ``Host`` header, the scheme, or any other query argument. The request sent
+  to the node is rebuilt from the same parts (``proxy_pass`` with the path and the known
+  arguments only, and a fixed ``Host``: ``--server-name``, else the first upstream), so
+  ``live.m3u8?junk=N``, ``state?after=V&x=N`` or a foreign ``Host`` are the same object
+  and never reach a node. A known argument is normalised (leading zeros dropped, as the
+  origin reads them; an empty one is taken as absent, where the origin would refuse it;
+  of a repeated one, the first counts); one that is not a number is answered 400 by the
+  edge. Paths are checked as strictly as the node checks them: a name under
+  ``/media/{id}/`` that the node could not serve is a 404 from the edge;
+- **private spaces** (ids beginning ``p-``) are checked by the edge itself. A listener
+  reads one through a signed link, the normal path behind ``/p/{exp}/{sig}``, where
+  ``sig`` is the base64url (unpadded) MD5 of ``"{exp}{space_id} {secret}"``
+  (nginx's ``secure_link``); relative URIs in playlists stay signed. An unsigned read of
+  a private id without an ``Authorization`` header is a 403; a bad signature a 403, an
+  expired one a 410 — none reaches a node. A valid one is cached like the public read,
+  keyed without the ``/p/{exp}/{sig}`` part (listeners with different links share one
+  origin request per object) but apart from public keys (``p:``), and is proxied with
+  the whole signed URI (the node checks the signature again). The secret, shared with
+  the nodes, comes from ``--link-secret-file``; without it the edge refuses every
+  ``/p/`` URL (403). Anything else under ``/p/`` is a 404;
 - stale copies of playlists and state are served while the origin fails or restarts
   (``proxy_cache_use_stale``), so listeners keep playing;
-- anything with an ``Authorization`` header, every POST, and the stage WebSocket go
-  straight through, never cached;
+- every POST and the stage WebSocket go straight through, never cached; so do reads with
+  an ``Authorization`` header where an account changes the answer: the state (a stage
+  member's view) and a private space's reads. A public space's media and page are the
+  same for everyone: with or without the header, they come from the cache;
 - ``/edge-status`` (from loopback only): nginx's connection counters, for monitoring;
 - passive health checks: an upstream that fails ``max_fails`` times is skipped for
   ``fail_timeout``; idempotent reads are retried on the next upstream. Only a node that
@@ -30,15 +56,65 @@ origin request per object per edge, however many listeners wait for it. The rule
   briefly away, or the node sheds load with ``Retry-After``) is passed on to the client,
   or a stale copy served, and never marks the node down — every node would answer the
   same, and marking them all down turns a blip into ``502 no live upstreams`` for the
-  ``fail_timeout`` after it.
+  ``fail_timeout`` after it;
+- TLS (``--tls-cert``/``--tls-key``): HTTPS with HTTP/2 on ``--tls-listen``, TLS 1.2 and
+  1.3, a shared session cache and session tickets (a join storm resumes sessions rather
+  than paying a full handshake each); the plain ``--listen`` port then only redirects
+  (308) to HTTPS, except ``/edge-status``. HTTP/2 is switched on with ``listen … http2``
+  (nginx before 1.25.1; later versions warn but accept it);
+- files: the cache lives in ``--cache-dir``; the pid file and nginx's temp folders in
+  ``--state-dir`` (default ``/var/lib/pnyx-edge``, on disk so that it outlives a reboot),
+  never inside the cache, whose loader would remove them. ``--output FILE`` writes the
+  config and creates both folders; printed to stdout, the ``install -d`` commands that
+  make them go to stderr;
+- ``nginx -s reload`` with a changed upstream list is safe during an event: the cache and
+  its locks are in shared memory, so the new workers join the old ones' pending fetches;
+  old workers finish their requests (at most ``worker_shutdown_timeout``, longer than
+  the longest origin wait) and exit.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 LONGEST_ORIGIN_WAIT_S = 16  # state long-poll (state_wait_s ≤ 15 by default) + margin
+SHUTDOWN_S = LONGEST_ORIGIN_WAIT_S + 14  # old workers after a reload: then close the rest
+
+SPACE = r"(?<pnyx_space>[A-Za-z0-9_-]{1,64})"  # as the node's valid_space
+LINK = r"(?<pnyx_link>/p/(?<pnyx_exp>[^/]*)/(?<pnyx_sig>[^/]*))?"
+N12 = r"(?:0|[1-9][0-9]{0,11})"  # the node's numbers in media names: no leading zeros
+# What a link secret may contain: it goes into the nginx config as text, and base64 or
+# hex (e.g. `openssl rand -base64 32`) are what operators generate.
+_SECRET = re.compile(r"[A-Za-z0-9+/=._~-]{16,256}")
+
+# TLS 1.2 suites with forward secrecy and AEAD (TLS 1.3 has its own, all good)
+TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+)
+NO_MEDIA = (
+    "no such media object: init.mp4, part/<msn>.<i>.m4s, seg/<msn>.m4s, live.m3u8, "
+    "plain.m3u8, replay.m3u8 or rec/..."
+)
+LINKS_FOR_READS = "signed links (/p/<exp>/<sig>/...) are for listener reads only"
+UNSIGNED = "this space is private: listen through a signed link (/p/<exp>/<sig>/...)"
+BAD_LINK = "this link is not valid (bad signature, or not for this space)"
+NO_LINKS = "this edge checks no signed links (it was configured without a link secret)"
+EXPIRED = "this link has expired: ask for a new one"
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    cert: Path  # PEM certificate chain
+    key: Path  # PEM private key
+    listen: str = "443"  # an nginx ``listen`` value for HTTPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,28 +122,159 @@ class EdgeSpec:
     listen: str  # an nginx ``listen`` value: "8080", "127.0.0.1:8080", "[::]:8080"
     upstreams: tuple[str, ...]
     cache_dir: Path = Path("/var/cache/pnyx-edge")
+    state_dir: Path = Path("/var/lib/pnyx-edge")  # pid file and nginx's temp folders
     cache_size: str = "2g"
     max_fails: int = 2
     fail_timeout_s: int = 5
     standalone: bool = True  # a whole nginx.conf (events, http); else an http{} include
+    server_name: str | None = None  # the site's name: server_name, and Host to the nodes
+    tls: Tls | None = None
+    link_secret: str | None = None  # shared with the nodes; None: every /p/ URL is a 403
+
+    @property
+    def upstream_host(self) -> str:
+        """The ``Host`` every request to a node carries, whatever the client sent."""
+        return self.server_name or self.upstreams[0]
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "nginx.pid"
 
 
-def _cached_location(pattern: str, *, lock_s: int, stale: bool, comment: str) -> str:
+def read_link_secret(path: Path) -> str:
+    """The link secret in ``path`` (surrounding whitespace stripped). ValueError if it
+    cannot go into an nginx config as it is."""
+    secret = path.read_text().strip()
+    if not _SECRET.fullmatch(secret):
+        raise ValueError(
+            f"the link secret in {path} must be 16-256 characters of A-Z a-z 0-9 + / = . _ ~ -"
+            " (e.g. the output of `openssl rand -base64 32`)"
+        )
+    return secret
+
+
+def folders(spec: EdgeSpec) -> list[Path]:
+    """The folders the config names that must exist before nginx starts."""
+    return [spec.cache_dir, spec.state_dir] if spec.standalone else [spec.cache_dir]
+
+
+def create_folders(spec: EdgeSpec) -> list[Path]:
+    """Create :func:`folders` (and their parents), readable and searchable by nginx's
+    unprivileged workers; nginx itself creates and hands them the folders inside."""
+    made = []
+    for folder in folders(spec):
+        if not folder.is_dir():
+            folder.mkdir(mode=0o755, parents=True)
+            made.append(folder)
+        os.chmod(folder, 0o755)
+    return made
+
+
+def install_commands(spec: EdgeSpec) -> str:
+    return "".join(f"install -d -m 0755 {f}\n" for f in folders(spec))
+
+
+def _port(listen: str) -> int:
+    found = re.search(r"(?:^|:)(\d+)(?:\s|$)", listen)
+    return int(found.group(1)) if found else 443
+
+
+def _gates(spec: EdgeSpec) -> str:
+    """Who may read: the maps that decide, per listener read, between passing it on,
+    ``unsigned`` (403), ``bad_link`` (403) and ``expired`` (410)."""
+    check = '"s$secure_link"' if spec.link_secret else '"s"'
+    return f"""
+    # -- listener reads: what decides the cache key and who may read --------------------
+    # (the variables pnyx_link, pnyx_space, … come from the listener locations' paths)
+    map $pnyx_link $pnyx_ns {{
+        ""      "";
+        default "p:";  # signed reads of private spaces: a namespace of their own
+    }}
+    map $pnyx_space $pnyx_private {{
+        "~^p-"  1;
+        default 0;
+    }}
+    map $http_authorization $pnyx_authz {{
+        ""      0;
+        default 1;
+    }}
+    # An account changes the answer of a private space's reads (the node checks it) and
+    # of the state (a stage member's view), never of a public space's media or page:
+    # there a made-up Authorization header must not send a listener past the cache.
+    map "$pnyx_private$pnyx_authz" $pnyx_account_read {{
+        "11"    1;
+        default "";
+    }}
+    # "none" for an unsigned read; else "s" and secure_link's verdict: "1" good, "0"
+    # expired, "" no or a bad signature
+    map $pnyx_link $pnyx_link_check {{
+        ""      "none";
+        default {check};
+    }}
+    map "$pnyx_link_check:$pnyx_private$pnyx_authz" $pnyx_gate {{
+        "none:10" unsigned;  # a private space, no signature, no account: refused here
+        "~^none:" pass;      # public, or with an account (the node checks it)
+        "~^s1:"   pass;
+        "~^s0:"   expired;
+        default   bad_link;
+    }}
+    # The arguments a node is sent (and the cache keyed on): only the known ones, as
+    # numbers without leading zeros; empty is absent; anything else is refused (400).
+    map "$arg__HLS_msn:$arg__HLS_part" $pnyx_hls_args {{
+        ":"                                  "";
+        "~^0*([0-9]{{1,12}}):$"                "?_HLS_msn=$1";
+        "~^0*([0-9]{{1,12}}):0*([0-9]{{1,6}})$"  "?_HLS_msn=$1&_HLS_part=$2";
+        default                              "!";
+    }}
+    map $arg_after $pnyx_after_args {{
+        ""                     "";
+        "~^0*([0-9]{{1,18}})$"  "?after=$1";
+        default                "!";
+    }}
+"""
+
+
+def _gate_checks(spec: EdgeSpec) -> str:
+    bad = BAD_LINK if spec.link_secret else NO_LINKS
+    return f"""            if ($pnyx_gate = unsigned) {{ return 403 "{UNSIGNED}\\n"; }}
+            if ($pnyx_gate = bad_link) {{ return 403 "{bad}\\n"; }}
+            if ($pnyx_gate = expired) {{ return 410 "{EXPIRED}\\n"; }}
+"""
+
+
+def _listener_location(
+    spec: EdgeSpec,
+    path: str,
+    *,
+    args: str | None,
+    lock_s: int,
+    bypass: str = "$pnyx_account_read",
+    stale: bool,
+    comment: str,
+) -> str:
+    """A cached listener read: ``path`` (a regex with the space captured) with or without
+    a signed link before it; ``args`` the map variable with its rebuilt query string."""
     stale_line = (
         "            proxy_cache_use_stale error timeout updating invalid_header "
         "http_500 http_502 http_503 http_504;\n"
         if stale
         else ""
     )
+    query = ""
+    bad_args = ""
+    if args is not None:
+        query = args
+        bad_args = f'            if ({args} = "!") {{ return 400 "{_ARGS_HELP[args]}\\n"; }}\n'
     return f"""
         # {comment}
-        location ~ {pattern} {{
+        location ~ "^{LINK}(?<pnyx_path>{path})$" {{
             limit_except GET HEAD {{ deny all; }}
-            proxy_pass http://pnyx_origin;
+{_gate_checks(spec)}{bad_args}            proxy_pass http://pnyx_origin$pnyx_link$pnyx_path{query};
             proxy_cache pnyx;
-            proxy_cache_key $scheme$host$uri$is_args$args;
-            proxy_cache_bypass $http_authorization;
-            proxy_no_cache $http_authorization;
+            proxy_cache_key $pnyx_ns$pnyx_path{query};
+            proxy_cache_bypass {bypass};
+            proxy_no_cache {bypass};
+            proxy_ignore_headers Vary;  # one answer for every listener, whatever they send
             proxy_cache_lock on;
             proxy_cache_min_uses 0;
             proxy_cache_lock_timeout {lock_s}s;
@@ -79,6 +286,107 @@ def _cached_location(pattern: str, *, lock_s: int, stale: bool, comment: str) ->
 """
 
 
+_ARGS_HELP = {
+    "$pnyx_hls_args": "_HLS_msn and _HLS_part must be non-negative integers; "
+    "_HLS_part needs _HLS_msn",
+    "$pnyx_after_args": "after must be a non-negative integer (a state version)",
+}
+
+
+def _listener_locations(spec: EdgeSpec) -> str:
+    media = f"/media/{SPACE}/"
+    return "".join(
+        [
+            _listener_location(
+                spec,
+                media + rf"(?:init\.mp4|part/{N12}\.(?:0|[1-9][0-9]{{0,5}})\.m4s|seg/{N12}\.m4s"
+                rf"|rec/(?:init\.mp4|{N12}\.m4s)|replay\.m3u8)",
+                args=None,
+                lock_s=10,
+                stale=False,
+                comment="immutable media: parts, segments, init, recordings, the replay",
+            ),
+            _listener_location(
+                spec,
+                media + r"(?:live|plain)\.m3u8",
+                args="$pnyx_hls_args",
+                lock_s=LONGEST_ORIGIN_WAIT_S,
+                stale=True,
+                comment="live playlists (blocking reload: the same URL for every listener)",
+            ),
+            _listener_location(
+                spec,
+                f"/v1/spaces/{SPACE}/state",
+                args="$pnyx_after_args",
+                lock_s=LONGEST_ORIGIN_WAIT_S,
+                bypass="$http_authorization",
+                stale=True,
+                comment="the state long-poll: one upstream request per version per edge",
+            ),
+            _listener_location(
+                spec,
+                rf"/v1/spaces/{SPACE}/recording\.m4a",
+                args=None,
+                lock_s=LONGEST_ORIGIN_WAIT_S,
+                stale=False,
+                comment="a finished recording's download (immutable; 503 until finished)",
+            ),
+            _listener_location(
+                spec,
+                f"/v1/spaces/{SPACE}",
+                args=None,
+                lock_s=5,
+                stale=True,
+                comment="a space's public description",
+            ),
+        ]
+    )
+
+
+_EDGE_STATUS = """
+        # nginx's connection counters (active, reading, writing, waiting) for monitoring
+        location = /edge-status {
+            stub_status;
+            allow 127.0.0.1;
+            allow ::1;
+            deny all;
+        }
+"""
+
+
+def _tls_lines(tls: Tls) -> str:
+    return f"""
+        ssl_certificate {tls.cert};
+        ssl_certificate_key {tls.key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers {":".join(TLS12_CIPHERS)};
+        ssl_prefer_server_ciphers off;
+        # Resumption for a join storm: ~4,000 sessions per MB, kept a day; tickets too
+        # (their keys are made at start and on every reload).
+        ssl_session_cache shared:pnyx_tls:64m;
+        ssl_session_timeout 1d;
+        ssl_session_tickets on;
+        ssl_buffer_size 4k;  # small records: a part's first bytes leave at once
+"""
+
+
+def _redirect_server(spec: EdgeSpec, tls: Tls, default: str) -> str:
+    port = _port(tls.listen)
+    host = spec.server_name or "$host"
+    target = f"https://{host}{'' if port == 443 else f':{port}'}$request_uri"
+    return f"""
+    # plain HTTP: only a redirect to HTTPS (and the status page)
+    server {{
+        listen {spec.listen}{default};
+        server_name {spec.server_name or "_"};
+{_EDGE_STATUS}
+        location / {{
+            return 308 {target};
+        }}
+    }}
+"""
+
+
 def render(spec: EdgeSpec) -> str:
     if not spec.upstreams:
         raise ValueError("at least one --upstream HOST:PORT is needed")
@@ -86,39 +394,19 @@ def render(spec: EdgeSpec) -> str:
         f"        server {u} max_fails={spec.max_fails} fail_timeout={spec.fail_timeout_s}s;"
         for u in spec.upstreams
     )
-    locations = "".join(
-        [
-            _cached_location(
-                r"^/media/[^/]+/(init\.mp4|part/|seg/|rec/)",
-                lock_s=10,
-                stale=False,
-                comment="immutable media: parts, segments, init, recordings",
-            ),
-            _cached_location(
-                r"^/media/[^/]+/[a-z]+\.m3u8$",
-                lock_s=LONGEST_ORIGIN_WAIT_S,
-                stale=True,
-                comment="playlists (blocking reload: the same URL for every listener)",
-            ),
-            _cached_location(
-                r"^/v1/spaces/[^/]+/state$",
-                lock_s=LONGEST_ORIGIN_WAIT_S,
-                stale=True,
-                comment="the state long-poll: one upstream request per version per edge",
-            ),
-            _cached_location(
-                r"^/v1/spaces/[^/]+/recording\.m4a$",
-                lock_s=LONGEST_ORIGIN_WAIT_S,
-                stale=False,
-                comment="a finished recording's download (immutable; 503 until finished)",
-            ),
-            _cached_location(
-                r"^/v1/spaces/[^/]+$",
-                lock_s=5,
-                stale=True,
-                comment="a space's public description",
-            ),
-        ]
+    default = " default_server" if spec.standalone else ""
+    if spec.tls is None:
+        listen = f"        listen {spec.listen}{default};\n"
+        redirect = ""
+    else:
+        listen = f"        listen {spec.tls.listen} ssl http2{default};\n" + _tls_lines(spec.tls)
+        redirect = _redirect_server(spec, spec.tls, default)
+    secure_link = (
+        f"""        secure_link $pnyx_sig,$pnyx_exp;
+        secure_link_md5 "$pnyx_exp$pnyx_space {spec.link_secret}";
+"""
+        if spec.link_secret
+        else ""
     )
     http = f"""
     # Generated by `pnyx edge-config`. Upstreams: {", ".join(spec.upstreams)}
@@ -129,7 +417,7 @@ def render(spec: EdgeSpec) -> str:
         default upgrade;
         ""      "";
     }}
-
+{_gates(spec)}
     upstream pnyx_origin {{
 {servers}
         keepalive 64;
@@ -138,25 +426,28 @@ def render(spec: EdgeSpec) -> str:
         # was waiting on that object.
         keepalive_timeout 50s;
     }}
-
+{redirect}
     server {{
-        listen {spec.listen};
+{listen}        server_name {spec.server_name or "_"};
+        default_type text/plain;
 
         proxy_http_version 1.1;
-        proxy_set_header Host $http_host;
+        # Whatever Host the client sent: the nodes see one name, the cache keys none.
+        proxy_set_header Host {spec.upstream_host};
         proxy_set_header Connection "";
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
         proxy_buffering on;
         add_header X-Cache-Status $upstream_cache_status always;
-{locations}
-        # nginx's connection counters (active, reading, writing, waiting) for monitoring
-        location = /edge-status {{
-            stub_status;
-            allow 127.0.0.1;
-            allow ::1;
-            deny all;
+{secure_link}{_listener_locations(spec)}
+        # other paths under /media/ and /p/: nothing a node would serve
+        location /media/ {{
+            return 404 "{NO_MEDIA}\\n";
         }}
-
+        location /p/ {{
+            return 404 "{LINKS_FOR_READS}\\n";
+        }}
+{_EDGE_STATUS}
         # the stage WebSocket: straight through, long-lived
         location ~ ^/v1/spaces/[^/]+/stage$ {{
             proxy_pass http://pnyx_origin;
@@ -176,11 +467,17 @@ def render(spec: EdgeSpec) -> str:
 """
     if not spec.standalone:
         return http.lstrip("\n")
+    state = spec.state_dir
     return f"""# nginx.conf for a Pnyx edge. Run: nginx -c /path/to/this/file
 worker_processes auto;
 worker_rlimit_nofile 65536;  # each listener holds ~2 connections (media, state long-poll)
-pid {spec.cache_dir}/nginx.pid;
+# Outside the cache folder: nginx's cache loader would delete it there, and then
+# `nginx -s reload|quit` no longer finds the master.
+pid {spec.pid_file};
 error_log stderr warn;
+# After a reload, old workers finish what they hold (a long-poll lasts at most
+# {LONGEST_ORIGIN_WAIT_S} s), then close what is left (stage WebSockets reconnect).
+worker_shutdown_timeout {SHUTDOWN_S}s;
 
 events {{
     worker_connections 32768;
@@ -192,10 +489,10 @@ http {{
     tcp_nodelay on;
     keepalive_timeout 65;
     keepalive_requests 100000;  # a listener makes ~2-7 requests/s on each connection
-    client_body_temp_path {spec.cache_dir}/client_body;
-    proxy_temp_path {spec.cache_dir}/proxy_temp;
-    fastcgi_temp_path {spec.cache_dir}/fastcgi_temp;
-    uwsgi_temp_path {spec.cache_dir}/uwsgi_temp;
-    scgi_temp_path {spec.cache_dir}/scgi_temp;
+    client_body_temp_path {state}/client_body;
+    proxy_temp_path {state}/proxy_temp;
+    fastcgi_temp_path {state}/fastcgi_temp;
+    uwsgi_temp_path {state}/uwsgi_temp;
+    scgi_temp_path {state}/scgi_temp;
 {http}}}
 """

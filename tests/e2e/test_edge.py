@@ -55,14 +55,12 @@ def quiet_version(c: httpx.Client, space: str) -> int:
 
 def test_edge_config_cli_is_valid_nginx(tmp_path: Path) -> None:
     nginx = require_binary("nginx", "/usr/sbin")
-    args = ["edge-config", "--listen", "127.0.0.1:18080", "--cache-dir", str(tmp_path)]
-    args += ["--upstream", "127.0.0.1:18001", "--upstream", "127.0.0.2:18002"]  # loopback only
-    out = subprocess.run(
-        [sys.executable, "-m", "pnyx.cli", *args], check=True, capture_output=True, text=True
-    ).stdout
-    assert out.count("max_fails=") == 2
     conf = tmp_path / "nginx.conf"
-    conf.write_text(out)
+    args = ["edge-config", "--listen", "127.0.0.1:18080", "--cache-dir", str(tmp_path / "c")]
+    args += ["--upstream", "127.0.0.1:18001", "--upstream", "127.0.0.2:18002"]  # loopback only
+    args += ["--state-dir", str(tmp_path / "s"), "--output", str(conf)]
+    subprocess.run([sys.executable, "-m", "pnyx.cli", *args], check=True, capture_output=True)
+    assert conf.read_text().count("max_fails=") == 2
     checked = subprocess.run(
         [nginx, "-e", "stderr", "-t", "-p", str(tmp_path), "-c", str(conf)],
         capture_output=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -10,32 +11,98 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from pnyx.edge import EdgeSpec, render
+from pnyx.edge import EdgeSpec, Tls, create_folders, render
 from tests.support.poll import wait_until
 from tests.support.procs import free_port, port_open, require_binary
+from tests.support.tls import Cert
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(p) for p in text.split()}
 
 
 class Edge:
-    def __init__(self, url: str, conf: Path, proc: subprocess.Popen[bytes], log: Path) -> None:
-        self.url = url
+    def __init__(
+        self,
+        url: str,
+        spec: EdgeSpec,
+        root: Path,
+        conf: Path,
+        proc: subprocess.Popen[bytes],
+        log: Path,
+        nginx: str,
+    ) -> None:
+        self.url = url  # HTTPS when the edge has TLS
+        self.http_url = f"http://127.0.0.1:{spec.listen.rsplit(':', 1)[-1]}"
+        self.spec = spec
+        self.root = root
         self.conf = conf
         self.proc = proc
         self.log = log
+        self.nginx = nginx
+
+    def signal(self, name: str) -> subprocess.CompletedProcess[str]:
+        """``nginx -s NAME`` with the prefix and config the edge was started with."""
+        return subprocess.run(
+            [self.nginx, "-e", "stderr", "-p", str(self.root), "-c", str(self.conf), "-s", name],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+
+    def reload(self, upstreams: Sequence[str]) -> None:
+        """Rewrite the config with ``upstreams`` and ``nginx -s reload``; returns once new
+        workers run it (a config nginx refuses fails here, not silently)."""
+        self.spec = dataclasses.replace(self.spec, upstreams=tuple(upstreams))
+        self.conf.write_text(render(self.spec))
+        checked = subprocess.run(
+            [self.nginx, "-e", "stderr", "-t", "-q", "-p", str(self.root), "-c", str(self.conf)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert checked.returncode == 0, checked.stderr
+        before = _children(self.proc.pid)
+        done = self.signal("reload")
+        assert done.returncode == 0, done.stderr
+        wait_until(
+            lambda: _children(self.proc.pid) - before, 20, "nginx workers with the new config"
+        )
 
 
 @contextmanager
-def nginx_edge(upstreams: Sequence[str]) -> Iterator[Edge]:
+def nginx_edge(
+    upstreams: Sequence[str],
+    *,
+    tls: Cert | None = None,
+    link_secret: str | None = None,
+    server_name: str | None = None,
+) -> Iterator[Edge]:
     nginx = require_binary("nginx", "/usr/sbin")
     # Workers run as an unprivileged user when the tests run as root: the cache must be
     # reachable by them, so it cannot live under pytest's private tmp_path.
     root = Path(tempfile.mkdtemp(prefix="pnyx-edge-"))
     root.chmod(0o755)
-    cache = root / "cache"
-    cache.mkdir()
-    cache.chmod(0o777)
     port = free_port()
+    spec = EdgeSpec(
+        f"127.0.0.1:{port}",
+        tuple(upstreams),
+        cache_dir=root / "cache",
+        state_dir=root / "state",
+        server_name=server_name,
+        link_secret=link_secret,
+    )
+    main_port = port
+    if tls is not None:
+        main_port = free_port()
+        spec = dataclasses.replace(spec, tls=Tls(tls.cert, tls.key, f"127.0.0.1:{main_port}"))
+    create_folders(spec)
     conf = root / "nginx.conf"
-    conf.write_text(render(EdgeSpec(f"127.0.0.1:{port}", tuple(upstreams), cache_dir=cache)))
+    conf.write_text(render(spec))
     log = root / "nginx.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -48,10 +115,11 @@ def nginx_edge(upstreams: Sequence[str]) -> Iterator[Edge]:
         def up() -> bool:
             if proc.poll() is not None:
                 raise RuntimeError(f"nginx exited: {log.read_text()}")
-            return port_open(port)
+            return port_open(port) and port_open(main_port)
 
         wait_until(up, 10, "nginx to listen", ignoring=(OSError,))
-        yield Edge(f"http://127.0.0.1:{port}", conf, proc, log)
+        scheme = "http" if tls is None else "https"
+        yield Edge(f"{scheme}://127.0.0.1:{main_port}", spec, root, conf, proc, log, nginx)
     finally:
         proc.terminate()
         try:
