@@ -22,6 +22,7 @@ import asyncio
 import base64
 import hashlib
 import re
+import ssl
 import subprocess
 import tempfile
 import time
@@ -35,11 +36,18 @@ import pytest
 from aiortc import RTCConfiguration
 
 from pnyx.edge import Tls
-from tests.e2e.test_audio import Background, heard_by_listener, hears
+from tests.e2e.test_audio import (
+    COHOST_HZ,
+    SPEAKER_HZ,
+    Background,
+    heard_by_listener,
+    hears,
+)
 from tests.multihost.conftest import built_lab
 from tests.support import netlab
 from tests.support.api import User, create_space, new_user
 from tests.support.browser import chromiums, require_browser, sign_in, tone_wav
+from tests.support.coturn import ALLOCATED
 from tests.support.hls import HlsListener
 from tests.support.ice import ice_servers, selected_pair
 from tests.support.netlab_servers import (
@@ -58,8 +66,9 @@ from tests.support.webrtc import Speaker, ToneTrack, publish
 
 pytestmark = pytest.mark.multihost
 
-AIORTC_HZ = 587.0
-BROWSER_HZ = 440.0
+# Tones the listener's analysis looks for (tests/e2e/test_audio.py).
+AIORTC_HZ = COHOST_HZ
+BROWSER_HZ = SPEAKER_HZ
 HTTPS_PORT = 443
 
 
@@ -74,18 +83,24 @@ class Site:
     def url(self) -> str:
         return self.edge.url
 
+    def trust(self) -> ssl.SSLContext:
+        """Verify the edge against its own (self-signed) certificate, and nothing else."""
+        return ssl.create_default_context(cafile=str(self.cert.cert))
+
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=str(self.cert.cert), timeout=20)
+        return httpx.Client(base_url=self.url, verify=self.trust(), timeout=20)
 
     def async_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(verify=str(self.cert.cert), timeout=20)
+        return httpx.AsyncClient(verify=self.trust(), timeout=20)
 
     def dropped(self) -> int:
         """UDP packets from the speaker host to the node hosts the NAT dropped so far."""
         return self.lab.counters("nat").get("udp_to_nodes_dropped", 0)
 
     def allocated_for(self, handle: str) -> bool:
-        return f":{handle}" in self.turn.log.read_text(errors="replace")
+        """coturn allocated a relay for TURN REST credentials minted for ``handle``."""
+        log = self.turn.log.read_text(errors="replace")
+        return any(u.endswith(f":{handle}") for u in ALLOCATED.findall(log))
 
 
 @pytest.fixture(scope="module")
@@ -153,13 +168,13 @@ async def speak(site: Site, space: str, host: User) -> tuple[Speaker, dict[str, 
         servers = ice_servers(r.headers.get_list("link"))
     turns = [s for s in servers if str(s.urls).startswith("turn:")]
     assert turns and all(s.username and s.credential for s in turns), servers
-    speaker = await publish(
+    speaker = await publish(  # its HTTP client is the speaker's own: closed with it
         site.url,
         space,
         host.token,
         ToneTrack(AIORTC_HZ),
-        client=site.async_client(),
         configuration=RTCConfiguration(iceServers=servers),
+        verify=site.trust(),
     )
     await speaker.connected(within=30)
     pair = selected_pair(speaker.pc)

@@ -23,7 +23,7 @@ from tests.support.procs import free_port, require_binary
 SECRET = "turn-secret-shared-with-pnyx-0123456789"
 REALM = "pnyx.test"
 
-_ALLOCATED = re.compile(r"user <([^>]+)>: incoming packet ALLOCATE processed, success")
+ALLOCATED = re.compile(r"user <([^>]+)>: incoming packet ALLOCATE processed, success")
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Turn:
 
     def allocations(self) -> list[str]:
         """The usernames of the successful allocations so far, from its log."""
-        return [m.group(1) for m in _ALLOCATED.finditer(self.output())]
+        return [m.group(1) for m in ALLOCATED.finditer(self.output())]
 
 
 def _udp_port_free(port: int) -> bool:

@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from pnyx.edge import EdgeSpec, render
+from pnyx.edge import EdgeSpec, create_folders, render
 from tests.support.netlab import Lab
 from tests.support.nginx import Edge
 from tests.support.pnyx_server import FAST, SECRET, PnyxProcess
@@ -261,7 +261,11 @@ def start_edge(
     addr = lab.addr[host]
     conf = root / "nginx.conf"
     spec.setdefault("listen", f"{addr}:{port}")
-    conf.write_text(render(EdgeSpec(upstreams=tuple(upstreams), cache_dir=cache, **spec)))
+    edge_spec = EdgeSpec(
+        upstreams=tuple(upstreams), cache_dir=cache, state_dir=root / "state", **spec
+    )
+    create_folders(edge_spec)
+    conf.write_text(render(edge_spec))
     log = root / "nginx.log"
     with log.open("wb") as out:
         proc = lab.spawn(
@@ -271,7 +275,7 @@ def start_edge(
             stderr=subprocess.STDOUT,
         )
     _wait_port(lab, host, port, proc, "nginx", log)
-    return LabEdge(f"{scheme}://{addr}:{port}", conf, proc, log)
+    return LabEdge(f"{scheme}://{addr}:{port}", edge_spec, root, conf, proc, log, nginx)
 
 
 # -- TURN host ---------------------------------------------------------------------------
@@ -332,7 +336,7 @@ def start_turn(
         "--no-tls", "--no-dtls", "--fingerprint", "--no-cli", "--no-multicast-peers",
         *("--min-port", str(low), "--max-port", str(high)),
         "--denied-peer-ip=0.0.0.0-255.255.255.255", *allowed,
-        "--log-file", "stdout", "--simple-log",
+        "--log-file", "stdout", "--simple-log", "--verbose",
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = lab.spawn(host, argv, stdout=out, stderr=subprocess.STDOUT)

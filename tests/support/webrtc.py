@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import ssl
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -311,6 +312,7 @@ async def publish(
     http_timeout: float = 20.0,
     retry_for: float = 10.0,
     configuration: RTCConfiguration | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> Speaker:
     """Publish ``track`` to ``space`` as the account behind ``token``.
 
@@ -320,9 +322,11 @@ async def publish(
     :class:`PublishRefused` with the status for any other answer than 201 (and closes the
     peer connection). The returned speaker records its mix-minus in ``.received``.
     ``configuration``: the peer connection's (default: no ICE servers, host candidates).
+    ``verify``: how its own HTTP client checks an HTTPS server (a context trusting a
+    test certificate, say).
     """
     own = client is None
-    http = client or httpx.AsyncClient(timeout=http_timeout)
+    http = client or httpx.AsyncClient(timeout=http_timeout, verify=verify)
     pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
     speaker = Speaker(pc, track, token, http, own)
     try:
