@@ -45,6 +45,18 @@ class SessionOut(BaseModel):
     account: AccountOut
 
 
+class ErrorDetail(BaseModel):
+    kind: str = Field(description="The class of failure, e.g. `rate_limited`, `invalid`.")
+    code: str = Field(description="A stable reason, e.g. `signin_handle_limited`.")
+    message: str = Field(description="What was wrong and how to fix it, for people.")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer's body."""
+
+    error: ErrorDetail
+
+
 class NewSpace(Strict):
     title: str = Field(min_length=1, max_length=500)
     scheduled_start: AwareDatetime | None = None
