@@ -22,9 +22,9 @@ from pnyx.domain.types import Handle
 from pnyx.live.keys import lease_name, node_url_key
 from pnyx.live.memory import MemoryLiveState
 from pnyx.services.auth import Tokens
-from pnyx.services.sessions import Sessions
 from pnyx.services.ice import IceServers
 from pnyx.services.relay import PublishRelay
+from pnyx.services.sessions import Sessions
 from tests.integration.media.client import Speaker
 from tests.integration.media.conftest import HOST, Stage
 from tests.support.poll import eventually
