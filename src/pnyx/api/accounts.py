@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from pnyx.api.deps import Account, AccountToken, ClientAddress, ServicesDep
-from pnyx.api.errors import JITTER_HEADER
 from pnyx.api.schemas import AccountOut, ErrorOut, NewAccount, SessionOut, SignIn
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
@@ -17,7 +16,7 @@ _RETRY_HEADERS: dict[str, Any] = {
         "description": "Seconds until the request can succeed.",
         "schema": {"type": "integer"},
     },
-    JITTER_HEADER: {
+    "Pnyx-Retry-Jitter": {
         "description": "Add up to this fraction of Retry-After at random before retrying "
         "(0.5: wait 1 to 1.5 times Retry-After), so refused clients do not return in step.",
         "schema": {"type": "number"},
