@@ -10,7 +10,7 @@ its own publish sessions, to judge whether the host is there (services/ticker.py
 socket on any node counts.
 
 A socket outlives no sign-out: while it is open its token is checked again every
-``session_check_s`` (at least every second), as every request's is (services/sessions.py),
+``session_check_s`` (at most every second), as every request's is (services/sessions.py),
 and a token signed out (or expired) closes it with 4001, which the client does not retry."""
 
 from __future__ import annotations
@@ -124,14 +124,12 @@ class StageService:
             raise _Close(wire.CloseCode.UNAUTHORIZED, exc.message) from None
 
     async def _recheck(self, token: str) -> None:
-        """Close the socket once its token is signed out or expires (a session's task)."""
-        while True:
-            await asyncio.sleep(max(1.0, self._s.session_check_s))
-            try:
-                await self._sessions.account(token)
-            except PnyxError as exc:
-                if exc.kind is ErrorKind.UNAUTHENTICATED:
-                    raise _Close(wire.CloseCode.UNAUTHORIZED, exc.message) from None
+        """Close the socket if its token was signed out (or expired) since."""
+        try:
+            await self._sessions.account(token)
+        except PnyxError as exc:
+            if exc.kind is ErrorKind.UNAUTHENTICATED:
+                raise _Close(wire.CloseCode.UNAUTHORIZED, exc.message) from None
 
     async def _admit(self, space: SpaceId, handle: Handle) -> Role:
         try:
@@ -145,15 +143,25 @@ class StageService:
             raise _Close(wire.CloseCode.NOT_ON_STAGE, "only the stage uses this socket")
         return role
 
-    async def _present(self, space: SpaceId, handle: Handle) -> None:
-        """Say ``handle`` is here, until the socket closes (a task of the session)."""
+    async def _present(self, space: SpaceId, handle: Handle, token: str) -> None:
+        """Say ``handle`` is here, until the socket closes, and close it once its token is
+        signed out (a task of the session). One task does both: the session cancels the
+        others when one ends, and a Redis call cancelled mid-flight is best avoided."""
         ttl = self._s.stage_presence_ttl_s
+        step = min(ttl / 3, max(1.0, self._s.session_check_s))
+        written = -ttl
         while True:
-            try:
-                await self._live.put_blob(socket_presence_key(space, handle), b"1", ttl)
-            except PnyxError as exc:  # the live state is away: the next pass tries again
-                log.info("space %s: presence of @%s not written: %s", space, handle, exc.message)
-            await asyncio.sleep(ttl / 3)
+            now = time.monotonic()
+            if now - written >= ttl / 3 - 0.01:
+                written = now
+                try:
+                    await self._live.put_blob(socket_presence_key(space, handle), b"1", ttl)
+                except PnyxError as exc:  # the live state is away: the next pass tries again
+                    log.info(
+                        "space %s: presence of @%s not written: %s", space, handle, exc.message
+                    )
+            await asyncio.sleep(step)
+            await self._recheck(token)
 
     async def _gone(self, space: SpaceId, handle: Handle) -> None:
         """The socket closed: the stage node stops counting it at its next tick (an empty
@@ -210,7 +218,7 @@ class StageService:
                     await sock.send(raw.decode())
                     _closes_for(wire.decode_server(raw), me)
 
-            coros = (read(), ping(), forward(), self._present(space, me), self._recheck(token))
+            coros = (read(), ping(), forward(), self._present(space, me, token))
             tasks = [asyncio.create_task(c) for c in coros]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
