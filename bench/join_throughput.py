@@ -194,7 +194,7 @@ def measure(args: argparse.Namespace, *, join_rate: float) -> list[Round]:
         script.write_text(WRK_SCRIPT)
         try:
             with httpx.Client(base_url=base, timeout=10) as c:
-                creds = {"handle": "bench_host", "password": "benchmark-pw"}
+                creds = {"handle": "bench_host", "password": "benchmark passphrase"}
                 c.post("/v1/accounts", json=creds)
                 token = c.post("/v1/sessions", json=creds).json()["token"]
                 auth = {"Authorization": f"Bearer {token}"}

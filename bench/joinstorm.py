@@ -60,7 +60,7 @@ def main() -> None:
             "joinstorm",
             [
                 "--url", d.edge.url, "--space", d.space,
-                "--host-handle", d.host.handle, "--host-password", "benchmark-pw",
+                "--host-handle", d.host.handle, "--host-password", "benchmark passphrase",
                 "--rate", str(offered), "--ramp-s", str(args.ramp_s),
                 "--duration-s", str(args.ramp_s + args.storm_s), "--json", str(tmp / "storm.json"),
             ],

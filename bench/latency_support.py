@@ -56,7 +56,7 @@ class Account:
 
 
 def account(c: httpx.Client, handle: str) -> Account:
-    creds = {"handle": handle, "password": "benchmark-pw"}
+    creds = {"handle": handle, "password": "benchmark passphrase"}
     c.post("/v1/accounts", json=creds).raise_for_status()
     r = c.post("/v1/sessions", json=creds)
     r.raise_for_status()

@@ -71,7 +71,7 @@ from pnyx.loadtest.stats import percentile  # noqa: E402
 from pnyx.store.models import Account, Follow, Notification  # noqa: E402
 
 THRESHOLD = 10_000  # the production default of fanout_threshold (the server is not told)
-PASSWORD = "benchmark-pw"
+PASSWORD = "benchmark passphrase"
 NO_LOGIN_HASH = "$bench$seeded-account-no-password"  # argon2 refuses it: nobody logs in
 DB_NAME = "pnyx_bench"
 COPY_CHUNK = 100_000

@@ -174,6 +174,9 @@ def _serve(args: argparse.Namespace) -> int:
         # keeps them (50 s), so that it never sends on one we are closing.
         timeout_keep_alive=75,
         lifespan="on",
+        # The client's address is ours to work out (services/client_address.py, from
+        # trusted_proxies only): uvicorn would believe X-Forwarded-For from loopback.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     # The 20 ms mix clock shares the event loop: a full garbage collection over every

@@ -73,6 +73,24 @@ class Settings(BaseModel):
     min_password_len: int = Field(8, ge=1)
     link_ttl_s: int = Field(6 * 3600, ge=60)  # a private space's signed links live this long
     link_step_s: int = Field(300, ge=1, le=3600)  # their expiry is rounded up to this step
+    # zxcvbn's score a new password needs: 0 anything, 3 "safely unguessable" (at least
+    # 10^8 guesses), 4 at least 10^10.
+    password_min_score: int = Field(3, ge=0, le=4)
+    argon2_concurrency: int = Field(0, ge=0, le=256)  # hashes at once; 0: the CPU count
+    argon2_queue: int = Field(64, ge=0, le=100_000)  # waiting for a slot; above: 503 busy
+    session_check_s: float = Field(2.0, ge=0, le=60)  # a process trusts a revocation read
+    session_cache_entries: int = Field(100_000, ge=1, le=10_000_000)  # that many, at most
+    # CIDRs of the proxies (the edges) whose X-Forwarded-For is believed; the client is the
+    # right-most address in it that is not one of them. Empty: the peer's address.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    # -- rate limits (token buckets in the live state, shared by every node) --------------
+    signin_handle_burst: int = Field(10, ge=1, le=100_000)  # sign-ins per handle at once
+    signin_handle_per_min: float = Field(2.0, gt=0, le=100_000)  # then this many a minute
+    signin_address_burst: int = Field(30, ge=1, le=100_000)  # sign-ins per client address
+    signin_address_per_min: float = Field(10.0, gt=0, le=100_000)
+    signup_address_burst: int = Field(5, ge=1, le=100_000)  # new accounts per client address
+    signup_address_per_min: float = Field(0.5, gt=0, le=100_000)
 
     # -- the stage ------------------------------------------------------------------
     max_cohosts: int = Field(2, ge=0)
@@ -178,6 +196,7 @@ class Settings(BaseModel):
         "ice_allowed_networks",
         "ice_stun_urls",
         "ice_turn_urls",
+        "trusted_proxies",
         mode="before",
     )
     @classmethod
@@ -213,6 +232,19 @@ class Settings(BaseModel):
             except ValueError:
                 raise ValueError(
                     f"{item!r} is not a network in CIDR notation (e.g. 10.0.0.0/8, ::/0)"
+                ) from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an address or a network in CIDR notation (e.g."
+                    " 10.0.0.5, 10.0.0.0/24)"
                 ) from None
         return value
 

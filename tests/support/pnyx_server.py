@@ -28,6 +28,17 @@ FAST = {
 
 SECRET = "test-secret-shared-by-all-nodes-0123456789"
 
+# Tests and benchmarks sign many accounts up and in from one address: the account rate
+# limits are out of their way unless a test sets them (tests/e2e/test_account_abuse.py).
+ACCOUNTS_UNLIMITED = {
+    "signup_address_burst": "100000",
+    "signup_address_per_min": "100000",
+    "signin_address_burst": "100000",
+    "signin_address_per_min": "100000",
+    "signin_handle_burst": "100000",
+    "signin_handle_per_min": "100000",
+}
+
 
 class PnyxProcess:
     def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -64,7 +75,7 @@ def pnyx_serve(
     quick clocks tests want (FAST); benchmarks use the production defaults."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PNYX_")}
-    chosen = {**(FAST if fast else {}), **(settings or {})}
+    chosen = {**ACCOUNTS_UNLIMITED, **(FAST if fast else {}), **(settings or {})}
     env.update({f"PNYX_{k.upper()}": v for k, v in chosen.items()})
     env["PNYX_SECRET"] = SECRET
     env["PNYX_SERVE_WEB"] = "true"

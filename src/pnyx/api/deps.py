@@ -43,19 +43,38 @@ def _token(creds: HTTPAuthorizationCredentials | None, what: str) -> str:
     return creds.credentials
 
 
+_ACCOUNT = "an account token (POST /v1/sessions)"
+
+
 async def account(services: ServicesDep, creds: Credentials) -> Handle:
-    return services.tokens.account(_token(creds, "an account token (POST /v1/sessions)"))
+    """The caller: a valid account token that was not signed out (services/sessions.py:
+    no store read; the live state at most once per token every ``session_check_s``)."""
+    return await services.sessions.account(_token(creds, _ACCOUNT))
+
+
+async def account_token(creds: Credentials) -> str:
+    """The account token itself (for signing it out: checked by the service)."""
+    return _token(creds, _ACCOUNT)
 
 
 async def optional_account(services: ServicesDep, creds: Credentials) -> Handle | None:
-    return None if creds is None else services.tokens.account(creds.credentials)
+    return None if creds is None else await services.sessions.account(creds.credentials)
 
 
 async def listener(space_id: str, services: ServicesDep, creds: Credentials) -> ListenerClaims:
     token = _token(creds, "a listener token (POST /v1/spaces/{id}/join)")
-    return services.tokens.listener(token, SpaceId(space_id))
+    return await services.sessions.listener(token, SpaceId(space_id))
+
+
+async def client_address(conn: HTTPConnection, services: ServicesDep) -> str:
+    """The client's address, for rate limits: the peer's, or, from a trusted proxy (the
+    ``trusted_proxies`` setting), the right-most untrusted one in ``X-Forwarded-For``."""
+    peer = conn.client.host if conn.client is not None else None
+    return services.addresses.of(peer, conn.headers.getlist("x-forwarded-for"))
 
 
 Account = Annotated[Handle, Depends(account)]
+AccountToken = Annotated[str, Depends(account_token)]
 MaybeAccount = Annotated[Handle | None, Depends(optional_account)]
 Listener = Annotated[ListenerClaims, Depends(listener)]
+ClientAddress = Annotated[str, Depends(client_address)]

@@ -15,6 +15,12 @@ name                   kind               what, who writes it
 ``stage:<space>``      channel            stage events (:func:`stage_channel`)
 ``react:<listener>``   rate-limit bucket  a listener's reactions (:func:`reaction_bucket`)
 ``create:<handle>``    rate-limit bucket  an account's new spaces (:func:`space_create_bucket`)
+``limit:<kind>:<key>``  rate-limit bucket  sign-ins, sign-ups (:func:`rate_limit_bucket`)
+``account/<h>/ended``  blob               sign-out everywhere: tokens of account ``h``
+                                          issued up to the time (ms) it holds are refused
+                                          (:func:`sessions_ended_key`)
+``token/<jti>/ended``  blob               one signed-out account token
+                                          (:func:`token_ended_key`)
 =====================  =================  ==============================================
 
 A space's presence and reactions are addressed by the bare space id; each implementation
@@ -22,9 +28,9 @@ keeps them apart from its snapshot. Space ids are made by ``secrets.token_urlsaf
 (twelve of ``[A-Za-z0-9_-]``) and checked against ``[A-Za-z0-9_-]{1,64}``
 (``media.recording.valid_space``) or looked up in the store where they come in. With no
 ``:`` and no ``/`` in an id, a bare space id is never ``hls:…`` and a space's blobs are
-never another space's (``drop_space`` relies on that). One valid id is special: a space
-called ``node`` would own the nodes' blobs; none is ever made (ids have twelve
-characters).
+never another space's (``drop_space`` relies on that). Three valid ids are special: spaces
+called ``node``, ``account`` or ``token`` would own the nodes' or the sessions' blobs;
+none is ever made (ids have twelve characters).
 
 How ``redis.RedisLiveState`` lays them out, each under its ``key_prefix`` (default
 ``pnyx:``) by :func:`redis_key`:
@@ -92,6 +98,22 @@ def reaction_bucket(listener: str) -> str:
 def space_create_bucket(handle: str) -> str:
     """The rate-limit bucket of the spaces one account creates."""
     return f"create:{handle}"
+
+
+def rate_limit_bucket(kind: str, key: str) -> str:
+    """The bucket of one rate limit (``services.ratelimits.RateKind``) for one key (a
+    handle, a client address)."""
+    return f"limit:{kind}:{key}"
+
+
+def sessions_ended_key(handle: str) -> str:
+    """The blob saying until when (ms since the epoch) an account's tokens are refused."""
+    return f"account/{handle}/ended"
+
+
+def token_ended_key(jti: str) -> str:
+    """The blob saying one account token was signed out."""
+    return f"token/{jti}/ended"
 
 
 # -- how the Redis implementation stores them ---------------------------------------------

@@ -1,4 +1,8 @@
-"""Accounts: register, sign in, follow, block."""
+"""Accounts: register, sign in, follow, block.
+
+Sign-ups are limited per client address, sign-ins per client address and per handle
+(``services/ratelimits.py``), before any password work. A sign-in costs the same argon2
+work whether the handle exists or not (``Passwords.verify`` with no hash)."""
 
 from __future__ import annotations
 
@@ -9,11 +13,12 @@ from datetime import UTC, datetime
 from pnyx.domain.types import Handle
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.services.auth import Passwords, Tokens
+from pnyx.services.password_policy import PasswordPolicy
+from pnyx.services.ratelimits import RateKind, RateLimits
 from pnyx.store.db import Store
 from pnyx.store.records import AccountRecord
 
 HANDLE_RE = re.compile(r"^[a-z0-9_]{3,32}$")
-MAX_PASSWORD_LEN = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,36 +41,47 @@ def normalise_handle(raw: str) -> Handle:
 
 class AccountService:
     def __init__(
-        self, store: Store, passwords: Passwords, tokens: Tokens, *, min_password_len: int
+        self,
+        store: Store,
+        passwords: Passwords,
+        tokens: Tokens,
+        *,
+        policy: PasswordPolicy,
+        limits: RateLimits,
     ) -> None:
         self._store = store
         self._passwords = passwords
         self._tokens = tokens
-        self._min_password_len = min_password_len
+        self._policy = policy
+        self._limits = limits
 
-    async def register(self, handle: str, password: str, display_name: str | None) -> AccountRecord:
+    async def register(
+        self, handle: str, password: str, display_name: str | None, *, client: str
+    ) -> AccountRecord:
+        """A new account. Refused input costs the sign-up limit nothing (a person fixing a
+        weak password is not flooding); what reaches the hash takes from it."""
         h = normalise_handle(handle)
-        if not self._min_password_len <= len(password) <= MAX_PASSWORD_LEN:
-            raise PnyxError(
-                ErrorKind.INVALID,
-                f"a password is {self._min_password_len} to {MAX_PASSWORD_LEN} characters",
-                code="bad_password",
-            )
+        name = (display_name or h).strip()[:64] or h
+        await self._policy.check(password, (h, name))
+        await self._limits.check(RateKind.SIGN_UP_ADDRESS, client)
         hashed = await self._passwords.hash(password)
-        return await self._store.accounts.create(
-            h, (display_name or h).strip()[:64] or h, hashed, datetime.now(UTC)
-        )
+        return await self._store.accounts.create(h, name, hashed, datetime.now(UTC))
 
-    async def sign_in(self, handle: str, password: str) -> tuple[str, AccountRecord]:
+    async def sign_in(
+        self, handle: str, password: str, *, client: str
+    ) -> tuple[str, AccountRecord]:
         wrong = PnyxError(
             ErrorKind.UNAUTHENTICATED, "wrong handle or password", code="bad_credentials"
         )
+        await self._limits.check(RateKind.SIGN_IN_ADDRESS, client)
         try:
             h = normalise_handle(handle)
         except PnyxError:
             raise wrong from None
+        await self._limits.check(RateKind.SIGN_IN_HANDLE, h)
         account = await self._store.accounts.get(h)
-        if account is None or not await self._passwords.verify(account.password_hash, password):
+        hashed = None if account is None else account.password_hash
+        if not await self._passwords.verify(hashed, password) or account is None:
             raise wrong
         return self._tokens.issue_account(account.handle), account
 

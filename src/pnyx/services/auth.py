@@ -1,12 +1,23 @@
 """Passwords (argon2id) and signed, expiring tokens (JWT, HS256).
 
 Two kinds of token: an *account* token from signing in, and a *listener* token from
-joining a space (anonymous or not), which carries the listener id and the space.
+joining a space (anonymous or not), which carries the listener id and the space. Account
+tokens carry an id (``jti``) and their time of issue in ms (``ims``), so one can be signed
+out, or all of an account's issued until a moment (``services/sessions.py``).
+
+Argon2 is a CPU sink by design, so at most ``argon2_concurrency`` hashes run at once (in
+worker threads) and at most ``argon2_queue`` more wait: a flood of sign-ins is refused
+(503 busy) instead of filling the event loop's thread pool, which everything else blocking
+(file reads, codec joins) shares. A sign-in for a handle that does not exist verifies
+against a dummy hash made once at start with the same parameters, so it costs what a
+wrong password costs: the time of an answer does not say whether an account exists.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,25 +37,62 @@ class ListenerClaims:
     listener: ListenerId
     space: SpaceId
     handle: Handle | None
+    issued_ms: int = 0  # when the token was issued (ms since the epoch)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountClaims:
+    handle: Handle
+    jti: str | None  # None: a token from before tokens had ids (cannot be signed out alone)
+    issued_ms: int  # ms since the epoch
+    expires: int  # s since the epoch
 
 
 class Passwords:
-    """Hashing is deliberately slow, so it runs in a worker thread, never on the loop."""
+    """Hashing is deliberately slow, so it runs in a worker thread, never on the loop, and
+    at most ``concurrency`` at once (0: the CPU count); more than ``queue`` waiting are
+    refused."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, concurrency: int = 0, queue: int = 64) -> None:
         self._hasher = PasswordHasher()
+        self.concurrency = concurrency or os.cpu_count() or 1
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._most = self.concurrency + queue
+        self._busy = 0  # hashing or waiting to
+        # Same parameters as every real hash: verifying against it costs the same.
+        self._dummy = self._hasher.hash(secrets.token_urlsafe(24))
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        if self._busy >= self._most:
+            raise PnyxError(
+                ErrorKind.UNAVAILABLE,
+                "too many sign-ins and sign-ups in progress on this server; retry shortly",
+                code="busy",
+                retry_after=1.0,
+            )
+        self._busy += 1
+        try:
+            async with self._slots:
+                return await asyncio.to_thread(fn, *args)
+        finally:
+            self._busy -= 1
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return str(await self._run(self._hasher.hash, password))
 
-    async def verify(self, hashed: str, password: str) -> bool:
-        def check() -> bool:
-            try:
-                return self._hasher.verify(hashed, password)
-            except (VerificationError, InvalidHashError):
-                return False
+    def _check(self, hashed: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(hashed, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
-        return await asyncio.to_thread(check)
+    async def verify(self, hashed: str | None, password: str) -> bool:
+        """Whether ``password`` matches ``hashed``; with no hash (no such account), the same
+        work against the dummy hash, and False."""
+        if hashed is None:
+            await self._run(self._check, self._dummy, password)
+            return False
+        return bool(await self._run(self._check, hashed, password))
 
 
 class Tokens:
@@ -53,9 +101,17 @@ class Tokens:
         self._account_ttl = account_ttl_s
         self._listener_ttl = listener_ttl_s
 
+    @property
+    def longest_ttl_s(self) -> int:
+        """No token lives longer than this."""
+        return max(self._account_ttl, self._listener_ttl)
+
     def _issue(self, claims: dict[str, Any], ttl: int) -> str:
-        now = int(time.time())
-        return jwt.encode({**claims, "iat": now, "exp": now + ttl}, self._secret, algorithm=_ALG)
+        now_ms = int(time.time() * 1000)
+        now = now_ms // 1000
+        return jwt.encode(
+            {**claims, "iat": now, "ims": now_ms, "exp": now + ttl}, self._secret, algorithm=_ALG
+        )
 
     def _decode(self, token: str, typ: str) -> dict[str, Any]:
         try:
@@ -81,10 +137,23 @@ class Tokens:
         return claims
 
     def issue_account(self, handle: Handle) -> str:
-        return self._issue({"sub": handle, "typ": "account"}, self._account_ttl)
+        claims = {"sub": handle, "typ": "account", "jti": secrets.token_urlsafe(12)}
+        return self._issue(claims, self._account_ttl)
 
     def account(self, token: str) -> Handle:
-        return Handle(str(self._decode(token, "account")["sub"]))
+        """The handle of a well-signed, unexpired account token (not checked against
+        sign-outs: ``Sessions.account`` does that)."""
+        return self.account_claims(token).handle
+
+    def account_claims(self, token: str) -> AccountClaims:
+        claims = self._decode(token, "account")
+        jti = claims.get("jti")
+        return AccountClaims(
+            Handle(str(claims["sub"])),
+            jti if isinstance(jti, str) else None,
+            _issued_ms(claims),
+            int(claims["exp"]),
+        )
 
     def issue_listener(self, listener: ListenerId, space: SpaceId, handle: Handle | None) -> str:
         claims: dict[str, Any] = {"sub": listener, "typ": "listener", "spc": space}
@@ -102,5 +171,16 @@ class Tokens:
             )
         hdl = claims.get("hdl")
         return ListenerClaims(
-            ListenerId(str(claims["sub"])), space, Handle(hdl) if isinstance(hdl, str) else None
+            ListenerId(str(claims["sub"])),
+            space,
+            Handle(hdl) if isinstance(hdl, str) else None,
+            _issued_ms(claims),
         )
+
+
+def _issued_ms(claims: dict[str, Any]) -> int:
+    ims = claims.get("ims")
+    if isinstance(ims, int):
+        return ims
+    iat = claims.get("iat")
+    return int(iat) * 1000 if isinstance(iat, int | float) else 0

@@ -20,6 +20,7 @@ from pnyx.services.access import SpaceAccess
 from pnyx.services.accounts import AccountService
 from pnyx.services.admission import Admission
 from pnyx.services.auth import Tokens
+from pnyx.services.client_address import ClientAddresses
 from pnyx.services.directory import SpaceDirectory
 from pnyx.services.health import HealthService
 from pnyx.services.ice import IceServers
@@ -28,8 +29,10 @@ from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
+from pnyx.services.ratelimits import RateLimits
 from pnyx.services.relay import PublishRelay
 from pnyx.services.replays import ReplayService
+from pnyx.services.sessions import Sessions
 from pnyx.services.stage import StageService
 from pnyx.services.state import StateService
 
@@ -46,7 +49,10 @@ class ApiSettings:
 @dataclass(frozen=True, slots=True)
 class Services:
     config: ApiSettings
-    tokens: Tokens  # who is calling
+    tokens: Tokens  # signed tokens (Sessions checks them against sign-outs)
+    sessions: Sessions  # who is calling: tokens not signed out; signing out
+    addresses: ClientAddresses  # the client's address (trusted proxies' X-Forwarded-For)
+    limits: RateLimits  # rate limits in the live state: check(kind, key)
     accounts: AccountService
     directory: SpaceDirectory  # spaces as listed: create, get, listing, start, end
     listeners: ListenerService  # join, heartbeat, leave, react

@@ -19,6 +19,7 @@ from pnyx.services import admission as admission_
 from pnyx.services.access import SpaceAccess
 from pnyx.services.accounts import AccountService
 from pnyx.services.auth import Passwords, Tokens
+from pnyx.services.client_address import ClientAddresses
 from pnyx.services.directory import SpaceDirectory
 from pnyx.services.facade import ApiSettings, Services
 from pnyx.services.health import HealthService
@@ -28,10 +29,13 @@ from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
+from pnyx.services.password_policy import PasswordPolicy
 from pnyx.services.presence import PresenceBatcher
+from pnyx.services.ratelimits import RateLimits, limits_of
 from pnyx.services.recorder import Recorder
 from pnyx.services.relay import PublishRelay
 from pnyx.services.replays import ReplayService
+from pnyx.services.sessions import Sessions
 from pnyx.services.spaces import HostLimits, SpaceService
 from pnyx.services.stage import StageService
 from pnyx.services.state import StateService
@@ -48,6 +52,8 @@ class Node:
     store: Store
     live: LiveState
     tokens: Tokens
+    sessions: Sessions
+    limits: RateLimits
     accounts: AccountService
     spaces: SpaceService
     listeners: ListenerService
@@ -68,6 +74,9 @@ class Node:
         self.services = Services(
             config=ApiSettings.of(self.settings),
             tokens=self.tokens,
+            sessions=self.sessions,
+            addresses=ClientAddresses(self.settings.trusted_proxies),
+            limits=self.limits,
             accounts=self.accounts,
             directory=SpaceDirectory(
                 self.spaces, self.live, self.notifications, self.access.signer
@@ -107,6 +116,15 @@ class Node:
             account_ttl_s=settings.token_ttl_s,
             listener_ttl_s=settings.listener_token_ttl_s,
         )
+        sessions = Sessions(
+            live,
+            tokens,
+            check_s=settings.session_check_s,
+            max_entries=settings.session_cache_entries,
+            clock=clock,
+        )
+        rate_limits = RateLimits(live, limits_of(settings), clock)
+        passwords = Passwords(concurrency=settings.argon2_concurrency, queue=settings.argon2_queue)
         limits = Limits(
             max_cohosts=settings.max_cohosts,
             max_speakers=settings.max_speakers,
@@ -141,8 +159,16 @@ class Node:
             store=store,
             live=live,
             tokens=tokens,
+            sessions=sessions,
+            limits=rate_limits,
             accounts=AccountService(
-                store, Passwords(), tokens, min_password_len=settings.min_password_len
+                store,
+                passwords,
+                tokens,
+                policy=PasswordPolicy(
+                    min_len=settings.min_password_len, min_score=settings.password_min_score
+                ),
+                limits=rate_limits,
             ),
             spaces=spaces,
             listeners=ListenerService(
@@ -156,7 +182,7 @@ class Node:
                 presence=presence,
                 access=access,
             ),
-            stage=StageService(settings, live, spaces, tokens),
+            stage=StageService(settings, live, spaces, sessions),
             origin=origin,
             media=media,
             notifications=notifications,

@@ -7,7 +7,11 @@ While a member's socket is open, this node keeps the blob :func:`socket_presence
 the live state (refreshed every third of ``stage_presence_ttl_s``, lapsing after it if the
 node dies; emptied when the socket closes). The space's stage node reads the host's, with
 its own publish sessions, to judge whether the host is there (services/ticker.py): a
-socket on any node counts."""
+socket on any node counts.
+
+A socket outlives no sign-out: while it is open its token is checked again every
+``session_check_s`` (at most every second), as every request's is (services/sessions.py),
+and a token signed out (or expired) closes it with 4001, which the client does not retry."""
 
 from __future__ import annotations
 
@@ -21,12 +25,12 @@ from pydantic import BaseModel
 
 from pnyx.config import Settings
 from pnyx.domain.types import Handle, Role, SpaceId
-from pnyx.errors import PnyxError
+from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState
 from pnyx.live.keys import blob_key, stage_channel
 from pnyx.protocol import stage as wire
 from pnyx.services import metrics
-from pnyx.services.auth import Tokens
+from pnyx.services.sessions import Sessions
 from pnyx.services.spaces import SpaceService
 
 log = logging.getLogger(__name__)
@@ -61,12 +65,12 @@ class _Close(Exception):
 
 class StageService:
     def __init__(
-        self, settings: Settings, live: LiveState, spaces: SpaceService, tokens: Tokens
+        self, settings: Settings, live: LiveState, spaces: SpaceService, sessions: Sessions
     ) -> None:
         self._s = settings
         self._live = live
         self._spaces = spaces
-        self._tokens = tokens
+        self._sessions = sessions
         self._sockets: set[StageSocket] = set()
         self._closing = False
 
@@ -85,9 +89,9 @@ class StageService:
         metrics.STAGE_SOCKETS.inc()
         handle: Handle | None = None
         try:
-            handle = await self._authenticate(sock)
+            handle, token = await self._authenticate(sock)
             role = await self._admit(space, handle)
-            await self._session(space, sock, handle, role)
+            await self._session(space, sock, handle, role, token)
         except _Close as close:
             with contextlib.suppress(Exception):
                 await sock.close(close.code, close.reason)
@@ -105,7 +109,7 @@ class StageService:
             raise _Close(wire.CloseCode.TOO_BIG, "message too big")
         return wire.decode_client(text)
 
-    async def _authenticate(self, sock: StageSocket) -> Handle:
+    async def _authenticate(self, sock: StageSocket) -> tuple[Handle, str]:
         try:
             first = await self._receive(sock, self._s.ws_auth_timeout_s)
         except TimeoutError:
@@ -115,9 +119,17 @@ class StageService:
         if not isinstance(first, wire.Auth):
             raise _Close(wire.CloseCode.UNAUTHORIZED, "the first message must be auth")
         try:
-            return self._tokens.account(first.token)
+            return await self._sessions.account(first.token), first.token
         except PnyxError as exc:
             raise _Close(wire.CloseCode.UNAUTHORIZED, exc.message) from None
+
+    async def _recheck(self, token: str) -> None:
+        """Close the socket if its token was signed out (or expired) since."""
+        try:
+            await self._sessions.account(token)
+        except PnyxError as exc:
+            if exc.kind is ErrorKind.UNAUTHENTICATED:
+                raise _Close(wire.CloseCode.UNAUTHORIZED, exc.message) from None
 
     async def _admit(self, space: SpaceId, handle: Handle) -> Role:
         try:
@@ -131,15 +143,25 @@ class StageService:
             raise _Close(wire.CloseCode.NOT_ON_STAGE, "only the stage uses this socket")
         return role
 
-    async def _present(self, space: SpaceId, handle: Handle) -> None:
-        """Say ``handle`` is here, until the socket closes (a task of the session)."""
+    async def _present(self, space: SpaceId, handle: Handle, token: str) -> None:
+        """Say ``handle`` is here, until the socket closes, and close it once its token is
+        signed out (a task of the session). One task does both: the session cancels the
+        others when one ends, and a Redis call cancelled mid-flight is best avoided."""
         ttl = self._s.stage_presence_ttl_s
+        step = min(ttl / 3, max(1.0, self._s.session_check_s))
+        written = -ttl
         while True:
-            try:
-                await self._live.put_blob(socket_presence_key(space, handle), b"1", ttl)
-            except PnyxError as exc:  # the live state is away: the next pass tries again
-                log.info("space %s: presence of @%s not written: %s", space, handle, exc.message)
-            await asyncio.sleep(ttl / 3)
+            now = time.monotonic()
+            if now - written >= ttl / 3 - 0.01:
+                written = now
+                try:
+                    await self._live.put_blob(socket_presence_key(space, handle), b"1", ttl)
+                except PnyxError as exc:  # the live state is away: the next pass tries again
+                    log.info(
+                        "space %s: presence of @%s not written: %s", space, handle, exc.message
+                    )
+            await asyncio.sleep(step)
+            await self._recheck(token)
 
     async def _gone(self, space: SpaceId, handle: Handle) -> None:
         """The socket closed: the stage node stops counting it at its next tick (an empty
@@ -150,7 +172,9 @@ class StageService:
         except PnyxError as exc:
             log.info("space %s: could not mark @%s gone: %s", space, handle, exc.message)
 
-    async def _session(self, space: SpaceId, sock: StageSocket, me: Handle, role: Role) -> None:
+    async def _session(
+        self, space: SpaceId, sock: StageSocket, me: Handle, role: Role, token: str
+    ) -> None:
         async with self._live.subscribe(stage_channel(space)) as events:
             snap = await self._live.get_snapshot(space)
             await sock.send(
@@ -194,7 +218,7 @@ class StageService:
                     await sock.send(raw.decode())
                     _closes_for(wire.decode_server(raw), me)
 
-            coros = (read(), ping(), forward(), self._present(space, me))
+            coros = (read(), ping(), forward(), self._present(space, me, token))
             tasks = [asyncio.create_task(c) for c in coros]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

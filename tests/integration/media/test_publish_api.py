@@ -20,9 +20,11 @@ from pnyx.api.middleware import BodyLimit
 from pnyx.config import load_settings
 from pnyx.domain.types import Handle
 from pnyx.live.keys import lease_name, node_url_key
+from pnyx.live.memory import MemoryLiveState
 from pnyx.services.auth import Tokens
 from pnyx.services.ice import IceServers
 from pnyx.services.relay import PublishRelay
+from pnyx.services.sessions import Sessions
 from tests.integration.media.client import Speaker
 from tests.integration.media.conftest import HOST, Stage
 from tests.support.poll import eventually
@@ -61,8 +63,13 @@ async def api(stage: Stage, other: OtherNode) -> AsyncIterator[tuple[httpx.Async
     app.include_router(publish.router)
     app.add_middleware(BodyLimit, limit=1024, sdp_limit=stage.settings.max_sdp_bytes)
     relay = PublishRelay(stage.settings, stage.media, transport=httpx.MockTransport(other.handle))
+    sessions = Sessions(MemoryLiveState(), tokens, check_s=1.0, max_entries=100)
     app.state.services = SimpleNamespace(
-        tokens=tokens, media=stage.media, publishing=relay, ice=IceServers(stage.settings)
+        tokens=tokens,
+        sessions=sessions,
+        media=stage.media,
+        publishing=relay,
+        ice=IceServers(stage.settings),
     )
     transport = httpx.ASGITransport(app=app)
     try:

@@ -77,6 +77,8 @@ const enc = encodeURIComponent;
 export const paths = {
   accounts: "/v1/accounts",
   sessions: "/v1/sessions",
+  signOut: "/v1/auth/signout",
+  signOutAll: "/v1/auth/signout-all",
   spaces: (state) => `/v1/spaces?state=${enc(state)}`,
   createSpace: "/v1/spaces",
   space: (id) => `/v1/spaces/${enc(id)}`,

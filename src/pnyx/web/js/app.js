@@ -6,7 +6,7 @@
 //   /replay/{id}    the recording of an ended space
 
 import { currentSession, onSessionChange, signOut } from "./session.js";
-import { fill, h } from "./ui.js";
+import { fill, h, toast } from "./ui.js";
 import * as authView from "./views/auth.js";
 import * as createView from "./views/create.js";
 import * as homeView from "./views/home.js";
@@ -79,10 +79,19 @@ function renderNav() {
       nav,
       h("a", { class: "button button-primary nav-start", href: "/new", "data-link": true }, "Start a space"),
       h("span", { class: "whoami", "aria-label": `Signed in as @${session.handle}` }, `@${session.handle}`),
-      h("button", { class: "button button-quiet", type: "button", onclick: () => {
-        signOut();
+      h("button", { class: "button button-quiet", type: "button", onclick: async () => {
+        await signOut();
         navigate("/");
       } }, "Sign out"),
+      h("button", {
+        class: "button button-quiet", type: "button",
+        title: "End every session of this account, on every device",
+        onclick: async () => {
+          const failure = await signOut({ everywhere: true });
+          navigate("/");
+          if (failure) toast(`Signed out here, but not everywhere: ${failure.message}`);
+        },
+      }, "Sign out everywhere"),
     );
   } else {
     const next = location.pathname === "/signin" ? "/" : location.pathname;

@@ -115,7 +115,7 @@ const FRIENDLY = {
 export function describeError(err) {
   if (!err) return "Something went wrong.";
   if (err.isNetwork) return "Can't reach the server: check your connection. Retrying…";
-  if (err.isRetryLater && err.code !== "reaction_rate") {
+  if (err.isRetryLater && err.code !== "reaction_rate" && !err.code.endsWith("_limited")) {
     const wait = err.retryAfterS != null ? `: try again in about ${Math.ceil(err.retryAfterS)} s` : "";
     return `The server is busy right now${wait}. Anything you are listening to keeps playing.`;
   }

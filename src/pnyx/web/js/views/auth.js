@@ -36,7 +36,7 @@ export function mount(main, { query, navigate }) {
     submit.textContent = signup ? "Sign up" : "Sign in";
     switcher.textContent = signup ? "Have an account? Sign in" : "New here? Create an account";
     password.autocomplete = signup ? "new-password" : "current-password";
-    passwordHint.textContent = signup ? "At least 8 characters." : "";
+    passwordHint.textContent = signup ? "At least 8 characters, and not a common password: a few uncommon words work well." : "";
     displayRow.hidden = !signup;
     error.hidden = true;
     document.title = `${signup ? "Sign up" : "Sign in"} · Pnyx`;

@@ -1,0 +1,98 @@
+"""Rate limits and sign-outs live in the live state: on Redis they hold across nodes, on
+memory within the one process. Two services on ``live_pair`` are two nodes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pnyx.domain.types import Handle
+from pnyx.errors import ErrorKind, PnyxError
+from pnyx.live.base import LiveState
+from pnyx.services.auth import Tokens
+from pnyx.services.ratelimits import Limit, RateKind, RateLimits
+from pnyx.services.sessions import Sessions
+
+NOW = 1_700_000_000.0
+LIMITS = {
+    RateKind.SIGN_IN_HANDLE: Limit(3, 1 / 60, "sign-in attempts for this account"),
+    RateKind.SIGN_IN_ADDRESS: Limit(5, 1.0, "sign-in attempts from your address"),
+    RateKind.SIGN_UP_ADDRESS: Limit(2, 0.5, "new accounts from your address"),
+}
+
+
+def limits(live: LiveState, clock: list[float]) -> RateLimits:
+    return RateLimits(live, LIMITS, lambda: clock[0])
+
+
+async def refusal(call: object) -> PnyxError:
+    with pytest.raises(PnyxError) as caught:
+        await call  # type: ignore[misc]
+    return caught.value
+
+
+async def test_a_limit_holds_across_nodes(live_pair: tuple[LiveState, LiveState]) -> None:
+    a, b = live_pair
+    clock = [NOW]
+    one, two = limits(a, clock), limits(b, clock)
+    await one.check(RateKind.SIGN_IN_HANDLE, "alice")
+    await two.check(RateKind.SIGN_IN_HANDLE, "alice")
+    await one.check(RateKind.SIGN_IN_HANDLE, "alice")
+    err = await refusal(two.check(RateKind.SIGN_IN_HANDLE, "alice"))
+    assert err.kind is ErrorKind.RATE_LIMITED
+    assert err.code == "signin_handle_limited"
+    assert err.retry_after == pytest.approx(60.0)
+    assert "too many sign-in attempts for this account" in err.message
+    # Another key, and another kind for the same key, are their own buckets.
+    await two.check(RateKind.SIGN_IN_HANDLE, "bob")
+    await two.check(RateKind.SIGN_IN_ADDRESS, "alice")
+    # Retry-After is honest: after it, one more is taken.
+    clock[0] += 60.0
+    await one.check(RateKind.SIGN_IN_HANDLE, "alice")
+    await refusal(two.check(RateKind.SIGN_IN_HANDLE, "alice"))
+
+
+async def test_a_client_below_the_rate_is_never_refused(live: LiveState) -> None:
+    clock = [NOW]
+    rl = limits(live, clock)
+    for _ in range(40):  # one sign-up every 2.5 s, at 0.5/s allowed: never refused
+        await rl.check(RateKind.SIGN_UP_ADDRESS, "192.0.2.7")
+        clock[0] += 2.5
+
+
+def sessions(live: LiveState, tokens: Tokens) -> Sessions:
+    return Sessions(live, tokens, check_s=0.0, max_entries=1000)
+
+
+async def test_sign_out_ends_one_token_on_every_node(
+    live_pair: tuple[LiveState, LiveState],
+) -> None:
+    a, b = live_pair
+    tokens = Tokens("s" * 40, account_ttl_s=600, listener_ttl_s=600)
+    here, there = sessions(a, tokens), sessions(b, tokens)
+    phone, laptop = tokens.issue_account(Handle("alice")), tokens.issue_account(Handle("alice"))
+    bob = tokens.issue_account(Handle("bob"))
+    assert await there.account(phone) == "alice"
+    await here.sign_out(phone)
+    for node in (here, there):
+        err = await refusal(node.account(phone))
+        assert (err.kind, err.code) == (ErrorKind.UNAUTHENTICATED, "signed_out")
+        assert await node.account(laptop) == "alice"
+        assert await node.account(bob) == "bob"
+
+
+async def test_sign_out_everywhere_ends_every_token_of_the_account(
+    live_pair: tuple[LiveState, LiveState],
+) -> None:
+    a, b = live_pair
+    tokens = Tokens("s" * 40, account_ttl_s=600, listener_ttl_s=600)
+    here, there = sessions(a, tokens), sessions(b, tokens)
+    phone, laptop = tokens.issue_account(Handle("alice")), tokens.issue_account(Handle("alice"))
+    bob = tokens.issue_account(Handle("bob"))
+    await there.sign_out_all(laptop)
+    for node in (here, there):
+        for token in (phone, laptop):
+            assert (await refusal(node.account(token))).code == "signed_out"
+        assert await node.account(bob) == "bob"
+    # Signing in again afterwards works (a later token).
+    fresh = tokens.issue_account(Handle("alice"))
+    assert await here.account(fresh) == "alice"
