@@ -19,6 +19,7 @@ from pnyx.api import (
     media,
     members,
     notifications,
+    openapi,
     ops,
     publish,
     spaces,
@@ -30,6 +31,18 @@ from pnyx.config import Settings
 from pnyx.services.node import Node
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+ROUTERS = (
+    accounts.router,
+    spaces.router,
+    members.router,
+    notifications.router,
+    listeners.router,
+    stage_ws.router,
+    publish.router,
+    media.router,
+    ops.router,
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -50,18 +63,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (
-        accounts.router,
-        spaces.router,
-        members.router,
-        notifications.router,
-        listeners.router,
-        stage_ws.router,
-        publish.router,
-        media.router,
-        ops.router,
-    ):
-        app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(openapi.document_errors(router))
+    openapi.install(app, settings)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, sdp_limit=settings.max_sdp_bytes)
     app.add_middleware(AdmissionControl)  # outside the body limit: refusals stay cheap
     app.add_middleware(Metrics)

@@ -1,0 +1,224 @@
+"""The OpenAPI document tells the truth about errors (docs/conventions.md, rule 16).
+
+A route declares the error kinds its service calls raise, ``responses=raises(…)``; the
+kinds that follow from the route's shape are added here, once, for every route
+(``install``):
+
+* an account or listener dependency (even an optional one: a bad token is refused): 401;
+* a ``space_id`` or ``handle`` path parameter: 404;
+* any parameter or body (FastAPI's validation, and the services' own value checks): 422;
+* a JSON body: 400 (it does not parse) and 413 (over ``max_body_bytes``);
+* a route admission control classifies (``services/admission.py``): 503 ``overloaded``;
+* every route that reaches the node's services: 503 (the store or the live state is
+  unreachable; ``database_unavailable``, ``live_unavailable``…).
+
+Each error answer is documented with the one error body, ``ErrorOut``, and the headers
+that come with it (``Retry-After`` on 429 and 503, ``WWW-Authenticate`` on 401). The
+document also carries the node's real bounds where a bound is a setting
+(``min_password_len``, ``max_title_len``), patched in when it is generated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+
+from pnyx.api import deps
+from pnyx.api.admission import classify
+from pnyx.api.errors import JITTER_HEADER, STATUS
+from pnyx.config import Settings
+from pnyx.errors import ErrorKind
+from pnyx.services.admission import Lane
+
+ERROR_REF = "#/components/schemas/ErrorOut"
+
+
+class ErrorDetail(BaseModel):
+    kind: ErrorKind = Field(description="The class of failure; it decides the status code.")
+    code: str = Field(description="A stable machine-readable reason, e.g. `stage_full`.")
+    message: str = Field(description="What was wrong and, where possible, how to fix it.")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+# What each kind means, as the document says it; a route's notes add its codes.
+MEANING: dict[ErrorKind, str] = {
+    ErrorKind.MALFORMED: "The request does not parse (`bad_json`, …).",
+    ErrorKind.INVALID: "A value breaks a constraint of this document or a rule of the "
+    "server (`bad_request` from validation; `bad_handle`, `bad_title`, … from the rules).",
+    ErrorKind.UNAUTHENTICATED: "No token where one is needed (`no_token`), or a bad or "
+    "expired one (`token_invalid`, `token_expired`, `token_wrong_kind`).",
+    ErrorKind.FORBIDDEN: "Authenticated, but this actor may not do this.",
+    ErrorKind.NOT_FOUND: "No such thing (`no_space`, `no_account`, …).",
+    ErrorKind.CONFLICT: "Well-formed, but the current state forbids it.",
+    ErrorKind.TOO_LARGE: "The request body is over `max_body_bytes` (`body_too_large`).",
+    ErrorKind.UNSUPPORTED: "A content type this route does not take.",
+    ErrorKind.RATE_LIMITED: "Too many of these from this client; retry after `Retry-After`.",
+    ErrorKind.UNAVAILABLE: "Retry after `Retry-After` seconds: the store or the live state "
+    "is unreachable (`database_unavailable`, …).",
+}
+
+_RETRY_HEADERS: dict[str, Any] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    JITTER_HEADER: {
+        "description": "The fraction of `Retry-After` to add at random, so refused clients "
+        "do not come back in step.",
+        "schema": {"type": "string"},
+    },
+}
+_HEADERS: dict[ErrorKind, dict[str, Any]] = {
+    ErrorKind.UNAUTHENTICATED: {
+        "WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}
+    },
+    ErrorKind.RATE_LIMITED: _RETRY_HEADERS,
+    ErrorKind.UNAVAILABLE: _RETRY_HEADERS,
+}
+
+_ORDER = {kind: i for i, kind in enumerate(ErrorKind)}
+
+
+def raises(
+    *kinds: ErrorKind, notes: Mapping[ErrorKind, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route whose services raise these kinds. ``notes`` adds a
+    route's own codes and meaning to a kind's description."""
+    notes = notes or {}
+    responses: dict[int | str, dict[str, Any]] = {}
+    for kind in sorted(set(kinds) | set(notes), key=_ORDER.__getitem__):
+        _add(responses, kind, notes.get(kind))
+    return responses
+
+
+def _add(responses: dict[int | str, dict[str, Any]], kind: ErrorKind, note: str | None) -> None:
+    status = STATUS[kind]
+    entry = responses.setdefault(status, {})
+    said = entry.get("description", "")
+    for text in (note, MEANING[kind]):
+        if text and text not in said:
+            said = f"{said} {text}".strip()
+    entry["description"] = said
+    ours = {"$ref": ERROR_REF}
+    json = entry.setdefault("content", {}).setdefault("application/json", {})
+    schema = json.get("schema")
+    if schema is None or schema == ours:
+        json["schema"] = ours
+    elif ours not in schema.get("anyOf", ()):
+        json["schema"] = {"anyOf": [schema, ours]}  # a route's own body (/healthz) or ours
+    if kind in _HEADERS:
+        entry["headers"] = {**_HEADERS[kind], **entry.get("headers", {})}
+
+
+# -- what follows from the route's shape --------------------------------------------------
+_AUTH_CALLS: frozenset[Callable[..., Any]] = frozenset(
+    {deps.account, deps.optional_account, deps.listener}
+)
+_ID_PARAMS = frozenset({"space_id", "handle"})
+
+
+def _calls(dependant: Dependant) -> Iterable[Callable[..., Any] | None]:
+    for dep in dependant.dependencies:
+        yield dep.call
+        yield from _calls(dep)
+
+
+def derived(route: APIRoute) -> set[ErrorKind]:
+    """The error kinds a route can answer with because of its shape alone."""
+    kinds: set[ErrorKind] = set()
+    dependant = route.dependant
+    calls = set(_calls(dependant))
+    if calls & _AUTH_CALLS:
+        kinds.add(ErrorKind.UNAUTHENTICATED)
+    if deps.listener in calls:
+        kinds.add(ErrorKind.FORBIDDEN)  # a listener token of another space
+    path_params = {p.name for p in dependant.path_params}
+    for dep in dependant.dependencies:
+        path_params |= {p.name for p in dep.path_params}
+    if path_params & _ID_PARAMS:
+        kinds.add(ErrorKind.NOT_FOUND)
+    if path_params or dependant.query_params or route.body_field is not None:
+        kinds.add(ErrorKind.INVALID)
+    if route.body_field is not None:
+        kinds |= {ErrorKind.MALFORMED, ErrorKind.TOO_LARGE}
+    if deps.get_services in calls or sheds(route):
+        kinds.add(ErrorKind.UNAVAILABLE)
+    return kinds
+
+
+def sheds(route: APIRoute) -> bool:
+    """Whether admission control may refuse the route (every lane but the stage's)."""
+    path = route.path.replace("{", "x").replace("}", "")
+    lanes = {classify(method, path) for method in route.methods or ()}
+    return any(lane is not None and lane is not Lane.STAGE for lane in lanes)
+
+
+_SHEDDING = "Also when the node is shedding load (`overloaded`)."
+
+
+def document_errors(router: APIRouter) -> APIRouter:
+    """Adds to the ``responses`` of every route of ``router`` the errors its shape
+    implies; call it before the router is included."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            for kind in sorted(derived(route), key=_ORDER.__getitem__):
+                shed = kind is ErrorKind.UNAVAILABLE and sheds(route)
+                _add(route.responses, kind, _SHEDDING if shed else None)
+            if optional_auth(route):
+                # The bearer token may be left out: FastAPI's extra is merged into the
+                # operation, lists appended, so this makes `[{"HTTPBearer": []}, {}]`.
+                route.openapi_extra = {**(route.openapi_extra or {}), "security": [{}]}
+    return router
+
+
+def optional_auth(route: APIRoute) -> bool:
+    calls = set(_calls(route.dependant))
+    return deps.optional_account in calls and not calls & {deps.account, deps.listener}
+
+
+# -- the generated document ------------------------------------------------------------
+def _error_schemas() -> dict[str, Any]:
+    schema = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    return {"ErrorOut": schema, **defs}
+
+
+def _bounds(settings: Settings) -> dict[tuple[str, str], dict[str, Any]]:
+    """Bounds that are settings: the node's values, not the models' loose ones."""
+    password = {
+        "minLength": settings.min_password_len,
+        "description": f"{settings.min_password_len} to 256 characters "
+        "(the minimum is the setting `min_password_len`, 8 by default).",
+    }
+    title = {
+        "maxLength": settings.max_title_len,
+        "description": f"1 to {settings.max_title_len} characters, not blank, counted "
+        "after stripping spaces at both ends (the maximum is the setting `max_title_len`, "
+        "120 by default).",
+    }
+    return {("NewAccount", "password"): password, ("NewSpace", "title"): title}
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Generates the document with the error body schema and the node's own bounds."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = FastAPI.openapi(app)  # generates and keeps it in app.openapi_schema
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(_error_schemas())
+            for (model, field), patch in _bounds(settings).items():
+                schemas[model]["properties"][field].update(patch)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
