@@ -65,7 +65,9 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(openapi.document_errors(router))
-    openapi.install(app, settings)
+    openapi.install(
+        app, min_password_len=settings.min_password_len, max_title_len=settings.max_title_len
+    )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, sdp_limit=settings.max_sdp_bytes)
     app.add_middleware(AdmissionControl)  # outside the body limit: refusals stay cheap
     app.add_middleware(Metrics)

@@ -31,8 +31,8 @@ from pydantic import BaseModel, Field
 from pnyx.api import deps
 from pnyx.api.admission import classify
 from pnyx.api.errors import JITTER_HEADER, STATUS
-from pnyx.config import Settings
 from pnyx.errors import ErrorKind
+from pnyx.services.accounts import MAX_PASSWORD_LEN
 from pnyx.services.admission import Lane
 
 ERROR_REF = "#/components/schemas/ErrorOut"
@@ -193,23 +193,23 @@ def _error_schemas() -> dict[str, Any]:
     return {"ErrorOut": schema, **defs}
 
 
-def _bounds(settings: Settings) -> dict[tuple[str, str], dict[str, Any]]:
+def _bounds(min_password_len: int, max_title_len: int) -> dict[tuple[str, str], dict[str, Any]]:
     """Bounds that are settings: the node's values, not the models' loose ones."""
     password = {
-        "minLength": settings.min_password_len,
-        "description": f"{settings.min_password_len} to 256 characters "
+        "minLength": min_password_len,
+        "description": f"{min_password_len} to {MAX_PASSWORD_LEN} characters "
         "(the minimum is the setting `min_password_len`, 8 by default).",
     }
     title = {
-        "maxLength": settings.max_title_len,
-        "description": f"1 to {settings.max_title_len} characters, not blank, counted "
+        "maxLength": max_title_len,
+        "description": f"1 to {max_title_len} characters, not blank, counted "
         "after stripping spaces at both ends (the maximum is the setting `max_title_len`, "
         "120 by default).",
     }
     return {("NewAccount", "password"): password, ("NewSpace", "title"): title}
 
 
-def install(app: FastAPI, settings: Settings) -> None:
+def install(app: FastAPI, *, min_password_len: int, max_title_len: int) -> None:
     """Generates the document with the error body schema and the node's own bounds."""
 
     def openapi() -> dict[str, Any]:
@@ -217,7 +217,7 @@ def install(app: FastAPI, settings: Settings) -> None:
             doc = FastAPI.openapi(app)  # generates and keeps it in app.openapi_schema
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(_error_schemas())
-            for (model, field), patch in _bounds(settings).items():
+            for (model, field), patch in _bounds(min_password_len, max_title_len).items():
                 schemas[model]["properties"][field].update(patch)
         return app.openapi_schema or {}
 

@@ -13,12 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StrictBool, TypeAdapter
 
-from pnyx.domain.types import Limits, Role, SpeakPolicy
+from pnyx.domain.types import SPACE_ID_MAX_LEN, Limits, Role, SpeakPolicy
 from pnyx.services.accounts import MAX_PASSWORD_LEN
 from pnyx.services.directory import SpaceSummary
 from pnyx.services.listeners import EMOJIS
 from pnyx.services.views import StateView
-from pnyx.store.models import SPACE_ID_MAX_LEN
 
 
 class Strict(BaseModel):
