@@ -1,21 +1,22 @@
 """The OpenAPI document tells the truth about errors (docs/conventions.md, rule 16).
 
 A route declares the error kinds its service calls raise, ``responses=raises(…)``; the
-kinds that follow from the route's shape are added here, once, for every route
-(``install``):
+kinds that follow from the route's shape are added by ``document_errors``, once, for
+every router (``api/app.py`` ``ROUTERS``):
 
-* an account or listener dependency (even an optional one: a bad token is refused): 401;
+* its dependencies' errors (``DEPENDENCY_ERRORS``): an account or listener token, even an
+  optional one (a bad token is refused): 401; a listener token of another space: 403;
+  reaching the node's services: 503 (the store or the live state is away);
 * a ``space_id`` or ``handle`` path parameter: 404;
 * any parameter or body (FastAPI's validation, and the services' own value checks): 422;
 * a JSON body: 400 (it does not parse) and 413 (over ``max_body_bytes``);
-* a route admission control classifies (``services/admission.py``): 503 ``overloaded``;
-* every route that reaches the node's services: 503 (the store or the live state is
-  unreachable; ``database_unavailable``, ``live_unavailable``…).
+* a lane admission control may shed (``services/admission.py``; not the stage's): 503
+  ``overloaded``.
 
 Each error answer is documented with the one error body, ``ErrorOut``, and the headers
 that come with it (``Retry-After`` on 429 and 503, ``WWW-Authenticate`` on 401). The
 document also carries the node's real bounds where a bound is a setting
-(``min_password_len``, ``max_title_len``), patched in when it is generated.
+(``min_password_len``, ``max_title_len``), patched in when it is generated (``install``).
 """
 
 from __future__ import annotations
@@ -121,9 +122,17 @@ def _add(responses: dict[int | str, dict[str, Any]], kind: ErrorKind, note: str 
 
 
 # -- what follows from the route's shape --------------------------------------------------
-_AUTH_CALLS: frozenset[Callable[..., Any]] = frozenset(
-    {deps.account, deps.optional_account, deps.listener}
-)
+# The errors a dependency brings to every route that uses it (directly or through
+# another dependency). A new dependency that can refuse a request gets a row here.
+DEPENDENCY_ERRORS: dict[Callable[..., Any], frozenset[ErrorKind]] = {
+    deps.account: frozenset({ErrorKind.UNAUTHENTICATED}),
+    # a bad token is refused even where none is needed
+    deps.optional_account: frozenset({ErrorKind.UNAUTHENTICATED}),
+    # and a listener token of another space is forbidden
+    deps.listener: frozenset({ErrorKind.UNAUTHENTICATED, ErrorKind.FORBIDDEN}),
+    # the store or the live state may be away
+    deps.get_services: frozenset({ErrorKind.UNAVAILABLE}),
+}
 _ID_PARAMS = frozenset({"space_id", "handle"})
 
 
@@ -137,11 +146,9 @@ def derived(route: APIRoute) -> set[ErrorKind]:
     """The error kinds a route can answer with because of its shape alone."""
     kinds: set[ErrorKind] = set()
     dependant = route.dependant
-    calls = set(_calls(dependant))
-    if calls & _AUTH_CALLS:
-        kinds.add(ErrorKind.UNAUTHENTICATED)
-    if deps.listener in calls:
-        kinds.add(ErrorKind.FORBIDDEN)  # a listener token of another space
+    for call in set(_calls(dependant)):
+        if call is not None:
+            kinds |= DEPENDENCY_ERRORS.get(call, frozenset())
     path_params = {p.name for p in dependant.path_params}
     for dep in dependant.dependencies:
         path_params |= {p.name for p in dep.path_params}
@@ -151,7 +158,7 @@ def derived(route: APIRoute) -> set[ErrorKind]:
         kinds.add(ErrorKind.INVALID)
     if route.body_field is not None:
         kinds |= {ErrorKind.MALFORMED, ErrorKind.TOO_LARGE}
-    if deps.get_services in calls or sheds(route):
+    if sheds(route):
         kinds.add(ErrorKind.UNAVAILABLE)
     return kinds
 
