@@ -27,7 +27,13 @@ _HOST_ONLY = raises(
 @router.post(
     "",
     status_code=201,
-    responses=raises(notes={ErrorKind.INVALID: "`bad_title`, `bad_schedule` (not in the future)."}),
+    responses=raises(
+        notes={
+            ErrorKind.INVALID: "`bad_title`, `bad_schedule` (not in the future).",
+            ErrorKind.NOT_FOUND: "The token's account does not exist here (`account_not_found`).",
+            ErrorKind.CONFLICT: "The new id is taken (`space_exists`; vanishingly rare: retry).",
+        }
+    ),
 )
 async def create(
     body: NewSpace, me: Account, services: ServicesDep, response: Response
