@@ -20,6 +20,7 @@ from pnyx.api import (
     media,
     members,
     notifications,
+    openapi,
     ops,
     publish,
     spaces,
@@ -33,6 +34,18 @@ from pnyx.config import Settings
 from pnyx.services.node import Node
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+ROUTERS = (
+    accounts.router,
+    spaces.router,
+    members.router,
+    notifications.router,
+    listeners.router,
+    stage_ws.router,
+    publish.router,
+    media.router,
+    ops.router,
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -57,18 +70,11 @@ def create_app(settings: Settings) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     errors.install(app)
-    for router in (
-        accounts.router,
-        spaces.router,
-        members.router,
-        notifications.router,
-        listeners.router,
-        stage_ws.router,
-        publish.router,
-        media.router,
-        ops.router,
-    ):
-        app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(openapi.document_errors(router))
+    openapi.install(
+        app, min_password_len=settings.min_password_len, max_title_len=settings.max_title_len
+    )
     app.add_middleware(SignedPaths)  # innermost: the others see the plain path it leaves
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, sdp_limit=settings.max_sdp_bytes)
     app.add_middleware(AdmissionControl)  # outside the body limit: refusals stay cheap

@@ -15,6 +15,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from pnyx.api.schemas import SpaceIdPath
 from pnyx.domain.types import Handle, SpaceId
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.services.auth import ListenerClaims
@@ -61,7 +62,9 @@ async def optional_account(services: ServicesDep, creds: Credentials) -> Handle 
     return None if creds is None else await services.sessions.account(creds.credentials)
 
 
-async def listener(space_id: str, services: ServicesDep, creds: Credentials) -> ListenerClaims:
+async def listener(
+    space_id: SpaceIdPath, services: ServicesDep, creds: Credentials
+) -> ListenerClaims:
     token = _token(creds, "a listener token (POST /v1/spaces/{id}/join)")
     return await services.sessions.listener(token, SpaceId(space_id))
 

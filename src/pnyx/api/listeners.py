@@ -5,15 +5,32 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from pnyx.api.deps import Listener, MaybeAccount, ServicesDep
-from pnyx.api.schemas import HeartbeatOut, JoinOut, ReactionIn, StateOut, state_response
+from pnyx.api.openapi import raises
+from pnyx.api.schemas import (
+    HeartbeatOut,
+    JoinOut,
+    ReactionIn,
+    SpaceIdPath,
+    StateOut,
+    state_response,
+)
 from pnyx.domain.types import SpaceId
+from pnyx.errors import ErrorKind
 
 router = APIRouter(prefix="/v1/spaces/{space_id}", tags=["listeners"])
 
+_ADMITTED = raises(
+    notes={
+        ErrorKind.FORBIDDEN: "You were removed (`removed`) or the host blocked you "
+        "(`blocked`); a listener token of another space (`token_other_space`).",
+        ErrorKind.CONFLICT: "The space is not live (`not_live`, `space_over`).",
+    }
+)
 
-@router.post("/join")
+
+@router.post("/join", responses=_ADMITTED)
 async def join(
-    space_id: str, me: MaybeAccount, services: ServicesDep, response: Response
+    space_id: SpaceIdPath, me: MaybeAccount, services: ServicesDep, response: Response
 ) -> JoinOut:
     """Join as a listener: anonymous for a public or unlisted space, or signed in (then
     blocks and removals apply). A private space admits only its audience: anonymous 401,
@@ -31,19 +48,30 @@ async def join(
     )
 
 
-@router.post("/heartbeat")
-async def heartbeat(space_id: str, who: Listener, services: ServicesDep) -> HeartbeatOut:
+@router.post("/heartbeat", responses=_ADMITTED)
+async def heartbeat(space_id: SpaceIdPath, who: Listener, services: ServicesDep) -> HeartbeatOut:
     return HeartbeatOut(heartbeat_s=await services.listeners.heartbeat(who))
 
 
 @router.post("/leave", status_code=204)
-async def leave(space_id: str, who: Listener, services: ServicesDep) -> Response:
+async def leave(space_id: SpaceIdPath, who: Listener, services: ServicesDep) -> Response:
     await services.listeners.leave(who)
     return Response(status_code=204)
 
 
-@router.post("/reactions", status_code=202)
-async def react(space_id: str, body: ReactionIn, who: Listener, services: ServicesDep) -> Response:
+@router.post(
+    "/reactions",
+    status_code=202,
+    responses=raises(
+        notes={
+            ErrorKind.CONFLICT: "The space is not live (`not_live`).",
+            ErrorKind.RATE_LIMITED: "Too many reactions (`reaction_rate`).",
+        }
+    ),
+)
+async def react(
+    space_id: SpaceIdPath, body: ReactionIn, who: Listener, services: ServicesDep
+) -> Response:
     await services.listeners.react(who, body.emoji)
     return Response(status_code=202)
 
@@ -51,9 +79,13 @@ async def react(space_id: str, body: ReactionIn, who: Listener, services: Servic
 ANSWERED_MAX_AGE_S = 10
 
 
-@router.get("/state", response_model=StateOut)
+@router.get(
+    "/state",
+    response_model=StateOut,
+    responses=raises(notes={ErrorKind.UNAVAILABLE: "The state is not published yet."}),
+)
 async def state(
-    space_id: str,
+    space_id: SpaceIdPath,
     services: ServicesDep,
     me: MaybeAccount,
     after: int | None = Query(

@@ -31,8 +31,10 @@ from fastapi.routing import APIRoute
 
 from pnyx.api.deps import ServicesDep
 from pnyx.api.errors import error_response
+from pnyx.api.openapi import raises
+from pnyx.api.schemas import SpaceIdPath
 from pnyx.domain.types import SpaceId
-from pnyx.errors import PnyxError
+from pnyx.errors import ErrorKind, PnyxError
 from pnyx.services.facade import Services
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
@@ -74,6 +76,14 @@ PartQuery = Annotated[
 ]
 
 
+_IMMUTABLE_HEADER = {"Cache-Control": {"schema": {"type": "string"}, "description": IMMUTABLE}}
+_PLAYLIST_OK: dict[str, Any] = {"content": {PLAYLIST_TYPE: {"schema": {"type": "string"}}}}
+_MEDIA_OK: dict[str, Any] = {
+    "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    "headers": _IMMUTABLE_HEADER,
+}
+
+
 def _playlist(text: str, cache: str = LIVE) -> Response:
     return Response(text, media_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
 
@@ -84,9 +94,32 @@ async def _object(services: Services, space_id: str, name: str) -> Response:
 
 
 # -- live (from the live state) ----------------------------------------------------------
-@router.get("/media/{space_id}/live.m3u8", response_class=Response)
+_LIVE_PLAYLIST: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The playlist (`public, max-age=1`).", **_PLAYLIST_OK},
+    **raises(
+        notes={
+            ErrorKind.MALFORMED: "A bad blocking-reload directive (`bad_directive`), or one "
+            "too far ahead of the playlist (`too_far_ahead`).",
+            ErrorKind.NOT_FOUND: "No such space, or no audio yet (`no_audio`, with `Retry-After`).",
+            ErrorKind.UNAVAILABLE: "The segment or part asked for did not appear within "
+            "`hls_block_s` (`not_ready`): reload the playlist.",
+        }
+    ),
+}
+_MEDIA_OBJECT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The media object (immutable).", **_MEDIA_OK},
+    **raises(
+        notes={
+            ErrorKind.NOT_FOUND: "No such object (`no_such_object`), or not produced yet or "
+            "expired (`not_available`, with `Retry-After`)."
+        }
+    ),
+}
+
+
+@router.get("/media/{space_id}/live.m3u8", response_class=Response, responses=_LIVE_PLAYLIST)
 async def live_playlist(
-    space_id: str, services: ServicesDep, msn: MsnQuery = None, part: PartQuery = None
+    space_id: SpaceIdPath, services: ServicesDep, msn: MsnQuery = None, part: PartQuery = None
 ) -> Response:
     """The LL-HLS playlist. With ``_HLS_msn`` (and ``_HLS_part``) a blocking reload:
     held until that segment (part) exists, 400 if it is too far ahead, 503 if it did not
@@ -94,43 +127,42 @@ async def live_playlist(
     return _playlist(await services.origin.playlist(SpaceId(space_id), "ll", msn, part))
 
 
-@router.get("/media/{space_id}/plain.m3u8", response_class=Response)
+@router.get("/media/{space_id}/plain.m3u8", response_class=Response, responses=_LIVE_PLAYLIST)
 async def plain_playlist(
-    space_id: str, services: ServicesDep, msn: MsnQuery = None, part: PartQuery = None
+    space_id: SpaceIdPath, services: ServicesDep, msn: MsnQuery = None, part: PartQuery = None
 ) -> Response:
     """The same live window as whole segments, for players without LL-HLS."""
     return _playlist(await services.origin.playlist(SpaceId(space_id), "plain", msn, part))
 
 
-@router.get("/media/{space_id}/init.mp4", response_class=Response)
-async def media_init(space_id: str, services: ServicesDep) -> Response:
+@router.get("/media/{space_id}/init.mp4", response_class=Response, responses=_MEDIA_OBJECT)
+async def media_init(space_id: SpaceIdPath, services: ServicesDep) -> Response:
     return await _object(services, space_id, "init.mp4")
 
 
-@router.get("/media/{space_id}/part/{msn}.{part}.m4s", response_class=Response)
-async def media_part(space_id: str, msn: str, part: str, services: ServicesDep) -> Response:
+@router.get(
+    "/media/{space_id}/part/{msn}.{part}.m4s", response_class=Response, responses=_MEDIA_OBJECT
+)
+async def media_part(space_id: SpaceIdPath, msn: str, part: str, services: ServicesDep) -> Response:
     """An LL-HLS part; the preload-hinted next part is held until it exists."""
     return await _object(services, space_id, f"part/{msn}.{part}.m4s")
 
 
-@router.get("/media/{space_id}/seg/{msn}.m4s", response_class=Response)
-async def media_segment(space_id: str, msn: str, services: ServicesDep) -> Response:
+@router.get("/media/{space_id}/seg/{msn}.m4s", response_class=Response, responses=_MEDIA_OBJECT)
+async def media_segment(space_id: SpaceIdPath, msn: str, services: ServicesDep) -> Response:
     return await _object(services, space_id, f"seg/{msn}.m4s")
 
 
 # -- the replay (from the durable store, once its recording is finished) ------------------
-_ERROR: dict[str, Any] = {"content": {"application/json": {}}}
-_REPLAY_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such space, not recorded, or nothing was recorded.", **_ERROR},
-    409: {"description": "The space is still live (`still_live`).", **_ERROR},
-    503: {
-        "description": "The space has ended and its recording is being finished "
-        "(`not_ready`); retry after `Retry-After` seconds. Also: the store is unreachable.",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-        **_ERROR,
-    },
-}
-_IMMUTABLE_HEADER = {"Cache-Control": {"schema": {"type": "string"}, "description": IMMUTABLE}}
+_REPLAY_ERRORS = raises(
+    notes={
+        ErrorKind.NOT_FOUND: "No such space, not recorded, or nothing was recorded "
+        "(`no_space`, `no_recording`).",
+        ErrorKind.CONFLICT: "The space is still live (`still_live`).",
+        ErrorKind.UNAVAILABLE: "The space has ended and its recording is being finished "
+        "(`not_ready`; cached at most a second).",
+    }
+)
 
 
 @router.get(
@@ -139,13 +171,13 @@ _IMMUTABLE_HEADER = {"Cache-Control": {"schema": {"type": "string"}, "descriptio
     responses={
         200: {
             "description": "The finished recording as a VOD playlist (immutable).",
-            "content": {PLAYLIST_TYPE: {"schema": {"type": "string"}}},
+            **_PLAYLIST_OK,
             "headers": _IMMUTABLE_HEADER,
         },
         **_REPLAY_ERRORS,
     },
 )
-async def replay_playlist(space_id: str, services: ServicesDep) -> Response:
+async def replay_playlist(space_id: SpaceIdPath, services: ServicesDep) -> Response:
     """The recording as a VOD playlist, the same from every node; served only once the
     recording is finished: 404 for an unknown or unrecorded space, 409 while it is live,
     503 `not_ready` (with `Retry-After`) while its recording is being finished."""
@@ -156,15 +188,11 @@ async def replay_playlist(space_id: str, services: ServicesDep) -> Response:
     "/media/{space_id}/rec/{name}",
     response_class=Response,
     responses={
-        200: {
-            "description": "The recorded header or segment (immutable).",
-            "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-            "headers": _IMMUTABLE_HEADER,
-        },
-        404: {"description": "No such recorded object.", **_ERROR},
+        200: {"description": "The recorded header or segment (immutable).", **_MEDIA_OK},
+        **raises(notes={ErrorKind.NOT_FOUND: "No such recorded object (`no_recording`)."}),
     },
 )
-async def recorded(space_id: str, name: str, services: ServicesDep) -> Response:
+async def recorded(space_id: SpaceIdPath, name: str, services: ServicesDep) -> Response:
     """``rec/init.mp4`` and ``rec/{msn}.m4s``: the recorded header and segments."""
     data = await services.replays.recorded(SpaceId(space_id), name)
     return Response(data, media_type=MEDIA_TYPE, headers={"Cache-Control": IMMUTABLE})
@@ -177,13 +205,12 @@ async def recorded(space_id: str, name: str, services: ServicesDep) -> Response:
         200: {
             "description": "The finished recording as one fragmented MP4 (AAC audio), "
             "streamed; byte-identical from every node (immutable).",
-            "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-            "headers": _IMMUTABLE_HEADER,
+            **_MEDIA_OK,
         },
         **_REPLAY_ERRORS,
     },
 )
-async def recording(space_id: str, services: ServicesDep) -> Response:
+async def recording(space_id: SpaceIdPath, services: ServicesDep) -> Response:
     """The whole recording as one fragmented MP4 (AAC audio) to download: the same
     errors as `replay.m3u8` until the recording is finished."""
     export = await services.replays.export(SpaceId(space_id))

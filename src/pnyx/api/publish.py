@@ -22,6 +22,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from pnyx.api.deps import Account, MaybeAccount, ServicesDep
+from pnyx.api.openapi import raises
+from pnyx.api.schemas import SpaceIdPath
 from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.services.relay import RELAYED, Relayed, session_path
@@ -29,26 +31,11 @@ from pnyx.services.relay import RELAYED, Relayed, session_path
 router = APIRouter(prefix="/v1/spaces/{space_id}/publish", tags=["publish"])
 
 SDP = "application/sdp"
-_ERROR: dict[str, Any] = {"content": {"application/json": {}}}
-
-_RETRY = {
-    "Retry-After": {
-        "description": "Seconds to wait before trying again (the same request, same URL).",
-        "schema": {"type": "integer"},
-    }
-}
-_MOVING: dict[int | str, dict[str, Any]] = {
-    503: {
-        "description": "No stage node answers for the space right now: it is starting, or "
-        "moving to another node after one failed (code `stage_moving`). Repeat the same "
-        "request after `Retry-After` seconds.",
-        "headers": _RETRY,
-        **_ERROR,
-    },
-}
-_NOT_SIGNED_IN: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid account token (`Authorization: Bearer …`).", **_ERROR},
-}
+# 503: no stage node answers for the space right now (it is starting, or moving to
+# another node after one failed): repeat the same request after Retry-After.
+_MOVING = "No stage node answers for the space right now: it is starting, or moving to another "
+_MOVING += "node after one failed (`stage_moving`). Repeat the same request after `Retry-After`."
+_STAGE_ONLY = "Only stage members publish (`not_on_stage`)."
 _LINK: dict[str, Any] = {
     "Link": {
         "description": "The ICE servers to use (RFC 9725 section 4.6), one value per URL "
@@ -121,17 +108,23 @@ def _sdp_text(request: Request, body: bytes) -> str:
                 **_LINK,
             },
         },
-        400: {"description": "The offer does not parse or has no sending audio.", **_ERROR},
-        **_NOT_SIGNED_IN,
-        403: {"description": "Only stage members publish.", **_ERROR},
-        404: {"description": "No such space.", **_ERROR},
-        409: {"description": "The space is not live.", **_ERROR},
-        413: {"description": "The offer is over `max_sdp_bytes`.", **_ERROR},
-        415: {"description": "The body must be `application/sdp`.", **_ERROR},
-        **_MOVING,
+        **raises(
+            notes={
+                ErrorKind.MALFORMED: "The offer does not parse or has no sending audio "
+                "(`bad_sdp`).",
+                ErrorKind.FORBIDDEN: _STAGE_ONLY,
+                ErrorKind.CONFLICT: "The space is not live (`not_live`).",
+                ErrorKind.TOO_LARGE: "The offer is over `max_sdp_bytes`.",
+                ErrorKind.UNSUPPORTED: "The body must be `application/sdp` (`not_sdp`).",
+                ErrorKind.UNAVAILABLE: f"{_MOVING} Or the stage node has no free ICE port "
+                "(`no_ice_port`).",
+            }
+        ),
     },
 )
-async def publish(space_id: str, request: Request, me: Account, services: ServicesDep) -> Response:
+async def publish(
+    space_id: SpaceIdPath, request: Request, me: Account, services: ServicesDep
+) -> Response:
     offer = _sdp_text(request, await request.body())
     space = SpaceId(space_id)
     outcome = await services.publishing.publish(
@@ -162,13 +155,15 @@ async def publish(space_id: str, request: Request, me: Account, services: Servic
     "POST (not on stage, no such space, not live).",
     responses={
         204: {"description": "The ICE servers, in `Link` headers.", "headers": _LINK},
-        **_NOT_SIGNED_IN,
-        403: {"description": "Only stage members publish.", **_ERROR},
-        404: {"description": "No such space.", **_ERROR},
-        409: {"description": "The space is not live.", **_ERROR},
+        **raises(
+            notes={
+                ErrorKind.FORBIDDEN: _STAGE_ONLY,
+                ErrorKind.CONFLICT: "The space is not live (`not_live`).",
+            }
+        ),
     },
 )
-async def ice_servers(space_id: str, me: MaybeAccount, services: ServicesDep) -> Response:
+async def ice_servers(space_id: SpaceIdPath, me: MaybeAccount, services: ServicesDep) -> Response:
     if me is not None:
         await services.media.check(SpaceId(space_id), me)
     response = Response(status_code=204, headers={"Cache-Control": "no-store"})
@@ -192,13 +187,16 @@ def _links(response: Response, values: list[str]) -> None:
     "any more: the session is gone); 503 with `Retry-After`: the stage is moving.",
     responses={
         204: {"description": "Stopped."},
-        **_NOT_SIGNED_IN,
-        404: {"description": "No such session of yours.", **_ERROR},
-        **_MOVING,
+        **raises(
+            notes={
+                ErrorKind.NOT_FOUND: "No such session of yours (`no_session`).",
+                ErrorKind.UNAVAILABLE: _MOVING,
+            }
+        ),
     },
 )
 async def unpublish(
-    space_id: str, session: str, request: Request, me: Account, services: ServicesDep
+    space_id: SpaceIdPath, session: str, request: Request, me: Account, services: ServicesDep
 ) -> Response:
     outcome = await services.publishing.unpublish(
         SpaceId(space_id),

@@ -8,41 +8,55 @@ OpenAPI document), turned into JSON in one place, ``state_response``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from fastapi import Path, Response
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    TypeAdapter,
+    model_validator,
+)
 
-from pnyx.domain.types import Audience, Role, SpeakPolicy, Visibility
+from pnyx.domain.types import SPACE_ID_MAX_LEN, Audience, Limits, Role, SpeakPolicy, Visibility
 from pnyx.services.directory import SpaceSummary
+from pnyx.services.listeners import EMOJIS
+from pnyx.services.password_policy import MAX_PASSWORD_LEN
 from pnyx.services.views import StateView
 
 
-class ErrorDetail(BaseModel):
-    kind: str = Field(description="The error's class (`conflict`, `rate_limited`, …).")
-    code: str = Field(description="A stable code to act on, e.g. `too_many_live_spaces`.")
-    message: str = Field(description="What was wrong and how to fix it, for people.")
-
-
-class ErrorOut(BaseModel):
-    """Every error answer's body (api/errors.py)."""
-
-    error: ErrorDetail
-
-
 class Strict(BaseModel):
+    # Booleans are StrictBool: the document says `boolean`, so 0 or "yes" is refused.
     model_config = ConfigDict(extra="forbid")
 
 
+# The rules of services/accounts.py, stated where the document can show them: a handle
+# is 3 to 32 letters, digits or underscores (case-insensitive: kept in lower case), a
+# password at most 256 characters (at least `min_password_len`: api/openapi.py puts the
+# node's value into the document; the service refuses shorter ones).
+HANDLE_PATTERN = r"^[A-Za-z0-9_]{3,32}$"
+_HANDLE_HELP = "3 to 32 letters, digits or underscores; case-insensitive (kept in lower case)"
+HandleField = Annotated[str, Field(pattern=HANDLE_PATTERN, description=_HANDLE_HELP)]
+HandlePath = Annotated[str, Path(pattern=HANDLE_PATTERN, description=_HANDLE_HELP)]
+SpaceIdPath = Annotated[
+    str,
+    Path(min_length=1, max_length=SPACE_ID_MAX_LEN, description="A space's id (as created)"),
+]
+
+
 class NewAccount(Strict):
-    handle: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    handle: HandleField
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LEN)
     display_name: str | None = Field(None, max_length=64)
 
 
 class SignIn(Strict):
-    handle: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    handle: HandleField
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LEN)
 
 
 class AccountOut(BaseModel):
@@ -58,10 +72,12 @@ class SessionOut(BaseModel):
 
 
 class NewSpace(Strict):
-    title: str = Field(min_length=1, max_length=500)
+    # Not blank; at most `max_title_len` after stripping (the service checks it and
+    # api/openapi.py puts the node's value into the document).
+    title: str = Field(min_length=1, pattern=r"\S")
     scheduled_start: AwareDatetime | None = None
     who_can_speak: SpeakPolicy = SpeakPolicy.EVERYONE
-    record: bool = False
+    record: StrictBool = False
     visibility: Visibility = Field(
         Visibility.PUBLIC,
         description="public: listed, anyone listens; unlisted: in no list, anyone with the"
@@ -159,19 +175,26 @@ class RoleIn(Strict):
 
 
 class InvitationIn(Strict):
-    accept: bool
+    accept: StrictBool
 
 
 class RemoveIn(Strict):
-    block: bool = False
+    block: StrictBool = False
 
 
 class ReactionIn(Strict):
-    emoji: str = Field(min_length=1, max_length=16)
+    # services/listeners.py refuses any other (`bad_emoji`, 422).
+    emoji: str = Field(json_schema_extra={"enum": list[JsonValue](sorted(EMOJIS))})
 
 
 class PinIn(Strict):
-    url: str | None = Field(None, max_length=4096)
+    # domain/rules/moderation.py: an http(s) URL with a host, no spaces; null unpins.
+    url: str | None = Field(
+        None,
+        max_length=Limits().max_pin_len,
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$",
+        description="An http:// or https:// URL with a host name, without spaces; `null` unpins.",
+    )
 
 
 class SpeakPolicyIn(Strict):

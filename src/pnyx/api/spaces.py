@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
 from pnyx.api.deps import Account, ServicesDep
+from pnyx.api.openapi import raises
 from pnyx.api.schemas import (
-    ErrorOut,
     InviteIn,
     InviteList,
     InviteOut,
     LinksOut,
     NewSpace,
+    SpaceIdPath,
     SpaceList,
     SpaceOut,
 )
 from pnyx.api.signed import SIGNED
 from pnyx.domain.types import Audience, SpaceId, SpaceStatus
+from pnyx.errors import ErrorKind
 from pnyx.services.accounts import normalise_handle
 from pnyx.services.links import with_prefix
 from pnyx.services.spaces import NewSpace as NewSpaceSpec
@@ -29,36 +31,47 @@ _TOO_MANY_LIVE = (
     "`too_many_live_spaces`: you already host `max_live_spaces_per_account` (default 1) "
     "live spaces; end one first. Ended and cancelled spaces do not count."
 )
-_CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
-    409: {
-        "model": ErrorOut,
-        "description": f"Over a per-account cap. {_TOO_MANY_LIVE} Or "
-        "`too_many_scheduled_spaces`: you already have `max_scheduled_spaces_per_account` "
-        "(default 20) scheduled spaces; cancel one or start one first.",
-    },
-    429: {
-        "model": ErrorOut,
-        "description": "`space_creation_rate`: an account creates at most "
-        "`space_creations_per_hour` (default 30) spaces an hour, in bursts of "
-        "`space_creation_burst` (10). Retry after `Retry-After` seconds.",
-        "headers": {
-            "Retry-After": {
-                "description": "Seconds until a new space would be accepted.",
-                "schema": {"type": "integer"},
-            }
-        },
-    },
-}
-_START_ERRORS: dict[int | str, dict[str, Any]] = {
-    409: {
-        "model": ErrorOut,
-        "description": "The space cannot start now: it is not scheduled (live already, "
+_HOST_ONLY = raises(
+    notes={
+        ErrorKind.FORBIDDEN: "Only the host does this.",
+        ErrorKind.CONFLICT: "The space's state rules it out (`space_over`, `already_live`…).",
+        ErrorKind.UNAVAILABLE: "The space is being changed by many at once (`contended`).",
+    }
+)
+_START = raises(
+    notes={
+        ErrorKind.FORBIDDEN: "Only the host does this.",
+        ErrorKind.CONFLICT: "The space cannot start now: it is not scheduled (live already, "
         f"ended or cancelled), or {_TOO_MANY_LIVE}",
-    },
-}
+        ErrorKind.UNAVAILABLE: "The space is being changed by many at once (`contended`).",
+    }
+)
+_INVITERS = raises(
+    notes={
+        ErrorKind.FORBIDDEN: "Only the host and co-hosts manage who may listen.",
+        ErrorKind.CONFLICT: "Not a private space (`not_private`), or it is over.",
+    }
+)
 
 
-@router.post("", status_code=201, responses=_CREATE_ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    responses=raises(
+        notes={
+            ErrorKind.INVALID: "`bad_title`, `bad_schedule` (not in the future), "
+            "`audience_needs_private`.",
+            ErrorKind.NOT_FOUND: "The token's account does not exist here (`account_not_found`).",
+            ErrorKind.CONFLICT: f"Over a per-account cap. {_TOO_MANY_LIVE} Or "
+            "`too_many_scheduled_spaces`: you already have `max_scheduled_spaces_per_account` "
+            "(default 20) scheduled spaces; cancel one or start one first. Or the new id is "
+            "taken (`space_exists`; vanishingly rare: retry).",
+            ErrorKind.RATE_LIMITED: "`space_creation_rate`: an account creates at most "
+            "`space_creations_per_hour` (default 30) spaces an hour, in bursts of "
+            "`space_creation_burst` (10).",
+        }
+    ),
+)
 async def create(
     body: NewSpace, me: Account, services: ServicesDep, response: Response
 ) -> SpaceOut:
@@ -89,22 +102,18 @@ async def list_spaces(
     return SpaceList(spaces=[SpaceOut.of(space) for space in spaces])
 
 
-_PRIVATE_READ: dict[int | str, dict[str, Any]] = {
-    403: {
-        "description": "A private space read without a signed link (`signed_link_needed`),"
-        " or under a wrong signature (`bad_signature`)",
-        "content": {"application/json": {}},
-    },
-    410: {
-        "description": "The signed link has expired (`link_expired`)",
-        "content": {"application/json": {}},
-    },
-}
-
-
-@router.get("/{space_id}", responses=_PRIVATE_READ)
+@router.get(
+    "/{space_id}",
+    responses=raises(
+        notes={
+            ErrorKind.FORBIDDEN: "A private space read without a signed link "
+            "(`signed_link_needed`), or under a wrong signature (`bad_signature`).",
+            ErrorKind.GONE: "The signed link has expired (`link_expired`).",
+        }
+    ),
+)
 async def get_space(
-    space_id: str, services: ServicesDep, request: Request, response: Response
+    space_id: SpaceIdPath, services: ServicesDep, request: Request, response: Response
 ) -> SpaceOut:
     """The space as every listener sees it. A private space's is read only under its
     signed prefix (`/p/{exp}/{sig}/v1/spaces/{id}`), and its links then carry the same
@@ -117,8 +126,17 @@ async def get_space(
     return space
 
 
-@router.get("/{space_id}/links")
-async def links(space_id: str, me: Account, services: ServicesDep, response: Response) -> LinksOut:
+@router.get(
+    "/{space_id}/links",
+    responses=raises(
+        notes={
+            ErrorKind.FORBIDDEN: "A private space the caller may not listen to (`private_space`)."
+        }
+    ),
+)
+async def links(
+    space_id: SpaceIdPath, me: Account, services: ServicesDep, response: Response
+) -> LinksOut:
     """The space's links for the caller: for a private space the signed ones, if the
     caller may listen (its host, stage, invited accounts, or the host's followers when its
     audience is `followers`); 403 `private_space` otherwise. Plain links for the rest."""
@@ -132,8 +150,10 @@ async def links(space_id: str, me: Account, services: ServicesDep, response: Res
     )
 
 
-@router.post("/{space_id}/invites", status_code=201)
-async def invite(space_id: str, body: InviteIn, me: Account, services: ServicesDep) -> InviteOut:
+@router.post("/{space_id}/invites", status_code=201, responses=_INVITERS)
+async def invite(
+    space_id: SpaceIdPath, body: InviteIn, me: Account, services: ServicesDep
+) -> InviteOut:
     """Invite an account into a private space (host and co-hosts; idempotent). The account
     gets a `space_invite` notification. 409 `not_private` for other spaces."""
     handle = normalise_handle(body.handle.removeprefix("@"))
@@ -141,8 +161,8 @@ async def invite(space_id: str, body: InviteIn, me: Account, services: ServicesD
     return InviteOut(handle=rec.handle, invited_by=rec.invited_by, created_at=rec.created_at)
 
 
-@router.get("/{space_id}/invites")
-async def invites(space_id: str, me: Account, services: ServicesDep) -> InviteList:
+@router.get("/{space_id}/invites", responses=_INVITERS)
+async def invites(space_id: SpaceIdPath, me: Account, services: ServicesDep) -> InviteList:
     """The private space's invited accounts, by handle (host and co-hosts)."""
     recs = await services.access.invites(SpaceId(space_id), me)
     return InviteList(
@@ -153,19 +173,21 @@ async def invites(space_id: str, me: Account, services: ServicesDep) -> InviteLi
     )
 
 
-@router.delete("/{space_id}/invites/{handle}", status_code=204)
-async def revoke(space_id: str, handle: str, me: Account, services: ServicesDep) -> Response:
+@router.delete("/{space_id}/invites/{handle}", status_code=204, responses=_INVITERS)
+async def revoke(
+    space_id: SpaceIdPath, handle: str, me: Account, services: ServicesDep
+) -> Response:
     """Revoke an invitation. Signed links it already received keep working until they
     expire (`link_ttl_s`)."""
     await services.access.revoke(SpaceId(space_id), me, normalise_handle(handle.removeprefix("@")))
     return Response(status_code=204)
 
 
-@router.post("/{space_id}/start", responses=_START_ERRORS)
-async def start(space_id: str, me: Account, services: ServicesDep) -> SpaceOut:
+@router.post("/{space_id}/start", responses=_START)
+async def start(space_id: SpaceIdPath, me: Account, services: ServicesDep) -> SpaceOut:
     return SpaceOut.of(await services.directory.start(SpaceId(space_id), me))
 
 
-@router.post("/{space_id}/end")
-async def end(space_id: str, me: Account, services: ServicesDep) -> SpaceOut:
+@router.post("/{space_id}/end", responses=_HOST_ONLY)
+async def end(space_id: SpaceIdPath, me: Account, services: ServicesDep) -> SpaceOut:
     return SpaceOut.of(await services.directory.end(SpaceId(space_id), me))

@@ -61,6 +61,9 @@ class EndReason(StrEnum):
     EXPIRED = "expired"  # scheduled, and not started within scheduled_expiry_s of its slot
 
 
+SPACE_ID_MAX_LEN = 64  # the longest space id the store keeps (and the API takes)
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Stage capacity and timing rules; every value is a setting (config.py)."""

@@ -3,8 +3,9 @@ lengths) and PostgreSQL (which enforces them) refuse the same inputs the same wa
 
 from __future__ import annotations
 
+from pnyx.domain.types import SPACE_ID_MAX_LEN
 from pnyx.errors import ErrorKind, PnyxError
-from pnyx.store.models import HANDLE_MAX_LEN, SPACE_ID_MAX_LEN
+from pnyx.store.models import HANDLE_MAX_LEN
 
 
 def check_handle(handle: str) -> None:

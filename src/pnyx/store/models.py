@@ -31,10 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from pnyx.domain.types import Audience, SpaceStatus, Visibility
+from pnyx.domain.types import SPACE_ID_MAX_LEN, Audience, SpaceStatus, Visibility
 
 HANDLE_MAX_LEN = 32
-SPACE_ID_MAX_LEN = 64
 
 
 class UtcDateTime(TypeDecorator[datetime]):
