@@ -3,6 +3,8 @@ memory within the one process. Two services on ``live_pair`` are two nodes."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from pnyx.domain.types import Handle
@@ -11,6 +13,7 @@ from pnyx.live.base import LiveState
 from pnyx.services.auth import Tokens
 from pnyx.services.ratelimits import Limit, RateKind, RateLimits
 from pnyx.services.sessions import Sessions
+from tests.support.poll import eventually
 
 NOW = 1_700_000_000.0
 LIMITS = {
@@ -93,6 +96,9 @@ async def test_sign_out_everywhere_ends_every_token_of_the_account(
         for token in (phone, laptop):
             assert (await refusal(node.account(token))).code == "signed_out"
         assert await node.account(bob) == "bob"
-    # Signing in again afterwards works (a later token).
+    # Signing in again afterwards works (a later token: issued in a later millisecond
+    # than the sign-out, as any real sign-in, with its password hash, is).
+    ended_ms = time.time_ns() // 1_000_000
+    await eventually(lambda: time.time_ns() // 1_000_000 > ended_ms, 1, "the next millisecond")
     fresh = tokens.issue_account(Handle("alice"))
     assert await here.account(fresh) == "alice"

@@ -76,7 +76,16 @@ async def sign_in(body: SignIn, client: ClientAddress, services: ServicesDep) ->
     description="End the account token this request carries: every node refuses it from "
     "now on (within `session_check_s` on the others). Other sessions of the account, and "
     "listener tokens already handed out, are unaffected.",
-    responses={204: {"description": "Signed out."}},
+    responses={
+        204: {"description": "Signed out."},
+        **raises(
+            notes={
+                ErrorKind.INVALID: "A token issued before sign-out existed carries no id "
+                "(`no_token_id`): sign out everywhere instead.",
+                ErrorKind.UNAUTHENTICATED: "Already signed out (`signed_out`).",
+            }
+        ),
+    },
 )
 async def sign_out(token: AccountToken, services: ServicesDep) -> Response:
     await services.sessions.sign_out(token)
@@ -90,7 +99,10 @@ async def sign_out(token: AccountToken, services: ServicesDep) -> Response:
     description="End every token of the caller's account issued until now: account tokens "
     "on every device, and the listener tokens joined with them. Open stage sockets close "
     "(4001) within `session_check_s`. Signing in again gives a new token.",
-    responses={204: {"description": "Signed out everywhere."}},
+    responses={
+        204: {"description": "Signed out everywhere."},
+        **raises(notes={ErrorKind.UNAUTHENTICATED: "Already signed out (`signed_out`)."}),
+    },
 )
 async def sign_out_all(token: AccountToken, services: ServicesDep) -> Response:
     await services.sessions.sign_out_all(token)

@@ -25,6 +25,7 @@ from typing import Any, cast
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pnyx.api.errors import STATUS, error_body
+from pnyx.api.openapi import ERROR_REF
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.services.facade import Services
 from pnyx.services.links import SIGNED_PREFIX, is_private
@@ -145,7 +146,7 @@ _SIGNED_PARAMS = [
         "description": 'base64url (no padding) of MD5 of "{exp}{space_id} {link_secret}"',
     },
 ]
-_ERROR_JSON: dict[str, Any] = {"application/json": {}}
+_ERROR_JSON: dict[str, Any] = {"application/json": {"schema": {"$ref": ERROR_REF}}}
 _UNSIGNED = {
     "description": "A private space (`p-…` id) read without a signed link (`signed_link_needed`)",
     "content": _ERROR_JSON,

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from pnyx.api.app import create_app
 from pnyx.config import Settings
 from pnyx.services.links import sign
+from tests.support.pnyx_server import ACCOUNTS_UNLIMITED
 from tests.support.poll import eventually
 
 LINK_SECRET = "link-secret-for-the-tests-0123456789"
@@ -23,7 +24,15 @@ LINK_SECRET = "link-secret-for-the-tests-0123456789"
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    settings = Settings(data_dir=tmp_path / "data", serve_web=False, link_secret=LINK_SECRET)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        serve_web=False,
+        link_secret=LINK_SECRET,
+        # one client signs many accounts up, and hosts open several spaces each
+        **ACCOUNTS_UNLIMITED,  # type: ignore[arg-type]
+        max_live_spaces_per_account=20,
+        space_creation_burst=1000,
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app
@@ -40,7 +49,7 @@ Headers = dict[str, str]
 
 
 async def sign_up(c: httpx.AsyncClient, handle: str) -> Headers:
-    body = {"handle": handle, "password": "correct horse"}
+    body = {"handle": handle, "password": "correct horse battery staple"}
     assert (await c.post("/v1/accounts", json=body)).status_code == 201
     token = (await c.post("/v1/sessions", json=body)).json()["token"]
     return {"Authorization": f"Bearer {token}"}

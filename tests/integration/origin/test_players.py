@@ -57,7 +57,7 @@ async def ended_space(app: FastAPI, *, segments: int, record: bool = True) -> St
     """A space that had ``segments`` segments and a bit of audio, recorded, then ended."""
     node = node_of(app)
     host = Handle(f"host{segments}")
-    await node.accounts.register(host, "correct horse", None)
+    await node.accounts.register(host, "correct horse battery staple", None, client="127.0.0.1")
     rec = await node.spaces.create(host, NewSpace(title="Replay", record=record))
     recordings = node.recorder if record else None
     stream = Stream(node.origin, rec.id, recordings=recordings)
@@ -149,7 +149,9 @@ async def test_replay_and_download_after_the_space_ended(
 async def test_no_replay_before_the_end_or_without_a_recording(app_client: AppFactory) -> None:
     async with app_client() as (app, c):
         node = node_of(app)
-        await node.accounts.register("livehost", "correct horse", None)
+        await node.accounts.register(
+            "livehost", "correct horse battery staple", None, client="127.0.0.1"
+        )
         rec = await node.spaces.create(Handle("livehost"), NewSpace(title="On air", record=True))
         stream = Stream(node.origin, rec.id, recordings=node.recorder)
         await stream.start()
@@ -190,7 +192,9 @@ async def test_the_replay_is_served_only_once_final(app_client: AppFactory) -> N
     a year) truncated. Until the recording is marked finished: a short-lived 503."""
     async with app_client() as (app, c):
         node = node_of(app)
-        await node.accounts.register("finhost", "correct horse", None)
+        await node.accounts.register(
+            "finhost", "correct horse battery staple", None, client="127.0.0.1"
+        )
         rec = await node.spaces.create(Handle("finhost"), NewSpace(title="Fin", record=True))
         stream = Stream(node.origin, rec.id, recordings=node.recorder)
         await stream.start()

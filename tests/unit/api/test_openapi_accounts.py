@@ -13,11 +13,11 @@ def test_limits_and_sign_outs_are_documented(tmp_path: Path) -> None:
     doc = create_app(Settings(data_dir=tmp_path, serve_web=False)).openapi()
     for path in ("/v1/sessions", "/v1/accounts"):
         limited = doc["paths"][path]["post"]["responses"]["429"]
-        assert set(limited["headers"]) == {"Retry-After", "Pnyx-Retry-Jitter"}
+        assert {h.lower() for h in limited["headers"]} == {"retry-after", "pnyx-retry-jitter"}
         schema = limited["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/ErrorOut"}
     error = doc["components"]["schemas"]["ErrorDetail"]["properties"]
     assert set(error) == {"kind", "code", "message"}
     for path in ("/v1/auth/signout", "/v1/auth/signout-all"):
         responses = doc["paths"][path]["post"]["responses"]
-        assert set(responses) == {"204", "401"}
+        assert {"204", "401"} <= set(responses)
