@@ -214,3 +214,46 @@ def read_boxes(data: bytes, base: int = 0) -> list[Box]:
         found.append(Box(kind, base + pos, size, data[pos + header : pos + size]))
         pos += size
     return found
+
+
+def rebase(fragments: bytes, first_sequence: int = 1) -> tuple[bytes, int]:
+    """``fragments`` (``styp``/``moof``/``mdat`` boxes, as segments are stored) with their
+    decode times shifted so the first starts at 0, and their ``mfhd`` sequence numbers
+    renumbered from ``first_sequence``: the same samples, no re-encode, a file that plays
+    from 0 on its own. Returns the bytes and the next sequence number. Only fixed-size
+    fields are rewritten, so every offset stays valid."""
+    out = bytearray(fragments)
+    sequence = first_sequence
+    shift: int | None = None
+    for top in read_boxes(fragments):
+        if top.kind != b"moof":
+            continue
+        for child in top.children():
+            if child.kind == b"mfhd":
+                struct.pack_into(">I", out, child.offset + 12, sequence)
+                sequence += 1
+            elif child.kind == b"traf":
+                for leaf in child.children():
+                    if leaf.kind != b"tfdt":
+                        continue
+                    version = leaf.payload[0]
+                    fmt = ">Q" if version == 1 else ">I"
+                    (time,) = struct.unpack_from(fmt, leaf.payload, 4)
+                    if shift is None:
+                        shift = time
+                    struct.pack_into(fmt, out, leaf.offset + 12, max(0, time - shift))
+    return bytes(out), sequence
+
+
+def decode_start(fragments: bytes) -> int | None:
+    """The first ``tfdt`` in ``fragments`` (track timescale), or None if there is none."""
+    for top in read_boxes(fragments):
+        if top.kind != b"moof":
+            continue
+        for child in top.children():
+            if child.kind == b"traf":
+                for leaf in child.children():
+                    if leaf.kind == b"tfdt":
+                        fmt = ">Q" if leaf.payload[0] == 1 else ">I"
+                        return int(struct.unpack_from(fmt, leaf.payload, 4)[0])
+    return None
