@@ -14,8 +14,7 @@ from pnyx.api.openapi import raises
 from pnyx.api.schemas import ClipIdPath, ClipOut, NewClip, SpaceIdPath
 from pnyx.domain.types import SpaceId, Visibility
 from pnyx.errors import ErrorKind, PnyxError
-from pnyx.services.clips import MEDIA_TYPE, ClipRequest
-from pnyx.store.records import ClipRecord
+from pnyx.services.clips import MEDIA_TYPE, ClipRecord, ClipRequest
 
 router = APIRouter(tags=["clips"])
 

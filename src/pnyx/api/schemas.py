@@ -23,11 +23,11 @@ from pydantic import (
 )
 
 from pnyx.domain.types import SPACE_ID_MAX_LEN, Audience, Limits, Role, SpeakPolicy, Visibility
+from pnyx.services.clips import ClipRecord
 from pnyx.services.directory import SpaceSummary
 from pnyx.services.listeners import EMOJIS
 from pnyx.services.password_policy import MAX_PASSWORD_LEN
 from pnyx.services.views import StateView
-from pnyx.store.records import ClipRecord
 
 
 class Strict(BaseModel):

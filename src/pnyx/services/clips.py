@@ -40,6 +40,8 @@ from pnyx.services.spaces import SpaceService
 from pnyx.store.clips import ClipRepo
 from pnyx.store.records import ClipRecord
 
+__all__ = ["MEDIA_TYPE", "ClipRecord", "ClipRequest", "ClipService"]
+
 log = logging.getLogger(__name__)
 
 TIMESCALE = PackagerConfig().timescale
