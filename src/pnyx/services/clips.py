@@ -85,7 +85,8 @@ class ClipService:
         title = self._title(ask.title)
         rec = await self._spaces.record(space)
         await self._access.check(rec, room_from_json(rec.room), handle)
-        await self._limits.check(RateKind.CLIP, handle)
+        # The account's rate limit is taken once the request is known to be good and
+        # clippable now (so retries of a 409 or 503 cost nothing), before any media is read.
         if rec.status is SpaceStatus.LIVE:
             if ask.at is not None:
                 raise PnyxError(
@@ -94,7 +95,7 @@ class ClipService:
                     "`at` (it is for recorded spaces that have ended)",
                     code="at_needs_replay",
                 )
-            data, start_s, duration = await self._from_live(space, seconds)
+            data, start_s, duration = await self._from_live(space, handle, seconds)
         elif rec.status is SpaceStatus.SCHEDULED:
             raise PnyxError(
                 ErrorKind.CONFLICT,
@@ -102,7 +103,9 @@ class ClipService:
                 code="nothing_to_clip",
             )
         else:
-            data, start_s, duration = await self._from_recording(space, seconds, ask.at or 0.0)
+            data, start_s, duration = await self._from_recording(
+                space, handle, seconds, ask.at or 0.0
+            )
         clip = ClipRecord(
             id=secrets.token_urlsafe(9),
             space=space,
@@ -163,7 +166,9 @@ class ClipService:
             )
         return title
 
-    async def _from_live(self, space: SpaceId, seconds: float) -> tuple[bytes, float, float]:
+    async def _from_live(
+        self, space: SpaceId, handle: Handle, seconds: float
+    ) -> tuple[bytes, float, float]:
         """The newest finished segments covering ``seconds``: those of the playlist window
         (their durations known), then older ones still in the live state."""
         state = await previous_state(self._live, space)
@@ -174,6 +179,7 @@ class ClipService:
                 f"space {space} has no finished audio yet: try again in a few seconds",
                 code="nothing_to_clip",
             )
+        await self._limits.check(RateKind.CLIP, handle)
         durations = {ref.msn: ref.duration for ref in state.segments}
         usual = state.segments[0].duration
         picked: list[bytes] = []
@@ -190,7 +196,7 @@ class ClipService:
         return self._file(init, picked, total)
 
     async def _from_recording(
-        self, space: SpaceId, seconds: float, at: float
+        self, space: SpaceId, handle: Handle, seconds: float, at: float
     ) -> tuple[bytes, float, float]:
         info = await self._replays.finished(space)  # the replay's errors
         length = sum(s.duration for s in info.segments)
@@ -200,6 +206,7 @@ class ClipService:
                 f"`at` must be 0 up to the recording's length, {length:.1f} s, not {at:g}",
                 code="bad_clip_start",
             )
+        await self._limits.check(RateKind.CLIP, handle)
         picked: list[bytes] = []
         total, start = 0.0, 0.0
         for seg in info.segments:
