@@ -123,6 +123,16 @@ class Block(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+# Search (store/spaces.py SpaceRepo.search): PostgreSQL full text over the title and the
+# host's handle, through this GIN index; SQLite has no index for it (a LIKE scan, bounded).
+SEARCH_CONFIG = "english"
+
+
+def search_document(table: str = "") -> str:
+    """The text searched, as SQL: the index's expression, or the query's (``spaces.``)."""
+    return f"to_tsvector('{SEARCH_CONFIG}', {table}title || ' ' || {table}host)"
+
+
 class Space(Base):
     """A space and its durable room. ``room_version`` is the compare-and-swap token that
     serialises commands on one space across API processes (``SpaceRepo.update_room``)."""
@@ -133,6 +143,9 @@ class Space(Base):
         CheckConstraint(f"status IN ({_STATUSES})", name="status"),
         CheckConstraint(f"visibility IN ({_VISIBILITIES})", name="visibility"),
         CheckConstraint(f"audience IN ({_AUDIENCES})", name="audience"),
+        Index("ix_spaces_search", text(search_document()), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
@@ -156,21 +169,6 @@ class Space(Base):
     audience: Mapped[str] = mapped_column(
         String(16), default=Audience.INVITED.value, server_default=Audience.INVITED.value
     )
-
-
-# Search (store/spaces.py SpaceRepo.search): PostgreSQL full text over the title and the
-# host's handle, through this GIN index; SQLite has no index for it (a LIKE scan, bounded).
-SEARCH_CONFIG = "english"
-
-
-def search_document(table: str = "") -> str:
-    """The text searched, as SQL: the index's expression, or the query's (``spaces.``)."""
-    return f"to_tsvector('{SEARCH_CONFIG}', {table}title || ' ' || {table}host)"
-
-
-Index("ix_spaces_search", text(search_document()), postgresql_using="gin").ddl_if(
-    dialect="postgresql"
-)
 
 
 class SpaceInvite(Base):
