@@ -146,6 +146,9 @@ async def test_a_live_clip_holds_the_tone_of_its_seconds(
         assert time.monotonic() < deadline, r.text
         await asyncio.sleep(0.2)
     replayed = ok(r, 201)
+    # A finished public recording: among the recent replays.
+    replays = ok(await get(c, "/v1/replays"))["spaces"]
+    assert space in [s["id"] for s in replays]
     assert 1 - SEGMENT_S <= replayed["start_s"] <= 1, replayed
     samples = await decoded((await get(c, replayed["links"]["media"])).content, tmp_path)
     assert heard(samples) == {FIRST_HZ: True, SECOND_HZ: False}
