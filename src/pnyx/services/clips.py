@@ -234,4 +234,5 @@ class ClipService:
         joined = b"".join(segments)
         start = fmp4.decode_start(joined) or 0
         body, _ = fmp4.rebase(joined)
-        return init + body, start / TIMESCALE, duration
+        header = fmp4.with_duration(init, round(duration * TIMESCALE))
+        return header + body, start / TIMESCALE, duration
