@@ -110,9 +110,8 @@ async def list_spaces(
     """Public spaces: live ones by audience (largest first), scheduled ones soonest
     first; or with `q`, those whose title or host match."""
     if q is not None and q.strip():
-        spaces = await services.directory.search(q, limit)
-        if state is not None:
-            spaces = [s for s in spaces if s.status.value == state]
+        status = SpaceStatus(state) if state is not None else None
+        spaces = await services.directory.search(q, limit, status)
     else:
         spaces = await services.directory.listing(SpaceStatus(state or "live"), limit)
     response.headers["Cache-Control"] = f"public, max-age={services.config.space_cache_s}"

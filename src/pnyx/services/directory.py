@@ -79,10 +79,12 @@ class SpaceDirectory:
         summaries.sort(key=lambda s: -s.listeners)  # stable: newest first among equals
         return summaries[:limit]
 
-    async def search(self, query: str, limit: int = 50) -> list[SpaceSummary]:
-        """Public spaces (live, scheduled, ended) whose title or host match ``query``:
-        live first, then scheduled, then ended, at most ``limit``."""
-        return await self._summaries(await self._spaces.search(query, limit))
+    async def search(
+        self, query: str, limit: int = 50, status: SpaceStatus | None = None
+    ) -> list[SpaceSummary]:
+        """Public spaces (live, scheduled, ended; or only ``status``) whose title or host
+        match ``query``: live first, then scheduled, then ended, at most ``limit``."""
+        return await self._summaries(await self._spaces.search(query, limit, status=status))
 
     async def recent_replays(self, limit: int = 20) -> list[SpaceSummary]:
         """Ended public spaces with a finished recording, most recently ended first."""

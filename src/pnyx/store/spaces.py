@@ -24,6 +24,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -115,12 +116,15 @@ class SpaceRepo:
         async with self._db.begin() as conn:
             return [record_of(row) for row in await conn.execute(stmt)]
 
-    async def search(self, query: str, limit: int = 50) -> builtins.list[SpaceRecord]:
+    async def search(
+        self, query: str, limit: int = 50, *, status: SpaceStatus | None = None
+    ) -> builtins.list[SpaceRecord]:
         """Public spaces whose title or host's handle match ``query``: live ones first,
         then scheduled, then ended (most recent first within each), at most ``limit``.
         PostgreSQL: full text (``websearch_to_tsquery`` against the GIN-indexed
         ``SEARCH_DOCUMENT``: stemmed words, quoted phrases, ``-word``). SQLite: every word
-        is a substring of the title or the handle (case-insensitive for ASCII)."""
+        is a substring of the title or the handle (case-insensitive for ASCII). Only
+        spaces in ``status`` when given."""
         check_limit(limit)
         words = query.split()
         if not words:
@@ -149,6 +153,7 @@ class SpaceRepo:
             select(Space)
             .where(match, Space.visibility == Visibility.PUBLIC.value)
             .where(Space.status != SpaceStatus.CANCELLED.value)
+            .where(Space.status == status.value if status is not None else true())
             .order_by(
                 rank,
                 func.coalesce(Space.ended_at, Space.started_at, Space.created_at).desc(),

@@ -54,6 +54,8 @@ async def test_search_matches_titles_and_hosts_of_public_spaces(spaces: Store) -
     assert await ids(spaces, "jazz night") == ["live-b"]
     assert await ids(spaces, "jazz gardening") == []  # every word must match
     assert await ids(spaces, "gardening", limit=1) == ["live-a"]
+    scheduled = await spaces.spaces.search("gardening", 1, status=SpaceStatus.SCHEDULED)
+    assert [r.id for r in scheduled] == ["sched"]
     assert await ids(spaces, "   ") == []
 
 
