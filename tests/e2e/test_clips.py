@@ -21,6 +21,7 @@ from tests.support import tones
 from tests.support.api import create_space, error_of, ok
 from tests.support.api import new_user as user
 from tests.support.hls import HlsListener
+from tests.support.nginx import nginx_edge
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
 from tests.support.procs import require_binary
 from tests.support.webrtc import ToneTrack, publish
@@ -45,6 +46,18 @@ async def post(c: httpx.Client, url: str, **kw: Any) -> httpx.Response:
 
 async def get(c: httpx.Client, url: str, **kw: Any) -> httpx.Response:
     return await asyncio.to_thread(c.get, url, **kw)
+
+
+async def clip_when_ready(c: httpx.Client, space: str, user: Any, **body: Any) -> Any:
+    """POST a clip, again while there is nothing to clip yet (409) or its recording is
+    being finished (503)."""
+    deadline = time.monotonic() + 20
+    while True:
+        r = await post(c, f"/v1/spaces/{space}/clips", json=body, headers=user.auth)
+        if r.status_code not in (409, 503):
+            return ok(r, 201)
+        assert time.monotonic() < deadline, r.text
+        await asyncio.sleep(0.3)
 
 
 async def decoded(data: bytes, folder: Path) -> np.ndarray:
@@ -219,3 +232,46 @@ async def test_a_private_space_clip_is_private(
     assert heard(await decoded(got.content, tmp_path))[FIRST_HZ]
     page = await get(c, f"/c/{clip['id']}")
     assert "Secret plans" not in page.text and "og:title" not in page.text
+
+
+async def test_the_edge_caches_public_clips_only(
+    node: PnyxProcess, c: httpx.Client, tmp_path: Path
+) -> None:
+    host, guest = user(c, "edgehost"), user(c, "edgeguest")
+    public = create_space(c, host, title="Cached")
+    me = await publish(node.url, public, host.token, ToneTrack(FIRST_HZ))
+    try:
+        await me.connected()
+        clip = await clip_when_ready(c, public, guest, seconds=2)
+    finally:
+        await me.close()
+        ok(await post(c, f"/v1/spaces/{public}/end", headers=host.auth))
+    private = create_space(c, host, title="Uncached", visibility="private")
+    me = await publish(node.url, private, host.token, ToneTrack(FIRST_HZ))
+    try:
+        await me.connected()
+        secret = await clip_when_ready(c, private, host, seconds=2)
+    finally:
+        await me.close()
+        ok(await post(c, f"/v1/spaces/{private}/end", headers=host.auth))
+
+    with nginx_edge([node.url.removeprefix("http://")]) as edge:
+        async with httpx.AsyncClient(base_url=edge.url, timeout=30) as via_edge:
+            media = clip["links"]["media"]
+            first, second = await via_edge.get(media), await via_edge.get(media)
+            assert first.status_code == second.status_code == 200
+            assert first.content == second.content and len(first.content) == clip["size"]
+            status = [r.headers["x-cache-status"] for r in (first, second)]
+            assert status == ["MISS", "HIT"]
+            hidden = secret["links"]["media"]
+            for _ in range(2):  # refused, and the refusal is not kept
+                r = await via_edge.get(hidden)
+                assert r.status_code == 401 and r.headers["x-cache-status"] == "MISS"
+            for _ in range(2):  # the host's own read: never stored or shared
+                r = await via_edge.get(hidden, headers=host.auth)
+                assert r.status_code == 200 and r.headers["x-cache-status"] == "BYPASS"
+            assert (await via_edge.get(hidden)).status_code == 401
+            junk = await via_edge.get(f"{media}?junk=1")
+            assert junk.status_code == 200 and junk.headers["x-cache-status"] == "HIT"
+            refused = await via_edge.post(media)
+            assert refused.status_code == 403
