@@ -128,6 +128,16 @@ async def test_a_live_clip_holds_the_tone_of_its_seconds(
             )
             both = await decoded((await get(c, longer["links"]["media"])).content, tmp_path)
             assert heard(both) == {FIRST_HZ: True, SECOND_HZ: True}
+            # The default, 30 s, reaches past the live playlist's window (19.2 s) into
+            # the older segments the live state still keeps.
+            await audio_for(listener, 15)
+            default = ok(
+                await post(c, f"/v1/spaces/{space}/clips", json={}, headers=host.auth), 201
+            )
+            assert 30 <= default["duration"] < 30 + SEGMENT_S, default
+            whole = await decoded((await get(c, default["links"]["media"])).content, tmp_path)
+            assert abs(len(whole) / RATE - default["duration"]) < 0.1, len(whole) / RATE
+            assert heard(whole) == {FIRST_HZ: True, SECOND_HZ: True}
             # Not while live: `at` is for recordings.
             body = error_of(
                 await post(c, f"/v1/spaces/{space}/clips", json={"at": 1}, headers=fan.auth),
