@@ -108,6 +108,15 @@ class Settings(BaseModel):
     space_creations_per_hour: float = Field(30.0, gt=0, le=1_000_000)  # new spaces (429)
     space_creation_burst: float = Field(10.0, ge=1, le=1_000_000)  # of them at once
 
+    # -- clips (services/clips.py) ---------------------------------------------------
+    clip_default_s: float = Field(30.0, ge=2, le=60)  # a clip's length when none is asked
+    clip_max_s: float = Field(60.0, ge=2, le=60)  # the longest clip one may ask for
+    clips_per_hour: float = Field(30.0, gt=0, le=1_000_000)  # per account (429 beyond)
+    clip_burst: float = Field(5.0, ge=1, le=1_000_000)  # of them at once
+
+    # -- search and discovery (services/directory.py) ----------------------------------
+    live_audience_candidates: int = Field(200, ge=1, le=5000)  # live spaces ranked by audience
+
     # -- listeners ------------------------------------------------------------------
     heartbeat_s: float = Field(15.0, gt=0)
     presence_bucket_s: float = Field(5.0, gt=0)
@@ -284,6 +293,8 @@ class Settings(BaseModel):
     def _check(self) -> Settings:
         if self.presence_window_s < self.presence_bucket_s:
             raise ValueError("presence_window_s must be at least presence_bucket_s")
+        if self.clip_default_s > self.clip_max_s:
+            raise ValueError("clip_default_s must be at most clip_max_s")
         if 2 * self.lease_renew_s > self.lease_ttl_s:
             raise ValueError(
                 "lease_renew_s must be at most half of lease_ttl_s (a lease must survive a "

@@ -19,6 +19,9 @@ client can undo it. The rules:
   extra origin request per 1,024 listeners per version); with a minimum of 0 the wrapped
   count still qualifies;
 - ``GET /v1/spaces/{id}``: cached for the second the origin allows;
+- a clip's audio (``/v1/clips/{id}/clip.m4a``): immutable, keyed by its path only;
+  a read with an ``Authorization`` header (a private space's clip, which the node
+  answers ``private``) is never stored or served from the cache;
 - **the cache cannot be bypassed.** A listener read's cache key is only what changes the
   answer: the path, and ``_HLS_msn``/``_HLS_part`` (playlists; the origin makes no
   delta updates, so ``_HLS_skip`` is dropped too) or ``after`` (state) — never the
@@ -440,6 +443,24 @@ def render(spec: EdgeSpec) -> str:
         proxy_buffering on;
         add_header X-Cache-Status $upstream_cache_status always;
 {secure_link}{_listener_locations(spec)}
+        # a clip's audio (immutable). With a token (a private space's clip) it is never
+        # stored or shared, and the node answers those `private` anyway; errors are no-store.
+        location ~ "^/v1/clips/[A-Za-z0-9_-]{{1,32}}/clip\\.m4a$" {{
+            limit_except GET HEAD {{ deny all; }}
+            proxy_pass http://pnyx_origin$uri;
+            proxy_cache pnyx;
+            proxy_cache_key clip:$uri;
+            proxy_cache_bypass $pnyx_authz;
+            proxy_no_cache $pnyx_authz;
+            proxy_ignore_headers Vary;
+            proxy_cache_lock on;
+            proxy_cache_min_uses 0;
+            proxy_cache_lock_timeout 10s;
+            proxy_cache_lock_age 10s;
+            proxy_read_timeout 15s;
+            proxy_next_upstream error timeout http_502 http_504;
+            proxy_next_upstream_tries 2;
+        }}
         # other paths under /media/ and /p/: nothing a node would serve
         location /media/ {{
             return 404 "{NO_MEDIA}\\n";

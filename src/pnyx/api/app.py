@@ -14,6 +14,8 @@ from fastapi.staticfiles import StaticFiles
 import pnyx
 from pnyx.api import (
     accounts,
+    clips,
+    discovery,
     docs,
     errors,
     listeners,
@@ -44,6 +46,8 @@ ROUTERS = (
     stage_ws.router,
     publish.router,
     media.router,
+    clips.router,
+    discovery.router,
     ops.router,
 )
 
@@ -124,5 +128,8 @@ def _serve_web(app: FastAPI) -> None:
 
     for path in ("/", "/signin", "/new", "/s/{space_id}", "/replay/{space_id}"):
         app.add_api_route(path, index, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_api_route(
+        "/c/{clip_id}", clips.page(index_html), methods=["GET", "HEAD"], include_in_schema=False
+    )
     app.add_api_route("/favicon.ico", favicon, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/web", _WebFiles(directory=WEB_DIR), name="web")

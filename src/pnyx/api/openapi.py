@@ -214,7 +214,11 @@ def _bounds(min_password_len: int, max_title_len: int) -> dict[tuple[str, str], 
         "after stripping spaces at both ends (the maximum is the setting `max_title_len`, "
         "120 by default).",
     }
-    return {("NewAccount", "password"): password, ("NewSpace", "title"): title}
+    return {
+        ("NewAccount", "password"): password,
+        ("NewSpace", "title"): title,
+        ("NewClip", "title"): title,
+    }
 
 
 def install(app: FastAPI, *, min_password_len: int, max_title_len: int) -> None:

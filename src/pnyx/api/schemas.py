@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from pnyx.domain.types import SPACE_ID_MAX_LEN, Audience, Limits, Role, SpeakPolicy, Visibility
+from pnyx.services.clips import ClipRecord
 from pnyx.services.directory import SpaceSummary
 from pnyx.services.listeners import EMOJIS
 from pnyx.services.password_policy import MAX_PASSWORD_LEN
@@ -138,6 +139,65 @@ def _iso(value: datetime | None) -> str | None:
 
 class SpaceList(BaseModel):
     spaces: list[SpaceOut]
+
+
+ClipIdPath = Annotated[
+    str,
+    Path(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="A clip's id (as created)"),
+]
+
+
+class NewClip(Strict):
+    seconds: float | None = Field(
+        None,
+        ge=1,
+        le=60,
+        description="how long, in seconds (default `clip_default_s`, 30; at most "
+        "`clip_max_s`). Clips are cut at segment boundaries (1.92 s): up to one segment more.",
+    )
+    at: float | None = Field(
+        None,
+        ge=0,
+        description="a recorded space that has ended: where the clip starts, seconds into "
+        "the recording (default 0). Not for live spaces (their clip is the last seconds).",
+    )
+    # Not blank; at most `max_title_len` (the service checks it). Default: the space's title.
+    title: str | None = Field(None, min_length=1, pattern=r"\S")
+
+
+class ClipOut(BaseModel):
+    id: str
+    space: str
+    title: str
+    host: str
+    creator: str
+    visibility: Visibility
+    start_s: float = Field(description="where the clip starts, seconds into the space")
+    duration: float = Field(description="seconds")
+    size: int = Field(description="bytes of the .m4a")
+    created_at: str
+    links: dict[str, str] = Field(description="page (/c/{id}), media (the .m4a), space")
+
+    @classmethod
+    def of(cls, clip: ClipRecord) -> ClipOut:
+        return cls(
+            id=clip.id,
+            space=clip.space,
+            title=clip.title,
+            host=clip.host,
+            creator=clip.creator,
+            visibility=clip.visibility,
+            start_s=round(clip.start_s, 3),
+            duration=round(clip.duration, 3),
+            size=clip.size,
+            created_at=clip.created_at.isoformat(),
+            links={
+                "page": f"/c/{clip.id}",
+                "media": f"/v1/clips/{clip.id}/clip.m4a",
+                "self": f"/v1/clips/{clip.id}",
+                "space": f"/s/{clip.space}",
+            },
+        )
 
 
 class JoinOut(BaseModel):

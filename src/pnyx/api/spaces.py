@@ -94,10 +94,26 @@ async def create(
 async def list_spaces(
     services: ServicesDep,
     response: Response,
-    state: Literal["live", "scheduled"] = "live",
+    state: Literal["live", "scheduled"] | None = Query(
+        None, description="live (the default without `q`) or scheduled"
+    ),
+    q: str | None = Query(
+        None,
+        min_length=1,
+        max_length=200,
+        description="search public spaces' titles and hosts' handles (PostgreSQL: full "
+        'text, with "quoted phrases" and -excluded words; SQLite: every word as a '
+        "substring). Live ones first, then scheduled, then ended; `state` narrows it.",
+    ),
     limit: int = Query(50, ge=1, le=200),
 ) -> SpaceList:
-    spaces = await services.directory.listing(SpaceStatus(state), limit)
+    """Public spaces: live ones by audience (largest first), scheduled ones soonest
+    first; or with `q`, those whose title or host match."""
+    if q is not None and q.strip():
+        status = SpaceStatus(state) if state is not None else None
+        spaces = await services.directory.search(q, limit, status)
+    else:
+        spaces = await services.directory.listing(SpaceStatus(state or "live"), limit)
     response.headers["Cache-Control"] = f"public, max-age={services.config.space_cache_s}"
     return SpaceList(spaces=[SpaceOut.of(space) for space in spaces])
 

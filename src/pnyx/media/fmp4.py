@@ -214,3 +214,99 @@ def read_boxes(data: bytes, base: int = 0) -> list[Box]:
         found.append(Box(kind, base + pos, size, data[pos + header : pos + size]))
         pos += size
     return found
+
+
+def rebase(fragments: bytes, first_sequence: int = 1) -> tuple[bytes, int]:
+    """``fragments`` (``styp``/``moof``/``mdat`` boxes, as segments are stored) with their
+    decode times shifted so the first starts at 0, and their ``mfhd`` sequence numbers
+    renumbered from ``first_sequence``: the same samples, no re-encode, a file that plays
+    from 0 on its own. Returns the bytes and the next sequence number. Only fixed-size
+    fields are rewritten, so every offset stays valid."""
+    out = bytearray(fragments)
+    sequence = first_sequence
+    shift: int | None = None
+    for top in read_boxes(fragments):
+        if top.kind != b"moof":
+            continue
+        for child in top.children():
+            if child.kind == b"mfhd":
+                struct.pack_into(">I", out, child.offset + 12, sequence)
+                sequence += 1
+            elif child.kind == b"traf":
+                for leaf in child.children():
+                    if leaf.kind != b"tfdt":
+                        continue
+                    version = leaf.payload[0]
+                    fmt = ">Q" if version == 1 else ">I"
+                    (time,) = struct.unpack_from(fmt, leaf.payload, 4)
+                    if shift is None:
+                        shift = time
+                    struct.pack_into(fmt, out, leaf.offset + 12, max(0, time - shift))
+    return bytes(out), sequence
+
+
+def decode_start(fragments: bytes) -> int | None:
+    """The first ``tfdt`` in ``fragments`` (track timescale), or None if there is none."""
+    for top in read_boxes(fragments):
+        if top.kind != b"moof":
+            continue
+        for child in top.children():
+            if child.kind == b"traf":
+                for leaf in child.children():
+                    if leaf.kind == b"tfdt":
+                        fmt = ">Q" if leaf.payload[0] == 1 else ">I"
+                        return int(struct.unpack_from(fmt, leaf.payload, 4)[0])
+    return None
+
+
+def with_duration(header: bytes, duration: int) -> bytes:
+    """``header`` (``ftyp`` + ``moov`` from :func:`init_segment`) stating ``duration``
+    (in the timescale of ``mvhd``, which ``init_segment`` shares with the track): in
+    ``mvhd``, ``tkhd`` and ``mdhd``, and as a ``mehd`` (the whole fragmented file's
+    duration, 14496-12 §8.8.2), so that players show a finished file's length before
+    reading it all. Raises ValueError on a header it does not know."""
+    if not 0 <= duration < 1 << 32:
+        raise ValueError(f"duration {duration} does not fit 32 bits")
+    out = b""
+    for top in read_boxes(header):
+        if top.kind != b"moov":
+            out += header[top.offset : top.offset + top.size]
+            continue
+        children = []
+        for child in top.children():
+            raw = bytearray(header[child.offset : child.offset + child.size])
+            if child.kind == b"mvhd":
+                _version0(child)
+                struct.pack_into(">I", raw, 8 + 4 + 12, duration)  # after times and scale
+            elif child.kind == b"trak":
+                raw = bytearray(_trak_with_duration(header, child, duration))
+            elif child.kind == b"mvex":
+                mehd = full_box(b"mehd", 0, 0, struct.pack(">I", duration))
+                kept = [header[b.offset : b.offset + b.size] for b in child.children()]
+                raw = bytearray(box(b"mvex", mehd, *(k for k in kept if k[4:8] != b"mehd")))
+            children.append(bytes(raw))
+        out += box(b"moov", *children)
+    return out
+
+
+def _version0(full: Box) -> None:
+    if full.payload[0] != 0:
+        raise ValueError(f"{full.kind!r} version {full.payload[0]}: only version 0 is known")
+
+
+def _trak_with_duration(data: bytes, trak: Box, duration: int) -> bytes:
+    """The ``trak`` with ``tkhd`` and ``mdhd`` durations set (same sizes: patched)."""
+    raw = bytearray(data[trak.offset : trak.offset + trak.size])
+    base = trak.offset
+    for child in trak.children():
+        if child.kind == b"tkhd":
+            _version0(child)
+            # creation, modification, track id, reserved, then duration
+            struct.pack_into(">I", raw, child.offset - base + 12 + 16, duration)
+        elif child.kind == b"mdia":
+            for leaf in child.children():
+                if leaf.kind == b"mdhd":
+                    _version0(leaf)
+                    # creation, modification, timescale, then duration
+                    struct.pack_into(">I", raw, leaf.offset - base + 12 + 12, duration)
+    return bytes(raw)

@@ -53,7 +53,10 @@ class SpaceDirectory:
         live: LiveState,
         notifications: NotificationService,
         signer: LinkSigner | None = None,
+        *,
+        audience_candidates: int = 200,
     ) -> None:
+        self._audience_candidates = audience_candidates
         self._signer = signer
         self._spaces = spaces
         self._live = live
@@ -63,9 +66,29 @@ class SpaceDirectory:
         return await self._summary(await self._spaces.record(space))
 
     async def listing(self, status: SpaceStatus, limit: int = 50) -> list[SpaceSummary]:
-        """Public spaces only: unlisted and private ones are in no list."""
-        recs = await self._spaces.list(status, limit, visibility=Visibility.PUBLIC)
-        return await self._summaries(recs)
+        """Public spaces only: unlisted and private ones are in no list. Live ones by
+        audience, largest first: the newest ``audience_candidates`` live spaces (one
+        store query and one snapshot read each, whatever the audiences) ranked by their
+        listener count; scheduled ones soonest first."""
+        if status is not SpaceStatus.LIVE:
+            recs = await self._spaces.list(status, limit, visibility=Visibility.PUBLIC)
+            return await self._summaries(recs)
+        candidates = max(limit, self._audience_candidates)
+        recs = await self._spaces.list(status, candidates, visibility=Visibility.PUBLIC)
+        summaries = await self._summaries(recs)
+        summaries.sort(key=lambda s: -s.listeners)  # stable: newest first among equals
+        return summaries[:limit]
+
+    async def search(
+        self, query: str, limit: int = 50, status: SpaceStatus | None = None
+    ) -> list[SpaceSummary]:
+        """Public spaces (live, scheduled, ended; or only ``status``) whose title or host
+        match ``query``: live first, then scheduled, then ended, at most ``limit``."""
+        return await self._summaries(await self._spaces.search(query, limit, status=status))
+
+    async def recent_replays(self, limit: int = 20) -> list[SpaceSummary]:
+        """Ended public spaces with a finished recording, most recently ended first."""
+        return await self._summaries(await self._spaces.recent_replays(limit))
 
     async def followed_live(self, handle: Handle, limit: int = 50) -> list[SpaceSummary]:
         """The live public spaces of the hosts ``handle`` follows, newest first."""

@@ -21,6 +21,7 @@ from pnyx.services.accounts import AccountService
 from pnyx.services.admission import Admission
 from pnyx.services.auth import Tokens
 from pnyx.services.client_address import ClientAddresses
+from pnyx.services.clips import ClipService
 from pnyx.services.directory import SpaceDirectory
 from pnyx.services.health import HealthService
 from pnyx.services.ice import IceServers
@@ -65,6 +66,7 @@ class Services:
     ice: IceServers  # STUN/TURN servers for speakers (Link headers), TURN credentials
     origin: Origin  # live HLS and recorded objects
     replays: ReplayService  # replay playlists and downloads
+    clips: ClipService  # clips of live and recorded spaces
     notifications: NotificationService
     health: HealthService
     admission: Admission  # for the admission middleware

@@ -20,6 +20,7 @@ from pnyx.services.access import SpaceAccess
 from pnyx.services.accounts import AccountService
 from pnyx.services.auth import Passwords, Tokens
 from pnyx.services.client_address import ClientAddresses
+from pnyx.services.clips import ClipService
 from pnyx.services.directory import SpaceDirectory
 from pnyx.services.facade import ApiSettings, Services
 from pnyx.services.health import HealthService
@@ -71,6 +72,9 @@ class Node:
     services: Services = field(init=False)  # what the API may use
 
     def __post_init__(self) -> None:
+        replays = ReplayService(
+            self.settings, self.spaces, self.store.recordings, self.recorder, self.live, self.clock
+        )
         self.services = Services(
             config=ApiSettings.of(self.settings),
             tokens=self.tokens,
@@ -79,7 +83,11 @@ class Node:
             limits=self.limits,
             accounts=self.accounts,
             directory=SpaceDirectory(
-                self.spaces, self.live, self.notifications, self.access.signer
+                self.spaces,
+                self.live,
+                self.notifications,
+                self.access.signer,
+                audience_candidates=self.settings.live_audience_candidates,
             ),
             listeners=self.listeners,
             access=self.access,
@@ -90,12 +98,15 @@ class Node:
             publishing=self.relay,
             ice=IceServers(self.settings, self.clock),
             origin=self.origin,
-            replays=ReplayService(
+            replays=replays,
+            clips=ClipService(
                 self.settings,
                 self.spaces,
-                self.store.recordings,
-                self.recorder,
+                self.access,
+                replays,
+                self.store.clips,
                 self.live,
+                self.limits,
                 self.clock,
             ),
             notifications=self.notifications,

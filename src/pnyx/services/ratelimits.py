@@ -28,6 +28,7 @@ class RateKind(StrEnum):
     SIGN_IN_HANDLE = "signin-handle"  # guesses at one account's password
     SIGN_IN_ADDRESS = "signin-address"  # guesses from one client address, any account
     SIGN_UP_ADDRESS = "signup-address"  # new accounts from one client address
+    CLIP = "clip"  # clips made by one account
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ def limits_of(settings: Settings) -> dict[RateKind, Limit]:
             settings.signup_address_per_min / 60,
             "new accounts from your address",
         ),
+        RateKind.CLIP: Limit(settings.clip_burst, settings.clips_per_hour / 3600, "clips"),
     }
 
 

@@ -90,6 +90,17 @@ class ReplayService:
         info = await self._final(space)
         return Export(info.size, self._chunks(space, info))
 
+    async def finished(self, space: SpaceId) -> RecordingInfo:
+        """The finished recording's segments (no bytes), or the error saying why there is
+        none yet (as the playlist's)."""
+        return await self._final(space)
+
+    async def segment(self, space: SpaceId, msn: int) -> bytes | None:
+        return await self._repo.segment(space, msn)
+
+    async def init(self, space: SpaceId) -> bytes | None:
+        return await self._repo.init(space)
+
     async def recorded(self, space: SpaceId, name: str) -> bytes:
         """``init.mp4`` or ``{msn}.m4s`` of a recording (immutable once stored)."""
         rec.valid_space(space)

@@ -127,6 +127,14 @@ class SpaceService:
             raise PnyxError(ErrorKind.NOT_FOUND, f"no space {space}", code="no_space")
         return rec
 
+    async def search(
+        self, query: str, limit: int = 50, *, status: SpaceStatus | None = None
+    ) -> list[SpaceRecord]:
+        return await self._store.spaces.search(query, limit, status=status)
+
+    async def recent_replays(self, limit: int = 20) -> list[SpaceRecord]:
+        return await self._store.spaces.recent_replays(limit)
+
     async def room(self, space: SpaceId) -> Room:
         return room_from_json((await self.record(space)).room)
 

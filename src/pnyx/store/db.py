@@ -15,6 +15,7 @@ from sqlalchemy.schema import CreateColumn
 
 from pnyx.errors import PnyxError
 from pnyx.store.accounts import AccountRepo
+from pnyx.store.clips import ClipRepo
 from pnyx.store.engine import Database, async_url, create_engine
 from pnyx.store.invites import InviteRepo
 from pnyx.store.models import Base
@@ -33,6 +34,7 @@ class Store:
         self.invites = InviteRepo(db)
         self.notifications = NotificationRepo(db)
         self.recordings = RecordingRepo(db)
+        self.clips = ClipRepo(db)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -51,10 +53,13 @@ class Store:
         """Create the tables and indexes that do not exist yet (safe to call every start),
         and add to existing tables the columns that have a server default and are
         missing (a database made by an older Pnyx: e.g. ``spaces.visibility``). That is
-        the only upgrade there is: no migration tool; nothing is ever dropped or changed."""
+        the only upgrade there is, with the indexes an existing table lacks (e.g. the
+        search index of ``spaces`` on PostgreSQL): no migration tool; nothing is ever
+        dropped or changed."""
         async with self._db.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
             await conn.run_sync(_add_missing_columns)
+            await conn.run_sync(_add_missing_indexes)
 
     async def ping(self) -> bool:
         """True when the database answers (for /healthz); never raises."""
@@ -90,3 +95,13 @@ def _add_missing_columns(conn: Connection) -> None:
                 # "visibility VARCHAR(16) DEFAULT 'public' NOT NULL", as CREATE TABLE says it
                 spec = CreateColumn(column).compile(dialect=conn.dialect)
                 conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {spec}"))
+
+
+def _add_missing_indexes(conn: Connection) -> None:
+    inspector = inspect(conn)
+    for table in Base.metadata.sorted_tables:
+        have = {i["name"] for i in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in have:
+                # checkfirst: a dialect-specific index (ddl_if) is left out elsewhere
+                index.create(conn, checkfirst=True)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -122,6 +123,16 @@ class Block(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+# Search (store/spaces.py SpaceRepo.search): PostgreSQL full text over the title and the
+# host's handle, through this GIN index; SQLite has no index for it (a LIKE scan, bounded).
+SEARCH_CONFIG = "english"
+
+
+def search_document(table: str = "") -> str:
+    """The text searched, as SQL: the index's expression, or the query's (``spaces.``)."""
+    return f"to_tsvector('{SEARCH_CONFIG}', {table}title || ' ' || {table}host)"
+
+
 class Space(Base):
     """A space and its durable room. ``room_version`` is the compare-and-swap token that
     serialises commands on one space across API processes (``SpaceRepo.update_room``)."""
@@ -132,6 +143,9 @@ class Space(Base):
         CheckConstraint(f"status IN ({_STATUSES})", name="status"),
         CheckConstraint(f"visibility IN ({_VISIBILITIES})", name="visibility"),
         CheckConstraint(f"audience IN ({_AUDIENCES})", name="audience"),
+        Index("ix_spaces_search", text(search_document()), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
@@ -230,4 +244,26 @@ class RecordingSegment(Base):
     program_date_time: Mapped[datetime] = mapped_column(UtcDateTime)
     discontinuity: Mapped[bool] = mapped_column(Boolean)
     parts: Mapped[list[Any]] = mapped_column(JSON)
+    data: Mapped[bytes] = mapped_column(MEDIA_BYTES)
+
+
+class Clip(Base):
+    """A listener's clip of a space: a few seconds of its finished segments as one
+    fragmented MP4 (``data``, the header included), immutable once written. ``visibility``
+    is the space's when it was clipped: a private space's clips are private too. No
+    foreign keys: a clip outlives nothing it names, and deleting an account or a space
+    deletes its clips explicitly (``ClipRepo.delete_of``)."""
+
+    __tablename__ = "clips"
+    __table_args__ = (Index("ix_clips_space_id_created_at", "space_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    space_id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN))
+    creator: Mapped[str] = mapped_column(String(HANDLE_MAX_LEN), index=True)
+    host: Mapped[str] = mapped_column(String(HANDLE_MAX_LEN))
+    title: Mapped[str] = mapped_column(Text)
+    visibility: Mapped[str] = mapped_column(String(16))
+    start_s: Mapped[float] = mapped_column(Float)  # offset into the space, seconds
+    duration: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     data: Mapped[bytes] = mapped_column(MEDIA_BYTES)

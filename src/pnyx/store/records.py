@@ -91,3 +91,19 @@ class HostCap:
 
     status: SpaceStatus
     limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClipRecord:
+    """A clip without its bytes (``size`` is their length)."""
+
+    id: str
+    space: SpaceId
+    creator: Handle
+    host: Handle
+    title: str  # the space's title when clipped
+    visibility: Visibility
+    start_s: float  # where the clip starts, seconds into the space
+    duration: float
+    created_at: datetime
+    size: int = 0

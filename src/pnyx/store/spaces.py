@@ -14,7 +14,19 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    case,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,7 +34,14 @@ from pnyx.domain.types import Audience, Handle, SpaceId, SpaceStatus, Visibility
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.store.checks import check_limit, check_space_id
 from pnyx.store.engine import Database
-from pnyx.store.models import Account, Follow, Space
+from pnyx.store.models import (
+    SEARCH_CONFIG,
+    Account,
+    Follow,
+    Recording,
+    Space,
+    search_document,
+)
 from pnyx.store.records import HostCap, SpaceRecord
 
 # How each status lists: live spaces newest first, scheduled ones soonest first, ended
@@ -33,6 +52,11 @@ _ORDER: dict[SpaceStatus, tuple[ColumnElement[Any], ...]] = {
     SpaceStatus.ENDED: (func.coalesce(Space.ended_at, Space.created_at).desc(), Space.id.asc()),
     SpaceStatus.CANCELLED: (func.coalesce(Space.ended_at, Space.created_at).desc(), Space.id.asc()),
 }
+
+
+def _escape(word: str) -> str:
+    """``word`` as a LIKE pattern's literal part (``\\`` escapes)."""
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class SpaceRepo:
@@ -89,6 +113,71 @@ class SpaceRepo:
         if visibility is not None:
             stmt = stmt.where(Space.visibility == visibility.value)
         stmt = stmt.order_by(*_ORDER[status]).limit(limit)
+        async with self._db.begin() as conn:
+            return [record_of(row) for row in await conn.execute(stmt)]
+
+    async def search(
+        self, query: str, limit: int = 50, *, status: SpaceStatus | None = None
+    ) -> builtins.list[SpaceRecord]:
+        """Public spaces whose title or host's handle match ``query``: live ones first,
+        then scheduled, then ended (most recent first within each), at most ``limit``.
+        PostgreSQL: full text (``websearch_to_tsquery`` against the GIN-indexed
+        ``SEARCH_DOCUMENT``: stemmed words, quoted phrases, ``-word``). SQLite: every word
+        is a substring of the title or the handle (case-insensitive for ASCII). Only
+        spaces in ``status`` when given."""
+        check_limit(limit)
+        words = query.split()
+        if not words:
+            return []
+        if self._db.dialect == "postgresql":
+            document: ColumnElement[Any] = literal_column(search_document("spaces."))
+            match: ColumnElement[bool] = document.op("@@")(
+                func.websearch_to_tsquery(literal_column(f"'{SEARCH_CONFIG}'"), query)
+            )
+        else:
+            match = and_(
+                *(
+                    or_(
+                        Space.title.like(f"%{_escape(w)}%", escape="\\"),
+                        Space.host.like(f"%{_escape(w)}%", escape="\\"),
+                    )
+                    for w in words
+                )
+            )
+        rank = case(
+            (Space.status == SpaceStatus.LIVE.value, 0),
+            (Space.status == SpaceStatus.SCHEDULED.value, 1),
+            else_=2,
+        )
+        stmt = (
+            select(Space)
+            .where(match, Space.visibility == Visibility.PUBLIC.value)
+            .where(Space.status != SpaceStatus.CANCELLED.value)
+            .where(Space.status == status.value if status is not None else true())
+            .order_by(
+                rank,
+                func.coalesce(Space.ended_at, Space.started_at, Space.created_at).desc(),
+                Space.id.asc(),
+            )
+            .limit(limit)
+        )
+        async with self._db.begin() as conn:
+            return [record_of(row) for row in await conn.execute(stmt)]
+
+    async def recent_replays(self, limit: int = 20) -> builtins.list[SpaceRecord]:
+        """Ended public spaces whose recording is finished, most recently ended first."""
+        check_limit(limit)
+        stmt = (
+            select(Space)
+            .join(Recording, Recording.space_id == Space.id)
+            .where(
+                Space.status == SpaceStatus.ENDED.value,
+                Space.visibility == Visibility.PUBLIC.value,
+                Recording.finished_at.is_not(None),
+            )
+            .order_by(*_ORDER[SpaceStatus.ENDED])
+            .limit(limit)
+        )
         async with self._db.begin() as conn:
             return [record_of(row) for row in await conn.execute(stmt)]
 

@@ -152,6 +152,8 @@ def test_optional_tokens_are_optional_in_the_document(doc: dict[str, Any]) -> No
         ("GET", "/v1/spaces/{space_id}/state"),
         ("GET", SIGNED_PREFIX + "/v1/spaces/{space_id}/state"),
         ("OPTIONS", "/v1/spaces/{space_id}/publish"),
+        ("GET", "/v1/clips/{clip_id}"),  # a private space's clip needs a token
+        ("GET", "/v1/clips/{clip_id}/clip.m4a"),
     }
     for method, path, op in _operations(doc):
         security = op.get("security", [])

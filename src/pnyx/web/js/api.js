@@ -106,6 +106,10 @@ export const paths = {
   live: (id) => `/media/${enc(id)}/live.m3u8`,
   replay: (id) => `/media/${enc(id)}/replay.m3u8`,
   recording: (id) => `/v1/spaces/${enc(id)}/recording.m4a`,
+  clips: (id) => `/v1/spaces/${enc(id)}/clips`,
+  clip: (id) => `/v1/clips/${enc(id)}`,
+  search: (q) => `/v1/spaces?q=${enc(q)}`,
+  replays: "/v1/replays",
 };
 
 /** A private space's id begins with "p-": its media, state and description are read only

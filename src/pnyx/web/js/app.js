@@ -4,10 +4,12 @@
 //   /new            create a space
 //   /s/{id}         a space (host, co-host, speaker or listener view); its share link
 //   /replay/{id}    the recording of an ended space
+//   /c/{id}         a clip of a space
 
 import { currentSession, onSessionChange, signOut } from "./session.js";
 import { fill, h, toast } from "./ui.js";
 import * as authView from "./views/auth.js";
+import * as clipView from "./views/clip.js";
 import * as createView from "./views/create.js";
 import * as homeView from "./views/home.js";
 import * as replayView from "./views/replay.js";
@@ -19,6 +21,7 @@ const ROUTES = [
   [/^\/new$/, createView],
   [/^\/s\/([A-Za-z0-9_-]+)$/, spaceView],
   [/^\/replay\/([A-Za-z0-9_-]+)$/, replayView],
+  [/^\/c\/([A-Za-z0-9_-]+)$/, clipView],
 ];
 
 const main = document.getElementById("main");

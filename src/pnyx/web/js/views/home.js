@@ -1,5 +1,5 @@
-// Home: the spaces that are live now (title, host, how many listen, who is on stage)
-// and the scheduled ones.
+// Home: a search box, the spaces that are live now, largest audience first (title, host,
+// how many listen, who is on stage), the scheduled ones and the recent replays.
 
 import { get, paths } from "../api.js";
 import { retryAfterMs } from "../retry.js";
@@ -55,12 +55,59 @@ function scheduledCard(space) {
   );
 }
 
+function replayCard(space) {
+  return h("li", { class: "space-card" },
+    h("a", { class: "space-link", href: `/replay/${space.id}`, "data-link": true },
+      h("span", { class: "badge" }, "Replay"),
+      h("span", { class: "space-title" }, space.title)),
+    h("p", { class: "space-meta" },
+      h("span", {}, "Hosted by ", h("strong", {}, `@${space.host}`)),
+      space.ended_at ? h("time", { datetime: space.ended_at }, formatWhen(space.ended_at)) : null),
+  );
+}
+
+function resultCard(space) {
+  if (space.state === "live") return liveCard(space, null);
+  if (space.state === "scheduled") return scheduledCard(space);
+  return space.record ? replayCard(space) : h("li", { class: "space-card" },
+    h("a", { class: "space-link", href: `/s/${space.id}`, "data-link": true },
+      h("span", { class: "badge" }, "Ended"), h("span", { class: "space-title" }, space.title)),
+    h("p", { class: "space-meta" }, h("span", {}, "Hosted by ", h("strong", {}, `@${space.host}`))));
+}
+
+function searchSection(signal) {
+  const input = h("input", { type: "search", id: "search-input", name: "q", placeholder: "Titles and hosts", autocomplete: "off", maxlength: "200", required: true });
+  const results = h("ul", { class: "space-list", id: "search-results", "aria-live": "polite" });
+  const heading = h("h2", { id: "search-heading", hidden: true }, "Results");
+  const form = h("form", { class: "inline-form search-form", role: "search", id: "search-form", "aria-label": "Search spaces" },
+    h("label", { for: "search-input" }, "Search spaces"), input,
+    h("button", { class: "button", type: "submit" }, "Search"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const q = input.value.trim();
+    if (!q) return;
+    heading.hidden = false;
+    results.setAttribute("aria-busy", "true");
+    try {
+      const found = (await get(paths.search(q), { signal })).data.spaces;
+      fill(results, found.length ? found.map(resultCard) : h("li", { class: "empty" }, `Nothing matches “${q}”.`));
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      fill(results, h("li", { class: "empty" }, describeError(err)));
+    }
+    results.removeAttribute("aria-busy");
+  });
+  return h("section", { class: "search", "aria-labelledby": "search-heading" }, form, heading, results);
+}
+
 export function mount(main) {
   document.title = "Pnyx: live audio spaces";
   const session = currentSession();
   const live = h("ul", { class: "space-list", id: "live-spaces", "aria-busy": "true" });
   const scheduled = h("ul", { class: "space-list", id: "scheduled-spaces", "aria-busy": "true" });
+  const replays = h("ul", { class: "space-list", id: "recent-replays", "aria-busy": "true" });
   const status = h("p", { class: "notice", role: "status", hidden: true });
+  const controller = new AbortController();
   main.append(
     h("section", { class: "hero" },
       h("h1", {}, "Live audio spaces"),
@@ -68,21 +115,23 @@ export function mount(main) {
       session
         ? h("a", { class: "button button-primary", href: "/new", "data-link": true }, "Start a space")
         : h("p", {}, h("a", { href: "/signin?mode=signup&next=/new", "data-link": true }, "Create an account"), " to host or speak; listening needs none.")),
+    searchSection(controller.signal),
     status,
     h("section", { "aria-labelledby": "live-heading" }, h("h2", { id: "live-heading" }, "Live now"), live),
     h("section", { "aria-labelledby": "scheduled-heading" }, h("h2", { id: "scheduled-heading" }, "Scheduled"), scheduled),
+    h("section", { "aria-labelledby": "replays-heading" }, h("h2", { id: "replays-heading" }, "Recent replays"), replays),
   );
 
   let timer = 0;
   let stopped = false;
-  const controller = new AbortController();
 
   async function load() {
     let delay = REFRESH_MS;
     try {
-      const [a, b] = await Promise.all([
+      const [a, b, r] = await Promise.all([
         get(paths.spaces("live"), { signal: controller.signal }),
         get(paths.spaces("scheduled"), { signal: controller.signal }),
+        get(paths.replays, { signal: controller.signal }),
       ]);
       status.hidden = true;
       const liveSpaces = a.data.spaces;
@@ -96,6 +145,9 @@ export function mount(main) {
         : h("li", { class: "empty" }, "Nothing live right now."));
       const soon = b.data.spaces;
       fill(scheduled, soon.length ? soon.map(scheduledCard) : h("li", { class: "empty" }, "Nothing scheduled."));
+      const recent = r.data.spaces;
+      fill(replays, recent.length ? recent.map(replayCard) : h("li", { class: "empty" }, "No replays yet."));
+      replays.removeAttribute("aria-busy");
       live.removeAttribute("aria-busy");
       scheduled.removeAttribute("aria-busy");
     } catch (err) {

@@ -350,6 +350,7 @@ class SpacePage {
     const inAudience = live && !this.stageMember;
     show(el.listenPanel, (inAudience || s.state === "scheduled") && !this.removedReason);
     show(el.micPanel, live && this.stageMember);
+    show(el.clip, inAudience && !this.removedReason);
     if (over) show(el.listenPanel, this.player.playing);
     show(el.leaveStage, this.role === "speaker" || this.role === "cohost");
     this.renderMic();
@@ -646,6 +647,19 @@ class SpacePage {
 
     el.leaveStage.addEventListener("click", () => this.act(el.leaveStage, () =>
       put(paths.role(id, this.me), { token: token(), json: { role: "listener" } })));
+
+    el.clip.addEventListener("click", () => {
+      if (!this.session) {
+        toast("Sign in to make clips.");
+        return;
+      }
+      this.act(el.clip, async () => {
+        const clip = (await post(paths.clips(id), { token: token(), json: {} })).data;
+        el.clipNote.replaceChildren("Your clip: ",
+          h("a", { href: clip.links.page, "data-link": true, id: "clip-link" }, `${clip.title} (${Math.round(clip.duration)} s)`));
+        toast("Clip made.");
+      }, { refresh: false });
+    });
 
     el.hand.addEventListener("click", () => {
       const raising = !this.handRaised;

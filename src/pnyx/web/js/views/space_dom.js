@@ -27,10 +27,12 @@ export function buildSpacePage(spaceId) {
   el.listenMeter = h("span", { class: "meter", "aria-hidden": "true" }, h("span", { class: "meter-bar" }));
   el.listenStatus = h("p", { class: "player-status", id: "player-status", role: "status" });
   el.listenNotice = h("p", { class: "notice", id: "listener-notice", hidden: true });
+  el.clip = h("button", { class: "button", type: "button", id: "clip-button", hidden: true, title: "Keep the last 30 seconds as a clip with its own page" }, "✂ Clip the last 30 s");
+  el.clipNote = h("p", { class: "hint", id: "clip-note", role: "status" });
   el.listenPanel = h("section", { class: "panel listen-panel", id: "listen-panel", "aria-labelledby": "listen-heading", hidden: true },
     h("h2", { id: "listen-heading" }, "Listen"),
     h("div", { class: "row" }, el.play, el.listenMeter),
-    el.listenStatus, el.listenNotice, el.listenAudio);
+    el.listenStatus, el.listenNotice, el.clip, el.clipNote, el.listenAudio);
 
   // Speaking (on stage).
   el.mixAudio = h("audio", { id: "mix-audio", autoplay: true });
