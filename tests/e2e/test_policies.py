@@ -34,7 +34,10 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
 
 def test_accounts_sessions_follows_and_blocks(c: httpx.Client) -> None:
     ann, bob = user(c, "ann"), user(c, "bob")
-    r = c.post("/v1/accounts", json={"handle": ann.handle.upper(), "password": "something-else"})
+    r = c.post(
+        "/v1/accounts",
+        json={"handle": ann.handle.upper(), "password": "a different horse battery staple"},
+    )
     assert error_of(r, 409)["code"] == "handle_taken"  # handles are case-insensitive
     r = c.post("/v1/sessions", json={"handle": ann.handle, "password": "wrong password"})
     assert error_of(r, 401)["code"] == "bad_credentials"
