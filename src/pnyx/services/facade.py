@@ -35,6 +35,7 @@ from pnyx.services.replays import ReplayService
 from pnyx.services.sessions import Sessions
 from pnyx.services.stage import StageService
 from pnyx.services.state import StateService
+from pnyx.services.webhooks import Webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class Services:
     origin: Origin  # live HLS and recorded objects
     replays: ReplayService  # replay playlists and downloads
     notifications: NotificationService
+    webhooks: Webhooks  # endpoints; emit(owner, event, data) for events of other parts
     health: HealthService
     admission: Admission  # for the admission middleware
     clock: Callable[[], float]

@@ -40,6 +40,8 @@ from pnyx.services.spaces import HostLimits, SpaceService
 from pnyx.services.stage import StageService
 from pnyx.services.state import StateService
 from pnyx.services.ticker import SpaceTicker
+from pnyx.services.webhook_courier import WebhookCourier
+from pnyx.services.webhooks import Webhooks
 from pnyx.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,8 @@ class Node:
     relay: PublishRelay  # its HTTP client to the other nodes: closed by close()
     recorder: Recorder  # writes recordings to the store; flushed by close()
     access: SpaceAccess  # who may listen to a space; private spaces' signed links
+    webhooks: Webhooks  # hosts' endpoints; events into the outbox
+    courier: WebhookCourier  # sends the outbox; closed by close()
     clock: Callable[[], float] = field(default=time.time)
     services: Services = field(init=False)  # what the API may use
 
@@ -99,6 +103,7 @@ class Node:
                 self.clock,
             ),
             notifications=self.notifications,
+            webhooks=self.webhooks,
             health=HealthService(self.node_id, {"store": self.store.ping, "live": self.live.ping}),
             admission=self.admission,
             clock=self.clock,
@@ -148,6 +153,11 @@ class Node:
         notifications = NotificationService(settings, store, clock)
         spaces.on_live = notifications.space_started
         recorder = Recorder(settings, store.recordings, clock)
+        webhooks = Webhooks(settings, store, rate_limits, clock)
+        courier = WebhookCourier(settings, store.webhooks, clock)
+        webhooks.on_queued = courier.wake
+        spaces.on_status = webhooks.space_changed
+        recorder.on_finished = webhooks.recording_ready
         origin = Origin(settings, live)
         media = MediaService(settings, live, spaces, origin, recorder, node_id, clock)
         admission = admission_.from_settings(settings)
@@ -194,8 +204,11 @@ class Node:
             relay=PublishRelay(settings, media),
             recorder=recorder,
             access=access,
+            webhooks=webhooks,
+            courier=courier,
             clock=clock,
         )
+        courier.start()
         notifications.start(reminders=settings.role in (NodeRole.STAGE, NodeRole.BOTH))
         if settings.role in (NodeRole.STAGE, NodeRole.BOTH):
             node.ticker.start()
@@ -215,6 +228,7 @@ class Node:
         await self.media.close()
         await self.recorder.close()  # after the media: their last segments are queued
         await self.notifications.close()
+        await self.courier.close()  # after everything that emits events
         await self.presence.stop()
         await self.live.close()
         await self.store.close()

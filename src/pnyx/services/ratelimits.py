@@ -28,6 +28,7 @@ class RateKind(StrEnum):
     SIGN_IN_HANDLE = "signin-handle"  # guesses at one account's password
     SIGN_IN_ADDRESS = "signin-address"  # guesses from one client address, any account
     SIGN_UP_ADDRESS = "signup-address"  # new accounts from one client address
+    WEBHOOK_TEST = "webhook-test"  # test events one account asks for (POST …/test)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,11 @@ def limits_of(settings: Settings) -> dict[RateKind, Limit]:
             settings.signup_address_burst,
             settings.signup_address_per_min / 60,
             "new accounts from your address",
+        ),
+        RateKind.WEBHOOK_TEST: Limit(
+            settings.webhook_test_burst,
+            settings.webhook_test_per_min / 60,
+            "webhook test events for this account",
         ),
     }
 

@@ -119,6 +119,9 @@ class SpaceService:
         # Told when a space goes live (created live, or started): the node wires the
         # follower notifications here, so spaces.py knows nothing of them.
         self.on_live: Callable[[SpaceRecord], Awaitable[None]] | None = None
+        # Told when a space is created and whenever its status changes, with the record
+        # as it now is and the room: the node wires the webhooks here.
+        self.on_status: Callable[[SpaceRecord, Room], Awaitable[None]] | None = None
 
     # -- reading ----------------------------------------------------------------------
     async def record(self, space: SpaceId) -> SpaceRecord:
@@ -188,6 +191,8 @@ class SpaceService:
         log.info("space %s created by @%s (%s, %s)", space, host, room.status.value, rec.visibility)
         if room.status is SpaceStatus.LIVE and self.on_live is not None:
             await self.on_live(rec)
+        if self.on_status is not None:
+            await self.on_status(rec, room)
         return rec
 
     async def _take_creation(self, host: Handle, now: float) -> None:
@@ -250,6 +255,18 @@ class SpaceService:
                 await self._after(new, decision.events)
                 if room.status is not SpaceStatus.LIVE and new.status is SpaceStatus.LIVE:
                     await self._went_live(rec, new)
+                if new.status is not room.status and self.on_status is not None:
+                    await self.on_status(
+                        replace(
+                            rec,
+                            status=new.status,
+                            started_at=_ts(new.started_at),
+                            ended_at=_ts(new.ended_at),
+                            room=room_to_json(new),
+                            room_version=new.version,
+                        ),
+                        new,
+                    )
                 return new
         metrics.COMMANDS.labels(name, "contended").inc()
         raise PnyxError(
