@@ -14,8 +14,7 @@ from pnyx.api.schemas import Strict
 from pnyx.domain.types import DeliveryState, WebhookEvent
 from pnyx.errors import ErrorKind
 from pnyx.services.webhook_urls import URL_MAX_LEN
-from pnyx.services.webhooks import SUBSCRIBABLE
-from pnyx.store.records import DeliveryRecord, WebhookEndpointRecord
+from pnyx.services.webhooks import SUBSCRIBABLE, Delivery, Endpoint
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -57,7 +56,7 @@ class WebhookOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, rec: WebhookEndpointRecord) -> WebhookOut:
+    def of(cls, rec: Endpoint) -> WebhookOut:
         return cls(
             id=rec.id,
             url=rec.url,
@@ -94,7 +93,7 @@ class DeliveryOut(BaseModel):
     done_at: datetime | None
 
     @classmethod
-    def of(cls, rec: DeliveryRecord) -> DeliveryOut:
+    def of(cls, rec: Delivery) -> DeliveryOut:
         return cls(
             msg_id=rec.msg_id,
             event=rec.event,

@@ -40,6 +40,10 @@ from pnyx.store.records import (
 
 log = logging.getLogger(__name__)
 
+# What the API shows of endpoints and deliveries (it does not reach into the store).
+Endpoint = WebhookEndpointRecord
+Delivery = DeliveryRecord
+
 # The events an endpoint may take (webhook.test is sent on request only).
 SUBSCRIBABLE = tuple(e for e in WebhookEvent if e is not WebhookEvent.TEST)
 

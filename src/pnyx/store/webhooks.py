@@ -1,11 +1,11 @@
 """Webhook endpoints and the outbox of their deliveries (services/webhooks.py).
 
 The outbox is a table, so a message written here survives any node's restart. Nodes
-take due rows with :meth:`WebhookRepo.claim`: one statement that moves the rows'
-``due_at`` to the end of the claim's lease and stamps them with the caller's token
-(``FOR UPDATE SKIP LOCKED`` in its subquery on PostgreSQL, so concurrent claimers skip
-each other's rows instead of waiting; SQLite runs one writer at a time, so the one
-conditional UPDATE is atomic there). A claimer that dies leaves its rows to be claimed
+take due rows with :meth:`WebhookRepo.claim`, which moves the rows' ``due_at`` to the
+end of the claim's lease and stamps them with the caller's token in one transaction
+(PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED``, then the UPDATE, so concurrent claimers
+skip each other's rows instead of waiting; SQLite runs one writer at a time, so one
+conditional UPDATE is the claim there). A claimer that dies leaves its rows to be claimed
 again when the lease ends; :meth:`settle` writes an outcome only under the token that
 claimed the row, so a late claimer cannot overwrite a newer one's.
 """
@@ -127,14 +127,7 @@ class WebhookRepo:
         check_limit(limit)
         due = (D.state == DeliveryState.PENDING.value, D.due_at <= now)
         pick = select(D.id).where(*due).order_by(D.due_at, D.id).limit(limit)
-        if self._db.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        take = (
-            update(D)
-            .where(D.id.in_(pick), *due)
-            .values(due_at=lease_until, claim=token)
-            .returning(D.id)
-        )
+        stamp = {"due_at": lease_until, "claim": token}
         read = (
             select(D.id, D.msg_id, D.event, D.body, D.attempts, E.url, E.secret)
             .join(E, E.id == D.endpoint_id)
@@ -142,9 +135,19 @@ class WebhookRepo:
             .order_by(D.id)
         )
         async with self._db.begin() as conn:
-            taken = (await conn.execute(take)).all()
-            if not taken:
-                return []
+            if self._db.dialect == "postgresql":
+                # Lock the picked rows, skipping those other claimers hold, then stamp
+                # them. (Not one UPDATE … IN (SELECT … SKIP LOCKED): the planner may run
+                # that subquery again per row, and each run skips what the last locked.)
+                ids = list((await conn.execute(pick.with_for_update(skip_locked=True))).scalars())
+                if not ids:
+                    return []
+                await conn.execute(update(D).where(D.id.in_(ids)).values(**stamp))
+            else:
+                # One writer at a time: the conditional UPDATE is the claim.
+                taken = await conn.execute(update(D).where(D.id.in_(pick), *due).values(**stamp))
+                if taken.rowcount == 0:
+                    return []
             return [
                 ClaimedDelivery(
                     id=row.id,
