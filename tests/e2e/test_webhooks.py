@@ -263,3 +263,35 @@ def test_two_nodes_share_the_outbox_without_sending_twice(
         ids = [a.msg_id for a in receiver.delivered("/shared")]
         assert sorted(ids) == sorted(sent)  # each once
         assert all(a.signature_ok for a in receiver.delivered("/shared"))
+
+
+def test_an_endpoint_that_never_answers_is_given_up_on(c: httpx.Client) -> None:
+    host = new_user(c, "giveup")
+    closed = f"http://127.0.0.1:{free_port()}/nobody"  # nothing listens there
+    made = ok(c.post("/v1/webhooks", json={"url": closed}, headers=host.auth), 201)
+    ok(c.post(f"/v1/webhooks/{made['id']}/test", headers=host.auth), 202)
+
+    def failed() -> dict[str, Any] | None:
+        found = ok(c.get(f"/v1/webhooks/{made['id']}/deliveries", headers=host.auth))
+        row: dict[str, Any] = found["deliveries"][0]
+        return row if row["state"] == "failed" else None
+
+    row = wait_until(failed, 20, "the delivery to be given up")
+    assert row["attempts"] == 4  # the first and one per webhook_retries_s (3)
+    assert row["last_status"] is None and row["last_error"]
+    assert row["next_attempt_at"] is None and row["done_at"] is not None
+
+
+def test_a_named_host_is_called_at_its_checked_address_with_its_own_name(
+    c: httpx.Client, receiver: Receiver
+) -> None:
+    host = new_user(c, "named")
+    port = receiver.url.rsplit(":", 1)[1]
+    url = f"http://localhost:{port}/named"
+    made = ok(c.post("/v1/webhooks", json={"url": url}, headers=host.auth), 201)
+    receiver.secrets["/named"] = made["secret"]
+    ok(c.post(f"/v1/webhooks/{made['id']}/test", headers=host.auth), 202)
+
+    wait_events(receiver, "/named", 1)
+    (got,) = receiver.delivered("/named")
+    assert got.headers["host"] == f"localhost:{port}" and got.signature_ok

@@ -187,17 +187,27 @@ class WebhookCourier:
                     "user-agent": USER_AGENT,
                     "host": url.netloc.decode("ascii"),
                 }
-                # To the address just checked, not to whatever the name resolves to next.
-                request = self._client.build_request(
-                    "POST",
-                    url.copy_with(host=target.address),
-                    content=body,
-                    headers=headers,
-                    extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
-                )
-                response = await self._client.send(request, stream=True)
-                await response.aclose()  # the status is all we want; never read a big body
-                return response.status_code, None
+                # To the addresses just checked, not to whatever the name resolves to
+                # next; the next one only when the connection could not be made.
+                for i, address in enumerate(target.addresses):
+                    request = self._client.build_request(
+                        "POST",
+                        url.copy_with(host=address),
+                        content=body,
+                        headers=headers,
+                        extensions=(
+                            {"sni_hostname": target.host} if target.scheme == "https" else {}
+                        ),
+                    )
+                    try:
+                        response = await self._client.send(request, stream=True)
+                    except httpx.ConnectError:
+                        if i + 1 == len(target.addresses):
+                            raise
+                        continue
+                    await response.aclose()  # the status is all we want; never read a body
+                    return response.status_code, None
+                raise AssertionError("resolve() returns at least one address")
         except PnyxError as exc:
             return None, exc.message
         except TimeoutError:

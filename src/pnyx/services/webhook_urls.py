@@ -29,12 +29,13 @@ _PORTS = {"http": 80, "https": 443}
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A checked URL: its parts, and an address to connect to."""
+    """A checked URL: its parts, and the addresses to connect to (in the resolver's
+    order, each checked)."""
 
     scheme: str
     host: str  # as written (a name, or an IP address without brackets)
     port: int
-    address: str  # the resolved IP address to connect to
+    addresses: tuple[str, ...]
 
 
 def _bad(message: str, code: str) -> PnyxError:
@@ -82,7 +83,7 @@ async def resolve(url: str, *, allow_private: bool, timeout_s: float) -> Target:
         raise _bad(
             f"the webhook host {host!r} does not resolve: {exc}", "webhook_url_unresolvable"
         ) from exc
-    addresses = [str(info[4][0]) for info in infos]
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise _bad(f"the webhook host {host!r} has no address", "webhook_url_unresolvable")
     refused = [a for a in addresses if not allowed(a, allow_private=allow_private)]
@@ -93,4 +94,4 @@ async def resolve(url: str, *, allow_private: bool, timeout_s: float) -> Target:
             "(the setting webhook_allow_private lifts this)",
             "webhook_url_private",
         )
-    return Target(scheme, host, port, addresses[0])
+    return Target(scheme, host, port, addresses)

@@ -73,11 +73,11 @@ async def test_resolve_checks_what_the_name_resolves_to() -> None:
         await resolve("http://localhost:9/hook", allow_private=False, timeout_s=5)
     assert err.value.code == "webhook_url_private"
     target = await resolve("http://127.0.0.1:9/hook", allow_private=True, timeout_s=5)
-    assert (target.scheme, target.host, target.port, target.address) == (
+    assert (target.scheme, target.host, target.port, target.addresses) == (
         "http",
         "127.0.0.1",
         9,
-        "127.0.0.1",
+        ("127.0.0.1",),
     )
     with pytest.raises(PnyxError) as err:
         await resolve("http://no-such-host.invalid/", allow_private=True, timeout_s=5)
