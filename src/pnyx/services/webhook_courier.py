@@ -2,7 +2,8 @@
 
 Each pass claims up to ``webhook_batch`` due deliveries (``WebhookRepo.claim``: rows no
 other node holds, leased to this one for :attr:`WebhookCourier.lease_s`), sends them at
-most ``webhook_concurrency`` at a time, and writes each outcome under its claim:
+most ``webhook_concurrency`` at a time (one endpoint's in turn, oldest first), and writes
+each outcome under its claim:
 
 - a 2xx answer: delivered;
 - anything else (another status, a redirect — never followed —, a timeout, a refused
@@ -67,6 +68,7 @@ class WebhookCourier:
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def lease_s(self) -> float:
@@ -83,7 +85,14 @@ class WebhookCourier:
         self._wake.set()
 
     async def close(self) -> None:
+        """Stop claiming; give the attempts in flight ``webhook_timeout_s`` to finish and
+        store their outcomes (a cancelled one would be sent again after its lease), then
+        cancel what is left."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), self._s.webhook_timeout_s + 1)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -92,7 +101,7 @@ class WebhookCourier:
 
     async def _loop(self) -> None:
         failing = False
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 sent = await self.run_once()
@@ -102,8 +111,8 @@ class WebhookCourier:
                     log.warning("webhook outbox unreachable: %s", exc.message)
                 failing = True
                 sent = 0
-            if sent >= self._s.webhook_batch:
-                continue  # more may be due
+            if sent >= self._s.webhook_batch or self._stopping:
+                continue  # more may be due; or stop
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._s.webhook_poll_s):
                     await self._wake.wait()
@@ -118,9 +127,17 @@ class WebhookCourier:
             self._s.webhook_batch,
             token := "c_" + secrets.token_urlsafe(16),
         )
-        if claimed:
-            await asyncio.gather(*(self._deliver(d, token) for d in claimed))
+        # One endpoint's messages one after another, oldest first (in the order their
+        # events happened, as far as one pass goes); endpoints side by side.
+        queues: dict[str, list[ClaimedDelivery]] = {}
+        for d in claimed:
+            queues.setdefault(d.endpoint_id, []).append(d)
+        await asyncio.gather(*(self._deliver_in_turn(q, token) for q in queues.values()))
         return len(claimed)
+
+    async def _deliver_in_turn(self, queue: list[ClaimedDelivery], token: str) -> None:
+        for d in queue:
+            await self._deliver(d, token)
 
     async def _deliver(self, d: ClaimedDelivery, token: str) -> None:
         async with self._slots:

@@ -119,6 +119,7 @@ class ClaimedDelivery:
     """A due delivery this node has claimed, with what sending it needs."""
 
     id: int
+    endpoint_id: str
     msg_id: str
     event: str
     body: str

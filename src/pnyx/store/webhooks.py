@@ -129,7 +129,7 @@ class WebhookRepo:
         pick = select(D.id).where(*due).order_by(D.due_at, D.id).limit(limit)
         stamp = {"due_at": lease_until, "claim": token}
         read = (
-            select(D.id, D.msg_id, D.event, D.body, D.attempts, E.url, E.secret)
+            select(D.id, D.endpoint_id, D.msg_id, D.event, D.body, D.attempts, E.url, E.secret)
             .join(E, E.id == D.endpoint_id)
             .where(D.claim == token, D.state == DeliveryState.PENDING.value)
             .order_by(D.id)
@@ -151,6 +151,7 @@ class WebhookRepo:
             return [
                 ClaimedDelivery(
                     id=row.id,
+                    endpoint_id=row.endpoint_id,
                     msg_id=row.msg_id,
                     event=row.event,
                     body=row.body,
