@@ -167,6 +167,7 @@ class Settings(BaseModel):
     webhook_poll_s: float = Field(1.0, gt=0, le=60)  # a node looks for due deliveries this often
     webhook_batch: int = Field(50, ge=1, le=1000)  # deliveries one node claims at a time
     webhook_concurrency: int = Field(8, ge=1, le=256)  # attempts in flight per node
+    webhook_keep_s: float = Field(7 * 86_400.0, ge=0)  # delivered/failed rows kept this long
     webhook_test_burst: int = Field(5, ge=1, le=100_000)  # test events per account at once
     webhook_test_per_min: float = Field(6.0, gt=0, le=100_000)  # then this many a minute
 

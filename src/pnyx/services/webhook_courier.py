@@ -45,6 +45,7 @@ ATTEMPTS = Counter(
     "pnyx_webhook_attempts_total", "Webhook delivery attempts by outcome", ["outcome"]
 )
 USER_AGENT = "Pnyx-Webhooks/1"
+PRUNE_EVERY_S = 60.0  # housekeeping cadence, not a limit: a batch each time
 
 
 class WebhookCourier:
@@ -69,6 +70,7 @@ class WebhookCourier:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._pruned_at = float("-inf")
 
     @property
     def lease_s(self) -> float:
@@ -105,6 +107,7 @@ class WebhookCourier:
             self._wake.clear()
             try:
                 sent = await self.run_once()
+                await self._prune()
                 failing = False
             except PnyxError as exc:
                 if not failing:  # one line per outage
@@ -134,6 +137,17 @@ class WebhookCourier:
             queues.setdefault(d.endpoint_id, []).append(d)
         await asyncio.gather(*(self._deliver_in_turn(q, token) for q in queues.values()))
         return len(claimed)
+
+    async def _prune(self) -> None:
+        """At most once per ``PRUNE_EVERY_S``: delete a batch of settled rows older than
+        ``webhook_keep_s`` (every node does it; the deletes are idempotent)."""
+        now = self._clock()
+        if now - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        gone = await self._repo.prune(_dt(now - self._s.webhook_keep_s), self._s.webhook_batch)
+        if gone:
+            log.debug("webhook outbox: %d settled deliveries deleted", gone)
 
     async def _deliver_in_turn(self, queue: list[ClaimedDelivery], token: str) -> None:
         for d in queue:

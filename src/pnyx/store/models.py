@@ -269,6 +269,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         Index("ix_webhook_deliveries_state_due_at", "state", "due_at"),
         Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+        Index("ix_webhook_deliveries_done_at", "done_at"),  # pruning (NULL while pending)
         CheckConstraint(f"state IN ({_DELIVERY_STATES})", name="state"),
     )
 

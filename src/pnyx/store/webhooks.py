@@ -193,6 +193,19 @@ class WebhookRepo:
         async with self._db.begin() as conn:
             return bool((await conn.execute(stmt)).rowcount == 1)
 
+    async def prune(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` delivered or failed rows settled before ``before``
+        (oldest first); how many went."""
+        check_limit(limit)
+        old = (
+            select(D.id)
+            .where(D.state != DeliveryState.PENDING.value, D.done_at < before)
+            .order_by(D.done_at)
+            .limit(limit)
+        )
+        async with self._db.begin() as conn:
+            return int((await conn.execute(delete(D).where(D.id.in_(old)))).rowcount)
+
     async def deliveries(
         self, owner: Handle, endpoint_id: str, limit: int = 50
     ) -> builtins.list[DeliveryRecord]:

@@ -138,3 +138,18 @@ async def test_deleting_an_endpoint_drops_its_outbox(hooked: Store) -> None:
     assert await hooked.webhooks.delete_endpoint(HOST, "wh_a")
     claimed = await hooked.webhooks.claim(NOW, LEASE, 10, "t1")
     assert {d.msg_id for d in claimed} == {"msg_wh_o_0", "msg_wh_o_1"}
+
+
+async def test_prune_deletes_settled_rows_only(hooked: Store) -> None:
+    await hooked.webhooks.enqueue(messages("wh_a", 3), NOW)
+    first, second, _ = await hooked.webhooks.claim(NOW, LEASE, 10, "t1")
+    for d, state in ((first, DeliveryState.DELIVERED), (second, DeliveryState.FAILED)):
+        assert await hooked.webhooks.settle(
+            d.id, "t1", state=state, attempts=1, due_at=NOW, status=None, error=None, now=NOW
+        )
+
+    assert await hooked.webhooks.prune(NOW, 10) == 0  # settled at NOW, not before
+    assert await hooked.webhooks.prune(NOW + timedelta(seconds=1), 1) == 1
+    assert await hooked.webhooks.prune(NOW + timedelta(seconds=1), 10) == 1
+    (left,) = await hooked.webhooks.deliveries(HOST, "wh_a")
+    assert left.state is DeliveryState.PENDING
