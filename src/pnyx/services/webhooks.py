@@ -9,9 +9,9 @@ Standard Webhooks way, with retries. The body is the JSON ``{"type", "timestamp"
 
 Events come from hooks the node wires (services/node.py): :meth:`space_changed` (a
 space created scheduled or live, started, ended or cancelled: ``SpaceService.on_status``)
-and :meth:`recording_ready` (``Recorder.on_finished``); other parts call :meth:`emit`
-(``clip.created``). Hooks never fail the work that triggered them: an event that cannot
-be written (the store away) is logged and lost.
+and :meth:`recording_ready` (``Recorder.on_finished``); the clips service calls
+:meth:`clip_created` (any part may call :meth:`emit`). Hooks never fail the work that
+triggered them: an event that cannot be written (the store away) is logged and lost.
 """
 
 from __future__ import annotations
@@ -211,6 +211,13 @@ class Webhooks:
             recording["finished_at"] = _iso(info.finished_at)
         data = {"space": space_data(rec), "recording": recording}
         await self.emit(rec.host, WebhookEvent.RECORDING_READY, data)
+
+    async def clip_created(self, rec: SpaceRecord, clip: dict[str, Any]) -> str | None:
+        """A clip of ``rec`` was made (the clips service calls this): ``clip.created``
+        to the space's host, with ``clip`` as the clips service describes it (its id,
+        page, audio URL, start and duration) and the space."""
+        data = {"clip": clip, "space": space_data(rec)}
+        return await self.emit(rec.host, WebhookEvent.CLIP_CREATED, data)
 
     # -- helpers -----------------------------------------------------------------------
     def _body(self, event: WebhookEvent, data: dict[str, Any]) -> str:

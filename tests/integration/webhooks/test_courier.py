@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from pnyx.config import Settings
-from pnyx.domain.types import DeliveryState, Handle, WebhookEvent
+from pnyx.domain.types import DeliveryState, Handle, SpaceId, SpaceStatus, WebhookEvent
 from pnyx.live.memory import MemoryLiveState
 from pnyx.services.ratelimits import RateLimits, limits_of
 from pnyx.services.webhook_courier import WebhookCourier
 from pnyx.services.webhooks import Webhooks
-from pnyx.store import Store
+from pnyx.store import SpaceRecord, Store
 from tests.support.procs import free_port
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
@@ -102,6 +102,42 @@ async def test_given_up_after_the_last_retry(store: Store, receiver: Receiver) -
         assert (row.state, row.attempts, row.last_status) == (DeliveryState.FAILED, 2, 500)
         clock.now += 10_000
         assert await courier.run_once() == 0
+    finally:
+        await courier.close()
+        await live.close()
+
+
+async def test_a_clip_is_announced_with_its_space(store: Store) -> None:
+    settings = Settings(webhook_allow_private=True)
+    clock = Clock()
+    live = MemoryLiveState()
+    hooks = Webhooks(settings, store, RateLimits(live, limits_of(settings), clock), clock)
+    courier = WebhookCourier(settings, store.webhooks, clock)
+    space = SpaceRecord(
+        id=SpaceId("s1"),
+        host=HOST,
+        title="Clipped",
+        status=SpaceStatus.LIVE,
+        record=False,
+        scheduled_start=None,
+        created_at=datetime.now(UTC),
+        room={},
+        room_version=1,
+    )
+    try:
+        with webhook_receiver(free_port()) as receiver:
+            made = await hooks.register(
+                HOST, receiver.url + "/clips", [WebhookEvent.CLIP_CREATED], ""
+            )
+            receiver.secrets["/clips"] = made.secret
+            assert await hooks.emit(HOST, WebhookEvent.SPACE_STARTED, {}) is None  # not taken
+            msg = await hooks.clip_created(space, {"id": "c1", "page": "/c/c1"})
+            assert await courier.run_once() == 1
+            (got,) = receiver.delivered("/clips")
+            assert got.msg_id == msg and got.signature_ok
+            assert got.payload["type"] == "clip.created"
+            assert got.payload["data"]["clip"] == {"id": "c1", "page": "/c/c1"}
+            assert got.payload["data"]["space"]["title"] == "Clipped"
     finally:
         await courier.close()
         await live.close()
