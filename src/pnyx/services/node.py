@@ -156,7 +156,8 @@ class Node:
         webhooks = Webhooks(settings, store, rate_limits, clock)
         courier = WebhookCourier(settings, store.webhooks, clock)
         webhooks.on_queued = courier.wake
-        spaces.on_status = webhooks.space_changed
+        spaces.outbox_for = webhooks.space_messages
+        spaces.on_queued = courier.wake
         recorder.on_finished = webhooks.recording_ready
         origin = Origin(settings, live)
         media = MediaService(settings, live, spaces, origin, recorder, node_id, clock)

@@ -7,11 +7,13 @@ node's :class:`~pnyx.services.webhook_courier.WebhookCourier` sends them, signed
 Standard Webhooks way, with retries. The body is the JSON ``{"type", "timestamp",
 "data"}``; ``webhook-id`` is the same for every endpoint and every retry of one event.
 
-Events come from hooks the node wires (services/node.py): :meth:`space_changed` (a
-space created scheduled or live, started, ended or cancelled: ``SpaceService.on_status``)
-and :meth:`recording_ready` (``Recorder.on_finished``); the clips service calls
-:meth:`clip_created` (any part may call :meth:`emit`). Hooks never fail the work that
-triggered them: an event that cannot be written (the store away) is logged and lost.
+Events come from hooks the node wires (services/node.py). A space created scheduled or
+live, started, ended or cancelled: :meth:`space_messages` (``SpaceService.outbox_for``)
+builds the rows, and the space repository writes them in the transaction that changes
+the space, so the change and its event are stored together or not at all.
+:meth:`recording_ready` (``Recorder.on_finished``) and :meth:`clip_created` (the clips
+service) go through :meth:`emit`, which writes right after the fact and never fails the
+work that triggered it: an event it cannot write (the store away) is logged and lost.
 """
 
 from __future__ import annotations
@@ -166,27 +168,43 @@ class Webhooks:
         the message id, or None when no endpoint takes it or the store refused (logged;
         never raises, so the work that caused the event is never undone by it)."""
         try:
-            endpoints = [
-                e for e in await self._store.webhooks.endpoints(owner) if event.value in e.events
-            ]
-            if not endpoints:
+            messages = await self.messages(owner, event, data)
+            if not messages:
                 return None
-            msg_id = new_msg_id()
-            body = self._body(event, data)
-            messages = [OutboxMessage(e.id, msg_id, event.value, body) for e in endpoints]
             await self._store.webhooks.enqueue(messages, self._now())
         except PnyxError as exc:
             log.warning("webhook %s of @%s lost: %s", event.value, owner, exc.message)
             return None
-        log.debug("webhook %s %s of @%s queued for %d", msg_id, event, owner, len(endpoints))
+        log.debug("webhook %s %s of @%s queued", messages[0].msg_id, event, owner)
         self._queued()
-        return msg_id
+        return messages[0].msg_id
 
-    async def space_changed(self, rec: SpaceRecord, room: Room) -> None:
-        """A space was created or changed status (``SpaceService.on_status``)."""
+    async def messages(
+        self, owner: Handle, event: WebhookEvent, data: dict[str, Any]
+    ) -> list[OutboxMessage]:
+        """The outbox rows of ``event``: one per endpoint of ``owner`` that takes it, one
+        message id for all (for a caller that writes them in its own transaction)."""
+        endpoints = [
+            e for e in await self._store.webhooks.endpoints(owner) if event.value in e.events
+        ]
+        if not endpoints:
+            return []
+        msg_id = new_msg_id()
+        body = self._body(event, data)
+        return [OutboxMessage(e.id, msg_id, event.value, body) for e in endpoints]
+
+    async def space_messages(self, rec: SpaceRecord, room: Room) -> list[OutboxMessage]:
+        """The messages of a space created or changing status
+        (``SpaceService.outbox_for``: written in the transaction that makes the change,
+        so a change stored is an event sent)."""
         event = _BY_STATUS.get(rec.status)
-        if event is not None:
-            await self.emit(rec.host, event, {"space": space_data(rec, room)})
+        if event is None:
+            return []
+        return await self.messages(rec.host, event, {"space": space_data(rec, room)})
+
+    def queued(self) -> None:
+        """Messages were written (here or by another service's transaction)."""
+        self._queued()
 
     async def recording_ready(self, space: SpaceId) -> None:
         """A recording was finished (``Recorder.on_finished``): ``recording.ready``."""

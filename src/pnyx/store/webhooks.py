@@ -103,21 +103,8 @@ class WebhookRepo:
         """Put ``messages`` in the outbox, due now, in one transaction."""
         if not messages:
             return
-        values = [
-            {
-                "endpoint_id": m.endpoint_id,
-                "msg_id": m.msg_id,
-                "event": m.event,
-                "body": m.body,
-                "created_at": now,
-                "state": DeliveryState.PENDING.value,
-                "attempts": 0,
-                "due_at": now,
-            }
-            for m in messages
-        ]
         async with self._db.begin() as conn:
-            await conn.execute(insert(D), values)
+            await write_outbox(conn, messages, now)
 
     async def claim(
         self, now: datetime, lease_until: datetime, limit: int, token: str
@@ -220,6 +207,29 @@ class WebhookRepo:
         )
         async with self._db.begin() as conn:
             return [_delivery(row) for row in await conn.execute(stmt)]
+
+
+async def write_outbox(
+    conn: AsyncConnection, messages: Sequence[OutboxMessage], now: datetime
+) -> None:
+    """Insert ``messages`` into the outbox, due now, in the caller's transaction: the
+    space repository writes a space's events in the transaction that changes it."""
+    if not messages:
+        return
+    values = [
+        {
+            "endpoint_id": m.endpoint_id,
+            "msg_id": m.msg_id,
+            "event": m.event,
+            "body": m.body,
+            "created_at": now,
+            "state": DeliveryState.PENDING.value,
+            "attempts": 0,
+            "due_at": now,
+        }
+        for m in messages
+    ]
+    await conn.execute(insert(D), values)
 
 
 async def _lock_owner(conn: AsyncConnection, owner: Handle) -> bool:

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from pnyx.domain.types import DeliveryState, Handle
+from pnyx.domain.types import DeliveryState, Handle, SpaceId, SpaceStatus
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.store import Store
 from pnyx.store.records import OutboxMessage, WebhookEndpointRecord
 
-from .factories import NOW, add_accounts
+from .factories import NOW, add_accounts, space
 
 HOST, OTHER = Handle("host"), Handle("other")
 LEASE = NOW + timedelta(seconds=30)
@@ -153,3 +154,32 @@ async def test_prune_deletes_settled_rows_only(hooked: Store) -> None:
     assert await hooked.webhooks.prune(NOW + timedelta(seconds=1), 10) == 1
     (left,) = await hooked.webhooks.deliveries(HOST, "wh_a")
     assert left.state is DeliveryState.PENDING
+
+
+async def test_a_space_change_and_its_messages_are_stored_together(hooked: Store) -> None:
+    rec = space("s1", host=HOST, status=SpaceStatus.SCHEDULED)
+    await hooked.spaces.create(rec, outbox=messages("wh_a", 1))
+    assert [d.msg_id for d in await hooked.webhooks.deliveries(HOST, "wh_a")] == ["msg_wh_a_0"]
+
+    def change(expected: int, msg: str) -> Any:
+        return hooked.spaces.update_room(
+            SpaceId("s1"),
+            {"members": [], "pinned": None},
+            expected_version=expected,
+            new_version=expected + 1,
+            status=SpaceStatus.LIVE,
+            started_at=NOW,
+            ended_at=None,
+            outbox=[OutboxMessage("wh_a", msg, "space.started", "{}")],
+            now=NOW,
+        )
+
+    assert not await change(5, "msg_lost")  # the compare-and-swap lost: no message
+    assert await change(1, "msg_won")
+    assert [d.msg_id for d in await hooked.webhooks.deliveries(HOST, "wh_a")] == [
+        "msg_won",
+        "msg_wh_a_0",
+    ]
+    with pytest.raises(PnyxError):  # the space exists: neither it nor its message is added
+        await hooked.spaces.create(rec, outbox=messages("wh_a", 3))
+    assert len(await hooked.webhooks.deliveries(HOST, "wh_a")) == 2
