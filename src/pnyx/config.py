@@ -164,6 +164,22 @@ class Settings(BaseModel):
     fanout_big_host_ttl_s: float = Field(60.0, gt=0)  # readers trust a host's side this long
     remind_before_s: float = Field(600.0, gt=0)  # "starting soon" this long before
 
+    # -- webhooks (services/webhooks.py, docs/webhooks.md) ------------------------------
+    max_webhooks_per_account: int = Field(10, ge=1, le=100)  # endpoints one account registers
+    webhook_allow_private: bool = False  # deliver to loopback/private/link-local addresses
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)  # one delivery attempt, all included
+    # Waits before each retry after a failed attempt; one more failure: given up ("failed").
+    webhook_retries_s: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0]
+    )
+    webhook_jitter: float = Field(0.2, ge=0, le=1)  # each wait is scaled by 1 ± this at random
+    webhook_poll_s: float = Field(1.0, gt=0, le=60)  # a node looks for due deliveries this often
+    webhook_batch: int = Field(50, ge=1, le=1000)  # deliveries one node claims at a time
+    webhook_concurrency: int = Field(8, ge=1, le=256)  # attempts in flight per node
+    webhook_keep_s: float = Field(7 * 86_400.0, ge=0)  # delivered/failed rows kept this long
+    webhook_test_burst: int = Field(5, ge=1, le=100_000)  # test events per account at once
+    webhook_test_per_min: float = Field(6.0, gt=0, le=100_000)  # then this many a minute
+
     # -- media (stage node and origin) --------------------------------------------------
     public_url: str | None = None  # how other nodes reach this one; default http://host:port
     aac_bitrate: int = Field(64_000, ge=16_000, le=320_000)
@@ -206,6 +222,7 @@ class Settings(BaseModel):
         "ice_stun_urls",
         "ice_turn_urls",
         "trusted_proxies",
+        "webhook_retries_s",
         mode="before",
     )
     @classmethod
@@ -276,6 +293,16 @@ class Settings(BaseModel):
                     f"{item!r} is not a TURN URL (RFC 7065): turn:HOST[:PORT][?transport=udp|tcp]"
                     " or turns:…"
                 )
+        return value
+
+    @field_validator("webhook_retries_s")
+    @classmethod
+    def _check_retries(cls, value: list[float]) -> list[float]:
+        if len(value) > 20:
+            raise ValueError("at most 20 retries")
+        for wait in value:
+            if not 0 < wait <= 7 * 86_400:
+                raise ValueError(f"{wait!r}: a wait before a retry is over 0 and at most 7 days")
         return value
 
     @field_validator("redis")

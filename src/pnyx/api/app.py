@@ -27,6 +27,7 @@ from pnyx.api import (
     publish,
     spaces,
     stage_ws,
+    webhooks,
 )
 from pnyx.api.admission import AdmissionControl
 from pnyx.api.headers import SecurityHeaders
@@ -42,6 +43,7 @@ ROUTERS = (
     spaces.router,
     members.router,
     notifications.router,
+    webhooks.router,
     listeners.router,
     stage_ws.router,
     publish.router,

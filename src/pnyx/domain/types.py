@@ -44,6 +44,25 @@ class Visibility(StrEnum):
     PRIVATE = "private"  # in no list; only the host's chosen audience, over signed links
 
 
+class WebhookEvent(StrEnum):
+    """What a host's webhook endpoints may be told of (docs/webhooks.md)."""
+
+    SPACE_SCHEDULED = "space.scheduled"
+    SPACE_STARTED = "space.started"
+    SPACE_ENDED = "space.ended"  # ended, or cancelled before it started
+    RECORDING_READY = "recording.ready"
+    CLIP_CREATED = "clip.created"
+    TEST = "webhook.test"  # sent on request (POST /v1/webhooks/{id}/test); not subscribed
+
+
+class DeliveryState(StrEnum):
+    """A webhook message in the outbox, for one endpoint."""
+
+    PENDING = "pending"  # due now or at its next retry
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    FAILED = "failed"  # every attempt failed; not tried again
+
+
 class Audience(StrEnum):
     """Who besides the invited accounts (and the stage) may join a private space."""
 

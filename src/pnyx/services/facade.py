@@ -36,6 +36,7 @@ from pnyx.services.replays import ReplayService
 from pnyx.services.sessions import Sessions
 from pnyx.services.stage import StageService
 from pnyx.services.state import StateService
+from pnyx.services.webhooks import Webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class Services:
     replays: ReplayService  # replay playlists and downloads
     clips: ClipService  # clips of live and recorded spaces
     notifications: NotificationService
+    webhooks: Webhooks  # endpoints; emit(owner, event, data) for events of other parts
     health: HealthService
     admission: Admission  # for the admission middleware
     clock: Callable[[], float]

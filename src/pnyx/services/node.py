@@ -41,7 +41,10 @@ from pnyx.services.spaces import HostLimits, SpaceService
 from pnyx.services.stage import StageService
 from pnyx.services.state import StateService
 from pnyx.services.ticker import SpaceTicker
+from pnyx.services.webhook_courier import WebhookCourier
+from pnyx.services.webhooks import Webhooks
 from pnyx.store.db import Store
+from pnyx.store.records import ClipRecord
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,8 @@ class Node:
     relay: PublishRelay  # its HTTP client to the other nodes: closed by close()
     recorder: Recorder  # writes recordings to the store; flushed by close()
     access: SpaceAccess  # who may listen to a space; private spaces' signed links
+    webhooks: Webhooks  # hosts' endpoints; events into the outbox
+    courier: WebhookCourier  # sends the outbox; closed by close()
     clock: Callable[[], float] = field(default=time.time)
     services: Services = field(init=False)  # what the API may use
 
@@ -99,21 +104,31 @@ class Node:
             ice=IceServers(self.settings, self.clock),
             origin=self.origin,
             replays=replays,
-            clips=ClipService(
-                self.settings,
-                self.spaces,
-                self.access,
-                replays,
-                self.store.clips,
-                self.live,
-                self.limits,
-                self.clock,
-            ),
+            clips=self._clips(replays),
             notifications=self.notifications,
+            webhooks=self.webhooks,
             health=HealthService(self.node_id, {"store": self.store.ping, "live": self.live.ping}),
             admission=self.admission,
             clock=self.clock,
         )
+
+    def _clips(self, replays: ReplayService) -> ClipService:
+        clips = ClipService(
+            self.settings,
+            self.spaces,
+            self.access,
+            replays,
+            self.store.clips,
+            self.live,
+            self.limits,
+            self.clock,
+        )
+
+        async def announce(clip: ClipRecord) -> None:  # webhooks' clip.created
+            await self.webhooks.clip_made(await self.spaces.record(clip.space), clip)
+
+        clips.on_clip_created = announce
+        return clips
 
     @classmethod
     async def open(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Node:
@@ -159,6 +174,12 @@ class Node:
         notifications = NotificationService(settings, store, clock)
         spaces.on_live = notifications.space_started
         recorder = Recorder(settings, store.recordings, clock)
+        webhooks = Webhooks(settings, store, rate_limits, clock)
+        courier = WebhookCourier(settings, store.webhooks, clock)
+        webhooks.on_queued = courier.wake
+        spaces.outbox_for = webhooks.space_messages
+        spaces.on_queued = courier.wake
+        recorder.on_finished = webhooks.recording_ready
         origin = Origin(settings, live)
         media = MediaService(settings, live, spaces, origin, recorder, node_id, clock)
         admission = admission_.from_settings(settings)
@@ -205,8 +226,11 @@ class Node:
             relay=PublishRelay(settings, media),
             recorder=recorder,
             access=access,
+            webhooks=webhooks,
+            courier=courier,
             clock=clock,
         )
+        courier.start()
         notifications.start(reminders=settings.role in (NodeRole.STAGE, NodeRole.BOTH))
         if settings.role in (NodeRole.STAGE, NodeRole.BOTH):
             node.ticker.start()
@@ -226,6 +250,7 @@ class Node:
         await self.media.close()
         await self.recorder.close()  # after the media: their last segments are queued
         await self.notifications.close()
+        await self.courier.close()  # after everything that emits events
         await self.presence.stop()
         await self.live.close()
         await self.store.close()

@@ -29,6 +29,7 @@ class RateKind(StrEnum):
     SIGN_IN_ADDRESS = "signin-address"  # guesses from one client address, any account
     SIGN_UP_ADDRESS = "signup-address"  # new accounts from one client address
     CLIP = "clip"  # clips made by one account
+    WEBHOOK_TEST = "webhook-test"  # test events one account asks for (POST …/test)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,11 @@ def limits_of(settings: Settings) -> dict[RateKind, Limit]:
             "new accounts from your address",
         ),
         RateKind.CLIP: Limit(settings.clip_burst, settings.clips_per_hour / 3600, "clips"),
+        RateKind.WEBHOOK_TEST: Limit(
+            settings.webhook_test_burst,
+            settings.webhook_test_per_min / 60,
+            "webhook test events for this account",
+        ),
     }
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -66,6 +66,8 @@ class Recorder:
         self._close_s = settings.recording_close_s
         self._pending: dict[str, _Pending] = {}
         self._closing = False
+        # Told once per recording, by whichever finishes it (the node wires the webhooks).
+        self.on_finished: Callable[[SpaceId], Awaitable[None]] | None = None
 
     # -- the sink's side (never waits) --------------------------------------------------
     def add_init(self, space: str, data: bytes) -> None:
@@ -81,6 +83,12 @@ class Recorder:
     def finish(self, space: str) -> None:
         self._of(space).finish = True
         self._wake(space)
+
+    async def announce_finished(self, space: SpaceId) -> None:
+        """The recording of ``space`` was just finished (by this writer, or sealed by a
+        reader: services/replays.py): tell ``on_finished``."""
+        if self.on_finished is not None:
+            await self.on_finished(space)
 
     def pending(self, space: str) -> bool:
         """Is this node still writing (or about to finish) ``space``'s recording?"""
@@ -150,12 +158,14 @@ class Recorder:
                 if not p.finish:
                     break
                 try:
-                    await self._repo.finish(sid, self._now())
+                    finished = await self._repo.finish(sid, self._now())
                 except PnyxError as exc:
                     failing = self._failed(space, exc, failing)
                     await asyncio.sleep(self._retry_s)
                     continue
                 log.info("recording of space %s finished", space)
+                if finished:
+                    await self.announce_finished(sid)
                 break
             init = p.init
             batch = [p.segments.popleft() for _ in range(min(BATCH, len(p.segments)))]

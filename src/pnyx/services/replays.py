@@ -202,6 +202,7 @@ class ReplayService:
                 if exc.code != "recording_finished":
                     raise
         if await self._repo.finish(space, now):
+            await self._recorder.announce_finished(space)
             log.warning(
                 "recording of space %s sealed by a reader (its writer is gone); %d segments "
                 "recovered from the live state",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -45,7 +45,7 @@ from pnyx.live.keys import space_create_bucket, stage_channel
 from pnyx.protocol import stage as wire
 from pnyx.services import metrics, views
 from pnyx.store.db import Store
-from pnyx.store.records import HostCap, SpaceRecord
+from pnyx.store.records import HostCap, OutboxMessage, SpaceRecord
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,18 @@ def _counting_refusals() -> Iterator[None]:
 
 def _ts(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def _changed(rec: SpaceRecord, room: Room) -> SpaceRecord:
+    """``rec`` as it will be stored with ``room`` (status and times)."""
+    return replace(
+        rec,
+        status=room.status,
+        started_at=_ts(room.started_at) or rec.started_at,
+        ended_at=_ts(room.ended_at) or rec.ended_at,
+        room=room_to_json(room),
+        room_version=room.version,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +131,12 @@ class SpaceService:
         # Told when a space goes live (created live, or started): the node wires the
         # follower notifications here, so spaces.py knows nothing of them.
         self.on_live: Callable[[SpaceRecord], Awaitable[None]] | None = None
+        # Asked, when a space is created and before each change of its status, for the
+        # webhook messages of the change (the record as it will be, and the room); they
+        # are written in the transaction that makes the change, then ``on_queued`` is
+        # told. The node wires the webhooks here.
+        self.outbox_for: Callable[[SpaceRecord, Room], Awaitable[list[OutboxMessage]]] | None = None
+        self.on_queued: Callable[[], None] | None = None
 
     # -- reading ----------------------------------------------------------------------
     async def record(self, space: SpaceId) -> SpaceRecord:
@@ -190,8 +208,10 @@ class SpaceService:
             visibility=spec.visibility,
             audience=spec.audience,
         )
+        outbox = await self._outbox(rec, room)
         with _counting_refusals():
-            await self._store.spaces.create(rec, self._cap(room.status))
+            await self._store.spaces.create(rec, self._cap(room.status), outbox)
+        self._queued(outbox)
         await self.publish_room(room)
         log.info("space %s created by @%s (%s, %s)", space, host, room.status.value, rec.visibility)
         if room.status is SpaceStatus.LIVE and self.on_live is not None:
@@ -242,6 +262,9 @@ class SpaceService:
             if decision.room.version == room.version:
                 return room  # nothing changed (a Tick with nothing to do)
             new = decision.room
+            outbox: Sequence[OutboxMessage] = ()
+            if new.status is not room.status:
+                outbox = await self._outbox(_changed(rec, new), new)
             with _counting_refusals():
                 won = await self._store.spaces.update_room(
                     space,
@@ -252,10 +275,13 @@ class SpaceService:
                     started_at=_ts(new.started_at),
                     ended_at=_ts(new.ended_at),
                     cap=self._going_live_cap(rec, room, new),
+                    outbox=outbox,
+                    now=datetime.fromtimestamp(self._clock(), UTC),
                 )
             if won:
                 metrics.COMMANDS.labels(name, "accepted").inc()
                 await self._after(new, decision.events)
+                self._queued(outbox)
                 if room.status is not SpaceStatus.LIVE and new.status is SpaceStatus.LIVE:
                     await self._went_live(rec, new)
                 return new
@@ -266,6 +292,13 @@ class SpaceService:
             code="contended",
             retry_after=1.0,
         )
+
+    async def _outbox(self, rec: SpaceRecord, room: Room) -> Sequence[OutboxMessage]:
+        return () if self.outbox_for is None else await self.outbox_for(rec, room)
+
+    def _queued(self, outbox: Sequence[OutboxMessage]) -> None:
+        if outbox and self.on_queued is not None:
+            self.on_queued()
 
     def _going_live_cap(
         self, rec: SpaceRecord, room: Room, new: Room

@@ -23,6 +23,7 @@ from pnyx.store.notifications import NotificationRepo
 from pnyx.store.recordings import RecordingRepo
 from pnyx.store.social import SocialRepo
 from pnyx.store.spaces import SpaceRepo
+from pnyx.store.webhooks import WebhookRepo
 
 
 class Store:
@@ -35,6 +36,7 @@ class Store:
         self.notifications = NotificationRepo(db)
         self.recordings = RecordingRepo(db)
         self.clips = ClipRepo(db)
+        self.webhooks = WebhookRepo(db)
 
     @classmethod
     async def open(cls, url: str) -> Store:

@@ -32,9 +32,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from pnyx.domain.types import SPACE_ID_MAX_LEN, Audience, SpaceStatus, Visibility
+from pnyx.domain.types import (
+    SPACE_ID_MAX_LEN,
+    Audience,
+    DeliveryState,
+    SpaceStatus,
+    Visibility,
+)
 
 HANDLE_MAX_LEN = 32
+WEBHOOK_ID_MAX_LEN = 40
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -66,6 +73,7 @@ MEDIA_BYTES = LargeBinary().with_variant(BYTEA(), "postgresql")
 _STATUSES = ", ".join(f"'{s.value}'" for s in SpaceStatus)
 _VISIBILITIES = ", ".join(f"'{v.value}'" for v in Visibility)
 _AUDIENCES = ", ".join(f"'{a.value}'" for a in Audience)
+_DELIVERY_STATES = ", ".join(f"'{s.value}'" for s in DeliveryState)
 
 
 class Base(DeclarativeBase):
@@ -267,3 +275,54 @@ class Clip(Base):
     duration: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     data: Mapped[bytes] = mapped_column(MEDIA_BYTES)
+
+
+class WebhookEndpoint(Base):
+    """A URL a host registered for events (services/webhooks.py). ``secret`` signs every
+    delivery (``whsec_…``); it must be kept to sign, so it is stored as given. ``events``
+    is the list of event types it takes."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(WEBHOOK_ID_MAX_LEN), primary_key=True)
+    owner: Mapped[str] = mapped_column(
+        String(HANDLE_MAX_LEN), ForeignKey("accounts.handle", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[Any]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one message for one endpoint, until delivered or given up. ``body`` is
+    the exact JSON sent (signed as is). A node claims a due row by moving ``due_at`` to the
+    end of its claim's lease and writing its ``claim`` token; it settles the row only under
+    that token, so a row claimed again after a lapsed lease is settled once."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_state_due_at", "state", "due_at"),
+        Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+        Index("ix_webhook_deliveries_done_at", "done_at"),  # pruning (NULL while pending)
+        CheckConstraint(f"state IN ({_DELIVERY_STATES})", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    endpoint_id: Mapped[str] = mapped_column(
+        String(WEBHOOK_ID_MAX_LEN), ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    msg_id: Mapped[str] = mapped_column(String(WEBHOOK_ID_MAX_LEN))
+    event: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claim: Mapped[str | None] = mapped_column(String(WEBHOOK_ID_MAX_LEN))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

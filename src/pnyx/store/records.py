@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pnyx.domain.types import Audience, Handle, SpaceId, SpaceStatus, Visibility
+from pnyx.domain.types import Audience, DeliveryState, Handle, SpaceId, SpaceStatus, Visibility
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +107,55 @@ class ClipRecord:
     duration: float
     created_at: datetime
     size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpointRecord:
+    id: str
+    owner: Handle
+    url: str
+    secret: str  # whsec_…: signs every delivery
+    events: tuple[str, ...]
+    description: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One message to put in the outbox for one endpoint."""
+
+    endpoint_id: str
+    msg_id: str  # the webhook-id header: the same on every retry
+    event: str
+    body: str  # the exact JSON sent
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A due delivery this node has claimed, with what sending it needs."""
+
+    id: int
+    endpoint_id: str
+    msg_id: str
+    event: str
+    body: str
+    attempts: int  # made before this one
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A delivery as the host sees it (no secret, no body)."""
+
+    id: int
+    endpoint_id: str
+    msg_id: str
+    event: str
+    state: DeliveryState
+    attempts: int
+    created_at: datetime
+    due_at: datetime
+    last_status: int | None
+    last_error: str | None
+    done_at: datetime | None

@@ -11,6 +11,7 @@ turns, so the count each sees includes the other's space and the cap holds.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +43,8 @@ from pnyx.store.models import (
     Space,
     search_document,
 )
-from pnyx.store.records import HostCap, SpaceRecord
+from pnyx.store.records import HostCap, OutboxMessage, SpaceRecord
+from pnyx.store.webhooks import write_outbox
 
 # How each status lists: live spaces newest first, scheduled ones soonest first, ended
 # and cancelled ones most recently finished first. The id breaks ties, so paging is stable.
@@ -63,8 +65,14 @@ class SpaceRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, record: SpaceRecord, cap: HostCap | None = None) -> None:
-        """Store a new space. Unknown host → NOT_FOUND "account_not_found"; an id already
+    async def create(
+        self,
+        record: SpaceRecord,
+        cap: HostCap | None = None,
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> None:
+        """Store a new space, and ``outbox`` (its webhook messages) in the same
+        transaction. Unknown host → NOT_FOUND "account_not_found"; an id already
         used → CONFLICT "space_exists"; the host at ``cap`` already (for the record's
         status) → CONFLICT "too_many_live_spaces" / "too_many_scheduled_spaces"."""
         check_space_id(record.id)
@@ -96,6 +104,7 @@ class SpaceRepo:
                 raise PnyxError(
                     ErrorKind.CONFLICT, f"a space {record.id!r} exists", code="space_exists"
                 ) from exc
+            await write_outbox(conn, outbox, record.created_at)
 
     async def get(self, space_id: SpaceId) -> SpaceRecord | None:
         async with self._db.begin() as conn:
@@ -220,6 +229,8 @@ class SpaceRepo:
         started_at: datetime | None,
         ended_at: datetime | None,
         cap: tuple[Handle, HostCap] | None = None,
+        outbox: Sequence[OutboxMessage] = (),
+        now: datetime | None = None,
     ) -> bool:
         """Replace the room, its version and the status if, and only if, the stored
         version is still ``expected_version`` (one atomic UPDATE). True when this call
@@ -228,7 +239,9 @@ class SpaceRepo:
         ``started_at``/``ended_at`` are set once: None leaves the stored value as it is.
         An unknown space → NOT_FOUND "space_not_found". ``cap``: the space's host and a
         cap on ``status`` to check first (a space going live), in the same transaction:
-        CONFLICT "too_many_live_spaces" when the host is at it."""
+        CONFLICT "too_many_live_spaces" when the host is at it. ``outbox``: webhook
+        messages of the change, written (due ``now``) only if this call won, in the same
+        transaction."""
         if new_version <= expected_version:
             raise PnyxError(
                 ErrorKind.INVALID,
@@ -252,6 +265,9 @@ class SpaceRepo:
                 await _check_cap(conn, host, host_cap, other_than=space_id)
             changed = (await conn.execute(stmt)).rowcount
             if changed == 1:
+                if outbox:
+                    assert now is not None, "outbox messages need the time they are due"
+                    await write_outbox(conn, outbox, now)
                 return True
             exists = await conn.execute(select(Space.id).where(Space.id == space_id))
             if exists.first() is None:
