@@ -307,3 +307,23 @@ def test_a_named_host_is_called_at_its_checked_address_with_its_own_name(
     wait_events(receiver, "/named", 1)
     (got,) = receiver.delivered("/named")
     assert got.headers["host"] == f"localhost:{port}" and got.signature_ok
+
+
+def test_a_clip_is_announced_to_the_host(c: httpx.Client, receiver: Receiver) -> None:
+    host, fan = new_user(c, "clipped"), new_user(c, "clipfan")
+    register(c, receiver, host, "/clip", events=["clip.created"])
+    space = create_space(c, host, title="Worth a clip")
+
+    def clipped() -> dict[str, Any] | None:
+        # A listener's clip of the first seconds, once a segment is finished.
+        r = c.post(f"/v1/spaces/{space}/clips", json={"seconds": 1}, headers=fan.auth)
+        return r.json() if r.status_code == 201 else None
+
+    clip = wait_until(clipped, 20, "a clip of the live space")
+    wait_until(lambda: receiver.delivered("/clip"), 20, "clip.created")
+    (got,) = receiver.delivered("/clip")
+    assert got.payload["type"] == "clip.created" and got.signature_ok
+    data = got.payload["data"]
+    assert data["clip"]["id"] == clip["id"] and data["clip"]["creator"] == fan.handle
+    assert data["space"]["id"] == space
+    ok(c.post(f"/v1/spaces/{space}/end", headers=host.auth))
