@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pnyx.edge import EdgeSpec, Tls, create_folders, render
 from tests.support.poll import wait_until
-from tests.support.procs import free_port, port_open, require_binary
+from tests.support.procs import free_port, port_open, require_binary, stop
 from tests.support.tls import Cert
 
 
@@ -44,12 +44,7 @@ def nginx_running(
         wait_until(up, 10, what, ignoring=(OSError,))
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def _children(pid: int) -> set[int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.poll import wait_until
-from tests.support.procs import free_port
+from tests.support.procs import free_port, stop
 
 # Fast clocks so that counts, grace periods and leases move within a test's patience.
 FAST = {
@@ -106,13 +105,7 @@ def pnyx_serve(
         wait_until(healthy, 30, "pnyx serve to be healthy", ignoring=(OSError,))
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, within=15)
         out = server.output()
         # A node must never crash or log a traceback, whatever the tests threw at it.
         assert "Traceback" not in out, out
