@@ -59,6 +59,16 @@ class PnyxProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def healthy(self) -> bool:
+        """Whether /healthz answers 200 yet (for wait_until); raises, with the node's
+        output, if the process has exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"pnyx serve at {self.url} exited early:\n{self.output()}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
 
 @contextmanager
 def pnyx_serve(
@@ -93,16 +103,7 @@ def pnyx_serve(
     url = f"http://127.0.0.1:{port}"
     server = PnyxProcess(proc, url, log)
     try:
-
-        def healthy() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"pnyx serve exited early:\n{server.output()}")
-            try:
-                return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, 30, "pnyx serve to be healthy", ignoring=(OSError,))
+        wait_until(server.healthy, 30, "pnyx serve to be healthy", ignoring=(OSError,))
         yield server
     finally:
         stop(proc, within=15)
