@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from latency_support import nginx_running
+from latency_support import cpu_seconds, nginx_running
 from pnyx.loadtest.stats import percentile
 
 LOOPBACK = "127.0.0.1"
@@ -171,11 +171,6 @@ http {{
 {blocks}
 }}
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_pid(master: int) -> int:
