@@ -26,9 +26,16 @@ if str(ROOT) not in sys.path:  # the harness lives in tests/support
     sys.path.insert(0, str(ROOT))
 
 from tests.support import hls, poll, tones, webrtc  # noqa: E402
+from tests.support.nginx import nginx_running  # noqa: E402
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve  # noqa: E402
 
-__all__ = ["hls", "poll", "tones", "webrtc"]  # the benches import the harness from here
+__all__ = [
+    "hls",
+    "nginx_running",
+    "poll",
+    "tones",
+    "webrtc",
+]  # the benches import the harness from here
 
 
 @contextmanager

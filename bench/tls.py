@@ -47,6 +47,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from latency_support import cpu_seconds, nginx_running
 from pnyx.loadtest.stats import percentile
 
 LOOPBACK = "127.0.0.1"
@@ -172,11 +173,6 @@ http {{
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def worker_pid(master: int) -> int:
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -191,35 +187,10 @@ def worker_pid(master: int) -> int:
 @contextmanager
 def nginx(servers: list[Server], root: Path) -> Iterator[int]:
     """Run nginx; yields its worker's pid."""
-    exe = shutil.which("nginx") or "/usr/sbin/nginx"
     conf = root / "nginx.conf"
     conf.write_text(nginx_conf(servers, root))
-    args = [exe, "-e", str(root / "error.log"), "-p", str(root), "-c", str(conf)]
-    proc = subprocess.Popen(
-        [*args, "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not all(_open(s.port) for s in servers):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start: {(root / 'error.log').read_text()}")
-            time.sleep(0.05)
+    with nginx_running(conf, [s.port for s in servers], log=root / "nginx.log") as proc:
         yield worker_pid(proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex((LOOPBACK, port)) == 0
 
 
 def run_wrk(case: Case, seconds: float, script: Path, worker: int) -> Round:

@@ -4,6 +4,7 @@ memory within the one process. Two services on ``live_pair`` are two nodes."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pytest
 
@@ -62,43 +63,52 @@ async def test_a_client_below_the_rate_is_never_refused(live: LiveState) -> None
         clock[0] += 2.5
 
 
-def sessions(live: LiveState, tokens: Tokens) -> Sessions:
-    return Sessions(live, tokens, check_s=0.0, max_entries=1000)
+@dataclass(frozen=True)
+class SignedIn:
+    """Two nodes' sessions over ``live_pair``, and the tokens they were issued: alice's
+    on two devices, bob's on one."""
+
+    tokens: Tokens
+    here: Sessions
+    there: Sessions
+    phone: str
+    laptop: str
+    bob: str
+
+
+def signed_in(live_pair: tuple[LiveState, LiveState]) -> SignedIn:
+    tokens = Tokens("s" * 40, account_ttl_s=600, listener_ttl_s=600)
+    here, there = (Sessions(live, tokens, check_s=0.0, max_entries=1000) for live in live_pair)
+    phone, laptop = tokens.issue_account(Handle("alice")), tokens.issue_account(Handle("alice"))
+    bob = tokens.issue_account(Handle("bob"))
+    return SignedIn(tokens, here, there, phone, laptop, bob)
 
 
 async def test_sign_out_ends_one_token_on_every_node(
     live_pair: tuple[LiveState, LiveState],
 ) -> None:
-    a, b = live_pair
-    tokens = Tokens("s" * 40, account_ttl_s=600, listener_ttl_s=600)
-    here, there = sessions(a, tokens), sessions(b, tokens)
-    phone, laptop = tokens.issue_account(Handle("alice")), tokens.issue_account(Handle("alice"))
-    bob = tokens.issue_account(Handle("bob"))
-    assert await there.account(phone) == "alice"
-    await here.sign_out(phone)
-    for node in (here, there):
-        err = await refusal(node.account(phone))
+    s = signed_in(live_pair)
+    assert await s.there.account(s.phone) == "alice"
+    await s.here.sign_out(s.phone)
+    for node in (s.here, s.there):
+        err = await refusal(node.account(s.phone))
         assert (err.kind, err.code) == (ErrorKind.UNAUTHENTICATED, "signed_out")
-        assert await node.account(laptop) == "alice"
-        assert await node.account(bob) == "bob"
+        assert await node.account(s.laptop) == "alice"
+        assert await node.account(s.bob) == "bob"
 
 
 async def test_sign_out_everywhere_ends_every_token_of_the_account(
     live_pair: tuple[LiveState, LiveState],
 ) -> None:
-    a, b = live_pair
-    tokens = Tokens("s" * 40, account_ttl_s=600, listener_ttl_s=600)
-    here, there = sessions(a, tokens), sessions(b, tokens)
-    phone, laptop = tokens.issue_account(Handle("alice")), tokens.issue_account(Handle("alice"))
-    bob = tokens.issue_account(Handle("bob"))
-    await there.sign_out_all(laptop)
-    for node in (here, there):
-        for token in (phone, laptop):
+    s = signed_in(live_pair)
+    await s.there.sign_out_all(s.laptop)
+    for node in (s.here, s.there):
+        for token in (s.phone, s.laptop):
             assert (await refusal(node.account(token))).code == "signed_out"
-        assert await node.account(bob) == "bob"
+        assert await node.account(s.bob) == "bob"
     # Signing in again afterwards works (a later token: issued in a later millisecond
     # than the sign-out, as any real sign-in, with its password hash, is).
     ended_ms = time.time_ns() // 1_000_000
     await eventually(lambda: time.time_ns() // 1_000_000 > ended_ms, 1, "the next millisecond")
-    fresh = tokens.issue_account(Handle("alice"))
-    assert await here.account(fresh) == "alice"
+    fresh = s.tokens.issue_account(Handle("alice"))
+    assert await s.here.account(fresh) == "alice"

@@ -12,19 +12,14 @@ within a bound; the space must still be live with its host on stage.
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_publish_anywhere import holder_of, two_stage_nodes
 from tests.support.api import create_space, new_user, on_stage, state
-from tests.support.failover import SelfHealingSpeaker, keep_listening, last_part, toned
-from tests.support.hls import HlsListener
+from tests.support.failover import kill_drill
 from tests.support.nginx import nginx_edge
-from tests.support.poll import Seen, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -44,56 +39,27 @@ async def test_the_tone_comes_back_through_the_edge_after_a_stage_node_is_killed
             space = create_space(c, host)
         holder = holder_of(nodes, redis_clean_url, space)
         (survivor,) = [n for n in nodes if n is not holder]
-        speaker = SelfHealingSpeaker(edge.url, space, host.token, TONE_HZ)
-        await speaker.start()
-        stop = asyncio.Event()
-        try:
-            async with HlsListener(edge.url, space) as listener:
-                await listener.start(within=20)
-                following = asyncio.create_task(keep_listening(listener, stop))
-                try:
-
-                    def heard(after: tuple[int, int]) -> Seen:
-                        newer = [p for p in listener.parts if (p.msn, p.index) > after]
-                        found = [p for p in newer if toned(listener, p, TONE_HZ)]
-                        return Seen(bool(found), f"{len(newer)} newer parts, {len(found)} toned")
-
-                    await eventually(lambda: heard((-1, -1)), 20, "the tone at the listener")
-                    published = len(speaker.published_at)
-                    holder.proc.send_signal(signal.SIGKILL)
-                    killed = time.time()
-                    holder.proc.wait(timeout=10)
-                    dead_wrote = await last_part(survivor.url, space)
-                    await eventually(
-                        lambda: heard(dead_wrote),
-                        BACK_WITHIN_S + 10,
-                        "the tone again, in parts the survivor made",
-                        interval=0.1,
-                    )
-                    back = min(
-                        p.arrived
-                        for p in listener.parts
-                        if (p.msn, p.index) > dead_wrote and toned(listener, p, TONE_HZ)
-                    )
-                finally:
-                    stop.set()
-                    following.cancel()
-                    await asyncio.gather(following, return_exceptions=True)
-        finally:
-            await speaker.close()
-        took = back - killed
-        republished = speaker.published_at[published:]
+        drill = await kill_drill(
+            edge.url,
+            space,
+            host.token,
+            holder.proc,
+            survivor.url,
+            tone_hz=TONE_HZ,
+            back_within_s=BACK_WITHIN_S,
+        )
+        took = drill.took
         print(
             f"tone back at the listener {took:.2f}s after SIGKILL; speaker republished "
-            f"{[round(t - killed, 2) for t in republished]}s after; failures {speaker.failures}"
+            f"{[round(t - drill.killed, 2) for t in drill.republished]}s after; "
+            f"failures {drill.failures}"
         )
         assert took <= BACK_WITHIN_S, f"the tone came back only {took:.2f}s after the kill"
-        assert republished, "the speaker never published again"
+        assert drill.republished, "the speaker never published again"
         # The listener kept its one playlist URL: the survivor's parts continue the dead
         # node's sequence, after a discontinuity, in order.
-        after_kill = [p for p in listener.parts if p.arrived >= killed]
-        keys = [(p.msn, p.index) for p in after_kill]
-        assert keys == sorted(keys) and keys[-1] > dead_wrote
+        keys = drill.after_kill()
+        assert keys == sorted(keys) and keys[-1] > drill.dead_wrote
         with survivor.client() as c:
             assert "#EXT-X-DISCONTINUITY" in c.get(f"/media/{space}/live.m3u8").text
             s = state(c, space)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,9 +44,11 @@ def loadtest(*args: str) -> list[str]:
     return [sys.executable, "-m", "pnyx.cli", "loadtest", *args]
 
 
-async def _segments(url: str, within: float, count: int) -> None:
-    """Wait until the live playlist lists ``count`` whole segments."""
-    async with httpx.AsyncClient(timeout=5) as http:
+async def segments_listed(
+    url: str, within: float, count: int, *, verify: ssl.SSLContext | bool = True
+) -> None:
+    """Wait until the live playlist at ``url`` lists ``count`` whole segments."""
+    async with httpx.AsyncClient(verify=verify, timeout=5) as http:
 
         async def listed() -> Seen:
             r = await http.get(url)
@@ -63,7 +66,7 @@ async def test_listeners_hear_a_live_space_through_the_edge(
     speaker = await publish(node.url, space, host.token, ToneTrack(523.0))
     try:
         await speaker.connected()
-        await _segments(f"{edge.url}/media/{space}/live.m3u8", within=20, count=2)
+        await segments_listed(f"{edge.url}/media/{space}/live.m3u8", within=20, count=2)
         out = tmp_path / "listeners.json"
         proc = await asyncio.create_subprocess_exec(
             *loadtest(

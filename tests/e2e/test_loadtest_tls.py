@@ -10,7 +10,6 @@ import asyncio
 import json
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.test_loadtest import loadtest, segments_listed
 from tests.support.api import create_space, new_user
 from tests.support.hls import HlsListener
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
-from tests.support.poll import Seen, eventually
 from tests.support.tls import self_signed
 from tests.support.tls_proxy import TlsProxy, tls_proxy
 from tests.support.tones import describe, dominant_tones
@@ -49,10 +48,6 @@ def proxy(node: PnyxProcess) -> Iterator[TlsProxy]:
         yield p
 
 
-def loadtest(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pnyx.cli", "loadtest", *args]
-
-
 def _trust(proxy: TlsProxy) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(proxy.cert.cert))
 
@@ -70,16 +65,6 @@ async def _hear_tone(proxy: TlsProxy, space: str) -> None:
     assert heard == {TONE_HZ}, describe(decoded.samples, (TONE_HZ,), decoded.rate)
 
 
-async def _segments(proxy: TlsProxy, space: str, count: int) -> None:
-    async with httpx.AsyncClient(verify=_trust(proxy), timeout=5) as http:
-
-        async def listed() -> Seen:
-            r = await http.get(f"{proxy.url}/media/{space}/live.m3u8")
-            return Seen(r.status_code == 200 and r.text.count("#EXTINF") >= count, r.text[:200])
-
-        await eventually(listed, 20, f"{count} segments through the TLS proxy", interval=0.2)
-
-
 async def test_listeners_play_over_https_and_resume_their_sessions(
     node: PnyxProcess, proxy: TlsProxy, c: httpx.Client, tmp_path: Path
 ) -> None:
@@ -88,7 +73,7 @@ async def test_listeners_play_over_https_and_resume_their_sessions(
     speaker = await publish(node.url, space, host.token, ToneTrack(TONE_HZ))
     try:
         await speaker.connected()
-        await _segments(proxy, space, 2)
+        await segments_listed(f"{proxy.url}/media/{space}/live.m3u8", 20, 2, verify=_trust(proxy))
         out = tmp_path / "listeners.json"
         proc = await asyncio.create_subprocess_exec(
             *loadtest(

@@ -24,7 +24,7 @@ from tests.e2e.test_audio import (
 )
 from tests.support.api import User, create_space, error_of, join, ok
 from tests.support.api import new_user as user
-from tests.support.hls import HlsListener
+from tests.support.hls import FetchedPart, HlsListener
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
 from tests.support.poll import eventually
 from tests.support.webrtc import ToneTrack, publish
@@ -58,6 +58,22 @@ def private_space_with_a_guest(c: httpx.Client) -> tuple[str, User, dict[str, st
     return space, host, join(c, space, invitee).media
 
 
+async def hears_the_host(
+    listener: HlsListener, within: float, what: str
+) -> tuple[FetchedPart, str]:
+    """Play ``listener`` (the invited one's, at its signed playlist URL) until it hears the
+    host's tone; returns the newest part it got and its playlist's init URI."""
+    started = time.time()
+    async with Background(listener):
+        await eventually(
+            hears(lambda: heard_by_listener(listener, started), {HOST_HZ}),
+            within=within,
+            what=f"the invited listener hears {what}",
+            interval=LOOK_S,
+        )
+        return listener.parts[-1], listener.playlists[-1].init_uri
+
+
 async def test_an_invited_listener_hears_a_private_space_through_signed_links(
     node: PnyxProcess, c: httpx.Client
 ) -> None:
@@ -75,17 +91,8 @@ async def test_an_invited_listener_hears_a_private_space_through_signed_links(
     client = httpx.AsyncClient(timeout=15.0, event_hooks={"request": [record]})
     try:
         await speaker.connected()
-        started = time.time()
         listener = HlsListener.at(node.url + signed_hls, client=client)
-        async with Background(listener):
-            await eventually(
-                hears(lambda: heard_by_listener(listener, started), {HOST_HZ}),
-                within=10,
-                what="the invited listener hears the host's tone",
-                interval=LOOK_S,
-            )
-            part = listener.parts[-1]
-            init_uri = listener.playlists[-1].init_uri
+        part, init_uri = await hears_the_host(listener, 10, "the host's tone")
         assert requested, "the listener made no request"
         assert all(path.startswith(prefix + f"/media/{space}/") for path in requested), requested
         assert any("/part/" in path for path in requested)

@@ -24,18 +24,13 @@ import pytest
 from pnyx.services.links import sign
 from tests.e2e.test_audio import (
     HOST_HZ,
-    LOOK_S,
-    Background,
-    heard_by_listener,
-    hears,
     in_thread,
     wrap_up,
 )
-from tests.e2e.test_private import private_space_with_a_guest
+from tests.e2e.test_private import hears_the_host, private_space_with_a_guest
 from tests.support.hls import HlsListener
 from tests.support.nginx import Edge, nginx_edge
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
-from tests.support.poll import eventually
 from tests.support.webrtc import ToneTrack, publish
 
 pytestmark = pytest.mark.e2e
@@ -79,17 +74,8 @@ async def test_a_private_space_through_the_edge(node: PnyxProcess, edge: Edge) -
     async with httpx.AsyncClient(timeout=15.0) as client:
         try:
             await speaker.connected()
-            started = time.time()
             listener = HlsListener.at(edge.url + media["hls"], client=client)
-            async with Background(listener):
-                await eventually(
-                    hears(lambda: heard_by_listener(listener, started), {HOST_HZ}),
-                    within=15,
-                    what="the invited listener hears the host through the edge",
-                    interval=LOOK_S,
-                )
-                part = listener.parts[-1]
-                init = listener.playlists[-1].init_uri
+            part, init = await hears_the_host(listener, 15, "the host through the edge")
             objects = [
                 f"/media/{space}/live.m3u8",
                 f"/media/{space}/{init}",

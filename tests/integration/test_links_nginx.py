@@ -6,7 +6,6 @@ for another space, padded, expired."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,8 +16,8 @@ import pytest
 
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.services.links import sign, verify
-from tests.support.poll import wait_until
-from tests.support.procs import free_port, port_open, require_binary
+from tests.support.nginx import nginx_running
+from tests.support.procs import free_port
 
 SECRET = "Zq0_link-secret.for~the~nginx~test-0123456789"
 CONF = """
@@ -44,35 +43,15 @@ http {{
 
 @pytest.fixture(scope="module")
 def nginx() -> Iterator[str]:
-    binary = require_binary("nginx", "/usr/sbin")
     root = Path(tempfile.mkdtemp(prefix="pnyx-links-"))
     root.chmod(0o755)
-    port = free_port()
-    conf = root / "nginx.conf"
-    conf.write_text(CONF.format(port=port, secret=SECRET))
-    log = root / "nginx.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, "-e", "stderr", "-p", str(root), "-c", str(conf), "-g", "daemon off;"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     try:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {log.read_text()}")
-            return port_open(port)
-
-        wait_until(up, 10, "nginx to listen", ignoring=(OSError,))
-        yield f"http://127.0.0.1:{port}"
+        port = free_port()
+        conf = root / "nginx.conf"
+        conf.write_text(CONF.format(port=port, secret=SECRET))
+        with nginx_running(conf, [port], log=root / "nginx.log"):
+            yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(root, ignore_errors=True)
 
 

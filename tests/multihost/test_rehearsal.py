@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +28,8 @@ from tests.multihost.conftest import built_lab
 from tests.support import netlab
 from tests.support.api import create_space, new_user, on_stage, state
 from tests.support.browser import assert_clean, chromiums, require_browser, tone_wav
-from tests.support.failover import SelfHealingSpeaker, keep_listening, last_part, toned
-from tests.support.hls import HlsListener
+from tests.support.failover import kill_drill
 from tests.support.netlab_servers import Stack, start_edge, start_node, start_stack
-from tests.support.poll import Seen, eventually
 
 pytestmark = pytest.mark.multihost
 
@@ -63,57 +59,28 @@ async def drill(lab: netlab.Lab, stack: Stack) -> dict[str, Any]:
         space = create_space(c, host)
     holder = holder_of(nodes, stack.redis, space)
     (survivor,) = [n for n in nodes if n is not holder]
-    speaker = SelfHealingSpeaker(edge, space, host.token, TONE_HZ)
-    await speaker.start()
-    stop = asyncio.Event()
-    try:
-        async with HlsListener(edge, space) as listener:
-            await listener.start(within=20)
-            following = asyncio.create_task(keep_listening(listener, stop))
-            try:
-
-                def heard(after: tuple[int, int]) -> Seen:
-                    newer = [p for p in listener.parts if (p.msn, p.index) > after]
-                    found = [p for p in newer if toned(listener, p, TONE_HZ)]
-                    return Seen(bool(found), f"{len(newer)} newer parts, {len(found)} toned")
-
-                await eventually(lambda: heard((-1, -1)), 20, "the tone at the listener")
-                published = len(speaker.published_at)
-                holder.proc.send_signal(signal.SIGKILL)
-                killed = time.time()
-                holder.proc.wait(timeout=10)
-                dead_wrote = await last_part(survivor.url, space)
-                await eventually(
-                    lambda: heard(dead_wrote),
-                    BACK_WITHIN_S + 10,
-                    "the tone again, in parts the survivor made",
-                    interval=0.1,
-                )
-                back = min(
-                    p.arrived
-                    for p in listener.parts
-                    if (p.msn, p.index) > dead_wrote and toned(listener, p, TONE_HZ)
-                )
-            finally:
-                stop.set()
-                following.cancel()
-                await asyncio.gather(following, return_exceptions=True)
-    finally:
-        await speaker.close()
+    out = await kill_drill(
+        edge,
+        space,
+        host.token,
+        holder.proc,
+        survivor.url,
+        tone_hz=TONE_HZ,
+        back_within_s=BACK_WITHIN_S,
+    )
     held = lease(stack.redis, space)
     moved = held is not None and held[0] == node_id(survivor) and media_spaces(survivor) == 1
     with survivor.client() as c:
         s = state(c, space)
         discontinuity = "#EXT-X-DISCONTINUITY" in c.get(f"/media/{space}/live.m3u8").text
-    after_kill = [(p.msn, p.index) for p in listener.parts if p.arrived >= killed]
     return {
         "holder": holder,
         "survivor": survivor,
-        "took": back - killed,
-        "republished": [round(t - killed, 2) for t in speaker.published_at[published:]],
-        "failures": speaker.failures,
-        "after_kill": after_kill,
-        "dead_wrote": dead_wrote,
+        "took": out.took,
+        "republished": [round(t - out.killed, 2) for t in out.republished],
+        "failures": out.failures,
+        "after_kill": out.after_kill(),
+        "dead_wrote": out.dead_wrote,
         "state": s,
         "host": host.handle,
         "discontinuity": discontinuity,

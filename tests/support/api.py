@@ -50,6 +50,17 @@ def register(c: httpx.Client, handle: str, password: str = "correct horse") -> U
     return User(handle, token)
 
 
+async def sign_up(
+    c: httpx.AsyncClient, handle: str, password: str = "correct horse"
+) -> dict[str, str]:
+    """:func:`register` for an async client (an app served in process); returns the
+    Authorization header of the new account's session."""
+    body = {"handle": handle, "password": password}
+    assert (await c.post("/v1/accounts", json=body)).status_code == 201
+    token = (await c.post("/v1/sessions", json=body)).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 _serial = iter(range(1_000_000))
 
 

@@ -10,7 +10,6 @@ expects it in production (docs/ice.md).
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.poll import wait_until
-from tests.support.procs import free_port, require_binary
+from tests.support.procs import free_port, require_binary, stop
 
 SECRET = "turn-secret-shared-with-pnyx-0123456789"
 REALM = "pnyx.test"
@@ -107,10 +106,4 @@ def coturn(folder: Path, *, secret: str = SECRET, relay_ports: int = 40) -> Iter
         wait_until(listening, 15, "coturn to listen")
         yield turn
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)

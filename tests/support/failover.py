@@ -7,6 +7,8 @@ and bench/failover.py).
   the web client does (``src/pnyx/web/js/publisher.js``).
 - :func:`keep_listening`: an LL-HLS player that keeps asking the same playlist URL
   through errors (it never rejoins).
+- :func:`kill_drill`: the kill-a-node drill with both (shared by tests/e2e/test_failover.py
+  and tests/multihost/test_rehearsal.py).
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
+import subprocess
 import time
+from dataclasses import dataclass
 
 import httpx
 import websockets
 
 from tests.support import hls, tones, webrtc
+from tests.support.poll import Seen, eventually
 
 MIX_MINUS_STALL_S = 1.2  # no mix-minus this long: the stage node is gone
 PRIMING = 2048  # samples an AAC decoder needs before a part's audio is its own
@@ -120,3 +126,85 @@ async def last_part(url: str, space: str) -> tuple[int, int]:
         r = await c.get(f"{url}/media/{space}/live.m3u8")
     parts = hls.parse_playlist(r.text).parts if r.status_code == 200 else []
     return (parts[-1].msn, parts[-1].index) if parts else (-1, -1)
+
+
+@dataclass(frozen=True)
+class Drill:
+    """What :func:`kill_drill` saw. Times are wall clock (``time.time()``)."""
+
+    killed: float  # the SIGKILL
+    back: float  # the first toned part, newer than anything the dead node wrote, arrived
+    republished: list[float]  # the speaker's publishes after the kill
+    failures: list[str]  # the speaker's failed publishes (tried again)
+    parts: list[hls.FetchedPart]  # every part the listener received, in order
+    dead_wrote: tuple[int, int]  # (msn, part) of the newest part the survivor listed
+
+    @property
+    def took(self) -> float:
+        return self.back - self.killed
+
+    def after_kill(self) -> list[tuple[int, int]]:
+        """(msn, part) of the parts that arrived after the kill, in arrival order."""
+        return [(p.msn, p.index) for p in self.parts if p.arrived >= self.killed]
+
+
+async def kill_drill(
+    edge_url: str,
+    space: str,
+    token: str,
+    victim: subprocess.Popen[bytes],
+    survivor_url: str,
+    *,
+    tone_hz: float,
+    back_within_s: float,
+) -> Drill:
+    """The kill-a-node drill: a :class:`SelfHealingSpeaker` (the host, ``token``) and a
+    listener that keeps its playlist URL, both through ``edge_url``; once the listener hears
+    the tone, ``victim`` (the node running the space's stage) is SIGKILLed, and the tone must
+    come back at the listener, in parts newer than the newest the survivor lists right after
+    the kill, within ``back_within_s`` + 10 s (the caller asserts the tighter bound)."""
+    speaker = SelfHealingSpeaker(edge_url, space, token, tone_hz)
+    await speaker.start()
+    stop = asyncio.Event()
+    try:
+        async with hls.HlsListener(edge_url, space) as listener:
+            await listener.start(within=20)
+            following = asyncio.create_task(keep_listening(listener, stop))
+            try:
+
+                def heard(after: tuple[int, int]) -> Seen:
+                    newer = [p for p in listener.parts if (p.msn, p.index) > after]
+                    found = [p for p in newer if toned(listener, p, tone_hz)]
+                    return Seen(bool(found), f"{len(newer)} newer parts, {len(found)} toned")
+
+                await eventually(lambda: heard((-1, -1)), 20, "the tone at the listener")
+                published = len(speaker.published_at)
+                victim.send_signal(signal.SIGKILL)
+                killed = time.time()
+                victim.wait(timeout=10)
+                dead_wrote = await last_part(survivor_url, space)
+                await eventually(
+                    lambda: heard(dead_wrote),
+                    back_within_s + 10,
+                    "the tone again, in parts the survivor made",
+                    interval=0.1,
+                )
+                back = min(
+                    p.arrived
+                    for p in listener.parts
+                    if (p.msn, p.index) > dead_wrote and toned(listener, p, tone_hz)
+                )
+            finally:
+                stop.set()
+                following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
+    finally:
+        await speaker.close()
+    return Drill(
+        killed=killed,
+        back=back,
+        republished=speaker.published_at[published:],
+        failures=list(speaker.failures),
+        parts=list(listener.parts),
+        dead_wrote=dead_wrote,
+    )

@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from pnyx.edge import EdgeSpec, create_folders, render
 from tests.support.netlab import Lab
 from tests.support.nginx import Edge
@@ -214,18 +212,11 @@ def start_node(
     with log.open("wb") as out:
         proc = lab.spawn(host, argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     node = PnyxProcess(proc, url, log)
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"pnyx serve on {host} exited early:\n{node.output()}")
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     lab.call(
         host,
-        lambda: wait_until(healthy, 40, f"pnyx serve on {host} to be healthy", ignoring=(OSError,)),
+        lambda: wait_until(
+            node.healthy, 40, f"pnyx serve on {host} to be healthy", ignoring=(OSError,)
+        ),
     )
     return node
 

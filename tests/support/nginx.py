@@ -1,4 +1,6 @@
-"""A real nginx edge, configured by ``pnyx edge-config``, on a free loopback port."""
+"""A real nginx edge, configured by ``pnyx edge-config``, on a free loopback port; and
+:func:`nginx_running`, the one way the tests and benches start an nginx process with a
+config of their own and wait for it."""
 
 from __future__ import annotations
 
@@ -13,8 +15,36 @@ from pathlib import Path
 
 from pnyx.edge import EdgeSpec, Tls, create_folders, render
 from tests.support.poll import wait_until
-from tests.support.procs import free_port, port_open, require_binary
+from tests.support.procs import free_port, port_open, require_binary, stop
 from tests.support.tls import Cert
+
+
+@contextmanager
+def nginx_running(
+    conf: Path, ports: Sequence[int], *, log: Path, what: str = "nginx to listen"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """nginx in the foreground with ``conf`` (its folder is the prefix), its startup
+    errors and stderr in ``log``; returns once every port in ``ports`` (on loopback)
+    accepts connections, fails with the log if nginx exits first. Stopped (SIGTERM, then
+    SIGKILL after 10 s) when the block ends."""
+    nginx = require_binary("nginx", "/usr/sbin")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [nginx, "-e", "stderr", "-p", str(conf.parent), "-c", str(conf), "-g", "daemon off;"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"nginx exited: {log.read_text()}")
+            return all(port_open(p) for p in ports)
+
+        wait_until(up, 10, what, ignoring=(OSError,))
+        yield proc
+    finally:
+        stop(proc)
 
 
 def _children(pid: int) -> set[int]:
@@ -104,29 +134,11 @@ def nginx_edge(
     conf = root / "nginx.conf"
     conf.write_text(render(spec))
     log = root / "nginx.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [nginx, "-e", "stderr", "-p", str(root), "-c", str(conf), "-g", "daemon off;"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     try:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {log.read_text()}")
-            return port_open(port) and port_open(main_port)
-
-        wait_until(up, 10, "nginx to listen", ignoring=(OSError,))
-        scheme = "http" if tls is None else "https"
-        yield Edge(f"{scheme}://127.0.0.1:{main_port}", spec, root, conf, proc, log, nginx)
+        with nginx_running(conf, [port, main_port], log=log) as proc:
+            scheme = "http" if tls is None else "https"
+            yield Edge(f"{scheme}://127.0.0.1:{main_port}", spec, root, conf, proc, log, nginx)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(root, ignore_errors=True)
         if os.environ.get("PNYX_KEEP_EDGE_LOG"):
             print(log)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.poll import wait_until
-from tests.support.procs import free_port
+from tests.support.procs import free_port, stop
 
 # Fast clocks so that counts, grace periods and leases move within a test's patience.
 FAST = {
@@ -60,6 +59,16 @@ class PnyxProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def healthy(self) -> bool:
+        """Whether /healthz answers 200 yet (for wait_until); raises, with the node's
+        output, if the process has exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"pnyx serve at {self.url} exited early:\n{self.output()}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
 
 @contextmanager
 def pnyx_serve(
@@ -94,25 +103,10 @@ def pnyx_serve(
     url = f"http://127.0.0.1:{port}"
     server = PnyxProcess(proc, url, log)
     try:
-
-        def healthy() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"pnyx serve exited early:\n{server.output()}")
-            try:
-                return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, 30, "pnyx serve to be healthy", ignoring=(OSError,))
+        wait_until(server.healthy, 30, "pnyx serve to be healthy", ignoring=(OSError,))
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, within=15)
         out = server.output()
         # A node must never crash or log a traceback, whatever the tests threw at it.
         assert "Traceback" not in out, out

@@ -26,7 +26,7 @@ import pytest
 import redis
 
 from tests.support.poll import Seen, wait_until
-from tests.support.procs import free_port, port_open, require_binary
+from tests.support.procs import free_port, port_open, require_binary, stop
 
 
 def _answers(url: str) -> bool:
@@ -59,20 +59,9 @@ def _spawn(args: list[str], port: int, log_path: Path, what: str) -> subprocess.
     try:
         wait_until(ready, 15.0, f"{what} on port {port}", ignoring=(OSError,))
     except (AssertionError, RuntimeError) as exc:
-        _stop(proc)
+        stop(proc)
         raise RuntimeError(f"{what} did not start: {exc}\n{_log_tail(log_path)}") from exc
     return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def _server_args(binary: str, workdir: Path, port: int, name: str, *extra: str) -> list[str]:
@@ -100,7 +89,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 SENTINEL_SERVICE = "pnyx-primary"
@@ -296,7 +285,7 @@ def sentinel_cluster(workdir: Path, *, down_after_ms: int = 1000) -> Iterator[Se
         yield cluster
     finally:
         for proc in [*cluster.sentinels, *cluster.servers.values()]:
-            _stop(proc)
+            stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -10,15 +10,14 @@ connection after that many requests, to make clients reconnect.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.poll import wait_until
-from tests.support.procs import free_port, port_open, require_binary
+from tests.support.nginx import nginx_running
+from tests.support.procs import free_port
 from tests.support.tls import Cert, self_signed
 
 
@@ -70,35 +69,15 @@ http {{
 @contextmanager
 def tls_proxy(upstream: str, *, keepalive_requests: int = 1000) -> Iterator[TlsProxy]:
     """nginx with TLS on a free port, proxying to ``upstream`` (``host:port``)."""
-    nginx = require_binary("nginx", "/usr/sbin")
     root = Path(tempfile.mkdtemp(prefix="pnyx-tls-proxy-"))
     root.chmod(0o755)  # nginx's worker (an unprivileged user under root) writes its log here
-    cert = self_signed(root / "cert")
-    (root / "cert").chmod(0o755)
-    port = free_port()
-    conf = root / "nginx.conf"
-    conf.write_text(_conf(root, port, upstream, cert, keepalive_requests))
-    log = root / "error.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [nginx, "-e", "stderr", "-p", str(root), "-c", str(conf), "-g", "daemon off;"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     try:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {log.read_text()}")
-            return port_open(port)
-
-        wait_until(up, 10, "the TLS proxy to listen", ignoring=(OSError,))
-        yield TlsProxy(f"https://127.0.0.1:{port}", cert, root / "reuse.log")
+        cert = self_signed(root / "cert")
+        (root / "cert").chmod(0o755)
+        port = free_port()
+        conf = root / "nginx.conf"
+        conf.write_text(_conf(root, port, upstream, cert, keepalive_requests))
+        with nginx_running(conf, [port], log=root / "error.log", what="the TLS proxy to listen"):
+            yield TlsProxy(f"https://127.0.0.1:{port}", cert, root / "reuse.log")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(root, ignore_errors=True)

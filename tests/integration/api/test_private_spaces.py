@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from pnyx.api.app import create_app
 from pnyx.config import Settings
 from pnyx.services.links import sign
+from tests.support.api import sign_up
 from tests.support.pnyx_server import ACCOUNTS_UNLIMITED
 from tests.support.poll import eventually
 
@@ -38,21 +39,7 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
         yield app
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://pnyx") as c:
-        yield c
-
-
 Headers = dict[str, str]
-
-
-async def sign_up(c: httpx.AsyncClient, handle: str) -> Headers:
-    body = {"handle": handle, "password": "correct horse battery staple"}
-    assert (await c.post("/v1/accounts", json=body)).status_code == 201
-    token = (await c.post("/v1/sessions", json=body)).json()["token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def expect(response: Any, status: int, code: str | None = None) -> httpx.Response:

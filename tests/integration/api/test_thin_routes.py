@@ -18,6 +18,7 @@ from pnyx.config import Settings
 from pnyx.domain.types import SpaceId
 from pnyx.services import views
 from pnyx.services.node import Node
+from tests.support.api import sign_up
 
 # What the web client (src/pnyx/web/js) and the load-test listeners read, in wire order.
 STATE_FIELDS = [
@@ -45,20 +46,6 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     app = create_app(Settings(data_dir=tmp_path / "data", serve_web=False))
     async with app.router.lifespan_context(app):
         yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://pnyx") as c:
-        yield c
-
-
-async def sign_up(c: httpx.AsyncClient, handle: str) -> dict[str, str]:
-    body = {"handle": handle, "password": "correct horse"}
-    assert (await c.post("/v1/accounts", json=body)).status_code == 201
-    token = (await c.post("/v1/sessions", json=body)).json()["token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def ok(response: Any, status: int = 200) -> Any:
