@@ -99,7 +99,7 @@ export function buildSpacePage(spaceId) {
   // Who may listen to a private space (host, co-hosts).
   el.audienceHandle = h("input", { id: "audience-handle", autocomplete: "off", autocapitalize: "none", spellcheck: "false", placeholder: "handle", required: true });
   el.audienceForm = h("form", { class: "inline-form", id: "audience-form", "aria-label": "Invite someone to listen" },
-    h("label", { for: "audience-handle" }, "Invite @"), el.audienceHandle,
+    h("label", { for: "audience-handle" }, "Add a listener @"), el.audienceHandle,
     h("button", { class: "button", type: "submit" }, "Invite"));
   el.audienceHint = h("p", { class: "hint", id: "audience-hint" });
   el.audienceList = h("ul", { class: "invites", id: "audience-list", "aria-label": "Invited listeners" });
