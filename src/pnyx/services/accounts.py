@@ -55,6 +55,14 @@ class AccountService:
         self._policy = policy
         self._limits = limits
 
+    @property
+    def passwords(self) -> Passwords:
+        return self._passwords
+
+    @property
+    def policy(self) -> PasswordPolicy:
+        return self._policy
+
     async def register(
         self, handle: str, password: str, display_name: str | None, *, client: str
     ) -> AccountRecord:
@@ -80,7 +88,7 @@ class AccountService:
             raise wrong from None
         await self._limits.check(RateKind.SIGN_IN_HANDLE, h)
         account = await self._store.accounts.get(h)
-        hashed = None if account is None else account.password_hash
+        hashed = None if account is None or account.deleted else account.password_hash
         if not await self._passwords.verify(hashed, password) or account is None:
             raise wrong
         return self._tokens.issue_account(account.handle), account
@@ -92,7 +100,7 @@ class AccountService:
 
     async def _existing(self, handle: str) -> AccountRecord:
         account = await self._store.accounts.get(normalise_handle(handle))
-        if account is None:
+        if account is None or account.deleted:
             raise PnyxError(ErrorKind.NOT_FOUND, f"no account @{handle}", code="no_account")
         return account
 

@@ -31,6 +31,7 @@ from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
 from pnyx.services.password_policy import PasswordPolicy
 from pnyx.services.presence import PresenceBatcher
+from pnyx.services.profiles import ProfileService
 from pnyx.services.ratelimits import RateLimits, limits_of
 from pnyx.services.recorder import Recorder
 from pnyx.services.relay import PublishRelay
@@ -71,6 +72,7 @@ class Node:
     services: Services = field(init=False)  # what the API may use
 
     def __post_init__(self) -> None:
+        directory = SpaceDirectory(self.spaces, self.live, self.notifications, self.access.signer)
         self.services = Services(
             config=ApiSettings.of(self.settings),
             tokens=self.tokens,
@@ -78,8 +80,16 @@ class Node:
             addresses=ClientAddresses(self.settings.trusted_proxies),
             limits=self.limits,
             accounts=self.accounts,
-            directory=SpaceDirectory(
-                self.spaces, self.live, self.notifications, self.access.signer
+            directory=directory,
+            profiles=ProfileService(
+                self.store,
+                self.accounts.passwords,
+                self.tokens,
+                self.sessions,
+                policy=self.accounts.policy,
+                limits=self.limits,
+                spaces=self.spaces,
+                directory=directory,
             ),
             listeners=self.listeners,
             access=self.access,

@@ -318,7 +318,11 @@ class SpaceService:
         return cancelled, len(due) >= batch
 
     async def publish_room(self, room: Room) -> int | None:
-        return await self._live.put_part(room.id, views.ROOM, views.room_part(room), room.version)
+        """Publish the room with its stage members' display names (one store read of at
+        most the stage's size: a command already costs a store write)."""
+        names = await self._store.accounts.names([m.handle for m in room.members])
+        part = views.room_part(room, names)
+        return await self._live.put_part(room.id, views.ROOM, part, room.version)
 
     async def ensure_published(self, space: SpaceId) -> None:
         """Re-publish the room from the durable store (e.g. a fresh memory live state)."""

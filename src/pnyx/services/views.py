@@ -13,6 +13,7 @@ The parts are JSON as stored; what the services decide on is read from them here
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +27,10 @@ STATS = "stats"
 LEVELS = "levels"
 
 
-def room_part(room: Room) -> dict[str, Any]:
+def room_part(room: Room, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The room as the state document shows it; ``names``: display names by handle (a
+    stage member without one shows its handle)."""
+    names = names or {}
     return {
         "id": room.id,
         "title": room.title,
@@ -34,7 +38,13 @@ def room_part(room: Room) -> dict[str, Any]:
         "status": room.status.value,
         "speak_policy": room.speak_policy.value,
         "stage": [
-            {"handle": m.handle, "role": m.role.value, "muted": m.muted} for m in room.members
+            {
+                "handle": m.handle,
+                "role": m.role.value,
+                "muted": m.muted,
+                "display_name": names.get(m.handle, m.handle),
+            }
+            for m in room.members
         ],
         "hands": [{"handle": h.handle, "raised_at": h.raised_at} for h in room.hands],
         "invited": [{"handle": i.handle, "role": i.role.value} for i in room.invitations],
@@ -88,6 +98,7 @@ class StageMember(BaseModel):
     role: str
     muted: bool
     speaking: bool
+    display_name: str | None = None
 
 
 class Hands(BaseModel):

@@ -15,6 +15,8 @@ class AccountRecord:
     display_name: str
     password_hash: str
     created_at: datetime
+    bio: str = ""
+    deleted: bool = False  # a tombstone: the handle stays taken, nothing else is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +93,14 @@ class HostCap:
 
     status: SpaceStatus
     limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDeletion:
+    """What deleting an account removed (counts of rows)."""
+
+    follows: int
+    blocks: int
+    notifications: int
+    invites: int
+    spaces: int  # ended or cancelled spaces it hosted that had no recording
