@@ -201,7 +201,10 @@ def _per_caller(response: Response, caller: Handle | None, max_age: int) -> None
 
 
 # -- the caller's own account -------------------------------------------------------------
+_GONE = "The account was deleted meanwhile (`no_account`)."
 _PASSWORD_CHECKED = {
+    ErrorKind.UNAUTHENTICATED: "No account token, or one signed out (`signed_out`).",
+    ErrorKind.NOT_FOUND: _GONE,
     ErrorKind.INVALID: "The current password is wrong (`wrong_password`).",
     ErrorKind.RATE_LIMITED: "Too many password checks for this account "
     "(`signin_handle_limited`: the sign-in limit).",
@@ -209,10 +212,15 @@ _PASSWORD_CHECKED = {
 }
 
 
-@router.get("/account", summary="Your account", description="Your own profile, for settings.")
+@router.get(
+    "/account",
+    summary="Your account",
+    description="Your own profile, for settings.",
+    responses=raises(notes={ErrorKind.NOT_FOUND: _GONE}),
+)
 async def my_account(me: Account, services: ServicesDep, response: Response) -> ProfileOut:
     response.headers["Cache-Control"] = "private, no-store"
-    return ProfileOut.of(await services.profiles.profile(me, me))
+    return ProfileOut.of(await services.profiles.mine(me))
 
 
 @router.patch(
@@ -222,7 +230,7 @@ async def my_account(me: Account, services: ServicesDep, response: Response) -> 
     "280 characters); a field left out stays as it is. The stage shows the new name from "
     "the space's next change.",
     responses=raises(
-        notes={ErrorKind.INVALID: "`bad_display_name`, `bad_bio`."},
+        notes={ErrorKind.INVALID: "`bad_display_name`, `bad_bio`.", ErrorKind.NOT_FOUND: _GONE},
     ),
 )
 async def edit_account(body: ProfileIn, me: Account, services: ServicesDep) -> ProfileOut:
@@ -268,7 +276,15 @@ async def change_password(
     "spaces that have no recording. Kept: recorded spaces and their recordings (others "
     "may have spoken in them; they show your handle). Your handle stays taken, so nobody "
     "can take it over; every session is signed out.",
-    responses=raises(notes=_PASSWORD_CHECKED),
+    responses=raises(
+        notes={
+            **_PASSWORD_CHECKED,
+            ErrorKind.CONFLICT: "A space of yours changed state while it was being ended; retry.",
+            ErrorKind.FORBIDDEN: "Never for your own spaces (the host may end them).",
+            ErrorKind.UNAVAILABLE: f"{_BUSY} Or a space of yours is being changed by many at "
+            "once (`contended`): retry.",
+        }
+    ),
 )
 async def delete_account(
     body: AccountDeletion, token: AccountToken, services: ServicesDep, response: Response

@@ -81,7 +81,13 @@ class ProfileService:
 
     # -- reading ------------------------------------------------------------------------
     async def profile(self, handle: str, caller: Handle | None) -> ProfileView:
-        account = await self._existing(handle)
+        return await self._view(await self._existing(handle), caller)
+
+    async def mine(self, actor: Handle) -> ProfileView:
+        """The caller's own profile (a deleted account's tokens are all signed out)."""
+        return await self._view(await self._found(actor), actor)
+
+    async def _view(self, account: AccountRecord, caller: Handle | None) -> ProfileView:
         followers = await self._store.social.followers_count(account.handle)
         following = await self._store.social.following_count(account.handle)
         you_follow = None
@@ -130,7 +136,7 @@ class ProfileService:
         if not await self._store.accounts.update_profile(actor, display_name=name, bio=text):
             raise _no_account(actor)
         log.info("@%s updated their profile", actor)
-        return await self.profile(actor, actor)
+        return await self.mine(actor)
 
     async def change_password(self, token: str, old: str, new: str) -> tuple[str, AccountRecord]:
         """Set a new password and sign out every session; returns a fresh token for this
@@ -163,7 +169,10 @@ class ProfileService:
 
     # -- helpers ------------------------------------------------------------------------
     async def _existing(self, handle: str) -> AccountRecord:
-        account = await self._store.accounts.get(normalise_handle(handle))
+        return await self._found(normalise_handle(handle))
+
+    async def _found(self, handle: Handle) -> AccountRecord:
+        account = await self._store.accounts.get(handle)
         if account is None or account.deleted:
             raise _no_account(handle)
         return account
@@ -173,7 +182,7 @@ class ProfileService:
         against the account's sign-in limit)."""
         handle = await self._sessions.account(token)
         await self._limits.check(RateKind.SIGN_IN_HANDLE, handle)
-        account = await self._existing(handle)
+        account = await self._found(handle)
         if not await self._passwords.verify(account.password_hash, password):
             raise PnyxError(
                 ErrorKind.INVALID, "the current password is wrong", code="wrong_password"

@@ -98,7 +98,7 @@ class StageMember(BaseModel):
     role: str
     muted: bool
     speaking: bool
-    display_name: str | None = None
+    display_name: str  # the account's display name (its handle in rooms published before)
 
 
 class Hands(BaseModel):
@@ -149,7 +149,10 @@ def state_view(snapshot: Snapshot, *, for_stage: bool, heartbeat_s: float) -> St
         host_away=room.get("host_away", False),
         end_reason=room.get("end_reason"),
         speak_policy=room.get("speak_policy"),
-        stage=[{**m, "speaking": m["handle"] in speaking} for m in room.get("stage", [])],
+        stage=[
+            {"display_name": m["handle"], **m, "speaking": m["handle"] in speaking}
+            for m in room.get("stage", [])
+        ],
         # Who raised a hand is for the stage only; listeners see how many.
         hands={
             "count": len(hands),

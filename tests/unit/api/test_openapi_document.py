@@ -152,6 +152,8 @@ def test_optional_tokens_are_optional_in_the_document(doc: dict[str, Any]) -> No
         ("GET", "/v1/spaces/{space_id}/state"),
         ("GET", SIGNED_PREFIX + "/v1/spaces/{space_id}/state"),
         ("OPTIONS", "/v1/spaces/{space_id}/publish"),
+        ("GET", "/v1/accounts/{handle}"),  # says whether the caller follows
+        ("GET", "/v1/accounts/{handle}/spaces"),  # the account itself sees all its spaces
     }
     for method, path, op in _operations(doc):
         security = op.get("security", [])
