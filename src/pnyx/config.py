@@ -91,6 +91,8 @@ class Settings(BaseModel):
     signin_address_per_min: float = Field(10.0, gt=0, le=100_000)
     signup_address_burst: int = Field(5, ge=1, le=100_000)  # new accounts per client address
     signup_address_per_min: float = Field(0.5, gt=0, le=100_000)
+    profile_edit_burst: int = Field(10, ge=1, le=100_000)  # profile edits per account at once
+    profile_edit_per_min: float = Field(6.0, gt=0, le=100_000)  # then this many a minute
 
     # -- the stage ------------------------------------------------------------------
     max_cohosts: int = Field(2, ge=0)

@@ -123,6 +123,16 @@ def test_bad_profile_edits_are_refused_saying_why(c: httpx.Client) -> None:
     assert ok(c.get("/v1/account", headers=me.auth))["bio"] == "trimmed"
 
 
+def test_profile_edits_are_limited_per_account(c: httpx.Client) -> None:
+    me = user(c, "busy")
+    for i in range(10):  # profile_edit_burst
+        ok(c.patch("/v1/account", json={"bio": f"take {i}"}, headers=me.auth))
+    refused = c.patch("/v1/account", json={"bio": "one more"}, headers=me.auth)
+    assert error_of(refused, 429)["code"] == "profile_edit_limited"
+    assert float(refused.headers["retry-after"]) > 0
+    ok(c.patch("/v1/account", json={"bio": "mine"}, headers=user(c, "calm").auth))
+
+
 def test_a_password_change_signs_out_the_other_sessions(c: httpx.Client) -> None:
     me = user(c, "pw")
     other = ok(c.post("/v1/sessions", json={"handle": me.handle, "password": PASSWORD}))

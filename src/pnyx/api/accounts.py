@@ -228,9 +228,14 @@ async def my_account(me: Account, services: ServicesDep, response: Response) -> 
     summary="Edit your profile",
     description="Set your display name (1 to 64 characters, not blank) and/or bio (at most "
     "280 characters); a field left out stays as it is. The stage shows the new name from "
-    "the space's next change.",
+    "the space's next change. Limited per account (`profile_edit_*`).",
     responses=raises(
-        notes={ErrorKind.INVALID: "`bad_display_name`, `bad_bio`.", ErrorKind.NOT_FOUND: _GONE},
+        notes={
+            ErrorKind.INVALID: "`bad_display_name`, `bad_bio`.",
+            ErrorKind.NOT_FOUND: _GONE,
+            ErrorKind.RATE_LIMITED: "Too many profile changes for this account "
+            "(`profile_edit_limited`; `profile_edit_burst`, then `profile_edit_per_min`).",
+        },
     ),
 )
 async def edit_account(body: ProfileIn, me: Account, services: ServicesDep) -> ProfileOut:

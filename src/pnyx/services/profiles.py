@@ -133,6 +133,7 @@ class ProfileService:
                 f"a bio is at most {BIO_MAX_LEN} characters, not {len(text)}",
                 code="bad_bio",
             )
+        await self._limits.check(RateKind.PROFILE_EDIT, actor)
         if not await self._store.accounts.update_profile(actor, display_name=name, bio=text):
             raise _no_account(actor)
         log.info("@%s updated their profile", actor)

@@ -28,6 +28,7 @@ class RateKind(StrEnum):
     SIGN_IN_HANDLE = "signin-handle"  # guesses at one account's password
     SIGN_IN_ADDRESS = "signin-address"  # guesses from one client address, any account
     SIGN_UP_ADDRESS = "signup-address"  # new accounts from one client address
+    PROFILE_EDIT = "profile-edit"  # changes to one account's display name and bio
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,11 @@ def limits_of(settings: Settings) -> dict[RateKind, Limit]:
             settings.signup_address_burst,
             settings.signup_address_per_min / 60,
             "new accounts from your address",
+        ),
+        RateKind.PROFILE_EDIT: Limit(
+            settings.profile_edit_burst,
+            settings.profile_edit_per_min / 60,
+            "profile changes for this account",
         ),
     }
 
