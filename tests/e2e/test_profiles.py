@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from tests.support.api import User, create_space, error_of, ok, state
 from tests.support.api import new_user as user
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
+from tests.support.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.e2e
 
@@ -25,11 +27,26 @@ PASSWORD = "correct horse"  # tests/support/api.py register's
 NEW_PASSWORD = "violet lantern harbour quietly"
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PnyxProcess]:
+    """One node on a SQLite file, one on a PostgreSQL database of its own."""
     settings = {"max_live_spaces_per_account": "5", "share_base_url": "https://pnyx.example"}
-    with pnyx_serve(Path(tmp_path_factory.mktemp("profiles")), settings=settings) as n:
-        yield n
+    server: PostgresServer | None = None
+    database = None
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        name = f"profiles_{secrets.token_hex(6)}"
+        server.psql(f"CREATE DATABASE {name}")
+        database = server.url(name)
+    folder = Path(tmp_path_factory.mktemp("profiles"))
+    try:
+        with pnyx_serve(folder, database=database, settings=settings) as n:
+            yield n
+    finally:
+        if server is not None and database is not None:
+            server.psql(f"DROP DATABASE {database.rsplit('/', 1)[-1]} WITH (FORCE)")
 
 
 @pytest.fixture
