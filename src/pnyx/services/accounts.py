@@ -1,4 +1,4 @@
-"""Accounts: register, sign in, follow, block.
+"""Accounts: register, sign in, follow, block (profiles and settings: services/profiles.py).
 
 Sign-ups are limited per client address, sign-ins per client address and per handle
 (``services/ratelimits.py``), before any password work. A sign-in costs the same argon2
@@ -7,7 +7,6 @@ work whether the handle exists or not (``Passwords.verify`` with no hash)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pnyx.domain.types import Handle
@@ -19,13 +18,6 @@ from pnyx.store.db import Store
 from pnyx.store.records import AccountRecord
 
 HANDLE_RE = re.compile(r"^[a-z0-9_]{3,32}$")
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    handle: Handle
-    display_name: str
-    followers: int
 
 
 def normalise_handle(raw: str) -> Handle:
@@ -92,11 +84,6 @@ class AccountService:
         if not await self._passwords.verify(hashed, password) or account is None:
             raise wrong
         return self._tokens.issue_account(account.handle), account
-
-    async def profile(self, handle: str) -> Profile:
-        account = await self._existing(handle)
-        followers = await self._store.social.followers_count(account.handle)
-        return Profile(account.handle, account.display_name, followers)
 
     async def _existing(self, handle: str) -> AccountRecord:
         account = await self._store.accounts.get(normalise_handle(handle))
