@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.api import User, create_space, error_of, ok, state
+from tests.support.api import User, create_space, error_of, ok, state, wait_state
 from tests.support.api import new_user as user
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
 from tests.support.postgres_server import PostgresServer
@@ -125,9 +125,12 @@ def test_a_new_display_name_shows_on_the_stage(c: httpx.Client) -> None:
     host = user(c, "named")
     space = create_space(c, host, title="Names")
     assert state(c, space)["stage"][0]["display_name"] == host.handle
+    before = state(c, space)
     ok(c.patch("/v1/account", json={"display_name": "Grace H."}, headers=host.auth))
-    ok(c.post(f"/v1/spaces/{space}/end", headers=host.auth))
-    assert state(c, space)["stage"][0]["display_name"] == "Grace H."
+    # The stage of a live space it hosts shows the name at once: a new state version.
+    after = wait_state(c, space, lambda s: s["stage"][0]["display_name"] == "Grace H.")
+    assert after["version"] > before["version"]
+    assert after["stage"] == [{**before["stage"][0], "display_name": "Grace H."}]
 
 
 def test_bad_profile_edits_are_refused_saying_why(c: httpx.Client) -> None:

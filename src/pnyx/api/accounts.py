@@ -227,8 +227,9 @@ async def my_account(me: Account, services: ServicesDep, response: Response) -> 
     "/account",
     summary="Edit your profile",
     description="Set your display name (1 to 64 characters, not blank) and/or bio (at most "
-    "280 characters); a field left out stays as it is. The stage shows the new name from "
-    "the space's next change. Limited per account (`profile_edit_*`).",
+    "280 characters); a field left out stays as it is. The stages of the live spaces you "
+    "host show the new name at once, other stages you are on from their next change. "
+    "Limited per account (`profile_edit_*`).",
     responses=raises(
         notes={
             ErrorKind.INVALID: "`bad_display_name`, `bad_bio`.",

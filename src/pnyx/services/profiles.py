@@ -36,6 +36,8 @@ BIO_MAX_LEN = 280
 # A host has at most max_live + max_scheduled spaces to end when deleting (the caps);
 # this bounds the work even if the caps were raised a lot.
 MAX_ENDED_ON_DELETE = 1000
+_CLOCK_WAITS = 1000  # 1 ms sleeps; the sign-out's millisecond passes within a few
+MAX_TOUCHED = 100  # live spaces of one host re-published on a new name (the cap is 1)
 _LISTED = frozenset({Visibility.PUBLIC})
 
 
@@ -136,6 +138,12 @@ class ProfileService:
         await self._limits.check(RateKind.PROFILE_EDIT, actor)
         if not await self._store.accounts.update_profile(actor, display_name=name, bio=text):
             raise _no_account(actor)
+        if name is not None:  # the stages of the spaces it hosts show the new name now
+            for rec in await self._store.spaces.hosted_by(actor, SpaceStatus.LIVE, MAX_TOUCHED):
+                try:
+                    await self._spaces.touch(rec.id)
+                except PnyxError as exc:  # the name is saved; the next change shows it
+                    log.warning("space %s: not re-published (%s)", rec.id, exc.message)
         log.info("@%s updated their profile", actor)
         return await self.mine(actor)
 
@@ -148,8 +156,12 @@ class ProfileService:
         if not await self._store.accounts.set_password(account.handle, hashed):
             raise _no_account(account.handle)
         ended_ms = await self._sessions.sign_out_all(token)
-        # A token issued in the sign-out's own millisecond would be ended with the rest.
-        await asyncio.sleep(max(0.0, (ended_ms + 1) / 1000 - time.time()))
+        # A token issued in the sign-out's own millisecond would be ended with the rest:
+        # wait (a few ms at most) until the wall clock is past it.
+        for _ in range(_CLOCK_WAITS):
+            if int(time.time() * 1000) > ended_ms:
+                break
+            await asyncio.sleep(0.001)
         log.info("@%s changed their password; every other session signed out", account.handle)
         return self._tokens.issue_account(account.handle), account
 

@@ -259,6 +259,16 @@ class SpaceService:
             retry_after=1.0,
         )
 
+    async def touch(self, space: SpaceId) -> None:
+        """A new room version with nothing changed, published: for what the room shows
+        but does not hold (a stage member's new display name). One attempt: losing it to
+        another writer means that writer published the room afresh anyway."""
+        rec = await self.record(space)
+        room = room_from_json(rec.room)
+        new = replace(room, version=room.version + 1)
+        if await self._store.spaces.bump_room(space, room_to_json(new), room.version):
+            await self.publish_room(new)
+
     def _going_live_cap(
         self, rec: SpaceRecord, room: Room, new: Room
     ) -> tuple[Handle, HostCap] | None:

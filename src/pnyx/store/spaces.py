@@ -190,6 +190,19 @@ class SpaceRepo:
                 )
             return False
 
+    async def bump_room(
+        self, space_id: SpaceId, room: dict[str, Any], expected_version: int
+    ) -> bool:
+        """Store ``room`` as version ``expected_version + 1`` if the stored version is
+        still ``expected_version`` (status and times unchanged); False otherwise."""
+        stmt = (
+            update(Space)
+            .where(Space.id == space_id, Space.room_version == expected_version)
+            .values(room=room, room_version=expected_version + 1)
+        )
+        async with self._db.begin() as conn:
+            return bool((await conn.execute(stmt)).rowcount == 1)
+
 
 def record_of(row: Row[Any]) -> SpaceRecord:
     return SpaceRecord(

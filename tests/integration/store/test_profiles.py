@@ -70,6 +70,23 @@ async def test_hosted_by_orders_pages_and_filters_visibility(store: Store) -> No
     assert [r.id for r in live] == ["now"]
 
 
+async def test_bump_room_is_a_compare_and_swap_that_keeps_status_and_times(store: Store) -> None:
+    await add_accounts(store, "host")
+    await store.spaces.create(space("s1", room_version=3, started_at=NOW))
+    room = {"members": [], "pinned": None, "version": 4}
+    assert await store.spaces.bump_room(SpaceId("s1"), room, 3)
+    assert not await store.spaces.bump_room(SpaceId("s1"), room, 3)  # lost: now at 4
+    assert not await store.spaces.bump_room(SpaceId("nope"), room, 3)
+    rec = await store.spaces.get(SpaceId("s1"))
+    assert rec is not None
+    assert (rec.room_version, rec.room, rec.status, rec.started_at) == (
+        4,
+        room,
+        SpaceStatus.LIVE,
+        NOW,
+    )
+
+
 async def test_deleting_an_account_removes_its_data_and_keeps_recorded_spaces(
     store: Store,
 ) -> None:
