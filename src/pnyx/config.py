@@ -91,6 +91,8 @@ class Settings(BaseModel):
     signin_address_per_min: float = Field(10.0, gt=0, le=100_000)
     signup_address_burst: int = Field(5, ge=1, le=100_000)  # new accounts per client address
     signup_address_per_min: float = Field(0.5, gt=0, le=100_000)
+    profile_edit_burst: int = Field(10, ge=1, le=100_000)  # profile edits per account at once
+    profile_edit_per_min: float = Field(6.0, gt=0, le=100_000)  # then this many a minute
 
     # -- the stage ------------------------------------------------------------------
     max_cohosts: int = Field(2, ge=0)
@@ -129,6 +131,10 @@ class Settings(BaseModel):
     reaction_rate: float = Field(5.0, gt=0)  # per listener, tokens per second
     reaction_burst: float = Field(10.0, gt=0)
     space_cache_s: int = Field(1, ge=0)
+    share_page_cache_s: int = Field(30, ge=0, le=3600)  # max-age of /s/{id}, /u/{handle}
+    # The site's address as people open it (https://spaces.example.org), for the absolute
+    # og:url of share previews; None: previews carry no og:url (never the request's Host).
+    share_base_url: str | None = None
     presence_flush_s: float = Field(0.2, gt=0, le=5)  # joins/heartbeats written in batches
     snapshot_cache_s: float = Field(0.5, ge=0, le=5)  # a process re-reads a space this often
     low_latency_max_listeners: int = Field(2000, ge=0)  # above: standard latency (segments)

@@ -34,7 +34,13 @@ def run_space_flow(act: httpx.Client, watch: httpx.Client) -> None:
     s0 = state(watch, space)
     assert s0["state"] == "live"
     assert on_stage(s0) == {
-        "hana": {"handle": "hana", "role": "host", "muted": False, "speaking": False}
+        "hana": {
+            "handle": "hana",
+            "role": "host",
+            "muted": False,
+            "speaking": False,
+            "display_name": "hana",
+        }
     }
 
     # An anonymous and two signed-in listeners join; the count reaches 3 everywhere.

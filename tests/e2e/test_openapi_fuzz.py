@@ -49,8 +49,8 @@ MIN_CASES = 200  # a pass that generated fewer did not really run
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
-    # The host has a live space and another one it ends: two live at once.
-    settings = {"max_live_spaces_per_account": "3"}
+    # The fuzzing host has several live spaces (one account hosts one by default).
+    settings = {"max_live_spaces_per_account": "10"}
     with pnyx_serve(Path(tmp_path_factory.mktemp("fuzz")), settings=settings) as n:
         yield n
 

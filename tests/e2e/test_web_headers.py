@@ -67,7 +67,8 @@ def test_pages_carry_a_strict_policy_and_everything_nosniff(
 ) -> None:
     host = new_user(c, "hdr")
     space = create_space(c, host)
-    for path in ("/", "/signin", "/new", f"/s/{space}", f"/replay/{space}"):
+    pages = ("/", "/signin", "/new", "/settings", f"/s/{space}", f"/replay/{space}")
+    for path in (*pages, f"/u/{host.handle}"):
         csp = assert_page_headers(c.get(path))
         assert csp["media-src"] == ["'self'", "blob:"] and csp["worker-src"] == ["'self'", "blob:"]
         assert csp["img-src"] == ["'self'"]

@@ -24,6 +24,7 @@ from pnyx.api import (
     notifications,
     openapi,
     ops,
+    pages,
     publish,
     spaces,
     stage_ws,
@@ -118,8 +119,8 @@ class _WebFiles(StaticFiles):
 
 def _serve_web(app: FastAPI) -> None:
     """The browser client: one page for every client route (the share link of a space
-    is /s/{id}, its replay /replay/{id}); modules, styles and the vendored hls.js
-    (placed in web/vendor/ by `make install`) under /web."""
+    is /s/{id}, a profile /u/{handle}, a replay /replay/{id}); modules, styles and the
+    vendored hls.js (placed in web/vendor/ by `make install`) under /web."""
     index_html = WEB_DIR / "index.html"
 
     async def index() -> Response:
@@ -128,10 +129,11 @@ def _serve_web(app: FastAPI) -> None:
     async def favicon() -> Response:  # browsers ask for it on pages that name none
         return FileResponse(WEB_DIR / "icon.svg", media_type="image/svg+xml")
 
-    for path in ("/", "/signin", "/new", "/s/{space_id}", "/replay/{space_id}"):
+    for path in ("/", "/signin", "/new", "/settings", "/replay/{space_id}"):
         app.add_api_route(path, index, methods=["GET", "HEAD"], include_in_schema=False)
     app.add_api_route(
         "/c/{clip_id}", clips.page(index_html), methods=["GET", "HEAD"], include_in_schema=False
     )
+    pages.install(app, index_html)  # /s/{id}, /u/{handle}: with their link previews
     app.add_api_route("/favicon.ico", favicon, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/web", _WebFiles(directory=WEB_DIR), name="web")

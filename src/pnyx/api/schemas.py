@@ -27,6 +27,7 @@ from pnyx.services.clips import ClipRecord
 from pnyx.services.directory import SpaceSummary
 from pnyx.services.listeners import EMOJIS
 from pnyx.services.password_policy import MAX_PASSWORD_LEN
+from pnyx.services.profiles import BIO_MAX_LEN, DISPLAY_NAME_MAX_LEN, ProfileView
 from pnyx.services.views import StateView
 
 
@@ -65,6 +66,58 @@ class AccountOut(BaseModel):
     display_name: str
     created_at: datetime | None = None
     followers: int | None = None
+
+
+class ProfileOut(BaseModel):
+    handle: str
+    display_name: str
+    bio: str
+    created_at: datetime
+    followers: int
+    following: int
+    you_follow: bool | None = Field(
+        None, description="whether the caller follows this account (null: anonymous, or you)"
+    )
+
+    @classmethod
+    def of(cls, p: ProfileView) -> ProfileOut:
+        return cls(
+            handle=p.handle,
+            display_name=p.display_name,
+            bio=p.bio,
+            created_at=p.created_at,
+            followers=p.followers,
+            following=p.following,
+            you_follow=p.you_follow,
+        )
+
+
+class ProfileIn(Strict):
+    display_name: str | None = Field(
+        None, min_length=1, max_length=DISPLAY_NAME_MAX_LEN, pattern=r"\S"
+    )
+    bio: str | None = Field(None, max_length=BIO_MAX_LEN)
+
+
+class PasswordChange(Strict):
+    old_password: str = Field(min_length=1, max_length=MAX_PASSWORD_LEN)
+    new_password: str = Field(min_length=1, max_length=MAX_PASSWORD_LEN)
+
+
+class AccountDeletion(Strict):
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LEN)
+
+
+class DeletedOut(BaseModel):
+    handle: str
+    spaces_ended: int = Field(description="live spaces ended and scheduled ones cancelled")
+    spaces_deleted: int = Field(description="ended spaces without a recording, removed")
+    follows_deleted: int
+    blocks_deleted: int
+    notifications_deleted: int
+    invitations_deleted: int
+    clips_deleted: int = Field(description="clips the account made, and of its deleted spaces")
+    webhooks_deleted: int = Field(description="its webhook endpoints and their deliveries")
 
 
 class SessionOut(BaseModel):
@@ -198,6 +251,11 @@ class ClipOut(BaseModel):
                 "space": f"/s/{clip.space}",
             },
         )
+
+
+class SpacePage(BaseModel):
+    spaces: list[SpaceOut]
+    next_offset: int | None = Field(None, description="the offset of the next page (null: none)")
 
 
 class JoinOut(BaseModel):

@@ -1,4 +1,4 @@
-"""Accounts: register, sign in, follow, block.
+"""Accounts: register, sign in, follow, block (profiles and settings: services/profiles.py).
 
 Sign-ups are limited per client address, sign-ins per client address and per handle
 (``services/ratelimits.py``), before any password work. A sign-in costs the same argon2
@@ -7,7 +7,6 @@ work whether the handle exists or not (``Passwords.verify`` with no hash)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pnyx.domain.types import Handle
@@ -19,13 +18,6 @@ from pnyx.store.db import Store
 from pnyx.store.records import AccountRecord
 
 HANDLE_RE = re.compile(r"^[a-z0-9_]{3,32}$")
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    handle: Handle
-    display_name: str
-    followers: int
 
 
 def normalise_handle(raw: str) -> Handle:
@@ -55,6 +47,14 @@ class AccountService:
         self._policy = policy
         self._limits = limits
 
+    @property
+    def passwords(self) -> Passwords:
+        return self._passwords
+
+    @property
+    def policy(self) -> PasswordPolicy:
+        return self._policy
+
     async def register(
         self, handle: str, password: str, display_name: str | None, *, client: str
     ) -> AccountRecord:
@@ -80,19 +80,14 @@ class AccountService:
             raise wrong from None
         await self._limits.check(RateKind.SIGN_IN_HANDLE, h)
         account = await self._store.accounts.get(h)
-        hashed = None if account is None else account.password_hash
+        hashed = None if account is None or account.deleted else account.password_hash
         if not await self._passwords.verify(hashed, password) or account is None:
             raise wrong
         return self._tokens.issue_account(account.handle), account
 
-    async def profile(self, handle: str) -> Profile:
-        account = await self._existing(handle)
-        followers = await self._store.social.followers_count(account.handle)
-        return Profile(account.handle, account.display_name, followers)
-
     async def _existing(self, handle: str) -> AccountRecord:
         account = await self._store.accounts.get(normalise_handle(handle))
-        if account is None:
+        if account is None or account.deleted:
             raise PnyxError(ErrorKind.NOT_FOUND, f"no account @{handle}", code="no_account")
         return account
 

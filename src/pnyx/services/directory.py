@@ -108,6 +108,10 @@ class SpaceDirectory:
         await self._spaces.execute(space, command)  # only the host may: signed links
         return await self._summary(await self._spaces.record(space), signed=True)
 
+    async def summaries(self, recs: list[SpaceRecord]) -> list[SpaceSummary]:
+        """Summaries of records the caller may see (plain links)."""
+        return await self._summaries(recs)
+
     async def _summaries(self, recs: list[SpaceRecord]) -> list[SpaceSummary]:
         return [await self._summary(rec) for rec in recs]
 

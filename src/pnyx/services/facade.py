@@ -30,6 +30,7 @@ from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
+from pnyx.services.profiles import ProfileService
 from pnyx.services.ratelimits import RateLimits
 from pnyx.services.relay import PublishRelay
 from pnyx.services.replays import ReplayService
@@ -42,10 +43,16 @@ from pnyx.services.webhooks import Webhooks
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     space_cache_s: int  # max-age of the public space reads (GET /v1/spaces, /v1/spaces/{id})
+    share_page_cache_s: int = 30  # max-age of the share pages (api/pages.py)
+    share_base_url: str | None = None  # their og:url's base (None: no og:url)
 
     @classmethod
     def of(cls, settings: Settings) -> ApiSettings:
-        return cls(space_cache_s=settings.space_cache_s)
+        return cls(
+            space_cache_s=settings.space_cache_s,
+            share_page_cache_s=settings.share_page_cache_s,
+            share_base_url=settings.share_base_url,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,7 @@ class Services:
     limits: RateLimits  # rate limits in the live state: check(kind, key)
     accounts: AccountService
     directory: SpaceDirectory  # spaces as listed: create, get, listing, start, end
+    profiles: ProfileService  # profile pages; the caller's account settings and deletion
     listeners: ListenerService  # join, heartbeat, leave, react
     access: SpaceAccess  # who may listen; a space's (signed) links; private invitations
     links: LinkSigner  # checks signed listener paths (api/signed.py)

@@ -32,6 +32,7 @@ from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
 from pnyx.services.password_policy import PasswordPolicy
 from pnyx.services.presence import PresenceBatcher
+from pnyx.services.profiles import ProfileService
 from pnyx.services.ratelimits import RateLimits, limits_of
 from pnyx.services.recorder import Recorder
 from pnyx.services.relay import PublishRelay
@@ -80,6 +81,13 @@ class Node:
         replays = ReplayService(
             self.settings, self.spaces, self.store.recordings, self.recorder, self.live, self.clock
         )
+        directory = SpaceDirectory(
+            self.spaces,
+            self.live,
+            self.notifications,
+            self.access.signer,
+            audience_candidates=self.settings.live_audience_candidates,
+        )
         self.services = Services(
             config=ApiSettings.of(self.settings),
             tokens=self.tokens,
@@ -87,12 +95,16 @@ class Node:
             addresses=ClientAddresses(self.settings.trusted_proxies),
             limits=self.limits,
             accounts=self.accounts,
-            directory=SpaceDirectory(
-                self.spaces,
-                self.live,
-                self.notifications,
-                self.access.signer,
-                audience_candidates=self.settings.live_audience_candidates,
+            directory=directory,
+            profiles=ProfileService(
+                self.store,
+                self.accounts.passwords,
+                self.tokens,
+                self.sessions,
+                policy=self.accounts.policy,
+                limits=self.limits,
+                spaces=self.spaces,
+                directory=directory,
             ),
             listeners=self.listeners,
             access=self.access,

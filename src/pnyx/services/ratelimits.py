@@ -30,6 +30,7 @@ class RateKind(StrEnum):
     SIGN_UP_ADDRESS = "signup-address"  # new accounts from one client address
     CLIP = "clip"  # clips made by one account
     WEBHOOK_TEST = "webhook-test"  # test events one account asks for (POST …/test)
+    PROFILE_EDIT = "profile-edit"  # changes to one account's display name and bio
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,11 @@ def limits_of(settings: Settings) -> dict[RateKind, Limit]:
             settings.webhook_test_burst,
             settings.webhook_test_per_min / 60,
             "webhook test events for this account",
+        ),
+        RateKind.PROFILE_EDIT: Limit(
+            settings.profile_edit_burst,
+            settings.profile_edit_per_min / 60,
+            "profile changes for this account",
         ),
     }
 

@@ -95,8 +95,9 @@ class Sessions:
         self._remember(key, 1)
         log.info("@%s signed out one session", claims.handle)
 
-    async def sign_out_all(self, token: str) -> None:
-        """End every token of the caller's account issued until now, this one included."""
+    async def sign_out_all(self, token: str) -> int:
+        """End every token of the caller's account issued until now, this one included.
+        Returns the time (ms) it took effect: only tokens issued after it are valid."""
         claims = await self.account_claims(token)
         key = sessions_ended_key(claims.handle)
         ended = max(int(self._clock() * 1000), claims.issued_ms)
@@ -104,6 +105,7 @@ class Sessions:
         await self._live.put_blob(key, str(ended).encode(), ttl)
         self._remember(key, ended)
         log.info("@%s signed out everywhere", claims.handle)
+        return ended
 
     # -- the process's memory of what was read ---------------------------------------------
     def _remember(self, key: str, value: int) -> None:

@@ -300,6 +300,16 @@ class SpaceService:
         if outbox and self.on_queued is not None:
             self.on_queued()
 
+    async def touch(self, space: SpaceId) -> None:
+        """A new room version with nothing changed, published: for what the room shows
+        but does not hold (a stage member's new display name). One attempt: losing it to
+        another writer means that writer published the room afresh anyway."""
+        rec = await self.record(space)
+        room = room_from_json(rec.room)
+        new = replace(room, version=room.version + 1)
+        if await self._store.spaces.bump_room(space, room_to_json(new), room.version):
+            await self.publish_room(new)
+
     def _going_live_cap(
         self, rec: SpaceRecord, room: Room, new: Room
     ) -> tuple[Handle, HostCap] | None:
@@ -359,7 +369,11 @@ class SpaceService:
         return cancelled, len(due) >= batch
 
     async def publish_room(self, room: Room) -> int | None:
-        return await self._live.put_part(room.id, views.ROOM, views.room_part(room), room.version)
+        """Publish the room with its stage members' display names (one store read of at
+        most the stage's size: a command already costs a store write)."""
+        names = await self._store.accounts.names([m.handle for m in room.members])
+        part = views.room_part(room, names)
+        return await self._live.put_part(room.id, views.ROOM, part, room.version)
 
     async def ensure_published(self, space: SpaceId) -> None:
         """Re-publish the room from the durable store (e.g. a fresh memory live state)."""

@@ -13,6 +13,7 @@ The parts are JSON as stored; what the services decide on is read from them here
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +27,10 @@ STATS = "stats"
 LEVELS = "levels"
 
 
-def room_part(room: Room) -> dict[str, Any]:
+def room_part(room: Room, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The room as the state document shows it; ``names``: display names by handle (a
+    stage member without one shows its handle)."""
+    names = names or {}
     return {
         "id": room.id,
         "title": room.title,
@@ -34,7 +38,13 @@ def room_part(room: Room) -> dict[str, Any]:
         "status": room.status.value,
         "speak_policy": room.speak_policy.value,
         "stage": [
-            {"handle": m.handle, "role": m.role.value, "muted": m.muted} for m in room.members
+            {
+                "handle": m.handle,
+                "role": m.role.value,
+                "muted": m.muted,
+                "display_name": names.get(m.handle, m.handle),
+            }
+            for m in room.members
         ],
         "hands": [{"handle": h.handle, "raised_at": h.raised_at} for h in room.hands],
         "invited": [{"handle": i.handle, "role": i.role.value} for i in room.invitations],
@@ -88,6 +98,7 @@ class StageMember(BaseModel):
     role: str
     muted: bool
     speaking: bool
+    display_name: str  # the account's display name (its handle in rooms published before)
 
 
 class Hands(BaseModel):
@@ -138,7 +149,10 @@ def state_view(snapshot: Snapshot, *, for_stage: bool, heartbeat_s: float) -> St
         host_away=room.get("host_away", False),
         end_reason=room.get("end_reason"),
         speak_policy=room.get("speak_policy"),
-        stage=[{**m, "speaking": m["handle"] in speaking} for m in room.get("stage", [])],
+        stage=[
+            {"display_name": m["handle"], **m, "speaking": m["handle"] in speaking}
+            for m in room.get("stage", [])
+        ],
         # Who raised a hand is for the stage only; listeners see how many.
         hands={
             "count": len(hands),

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
@@ -95,6 +96,10 @@ class Account(Base):
     display_name: Mapped[str] = mapped_column(Text)
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    bio: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A deleted account stays as this row alone (its handle is never handed out again,
+    # so nobody inherits its old links); no password, no name, no bio.
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Follow(Base):

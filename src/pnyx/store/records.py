@@ -15,6 +15,8 @@ class AccountRecord:
     display_name: str
     password_hash: str
     created_at: datetime
+    bio: str = ""
+    deleted: bool = False  # a tombstone: the handle stays taken, nothing else is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +161,16 @@ class DeliveryRecord:
     last_status: int | None
     last_error: str | None
     done_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDeletion:
+    """What deleting an account removed (counts of rows)."""
+
+    follows: int
+    blocks: int
+    notifications: int
+    invites: int
+    spaces: int  # ended or cancelled spaces it hosted that had no recording
+    clips: int = 0  # clips it made, and clips of the spaces deleted with it
+    webhooks: int = 0  # its webhook endpoints (with their pending deliveries)

@@ -51,6 +51,11 @@ class SocialRepo:
         async with self._db.begin() as conn:
             return int((await conn.execute(stmt)).scalar_one())
 
+    async def following_count(self, handle: Handle) -> int:
+        stmt = select(func.count()).select_from(Follow).where(Follow.follower == handle)
+        async with self._db.begin() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
     async def followers_count_capped(self, handle: Handle, cap: int) -> int:
         """``handle``'s followers counted up to ``cap`` (min(count, cap)): O(cap), however
         many followers there are. The fan-out threshold decision needs no more; a

@@ -190,6 +190,25 @@ class SpaceRepo:
         async with self._db.begin() as conn:
             return [record_of(row) for row in await conn.execute(stmt)]
 
+    async def hosted_by(
+        self,
+        host: Handle,
+        status: SpaceStatus,
+        limit: int = 20,
+        *,
+        offset: int = 0,
+        visibilities: frozenset[Visibility] | None = None,
+    ) -> builtins.list[SpaceRecord]:
+        """Spaces ``host`` hosts in ``status``, ordered as ``list`` orders them (the host
+        index), ``offset`` of them skipped; only those of ``visibilities`` when given."""
+        check_limit(limit)
+        stmt = select(Space).where(Space.host == host, Space.status == status.value)
+        if visibilities is not None:
+            stmt = stmt.where(Space.visibility.in_(sorted(v.value for v in visibilities)))
+        stmt = stmt.order_by(*_ORDER[status]).offset(max(0, offset)).limit(limit)
+        async with self._db.begin() as conn:
+            return [record_of(row) for row in await conn.execute(stmt)]
+
     async def followed_by(
         self,
         handle: Handle,
@@ -275,6 +294,19 @@ class SpaceRepo:
                     ErrorKind.NOT_FOUND, f"no space {space_id!r}", code="space_not_found"
                 )
             return False
+
+    async def bump_room(
+        self, space_id: SpaceId, room: dict[str, Any], expected_version: int
+    ) -> bool:
+        """Store ``room`` as version ``expected_version + 1`` if the stored version is
+        still ``expected_version`` (status and times unchanged); False otherwise."""
+        stmt = (
+            update(Space)
+            .where(Space.id == space_id, Space.room_version == expected_version)
+            .values(room=room, room_version=expected_version + 1)
+        )
+        async with self._db.begin() as conn:
+            return bool((await conn.execute(stmt)).rowcount == 1)
 
 
 def record_of(row: Row[Any]) -> SpaceRecord:

@@ -99,6 +99,7 @@ async def test_the_state_document_is_the_services_view_in_one_json(
         "role": "speaker",
         "muted": False,
         "speaking": False,
+        "display_name": "bobby",
     }
     assert made.json()["hands"] == {"count": 0, "handles": []}
 

@@ -154,6 +154,8 @@ def test_optional_tokens_are_optional_in_the_document(doc: dict[str, Any]) -> No
         ("OPTIONS", "/v1/spaces/{space_id}/publish"),
         ("GET", "/v1/clips/{clip_id}"),  # a private space's clip needs a token
         ("GET", "/v1/clips/{clip_id}/clip.m4a"),
+        ("GET", "/v1/accounts/{handle}"),  # says whether the caller follows
+        ("GET", "/v1/accounts/{handle}/spaces"),  # the account itself sees all its spaces
     }
     for method, path, op in _operations(doc):
         security = op.get("security", [])

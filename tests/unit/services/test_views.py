@@ -73,8 +73,8 @@ def test_the_state_document_keeps_its_wire_format() -> None:
     assert view.model_dump_json() == (
         '{"version":9,"space":"sp1","state":"live","title":"Town hall ✓","host":"ann",'
         '"host_away":false,"end_reason":null,"speak_policy":"everyone","stage":['
-        '{"handle":"ann","role":"host","muted":false,"speaking":false},'
-        '{"handle":"bo","role":"speaker","muted":true,"speaking":true}],'
+        '{"handle":"ann","role":"host","muted":false,"speaking":false,"display_name":"ann"},'
+        '{"handle":"bo","role":"speaker","muted":true,"speaking":true,"display_name":"bo"}],'
         '"hands":{"count":1,"handles":null},"invited":[{"handle":"di","role":"cohost"}],'
         '"listeners":42,"reactions":{"🔥":2},"pinned":null,"heartbeat_s":15.0,"latency":"low"}'
     )

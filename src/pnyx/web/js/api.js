@@ -72,6 +72,7 @@ export const get = (path, opts) => call(path, { ...opts, method: "GET" });
 export const post = (path, opts) => call(path, { ...opts, method: "POST" });
 export const put = (path, opts) => call(path, { ...opts, method: "PUT" });
 export const del = (path, opts) => call(path, { ...opts, method: "DELETE" });
+export const patch = (path, opts) => call(path, { ...opts, method: "PATCH" });
 
 const enc = encodeURIComponent;
 export const paths = {
@@ -80,6 +81,12 @@ export const paths = {
   signOut: "/v1/auth/signout",
   signOutAll: "/v1/auth/signout-all",
   spaces: (state) => `/v1/spaces?state=${enc(state)}`,
+  profile: (handle) => `/v1/accounts/${enc(handle)}`,
+  hosted: (handle, state, limit = 20) => `/v1/accounts/${enc(handle)}/spaces?state=${enc(state)}&limit=${limit}`,
+  follow: (handle) => `/v1/accounts/${enc(handle)}/follow`,
+  account: "/v1/account",
+  password: "/v1/account/password",
+  deleteAccount: "/v1/account/delete",
   createSpace: "/v1/spaces",
   space: (id) => `/v1/spaces/${enc(id)}`,
   state: (id, after) => `/v1/spaces/${enc(id)}/state${after == null ? "" : `?after=${after}`}`,

@@ -5,6 +5,8 @@
 //   /s/{id}         a space (host, co-host, speaker or listener view); its share link
 //   /replay/{id}    the recording of an ended space
 //   /c/{id}         a clip of a space
+//   /u/{handle}     a profile: name, bio, followers, follow, the account's spaces
+//   /settings       your account: display name, bio, password, deleting it
 
 import { currentSession, onSessionChange, signOut } from "./session.js";
 import { fill, h, toast } from "./ui.js";
@@ -12,7 +14,9 @@ import * as authView from "./views/auth.js";
 import * as clipView from "./views/clip.js";
 import * as createView from "./views/create.js";
 import * as homeView from "./views/home.js";
+import * as profileView from "./views/profile.js";
 import * as replayView from "./views/replay.js";
+import * as settingsView from "./views/settings.js";
 import * as spaceView from "./views/space.js";
 
 const ROUTES = [
@@ -22,6 +26,8 @@ const ROUTES = [
   [/^\/s\/([A-Za-z0-9_-]+)$/, spaceView],
   [/^\/replay\/([A-Za-z0-9_-]+)$/, replayView],
   [/^\/c\/([A-Za-z0-9_-]+)$/, clipView],
+  [/^\/u\/([A-Za-z0-9_]+)$/, profileView],
+  [/^\/settings$/, settingsView],
 ];
 
 const main = document.getElementById("main");
@@ -81,7 +87,8 @@ function renderNav() {
     fill(
       nav,
       h("a", { class: "button button-primary nav-start", href: "/new", "data-link": true }, "Start a space"),
-      h("span", { class: "whoami", "aria-label": `Signed in as @${session.handle}` }, `@${session.handle}`),
+      h("a", { class: "whoami", href: `/u/${session.handle}`, "data-link": true, "aria-label": `Signed in as @${session.handle}`, title: "Your profile" }, `@${session.handle}`),
+      h("a", { class: "button button-quiet", href: "/settings", "data-link": true, id: "nav-settings" }, "Settings"),
       h("button", { class: "button button-quiet", type: "button", onclick: async () => {
         await signOut();
         navigate("/");

@@ -126,10 +126,13 @@ export function plural(n, one, many = `${one}s`) {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-export function formatWhen(iso) {
+/** A date and time to read; with its year when that is not this year (`now`: for tests). */
+export function formatWhen(iso, now = new Date()) {
   if (!iso) return "";
   const d = new Date(iso);
-  return d.toLocaleString(undefined, { weekday: "short", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  const options = { weekday: "short", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+  if (d.getFullYear() !== now.getFullYear()) options.year = "numeric";
+  return d.toLocaleString(undefined, options);
 }
 
 export const EMOJI = [

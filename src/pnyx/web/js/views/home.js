@@ -32,7 +32,7 @@ function liveCard(space, state) {
       h("span", { class: "badge badge-live" }, "Live"),
       h("span", { class: "space-title" }, space.title)),
     h("p", { class: "space-meta" },
-      h("span", {}, "Hosted by ", h("strong", {}, `@${space.host}`)),
+      h("span", {}, "Hosted by ", h("a", { href: `/u/${space.host}`, "data-link": true, class: "host-link" }, h("strong", {}, `@${space.host}`))),
       h("span", { class: "count" }, `${plural(listeners, "listener")}`)),
     h("p", { class: "space-stage" },
       h("span", { class: "avatars", "aria-hidden": "true" },
@@ -50,7 +50,7 @@ function scheduledCard(space) {
       h("span", { class: "badge" }, "Scheduled"),
       h("span", { class: "space-title" }, space.title)),
     h("p", { class: "space-meta" },
-      h("span", {}, "Hosted by ", h("strong", {}, `@${space.host}`)),
+      h("span", {}, "Hosted by ", h("a", { href: `/u/${space.host}`, "data-link": true, class: "host-link" }, h("strong", {}, `@${space.host}`))),
       h("time", { datetime: space.scheduled_start || "" }, formatWhen(space.scheduled_start))),
   );
 }

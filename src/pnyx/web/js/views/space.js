@@ -315,7 +315,14 @@ class SpacePage {
     const isHost = this.role === "host";
 
     setText(el.title, s.title || info.title);
-    setText(el.host, `Hosted by @${s.host || info.host}`);
+    const hostHandle = s.host || info.host;
+    const hostName = s.stage.find((m) => m.handle === hostHandle)?.display_name;
+    if (!el.hostLink) {
+      el.hostLink = h("a", { "data-link": true, id: "host-link" });
+      el.host.replaceChildren("Hosted by ", el.hostLink);
+    }
+    el.hostLink.setAttribute("href", `/u/${hostHandle}`);
+    setText(el.hostLink, hostName && hostName !== hostHandle ? `${hostName} (@${hostHandle})` : `@${hostHandle}`);
     setText(el.badge, live ? "Live" : over ? "Ended" : "Scheduled");
     el.badge.className = `badge ${live ? "badge-live" : ""}`;
     setText(el.count, live ? `${plural(s.listeners, "listener")}` : "");
@@ -345,7 +352,9 @@ class SpacePage {
     }
     show(el.pinned, Boolean(s.pinned));
 
-    renderStage(el, s.stage, { me: this.me, actionsFor: (m) => this.actionsFor(m) });
+    // Nobody is speaking in a space that is over, whatever the last levels said.
+    const stage = over ? s.stage.map((m) => ({ ...m, speaking: false })) : s.stage;
+    renderStage(el, stage, { me: this.me, actionsFor: (m) => this.actionsFor(m) });
 
     const inAudience = live && !this.stageMember;
     show(el.listenPanel, (inAudience || s.state === "scheduled") && !this.removedReason);

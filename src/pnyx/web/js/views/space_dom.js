@@ -157,9 +157,11 @@ export function renderStage(el, members, ctx) {
     li.classList.toggle("is-speaking", Boolean(m.speaking && !m.muted));
     li.classList.toggle("is-muted", Boolean(m.muted));
     li.classList.toggle("is-me", m.handle === ctx.me);
-    setText(li.querySelector(".member-name"), `@${m.handle}`);
-    const role = ROLE_LABEL[m.role] || m.role;
-    setText(li.querySelector(".member-role"), m.handle === ctx.me ? `${role} · you` : role);
+    // The display name, with the handle beside the role (the handle alone if they match).
+    const named = m.display_name && m.display_name !== m.handle;
+    setText(li.querySelector(".member-name"), named ? m.display_name : `@${m.handle}`);
+    const role = [ROLE_LABEL[m.role] || m.role, named ? `@${m.handle}` : null, m.handle === ctx.me ? "you" : null];
+    setText(li.querySelector(".member-role"), role.filter(Boolean).join(" · "));
     const state = m.muted ? "Muted" : m.speaking ? "Speaking" : "";
     const stateEl = li.querySelector(".member-state");
     setText(stateEl, state);
