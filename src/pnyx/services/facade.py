@@ -29,6 +29,7 @@ from pnyx.services.listeners import ListenerService
 from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
+from pnyx.services.push import PushService
 from pnyx.services.ratelimits import RateLimits
 from pnyx.services.relay import PublishRelay
 from pnyx.services.replays import ReplayService
@@ -65,7 +66,8 @@ class Services:
     ice: IceServers  # STUN/TURN servers for speakers (Link headers), TURN credentials
     origin: Origin  # live HLS and recorded objects
     replays: ReplayService  # replay playlists and downloads
-    notifications: NotificationService
+    notifications: NotificationService  # the list, unread, read marks, "remind me"
+    push: PushService  # browser push subscriptions (and the VAPID public key)
     health: HealthService
     admission: Admission  # for the admission middleware
     clock: Callable[[], float]

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pnyx.config import NodeRole, Settings, link_secret, signing_secret
-from pnyx.domain.types import Limits
+from pnyx.domain.codec import room_from_json
+from pnyx.domain.types import Handle, Limits
 from pnyx.live.base import LiveState
 from pnyx.live.factory import open_live_state
 from pnyx.services import admission as admission_
@@ -31,6 +32,7 @@ from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
 from pnyx.services.password_policy import PasswordPolicy
 from pnyx.services.presence import PresenceBatcher
+from pnyx.services.push import PushService
 from pnyx.services.ratelimits import RateLimits, limits_of
 from pnyx.services.recorder import Recorder
 from pnyx.services.relay import PublishRelay
@@ -41,6 +43,7 @@ from pnyx.services.stage import StageService
 from pnyx.services.state import StateService
 from pnyx.services.ticker import SpaceTicker
 from pnyx.store.db import Store
+from pnyx.store.records import SpaceRecord
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class Node:
     relay: PublishRelay  # its HTTP client to the other nodes: closed by close()
     recorder: Recorder  # writes recordings to the store; flushed by close()
     access: SpaceAccess  # who may listen to a space; private spaces' signed links
+    push: PushService  # browser push: subscriptions, and the sending task
     clock: Callable[[], float] = field(default=time.time)
     services: Services = field(init=False)  # what the API may use
 
@@ -99,6 +103,7 @@ class Node:
                 self.clock,
             ),
             notifications=self.notifications,
+            push=self.push,
             health=HealthService(self.node_id, {"store": self.store.ping, "live": self.live.ping}),
             admission=self.admission,
             clock=self.clock,
@@ -147,6 +152,14 @@ class Node:
         access = SpaceAccess(store, spaces, signer, clock)
         notifications = NotificationService(settings, store, clock)
         spaces.on_live = notifications.space_started
+        spaces.on_speak_invite = notifications.speak_invite
+        push = PushService(settings, store, clock)
+        notifications.on_delivered = push.deliver
+
+        async def check_access(rec: SpaceRecord, handle: Handle) -> None:
+            await access.check(rec, room_from_json(rec.room), handle)
+
+        notifications.check_access = check_access
         recorder = Recorder(settings, store.recordings, clock)
         origin = Origin(settings, live)
         media = MediaService(settings, live, spaces, origin, recorder, node_id, clock)
@@ -194,8 +207,10 @@ class Node:
             relay=PublishRelay(settings, media),
             recorder=recorder,
             access=access,
+            push=push,
             clock=clock,
         )
+        push.start()
         notifications.start(reminders=settings.role in (NodeRole.STAGE, NodeRole.BOTH))
         if settings.role in (NodeRole.STAGE, NodeRole.BOTH):
             node.ticker.start()
@@ -215,6 +230,7 @@ class Node:
         await self.media.close()
         await self.recorder.close()  # after the media: their last segments are queued
         await self.notifications.close()
+        await self.push.close()
         await self.presence.stop()
         await self.live.close()
         await self.store.close()

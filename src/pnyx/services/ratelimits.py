@@ -28,6 +28,7 @@ class RateKind(StrEnum):
     SIGN_IN_HANDLE = "signin-handle"  # guesses at one account's password
     SIGN_IN_ADDRESS = "signin-address"  # guesses from one client address, any account
     SIGN_UP_ADDRESS = "signup-address"  # new accounts from one client address
+    REMINDER = "reminder"  # "remind me" requests (and push subscriptions) by one account
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,11 @@ def limits_of(settings: Settings) -> dict[RateKind, Limit]:
             settings.signup_address_burst,
             settings.signup_address_per_min / 60,
             "new accounts from your address",
+        ),
+        RateKind.REMINDER: Limit(
+            max(1.0, settings.reminders_per_hour / 6),
+            settings.reminders_per_hour / 3600,
+            "reminder and push requests from this account",
         ),
     }
 
