@@ -106,6 +106,7 @@ export const paths = {
   live: (id) => `/media/${enc(id)}/live.m3u8`,
   replay: (id) => `/media/${enc(id)}/replay.m3u8`,
   recording: (id) => `/v1/spaces/${enc(id)}/recording.m4a`,
+  reminder: (id) => `/v1/spaces/${enc(id)}/reminder`,
 };
 
 /** A private space's id begins with "p-": its media, state and description are read only

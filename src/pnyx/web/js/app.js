@@ -5,6 +5,7 @@
 //   /s/{id}         a space (host, co-host, speaker or listener view); its share link
 //   /replay/{id}    the recording of an ended space
 
+import { bell } from "./notifications.js";
 import { currentSession, onSessionChange, signOut } from "./session.js";
 import { fill, h, toast } from "./ui.js";
 import * as authView from "./views/auth.js";
@@ -74,10 +75,12 @@ function render({ focus = false } = {}) {
 function renderNav() {
   const nav = document.getElementById("account-nav");
   const session = currentSession();
+  bell.start(session);
   if (session) {
     fill(
       nav,
       h("a", { class: "button button-primary nav-start", href: "/new", "data-link": true }, "Start a space"),
+      bell.wrap || bell.render(),
       h("span", { class: "whoami", "aria-label": `Signed in as @${session.handle}` }, `@${session.handle}`),
       h("button", { class: "button button-quiet", type: "button", onclick: async () => {
         await signOut();

@@ -2,6 +2,7 @@
 // and the scheduled ones.
 
 import { get, paths } from "../api.js";
+import { followingLive } from "../notifications.js";
 import { retryAfterMs } from "../retry.js";
 import { currentSession } from "../session.js";
 import { describeError, fill, formatWhen, h, hue, initials, plural, ROLE_LABEL } from "../ui.js";
@@ -61,6 +62,9 @@ export function mount(main) {
   const live = h("ul", { class: "space-list", id: "live-spaces", "aria-busy": "true" });
   const scheduled = h("ul", { class: "space-list", id: "scheduled-spaces", "aria-busy": "true" });
   const status = h("p", { class: "notice", role: "status", hidden: true });
+  const following = h("ul", { class: "space-list", id: "following-live" });
+  const followingSection = h("section", { "aria-labelledby": "following-heading", id: "following-section", hidden: true },
+    h("h2", { id: "following-heading" }, "Following: live now"), following);
   main.append(
     h("section", { class: "hero" },
       h("h1", {}, "Live audio spaces"),
@@ -69,6 +73,7 @@ export function mount(main) {
         ? h("a", { class: "button button-primary", href: "/new", "data-link": true }, "Start a space")
         : h("p", {}, h("a", { href: "/signin?mode=signup&next=/new", "data-link": true }, "Create an account"), " to host or speak; listening needs none.")),
     status,
+    followingSection,
     h("section", { "aria-labelledby": "live-heading" }, h("h2", { id: "live-heading" }, "Live now"), live),
     h("section", { "aria-labelledby": "scheduled-heading" }, h("h2", { id: "scheduled-heading" }, "Scheduled"), scheduled),
   );
@@ -80,10 +85,15 @@ export function mount(main) {
   async function load() {
     let delay = REFRESH_MS;
     try {
-      const [a, b] = await Promise.all([
+      const [a, b, mine] = await Promise.all([
         get(paths.spaces("live"), { signal: controller.signal }),
         get(paths.spaces("scheduled"), { signal: controller.signal }),
+        session ? followingLive(controller.signal).catch(() => null) : Promise.resolve([]),
       ]);
+      if (mine) {
+        fill(following, mine.map((sp) => liveCard(sp, null)));
+        followingSection.hidden = mine.length === 0;
+      }
       status.hidden = true;
       const liveSpaces = a.data.spaces;
       // Who is speaking is in each space's state (public and cacheable, like a listener's).
