@@ -49,7 +49,8 @@ MIN_CASES = 200  # a pass that generated fewer did not really run
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
-    with pnyx_serve(Path(tmp_path_factory.mktemp("fuzz"))) as n:
+    settings = {"max_live_spaces_per_account": "10"}  # the test hosts two live spaces
+    with pnyx_serve(Path(tmp_path_factory.mktemp("fuzz")), settings=settings) as n:
         yield n
 
 
