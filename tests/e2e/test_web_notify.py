@@ -6,6 +6,7 @@ and the reminded account's bell shows the new time, then "starting soon"."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from tests.support.browser import (
     tone_wav,
 )
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
+from tests.support.poll import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -132,3 +134,55 @@ def test_remind_me_then_the_host_reschedules(node: PnyxProcess, tmp_path: Path) 
             "double-booked", timeout=20_000
         )
         assert_clean(watch, host_watch)
+
+
+def test_the_service_worker_shows_a_pushed_notification(node: PnyxProcess, tmp_path: Path) -> None:
+    """Chromium reaches no real push service here, so the message is handed to the
+    registered service worker through the DevTools protocol, as the browser would after
+    decrypting it; the worker must show it, titled for its kind."""
+    with node.client() as c:
+        fan = new_user(c, "fan")
+    with chromiums(node.url, tone_wav(tmp_path / "t.wav", 440)) as (browser,):
+        page, watch = browser.page("fan")
+        page.context.grant_permissions(["notifications"])
+        sign_in(page, fan.handle, fan.token, "/")
+        page.evaluate("navigator.serviceWorker.register('/web/sw.js', { scope: '/web/' })")
+        active = (
+            "async () => Boolean((await navigator.serviceWorker.getRegistration('/web/'))?.active)"
+        )
+        wait_until(lambda: page.evaluate(active), 10, "the service worker active")
+        cdp = page.context.new_cdp_session(page)
+        registrations: list[dict[str, str]] = []
+        cdp.on(
+            "ServiceWorker.workerRegistrationUpdated",
+            lambda e: registrations.extend(e["registrations"]),
+        )
+        cdp.send("ServiceWorker.enable")
+        # Playwright hands over CDP events while it is called: wait through it.
+        wait_until(
+            lambda: page.wait_for_timeout(100) or registrations,
+            10,
+            "the service worker's registration",
+        )
+        message = {
+            "kind": "space_live",
+            "space": "abc123",
+            "host": "jazzhost",
+            "title": "Friday night jazz",
+            "at": datetime.now(UTC).isoformat(),
+            "detail": "",
+        }
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {
+                "origin": node.url,
+                "registrationId": registrations[0]["registrationId"],
+                "data": json.dumps(message),
+            },
+        )
+        shown = "async () => (await (await navigator.serviceWorker.getRegistration('/web/'))"
+        shown += ".getNotifications())"
+        shown += ".map((n) => [n.title, n.body, n.data.url])"
+        wait_until(lambda: page.evaluate(shown), 10, "a notification shown")
+        assert page.evaluate(shown) == [["@jazzhost is live", "Friday night jazz", "/s/abc123"]]
+        assert_clean(watch)

@@ -196,8 +196,7 @@ class Bell {
       } else {
         if ((await Notification.requestPermission()) !== "granted") return;
         const key = (await get("/v1/push/key")).data.public_key;
-        const reg = await navigator.serviceWorker.register("/web/sw.js", { scope: "/web/" });
-        await navigator.serviceWorker.ready;
+        const reg = await activated(await navigator.serviceWorker.register("/web/sw.js", { scope: "/web/" }));
         const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
         await call("/v1/push/subscriptions", { method: "POST", token: session.token, json: sub.toJSON() });
       }
@@ -206,6 +205,19 @@ class Bell {
     }
     this.paintPush();
   }
+}
+
+/** The registration once its worker is active. (Not navigator.serviceWorker.ready: the
+ * worker's scope is /web/, which no page is under, so that promise would never settle.) */
+function activated(reg) {
+  if (reg.active) return Promise.resolve(reg);
+  const worker = reg.installing || reg.waiting;
+  return new Promise((resolve, reject) => {
+    worker.addEventListener("statechange", () => {
+      if (worker.state === "activated") resolve(reg);
+      else if (worker.state === "redundant") reject(new Error("the service worker failed to install"));
+    });
+  });
 }
 
 export const bell = new Bell();
