@@ -170,6 +170,16 @@ def test_remind_me_reschedule_and_cancel_with_a_reason(c: httpx.Client) -> None:
     error_of(c.post(f"/v1/spaces/{space}/end", json={"reason": "x" * 501}, headers=host.auth), 422)
 
 
+def test_the_reminded_hear_when_it_starts(c: httpx.Client) -> None:
+    host, someone = new_user(c, "host"), new_user(c, "someone")
+    space = create_space(c, host, title="Later", scheduled_start=later(180))
+    ok(c.post(f"/v1/spaces/{space}/reminder", headers=someone.auth))
+    ok(c.post(f"/v1/spaces/{space}/start", headers=host.auth))
+    wait_kind(c, someone, space, "space_live")
+    assert ok(c.get(f"/v1/spaces/{space}/reminder", headers=someone.auth))["reminded"]
+    error_of(c.post(f"/v1/spaces/{space}/reminder", headers=someone.auth), 409)
+
+
 def test_reminders_never_reach_a_private_space_outsider(c: httpx.Client) -> None:
     host, guest, outsider = (new_user(c, p) for p in ("host", "guest", "outsider"))
     space = create_space(c, host, title="Board", scheduled_start=later(180), visibility="private")

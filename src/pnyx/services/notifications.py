@@ -60,9 +60,11 @@ class NotificationKind(StrEnum):
     SPACE_INVITE = "space_invite"  # into a private space (services/access.py)
 
 
-# Kinds that also reach the accounts that asked to be reminded of the space.
+# Kinds that also reach the accounts that asked to be reminded of the space (it going
+# live too: they asked about it, follower or not).
 _TO_REMINDED = frozenset(
     {
+        NotificationKind.SPACE_LIVE,
         NotificationKind.SPACE_SOON,
         NotificationKind.SPACE_RESCHEDULED,
         NotificationKind.SPACE_CANCELLED,
