@@ -214,7 +214,11 @@ def _bounds(min_password_len: int, max_title_len: int) -> dict[tuple[str, str], 
         "after stripping spaces at both ends (the maximum is the setting `max_title_len`, "
         "120 by default).",
     }
-    return {("NewAccount", "password"): password, ("NewSpace", "title"): title}
+    return {
+        ("NewAccount", "password"): password,
+        ("NewSpace", "title"): title,
+        ("SpaceEditIn", "title"): title,
+    }
 
 
 def install(app: FastAPI, *, min_password_len: int, max_title_len: int) -> None:
@@ -226,7 +230,14 @@ def install(app: FastAPI, *, min_password_len: int, max_title_len: int) -> None:
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(_error_schemas())
             for (model, field), patch in _bounds(min_password_len, max_title_len).items():
-                schemas[model]["properties"][field].update(patch)
+                prop = schemas[model]["properties"][field]
+                for branch in prop.get("anyOf", []):  # optional: bound the string branch
+                    if branch.get("type") == "string":
+                        branch.update({k: v for k, v in patch.items() if k != "description"})
+                if "anyOf" in prop:
+                    prop["description"] = patch["description"]
+                else:
+                    prop.update(patch)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
