@@ -169,6 +169,17 @@ class Settings(BaseModel):
     fanout_queue: int = Field(1000, ge=1)  # pending fan-out jobs per node (oldest dropped)
     fanout_big_host_ttl_s: float = Field(60.0, gt=0)  # readers trust a host's side this long
     remind_before_s: float = Field(600.0, gt=0)  # "starting soon" this long before
+    notify_poll_s: float = Field(30.0, ge=1, le=3600)  # clients ask for news this often
+    reminders_per_hour: float = Field(60.0, gt=0)  # "remind me" requests per account and hour
+
+    # -- browser push (Web Push with VAPID; opt-in per browser) ----------------------------
+    vapid_private_key: str | None = None  # base64url P-256 key; default: generated in data_dir
+    vapid_subject: str = "mailto:admin@localhost"  # who push services contact about us
+    push_allow_http: bool = False  # accept http:// push endpoints (tests; never in production)
+    push_queue: int = Field(10_000, ge=1)  # pushes waiting per node (oldest dropped)
+    push_timeout_s: float = Field(5.0, gt=0, le=60)  # one push service request, at most
+    push_ttl_s: int = Field(600, ge=0, le=86_400)  # how long a push service keeps a message
+    push_per_user: int = Field(5, ge=1, le=50)  # browsers pushed to per account and event
 
     # -- webhooks (services/webhooks.py, docs/webhooks.md) ------------------------------
     max_webhooks_per_account: int = Field(10, ge=1, le=100)  # endpoints one account registers

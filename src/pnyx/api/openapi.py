@@ -218,6 +218,7 @@ def _bounds(min_password_len: int, max_title_len: int) -> dict[tuple[str, str], 
         ("NewAccount", "password"): password,
         ("NewSpace", "title"): title,
         ("NewClip", "title"): title,
+        ("SpaceEditIn", "title"): title,
     }
 
 
@@ -230,7 +231,14 @@ def install(app: FastAPI, *, min_password_len: int, max_title_len: int) -> None:
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(_error_schemas())
             for (model, field), patch in _bounds(min_password_len, max_title_len).items():
-                schemas[model]["properties"][field].update(patch)
+                prop = schemas[model]["properties"][field]
+                for branch in prop.get("anyOf", []):  # optional: bound the string branch
+                    if branch.get("type") == "string":
+                        branch.update({k: v for k, v in patch.items() if k != "description"})
+                if "anyOf" in prop:
+                    prop["description"] = patch["description"]
+                else:
+                    prop.update(patch)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -165,6 +165,7 @@ class SpaceOut(BaseModel):
     links: dict[str, str]
     visibility: Visibility
     audience: Audience | None = None
+    cancel_reason: str | None = None  # the host's reason, for a space they cancelled
 
     @classmethod
     def of(cls, space: SpaceSummary) -> SpaceOut:
@@ -183,7 +184,24 @@ class SpaceOut(BaseModel):
             links=dict(space.links),
             visibility=space.visibility,
             audience=space.audience,
+            cancel_reason=space.cancel_reason or None,
         )
+
+
+class SpaceEditIn(Strict):
+    """What to change on a scheduled space; fields left out stay as they are."""
+
+    title: str | None = Field(None, min_length=1, pattern=r"\S")
+    scheduled_start: AwareDatetime | None = None
+    who_can_speak: SpeakPolicy | None = None
+
+
+class EndIn(Strict):
+    reason: str = Field(
+        "",
+        max_length=500,
+        description="why (told to the followers when a scheduled space is cancelled)",
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

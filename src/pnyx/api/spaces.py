@@ -1,19 +1,23 @@
-"""Spaces: create, list, read, start, end; a space's (signed) links; private invitations."""
+"""Spaces: create, list, read, edit, start, end (or cancel); a space's (signed) links;
+private invitations; "remind me"."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
 
 from pnyx.api.deps import Account, ServicesDep
 from pnyx.api.openapi import raises
 from pnyx.api.schemas import (
+    EndIn,
     InviteIn,
     InviteList,
     InviteOut,
     LinksOut,
     NewSpace,
+    SpaceEditIn,
     SpaceIdPath,
     SpaceList,
     SpaceOut,
@@ -23,7 +27,9 @@ from pnyx.domain.types import Audience, SpaceId, SpaceStatus
 from pnyx.errors import ErrorKind
 from pnyx.services.accounts import normalise_handle
 from pnyx.services.links import with_prefix
+from pnyx.services.ratelimits import RateKind
 from pnyx.services.spaces import NewSpace as NewSpaceSpec
+from pnyx.services.spaces import SpaceEdit
 
 router = APIRouter(prefix="/v1/spaces", tags=["spaces"])
 
@@ -205,5 +211,79 @@ async def start(space_id: SpaceIdPath, me: Account, services: ServicesDep) -> Sp
 
 
 @router.post("/{space_id}/end", responses=_HOST_ONLY)
-async def end(space_id: SpaceIdPath, me: Account, services: ServicesDep) -> SpaceOut:
-    return SpaceOut.of(await services.directory.end(SpaceId(space_id), me))
+async def end(
+    space_id: SpaceIdPath, me: Account, services: ServicesDep, body: EndIn | None = None
+) -> SpaceOut:
+    """End a live space, or cancel a scheduled one. An optional `reason` is kept
+    (`cancel_reason`) and, for a cancelled scheduled space, told to its followers and to
+    those who asked to be reminded (a `space_cancelled` notification)."""
+    reason = body.reason.strip() if body is not None else ""
+    return SpaceOut.of(await services.directory.end(SpaceId(space_id), me, reason))
+
+
+@router.patch(
+    "/{space_id}",
+    responses=raises(
+        notes={
+            ErrorKind.FORBIDDEN: "Only the host edits a space (`host_only`).",
+            ErrorKind.CONFLICT: "Only a scheduled space is edited (`not_scheduled`).",
+            ErrorKind.INVALID: "`bad_title`, `bad_schedule` (not in the future).",
+            ErrorKind.UNAVAILABLE: "The space is being changed by many at once (`contended`).",
+        }
+    ),
+)
+async def edit(
+    space_id: SpaceIdPath, body: SpaceEditIn, me: Account, services: ServicesDep
+) -> SpaceOut:
+    """Edit or reschedule a scheduled space (host only): its `title`, `scheduled_start`
+    and `who_can_speak`; fields left out stay. A new start is told to the followers and to
+    those who asked to be reminded (`space_rescheduled`), and the reminder goes out again
+    before the new start."""
+    edit = SpaceEdit(
+        title=body.title, scheduled_start=body.scheduled_start, speak_policy=body.who_can_speak
+    )
+    return SpaceOut.of(await services.directory.edit(SpaceId(space_id), me, edit))
+
+
+class ReminderOut(BaseModel):
+    space: str
+    reminded: bool
+
+
+_REMIND = raises(
+    notes={
+        ErrorKind.CONFLICT: "Reminders are for scheduled spaces (`not_scheduled`).",
+        ErrorKind.FORBIDDEN: "A private space the caller may not listen to (`private_space`, "
+        "`blocked`, `removed`).",
+        ErrorKind.RATE_LIMITED: "`reminder_limited`: at most `reminders_per_hour` (60) "
+        "reminder and push requests per account and hour.",
+    }
+)
+
+
+@router.post("/{space_id}/reminder", responses=_REMIND)
+async def remind(space_id: SpaceIdPath, me: Account, services: ServicesDep) -> ReminderOut:
+    """Remind me: the caller gets the `space_soon` notification (and a push, if their
+    browser opted in) `remind_before_s` before the scheduled space starts, once, and hears
+    if it is rescheduled or cancelled. Anyone signed in, follower or not; for a private
+    space only those who may listen. Idempotent."""
+    await services.limits.check(RateKind.REMINDER, me)
+    await services.notifications.remind(SpaceId(space_id), me)
+    return ReminderOut(space=space_id, reminded=True)
+
+
+@router.delete("/{space_id}/reminder")
+async def unremind(space_id: SpaceIdPath, me: Account, services: ServicesDep) -> ReminderOut:
+    """Stop reminding me of this space (idempotent)."""
+    await services.notifications.unremind(SpaceId(space_id), me)
+    return ReminderOut(space=space_id, reminded=False)
+
+
+@router.get("/{space_id}/reminder")
+async def reminder(
+    space_id: SpaceIdPath, me: Account, services: ServicesDep, response: Response
+) -> ReminderOut:
+    """Whether the caller asked to be reminded of this space."""
+    response.headers["Cache-Control"] = "no-store"
+    reminded = await services.notifications.reminded(SpaceId(space_id), me)
+    return ReminderOut(space=space_id, reminded=reminded)

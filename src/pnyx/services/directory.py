@@ -20,7 +20,7 @@ from pnyx.live.base import LiveState
 from pnyx.services import views
 from pnyx.services.links import LinkSigner, plain_links
 from pnyx.services.notifications import NotificationService
-from pnyx.services.spaces import NewSpace, SpaceService
+from pnyx.services.spaces import NewSpace, SpaceEdit, SpaceService
 from pnyx.store.records import SpaceRecord
 
 
@@ -40,6 +40,7 @@ class SpaceSummary:
     links: Mapping[str, str]
     visibility: Visibility = Visibility.PUBLIC
     audience: Audience | None = None  # private spaces only
+    cancel_reason: str = ""  # why the host cancelled it
 
 
 def _at(value: float | None) -> datetime | None:
@@ -101,8 +102,23 @@ class SpaceDirectory:
     async def start(self, space: SpaceId, actor: Handle) -> SpaceSummary:
         return await self._after(space, cmd.StartSpace(actor))
 
-    async def end(self, space: SpaceId, actor: Handle) -> SpaceSummary:
-        return await self._after(space, cmd.EndSpace(actor))
+    async def end(self, space: SpaceId, actor: Handle, reason: str = "") -> SpaceSummary:
+        """End a live space or cancel a scheduled one (with the host's ``reason``); the
+        followers and those who asked to be reminded hear of a cancellation."""
+        before = await self._spaces.record(space)
+        rec = await self._spaces.cancel(space, actor, reason)
+        if before.status is SpaceStatus.SCHEDULED and rec.status is SpaceStatus.CANCELLED:
+            await self._notifications.space_cancelled(rec, reason)
+        return await self._summary(rec, signed=True)
+
+    async def edit(self, space: SpaceId, actor: Handle, edit: SpaceEdit) -> SpaceSummary:
+        """Edit or reschedule a scheduled space (host only); a new start is told to the
+        followers and those who asked to be reminded (``space_rescheduled``)."""
+        before = await self._spaces.record(space)
+        rec = await self._spaces.edit(space, actor, edit)
+        if rec.scheduled_start != before.scheduled_start:
+            await self._notifications.space_rescheduled(rec)
+        return await self._summary(rec, signed=True)
 
     async def _after(self, space: SpaceId, command: cmd.StartSpace | cmd.EndSpace) -> SpaceSummary:
         await self._spaces.execute(space, command)  # only the host may: signed links
@@ -139,4 +155,5 @@ class SpaceDirectory:
             ),
             visibility=rec.visibility,
             audience=rec.audience if rec.visibility is Visibility.PRIVATE else None,
+            cancel_reason=rec.cancel_reason,
         )

@@ -31,6 +31,7 @@ from pnyx.services.media import MediaService
 from pnyx.services.notifications import NotificationService
 from pnyx.services.origin import Origin
 from pnyx.services.profiles import ProfileService
+from pnyx.services.push import PushService
 from pnyx.services.ratelimits import RateLimits
 from pnyx.services.relay import PublishRelay
 from pnyx.services.replays import ReplayService
@@ -76,8 +77,9 @@ class Services:
     origin: Origin  # live HLS and recorded objects
     replays: ReplayService  # replay playlists and downloads
     clips: ClipService  # clips of live and recorded spaces
-    notifications: NotificationService
+    notifications: NotificationService  # the list, unread, read marks, "remind me"
     webhooks: Webhooks  # endpoints; emit(owner, event, data) for events of other parts
+    push: PushService  # browser push subscriptions (and the VAPID public key)
     health: HealthService
     admission: Admission  # for the admission middleware
     clock: Callable[[], float]

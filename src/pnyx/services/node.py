@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pnyx.config import NodeRole, Settings, link_secret, signing_secret
-from pnyx.domain.types import Limits
+from pnyx.domain.codec import room_from_json
+from pnyx.domain.types import Handle, Limits
 from pnyx.live.base import LiveState
 from pnyx.live.factory import open_live_state
 from pnyx.services import admission as admission_
@@ -33,6 +34,7 @@ from pnyx.services.origin import Origin
 from pnyx.services.password_policy import PasswordPolicy
 from pnyx.services.presence import PresenceBatcher
 from pnyx.services.profiles import ProfileService
+from pnyx.services.push import PushService
 from pnyx.services.ratelimits import RateLimits, limits_of
 from pnyx.services.recorder import Recorder
 from pnyx.services.relay import PublishRelay
@@ -45,7 +47,7 @@ from pnyx.services.ticker import SpaceTicker
 from pnyx.services.webhook_courier import WebhookCourier
 from pnyx.services.webhooks import Webhooks
 from pnyx.store.db import Store
-from pnyx.store.records import ClipRecord
+from pnyx.store.records import ClipRecord, SpaceRecord
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class Node:
     access: SpaceAccess  # who may listen to a space; private spaces' signed links
     webhooks: Webhooks  # hosts' endpoints; events into the outbox
     courier: WebhookCourier  # sends the outbox; closed by close()
+    push: PushService  # browser push: subscriptions, and the sending task
     clock: Callable[[], float] = field(default=time.time)
     services: Services = field(init=False)  # what the API may use
 
@@ -119,6 +122,7 @@ class Node:
             clips=self._clips(replays),
             notifications=self.notifications,
             webhooks=self.webhooks,
+            push=self.push,
             health=HealthService(self.node_id, {"store": self.store.ping, "live": self.live.ping}),
             admission=self.admission,
             clock=self.clock,
@@ -185,6 +189,14 @@ class Node:
         access = SpaceAccess(store, spaces, signer, clock)
         notifications = NotificationService(settings, store, clock)
         spaces.on_live = notifications.space_started
+        spaces.on_speak_invite = notifications.speak_invite
+        push = PushService(settings, store, clock)
+        notifications.on_delivered = push.deliver
+
+        async def check_access(rec: SpaceRecord, handle: Handle) -> None:
+            await access.check(rec, room_from_json(rec.room), handle)
+
+        notifications.check_access = check_access
         recorder = Recorder(settings, store.recordings, clock)
         webhooks = Webhooks(settings, store, rate_limits, clock)
         courier = WebhookCourier(settings, store.webhooks, clock)
@@ -240,9 +252,11 @@ class Node:
             access=access,
             webhooks=webhooks,
             courier=courier,
+            push=push,
             clock=clock,
         )
         courier.start()
+        push.start()
         notifications.start(reminders=settings.role in (NodeRole.STAGE, NodeRole.BOTH))
         if settings.role in (NodeRole.STAGE, NodeRole.BOTH):
             node.ticker.start()
@@ -262,6 +276,7 @@ class Node:
         await self.media.close()
         await self.recorder.close()  # after the media: their last segments are queued
         await self.notifications.close()
+        await self.push.close()
         await self.courier.close()  # after everything that emits events
         await self.presence.stop()
         await self.live.close()

@@ -31,6 +31,7 @@ class RateKind(StrEnum):
     CLIP = "clip"  # clips made by one account
     WEBHOOK_TEST = "webhook-test"  # test events one account asks for (POST …/test)
     PROFILE_EDIT = "profile-edit"  # changes to one account's display name and bio
+    REMINDER = "reminder"  # "remind me" requests (and push subscriptions) by one account
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,11 @@ def limits_of(settings: Settings) -> dict[RateKind, Limit]:
             settings.profile_edit_burst,
             settings.profile_edit_per_min / 60,
             "profile changes for this account",
+        ),
+        RateKind.REMINDER: Limit(
+            max(1.0, settings.reminders_per_hour / 6),
+            settings.reminders_per_hour / 3600,
+            "reminder and push requests from this account",
         ),
     }
 

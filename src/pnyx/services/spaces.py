@@ -91,6 +91,15 @@ class NewSpace:
     audience: Audience = Audience.INVITED  # a private space's audience besides the invited
 
 
+@dataclass(frozen=True, slots=True)
+class SpaceEdit:
+    """What PATCH changes; None leaves it as it is."""
+
+    title: str | None = None
+    scheduled_start: datetime | None = None
+    speak_policy: SpeakPolicy | None = None
+
+
 def new_space_id(visibility: Visibility) -> SpaceId:
     """An unguessable id (72 random bits). A private space's begins with ``p-`` and no
     other's does: an edge tells private spaces by their id alone (services/links.py)."""
@@ -137,6 +146,10 @@ class SpaceService:
         # told. The node wires the webhooks here.
         self.outbox_for: Callable[[SpaceRecord, Room], Awaitable[list[OutboxMessage]]] | None = None
         self.on_queued: Callable[[], None] | None = None
+        # Told when a moderator asks someone onto the stage (space, host, title, whom).
+        self.on_speak_invite: Callable[[SpaceId, Handle, str, Handle], Awaitable[None]] | None = (
+            None
+        )
 
     # -- reading ----------------------------------------------------------------------
     async def record(self, space: SpaceId) -> SpaceRecord:
@@ -310,6 +323,73 @@ class SpaceService:
         if await self._store.spaces.bump_room(space, room_to_json(new), room.version):
             await self.publish_room(new)
 
+    async def edit(self, space: SpaceId, actor: Handle, edit: SpaceEdit) -> SpaceRecord:
+        """Change a scheduled space: its title, start and who may ask to speak. Host only
+        (FORBIDDEN ``host_only``), only while scheduled (CONFLICT ``not_scheduled``); the
+        start in the future (INVALID ``bad_schedule``), the title as at creation
+        (``bad_title``). The title and start are one compare-and-swap on the room's
+        version; the speak policy goes through the rules (``SetSpeakPolicy``)."""
+        for _ in range(CAS_ATTEMPTS):
+            rec = await self.record(space)
+            room = room_from_json(rec.room)
+            if actor != rec.host:
+                raise PnyxError(
+                    ErrorKind.FORBIDDEN, "only the host edits a space", code="host_only"
+                )
+            if room.status is not SpaceStatus.SCHEDULED:
+                raise PnyxError(
+                    ErrorKind.CONFLICT,
+                    f"space {space} is {room.status.value}: only a scheduled space is edited",
+                    code="not_scheduled",
+                )
+            title = rec.title if edit.title is None else edit.title.strip()
+            if not title or len(title) > self._limits.max_title_len:
+                raise PnyxError(
+                    ErrorKind.INVALID,
+                    f"a title is 1 to {self._limits.max_title_len} characters",
+                    code="bad_title",
+                )
+            start = edit.scheduled_start or rec.scheduled_start
+            if edit.scheduled_start is not None and edit.scheduled_start.timestamp() <= (
+                self._clock()
+            ):
+                raise PnyxError(
+                    ErrorKind.INVALID,
+                    "scheduled_start must be in the future",
+                    code="bad_schedule",
+                )
+            if title == rec.title and start == rec.scheduled_start:
+                break
+            new = replace(room, title=title, version=room.version + 1)
+            won = await self._store.spaces.edit(
+                space,
+                room_to_json(new),
+                expected_version=room.version,
+                new_version=new.version,
+                title=title,
+                scheduled_start=start,
+            )
+            if won:
+                await self.publish_room(new)
+                break
+        else:
+            raise PnyxError(
+                ErrorKind.UNAVAILABLE,
+                "the space is changing too fast; retry in a moment",
+                code="contended",
+                retry_after=1.0,
+            )
+        if edit.speak_policy is not None and edit.speak_policy is not room.speak_policy:
+            await self.execute(space, cmd.SetSpeakPolicy(actor, edit.speak_policy))
+        return await self.record(space)
+
+    async def cancel(self, space: SpaceId, actor: Handle, reason: str) -> SpaceRecord:
+        """End the space (a scheduled one is cancelled), keeping the host's ``reason``."""
+        await self.execute(space, cmd.EndSpace(actor))
+        if reason:
+            await self._store.spaces.set_cancel_reason(space, reason)
+        return await self.record(space)
+
     def _going_live_cap(
         self, rec: SpaceRecord, room: Room, new: Room
     ) -> tuple[Handle, HostCap] | None:
@@ -337,6 +417,8 @@ class SpaceService:
         for event in events:
             if isinstance(event, ev.MemberRemoved) and event.blocked:
                 await self._store.social.block(room.host, event.handle, datetime.now(UTC))
+            if isinstance(event, ev.Invited) and self.on_speak_invite is not None:
+                await self.on_speak_invite(room.id, room.host, room.title, event.handle)
         await self.publish_room(room)
         for event in events:
             await self._live.publish(

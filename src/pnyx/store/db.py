@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, String, inspect, text
 from sqlalchemy.schema import CreateColumn
 
 from pnyx.errors import PnyxError
@@ -54,14 +54,16 @@ class Store:
     async def create_schema(self) -> None:
         """Create the tables and indexes that do not exist yet (safe to call every start),
         and add to existing tables the columns that have a server default and are
-        missing (a database made by an older Pnyx: e.g. ``spaces.visibility``). That is
-        the only upgrade there is, with the indexes an existing table lacks (e.g. the
-        search index of ``spaces`` on PostgreSQL): no migration tool; nothing is ever
-        dropped or changed."""
+        missing (a database made by an older Pnyx: e.g. ``spaces.visibility``), adds the
+        indexes an existing table lacks (e.g. the search index of ``spaces`` on
+        PostgreSQL), and on PostgreSQL widens a VARCHAR the models now make longer
+        (``notifications.kind``, 16 → 32). That is the only upgrade there is: no migration
+        tool; nothing is ever dropped or narrowed."""
         async with self._db.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
             await conn.run_sync(_add_missing_columns)
             await conn.run_sync(_add_missing_indexes)
+            await conn.run_sync(_widen_strings)
 
     async def ping(self) -> bool:
         """True when the database answers (for /healthz); never raises."""
@@ -107,3 +109,20 @@ def _add_missing_indexes(conn: Connection) -> None:
             if index.name not in have:
                 # checkfirst: a dialect-specific index (ddl_if) is left out elsewhere
                 index.create(conn, checkfirst=True)
+
+
+def _widen_strings(conn: Connection) -> None:
+    if conn.dialect.name != "postgresql":
+        return  # SQLite keeps no lengths
+    inspector = inspect(conn)
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"]: c["type"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            want = getattr(column.type, "length", None)
+            got = getattr(have.get(column.name), "length", None)
+            if isinstance(column.type, String) and want and got and got < want:
+                conn.execute(
+                    text(
+                        f"ALTER TABLE {table.name} ALTER COLUMN {column.name} TYPE VARCHAR({want})"
+                    )
+                )

@@ -182,6 +182,8 @@ class Space(Base):
     audience: Mapped[str] = mapped_column(
         String(16), default=Audience.INVITED.value, server_default=Audience.INVITED.value
     )
+    # Why the host cancelled it (empty: no reason given, or not cancelled by the host).
+    cancel_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class SpaceInvite(Base):
@@ -214,11 +216,13 @@ class Notification(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     recipient: Mapped[str] = mapped_column(String(HANDLE_MAX_LEN))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
     space_id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN))
     host: Mapped[str] = mapped_column(String(HANDLE_MAX_LEN))
     title: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # What changed, for space_rescheduled (the new start) and space_cancelled (the reason).
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class SpaceReminder(Base):
@@ -228,6 +232,51 @@ class SpaceReminder(Base):
     __tablename__ = "space_reminders"
 
     space_id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class NotificationRead(Base):
+    """How far ``handle`` has read their notifications: those at or before ``read_at``
+    are read. One row per account, so marking read is one write however many there are."""
+
+    __tablename__ = "notification_reads"
+
+    handle: Mapped[str] = mapped_column(
+        String(HANDLE_MAX_LEN), ForeignKey("accounts.handle", ondelete="CASCADE"), primary_key=True
+    )
+    read_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReminderRequest(Base):
+    """``handle`` asked to be reminded before the scheduled space ``space_id`` starts
+    (anyone signed in, follower or not). Paged by space (the primary key's prefix)."""
+
+    __tablename__ = "reminder_requests"
+
+    space_id: Mapped[str] = mapped_column(
+        String(SPACE_ID_MAX_LEN), ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    handle: Mapped[str] = mapped_column(
+        String(HANDLE_MAX_LEN),
+        ForeignKey("accounts.handle", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PushSubscription(Base):
+    """A browser's Web Push subscription (the Push API's endpoint and keys) for
+    ``handle``. The endpoint is unique per browser and service worker."""
+
+    __tablename__ = "push_subscriptions"
+
+    endpoint: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    handle: Mapped[str] = mapped_column(
+        String(HANDLE_MAX_LEN), ForeignKey("accounts.handle", ondelete="CASCADE"), index=True
+    )
+    p256dh: Mapped[str] = mapped_column(String(128))
+    auth: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

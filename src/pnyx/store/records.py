@@ -35,6 +35,7 @@ class SpaceRecord:
     ended_at: datetime | None = None
     visibility: Visibility = Visibility.PUBLIC
     audience: Audience = Audience.INVITED  # private spaces: who besides the invited
+    cancel_reason: str = ""  # the host's reason, for a space they cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +51,20 @@ class InviteRecord:
 @dataclass(frozen=True, slots=True)
 class NotificationRecord:
     recipient: Handle
-    kind: str  # "space_live" or "space_soon" (services/notifications.py)
+    kind: str  # services/notifications.py NotificationKind, or "space_invite"
     space: SpaceId
     host: Handle
     title: str
     created_at: datetime
+    detail: str = ""  # the new start (space_rescheduled), the reason (space_cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class PushSubscriptionRecord:
+    endpoint: str
+    handle: Handle
+    p256dh: str
+    auth: str
 
 
 @dataclass(frozen=True, slots=True)

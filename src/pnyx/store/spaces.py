@@ -308,6 +308,38 @@ class SpaceRepo:
         async with self._db.begin() as conn:
             return bool((await conn.execute(stmt)).rowcount == 1)
 
+    async def edit(
+        self,
+        space_id: SpaceId,
+        room: dict[str, Any],
+        *,
+        expected_version: int,
+        new_version: int,
+        title: str,
+        scheduled_start: datetime | None,
+    ) -> bool:
+        """Change a scheduled space's title and start (and its room, which carries the
+        title) if the stored version is still ``expected_version``; True when this call
+        won. Only a space still scheduled is changed."""
+        stmt = (
+            update(Space)
+            .where(
+                Space.id == space_id,
+                Space.room_version == expected_version,
+                Space.status == SpaceStatus.SCHEDULED.value,
+            )
+            .values(
+                room=room, room_version=new_version, title=title, scheduled_start=scheduled_start
+            )
+        )
+        async with self._db.begin() as conn:
+            return bool((await conn.execute(stmt)).rowcount == 1)
+
+    async def set_cancel_reason(self, space_id: SpaceId, reason: str) -> None:
+        stmt = update(Space).where(Space.id == space_id).values(cancel_reason=reason)
+        async with self._db.begin() as conn:
+            await conn.execute(stmt)
+
 
 def record_of(row: Row[Any]) -> SpaceRecord:
     return SpaceRecord(
@@ -324,6 +356,7 @@ def record_of(row: Row[Any]) -> SpaceRecord:
         ended_at=row.ended_at,
         visibility=Visibility(row.visibility),
         audience=Audience(row.audience),
+        cancel_reason=row.cancel_reason or "",
     )
 
 

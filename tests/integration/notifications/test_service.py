@@ -92,6 +92,7 @@ async def test_fan_out_on_write_reaches_every_follower_in_batches(world: World) 
             "host": "host",
             "title": "hello",
             "at": datetime.fromtimestamp(T0, UTC).isoformat(),
+            "detail": "",
         }
     assert await world.notes.for_user(Handle("fan5")) == []
     assert await world.store.notifications.for_recipient(Handle("fan0")) != []

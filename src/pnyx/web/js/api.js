@@ -117,6 +117,7 @@ export const paths = {
   clip: (id) => `/v1/clips/${enc(id)}`,
   search: (q) => `/v1/spaces?q=${enc(q)}`,
   replays: "/v1/replays",
+  reminder: (id) => `/v1/spaces/${enc(id)}/reminder`,
 };
 
 /** A private space's id begins with "p-": its media, state and description are read only

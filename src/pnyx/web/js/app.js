@@ -8,6 +8,7 @@
 //   /u/{handle}     a profile: name, bio, followers, follow, the account's spaces
 //   /settings       your account: display name, bio, password, deleting it
 
+import { bell } from "./notifications.js";
 import { currentSession, onSessionChange, signOut } from "./session.js";
 import { fill, h, toast } from "./ui.js";
 import * as authView from "./views/auth.js";
@@ -83,10 +84,12 @@ function render({ focus = false } = {}) {
 function renderNav() {
   const nav = document.getElementById("account-nav");
   const session = currentSession();
+  bell.start(session);
   if (session) {
     fill(
       nav,
       h("a", { class: "button button-primary nav-start", href: "/new", "data-link": true }, "Start a space"),
+      bell.wrap || bell.render(),
       h("a", { class: "whoami", href: `/u/${session.handle}`, "data-link": true, "aria-label": `Signed in as @${session.handle}`, title: "Your profile" }, `@${session.handle}`),
       h("a", { class: "button button-quiet", href: "/settings", "data-link": true, id: "nav-settings" }, "Settings"),
       h("button", { class: "button button-quiet", type: "button", onclick: async () => {

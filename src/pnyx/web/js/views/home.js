@@ -2,6 +2,7 @@
 // how many listen, who is on stage), the scheduled ones and the recent replays.
 
 import { get, paths } from "../api.js";
+import { followingLive } from "../notifications.js";
 import { retryAfterMs } from "../retry.js";
 import { currentSession } from "../session.js";
 import { describeError, fill, formatWhen, h, hue, initials, plural, ROLE_LABEL } from "../ui.js";
@@ -108,6 +109,9 @@ export function mount(main) {
   const replays = h("ul", { class: "space-list", id: "recent-replays", "aria-busy": "true" });
   const status = h("p", { class: "notice", role: "status", hidden: true });
   const controller = new AbortController();
+  const following = h("ul", { class: "space-list", id: "following-live" });
+  const followingSection = h("section", { "aria-labelledby": "following-heading", id: "following-section", hidden: true },
+    h("h2", { id: "following-heading" }, "Following: live now"), following);
   main.append(
     h("section", { class: "hero" },
       h("h1", {}, "Live audio spaces"),
@@ -117,6 +121,7 @@ export function mount(main) {
         : h("p", {}, h("a", { href: "/signin?mode=signup&next=/new", "data-link": true }, "Create an account"), " to host or speak; listening needs none.")),
     searchSection(controller.signal),
     status,
+    followingSection,
     h("section", { "aria-labelledby": "live-heading" }, h("h2", { id: "live-heading" }, "Live now"), live),
     h("section", { "aria-labelledby": "scheduled-heading" }, h("h2", { id: "scheduled-heading" }, "Scheduled"), scheduled),
     h("section", { "aria-labelledby": "replays-heading" }, h("h2", { id: "replays-heading" }, "Recent replays"), replays),
@@ -128,11 +133,16 @@ export function mount(main) {
   async function load() {
     let delay = REFRESH_MS;
     try {
-      const [a, b, r] = await Promise.all([
+      const [a, b, r, mine] = await Promise.all([
         get(paths.spaces("live"), { signal: controller.signal }),
         get(paths.spaces("scheduled"), { signal: controller.signal }),
         get(paths.replays, { signal: controller.signal }),
+        session ? followingLive(controller.signal).catch(() => null) : Promise.resolve([]),
       ]);
+      if (mine) {
+        fill(following, mine.map((sp) => liveCard(sp, null)));
+        followingSection.hidden = mine.length === 0;
+      }
       status.hidden = true;
       const liveSpaces = a.data.spaces;
       // Who is speaking is in each space's state (public and cacheable, like a listener's).

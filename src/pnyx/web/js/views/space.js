@@ -6,7 +6,7 @@
 //              mutes, removals, the pin, the speak policy, the end)
 // The page switches between the two as the state changes, without reloading.
 
-import { ApiError, del, get, isPrivateId, paths, post, put } from "../api.js";
+import { ApiError, call, del, get, isPrivateId, paths, post, put } from "../api.js";
 import { audioContext, runMeter, tones } from "../audio.js";
 import { ListenerSession } from "../listener.js";
 import { Player } from "../player.js";
@@ -21,6 +21,14 @@ import {
 } from "./space_dom.js";
 
 const MODERATORS = new Set(["host", "cohost"]);
+
+/** An ISO time as a datetime-local input's value, in the browser's zone. */
+function localInput(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
 const OVER = new Set(["ended", "cancelled"]);
 const VISIBILITY_LABEL = { unlisted: "Unlisted", private: "Private" };
 const LINKS_EARLY_MS = 5 * 60 * 1000; // signed links are renewed this long before they expire
@@ -411,6 +419,58 @@ class SpacePage {
     el.policy.disabled = !moderator;
     show(el.end, isHost && !over);
     if (!isHost || over) show(el.endConfirm, false);
+    const scheduled = s.state === "scheduled";
+    setText(el.end, scheduled ? "Cancel space" : "End space");
+    show(el.endReason, scheduled);
+    setText(el.root.querySelector("#end-question"), scheduled ? "Cancel this scheduled space?" : "End this space for everyone?");
+    setText(el.root.querySelector("#end-confirm-yes"), scheduled ? "Yes, cancel it" : "Yes, end the space");
+    show(el.editForm, isHost && scheduled);
+    if (isHost && scheduled && !this.editFilled) {
+      this.editFilled = true;
+      el.editTitle.value = info.title;
+      el.editStart.value = localInput(info.scheduled_start);
+    }
+    show(el.remindPanel, scheduled && !isHost);
+    if (scheduled && !isHost && this.reminded == null) this.loadReminder();
+  }
+
+  async loadReminder() {
+    this.reminded = false;
+    const el = this.el;
+    if (!this.session) {
+      el.remind.hidden = true;
+      el.remindHint.replaceChildren(h("a", { href: `/signin?next=/s/${this.spaceId}`, "data-link": true }, "Sign in"), " to be reminded before it starts.");
+      return;
+    }
+    try {
+      this.reminded = (await get(paths.reminder(this.spaceId), { token: this.session.token })).data.reminded;
+    } catch { /* shown as not reminded */ }
+    this.paintReminder();
+  }
+
+  paintReminder() {
+    const el = this.el;
+    el.remind.setAttribute("aria-pressed", this.reminded ? "true" : "false");
+    setText(el.remind, this.reminded ? "🔔 Reminder set" : "🔔 Remind me");
+    setText(el.remindHint, this.reminded
+      ? "You'll get a notification shortly before it starts. Press again to cancel."
+      : "Get a notification shortly before it starts.");
+  }
+
+  async toggleReminder() {
+    if (!this.session) return;
+    const want = !this.reminded;
+    this.el.remind.disabled = true;
+    try {
+      const res = await call(paths.reminder(this.spaceId), { method: want ? "POST" : "DELETE", token: this.session.token });
+      this.reminded = res.data.reminded;
+      toast(this.reminded ? "We'll remind you before it starts." : "Reminder removed.");
+    } catch (err) {
+      this.onActionError(err);
+    } finally {
+      this.el.remind.disabled = false;
+      this.paintReminder();
+    }
   }
 
   get stageMember() {
@@ -803,8 +863,24 @@ class SpacePage {
       show(el.endConfirm, false);
       el.end.focus();
     });
+    el.editForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const start = new Date(el.editStart.value);
+      this.act(el.root.querySelector("#edit-save"), async () => {
+        const res = await call(paths.space(id), {
+          method: "PATCH", token: token(),
+          json: { title: el.editTitle.value, scheduled_start: start.toISOString() },
+        });
+        this.info = { ...this.info, ...res.data };
+        toast(`Saved: starts ${formatWhen(this.info.scheduled_start)}.`);
+        this.poller.refresh();
+        return res;
+      });
+    });
+    el.remind.addEventListener("click", () => this.toggleReminder());
     el.endConfirm.querySelector("#end-confirm-yes").addEventListener("click", (event) => {
-      this.act(event.currentTarget, () => post(paths.end(id), { token: token() }));
+      const reason = el.endReason.value.trim();
+      this.act(event.currentTarget, () => post(paths.end(id), { token: token(), json: reason ? { reason } : undefined }));
     });
 
     el.reactionButtons.addEventListener("click", async (event) => {

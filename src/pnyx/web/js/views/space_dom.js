@@ -118,13 +118,26 @@ export function buildSpacePage(spaceId) {
     h("option", { value: "nobody" }, "Nobody: invite only"));
   el.startSpace = h("button", { class: "button button-primary", type: "button", id: "start-space", hidden: true }, "Start the space now");
   el.end = h("button", { class: "button button-danger", type: "button", id: "end-space" }, "End space");
+  el.endReason = h("input", { id: "end-reason", autocomplete: "off", maxlength: "500", placeholder: "Reason (optional, told to followers)" });
   el.endConfirm = h("div", { class: "confirm", id: "end-confirm", role: "group", "aria-label": "Confirm ending the space", hidden: true },
-    h("p", {}, "End this space for everyone?"),
+    h("p", { id: "end-question" }, "End this space for everyone?"),
+    el.endReason,
     h("button", { class: "button button-danger", type: "button", id: "end-confirm-yes" }, "Yes, end the space"),
     h("button", { class: "button button-quiet", type: "button", id: "end-confirm-no" }, "Cancel"));
+  // A scheduled space: its host edits or reschedules it; anyone signed in asks for a reminder.
+  el.editTitle = h("input", { id: "edit-title", autocomplete: "off", required: true });
+  el.editStart = h("input", { id: "edit-start", type: "datetime-local", required: true });
+  el.editForm = h("form", { class: "schedule-form", id: "edit-form", "aria-label": "Edit or reschedule", hidden: true },
+    h("label", { for: "edit-title" }, "Title"), el.editTitle,
+    h("label", { for: "edit-start" }, "Starts"), el.editStart,
+    h("button", { class: "button", type: "submit", id: "edit-save" }, "Save changes"));
+  el.remind = h("button", { class: "button", type: "button", id: "remind-me", "aria-pressed": "false" }, "🔔 Remind me");
+  el.remindHint = h("p", { class: "hint", id: "remind-hint" });
+  el.remindPanel = h("section", { class: "panel remind-panel", id: "remind-panel", "aria-labelledby": "remind-heading", hidden: true },
+    h("h2", { id: "remind-heading" }, "Starting later"), el.remind, el.remindHint);
   el.hostPanel = h("section", { class: "panel host-panel", id: "host-panel", "aria-labelledby": "host-heading", hidden: true },
     h("h2", { id: "host-heading" }, "Run the space"),
-    el.startSpace, el.pinForm, el.unpin,
+    el.startSpace, el.editForm, el.pinForm, el.unpin,
     h("div", { class: "field" }, h("label", { for: "speak-policy" }, "Who may ask to speak"), el.policy),
     el.end, el.endConfirm);
 
@@ -137,7 +150,7 @@ export function buildSpacePage(spaceId) {
     el.banner, el.hostAway, el.pinned,
     h("div", { class: "space-grid" },
       h("div", { class: "col-main" }, el.invitePanel, el.listenPanel, el.micPanel, el.stagePanel, el.reactionsPanel),
-      h("div", { class: "col-side" }, el.handPanel, el.requestsPanel, el.audiencePanel, el.hostPanel)),
+      h("div", { class: "col-side" }, el.remindPanel, el.handPanel, el.requestsPanel, el.audiencePanel, el.hostPanel)),
   );
   return el;
 }
