@@ -24,7 +24,10 @@ from pnyx.store.models import (
     Clip,
     Follow,
     Notification,
+    NotificationRead,
+    PushSubscription,
     Recording,
+    ReminderRequest,
     Space,
     SpaceInvite,
     SpaceReminder,
@@ -118,7 +121,8 @@ class AccountRepo:
         (no password hash, the handle as its name, no bio). Removed: its follows (both
         ways), blocks (both ways), notifications to it or about its spaces, its
         invitations into private spaces, the clips it made, its webhook endpoints (and
-        their deliveries), and the ended or cancelled spaces it hosted that have no
+        their deliveries), its push subscriptions, "remind me" requests and read mark,
+        and the ended or cancelled spaces it hosted that have no
         recording (with their invitations, reminder claims and clips). Kept:
         spaces with a recording (others may have spoken in them) and the recordings.
         Live or scheduled spaces must be ended first (services/profiles.py does)."""
@@ -155,6 +159,15 @@ class AccountRepo:
             )
             hooks = await _count(
                 conn, delete(WebhookEndpoint).where(WebhookEndpoint.owner == handle)
+            )
+            # Its read mark, push subscriptions and "remind me" requests (the account row
+            # stays as a tombstone, so the foreign keys' cascades do not run).
+            await conn.execute(delete(NotificationRead).where(NotificationRead.handle == handle))
+            await conn.execute(delete(PushSubscription).where(PushSubscription.handle == handle))
+            await conn.execute(
+                delete(ReminderRequest).where(
+                    or_(ReminderRequest.handle == handle, ReminderRequest.space_id.in_(gone))
+                )
             )
             await conn.execute(delete(SpaceReminder).where(SpaceReminder.space_id.in_(gone)))
             await conn.execute(delete(SpaceInvite).where(SpaceInvite.space_id.in_(gone)))
