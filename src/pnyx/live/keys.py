@@ -122,6 +122,9 @@ class RedisKind(StrEnum):
 
     SNAP = "snap"  # snapshot hashes, and their change notifications
     PRESENCE = "presence"
+    GONE = "gone"  # presence_leave_many, per bucket like presence
+    UNIQUE = "unique"  # one HyperLogLog per space: everyone ever added
+    AUDIENCE = "audience"  # the capped sorted set of recent signed-in listeners
     REACT = "react"
     RATE = "rate"
     LEASE = "lease"
