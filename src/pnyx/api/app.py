@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 import pnyx
 from pnyx.api import (
     accounts,
+    audience,
     docs,
     errors,
     listeners,
@@ -41,6 +42,7 @@ ROUTERS = (
     members.router,
     notifications.router,
     listeners.router,
+    audience.router,
     stage_ws.router,
     publish.router,
     media.router,

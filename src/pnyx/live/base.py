@@ -96,7 +96,7 @@ class LiveState(Protocol):
     async def presence_count(self, space: str, now: float, window_s: float) -> int:
         """Approximate number of distinct members added in ``(now - window_s, now]``
         and not marked gone in it, counted over whole buckets (bucket width: the
-        implementation's ``presence_bucket_s``): ``|added ∪ gone| - |gone|``, two
+        implementation's ``presence_bucket_s``): ``|added or gone| - |gone|``, two
         HyperLogLog counts. Error within 2% at 100k members. Buckets are kept for
         ``windows.PRESENCE_RETENTION_S`` (300 s): longer windows count only that much."""
         ...

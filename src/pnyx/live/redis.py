@@ -482,11 +482,19 @@ class RedisLiveState:
             return []
         top = "+inf" if before is None else f"({before!r}"
         with self._unavailable():
-            rows = await self._redis.zrevrangebyscore(
-                self._k(RedisKind.AUDIENCE, space), top, "-inf", start=0, num=limit,
+            rows: list[tuple[bytes | str, float]] = await self._redis.zrevrangebyscore(
+                self._k(RedisKind.AUDIENCE, space),
+                top,
+                "-inf",
+                start=0,
+                num=limit,
                 withscores=True,
             )
-        return [(m.decode() if isinstance(m, bytes) else str(m), float(s)) for m, s in rows]
+        out: list[tuple[str, float]] = []
+        for member, score in rows:
+            name = member.decode() if isinstance(member, bytes) else str(member)
+            out.append((name, float(score)))
+        return out
 
     # -- reactions --------------------------------------------------------------------
     async def react(self, space: str, emoji: str, now: float, count: int = 1) -> None:

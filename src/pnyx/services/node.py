@@ -18,6 +18,8 @@ from pnyx.live.factory import open_live_state
 from pnyx.services import admission as admission_
 from pnyx.services.access import SpaceAccess
 from pnyx.services.accounts import AccountService
+from pnyx.services.analytics import Analytics
+from pnyx.services.audience import Audience
 from pnyx.services.auth import Passwords, Tokens
 from pnyx.services.client_address import ClientAddresses
 from pnyx.services.directory import SpaceDirectory
@@ -67,6 +69,8 @@ class Node:
     relay: PublishRelay  # its HTTP client to the other nodes: closed by close()
     recorder: Recorder  # writes recordings to the store; flushed by close()
     access: SpaceAccess  # who may listen to a space; private spaces' signed links
+    audience: Audience  # the signed-in listeners a host sees; who stops counting
+    analytics: Analytics  # a space's figures: kept by the ticker, read by the host
     clock: Callable[[], float] = field(default=time.time)
     services: Services = field(init=False)  # what the API may use
 
@@ -82,6 +86,8 @@ class Node:
                 self.spaces, self.live, self.notifications, self.access.signer
             ),
             listeners=self.listeners,
+            audience=self.audience,
+            analytics=self.analytics,
             access=self.access,
             links=self.access.signer,
             state=StateService(self.spaces, self.listeners, self.access),
@@ -97,6 +103,7 @@ class Node:
                 self.recorder,
                 self.live,
                 self.clock,
+                analytics=self.analytics,
             ),
             notifications=self.notifications,
             health=HealthService(self.node_id, {"store": self.store.ping, "live": self.live.ping}),
@@ -147,6 +154,9 @@ class Node:
         access = SpaceAccess(store, spaces, signer, clock)
         notifications = NotificationService(settings, store, clock)
         spaces.on_live = notifications.space_started
+        audience = Audience(live, spaces, clock, settings.audience_list_cap)
+        spaces.off_audience = audience.drop_handle
+        analytics = Analytics(settings, live, store.analytics, spaces, clock)
         recorder = Recorder(settings, store.recordings, clock)
         origin = Origin(settings, live)
         media = MediaService(settings, live, spaces, origin, recorder, node_id, clock)
@@ -181,19 +191,29 @@ class Node:
                 admission=admission,
                 presence=presence,
                 access=access,
+                audience=audience,
             ),
             stage=StageService(settings, live, spaces, sessions),
             origin=origin,
             media=media,
             notifications=notifications,
             ticker=SpaceTicker(
-                settings, live, spaces, node_id, clock, media=media, admission=admission
+                settings,
+                live,
+                spaces,
+                node_id,
+                clock,
+                media=media,
+                admission=admission,
+                analytics=analytics,
             ),
             admission=admission,
             presence=presence,
             relay=PublishRelay(settings, media),
             recorder=recorder,
             access=access,
+            audience=audience,
+            analytics=analytics,
             clock=clock,
         )
         notifications.start(reminders=settings.role in (NodeRole.STAGE, NodeRole.BOTH))

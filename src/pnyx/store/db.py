@@ -15,6 +15,7 @@ from sqlalchemy.schema import CreateColumn
 
 from pnyx.errors import PnyxError
 from pnyx.store.accounts import AccountRepo
+from pnyx.store.analytics import AnalyticsRepo
 from pnyx.store.engine import Database, async_url, create_engine
 from pnyx.store.invites import InviteRepo
 from pnyx.store.models import Base
@@ -33,6 +34,7 @@ class Store:
         self.invites = InviteRepo(db)
         self.notifications = NotificationRepo(db)
         self.recordings = RecordingRepo(db)
+        self.analytics = AnalyticsRepo(db)
 
     @classmethod
     async def open(cls, url: str) -> Store:
