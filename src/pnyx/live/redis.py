@@ -31,7 +31,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
@@ -482,7 +482,7 @@ class RedisLiveState:
             return []
         top = "+inf" if before is None else f"({before!r}"
         with self._unavailable():
-            rows: list[tuple[bytes | str, float]] = await self._redis.zrevrangebyscore(
+            rows = await self._redis.zrevrangebyscore(
                 self._k(RedisKind.AUDIENCE, space),
                 top,
                 "-inf",
@@ -491,7 +491,7 @@ class RedisLiveState:
                 withscores=True,
             )
         out: list[tuple[str, float]] = []
-        for member, score in rows:
+        for member, score in cast(list[tuple[bytes | str, float]], rows):
             name = member.decode() if isinstance(member, bytes) else str(member)
             out.append((name, float(score)))
         return out
