@@ -154,7 +154,10 @@ def test_analytics_tell_the_host_what_happened(node: PnyxProcess, c: httpx.Clien
     with Heartbeats(node.url, space, ears, every_s=0.5):
         wait_count(c, space, 3, 15)
         for ear, emoji in zip(ears, ["👏", "👏", "🔥"], strict=True):
-            ok(c.post(f"/v1/spaces/{space}/reactions", json={"emoji": emoji}, headers=ear.auth), 202)
+            ok(
+                c.post(f"/v1/spaces/{space}/reactions", json={"emoji": emoji}, headers=ear.auth),
+                202,
+            )
         spoke = asyncio.run(_speak(node.url, space, speaker, seconds=3.0))
 
         def live_figures() -> bool:
