@@ -49,7 +49,9 @@ MIN_CASES = 200  # a pass that generated fewer did not really run
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
-    with pnyx_serve(Path(tmp_path_factory.mktemp("fuzz"))) as n:
+    # The fuzzed host holds two live spaces (one ended by the test) at once.
+    settings = {"max_live_spaces_per_account": "5"}
+    with pnyx_serve(Path(tmp_path_factory.mktemp("fuzz")), settings=settings) as n:
         yield n
 
 

@@ -62,6 +62,7 @@ async def leave(space_id: SpaceIdPath, who: Listener, services: ServicesDep) -> 
 @router.post(
     "/reactions",
     status_code=202,
+    response_class=Response,  # an empty 202: no JSON body to document
     responses=raises(
         notes={
             ErrorKind.CONFLICT: "The space is not live (`not_live`).",
