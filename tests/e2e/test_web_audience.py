@@ -78,6 +78,13 @@ def test_host_sees_the_audience_and_how_it_went(node: PnyxProcess, tmp_path: Pat
             host.get_by_role("button", name=f"Invite @{bea.handle} to speak").click()
             expect(host.locator("#pending-invitations")).to_contain_text(f"@{bea.handle}")
 
+            # The figures follow the count (the chart will show the drop).
+            def last_point() -> int:
+                path = f"/v1/spaces/{space}/analytics"
+                timeline = ok(c.get(path, headers=hana.auth))["timeline"]
+                return int(timeline[-1]["listeners"]) if timeline else -1
+
+            wait_until(lambda: last_point() == 2, 10, "the timeline at two listeners")
             # End it: the host is shown how it went.
             host.get_by_role("button", name="End space").click()
             host.get_by_role("button", name="Yes, end the space").click()
