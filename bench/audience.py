@@ -15,8 +15,9 @@ sizes, after ``--warmup`` unmeasured requests each:
   asks for it), and
 * ``GET /v1/spaces/{id}/analytics`` (the space's figures while it is live),
 
-``--requests`` times each (interleaved request by request), timed from here over loopback. Printed: median and p95 per
-request and size, and the ratio of the medians (goal: at most 1.2).
+``--requests`` times each (interleaved request by request), timed from here over
+loopback. Printed: median and p95 per request and size, and the ratio of the medians
+(goal: at most 1.2).
 
 Also, straight against the same Redis: the live state's ``presence_count`` (what the
 ticker pays every tick: ``|added or gone| - |gone|``, two PFCOUNTs over the window's
