@@ -634,9 +634,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pnyx-bench-") as tmp:
         args.data_dir = tmp
         if pg_cm is None:
-            with pnyx_serve(
-                Path(tmp), settings=settings, fast=False, log_level="warning"
-            ) as node:
+            with pnyx_serve(Path(tmp), settings=settings, fast=False, log_level="warning") as node:
                 asyncio.run(run(args, None, node))
             return
         with (
