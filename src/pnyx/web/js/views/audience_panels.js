@@ -63,9 +63,9 @@ export class ListenersPanel {
     syncList(this.list, this.items, (i) => i.handle, (i) => h("li", { class: "listener", dataset: { handle: i.handle } },
       h("span", { class: "member-name" }, `@${i.handle}`),
       h("span", { class: "listener-actions" },
-        h("button", { class: "button button-quiet", type: "button", dataset: { action: "invite", handle: i.handle }, "aria-label": `Invite @${i.handle} to speak` }, "Invite to speak"),
-        h("button", { class: "button button-quiet", type: "button", dataset: { action: "remove", handle: i.handle }, "aria-label": `Remove @${i.handle}` }, "Remove"),
-        h("button", { class: "button button-quiet button-danger-quiet", type: "button", dataset: { action: "block", handle: i.handle }, "aria-label": `Remove and block @${i.handle}` }, "Block"))), () => {});
+        h("button", { class: "button button-quiet", type: "button", dataset: { action: "invite", handle: i.handle }, "aria-label": `@${i.handle}: invite to speak` }, "Invite to speak"),
+        h("button", { class: "button button-quiet", type: "button", dataset: { action: "remove", handle: i.handle }, "aria-label": `@${i.handle}: remove` }, "Remove"),
+        h("button", { class: "button button-quiet button-danger-quiet", type: "button", dataset: { action: "block", handle: i.handle }, "aria-label": `@${i.handle}: remove and block` }, "Block"))), () => {});
     show(this.more, this.next != null);
   }
 
