@@ -626,19 +626,25 @@ def main() -> None:
         raise SystemExit("--rounds is 1 to 50, --sample 2 to 1000")
     if any(n < 1 or n > 5_000_000 for n in args.followers):
         raise SystemExit("--followers: each 1 to 5,000,000")
+    # One new space per host per round: the per-account creation limit out of the way.
+    settings = {"space_creations_per_hour": "1000000", "space_creation_burst": "1000000"}
     pg_cm = None
     if args.database == "postgres":
         pg_cm = postgres(args.pg_fast, autovacuum=not args.scatter)
     with tempfile.TemporaryDirectory(prefix="pnyx-bench-") as tmp:
         args.data_dir = tmp
         if pg_cm is None:
-            with pnyx_serve(Path(tmp), fast=False, log_level="warning") as node:
+            with pnyx_serve(Path(tmp), settings=settings, fast=False, log_level="warning") as node:
                 asyncio.run(run(args, None, node))
             return
         with (
             pg_cm as pg,
             pnyx_serve(
-                Path(tmp), database=pg.url(DB_NAME), fast=False, log_level="warning"
+                Path(tmp),
+                database=pg.url(DB_NAME),
+                settings=settings,
+                fast=False,
+                log_level="warning",
             ) as node,
         ):
             asyncio.run(run(args, pg, node))

@@ -138,6 +138,10 @@ class Settings(BaseModel):
     presence_flush_s: float = Field(0.2, gt=0, le=5)  # joins/heartbeats written in batches
     snapshot_cache_s: float = Field(0.5, ge=0, le=5)  # a process re-reads a space this often
     low_latency_max_listeners: int = Field(2000, ge=0)  # above: standard latency (segments)
+    audience_list_cap: int = Field(1000, ge=10, le=100_000)  # recent signed-in listeners kept
+    analytics_sample_s: float = Field(10.0, gt=0, le=3600)  # timeline resolution, at first
+    analytics_max_points: int = Field(360, ge=10, le=10_000)  # timeline points (then coarser)
+    analytics_flush_s: float = Field(5.0, gt=0, le=300)  # figures saved to the live state
 
     # -- admission control (per process; the stage is never refused) ---------------------
     max_inflight: int = Field(256, ge=1)  # admission-controlled requests in flight at once

@@ -222,6 +222,59 @@ async def test_presence_is_within_two_percent_one_add_at_a_time(live: LiveState)
     assert abs(count - n) / n <= 0.02, count
 
 
+async def test_members_marked_gone_stop_counting_at_once(live: LiveState) -> None:
+    await live.presence_add_many("s1", ["ann", "bob", "cat", "dee"], T0)
+    await live.presence_add("s1", "eve", T0 + BUCKET_S)
+    now = T0 + BUCKET_S + 1
+    assert await live.presence_count("s1", now, 3 * BUCKET_S) == 5
+    await live.presence_leave_many("s1", ["bob", "eve"], now)
+    assert await live.presence_count("s1", now, 3 * BUCKET_S) == 3
+    # gone without having been counted in this window (heard before it): no harm
+    await live.presence_leave_many("s1", ["zed"], now)
+    assert await live.presence_count("s1", now, 3 * BUCKET_S) == 3
+    assert await live.presence_count("s2", now, 3 * BUCKET_S) == 0
+    # gone marks age out with the window, like presence
+    later = T0 + 20 * BUCKET_S
+    await live.presence_add("s1", "fay", later)
+    assert await live.presence_count("s1", later, 3 * BUCKET_S) == 1
+
+
+async def test_gone_is_within_two_percent_at_100k(live: LiveState) -> None:
+    n = 100_000
+    await live.presence_add_many("big", (f"l-{i}" for i in range(n)), T0)
+    await live.presence_leave_many("big", (f"l-{i}" for i in range(0, n, 2)), T0 + 1)
+    count = await live.presence_count("big", T0 + 1, 3 * BUCKET_S)
+    assert abs(count - n / 2) / (n / 2) <= 0.04, count  # two estimates' errors, on n
+
+
+async def test_presence_unique_counts_everyone_ever_added(live: LiveState) -> None:
+    assert await live.presence_unique("s1") == 0
+    await live.presence_add_many("s1", ["ann", "bob"], T0)
+    await live.presence_add("s1", "cat", T0 + 1000 * BUCKET_S)  # long after
+    await live.presence_add("s1", "ann", T0 + 1000 * BUCKET_S)
+    await live.presence_leave_many("s1", ["bob"], T0 + 1000 * BUCKET_S)
+    assert await live.presence_unique("s1") == 3
+    assert await live.presence_unique("s2") == 0
+
+
+async def test_audience_is_capped_newest_first_and_paged(live: LiveState) -> None:
+    for i in range(12):
+        await live.audience_add("s1", f"l{i} h{i}", T0 + i, cap=10)
+    page = await live.audience_page("s1", None, 4)
+    assert page == [(f"l{i} h{i}", T0 + i) for i in (11, 10, 9, 8)]
+    rest = await live.audience_page("s1", page[-1][1], 100)
+    assert [m for m, _ in rest] == [f"l{i} h{i}" for i in range(7, 1, -1)]  # l0, l1 trimmed
+    await live.audience_remove("s1", ["l11 h11", "l5 h5", "never"])
+    members = [m for m, _ in await live.audience_page("s1", None, 100)]
+    assert "l11 h11" not in members and "l5 h5" not in members
+    assert len(members) == 8
+    assert await live.audience_page("s2", None, 10) == []
+    assert await live.audience_page("s1", None, 0) == []
+    await live.drop_space("s1")
+    assert await live.audience_page("s1", None, 10) == []
+    assert await live.presence_unique("s1") == 0
+
+
 # -- reactions -------------------------------------------------------------------------
 
 

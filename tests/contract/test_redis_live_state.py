@@ -121,6 +121,8 @@ async def test_subscriptions_hold_a_connection_only_while_open(
 async def test_keys_are_prefixed_and_expire(live: RedisLiveState, raw: aioredis.Redis) -> None:
     await live.put_part("s1", "room", {}, 1)
     await live.presence_add("s1", "ann", T0)
+    await live.presence_leave_many("s1", ["bob"], T0)
+    await live.audience_add("s1", "l1 ann", T0, 10)
     await live.react("s1", "👏", T0)
     await live.take("u1", rate=1.0, burst=5.0, now=T0)
     lease = await live.acquire("stage:s1", "node-a", 5.0)
@@ -132,6 +134,9 @@ async def test_keys_are_prefixed_and_expire(live: RedisLiveState, raw: aioredis.
     assert await raw.ttl("pnyx:fence:stage:s1") == -1  # fencing must never go back
     for key, most in [
         (f"pnyx:presence:s1:{int(T0 // 5)}", 400),
+        (f"pnyx:gone:s1:{int(T0 // 5)}", 400),
+        ("pnyx:unique:s1", 7 * 86_400),
+        ("pnyx:audience:s1", 7 * 86_400),
         (f"pnyx:react:s1:{int(T0)}", 120),
         ("pnyx:rate:u1", 3),  # until the bucket would be full again, plus a second
         ("pnyx:lease:stage:s1", 5),

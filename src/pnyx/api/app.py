@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 import pnyx
 from pnyx.api import (
     accounts,
+    audience,
     clips,
     discovery,
     docs,
@@ -46,6 +47,7 @@ ROUTERS = (
     notifications.router,
     webhooks.router,
     listeners.router,
+    audience.router,
     stage_ws.router,
     publish.router,
     media.router,

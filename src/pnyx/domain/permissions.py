@@ -39,6 +39,8 @@ class Action(StrEnum):
     SET_SPEAK_POLICY = "set_speak_policy"
     PIN = "pin"
     MODERATE_HOST = "moderate_host"  # held by no role: nobody moves, mutes, removes the host
+    SEE_AUDIENCE = "see_audience"  # list the signed-in listeners (to remove or invite them)
+    SEE_ANALYTICS = "see_analytics"  # the space's figures: peak, uniques, reactions, …
 
 
 _MODERATION = frozenset(
@@ -52,6 +54,7 @@ _MODERATION = frozenset(
         Action.REMOVE_MEMBER,
         Action.SET_SPEAK_POLICY,
         Action.PIN,
+        Action.SEE_AUDIENCE,
     }
 )
 _OWN_MICROPHONE = frozenset({Action.MUTE_SELF, Action.UNMUTE_SELF})
@@ -65,6 +68,7 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = MappingProxyType(
             Action.END_SPACE,
             Action.REPORT_HOST_PRESENCE,
             Action.MANAGE_COHOSTS,
+            Action.SEE_ANALYTICS,
         },
         Role.COHOST: _MODERATION | _OWN_MICROPHONE | {Action.LEAVE_STAGE},
         Role.SPEAKER: _OWN_MICROPHONE | {Action.LEAVE_STAGE},
@@ -124,6 +128,11 @@ DENIALS: Mapping[Action, tuple[str, str]] = MappingProxyType(
             "only the host or a co-host can set who may ask to speak",
         ),
         Action.PIN: (_MODERATORS_ONLY, "only the host or a co-host can pin a link"),
+        Action.SEE_AUDIENCE: (
+            _MODERATORS_ONLY,
+            "only the host or a co-host can see who is listening",
+        ),
+        Action.SEE_ANALYTICS: (_HOST_ONLY, "only the host can see the space's analytics"),
         Action.MODERATE_HOST: (
             "host_protected",
             "nobody can move, mute, remove or change the role of the host",

@@ -86,11 +86,38 @@ class LiveState(Protocol):
         """``presence_add`` for many members in one round trip (a process's batch)."""
         ...
 
+    async def presence_leave_many(self, space: str, members: Iterable[str], now: float) -> None:
+        """Mark members as gone: ``presence_count`` stops counting them at once, though
+        they were added within its window (a listener who left, went on stage or was
+        removed). Kept per bucket like presence; a member must not be added again
+        after leaving (listener ids are per join)."""
+        ...
+
     async def presence_count(self, space: str, now: float, window_s: float) -> int:
-        """Approximate number of distinct members added in ``(now - window_s, now]``,
-        counted over whole buckets (bucket width: the implementation's
-        ``presence_bucket_s``). Error within 2% at 100k members. Buckets are kept for
+        """Approximate number of distinct members added in ``(now - window_s, now]``
+        and not marked gone in it, counted over whole buckets (bucket width: the
+        implementation's ``presence_bucket_s``): ``|added or gone| - |gone|``, two
+        HyperLogLog counts. Error within 2% at 100k members. Buckets are kept for
         ``windows.PRESENCE_RETENTION_S`` (300 s): longer windows count only that much."""
+        ...
+
+    async def presence_unique(self, space: str) -> int:
+        """Approximate number of distinct members ever added to the space (one
+        HyperLogLog for the whole space, kept ``windows.UNIQUE_RETENTION_S``)."""
+        ...
+
+    # -- audience: the recent signed-in listeners, a capped sorted set per space --------
+    async def audience_add(self, space: str, member: str, score: float, cap: int) -> None:
+        """Add ``member`` with ``score`` (its join time); keep the ``cap`` highest."""
+        ...
+
+    async def audience_remove(self, space: str, members: Iterable[str]) -> None: ...
+
+    async def audience_page(
+        self, space: str, before: float | None, limit: int
+    ) -> list[tuple[str, float]]:
+        """Up to ``limit`` members, highest score first, with scores below ``before``
+        (all when None)."""
         ...
 
     # -- reactions: per-second counters --------------------------------------------------

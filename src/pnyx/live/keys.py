@@ -39,6 +39,10 @@ How ``redis.RedisLiveState`` lays them out, each under its ``key_prefix`` (defau
 ``snap:<space>``                hash: ``v`` snapshot version, ``p:<part>`` JSON,
                                 ``pv:<part>`` part version (written by ``PUT_PART_LUA``)
 ``presence:<space>:<bucket>``   HyperLogLog of the members heard in that bucket
+``gone:<space>:<bucket>``       HyperLogLog of the members marked gone in that bucket
+``unique:<space>``              HyperLogLog of every member ever heard (a week's TTL)
+``audience:<space>``            sorted set ``"<listener> <handle>"`` -> join time (the
+                                newest ``audience_list_cap`` signed-in listeners)
 ``react:<space>:<second>``      hash: emoji -> count in that second
 ``rate:<key>``                  hash: ``tokens``, ``ts`` (a token bucket)
 ``lease:<name>``                ``<holder>|<token>`` with a PX expiry
@@ -128,6 +132,9 @@ class RedisKind(StrEnum):
     FENCE = "fence"
     CHAN = "chan"  # channels of ``publish``/``subscribe``
     BLOB = "blob"
+    GONE = "gone"  # presence_leave_many, per bucket like presence
+    UNIQUE = "unique"  # one HyperLogLog per space: everyone ever added
+    AUDIENCE = "audience"  # the capped sorted set of recent signed-in listeners
 
 
 def redis_key(prefix: str, kind: RedisKind, *parts: str | int) -> str:

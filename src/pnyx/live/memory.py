@@ -65,6 +65,9 @@ class MemoryLiveState:
         self._snaps: dict[str, _Snap] = {}
         self._watches: dict[str, _Watch] = {}
         self._presence: dict[str, dict[int, HyperLogLog]] = {}
+        self._gone: dict[str, dict[int, HyperLogLog]] = {}  # presence_leave_many
+        self._unique: dict[str, HyperLogLog] = {}
+        self._audience: dict[str, dict[str, float]] = {}
         self._reactions: dict[str, dict[int, dict[str, int]]] = {}
         self._buckets: dict[str, token_bucket.Bucket] = {}
         self._leases: dict[str, _Held] = {}
@@ -149,6 +152,9 @@ class MemoryLiveState:
     async def drop_space(self, space: str) -> None:
         self._snaps.pop(space, None)
         self._presence.pop(space, None)
+        self._gone.pop(space, None)
+        self._unique.pop(space, None)
+        self._audience.pop(space, None)
         self._reactions.pop(space, None)
         for key in [k for k in self._blobs if blob_belongs(k, space)]:
             del self._blobs[key]
@@ -160,28 +166,69 @@ class MemoryLiveState:
 
     async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
         """``presence_add`` for many members at once."""
+        members = list(members)
+        self._bucket(self._presence, space, now).update(members)
+        self._unique.setdefault(space, HyperLogLog()).update(members)
+        self._maybe_sweep(now)
+
+    async def presence_leave_many(self, space: str, members: Iterable[str], now: float) -> None:
+        self._bucket(self._gone, space, now).update(members)
+        self._maybe_sweep(now)
+
+    def _bucket(
+        self, table: dict[str, dict[int, HyperLogLog]], space: str, now: float
+    ) -> HyperLogLog:
         bucket = windows.presence_bucket(now, self.presence_bucket_s)
-        buckets = self._presence.setdefault(space, {})
+        buckets = table.setdefault(space, {})
         sketch = buckets.get(bucket)
         if sketch is None:
             sketch = buckets[bucket] = HyperLogLog()
             oldest = bucket - windows.presence_keep_buckets(self.presence_bucket_s)
             for old in [b for b in buckets if b < oldest]:
                 del buckets[old]
-        sketch.update(members)
-        self._maybe_sweep(now)
+        return sketch
 
     async def presence_count(self, space: str, now: float, window_s: float) -> int:
-        buckets = self._presence.get(space)
-        if not buckets:
-            return 0
         span = windows.presence_buckets(now, window_s, self.presence_bucket_s)
-        sketches = [buckets[b] for b in span if b in buckets]
+        added = self._presence.get(space, {})
+        gone = self._gone.get(space, {})
+        sketches = [added[b] for b in span if b in added]
         if not sketches:
             return 0
-        if len(sketches) == 1:
-            return sketches[0].count()
-        return HyperLogLog.union(sketches).count()
+        left = [gone[b] for b in span if b in gone]
+        if not left:
+            return HyperLogLog.union(sketches).count()
+        left_count = HyperLogLog.union(left).count()
+        return max(0, HyperLogLog.union(sketches + left).count() - left_count)
+
+    async def presence_unique(self, space: str) -> int:
+        sketch = self._unique.get(space)
+        return 0 if sketch is None else sketch.count()
+
+    # -- audience ---------------------------------------------------------------------
+    async def audience_add(self, space: str, member: str, score: float, cap: int) -> None:
+        members = self._audience.setdefault(space, {})
+        members[member] = score
+        if len(members) > cap:  # trim on write: drop the lowest scores
+            keep = sorted(members.items(), key=lambda kv: (kv[1], kv[0]))[-cap:]
+            self._audience[space] = dict(keep)
+
+    async def audience_remove(self, space: str, members: Iterable[str]) -> None:
+        held = self._audience.get(space)
+        if held is None:
+            return
+        for member in members:
+            held.pop(member, None)
+        if not held:
+            del self._audience[space]
+
+    async def audience_page(
+        self, space: str, before: float | None, limit: int
+    ) -> list[tuple[str, float]]:
+        held = self._audience.get(space, {})
+        rows = [(m, s) for m, s in held.items() if before is None or s < before]
+        rows.sort(key=lambda kv: (kv[1], kv[0]), reverse=True)
+        return rows[: max(0, limit)]
 
     # -- reactions --------------------------------------------------------------------
     async def react(self, space: str, emoji: str, now: float, count: int = 1) -> None:
@@ -308,11 +355,12 @@ class MemoryLiveState:
         oldest_bucket = windows.presence_bucket(
             now, self.presence_bucket_s
         ) - windows.presence_keep_buckets(self.presence_bucket_s)
-        for space, buckets in list(self._presence.items()):
-            for b in [b for b in buckets if b < oldest_bucket]:
-                del buckets[b]
-            if not buckets:
-                del self._presence[space]
+        for table in (self._presence, self._gone):
+            for space, buckets in list(table.items()):
+                for b in [b for b in buckets if b < oldest_bucket]:
+                    del buckets[b]
+                if not buckets:
+                    del table[space]
         oldest_second = windows.reaction_second(now) - windows.REACTION_RETENTION_S
         for space, seconds in list(self._reactions.items()):
             for s in [s for s in seconds if s < oldest_second]:

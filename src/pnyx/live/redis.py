@@ -31,7 +31,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
@@ -52,6 +52,7 @@ _RECHECK_S = 1.0  # a waiter looks at the version at least this often
 _BACKOFF_MAX_S = 1.0  # listener/subscription reconnect backoff cap (a failover: ~3 s)
 _REACT_TTL_S = windows.REACTION_RETENTION_S
 _PRESENCE_TTL_S = int(windows.PRESENCE_RETENTION_S) + 60  # plus a bucket or so of slack
+_UNIQUE_TTL_S = int(windows.UNIQUE_RETENTION_S)
 # A bounded pool: a burst of requests queues for a connection (up to 5 s) rather than
 # opening thousands of them against Redis.
 _POOL_OPTIONS: dict[str, Any] = {
@@ -379,14 +380,18 @@ class RedisLiveState:
 
     async def drop_space(self, space: str) -> None:
         presence = self._k(RedisKind.PRESENCE, space, "")  # then the bucket
+        gone = self._k(RedisKind.GONE, space, "")  # then the bucket
         react = self._k(RedisKind.REACT, space, "")  # then the second
         blobs = self._k(RedisKind.BLOB, blob_key(space, ""))  # then the blob's name
-        owned = re.compile(
-            rf"(?:{re.escape(presence)}|{re.escape(react)})-?\d+|{re.escape(blobs)}.*", re.DOTALL
-        )
-        patterns = [_glob_escape(start) + "*" for start in (presence, react, blobs)]
+        counted = "|".join(re.escape(start) for start in (presence, gone, react))
+        owned = re.compile(rf"(?:{counted})-?\d+|{re.escape(blobs)}.*", re.DOTALL)
+        patterns = [_glob_escape(start) + "*" for start in (presence, gone, react, blobs)]
         with self._unavailable():
-            doomed = [self._k(RedisKind.SNAP, space)]
+            doomed = [
+                self._k(RedisKind.SNAP, space),
+                self._k(RedisKind.UNIQUE, space),
+                self._k(RedisKind.AUDIENCE, space),
+            ]
             for pattern in patterns:
                 async for key in self._redis.scan_iter(match=pattern, count=1000):
                     # a space id containing ':' must not take its neighbours with it
@@ -404,6 +409,8 @@ class RedisLiveState:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.pfadd(key, member)
                 pipe.expire(key, _PRESENCE_TTL_S)
+                pipe.pfadd(self._k(RedisKind.UNIQUE, space), member)
+                pipe.expire(self._k(RedisKind.UNIQUE, space), _UNIQUE_TTL_S)
                 await pipe.execute()
 
     async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
@@ -412,24 +419,82 @@ class RedisLiveState:
         key = self._k(
             RedisKind.PRESENCE, space, windows.presence_bucket(now, self.presence_bucket_s)
         )
-        batch: list[str] = []
+        unique = self._k(RedisKind.UNIQUE, space)  # the whole-space sketch, same members
+        added = list(members)
+        if not added:
+            return
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
-                for member in members:
-                    batch.append(member)
-                    if len(batch) == 1000:
-                        pipe.pfadd(key, *batch)
-                        batch = []
-                if batch:
-                    pipe.pfadd(key, *batch)
+                for i in range(0, len(added), 1000):
+                    pipe.pfadd(key, *added[i : i + 1000])
+                    pipe.pfadd(unique, *added[i : i + 1000])
+                pipe.expire(key, _PRESENCE_TTL_S)
+                pipe.expire(unique, _UNIQUE_TTL_S)
+                await pipe.execute()
+
+    async def presence_leave_many(self, space: str, members: Iterable[str], now: float) -> None:
+        gone = list(members)
+        if not gone:
+            return
+        key = self._k(RedisKind.GONE, space, windows.presence_bucket(now, self.presence_bucket_s))
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for i in range(0, len(gone), 1000):
+                    pipe.pfadd(key, *gone[i : i + 1000])
                 pipe.expire(key, _PRESENCE_TTL_S)
                 await pipe.execute()
 
     async def presence_count(self, space: str, now: float, window_s: float) -> int:
         span = windows.presence_buckets(now, window_s, self.presence_bucket_s)
-        keys = [self._k(RedisKind.PRESENCE, space, b) for b in span]
+        added = [self._k(RedisKind.PRESENCE, space, b) for b in span]
+        gone = [self._k(RedisKind.GONE, space, b) for b in span]
         with self._unavailable():
-            return int(await self._redis.pfcount(*keys))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.pfcount(*added, *gone)
+                pipe.pfcount(*gone)
+                both, left = await pipe.execute()
+        return max(0, int(both) - int(left))
+
+    async def presence_unique(self, space: str) -> int:
+        with self._unavailable():
+            return int(await self._redis.pfcount(self._k(RedisKind.UNIQUE, space)))
+
+    # -- audience ---------------------------------------------------------------------
+    async def audience_add(self, space: str, member: str, score: float, cap: int) -> None:
+        key = self._k(RedisKind.AUDIENCE, space)
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {member: score})
+                pipe.zremrangebyrank(key, 0, -cap - 1)  # trim on write: keep the newest
+                pipe.expire(key, _UNIQUE_TTL_S)
+                await pipe.execute()
+
+    async def audience_remove(self, space: str, members: Iterable[str]) -> None:
+        doomed = list(members)
+        if doomed:
+            with self._unavailable():
+                await self._redis.zrem(self._k(RedisKind.AUDIENCE, space), *doomed)
+
+    async def audience_page(
+        self, space: str, before: float | None, limit: int
+    ) -> list[tuple[str, float]]:
+        if limit <= 0:
+            return []
+        top = "+inf" if before is None else f"({before!r}"
+        with self._unavailable():
+            rows = await self._redis.zrevrangebyscore(
+                self._k(RedisKind.AUDIENCE, space),
+                top,
+                "-inf",
+                start=0,
+                num=limit,
+                withscores=True,
+            )
+        out: list[tuple[str, float]] = []
+        for member, score in cast(list[tuple[bytes | str, float]], rows):
+            name = member.decode() if isinstance(member, bytes) else str(member)
+            out.append((name, float(score)))
+        return out
 
     # -- reactions --------------------------------------------------------------------
     async def react(self, space: str, emoji: str, now: float, count: int = 1) -> None:

@@ -13,6 +13,9 @@ import math
 # (longer ones are clamped to it). Keeps presence O(1) memory per space.
 PRESENCE_RETENTION_S = 300.0
 
+# The whole-space distinct-listener sketch lives this long after its last write.
+UNIQUE_RETENTION_S = 7 * 86_400
+
 # Per-second reaction counters older than this are forgotten (windows are clamped to it).
 REACTION_RETENTION_S = 120
 

@@ -19,6 +19,8 @@ from pnyx.config import Settings
 from pnyx.services.access import SpaceAccess
 from pnyx.services.accounts import AccountService
 from pnyx.services.admission import Admission
+from pnyx.services.analytics import Analytics
+from pnyx.services.audience import Audience
 from pnyx.services.auth import Tokens
 from pnyx.services.client_address import ClientAddresses
 from pnyx.services.clips import ClipService
@@ -67,6 +69,8 @@ class Services:
     directory: SpaceDirectory  # spaces as listed: create, get, listing, start, end
     profiles: ProfileService  # profile pages; the caller's account settings and deletion
     listeners: ListenerService  # join, heartbeat, leave, react
+    audience: Audience  # the signed-in listeners a host can see
+    analytics: Analytics  # a space's figures for its host
     access: SpaceAccess  # who may listen; a space's (signed) links; private invitations
     links: LinkSigner  # checks signed listener paths (api/signed.py)
     state: StateService  # the state document: read it, act on the stage

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from pnyx.config import Settings
 from pnyx.domain.codec import room_from_json
+from pnyx.domain.room import Room
 from pnyx.domain.types import Handle, ListenerId, SpaceId, SpaceStatus
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState, Snapshot
@@ -26,6 +27,7 @@ from pnyx.live.keys import reaction_bucket
 from pnyx.services import metrics, views
 from pnyx.services.access import SpaceAccess, private_refusal
 from pnyx.services.admission import Admission
+from pnyx.services.audience import Audience
 from pnyx.services.auth import ListenerClaims, Tokens
 from pnyx.services.links import is_private, plain_links
 from pnyx.services.presence import PresenceBatcher
@@ -61,8 +63,10 @@ class ListenerService:
         admission: Admission | None = None,
         presence: PresenceBatcher | None = None,
         access: SpaceAccess | None = None,
+        audience: Audience | None = None,
     ) -> None:
         self._s = settings
+        self._audience = audience
         self._access = access
         self._presence = presence
         self._snapshots: dict[SpaceId, tuple[float, Snapshot | None]] = {}
@@ -104,7 +108,7 @@ class ListenerService:
 
     async def _check_admitted(
         self, space: SpaceId, handle: Handle | None, *, recent: bool = False
-    ) -> Snapshot | None:
+    ) -> tuple[Snapshot | None, Room | None]:
         """Anonymous listeners are admitted on the live snapshot alone (no store read:
         join storms must not reach the database); accounts also need blocks/removals.
         ``recent``: a snapshot up to ``snapshot_cache_s`` old will do (heartbeats).
@@ -127,14 +131,14 @@ class ListenerService:
         if status is not SpaceStatus.LIVE:
             raise PnyxError(ErrorKind.CONFLICT, "this space has not started yet", code="not_live")
         if handle is None or room is None:
-            return snap
+            return snap, room
         if handle in room.removed:
             raise PnyxError(ErrorKind.FORBIDDEN, "you were removed from this space", code="removed")
         if await self._store.social.is_blocked(room.host, handle):
             raise PnyxError(
                 ErrorKind.FORBIDDEN, "the host has blocked you from their spaces", code="blocked"
             )
-        return snap
+        return snap, room
 
     async def _check_private(self, space: SpaceId, handle: Handle | None) -> None:
         if self._access is None or not is_private(space):
@@ -144,13 +148,17 @@ class ListenerService:
 
     async def join(self, space: SpaceId, handle: Handle | None) -> Joined:
         try:
-            snap = await self._check_admitted(space, handle)
+            snap, room = await self._check_admitted(space, handle)
             await self._check_private(space, handle)
         except PnyxError as exc:
             metrics.JOINS.labels(exc.code).inc()
             raise
         listener = ListenerId(secrets.token_urlsafe(12))
-        await self._heard(space, listener)
+        on_stage = handle is not None and room is not None and room.on_stage(handle)
+        if not on_stage:  # people on stage are not the audience
+            await self._heard(space, listener)
+            if handle is not None and self._audience is not None:
+                await self._audience.joined(space, listener, handle)
         metrics.JOINS.labels("accepted").inc()
         token = self._tokens.issue_listener(listener, space, handle)
         media = {k: v for k, v in self._links(space).items() if k in JOIN_LINKS}
@@ -165,14 +173,19 @@ class ListenerService:
         return self._access.signer.links(space)
 
     async def heartbeat(self, claims: ListenerClaims) -> float:
-        await self._check_admitted(claims.space, claims.handle, recent=True)
-        await self._heard(claims.space, claims.listener)
+        _, room = await self._check_admitted(claims.space, claims.handle, recent=True)
+        if claims.handle is None or room is None or not room.on_stage(claims.handle):
+            await self._heard(claims.space, claims.listener)
         return self.heartbeat_s
 
     async def leave(self, claims: ListenerClaims) -> None:
-        """Presence cannot forget one member of a HyperLogLog: a listener who leaves drops
-        out of the count when the presence window passes without their heartbeat."""
+        """The listener is marked gone (services/audience.py): the count drops them at
+        the ticker's next tick, and they leave the host's list."""
         await self._spaces.record(claims.space)
+        if self._audience is not None:
+            await self._audience.left(claims.space, claims.listener, claims.handle)
+        else:
+            await self._live.presence_leave_many(claims.space, (claims.listener,), self._clock())
 
     async def react(self, claims: ListenerClaims, emoji: str) -> None:
         if emoji not in EMOJIS:

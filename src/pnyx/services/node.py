@@ -19,6 +19,8 @@ from pnyx.live.factory import open_live_state
 from pnyx.services import admission as admission_
 from pnyx.services.access import SpaceAccess
 from pnyx.services.accounts import AccountService
+from pnyx.services.analytics import Analytics
+from pnyx.services.audience import Audience
 from pnyx.services.auth import Passwords, Tokens
 from pnyx.services.client_address import ClientAddresses
 from pnyx.services.clips import ClipService
@@ -77,12 +79,20 @@ class Node:
     webhooks: Webhooks  # hosts' endpoints; events into the outbox
     courier: WebhookCourier  # sends the outbox; closed by close()
     push: PushService  # browser push: subscriptions, and the sending task
+    audience: Audience  # the signed-in listeners a host sees; who stops counting
+    analytics: Analytics  # a space's figures: kept by the ticker, read by the host
     clock: Callable[[], float] = field(default=time.time)
     services: Services = field(init=False)  # what the API may use
 
     def __post_init__(self) -> None:
         replays = ReplayService(
-            self.settings, self.spaces, self.store.recordings, self.recorder, self.live, self.clock
+            self.settings,
+            self.spaces,
+            self.store.recordings,
+            self.recorder,
+            self.live,
+            self.clock,
+            analytics=self.analytics,
         )
         directory = SpaceDirectory(
             self.spaces,
@@ -110,6 +120,8 @@ class Node:
                 directory=directory,
             ),
             listeners=self.listeners,
+            audience=self.audience,
+            analytics=self.analytics,
             access=self.access,
             links=self.access.signer,
             state=StateService(self.spaces, self.listeners, self.access),
@@ -197,6 +209,9 @@ class Node:
             await access.check(rec, room_from_json(rec.room), handle)
 
         notifications.check_access = check_access
+        audience = Audience(live, spaces, clock, settings.audience_list_cap)
+        spaces.off_audience = audience.drop_handle
+        analytics = Analytics(settings, live, store.analytics, spaces, clock)
         recorder = Recorder(settings, store.recordings, clock)
         webhooks = Webhooks(settings, store, rate_limits, clock)
         courier = WebhookCourier(settings, store.webhooks, clock)
@@ -237,13 +252,21 @@ class Node:
                 admission=admission,
                 presence=presence,
                 access=access,
+                audience=audience,
             ),
             stage=StageService(settings, live, spaces, sessions),
             origin=origin,
             media=media,
             notifications=notifications,
             ticker=SpaceTicker(
-                settings, live, spaces, node_id, clock, media=media, admission=admission
+                settings,
+                live,
+                spaces,
+                node_id,
+                clock,
+                media=media,
+                admission=admission,
+                analytics=analytics,
             ),
             admission=admission,
             presence=presence,
@@ -253,6 +276,8 @@ class Node:
             webhooks=webhooks,
             courier=courier,
             push=push,
+            audience=audience,
+            analytics=analytics,
             clock=clock,
         )
         courier.start()

@@ -30,6 +30,7 @@ from pnyx.live.keys import blob_key, lease_name
 from pnyx.media import recording as rec
 from pnyx.media.hls import INIT_URI, Packager
 from pnyx.media.playlist import render_vod
+from pnyx.services.analytics import Analytics
 from pnyx.services.media_sink import previous_state
 from pnyx.services.recorder import Recorder, meta_of
 from pnyx.services.spaces import SpaceService
@@ -61,7 +62,10 @@ class ReplayService:
         recorder: Recorder,
         live: LiveState,
         clock: Callable[[], float],
+        *,
+        analytics: Analytics | None = None,
     ) -> None:
+        self._analytics = analytics
         self._spaces = spaces
         self._repo = repo
         self._recorder = recorder
@@ -77,6 +81,8 @@ class ReplayService:
             rec.ref_of(s.msn, s.duration, s.program_date_time, s.discontinuity, s.parts)
             for s in info.segments
         ]
+        if self._analytics is not None:
+            await self._analytics.count_replay(space, "play")
         lines = render_vod(refs, init_uri=REC_PREFIX + INIT_URI).splitlines()
         # render_vod names segments seg/{msn}.m4s; recorded ones are served at rec/{msn}.m4s.
         return "".join(
@@ -88,6 +94,8 @@ class ReplayService:
         """The whole recording as one fragmented MP4 (header + every segment), streamed
         from the store a few segments at a time."""
         info = await self._final(space)
+        if self._analytics is not None:
+            await self._analytics.count_replay(space, "download")
         return Export(info.size, self._chunks(space, info))
 
     async def finished(self, space: SpaceId) -> RecordingInfo:

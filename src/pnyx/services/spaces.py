@@ -30,6 +30,7 @@ from pnyx.domain.room import Room
 from pnyx.domain.rules import decide, new_room
 from pnyx.domain.types import (
     PRIVATE_ID_PREFIX,
+    STAGE_ROLES,
     Audience,
     EndReason,
     Handle,
@@ -63,6 +64,14 @@ def _counting_refusals() -> Iterator[None]:
         if exc.code in CAP_CODES:
             metrics.SPACES_REFUSED.labels(exc.code).inc()
         raise
+
+
+def _off_audience(event: ev.Event) -> bool:
+    """Whether the event takes someone out of the audience (not leaving: the listener's
+    own ``…/leave`` does that)."""
+    if isinstance(event, ev.MemberRemoved):
+        return True
+    return isinstance(event, ev.RoleChanged) and event.new in STAGE_ROLES
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -150,6 +159,10 @@ class SpaceService:
         self.on_speak_invite: Callable[[SpaceId, Handle, str, Handle], Awaitable[None]] | None = (
             None
         )
+        # Told when someone stops being a listener without leaving (went on stage, was
+        # removed): the node wires the audience here (services/audience.py), so the
+        # count drops them at once.
+        self.off_audience: Callable[[SpaceId, Handle], Awaitable[object]] | None = None
 
     # -- reading ----------------------------------------------------------------------
     async def record(self, space: SpaceId) -> SpaceRecord:
@@ -419,6 +432,9 @@ class SpaceService:
                 await self._store.social.block(room.host, event.handle, datetime.now(UTC))
             if isinstance(event, ev.Invited) and self.on_speak_invite is not None:
                 await self.on_speak_invite(room.id, room.host, room.title, event.handle)
+            if self.off_audience is not None and _off_audience(event):
+                assert isinstance(event, ev.MemberRemoved | ev.RoleChanged)
+                await self.off_audience(room.id, event.handle)
         await self.publish_room(room)
         for event in events:
             await self._live.publish(

@@ -57,6 +57,7 @@ from pnyx.services.spaces import SpaceService
 from pnyx.services.stage import socket_presence_key
 
 if TYPE_CHECKING:
+    from pnyx.services.analytics import Analytics
     from pnyx.services.media import MediaService
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ class SpaceTicker:
         *,
         media: MediaService | None = None,
         admission: Admission | None = None,
+        analytics: Analytics | None = None,
     ) -> None:
         self._s = settings
+        self._analytics = analytics
         self._admission = admission
         self._media = media
         self._live = live
@@ -237,6 +240,14 @@ class SpaceTicker:
     async def _let_go(self, space: SpaceId, *, ended: bool) -> None:
         lease = self._leases.pop(space, None)
         self._forget(space)
+        if self._analytics is not None and lease is not None:
+            if ended:
+                try:  # the figures become durable; a store outage leaves them in the live state
+                    await self._analytics.finish(space)
+                except PnyxError as exc:
+                    log.warning("space %s: analytics not kept: %s", space, exc.message)
+            else:
+                self._analytics.forget(space)
         if ended:
             self._ended.add(space)
             self._known_live.discard(space)
@@ -333,6 +344,11 @@ class SpaceTicker:
             await self._live.put_part(space, views.STATS, stats, int(now * 1000))
             self._last_stats[space] = stats
             self._published_at[space] = now
+        if self._analytics is not None:
+            try:
+                await self._analytics.observe(space, now, count, snap)
+            except PnyxError as exc:  # figures are not worth a tick
+                log.warning("space %s: analytics step failed: %s", space, exc.message)
         # Tick only when presence changed or the host is away (the grace clock runs):
         # the snapshot says which without a store read.
         if snap is None or views.ROOM not in snap.parts:

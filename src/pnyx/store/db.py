@@ -15,6 +15,7 @@ from sqlalchemy.schema import CreateColumn
 
 from pnyx.errors import PnyxError
 from pnyx.store.accounts import AccountRepo
+from pnyx.store.analytics import AnalyticsRepo
 from pnyx.store.clips import ClipRepo
 from pnyx.store.engine import Database, async_url, create_engine
 from pnyx.store.invites import InviteRepo
@@ -37,6 +38,7 @@ class Store:
         self.recordings = RecordingRepo(db)
         self.clips = ClipRepo(db)
         self.webhooks = WebhookRepo(db)
+        self.analytics = AnalyticsRepo(db)
 
     @classmethod
     async def open(cls, url: str) -> Store:

@@ -380,3 +380,16 @@ class WebhookDelivery(Base):
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SpaceAnalytics(Base):
+    """What a space's host is told about it: the live figures the space's ticker kept
+    (``doc``, JSON, bounded in size; written when the space ends), and replay plays and
+    downloads counted as they are served."""
+
+    __tablename__ = "space_analytics"
+
+    space_id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
+    doc: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    replay_plays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    replay_downloads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

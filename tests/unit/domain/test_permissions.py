@@ -31,6 +31,8 @@ EXPECTED: dict[Role, set[Action]] = {
         A.REMOVE_MEMBER,
         A.SET_SPEAK_POLICY,
         A.PIN,
+        A.SEE_AUDIENCE,
+        A.SEE_ANALYTICS,
     },
     Role.COHOST: {
         A.APPROVE_HAND,
@@ -45,6 +47,7 @@ EXPECTED: dict[Role, set[Action]] = {
         A.REMOVE_MEMBER,
         A.SET_SPEAK_POLICY,
         A.PIN,
+        A.SEE_AUDIENCE,
     },
     Role.SPEAKER: {A.LEAVE_STAGE, A.MUTE_SELF, A.UNMUTE_SELF},
     Role.LISTENER: {A.RAISE_HAND},
@@ -94,6 +97,8 @@ def test_require_follows_the_table(role: Role, action: Action) -> None:
         (A.LEAVE_STAGE, "host_cannot_leave"),
         (A.MODERATE_HOST, "host_protected"),
         (A.UNMUTE_SELF, "stage_only"),
+        (A.SEE_AUDIENCE, "moderators_only"),
+        (A.SEE_ANALYTICS, "host_only"),
     ],
 )
 def test_denial_codes(action: Action, code: str) -> None:

@@ -5,13 +5,15 @@ import { tones } from "../audio.js";
 import { Player } from "../player.js";
 import { currentSession } from "../session.js";
 import { describeError, formatWhen, h, setText } from "../ui.js";
+import { AnalyticsPanel } from "./audience_panels.js";
 
 export function mount(main, { params }) {
   const [spaceId] = params;
   document.title = "Replay · Pnyx";
   const heading = h("h1", {}, "Replay");
   const body = h("div", { class: "card" }, h("p", {}, "Loading…"));
-  main.append(h("section", { class: "narrow" }, heading, body));
+  const section = h("section", { class: "narrow" }, heading, body);
+  main.append(section);
   let player = null;
   let stopped = false;
 
@@ -20,13 +22,13 @@ export function mount(main, { params }) {
     let links = null; // a private space's signed links
     try {
       if (isPrivateId(spaceId)) {
-        const session = currentSession();
-        if (!session) {
+        const signedIn = currentSession();
+        if (!signedIn) {
           body.replaceChildren(h("p", { role: "alert" }, "This space is private. ",
             h("a", { href: `/signin?next=/replay/${spaceId}`, "data-link": true }, "Sign in"), " if you were invited."));
           return;
         }
-        links = (await get(paths.links(spaceId), { token: session.token })).data.links;
+        links = (await get(paths.links(spaceId), { token: signedIn.token })).data.links;
       }
       space = (await get(links?.self || paths.space(spaceId))).data;
     } catch (err) {
@@ -41,6 +43,13 @@ export function mount(main, { params }) {
     setText(heading, `Replay: ${space.title}`);
     const meta = h("p", { class: "space-meta" }, "Hosted by ", h("strong", {}, `@${space.host}`),
       space.started_at ? ` · ${formatWhen(space.started_at)}` : "");
+    const session = currentSession();
+    if (session && session.handle === space.host && space.state === "ended") {
+      // The past space's figures, for its host (under the replay, or alone).
+      const figures = new AnalyticsPanel(space.id, () => session.token);
+      section.append(figures.el);
+      figures.load();
+    }
     if (space.state === "live" || space.state === "scheduled") {
       body.replaceChildren(meta, h("p", {}, "This space has not ended yet. ",
         h("a", { href: `/s/${space.id}`, "data-link": true }, "Go to the space"), "."));

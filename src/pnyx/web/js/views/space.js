@@ -16,6 +16,7 @@ import { currentSession, setSession } from "../session.js";
 import { StageSocket } from "../stage_socket.js";
 import { StatePoller } from "../state.js";
 import { alertNow, describeError, formatWhen, h, plural, setText, show, toast } from "../ui.js";
+import { AnalyticsPanel, ListenersPanel } from "./audience_panels.js";
 import {
   buildSpacePage, floatEmoji, renderAudience, renderPending, renderReactions, renderRequests, renderStage,
 } from "./space_dom.js";
@@ -59,6 +60,12 @@ class SpacePage {
     this.me = this.session?.handle || null;
     this.el = buildSpacePage(spaceId);
     main.append(this.el.root);
+    // The audience as its host sees it: who listens (host and co-hosts, live), how it went (host).
+    this.listeners = new ListenersPanel(spaceId, () => this.session?.token);
+    this.analytics = new AnalyticsPanel(spaceId, () => this.session?.token);
+    this.analyticsLoaded = false;
+    this.el.sideCol.append(this.listeners.el);
+    this.el.mainCol.append(this.analytics.el);
     this.info = null; // GET /v1/spaces/{id}
     this.links = null; // a private space's signed links (GET …/links, POST …/join)
     this.linksTimer = null;
@@ -206,6 +213,7 @@ class SpacePage {
     this.listener.stop();
     this.publisher.stop({ release: this.mode === "stage" });
     this.player.destroy();
+    this.listeners.close();
     for (const stop of this.stopMeters) stop();
     window.removeEventListener("pagehide", this.onPageHide);
     document.removeEventListener("click", this.onDocumentClick);
@@ -341,7 +349,7 @@ class SpacePage {
         h("strong", {}, this.endedText()),
         info.record && s.state === "ended"
           ? h("span", {}, " ", h("a", { href: `/replay/${this.spaceId}`, "data-link": true }, "Listen to the replay"), ".")
-          : null,
+          : "",
         " ", h("a", { href: "/", "data-link": true }, "Find another space"), ".");
       el.banner.className = "banner banner-ended";
       show(el.banner, true);
@@ -432,6 +440,23 @@ class SpacePage {
     }
     show(el.remindPanel, scheduled && !isHost);
     if (scheduled && !isHost && this.reminded == null) this.loadReminder();
+
+    // The audience: who is listening now; how it went, once it ended.
+    this.listeners.setActive(moderator);
+    const hostMe = Boolean(this.me) && (s.host || info.host) === this.me;
+    if (hostMe && s.state === "ended" && !this.analyticsLoaded) {
+      this.analyticsLoaded = true;
+      this.loadAnalytics();
+    }
+  }
+
+  /** The host's figures at the end: final once the space's node has kept them. */
+  async loadAnalytics() {
+    for (let i = 0; i < 10; i++) {
+      const a = await this.analytics.load();
+      if (!a || a.status === "ended") return;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
   }
 
   async loadReminder() {

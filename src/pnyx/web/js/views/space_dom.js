@@ -149,8 +149,8 @@ export function buildSpacePage(spaceId) {
       el.conn),
     el.banner, el.hostAway, el.pinned,
     h("div", { class: "space-grid" },
-      h("div", { class: "col-main" }, el.invitePanel, el.listenPanel, el.micPanel, el.stagePanel, el.reactionsPanel),
-      h("div", { class: "col-side" }, el.remindPanel, el.handPanel, el.requestsPanel, el.audiencePanel, el.hostPanel)),
+      el.mainCol = h("div", { class: "col-main" }, el.invitePanel, el.listenPanel, el.micPanel, el.stagePanel, el.reactionsPanel),
+      el.sideCol = h("div", { class: "col-side" }, el.remindPanel, el.handPanel, el.requestsPanel, el.audiencePanel, el.hostPanel)),
   );
   return el;
 }
