@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.test_audio import run
+from tests.e2e.test_profiles import meta
 from tests.support import tones
 from tests.support.api import create_space, error_of, ok
 from tests.support.api import new_user as user
@@ -128,6 +129,10 @@ async def test_a_live_clip_holds_the_tone_of_its_seconds(
             )
             both = await decoded((await get(c, longer["links"]["media"])).content, tmp_path)
             assert heard(both) == {FIRST_HZ: True, SECOND_HZ: True}
+            # Its page previews it (escaped OpenGraph tags, api/pages.py).
+            tags = meta((await get(c, longer["links"]["page"])).text)
+            assert tags["og:type"] == "music.song" and "(clip)" in tags["og:title"], tags
+            assert tags["og:title"].startswith(longer["title"]), tags
             # The default, 30 s, reaches past the live playlist's window (19.2 s) into
             # the older segments the live state still keeps.
             await audio_for(listener, 15)

@@ -133,9 +133,6 @@ def _serve_web(app: FastAPI) -> None:
 
     for path in ("/", "/signin", "/new", "/settings", "/replay/{space_id}"):
         app.add_api_route(path, index, methods=["GET", "HEAD"], include_in_schema=False)
-    app.add_api_route(
-        "/c/{clip_id}", clips.page(index_html), methods=["GET", "HEAD"], include_in_schema=False
-    )
-    pages.install(app, index_html)  # /s/{id}, /u/{handle}: with their link previews
+    pages.install(app, index_html)  # /s/{id}, /u/{handle}, /c/{id}: with link previews
     app.add_api_route("/favicon.ico", favicon, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/web", _WebFiles(directory=WEB_DIR), name="web")

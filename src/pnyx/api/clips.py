@@ -3,17 +3,13 @@ share page ``/c/{id}`` (the web client's page with the clip's OpenGraph tags).""
 
 from __future__ import annotations
 
-import html
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from pnyx.api.deps import Account, MaybeAccount, ServicesDep
 from pnyx.api.openapi import raises
 from pnyx.api.schemas import ClipIdPath, ClipOut, NewClip, SpaceIdPath
 from pnyx.domain.types import SpaceId, Visibility
-from pnyx.errors import ErrorKind, PnyxError
+from pnyx.errors import ErrorKind
 from pnyx.services.clips import MEDIA_TYPE, ClipRecord, ClipRequest
 
 router = APIRouter(tags=["clips"])
@@ -103,44 +99,3 @@ async def clip_media(clip_id: ClipIdPath, me: MaybeAccount, services: ServicesDe
 
 def _cache(clip: ClipRecord, public: str) -> str:
     return PRIVATE_IMMUTABLE if clip.visibility is Visibility.PRIVATE else public
-
-
-def page(index_html: Path) -> Callable[..., Awaitable[Response]]:
-    """The ``/c/{id}`` page: the web client, with the clip's OpenGraph and Twitter-card
-    tags for link previews (none of a private space's: it previews as plain Pnyx)."""
-
-    index = index_html.read_text(encoding="utf-8")  # read once, at start
-
-    async def clip_page(clip_id: str, request: Request, services: ServicesDep) -> Response:
-        tags = ""
-        try:
-            clip = await services.clips.get(clip_id, None)
-        except PnyxError:
-            clip = None
-        if clip is not None:
-            tags = _meta(clip, str(request.base_url).rstrip("/"))
-        doc = index.replace("<title>Pnyx</title>", tags + "<title>Pnyx</title>", 1)
-        return Response(doc, media_type="text/html", headers={"Cache-Control": "no-cache"})
-
-    return clip_page
-
-
-def _meta(clip: ClipRecord, base: str) -> str:
-    title = f"{clip.title} (clip)"
-    about = f"A {clip.duration:.0f} s clip from @{clip.host}'s space on Pnyx"
-    pairs = [
-        ("property", "og:type", "music.song"),
-        ("property", "og:site_name", "Pnyx"),
-        ("property", "og:title", title),
-        ("property", "og:description", about),
-        ("property", "og:url", f"{base}/c/{clip.id}"),
-        ("property", "og:audio", f"{base}/v1/clips/{clip.id}/clip.m4a"),
-        ("property", "og:audio:type", MEDIA_TYPE),
-        ("name", "twitter:card", "summary"),
-        ("name", "twitter:title", title),
-        ("name", "twitter:description", about),
-    ]
-    return "".join(
-        f'<meta {attr}="{name}" content="{html.escape(value, quote=True)}">\n  '
-        for attr, name, value in pairs
-    )

@@ -130,6 +130,30 @@ async def profile_preview(services: Services, handle: str) -> Preview:
     )
 
 
+async def clip_preview(services: Services, clip_id: str, base_url: str | None) -> Preview:
+    """A clip's preview; a private space's clip (or an unknown one) previews as plain
+    Pnyx. ``og:audio`` needs an absolute URL: only with ``base_url``."""
+    path = f"/c/{clip_id}"
+    try:
+        clip = await services.clips.get(clip_id, None)
+    except PnyxError:
+        return Preview(f"A clip on {SITE}", GENERIC, path)
+    host = await _name(services, clip.host)
+    extra = {}
+    if base_url:
+        extra = {
+            "og:audio": f"{base_url.rstrip('/')}/v1/clips/{clip.id}/clip.m4a",
+            "og:audio:type": "audio/mp4",
+        }
+    return Preview(
+        f"{clip.title} (clip) · {SITE}",
+        f"A {clip.duration:.0f} s clip from {host}'s space.",
+        path,
+        kind="music.song",
+        extra=extra,
+    )
+
+
 async def _name(services: Services, handle: str) -> str:
     try:
         p = await services.profiles.profile(handle, None)
@@ -139,7 +163,8 @@ async def _name(services: Services, handle: str) -> str:
 
 
 def install(app: FastAPI, index_html: Path) -> None:
-    """Serve ``/s/{space_id}`` and ``/u/{handle}`` as index.html with their previews."""
+    """Serve ``/s/{space_id}``, ``/u/{handle}`` and ``/c/{clip_id}`` as index.html with
+    their previews."""
 
     template = index_html.read_text(encoding="utf-8")
 
@@ -158,5 +183,13 @@ def install(app: FastAPI, index_html: Path) -> None:
     async def profile_page(handle: str, services: ServicesDep) -> HTMLResponse:
         return respond(services, await profile_preview(services, handle))
 
-    for path, endpoint in (("/s/{space_id}", space_page), ("/u/{handle}", profile_page)):
+    async def clip_page(clip_id: str, services: ServicesDep) -> HTMLResponse:
+        base = services.config.share_base_url
+        return respond(services, await clip_preview(services, clip_id, base))
+
+    for path, endpoint in (
+        ("/s/{space_id}", space_page),
+        ("/u/{handle}", profile_page),
+        ("/c/{clip_id}", clip_page),
+    ):
         app.add_api_route(path, endpoint, methods=["GET", "HEAD"], include_in_schema=False)
