@@ -32,11 +32,13 @@ pytestmark = pytest.mark.e2e
 RATE = 48_000
 FIRST_HZ, SECOND_HZ = 523.0, 1229.0
 SEGMENT_S = 1.92
+SITE = "https://pnyx.example"
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
-    settings = {"clip_burst": "3", "clips_per_hour": "1"}
+    # share_base_url: the site's public address, for absolute preview URLs (og:audio)
+    settings = {"clip_burst": "3", "clips_per_hour": "1", "share_base_url": SITE}
     with pnyx_serve(Path(tmp_path_factory.mktemp("clips")), settings=settings) as n:
         yield n
 
@@ -158,10 +160,10 @@ async def test_a_live_clip_holds_the_tone_of_its_seconds(
     assert got == clip
     page = await get(c, f"/c/{clip['id']}")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert '<meta property="og:title" content="Clipped live (clip)">' in page.text
+    assert meta(page.text)["og:title"] == "Clipped live (clip) · Pnyx"
     assert f'content="@{host.handle}' not in page.text  # the description names the host…
     assert f"@{host.handle}&#x27;s space" in page.text  # …escaped
-    assert f"/v1/clips/{clip['id']}/clip.m4a" in page.text
+    assert meta(page.text)["og:audio"] == f"{SITE}/v1/clips/{clip['id']}/clip.m4a"
 
     # The recording, once finished: a clip from `at`, the first tone only.
     deadline = time.monotonic() + 20
@@ -206,7 +208,7 @@ async def test_clips_refuse_bad_input(node: PnyxProcess, c: httpx.Client) -> Non
     assert error_of(await get(c, "/v1/clips/nope"), 404)["code"] == "no_clip"
     assert error_of(await get(c, "/v1/clips/nope/clip.m4a"), 404)["code"] == "no_clip"
     page = await get(c, "/c/nope")  # the client says so; no preview tags
-    assert page.status_code == 200 and "og:title" not in page.text
+    assert page.status_code == 200 and meta(page.text)["og:title"] == "A clip on Pnyx"
 
 
 async def test_a_private_space_clip_is_private(
@@ -246,7 +248,7 @@ async def test_a_private_space_clip_is_private(
     assert got.status_code == 200 and got.headers["cache-control"].startswith("private")
     assert heard(await decoded(got.content, tmp_path))[FIRST_HZ]
     page = await get(c, f"/c/{clip['id']}")
-    assert "Secret plans" not in page.text and "og:title" not in page.text
+    assert "Secret plans" not in page.text and meta(page.text)["og:title"] == "A clip on Pnyx"
 
 
 async def test_the_edge_caches_public_clips_only(

@@ -22,12 +22,14 @@ from tests.support.procs import free_port
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 HOST = Handle("host")
-T0 = time.time()  # the receiver checks timestamps against its own clock (±300 s)
 
 
 class Clock:
+    """Starts at the real time when made (the receiver checks timestamps against its own
+    clock, ±300 s: a time taken at import would be stale in a long test run)."""
+
     def __init__(self) -> None:
-        self.now = T0
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
