@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -178,7 +180,21 @@ def _serve(args: argparse.Namespace) -> int:
         # trusted_proxies only): uvicorn would believe X-Forwarded-For from loopback.
         proxy_headers=False,
     )
-    server = uvicorn.Server(config)
+
+    class _Server(uvicorn.Server):
+        """uvicorn, telling stage clients to go elsewhere (1001) as shutdown begins: uvicorn
+        waits for open WebSockets before it runs the app's shutdown, and a stage client may
+        not answer its close in time (then uvicorn cancels the socket's task after
+        ``timeout_graceful_shutdown``)."""
+
+        async def shutdown(self, sockets: list[Any] | None = None) -> None:
+            node = getattr(app.state, "node", None)  # set by the app's lifespan
+            if node is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(node.stage.close(), 2.0)
+            await super().shutdown(sockets)
+
+    server = _Server(config)
     # The 20 ms mix clock shares the event loop: a full garbage collection over every
     # start-up object stalls it for tens of ms. Freeze what exists now (it is never
     # garbage) and collect the young generation less often.

@@ -196,3 +196,22 @@ def test_idle_socket_is_closed(node: PnyxProcess, c: httpx.Client) -> None:
         # Never answer the pings: closed as idle after ws_idle_timeout_s.
         assert close_code(ws, answer_pings=False, timeout=15) == 4011
     assert join(c, space).token  # the space itself is fine
+
+
+def test_a_node_shutting_down_sends_its_stage_clients_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM: every stage socket is closed with 1001 (going away) as shutdown begins,
+    so clients reconnect to another node at once; the node stops well within uvicorn's
+    graceful timeout, without a traceback (pnyx_serve checks its log)."""
+    with pnyx_serve(tmp_path / "going") as going, going.client() as c:
+        host = user(c, "leaving")
+        space = create_space(c, host)
+        with stage(going, space, host.token) as ws:
+            next_event(ws, "welcome")
+            started = time.monotonic()
+            going.proc.terminate()
+            assert close_code(ws, timeout=10, answer_pings=False) == 1001
+            going.proc.wait(timeout=10)
+            took = time.monotonic() - started
+    assert took < 4, f"the node took {took:.1f}s to stop (uvicorn gives up after 5 s)"
