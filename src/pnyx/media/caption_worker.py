@@ -28,7 +28,6 @@ from pnyx.media.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
-PROMPT_CHARS = 200  # the words before a window, as context for the recogniser
 NICE = 19
 
 
@@ -51,7 +50,6 @@ class CaptionWorker:
         self._queue: deque[Window | None] = deque()
         self._max = queue_windows
         self._cond = threading.Condition()
-        self._prompts: dict[str, str] = {}
         self._thread = threading.Thread(target=self._run, name="captions", daemon=True)
         self._started = False
         self._current: str | None = None  # the space whose window is being recognised
@@ -71,9 +69,8 @@ class CaptionWorker:
             self._cond.notify()
 
     def forget(self, space: str) -> None:
-        """The space stopped here: drop its context and its queued windows."""
+        """The space stopped here: drop its queued windows."""
         with self._cond:
-            self._prompts.pop(space, None)
             kept = [w for w in self._queue if w is None or w.space != space]
             self._queue.clear()
             self._queue.extend(kept)
@@ -130,9 +127,7 @@ class CaptionWorker:
             try:
                 if recognizer is None:
                     recognizer = self._recognizer()
-                phrases = recognizer.transcribe(
-                    to_16k(window.audio), self._prompts.get(window.space, "")
-                )
+                phrases = recognizer.transcribe(to_16k(window.audio))
             except Exception:
                 log.exception("captions: recognising a window of space %s failed", window.space)
                 metrics.CAPTION_WINDOWS.labels("failed").inc()
@@ -148,10 +143,5 @@ class CaptionWorker:
                 )
                 for p in phrases
             ]
-            if cues:
-                text = " ".join(c.text for c in cues)
-                self._prompts[window.space] = (self._prompts.get(window.space, "") + " " + text)[
-                    -PROMPT_CHARS:
-                ]
             metrics.CAPTION_WINDOWS.labels("done").inc()
             self._deliver(window, cues)
