@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install, via apt, the system packages the tests use, when they are missing:
 # redis-server, PostgreSQL, nginx, Chromium (and an emoji font), ffmpeg, coturn (TURN),
-# openssl (test certificates), and iproute2 + nftables + iptables (the multi-host rehearsal:
-# network namespaces, a router and a NAT built by the tests). Idempotent and quiet when all
-# are present. Extra package names given as arguments (e.g. wrk, for the benchmarks)
-# are installed too when their command is missing.
+# openssl (test certificates), espeak-ng (speech for the captions tests), and iproute2 +
+# nftables + iptables (the multi-host rehearsal: network namespaces, a router and a NAT
+# built by the tests). Idempotent and quiet when all are present. Extra package names
+# given as arguments (e.g. wrk, for the benchmarks) are installed too when their command
+# is missing.
 set -euo pipefail
 
 missing=()
@@ -19,6 +20,7 @@ have chromium || missing+=(chromium)
 have ffmpeg || missing+=(ffmpeg)
 have turnserver || [ -x /usr/bin/turnserver ] || missing+=(coturn)
 have openssl || missing+=(openssl)
+have espeak-ng || missing+=(espeak-ng)  # known words spoken into a WAV: the captions tests
 have ip || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 have nft || [ -x /usr/sbin/nft ] || missing+=(nftables)
 have iptables || [ -x /usr/sbin/iptables ] || missing+=(iptables)
