@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the harness lives in tests/support
     sys.path.insert(0, str(ROOT))
 
-from tests.support import hls, poll, tones, webrtc  # noqa: E402
+from tests.support import hls, poll, speech, tones, webrtc  # noqa: E402
 from tests.support.nginx import nginx_running  # noqa: E402
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve  # noqa: E402
 
@@ -33,6 +33,7 @@ __all__ = [
     "hls",
     "nginx_running",
     "poll",
+    "speech",
     "tones",
     "webrtc",
 ]  # the benches import the harness from here

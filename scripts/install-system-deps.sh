@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Install, via apt, the system packages the tests use, when they are missing:
 # redis-server, PostgreSQL, nginx, Chromium (and an emoji font), ffmpeg, coturn (TURN),
-# openssl (test certificates), espeak-ng (speech for the captions tests), and iproute2 +
-# nftables + iptables (the multi-host rehearsal: network namespaces, a router and a NAT
-# built by the tests). Idempotent and quiet when all are present. Extra package names
-# given as arguments (e.g. wrk, for the benchmarks) are installed too when their command
-# is missing.
+# openssl (test certificates), espeak-ng (speech for the captions tests), and iproute2 + nftables + iptables (the multi-host rehearsal:
+# network namespaces, a router and a NAT built by the tests). Idempotent and quiet when all
+# are present. Extra package names given as arguments (e.g. wrk, for the benchmarks)
+# are installed too when their command is missing.
 set -euo pipefail
 
 missing=()
@@ -20,11 +19,11 @@ have chromium || missing+=(chromium)
 have ffmpeg || missing+=(ffmpeg)
 have turnserver || [ -x /usr/bin/turnserver ] || missing+=(coturn)
 have openssl || missing+=(openssl)
-have espeak-ng || missing+=(espeak-ng)  # known words spoken into a WAV: the captions tests
 have ip || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 have nft || [ -x /usr/sbin/nft ] || missing+=(nftables)
 have iptables || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 have tc || [ -x /usr/sbin/tc ] || missing+=(iproute2)
+have espeak-ng || missing+=(espeak-ng)  # known speech for the captions tests
 # Browser tests take screenshots with reactions in them: a colour emoji font.
 dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)
 

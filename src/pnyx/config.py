@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -145,6 +145,7 @@ class Settings(BaseModel):
 
     # -- admission control (per process; the stage is never refused) ---------------------
     max_inflight: int = Field(256, ge=1)  # admission-controlled requests in flight at once
+    admit_captions: float = Field(0.4, gt=0, le=1)  # pause captions (never after reactions)
     admit_reactions: float = Field(0.5, gt=0, le=1)  # shed reactions from this load on
     admit_heartbeats: float = Field(0.65, gt=0, le=1)
     admit_joins: float = Field(0.8, gt=0, le=1)
@@ -222,6 +223,20 @@ class Settings(BaseModel):
     node_url_ttl_s: float = Field(30.0, gt=0)  # a node's advertised URL in the live state
     relay_connect_timeout_s: float = Field(1.0, gt=0, le=30)  # reaching the stage node
     relay_timeout_s: float = Field(10.0, gt=0, le=60)  # its answer to a relayed publish
+
+    # -- live captions (media/captions.py, media/caption_worker.py) ----------------------
+    captions_enabled: bool = True  # this node recognises its captioned spaces' speech
+    captions_default: bool = True  # a space created without saying is captioned
+    captions_engine: Literal["whisper"] = "whisper"  # media/recognizer.py
+    captions_model: str = "tiny.en"  # the bundled model, or a CTranslate2 model's folder
+    captions_language: str = Field("en", pattern=r"^[a-z]{2,3}$")
+    captions_compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
+    captions_threads: int = Field(1, ge=1, le=64)  # the recogniser's CPU threads per node
+    captions_window_s: float = Field(3.0, ge=1.0, le=30.0)  # longest window of speech
+    captions_min_window_s: float = Field(1.0, ge=0.2, le=30.0)  # cut at a pause after this
+    captions_pause_s: float = Field(0.3, ge=0.04, le=5.0)  # quiet that makes a pause
+    captions_queue_windows: int = Field(8, ge=1, le=1000)  # per node, oldest dropped
+    captions_max_lag_s: float = Field(8.0, gt=0, le=120)  # a window older is dropped
 
     # -- ICE: how speakers reach the stage node (docs/ice.md) ---------------------------
     ice_addresses: list[str] = Field(default_factory=list)  # gather on these; []: every one

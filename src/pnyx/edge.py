@@ -103,8 +103,8 @@ TLS12_CIPHERS = (
     "ECDHE-RSA-CHACHA20-POLY1305",
 )
 NO_MEDIA = (
-    "no such media object: init.mp4, part/<msn>.<i>.m4s, seg/<msn>.m4s, live.m3u8, "
-    "plain.m3u8, replay.m3u8 or rec/..."
+    "no such media object: init.mp4, part/<msn>.<i>.m4s, seg/<msn>.m4s, vtt/<msn>.vtt, "
+    "live.m3u8, plain.m3u8, main.m3u8, captions.m3u8, replay.m3u8 or rec/..."
 )
 LINKS_FOR_READS = "signed links (/p/<exp>/<sig>/...) are for listener reads only"
 UNSIGNED = "this space is private: listen through a signed link (/p/<exp>/<sig>/...)"
@@ -303,15 +303,15 @@ def _listener_locations(spec: EdgeSpec) -> str:
             _listener_location(
                 spec,
                 media + rf"(?:init\.mp4|part/{N12}\.(?:0|[1-9][0-9]{{0,5}})\.m4s|seg/{N12}\.m4s"
-                rf"|rec/(?:init\.mp4|{N12}\.m4s)|replay\.m3u8)",
+                rf"|vtt/{N12}\.vtt|rec/(?:init\.mp4|{N12}\.m4s)|replay\.m3u8)",
                 args=None,
                 lock_s=10,
                 stale=False,
-                comment="immutable media: parts, segments, init, recordings, the replay",
+                comment="immutable media: parts, segments, captions, init, recordings, the replay",
             ),
             _listener_location(
                 spec,
-                media + r"(?:live|plain)\.m3u8",
+                media + r"(?:live|plain|main|captions)\.m3u8",
                 args="$pnyx_hls_args",
                 lock_s=LONGEST_ORIGIN_WAIT_S,
                 stale=True,
@@ -333,6 +333,14 @@ def _listener_locations(spec: EdgeSpec) -> str:
                 lock_s=LONGEST_ORIGIN_WAIT_S,
                 stale=False,
                 comment="a finished recording's download (immutable; 503 until finished)",
+            ),
+            _listener_location(
+                spec,
+                rf"/v1/spaces/{SPACE}/transcript(?:\.vtt|\.txt)?",
+                args=None,
+                lock_s=5,
+                stale=True,
+                comment="a captioned space's transcript (growing while live, then complete)",
             ),
             _listener_location(
                 spec,

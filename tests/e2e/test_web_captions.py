@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from tests.support.api import User, create_space, new_user, ok
@@ -35,7 +37,7 @@ from tests.support.browser import (
     tone_wav,
 )
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
-from tests.support.speech import espeak_wav, speaking
+from tests.support.speech import say, speaking
 
 pytestmark = pytest.mark.e2e
 
@@ -52,8 +54,14 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
 
 
 @pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return espeak_wav(SAID, tmp_path_factory.mktemp("speech") / "garden.wav")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> npt.NDArray[np.float32]:
+    return say(SAID, tmp_path_factory.mktemp("speech"))
+
+
+@pytest.fixture(scope="module")
+def quiet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The browser's fake microphone (a listener never uses it)."""
+    return tone_wav(tmp_path_factory.mktemp("quiet") / "quiet.wav", 440, seconds=1)
 
 
 def words_in(text: str) -> set[str]:
@@ -105,8 +113,8 @@ CAPTIONS_LOGIC = """async () => {
 }"""
 
 
-def test_captions_box_logic(node: PnyxProcess, tmp_path: Path) -> None:
-    with chromiums(node.url, tone_wav(tmp_path / "quiet.wav", 440, seconds=1)) as (browser,):
+def test_captions_box_logic(node: PnyxProcess, quiet: Path) -> None:
+    with chromiums(node.url, quiet) as (browser,):
         page, watch = browser.page("logic")
         page.goto("/")
         out: dict[str, Any] = page.evaluate(CAPTIONS_LOGIC)
@@ -137,7 +145,9 @@ def test_captions_box_logic(node: PnyxProcess, tmp_path: Path) -> None:
     assert_clean(watch)
 
 
-def test_live_captions_under_the_player(node: PnyxProcess, speech: Path) -> None:
+def test_live_captions_under_the_player(
+    node: PnyxProcess, speech: npt.NDArray[np.float32], quiet: Path
+) -> None:
     from playwright.sync_api import expect
 
     with httpx.Client(base_url=node.url, timeout=20) as c:
@@ -147,7 +157,7 @@ def test_live_captions_under_the_player(node: PnyxProcess, speech: Path) -> None
 
     with (
         speaking(node.url, space, host.token, speech),
-        chromiums(node.url, tone_wav(speech.with_name("quiet.wav"), 440, seconds=1)) as (browser,),
+        chromiums(node.url, quiet) as (browser,),
     ):
         page, watch = browser.page("listener")
         page.goto(f"/s/{space}")
@@ -201,7 +211,9 @@ def test_live_captions_under_the_player(node: PnyxProcess, speech: Path) -> None
     assert_clean(watch)
 
 
-def test_replay_transcript_seeks(node: PnyxProcess, speech: Path) -> None:
+def test_replay_transcript_seeks(
+    node: PnyxProcess, speech: npt.NDArray[np.float32], quiet: Path
+) -> None:
     from playwright.sync_api import expect
 
     with httpx.Client(base_url=node.url, timeout=20) as c:
@@ -228,7 +240,7 @@ def test_replay_transcript_seeks(node: PnyxProcess, speech: Path) -> None:
     cues = transcript["cues"]
     assert words_in(" ".join(cue["text"] for cue in cues)), cues
 
-    with chromiums(node.url, tone_wav(speech.with_name("quiet.wav"), 440, seconds=1)) as (browser,):
+    with chromiums(node.url, quiet) as (browser,):
         page, watch = browser.page("replay")
         sign_in(page, host.handle, host.token, f"/replay/{space}")  # the host: figures too
         panel = page.locator("#transcript-panel")

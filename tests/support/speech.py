@@ -1,25 +1,21 @@
-"""Known words, spoken: speech for the captions tests.
+"""Known speech for caption tests and benchmarks: espeak-ng (Debian) says a text into a
+WAV, and :class:`SpeechTrack` plays it as a microphone would (20 ms frames of 48 kHz mono,
+paced in real time), with silence between repetitions.
 
-``espeak_wav`` has espeak-ng (a system package, scripts/install-system-deps.sh) say a text
-into a WAV file; ``SpeechTrack`` is an aiortc microphone that plays such a file in real
-time, over and over with a pause between, as 20 ms frames of 48 kHz mono (like
-tests/support/webrtc.py ``ToneTrack``); ``speaking`` publishes one from a thread of its
-own, so a test driving Chromium through Playwright's synchronous API can have a speaker
-on stage meanwhile.
-
-    wav = espeak_wav("Welcome to the garden party.", tmp_path / "speech.wav")
-    with speaking(node.url, space, host.token, wav):
-        ...  # the host is on stage, saying it again and again
+:func:`word_error` is the word error rate of a recognised text against the reference
+(Levenshtein distance over words, case and punctuation ignored), the figure the captions
+tests and ``bench/captions.py`` assert. :func:`speaking` keeps a speaker saying it on a
+space's stage from a thread of its own (for the browser tests).
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
+import re
 import subprocess
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,54 +27,61 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from tests.support.procs import require_binary
-from tests.support.webrtc import FRAME_S, FRAME_SAMPLES, RATE, Speaker, publish
+from tests.support.webrtc import Speaker, publish
 
+RATE = 48_000
+FRAME_S = 0.02
+FRAME_SAMPLES = int(RATE * FRAME_S)
 _TIME_BASE = fractions.Fraction(1, RATE)
 
+# Plain sentences of common words, spoken at a conversational 140 words a minute.
+SENTENCES = (
+    "Welcome to the morning show.",
+    "Today we talk about the weather and the news from the city.",
+    "Thank you all for listening and see you next week.",
+)
 
-def espeak_wav(text: str, path: Path, *, words_per_minute: int = 150) -> Path:
-    """``text`` spoken by espeak-ng (American English voice) into the WAV ``path``."""
+
+def say(
+    text: str, folder: Path, *, voice: str = "en-us", wpm: int = 140
+) -> npt.NDArray[np.float32]:
+    """``text`` spoken by espeak-ng, as 48 kHz mono float32."""
     espeak = require_binary("espeak-ng")
+    wav = folder / f"speech-{abs(hash((text, voice, wpm)))}.wav"
     subprocess.run(
-        [espeak, "-v", "en-us", "-s", str(words_per_minute), "-w", str(path), text],
+        [espeak, "-v", voice, "-s", str(wpm), "-w", str(wav), text],
         check=True,
         capture_output=True,
         timeout=60,
     )
-    return path
-
-
-def read_wav(path: Path, rate: int = RATE) -> npt.NDArray[np.float32]:
-    """A 16-bit WAV file as mono float32 at ``rate`` (linear interpolation: plenty for
-    speech that only has to be understood)."""
-    with wave.open(str(path), "rb") as w:
-        channels, width, source_rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-        raw = w.readframes(w.getnframes())
-    if width != 2:
-        raise ValueError(f"{path}: {8 * width}-bit samples, expected 16-bit")
-    pcm = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-    mono = pcm.reshape(-1, channels).mean(axis=1)
-    if source_rate == rate:
-        return mono.astype(np.float32)
-    n = round(len(mono) * rate / source_rate)
-    at = np.arange(n, dtype=np.float64) * source_rate / rate
-    return np.interp(at, np.arange(len(mono)), mono).astype(np.float32)
+    with av.open(str(wav)) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+        chunks = [
+            f.to_ndarray().reshape(-1)
+            for frame in container.decode(audio=0)
+            for f in resampler.resample(frame)
+        ]
+        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(chunks).astype(np.float32)
 
 
 class SpeechTrack(MediaStreamTrack):
-    """A microphone saying the same thing again and again: the samples, then ``pause_s``
-    of silence, looped, paced in real time (frame ``n`` is handed over at
-    ``t0 + (n + 1)·20 ms``)."""
+    """Plays ``speech`` (48 kHz mono float32), then ``gap_s`` of silence, ``repeat`` times
+    (then silence). ``starts`` are the capture instants (``time.time()``) of each play."""
 
     kind = "audio"
 
-    def __init__(self, samples: npt.NDArray[np.float32], *, pause_s: float = 1.0) -> None:
+    def __init__(
+        self, speech: npt.NDArray[np.float32], *, gap_s: float = 1.0, repeat: int = 1
+    ) -> None:
         super().__init__()
-        loop = np.concatenate([samples, np.zeros(int(pause_s * RATE), dtype=np.float32)])
-        pad = (-len(loop)) % FRAME_SAMPLES
-        self._loop = np.concatenate([loop, np.zeros(pad, dtype=np.float32)])
+        gap = np.zeros(int(gap_s * RATE), np.float32)
+        self._loop_audio = np.concatenate([speech, gap])
+        self._speech_len = len(speech)
+        self._repeat = repeat
         self._n = 0
         self._t0: float | None = None
+        self.starts: list[float] = []
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -87,8 +90,16 @@ class SpeechTrack(MediaStreamTrack):
             self._t0 = time.time() - FRAME_S
         else:
             await asyncio.sleep(max(0.0, self._t0 + (self._n + 1) * FRAME_S - time.time()))
-        at = (self._n * FRAME_SAMPLES) % len(self._loop)
-        pcm = self._loop[at : at + FRAME_SAMPLES]
+        start = self._n * FRAME_SAMPLES
+        play, offset = divmod(start, len(self._loop_audio))
+        if play < self._repeat:
+            if offset == 0:
+                self.starts.append(self._t0 + self._n * FRAME_S)
+            pcm = self._loop_audio[offset : offset + FRAME_SAMPLES]
+            if len(pcm) < FRAME_SAMPLES:
+                pcm = np.concatenate([pcm, np.zeros(FRAME_SAMPLES - len(pcm), np.float32)])
+        else:
+            pcm = np.zeros(FRAME_SAMPLES, np.float32)
         frame = av.AudioFrame.from_ndarray(
             np.round(np.clip(pcm, -1, 1) * 32767).astype(np.int16).reshape(1, -1),
             format="s16",
@@ -101,19 +112,44 @@ class SpeechTrack(MediaStreamTrack):
         return frame
 
 
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower().replace("’", "'"))
+
+
+def word_error(reference: str, hypothesis: str) -> float:
+    """Word error rate of ``hypothesis`` against ``reference`` (0 = perfect)."""
+    ref, hyp = words(reference), words(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
+        previous = current
+    return previous[-1] / len(ref)
+
+
 @contextmanager
 def speaking(
-    base_url: str, space: str, token: str, wav: Path, *, within: float = 30.0
+    base_url: str,
+    space: str,
+    token: str,
+    speech: npt.NDArray[np.float32],
+    *,
+    repeat: int = 1000,
+    within: float = 30.0,
 ) -> Iterator[Speaker]:
-    """Publish ``wav`` (looped) to ``space`` as the account behind ``token`` from a thread
-    with its own event loop, connected before this yields; closed (the publish DELETEd)
-    on exit."""
+    """Publish ``speech`` (said ``repeat`` times, a second apart) to ``space`` as the
+    account behind ``token``, from a thread with its own event loop: for tests driving
+    Chromium through Playwright's synchronous API meanwhile. Connected when this yields;
+    closed (the publish DELETEd) on exit."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="speech-speaker", daemon=True)
     thread.start()
 
     async def start() -> Speaker:
-        speaker = await publish(base_url, space, token, SpeechTrack(read_wav(wav)))
+        speaker = await publish(base_url, space, token, SpeechTrack(speech, repeat=repeat))
         try:
             await speaker.connected(within)
         except BaseException:

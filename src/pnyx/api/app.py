@@ -29,6 +29,7 @@ from pnyx.api import (
     publish,
     spaces,
     stage_ws,
+    transcripts,
     webhooks,
 )
 from pnyx.api.admission import AdmissionControl
@@ -52,6 +53,7 @@ ROUTERS = (
     publish.router,
     media.router,
     clips.router,
+    transcripts.router,
     discovery.router,
     ops.router,
 )

@@ -16,8 +16,8 @@ decides the answer, so an edge cache collapses every listener onto one origin re
   being true within a second: ``public, max-age=1``.
 * ``Access-Control-Allow-Origin: *`` on everything (players on other origins).
 
-Media objects are ``audio/mp4`` (the stream is audio-only fMP4/CMAF); playlists are
-``application/vnd.apple.mpegurl``.
+Media objects are ``audio/mp4`` (the stream is audio-only fMP4/CMAF), captions
+``text/vtt``; playlists are ``application/vnd.apple.mpegurl``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from pnyx.services.facade import Services
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "audio/mp4"
+VTT_TYPE = "text/vtt; charset=utf-8"
 IMMUTABLE = "public, max-age=31536000, immutable"
 LIVE = "public, max-age=1"
 NOT_YET = {"no_audio", "not_ready", "not_available"}  # error codes worth caching briefly
@@ -133,6 +134,62 @@ async def plain_playlist(
 ) -> Response:
     """The same live window as whole segments, for players without LL-HLS."""
     return _playlist(await services.origin.playlist(SpaceId(space_id), "plain", msn, part))
+
+
+@router.get(
+    "/media/{space_id}/main.m3u8",
+    response_class=Response,
+    responses={
+        200: {"description": "The multivariant playlist (`public, max-age=1`).", **_PLAYLIST_OK},
+        **raises(notes={ErrorKind.NOT_FOUND: "No such space, or no audio yet (`no_audio`)."}),
+    },
+)
+async def main_playlist(space_id: SpaceIdPath, services: ServicesDep) -> Response:
+    """The multivariant playlist: the audio (``live.m3u8``) and, for a captioned space,
+    its WebVTT subtitles rendition (``captions.m3u8``, ``#EXT-X-MEDIA:TYPE=SUBTITLES``)."""
+    return _playlist(await services.origin.rendition(SpaceId(space_id), "main"))
+
+
+@router.get(
+    "/media/{space_id}/captions.m3u8",
+    response_class=Response,
+    responses={
+        200: {"description": "The subtitles playlist (`public, max-age=1`).", **_PLAYLIST_OK},
+        **raises(
+            notes={
+                ErrorKind.NOT_FOUND: "No such space, no audio yet (`no_audio`), or the "
+                "space is not captioned (`no_captions`)."
+            }
+        ),
+    },
+)
+async def captions_playlist(space_id: SpaceIdPath, services: ServicesDep) -> Response:
+    """The live captions as an HLS subtitles rendition: one WebVTT file per audio segment
+    (same sequence numbers), each holding the cues recognised while that segment was made,
+    timed by ``X-TIMESTAMP-MAP`` on the audio's own clock."""
+    return _playlist(await services.origin.rendition(SpaceId(space_id), "captions"))
+
+
+@router.get(
+    "/media/{space_id}/vtt/{msn}.vtt",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A segment's captions (immutable).",
+            "content": {VTT_TYPE: {"schema": {"type": "string"}}},
+            "headers": _IMMUTABLE_HEADER,
+        },
+        **raises(
+            notes={
+                ErrorKind.NOT_FOUND: "No such object (`no_such_object`), or not produced yet "
+                "or expired (`not_available`, with `Retry-After`)."
+            }
+        ),
+    },
+)
+async def media_captions(space_id: SpaceIdPath, msn: str, services: ServicesDep) -> Response:
+    data = await services.origin.media_object(SpaceId(space_id), f"vtt/{msn}.vtt")
+    return Response(data, media_type=VTT_TYPE, headers={"Cache-Control": IMMUTABLE})
 
 
 @router.get("/media/{space_id}/init.mp4", response_class=Response, responses=_MEDIA_OBJECT)

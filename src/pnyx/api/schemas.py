@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from pnyx.domain.types import SPACE_ID_MAX_LEN, Audience, Limits, Role, SpeakPolicy, Visibility
+from pnyx.services.captions import Transcript
 from pnyx.services.clips import ClipRecord
 from pnyx.services.directory import SpaceSummary
 from pnyx.services.listeners import EMOJIS
@@ -132,6 +133,11 @@ class NewSpace(Strict):
     scheduled_start: AwareDatetime | None = None
     who_can_speak: SpeakPolicy = SpeakPolicy.EVERYONE
     record: StrictBool = False
+    captions: StrictBool | None = Field(
+        None,
+        description="live captions (a WebVTT subtitles rendition) and a transcript; "
+        "default: the node's `captions_default`",
+    )
     visibility: Visibility = Field(
         Visibility.PUBLIC,
         description="public: listed, anyone listens; unlisted: in no list, anyone with the"
@@ -157,6 +163,7 @@ class SpaceOut(BaseModel):
     state: str
     speak_policy: str
     record: bool
+    captions: bool
     scheduled_start: str | None
     started_at: str | None
     ended_at: str | None
@@ -176,6 +183,7 @@ class SpaceOut(BaseModel):
             state=space.status.value,
             speak_policy=space.speak_policy.value,
             record=space.record,
+            captions=space.captions,
             scheduled_start=_iso(space.scheduled_start),
             started_at=_iso(space.started_at),
             ended_at=_iso(space.ended_at),
@@ -185,6 +193,30 @@ class SpaceOut(BaseModel):
             visibility=space.visibility,
             audience=space.audience,
             cancel_reason=space.cancel_reason or None,
+        )
+
+
+class CueOut(BaseModel):
+    start: float = Field(description="seconds on the replay's timeline")
+    end: float
+    speaker: str | None = Field(description="the handle of who spoke, when known")
+    text: str
+
+
+class TranscriptOut(BaseModel):
+    space_id: str
+    complete: bool = Field(description="the space is over: nothing more will be added")
+    cues: list[CueOut]
+
+    @classmethod
+    def of(cls, transcript: Transcript) -> TranscriptOut:
+        return cls(
+            space_id=transcript.space,
+            complete=transcript.complete,
+            cues=[
+                CueOut(start=c.start, end=c.end, speaker=c.speaker, text=c.text)
+                for c in transcript.cues
+            ],
         )
 
 

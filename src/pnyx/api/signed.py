@@ -33,7 +33,9 @@ from pnyx.services.links import SIGNED_PREFIX, is_private
 SIGNED = "pnyx.signed"  # scope key: the "/p/{exp}/{sig}" a request came with
 
 # The listener reads, by the space id they name (group 1).
-_READ = re.compile(r"/media/([^/]+)/.+|/v1/spaces/([^/]+)(?:/state|/recording\.m4a)?")
+_READ = re.compile(
+    r"/media/([^/]+)/.+|/v1/spaces/([^/]+)(?:/state|/recording\.m4a|/transcript(?:\.vtt|\.txt)?)?"
+)
 _SIGNED = re.compile(r"/p/([^/]*)/([^/]*)(/.*)")
 _READ_METHODS = frozenset({"GET", "HEAD"})
 

@@ -88,6 +88,7 @@ async def create(
             scheduled_start=body.scheduled_start,
             speak_policy=body.who_can_speak,
             record=body.record,
+            captions=services.config.captions_default if body.captions is None else body.captions,
             visibility=body.visibility,
             audience=body.audience or Audience.INVITED,
         ),

@@ -37,6 +37,11 @@ SAMPLES_PER_AU = 1024
 INIT_URI = "init.mp4"
 
 
+def vtt_uri(msn: int) -> str:
+    """Segment ``msn``'s WebVTT twin: the captions recognised while it was made."""
+    return f"vtt/{msn}.vtt"
+
+
 def segment_uri(msn: int) -> str:
     return f"seg/{msn}.m4s"
 
@@ -144,6 +149,7 @@ class PlaylistState:
     discontinuity_sequence: int = 0  # EXT-X-DISCONTINUITY tags slid out of the window
     decode_time: int = 0  # tfdt of the next part, in the track timescale
     ended: bool = False
+    captions: bool = False  # each segment has a WebVTT twin (vtt/{msn}.vtt)
 
     @property
     def media_sequence(self) -> int:
@@ -215,6 +221,7 @@ class Packager:
         discontinuity: bool = False,
         discontinuity_sequence: int = 0,
         history: tuple[SegmentRef, ...] = (),
+        captions: bool = False,
     ) -> None:
         _require_aware(program_date_time)
         if start_msn < 0 or decode_time < 0 or discontinuity_sequence < 0:
@@ -232,6 +239,7 @@ class Packager:
         self._elapsed = 0  # samples from the anchor to the open segment's start
         self._open = _Open(start_msn, program_date_time, discontinuity)
         self._ended = False
+        self.captions = captions  # playlists list a subtitles rendition
 
     @classmethod
     def resume(
@@ -240,6 +248,7 @@ class Packager:
         *,
         program_date_time: datetime,
         config: PackagerConfig | None = None,
+        captions: bool = False,
     ) -> tuple[Packager, SegmentRef | None]:
         """Continue after a failover from the last state the failed node published.
 
@@ -267,6 +276,7 @@ class Packager:
             discontinuity=True,
             discontinuity_sequence=previous.discontinuity_sequence,
             history=history,
+            captions=captions,
         )
         return packager, orphan
 
@@ -285,6 +295,7 @@ class Packager:
             discontinuity_sequence=self._discontinuity_sequence,
             decode_time=self._decode_time,
             ended=self._ended,
+            captions=self.captions,
         )
 
     def push(self, au: bytes, samples: int = SAMPLES_PER_AU) -> list[Output]:

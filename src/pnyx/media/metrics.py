@@ -58,3 +58,14 @@ ICE_CANDIDATES_DROPPED = Counter(
     "Speakers' ICE candidates the stage node would not check (media/ice.py)",
     ["why"],  # not_ip, not_unicast, own_machine, not_allowed
 )
+CAPTION_WINDOWS = Counter(
+    "pnyx_media_caption_windows_total",
+    "Caption windows by what became of them: recognised, or shed (queue full, too late, "
+    "the node shedding load, the recogniser failing): captions go before audio does",
+    ["outcome"],  # done, queue, late, shed, failed
+)
+CAPTION_SECONDS = Histogram(
+    "pnyx_media_caption_seconds",
+    "Time the recogniser took for one caption window (wall clock: it runs in its own threads)",
+    buckets=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
+)

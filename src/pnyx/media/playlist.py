@@ -1,10 +1,12 @@
 """Pure HLS playlist rendering and LL-HLS blocking-reload checks (RFC 8216bis).
 
-Three renderings of the same :class:`~pnyx.media.hls.PlaylistState`:
+Renderings of the same :class:`~pnyx.media.hls.PlaylistState`:
 
 * :func:`render_ll_hls` — the low-latency live playlist: parts of the segments near the live
   edge, a preload hint for the next part, blocking reload advertised;
 * :func:`render_plain_hls` — the same window without parts, for players that predate LL-HLS;
+* :func:`render_captions` — the live WebVTT subtitles rendition of a captioned space, and
+  :func:`render_main`, the multivariant playlist that names it beside the audio;
 * :func:`render_vod` — a replay over recorded segments, closed with EXT-X-ENDLIST.
 
 :func:`is_ready` says whether a blocking request (``_HLS_msn``/``_HLS_part``) can be answered
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from pnyx.media.hls import INIT_URI, PartRef, PlaylistState, SegmentRef, part_uri
+from pnyx.media.hls import INIT_URI, PartRef, PlaylistState, SegmentRef, part_uri, vtt_uri
 
 LL_HLS_VERSION = 9
 PLAIN_HLS_VERSION = 6  # EXT-X-MAP without I-frames-only needs 6
@@ -117,6 +119,53 @@ def render_plain_hls(state: PlaylistState, *, init_uri: str = INIT_URI) -> str:
         lines += _segment(seg, with_parts=False, discontinuity=seg.discontinuity)
     if state.ended:
         lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+CAPTIONS_GROUP = "captions"
+CAPTIONS_URI = "captions.m3u8"
+# What the multivariant playlist declares: AAC-LC in fMP4 at aac_bitrate plus headroom
+# for the container.
+AUDIO_CODECS = "mp4a.40.2"
+
+
+def render_captions(state: PlaylistState) -> str:
+    """The live subtitles rendition: one WebVTT file per audio segment (the same sequence
+    numbers, durations and dates), each with the cues recognised while that segment was
+    made. No parts: captions arrive seconds after their audio anyway."""
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{PLAIN_HLS_VERSION}",
+        f"#EXT-X-TARGETDURATION:{state.target_duration}",
+        f"#EXT-X-MEDIA-SEQUENCE:{state.media_sequence}",
+    ]
+    if state.discontinuity_sequence:
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{state.discontinuity_sequence}")
+    for seg in state.segments:
+        if seg.discontinuity:
+            lines.append("#EXT-X-DISCONTINUITY")
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_date(seg.program_date_time)}")
+        lines += [f"#EXTINF:{_decimal(seg.duration)},", vtt_uri(seg.msn)]
+    if state.ended:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def render_main(state: PlaylistState, *, bandwidth: int, language: str) -> str:
+    """The multivariant playlist: the audio (``live.m3u8``) and, for a captioned space,
+    its subtitles rendition (``captions.m3u8``), off unless the player turns it on."""
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{PLAIN_HLS_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    subtitles = ""
+    if state.captions:
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{CAPTIONS_GROUP}",NAME="Captions",'
+            f'LANGUAGE="{language}",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="{CAPTIONS_URI}"'
+        )
+        subtitles = f',SUBTITLES="{CAPTIONS_GROUP}"'
+    lines += [
+        f'#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS="{AUDIO_CODECS}"{subtitles}',
+        "live.m3u8",
+    ]
     return "\n".join(lines) + "\n"
 
 

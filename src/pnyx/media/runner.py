@@ -46,6 +46,7 @@ import numpy.typing as npt
 from pnyx.domain.types import Handle
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.media import metrics
+from pnyx.media.captions import CaptionCutter, Window
 from pnyx.media.clock import MixClock
 from pnyx.media.encoder import Batch, Done, EncoderThread, Init
 from pnyx.media.frames import SILENT_CHUNK, FrameQueue, Pcm, to_mono
@@ -62,6 +63,15 @@ STOP_TIMEOUT_S = 10.0  # how long stop(ended=True) waits for the final segment t
 # a part is never more than that late, for 1/4 of the encoder thread's wake-ups.
 IDLE_BATCH_TICKS = 4
 _NO_ROWS = np.zeros((0, FRAME_SAMPLES), np.float32)
+
+
+class CaptionTap(Protocol):
+    """Where a captioned space's program goes besides the encoder (the node's caption
+    worker): a cutter per space, and its windows, from the clock's thread."""
+
+    def cutter(self, space: str, next_sample: int) -> CaptionCutter: ...
+
+    def submit(self, window: Window) -> None: ...
 
 
 class MediaSink(Protocol):
@@ -107,6 +117,7 @@ class MixRunner:
         opus_bit_rate: int,
         encoder_queue_frames: int,
         speaking_threshold_dbov: float,
+        captions: CaptionTap | None = None,
     ) -> None:
         self.name = name
         self._sink = sink
@@ -121,6 +132,12 @@ class MixRunner:
         self._bus: MixBus[Handle] = MixBus()
         self._detectors: dict[Handle, SpeakingDetector] = {}
         self._idle_ticks = 0  # silent ticks not yet handed to the encoder
+        self._captions = captions
+        self._cutter = (
+            None
+            if captions is None
+            else captions.cutter(name, packager.state.decode_time)  # media samples, 48 kHz
+        )
         # Written by the clock's thread, read by the loop (reference swaps).
         self._speaking: tuple[Handle, ...] | None = None  # None: never published
         self._speaking_changed = asyncio.Event()
@@ -179,6 +196,10 @@ class MixRunner:
         before returning; otherwise drop whatever is still in flight."""
         if self._started:
             await self._clock.remove(self)  # no tick of ours runs after this
+        if ended and self._cutter is not None and self._captions is not None:
+            window = self._cutter.flush(time.monotonic())  # what was said last
+            if window is not None:
+                self._captions.submit(window)
         if self._speaking_task is not None:
             self._speaking_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -236,11 +257,20 @@ class MixRunner:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody sends
             self._loop.call_soon_threadsafe(self._wake, publishers)
         self._encoder.submit(result.program)
+        if self._cutter is not None and self._captions is not None:
+            window = self._cutter.feed(result.program, self.speaking, time.monotonic())
+            if window is not None:
+                self._captions.submit(window)
         metrics.MIX_SECONDS.observe(time.perf_counter() - began)
 
     def _hand_over_silence(self) -> None:
-        self._encoder.submit_silence(self._idle_ticks * FRAME_SAMPLES)
+        samples = self._idle_ticks * FRAME_SAMPLES
+        self._encoder.submit_silence(samples)
         self._idle_ticks = 0
+        if self._cutter is not None and self._captions is not None:
+            window = self._cutter.silence(samples, time.monotonic())
+            if window is not None:
+                self._captions.submit(window)
 
     @property
     def idle_access_units(self) -> int:

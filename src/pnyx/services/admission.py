@@ -4,7 +4,8 @@ that listener traffic cannot take (docs/architecture.md, promise 2).
 Pure policy: no I/O, no clock reads (``now`` is passed in). Each admission-controlled
 request belongs to a lane; a lane is refused once the process's in-flight count reaches
 its threshold (a fraction of ``capacity``), so overload sheds in a fixed order:
-reactions → heartbeats → new joins → listener actions. The stage is always admitted,
+reactions → heartbeats → new joins → listener actions (and before all of them, live
+captions: :meth:`Admission.sheds_captions`). The stage is always admitted,
 even above capacity. Reads (media, state, the space page, health, metrics, web files)
 are never admission-controlled: listeners already playing keep playing.
 
@@ -108,6 +109,7 @@ class Admission:
         retry_after_s: int = 1,
         jitter: float = 0.5,
         join_rate: float = 0.0,
+        captions: float | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
@@ -120,6 +122,14 @@ class Admission:
         self.capacity = capacity
         # A lane is admitted while the total in flight is below its limit.
         self.limits = {lane: max(1, int(thresholds[lane] * capacity)) for lane in SHED_ORDER}
+        # Captions are shed before any lane: from this many in flight, or while any lane
+        # was refused within hold_s (the node's caption worker asks sheds_captions).
+        # (never later than the first lane: a higher setting counts as the first lane's)
+        first = thresholds[SHED_ORDER[0]]
+        if captions is not None and not 0 < captions <= 1:
+            raise ValueError("the captions threshold must be in (0, 1]")
+        share = first if captions is None else min(captions, first)
+        self.captions_limit = max(1, int(share * capacity))
         self.base_heartbeat_s = heartbeat_s
         self.hold_s = hold_s
         self.retry_after_s = max(1, retry_after_s)
@@ -180,6 +190,14 @@ class Admission:
             return RAISED_X
         return 1.0
 
+    def sheds_captions(self, now: float) -> bool:
+        """Should live captions pause? They are the first work a node gives up: from
+        ``captions_limit`` requests in flight (below every lane's limit), and while any
+        lane is being refused (for ``hold_s`` after its last refusal)."""
+        if self.total >= self.captions_limit:
+            return True
+        return any(now - at <= self.hold_s for at in self._last_refused.values())
+
     def heartbeat_s(self, now: float) -> float:
         """The heartbeat interval to tell listeners now: the base interval, raised while
         (and for ``hold_s`` after) the reaction or heartbeat lane sheds."""
@@ -209,4 +227,5 @@ def from_settings(settings: Settings) -> Admission:
         retry_after_s=settings.admission_retry_after_s,
         jitter=settings.admission_jitter,
         join_rate=settings.admit_join_rate,
+        captions=settings.admit_captions,
     )

@@ -41,6 +41,7 @@ class SpaceSummary:
     visibility: Visibility = Visibility.PUBLIC
     audience: Audience | None = None  # private spaces only
     cancel_reason: str = ""  # why the host cancelled it
+    captions: bool = False  # live captions and a transcript
 
 
 def _at(value: float | None) -> datetime | None:
@@ -156,4 +157,5 @@ class SpaceDirectory:
             visibility=rec.visibility,
             audience=rec.audience if rec.visibility is Visibility.PRIVATE else None,
             cancel_reason=rec.cancel_reason,
+            captions=rec.captions,
         )

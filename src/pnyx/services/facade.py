@@ -22,6 +22,7 @@ from pnyx.services.admission import Admission
 from pnyx.services.analytics import Analytics
 from pnyx.services.audience import Audience
 from pnyx.services.auth import Tokens
+from pnyx.services.captions import TranscriptService
 from pnyx.services.client_address import ClientAddresses
 from pnyx.services.clips import ClipService
 from pnyx.services.directory import SpaceDirectory
@@ -48,6 +49,7 @@ class ApiSettings:
     space_cache_s: int  # max-age of the public space reads (GET /v1/spaces, /v1/spaces/{id})
     share_page_cache_s: int = 30  # max-age of the share pages (api/pages.py)
     share_base_url: str | None = None  # their og:url's base (None: no og:url)
+    captions_default: bool = True  # a space created without saying is captioned
 
     @classmethod
     def of(cls, settings: Settings) -> ApiSettings:
@@ -55,6 +57,7 @@ class ApiSettings:
             space_cache_s=settings.space_cache_s,
             share_page_cache_s=settings.share_page_cache_s,
             share_base_url=settings.share_base_url,
+            captions_default=settings.captions_default,
         )
 
 
@@ -79,6 +82,7 @@ class Services:
     publishing: PublishRelay  # the publish routes: here, or relayed to the stage node
     ice: IceServers  # STUN/TURN servers for speakers (Link headers), TURN credentials
     origin: Origin  # live HLS and recorded objects
+    transcripts: TranscriptService  # a space's captions, as its transcript
     replays: ReplayService  # replay playlists and downloads
     clips: ClipService  # clips of live and recorded spaces
     notifications: NotificationService  # the list, unread, read marks, "remind me"

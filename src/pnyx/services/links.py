@@ -93,6 +93,9 @@ def plain_links(space: SpaceId) -> dict[str, str]:
         "join": f"/v1/spaces/{space}/join",
         "hls": f"/media/{space}/live.m3u8",
         "hls_plain": f"/media/{space}/plain.m3u8",
+        "hls_main": f"/media/{space}/main.m3u8",  # the audio and its captions rendition
+        "captions": f"/media/{space}/captions.m3u8",
+        "transcript": f"/v1/spaces/{space}/transcript",
         "replay": f"/media/{space}/replay.m3u8",
         "recording": f"/v1/spaces/{space}/recording.m4a",
     }
@@ -100,7 +103,19 @@ def plain_links(space: SpaceId) -> dict[str, str]:
 
 # The links that are listener reads (signed for a private space); the others (join) are
 # calls with an Authorization header and keep their plain paths.
-READS = frozenset({"self", "state", "hls", "hls_plain", "replay", "recording"})
+READS = frozenset(
+    {
+        "self",
+        "state",
+        "hls",
+        "hls_plain",
+        "hls_main",
+        "captions",
+        "transcript",
+        "replay",
+        "recording",
+    }
+)
 
 
 def with_prefix(links: Mapping[str, str], pre: str) -> dict[str, str]:

@@ -36,7 +36,15 @@ from pnyx.store.db import Store
 
 SNAPSHOT_CACHE_SPACES = 10_000  # spaces whose snapshot a process keeps at once
 
-JOIN_LINKS = ("hls", "hls_plain", "state", "self")  # what a join answers with
+JOIN_LINKS = (
+    "hls",
+    "hls_plain",
+    "hls_main",
+    "captions",
+    "transcript",
+    "state",
+    "self",
+)  # what a join answers with
 
 EMOJIS = frozenset({"👏", "❤️", "😂", "🔥", "💯", "🙌", "😮", "👍"})
 

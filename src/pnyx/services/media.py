@@ -48,6 +48,7 @@ from pnyx.media.ingest import IngestSession
 from pnyx.media.recording import Recordings
 from pnyx.media.runner import MixRunner, TickStats
 from pnyx.services import views
+from pnyx.services.captions import CaptionService
 from pnyx.services.ice import ice_policy
 from pnyx.services.media_sink import SpaceSink, previous_state
 from pnyx.services.origin import Origin
@@ -100,8 +101,11 @@ class MediaService:
         recordings: Recordings,
         node_id: str,
         clock: Callable[[], float],
+        *,
+        captions: CaptionService | None = None,
     ) -> None:
         self._s = settings
+        self._captions = captions
         self._live = live
         self._spaces = spaces
         self._origin = origin
@@ -130,14 +134,24 @@ class MediaService:
                 return
             rec = await self._spaces.record(space)
             now = datetime.fromtimestamp(self._clock(), UTC)
+            captions = self._captions
+            captioned = rec.captions and captions is not None and captions.enabled
             sink = SpaceSink(
-                space, self._live, self._origin, self._recordings, self._clock, record=rec.record
+                space,
+                self._live,
+                self._origin,
+                self._recordings,
+                self._clock,
+                record=rec.record,
+                captions=captions.open(space) if captioned and captions is not None else None,
             )
             previous = await previous_state(self._live, space)
             if previous is None:
-                packager = Packager(program_date_time=now)
+                packager = Packager(program_date_time=now, captions=captioned)
             else:  # another node (or this one, earlier) ran it: continue its sequence
-                packager, orphan = Packager.resume(previous, program_date_time=now)
+                packager, orphan = Packager.resume(
+                    previous, program_date_time=now, captions=captioned
+                )
                 if orphan is not None:
                     await sink.store_orphan(orphan, packager.state)
             runner = MixRunner(
@@ -149,6 +163,7 @@ class MediaService:
                 opus_bit_rate=self._s.mix_minus_bitrate,
                 encoder_queue_frames=self._s.encoder_queue_frames,
                 speaking_threshold_dbov=self._s.speaking_threshold_dbov,
+                captions=captions if captioned else None,
             )
             sm = _SpaceMedia(runner, sink)
             runner.start()
@@ -177,6 +192,8 @@ class MediaService:
             await sm.runner.stop(ended=ended)
             if ended:
                 await sm.sink.finish()
+            if self._captions is not None:
+                await self._captions.close(space, drain=ended)
             log.info("space %s: media stopped (ended=%s)", space, ended)
 
     def running(self, space: SpaceId) -> bool:
@@ -202,6 +219,8 @@ class MediaService:
         for space in list(self._running):
             await self.stop(space, ended=False)
         await self._clock_thread.close()
+        if self._captions is not None:
+            await self._captions.aclose()
 
     # -- where a space's media runs -----------------------------------------------------
     async def check(self, space: SpaceId, handle: Handle) -> None:

@@ -17,6 +17,7 @@ from pnyx.live.keys import blob_key, hls_key
 from pnyx.media.hls import INIT_URI, Output, PlaylistState, Segment, SegmentRef
 from pnyx.media.recording import Recordings
 from pnyx.services import views
+from pnyx.services.captions import SpaceCaptions
 from pnyx.services.origin import PLAYLIST, Origin
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class SpaceSink:
         clock: Callable[[], float],
         *,
         record: bool,
+        captions: SpaceCaptions | None = None,
     ) -> None:
         self._space = space
         self._live = live
@@ -39,6 +41,7 @@ class SpaceSink:
         self._recordings = recordings
         self._clock = clock
         self._record = record
+        self._captions = captions
         self._levels_version = 0
 
     async def store_init(self, data: bytes) -> None:
@@ -51,7 +54,10 @@ class SpaceSink:
             for out in outputs:
                 if isinstance(out, Segment):
                     self._recordings.add_segment(self._space, out.ref, out.data)
-        await self._origin.store(self._space, outputs, state)
+        vtt = []
+        if self._captions is not None:  # each segment's captions, stored with it
+            vtt = [self._captions.segment(o.ref.msn) for o in outputs if isinstance(o, Segment)]
+        await self._origin.store(self._space, outputs, state, vtt)
 
     async def speaking(self, handles: Sequence[Handle]) -> None:
         # Strictly increasing even within one millisecond, and across nodes by the clock.

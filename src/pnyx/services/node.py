@@ -22,6 +22,7 @@ from pnyx.services.accounts import AccountService
 from pnyx.services.analytics import Analytics
 from pnyx.services.audience import Audience
 from pnyx.services.auth import Passwords, Tokens
+from pnyx.services.captions import CaptionService, TranscriptService
 from pnyx.services.client_address import ClientAddresses
 from pnyx.services.clips import ClipService
 from pnyx.services.directory import SpaceDirectory
@@ -130,6 +131,7 @@ class Node:
             publishing=self.relay,
             ice=IceServers(self.settings, self.clock),
             origin=self.origin,
+            transcripts=TranscriptService(self.store),
             replays=replays,
             clips=self._clips(replays),
             notifications=self.notifications,
@@ -220,8 +222,11 @@ class Node:
         spaces.on_queued = courier.wake
         recorder.on_finished = webhooks.recording_ready
         origin = Origin(settings, live)
-        media = MediaService(settings, live, spaces, origin, recorder, node_id, clock)
         admission = admission_.from_settings(settings)
+        captions = CaptionService(settings, store, admission, clock)
+        media = MediaService(
+            settings, live, spaces, origin, recorder, node_id, clock, captions=captions
+        )
         presence = PresenceBatcher(live, clock, flush_s=settings.presence_flush_s)
         presence.start()
         node = cls(

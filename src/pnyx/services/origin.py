@@ -5,6 +5,7 @@ Storage layout in the live state (the names are made in live/keys.py):
   blob ``{space}/init.mp4``                 the CMAF init segment (TTL: a day, refreshed)
   blob ``{space}/part/{msn}.{i}.m4s``       LL-HLS parts (immutable; TTL media_part_ttl_s)
   blob ``{space}/seg/{msn}.m4s``            segments (immutable; TTL media_segment_ttl_s)
+  blob ``{space}/vtt/{msn}.vtt``            a captioned space's WebVTT per segment (same TTL)
   snapshot of key ``hls_key(space)``, part "playlist": ``PlaylistState.to_json()`` (as a JSON
     document); its version grows with every published part, which is what blocking
     reload waits on. The part's own version is :func:`state_version`, so a late writer
@@ -36,12 +37,19 @@ from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import JSON, LiveState, Snapshot
 from pnyx.live.keys import blob_key, hls_key
 from pnyx.media.hls import INIT_URI, Part, PlaylistState, Segment
-from pnyx.media.playlist import is_ready, is_too_far, render_ll_hls, render_plain_hls
+from pnyx.media.playlist import (
+    is_ready,
+    is_too_far,
+    render_captions,
+    render_ll_hls,
+    render_main,
+    render_plain_hls,
+)
 from pnyx.media.recording import valid_space
 
 log = logging.getLogger(__name__)
 
-PlaylistKind = Literal["ll", "plain"]
+PlaylistKind = Literal["ll", "plain", "captions", "main"]
 
 PLAYLIST = "playlist"  # the snapshot part holding the PlaylistState
 INIT_TTL_S = 24 * 3600.0
@@ -49,7 +57,8 @@ INIT_REFRESH_S = 3600.0  # the writer re-stores the init this often (spaces outl
 _CACHED_SPACES = 1024
 
 _MEDIA_NAME = re.compile(
-    r"init\.mp4|part/(0|[1-9]\d{0,11})\.(0|[1-9]\d{0,5})\.m4s|seg/(0|[1-9]\d{0,11})\.m4s",
+    r"init\.mp4|part/(0|[1-9]\d{0,11})\.(0|[1-9]\d{0,5})\.m4s|seg/(0|[1-9]\d{0,11})\.m4s"
+    r"|vtt/(0|[1-9]\d{0,11})\.vtt",
     re.ASCII,
 )
 
@@ -68,11 +77,23 @@ class _Seen:
     state: PlaylistState
     texts: dict[PlaylistKind, str] = field(default_factory=dict)
 
-    def render(self, kind: PlaylistKind) -> str:
+    def render(self, kind: PlaylistKind, settings: Settings) -> str:
         text = self.texts.get(kind)
         if text is None:
-            render = render_ll_hls if kind == "ll" else render_plain_hls
-            text = self.texts[kind] = render(self.state)
+            state = self.state
+            if kind == "ll":
+                text = render_ll_hls(state)
+            elif kind == "plain":
+                text = render_plain_hls(state)
+            elif kind == "captions":
+                text = render_captions(state)
+            else:
+                text = render_main(
+                    state,
+                    bandwidth=settings.aac_bitrate * 11 // 10,
+                    language=settings.captions_language,
+                )
+            self.texts[kind] = text
         return text
 
 
@@ -89,9 +110,14 @@ class Origin:
         self._inits[space] = (data, time.monotonic())
 
     async def store(
-        self, space: SpaceId, outputs: Sequence[Part | Segment], state: PlaylistState
+        self,
+        space: SpaceId,
+        outputs: Sequence[Part | Segment],
+        state: PlaylistState,
+        captions: Sequence[tuple[str, bytes]] = (),
     ) -> None:
-        """Store the new parts/segments, then publish ``state`` (which lists them)."""
+        """Store the new parts/segments (and their segments' captions: ``(uri, bytes)``),
+        then publish ``state`` (which lists them)."""
         valid_space(space)
         s = self._s
         await asyncio.gather(
@@ -102,7 +128,11 @@ class Origin:
                     s.media_part_ttl_s if isinstance(out, Part) else s.media_segment_ttl_s,
                 )
                 for out in outputs
-            )
+            ),
+            *(
+                self._live.put_blob(blob_key(space, uri), data, s.media_segment_ttl_s)
+                for uri, data in captions
+            ),
         )
         await self._refresh_init(space, ended=state.ended)
         doc: JSON = json.loads(state.to_json())
@@ -175,17 +205,41 @@ class Origin:
                 code="no_audio",
                 retry_after=1.0,
             )
-        return seen.render(kind)
+        return seen.render(kind, self._s)
+
+    async def rendition(self, space: SpaceId, kind: Literal["captions", "main"]) -> str:
+        """The multivariant playlist (``main``) or the captions' subtitles playlist
+        (``captions``): no blocking reload (captions come seconds after their audio).
+        NOT_FOUND when the space has no audio yet, or (``captions``) is not captioned."""
+        snap = await self._live.get_snapshot(hls_key(valid_space(space)))
+        if snap is None or PLAYLIST not in snap.parts:
+            raise PnyxError(
+                ErrorKind.NOT_FOUND,
+                f"space {space} has no audio yet; retry in a moment",
+                code="no_audio",
+                retry_after=1.0,
+            )
+        seen = self._seen(space, snap)
+        if kind == "captions" and not seen.state.captions:
+            raise PnyxError(
+                ErrorKind.NOT_FOUND,
+                f"space {space} has no captions (its host turned them off, or its stage "
+                "node does not caption)",
+                code="no_captions",
+            )
+        return seen.render(kind, self._s)
 
     async def media_object(self, space: SpaceId, name: str) -> bytes:
-        """``init.mp4``, ``part/{msn}.{i}.m4s`` or ``seg/{msn}.m4s``; NOT_FOUND if absent.
+        """``init.mp4``, ``part/{msn}.{i}.m4s``, ``seg/{msn}.m4s`` or ``vtt/{msn}.vtt``;
+        NOT_FOUND if absent.
         A request for the hinted next part waits (≤ hls_block_s) until it exists."""
         valid_space(space)
         match = _MEDIA_NAME.fullmatch(name)
         if match is None:
             raise PnyxError(
                 ErrorKind.NOT_FOUND,
-                f"no media object {name!r}: expected init.mp4, part/<msn>.<i>.m4s or seg/<msn>.m4s",
+                f"no media object {name!r}: expected init.mp4, part/<msn>.<i>.m4s, "
+                "seg/<msn>.m4s or vtt/<msn>.vtt",
                 code="no_such_object",
             )
         key = blob_key(space, name)

@@ -98,6 +98,7 @@ class NewSpace:
     record: bool = False
     visibility: Visibility = Visibility.PUBLIC
     audience: Audience = Audience.INVITED  # a private space's audience besides the invited
+    captions: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +234,7 @@ class SpaceService:
             room_version=room.version,
             visibility=spec.visibility,
             audience=spec.audience,
+            captions=spec.captions,
         )
         outbox = await self._outbox(rec, room)
         with _counting_refusals():

@@ -31,6 +31,7 @@ from pnyx.store.models import (
     Space,
     SpaceInvite,
     SpaceReminder,
+    TranscriptCue,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -171,6 +172,7 @@ class AccountRepo:
             )
             await conn.execute(delete(SpaceReminder).where(SpaceReminder.space_id.in_(gone)))
             await conn.execute(delete(SpaceInvite).where(SpaceInvite.space_id.in_(gone)))
+            await conn.execute(delete(TranscriptCue).where(TranscriptCue.space_id.in_(gone)))
             spaces = await _count(conn, delete(Space).where(Space.id.in_(gone)))
             await conn.execute(
                 update(Account)

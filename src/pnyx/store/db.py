@@ -24,6 +24,7 @@ from pnyx.store.notifications import NotificationRepo
 from pnyx.store.recordings import RecordingRepo
 from pnyx.store.social import SocialRepo
 from pnyx.store.spaces import SpaceRepo
+from pnyx.store.transcripts import TranscriptRepo
 from pnyx.store.webhooks import WebhookRepo
 
 
@@ -39,6 +40,7 @@ class Store:
         self.clips = ClipRepo(db)
         self.webhooks = WebhookRepo(db)
         self.analytics = AnalyticsRepo(db)
+        self.transcripts = TranscriptRepo(db)
 
     @classmethod
     async def open(cls, url: str) -> Store:

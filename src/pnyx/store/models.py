@@ -146,6 +146,11 @@ def search_document(table: str = "") -> str:
     return f"to_tsvector('{SEARCH_CONFIG}', {table}title || ' ' || {table}host)"
 
 
+def transcript_document(table: str = "") -> str:
+    """A transcript cue's searched text, as SQL (the index's expression, or a query's)."""
+    return f"to_tsvector('{SEARCH_CONFIG}', {table}text)"
+
+
 class Space(Base):
     """A space and its durable room. ``room_version`` is the compare-and-swap token that
     serialises commands on one space across API processes (``SpaceRepo.update_room``)."""
@@ -184,6 +189,8 @@ class Space(Base):
     )
     # Why the host cancelled it (empty: no reason given, or not cancelled by the host).
     cancel_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Live captions and a transcript (the host's choice at create).
+    captions: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SpaceInvite(Base):
@@ -307,6 +314,26 @@ class RecordingSegment(Base):
     discontinuity: Mapped[bool] = mapped_column(Boolean)
     parts: Mapped[list[Any]] = mapped_column(JSON)
     data: Mapped[bytes] = mapped_column(MEDIA_BYTES)
+
+
+class TranscriptCue(Base):
+    """One caption of a space, kept as its transcript: media seconds (the audio's decode
+    time) in milliseconds, the speaker's handle if known, the words. Keyed by (space,
+    start): a retried write is one row. No foreign key, like recordings: a transcript
+    outlives its writer."""
+
+    __tablename__ = "transcript_cues"
+    __table_args__ = (
+        Index(
+            "ix_transcript_cues_search", text(transcript_document()), postgresql_using="gin"
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    space_id: Mapped[str] = mapped_column(String(SPACE_ID_MAX_LEN), primary_key=True)
+    start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    speaker: Mapped[str | None] = mapped_column(String(HANDLE_MAX_LEN))
+    text: Mapped[str] = mapped_column(Text)
 
 
 class Clip(Base):

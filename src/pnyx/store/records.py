@@ -36,6 +36,7 @@ class SpaceRecord:
     visibility: Visibility = Visibility.PUBLIC
     audience: Audience = Audience.INVITED  # private spaces: who besides the invited
     cancel_reason: str = ""  # the host's reason, for a space they cancelled
+    captions: bool = False  # live captions and a transcript
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +185,13 @@ class AccountDeletion:
     spaces: int  # ended or cancelled spaces it hosted that had no recording
     clips: int = 0  # clips it made, and clips of the spaces deleted with it
     webhooks: int = 0  # its webhook endpoints (with their pending deliveries)
+
+
+@dataclass(frozen=True, slots=True)
+class CueRecord:
+    """A stored caption: media seconds, the speaker's handle if known, the words."""
+
+    start: float
+    end: float
+    speaker: str | None
+    text: str

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Row,
     and_,
     case,
+    exists,
     func,
     insert,
     literal_column,
@@ -41,7 +42,9 @@ from pnyx.store.models import (
     Follow,
     Recording,
     Space,
+    TranscriptCue,
     search_document,
+    transcript_document,
 )
 from pnyx.store.records import HostCap, OutboxMessage, SpaceRecord
 from pnyx.store.webhooks import write_outbox
@@ -90,6 +93,7 @@ class SpaceRepo:
             room_version=record.room_version,
             visibility=record.visibility.value,
             audience=record.audience.value,
+            captions=record.captions,
         )
         async with self._db.begin() as conn:
             if not await _lock_host(conn, record.host):
@@ -128,7 +132,7 @@ class SpaceRepo:
     async def search(
         self, query: str, limit: int = 50, *, status: SpaceStatus | None = None
     ) -> builtins.list[SpaceRecord]:
-        """Public spaces whose title or host's handle match ``query``: live ones first,
+        """Public spaces whose title, host's handle or transcript match ``query``: live ones first,
         then scheduled, then ended (most recent first within each), at most ``limit``.
         PostgreSQL: full text (``websearch_to_tsquery`` against the GIN-indexed
         ``SEARCH_DOCUMENT``: stemmed words, quoted phrases, ``-word``). SQLite: every word
@@ -138,10 +142,17 @@ class SpaceRepo:
         words = query.split()
         if not words:
             return []
+
+        def spoken(words_match: ColumnElement[bool]) -> ColumnElement[bool]:
+            """Said in one of the space's captions (its transcript)."""
+            return exists().where(TranscriptCue.space_id == Space.id, words_match)
+
         if self._db.dialect == "postgresql":
             document: ColumnElement[Any] = literal_column(search_document("spaces."))
-            match: ColumnElement[bool] = document.op("@@")(
-                func.websearch_to_tsquery(literal_column(f"'{SEARCH_CONFIG}'"), query)
+            tsquery = func.websearch_to_tsquery(literal_column(f"'{SEARCH_CONFIG}'"), query)
+            said: ColumnElement[Any] = literal_column(transcript_document("transcript_cues."))
+            match: ColumnElement[bool] = or_(
+                document.op("@@")(tsquery), spoken(said.op("@@")(tsquery))
             )
         else:
             match = and_(
@@ -149,6 +160,7 @@ class SpaceRepo:
                     or_(
                         Space.title.like(f"%{_escape(w)}%", escape="\\"),
                         Space.host.like(f"%{_escape(w)}%", escape="\\"),
+                        spoken(TranscriptCue.text.like(f"%{_escape(w)}%", escape="\\")),
                     )
                     for w in words
                 )
@@ -357,6 +369,7 @@ def record_of(row: Row[Any]) -> SpaceRecord:
         visibility=Visibility(row.visibility),
         audience=Audience(row.audience),
         cancel_reason=row.cancel_reason or "",
+        captions=bool(row.captions),
     )
 
 

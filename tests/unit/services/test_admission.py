@@ -257,3 +257,33 @@ def test_join_rate_tolerates_a_clock_that_steps_back() -> None:
     assert isinstance(a.try_enter(Lane.JOIN, 10.0), Ticket)
     assert isinstance(a.try_enter(Lane.JOIN, 5.0), Refusal)  # no refill from going back
     assert isinstance(a.try_enter(Lane.JOIN, 10.6), Ticket)
+
+
+def test_captions_are_shed_before_the_first_lane() -> None:
+    adm = Admission(100, THRESHOLDS, heartbeat_s=15.0, hold_s=60.0, captions=0.2)
+    assert adm.captions_limit == 20 < adm.limits[SHED_ORDER[0]]
+    tickets = []
+    for _ in range(19):
+        t = adm.try_enter(Lane.STAGE, now=0.0)
+        assert isinstance(t, Ticket)
+        tickets.append(t)
+    assert not adm.sheds_captions(now=0.0)
+    tickets.append(adm.try_enter(Lane.STAGE, now=0.0))  # type: ignore[arg-type]
+    assert adm.sheds_captions(now=0.0)  # 20 in flight: captions pause, every lane admits
+    assert isinstance(adm.try_enter(Lane.REACTION, now=0.0), Ticket)
+
+
+def test_captions_stay_shed_while_a_lane_was_refused_recently() -> None:
+    adm = Admission(10, THRESHOLDS, heartbeat_s=15.0, hold_s=60.0, captions=0.5)
+    held = [adm.try_enter(Lane.STAGE, now=0.0) for _ in range(10)]
+    assert not isinstance(adm.try_enter(Lane.REACTION, now=0.0), Ticket)
+    for t in held:
+        adm.leave(t)  # type: ignore[arg-type]
+    assert adm.sheds_captions(now=59.0)  # idle again, but reactions were refused
+    assert not adm.sheds_captions(now=61.0)
+
+
+def test_a_captions_threshold_above_the_first_lane_counts_as_the_first_lane() -> None:
+    adm = Admission(100, THRESHOLDS, heartbeat_s=15.0, hold_s=60.0, captions=1.0)
+    assert adm.captions_limit == adm.limits[SHED_ORDER[0]]
+    assert from_settings(Settings(admit_captions=0.3)).captions_limit == int(0.3 * 256)

@@ -1,0 +1,157 @@
+"""The node's caption worker: one thread that recognises every captioned space's windows
+(docs/conventions.md, rule 10: codec-like work in a thread of its own, never the loop's).
+
+Windows come from each space's :class:`~pnyx.media.captions.CaptionCutter` in the mix
+clock's thread (:meth:`CaptionWorker.submit`: a bounded queue for the whole node, the
+oldest window dropped when full). The thread runs at the lowest CPU priority (``nice``
+19; the recogniser's own threads, started from it, inherit it), so when the machine is
+short of CPU the mix clock and the encoders win and captions fall behind; a window that
+waited longer than ``max_lag_s`` is dropped, and so is every window while ``shed()`` says
+the node is shedding load. Captions are the first thing a node gives up, audio never.
+
+Results go to ``deliver(window, cues)``, called in the worker's thread (the owner hands
+them to its loop). The recogniser is loaded in the thread on first use, once per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from pnyx.media import metrics
+from pnyx.media.captions import Cue, Window, attribute, to_16k
+from pnyx.media.recognizer import Recognizer
+
+log = logging.getLogger(__name__)
+
+PROMPT_CHARS = 200  # the words before a window, as context for the recogniser
+NICE = 19
+
+
+class CaptionWorker:
+    def __init__(
+        self,
+        recognizer: Callable[[], Recognizer],
+        deliver: Callable[[Window, list[Cue]], None],
+        *,
+        queue_windows: int,
+        max_lag_s: float,
+        shed: Callable[[], bool] = lambda: False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._recognizer = recognizer
+        self._deliver = deliver
+        self._max_lag = max_lag_s
+        self._shed = shed
+        self._clock = clock
+        self._queue: deque[Window | None] = deque()
+        self._max = queue_windows
+        self._cond = threading.Condition()
+        self._prompts: dict[str, str] = {}
+        self._thread = threading.Thread(target=self._run, name="captions", daemon=True)
+        self._started = False
+        self._current: str | None = None  # the space whose window is being recognised
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def submit(self, window: Window) -> None:
+        """Queue a window (any thread; never waits)."""
+        with self._cond:
+            if len(self._queue) >= self._max:
+                self._queue.popleft()
+                metrics.CAPTION_WINDOWS.labels("queue").inc()
+            self._queue.append(window)
+            self._cond.notify()
+
+    def forget(self, space: str) -> None:
+        """The space stopped here: drop its context and its queued windows."""
+        with self._cond:
+            self._prompts.pop(space, None)
+            kept = [w for w in self._queue if w is None or w.space != space]
+            self._queue.clear()
+            self._queue.extend(kept)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._queue.clear()
+            self._queue.append(None)
+            self._cond.notify()
+        if self._started:
+            self._thread.join(timeout=10)
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def drain(self, space: str, within: float) -> bool:
+        """Wait (a thread, not the loop) until ``space``'s queued windows are done, for at
+        most ``within`` seconds; False if they were not."""
+
+        def done() -> bool:
+            return self._current != space and all(
+                w is None or w.space != space for w in self._queue
+            )
+
+        with self._cond:
+            return self._cond.wait_for(done, within)
+
+    # -- in the thread ------------------------------------------------------------------
+    def _take(self) -> Window | None:
+        with self._cond:
+            self._current = None
+            self._cond.notify_all()  # a drain may be waiting for the window just done
+            while not self._queue:
+                self._cond.wait()
+            window = self._queue.popleft()
+            self._current = window.space if window is not None else None
+            return window
+
+    def _run(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        except OSError:  # not allowed here: still correct, only less polite
+            log.warning("captions: could not lower the worker's priority")
+        recognizer: Recognizer | None = None
+        while (window := self._take()) is not None:
+            if self._clock() - window.made > self._max_lag:
+                metrics.CAPTION_WINDOWS.labels("late").inc()
+                continue
+            if self._shed():
+                metrics.CAPTION_WINDOWS.labels("shed").inc()
+                continue
+            began = time.perf_counter()
+            try:
+                if recognizer is None:
+                    recognizer = self._recognizer()
+                phrases = recognizer.transcribe(
+                    to_16k(window.audio), self._prompts.get(window.space, "")
+                )
+            except Exception:
+                log.exception("captions: recognising a window of space %s failed", window.space)
+                metrics.CAPTION_WINDOWS.labels("failed").inc()
+                continue
+            finally:
+                metrics.CAPTION_SECONDS.observe(time.perf_counter() - began)
+            cues = [
+                Cue(
+                    window.start_s + p.start,
+                    window.start_s + min(p.end, window.duration),
+                    attribute(window.speaking, p.start, p.end),
+                    p.text,
+                )
+                for p in phrases
+            ]
+            if cues:
+                text = " ".join(c.text for c in cues)
+                self._prompts[window.space] = (self._prompts.get(window.space, "") + " " + text)[
+                    -PROMPT_CHARS:
+                ]
+            metrics.CAPTION_WINDOWS.labels("done").inc()
+            self._deliver(window, cues)
