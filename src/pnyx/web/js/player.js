@@ -216,8 +216,12 @@ export class Player {
       const captionsReady = () => {
         if (generation === this.generation) this.applyCaptions();
       };
+      // hls.js picks its own subtitle track (none: ours is not DEFAULT) after announcing
+      // the tracks, as each level loads: choose again once it has, and whenever it
+      // switches away from what the listener wants.
       hls.on(Hls.Events.MANIFEST_PARSED, captionsReady);
-      hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, captionsReady);
+      hls.on(Hls.Events.LEVEL_LOADED, captionsReady);
+      hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, () => setTimeout(captionsReady, 0));
       hls.on(Hls.Events.CUES_PARSED, (_event, data) => {
         if (generation !== this.generation || data.type !== "subtitles" || !this.captions) return;
         this.hooks.onCues?.((data.cues || []).map((c) => ({ start: c.startTime, end: c.endTime, text: c.text })));
