@@ -2,6 +2,7 @@
 recognises real speech: the host publishes words spoken by espeak-ng over WebRTC (an
 aiortc speaker, tests/support/speech.py) and the node's recogniser captions them.
 
+- The new space form asks for live captions (ticked at first).
 - The captions box itself (js/captions.js, in the page): a late cue still shows, for a
   while past its end; at most three lines; each cue is announced once to screen readers,
   however often the box is drawn; off hides and forgets everything.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +144,35 @@ def test_captions_box_logic(node: PnyxProcess, quiet: Path) -> None:
     assert out["logRole"] == ["log", "polite"]
     assert out["boxHidden"] == "true"  # read through the log only
     assert out["off"] == [True, 0, 0, 0]
+    assert_clean(watch)
+
+
+def test_the_new_space_form_asks_for_captions(node: PnyxProcess, quiet: Path) -> None:
+    """ "Live captions" is ticked at first and sent as ``captions`` either way."""
+    from playwright.sync_api import expect
+
+    with httpx.Client(base_url=node.url, timeout=20) as c:
+        host = new_user(c, "former")
+    later = (datetime.now(UTC).astimezone() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    made = {}
+    with chromiums(node.url, quiet) as (browser,):
+        page, watch = browser.page("host")
+        for captioned in (True, False):
+            sign_in(page, host.handle, host.token, "/new")
+            box = page.get_by_label("Live captions")
+            expect(box).to_be_checked()
+            if not captioned:
+                box.uncheck()
+            page.get_by_label("Title").fill(f"Talk captioned={captioned}")
+            page.get_by_label("Later, at").check()  # scheduled: no media for this test
+            page.get_by_label("Start time").fill(later)
+            page.get_by_role("button", name="Schedule").click()
+            page.wait_for_url(re.compile(r"/s/[\w-]+$"))
+            made[captioned] = page.url.rsplit("/", 1)[-1]
+            expect(page.locator("#space-badge")).to_have_text("Scheduled")
+    with httpx.Client(base_url=node.url, timeout=20) as c:
+        for captioned, space in made.items():
+            assert ok(c.get(f"/v1/spaces/{space}"))["captions"] is captioned
     assert_clean(watch)
 
 
