@@ -107,6 +107,11 @@ CAPTIONS_LOGIC = """async () => {
   for (let t = 41; t < 42; t += 0.1) c.render(t);
   out.capped = lines();
   out.log = log();
+  // Long past: forgotten, and not taken again when handed over again (native HLS re-reads).
+  c.render(200);
+  c.add([{ start: 10, end: 12, text: "@ann: late words" }], 200);
+  c.render(200);
+  out.forgotten = [c.cues.length, lines().length, log().length];
   out.logRole = [c.log.getAttribute("role"), c.log.getAttribute("aria-live")];
   out.boxHidden = c.lines.getAttribute("aria-hidden");
   c.setOn(false);
@@ -141,6 +146,7 @@ def test_captions_box_logic(node: PnyxProcess, quiet: Path) -> None:
         "line 4",
         "line 5",
     ]
+    assert out["forgotten"] == [0, 0, 7]
     assert out["logRole"] == ["log", "polite"]
     assert out["boxHidden"] == "true"  # read through the log only
     assert out["off"] == [True, 0, 0, 0]

@@ -14,7 +14,7 @@ import { h, setText, show, syncList } from "./ui.js";
 const KEY = "pnyx.captions";
 export const HOLD_S = 3; // a cue stays this long past its end (or its late arrival)
 export const MAX_LINES = 3;
-const FORGET_S = 60; // cues this far behind the playhead are dropped
+const FORGET_S = 60; // cues this far behind the playhead are dropped, and not taken
 const LOG_KEEP = 30; // entries kept in the screen readers' log
 
 /** Whether this browser wants captions (remembered across visits; off at first). */
@@ -90,10 +90,11 @@ export class Captions {
     for (const cue of cues) {
       const text = cueText(cue.text);
       if (!text || !Number.isFinite(cue.start)) continue;
+      const end = Number.isFinite(cue.end) ? Math.max(cue.end, cue.start) : cue.start;
+      if (end < now - FORGET_S) continue; // long past (and maybe forgotten already)
       const key = `${cue.start.toFixed(3)}|${text}`;
       if (this.keys.has(key)) continue; // the same cue again (a fragment loaded twice)
       this.keys.add(key);
-      const end = Number.isFinite(cue.end) ? Math.max(cue.end, cue.start) : cue.start;
       const { handle, words } = splitSpeaker(text);
       this.cues.push({ key, start: cue.start, end, until: Math.max(end, now) + HOLD_S, handle, words, announced: false });
       added = true;

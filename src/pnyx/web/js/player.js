@@ -128,15 +128,23 @@ export class Player {
     this.applyCaptions();
   }
 
-  onCueChange(event) {
+  onCueChange() {
+    this.collectNativeCues();
+  }
+
+  /** Native HLS: the subtitle tracks' latest cues (read on every time update too: a cue
+   * that arrives after its end never becomes active, so no cuechange tells of it). */
+  collectNativeCues() {
     if (!this.captions || this.engine !== "native") return;
-    const cues = event.target.cues;
-    if (!cues) return;
     const out = [];
-    for (let i = Math.max(0, cues.length - 50); i < cues.length; i++) {
-      out.push({ start: cues[i].startTime, end: cues[i].endTime, text: cues[i].text });
+    for (const track of this.audio.textTracks || []) {
+      if (track.mode !== "hidden" || !track.cues) continue;
+      const cues = track.cues;
+      for (let i = Math.max(0, cues.length - 50); i < cues.length; i++) {
+        out.push({ start: cues[i].startTime, end: cues[i].endTime, text: cues[i].text });
+      }
     }
-    this.hooks.onCues?.(out);
+    if (out.length) this.hooks.onCues?.(out);
   }
 
   /** Start playing `src` (call from a user gesture the first time); `startAt`: where a
@@ -298,6 +306,7 @@ export class Player {
     if (!this.wanted) return;
     switch (event.type) {
       case "timeupdate":
+        this.collectNativeCues();
         if (this.audio.currentTime !== this.lastTime) {
           this.lastTime = this.audio.currentTime;
           this.lastProgress = performance.now();
