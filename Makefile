@@ -10,15 +10,15 @@ LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) package-lock.json | cksum | cut -d' ' -f1)
 SERVE_ARGS ?=
 
-.PHONY: run test install lock check-lock system-deps lint typecheck contracts unit multihost check bench-join bench-tls clean
+.PHONY: run test install vendor lock check-lock system-deps lint typecheck contracts unit multihost check bench-join bench-tls clean
 
-run: $(STAMP)
+run: $(STAMP) vendor
 	$(BIN)/pnyx serve $(SERVE_ARGS)
 
-test: system-deps $(STAMP) check-lock check
+test: system-deps $(STAMP) vendor check-lock check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-install: $(STAMP)
+install: $(STAMP) vendor
 
 $(STAMP): pyproject.toml $(LOCK) package.json package-lock.json
 	@bash scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
@@ -27,23 +27,29 @@ $(STAMP): pyproject.toml $(LOCK) package.json package-lock.json
 	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python scripts/check_lock.py $(LOCK)
-	@# The web client's player (hls.js, pinned in package-lock.json) from the npm registry,
-	@# served by the app from src/pnyx/web/vendor/ (gitignored). Node.js and npm via apt
-	@# when missing.
+	@# The web client's front-end packages (hls.js and Swagger UI, pinned in
+	@# package-lock.json) from the npm registry; `vendor` copies them where the app serves
+	@# them. Node.js and npm via apt when missing.
 	@command -v npm >/dev/null 2>&1 || { echo "installing nodejs and npm via apt" >&2; \
 	  s=; [ "$$(id -u)" -eq 0 ] || s=sudo; $$s apt-get update -qq && \
 	  $$s env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	  nodejs npm >/dev/null; }
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-	@mkdir -p src/pnyx/web/vendor
-	cp node_modules/hls.js/dist/hls.light.min.mjs src/pnyx/web/vendor/hls.esm.js
-	@# Swagger UI for /docs (swagger-ui-dist, pinned the same way): served by the app,
-	@# never from a CDN (api/docs.py).
-	@mkdir -p src/pnyx/web/vendor/swagger-ui
-	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
-	  node_modules/swagger-ui-dist/LICENSE src/pnyx/web/vendor/swagger-ui/
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# What the app serves from src/pnyx/web/vendor/ (gitignored), copied from node_modules on
+# every run so a changed choice of file reaches checkouts installed before it: the FULL
+# hls.js ESM build (the light one has no subtitles, and the player shows live captions
+# from the WebVTT rendition), and Swagger UI for /docs, never from a CDN (api/docs.py).
+VENDOR := src/pnyx/web/vendor
+vendor: $(STAMP)
+	@mkdir -p $(VENDOR)/swagger-ui
+	@cmp -s node_modules/hls.js/dist/hls.min.mjs $(VENDOR)/hls.esm.js \
+	  || cp node_modules/hls.js/dist/hls.min.mjs $(VENDOR)/hls.esm.js
+	@for f in swagger-ui-bundle.js swagger-ui.css LICENSE; do \
+	  cmp -s node_modules/swagger-ui-dist/$$f $(VENDOR)/swagger-ui/$$f \
+	    || cp node_modules/swagger-ui-dist/$$f $(VENDOR)/swagger-ui/$$f; done
 
 # Re-resolve every Python dependency (runtime, dev, and the build backend) to the newest
 # releases that pyproject.toml allows, for every platform and Python >= 3.11, with hashes.

@@ -67,6 +67,9 @@ def require_browser() -> None:
         missing.append("playwright (pip install -e '.[dev]')")
     if not HLS_JS.exists():
         missing.append(f"{HLS_JS} (make install runs npm ci and copies hls.js there)")
+    elif b"X-TIMESTAMP-MAP" not in HLS_JS.read_bytes():
+        # The light build (no WebVTT parser) plays, but shows no captions: an older install.
+        missing.append(f"the full hls.js build at {HLS_JS} (make install copies it there)")
     if missing:
         msg = "the browser tests need " + ", ".join(missing)
         if IN_CI:

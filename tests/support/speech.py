@@ -4,7 +4,8 @@ paced in real time), with silence between repetitions.
 
 :func:`word_error` is the word error rate of a recognised text against the reference
 (Levenshtein distance over words, case and punctuation ignored), the figure the captions
-tests and ``bench/captions.py`` assert.
+tests and ``bench/captions.py`` assert. :func:`speaking` keeps a speaker saying it on a
+space's stage from a thread of its own (for the browser tests).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import asyncio
 import fractions
 import re
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
@@ -23,6 +27,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from tests.support.procs import require_binary
+from tests.support.webrtc import Speaker, publish
 
 RATE = 48_000
 FRAME_S = 0.02
@@ -123,3 +128,42 @@ def word_error(reference: str, hypothesis: str) -> float:
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
         previous = current
     return previous[-1] / len(ref)
+
+
+@contextmanager
+def speaking(
+    base_url: str,
+    space: str,
+    token: str,
+    speech: npt.NDArray[np.float32],
+    *,
+    repeat: int = 1000,
+    within: float = 30.0,
+) -> Iterator[Speaker]:
+    """Publish ``speech`` (said ``repeat`` times, a second apart) to ``space`` as the
+    account behind ``token``, from a thread with its own event loop: for tests driving
+    Chromium through Playwright's synchronous API meanwhile. Connected when this yields;
+    closed (the publish DELETEd) on exit."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="speech-speaker", daemon=True)
+    thread.start()
+
+    async def start() -> Speaker:
+        speaker = await publish(base_url, space, token, SpeechTrack(speech, repeat=repeat))
+        try:
+            await speaker.connected(within)
+        except BaseException:
+            await speaker.close()
+            raise
+        return speaker
+
+    try:
+        speaker = asyncio.run_coroutine_threadsafe(start(), loop).result(within + 30)
+        try:
+            yield speaker
+        finally:
+            asyncio.run_coroutine_threadsafe(speaker.close(), loop).result(30)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

@@ -4,6 +4,12 @@
 // (Safari, iOS) where they don't. The player keeps going by itself through network
 // blips: hls.js retries loads, and a fatal error or a stall rebuilds the player after a
 // backoff, on the same playlist URL (listeners never rejoin to hear).
+//
+// Captions: a captioned space is played from its multivariant playlist, whose WebVTT
+// rendition hls.js fetches only while captions are on (subtitleTrack, -1 when off) and
+// hands over as cues (CUES_PARSED: it renders nothing itself, the page does); with the
+// browser's own HLS the rendition is a text track, "hidden" while captions are on and
+// "disabled" when off. Either way the cues go to hooks.onCues.
 
 import { audioContext, makeAnalyser } from "./audio.js";
 import { Backoff } from "./retry.js";
@@ -32,8 +38,10 @@ const retryPolicy = (ttfbMs, loadMs, retries) => ({
 export class Player {
   /**
    * @param {HTMLAudioElement} audio
-   * @param {{onStatus?: (status: string, detail?: string) => void}} hooks
+   * @param {{onStatus?: (status: string, detail?: string) => void,
+   *          onCues?: (cues: {start: number, end: number, text: string}[]) => void}} hooks
    * status: idle | loading | playing | buffering | reconnecting | ended | error | blocked
+   * onCues: caption cues as they arrive (seconds on the audio element's timeline).
    */
   constructor(audio, hooks = {}) {
     this.audio = audio;
@@ -53,7 +61,12 @@ export class Player {
     this.mediaRecoveries = 0;
     this.analyser = null;
     this.generation = 0;
+    this.captions = false; // the listener wants captions (when the source has them)
+    this.startAt = null; // seconds: where a VOD starts playing (a transcript line's time)
     this.onMediaEvent = this.onMediaEvent.bind(this);
+    this.onTextTrack = this.onTextTrack.bind(this);
+    this.onCueChange = this.onCueChange.bind(this);
+    audio.textTracks?.addEventListener("addtrack", this.onTextTrack);
     for (const type of ["playing", "waiting", "pause", "ended", "error", "timeupdate"]) {
       audio.addEventListener(type, this.onMediaEvent);
     }
@@ -81,11 +94,66 @@ export class Player {
     this.lowLatency = mode !== "standard";
   }
 
-  /** Start playing `src` (call from a user gesture the first time). */
-  async play(src, { live = true } = {}) {
+  /** Captions on or off: fetch the subtitles rendition (and hand its cues over) or not. */
+  setCaptions(on) {
+    this.captions = Boolean(on);
+    this.applyCaptions();
+  }
+
+  applyCaptions() {
+    const hls = this.hls;
+    if (hls) {
+      const tracks = hls.subtitleTracks || [];
+      if (this.captions && tracks.length) {
+        const wanted = Math.max(0, tracks.findIndex((t) => t.default));
+        if (hls.subtitleTrack !== wanted) hls.subtitleTrack = wanted;
+        hls.subtitleDisplay = true;
+      } else {
+        hls.subtitleDisplay = false;
+        if (hls.subtitleTrack !== -1) hls.subtitleTrack = -1;
+      }
+    }
+    for (const track of this.audio.textTracks || []) {
+      if (track.kind !== "subtitles" && track.kind !== "captions") continue;
+      // With hls.js (renderTextTracksNatively off) there are none; these are native HLS's.
+      track.mode = this.captions && this.engine === "native" ? "hidden" : "disabled";
+    }
+  }
+
+  onTextTrack(event) {
+    const track = event.track;
+    if (!track || (track.kind !== "subtitles" && track.kind !== "captions")) return;
+    track.removeEventListener("cuechange", this.onCueChange);
+    track.addEventListener("cuechange", this.onCueChange);
+    this.applyCaptions();
+  }
+
+  onCueChange() {
+    this.collectNativeCues();
+  }
+
+  /** Native HLS: the subtitle tracks' latest cues (read on every time update too: a cue
+   * that arrives after its end never becomes active, so no cuechange tells of it). */
+  collectNativeCues() {
+    if (!this.captions || this.engine !== "native") return;
+    const out = [];
+    for (const track of this.audio.textTracks || []) {
+      if (track.mode !== "hidden" || !track.cues) continue;
+      const cues = track.cues;
+      for (let i = Math.max(0, cues.length - 50); i < cues.length; i++) {
+        out.push({ start: cues[i].startTime, end: cues[i].endTime, text: cues[i].text });
+      }
+    }
+    if (out.length) this.hooks.onCues?.(out);
+  }
+
+  /** Start playing `src` (call from a user gesture the first time); `startAt`: where a
+   * recording starts (seconds), instead of its beginning. */
+  async play(src, { live = true, startAt = null } = {}) {
     this.stopEngine();
     this.src = src;
     this.live = live;
+    this.startAt = live ? null : startAt;
     this.wanted = true;
     this.backoff.reset();
     this.connectAnalyser();
@@ -105,6 +173,8 @@ export class Player {
     for (const type of ["playing", "waiting", "pause", "ended", "error", "timeupdate"]) {
       this.audio.removeEventListener(type, this.onMediaEvent);
     }
+    this.audio.textTracks?.removeEventListener("addtrack", this.onTextTrack);
+    for (const track of this.audio.textTracks || []) track.removeEventListener("cuechange", this.onCueChange);
   }
 
   connectAnalyser() {
@@ -136,6 +206,10 @@ export class Player {
         manifestLoadPolicy: retryPolicy(10000, 20000, 6),
         playlistLoadPolicy: retryPolicy(15000, 25000, 8),
         fragLoadPolicy: retryPolicy(10000, 20000, 8),
+        startPosition: this.startAt ?? -1,
+        // Captions: cues to us (CUES_PARSED), no text tracks; the page shows them.
+        renderTextTracksNatively: false,
+        enableCEA708Captions: false,
       });
       this.hls = hls;
       hls.on(Hls.Events.ERROR, (_event, data) => {
@@ -147,6 +221,19 @@ export class Player {
         }
         this.retryLater(`${data.type}: ${data.details}`);
       });
+      const captionsReady = () => {
+        if (generation === this.generation) this.applyCaptions();
+      };
+      // hls.js picks its own subtitle track (none: ours is not DEFAULT) after announcing
+      // the tracks, as each level loads: choose again once it has, and whenever it
+      // switches away from what the listener wants.
+      hls.on(Hls.Events.MANIFEST_PARSED, captionsReady);
+      hls.on(Hls.Events.LEVEL_LOADED, captionsReady);
+      hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, () => setTimeout(captionsReady, 0));
+      hls.on(Hls.Events.CUES_PARSED, (_event, data) => {
+        if (generation !== this.generation || data.type !== "subtitles" || !this.captions) return;
+        this.hooks.onCues?.((data.cues || []).map((c) => ({ start: c.startTime, end: c.endTime, text: c.text })));
+      });
       hls.on(Hls.Events.FRAG_BUFFERED, () => {
         if (generation === this.generation) {
           this.backoff.reset();
@@ -157,7 +244,12 @@ export class Player {
       hls.loadSource(this.src);
     } else if (this.audio.canPlayType("application/vnd.apple.mpegurl")) {
       this.engine = "native";
+      if (this.startAt != null) {
+        const at = this.startAt;
+        this.audio.addEventListener("loadedmetadata", () => { this.audio.currentTime = at; }, { once: true });
+      }
       this.audio.src = this.src;
+      this.applyCaptions();
     } else {
       this.engine = null;
       this.wanted = false;
@@ -214,6 +306,7 @@ export class Player {
     if (!this.wanted) return;
     switch (event.type) {
       case "timeupdate":
+        this.collectNativeCues();
         if (this.audio.currentTime !== this.lastTime) {
           this.lastTime = this.audio.currentTime;
           this.lastProgress = performance.now();

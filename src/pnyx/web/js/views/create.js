@@ -1,5 +1,5 @@
 // Create a space: now or scheduled, who may listen (public, unlisted, private), who may
-// ask to speak, recorded or not.
+// ask to speak, recorded or not, captioned or not.
 
 import { ApiError, paths, post } from "../api.js";
 import { currentSession } from "../session.js";
@@ -56,6 +56,7 @@ export function mount(main, { navigate }) {
   visibility.addEventListener("change", onVisibility);
   onVisibility();
   const record = h("input", { type: "checkbox", id: "space-record", name: "record" });
+  const captions = h("input", { type: "checkbox", id: "space-captions", name: "captions", checked: true, "aria-describedby": "space-captions-hint" });
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const submit = h("button", { class: "button button-primary", type: "submit" }, "Go live now");
 
@@ -78,6 +79,10 @@ export function mount(main, { navigate }) {
     audienceField,
     h("div", { class: "field" }, h("label", { for: "space-policy" }, "Who may ask to speak"), policy),
     h("div", { class: "choice field" }, record, h("label", { for: "space-record" }, "Record this space (a replay will be available after it ends)")),
+    h("div", { class: "field" },
+      h("div", { class: "choice" }, captions, h("label", { for: "space-captions" }, "Live captions")),
+      h("p", { class: "hint", id: "space-captions-hint" },
+        "What is said is transcribed as it is spoken: listeners can turn captions on, and the transcript stays with the space.")),
     error,
     h("div", { class: "actions" }, submit),
   );
@@ -85,7 +90,7 @@ export function mount(main, { navigate }) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.hidden = true;
-    const body = { title: title.value.trim(), who_can_speak: policy.value, record: record.checked, visibility: visibility.value };
+    const body = { title: title.value.trim(), who_can_speak: policy.value, record: record.checked, captions: captions.checked, visibility: visibility.value };
     if (visibility.value === "private") body.audience = audience.value;
     if (!body.title) {
       error.textContent = "Give your space a title.";

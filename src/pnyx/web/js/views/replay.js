@@ -1,4 +1,5 @@
-// The replay of a recorded space: the VOD playlist, and the single-file download.
+// The replay of a recorded space: the VOD playlist, and the single-file download; a
+// captioned space's transcript under it (views/transcript.js).
 
 import { get, isPrivateId, paths } from "../api.js";
 import { tones } from "../audio.js";
@@ -6,6 +7,7 @@ import { Player } from "../player.js";
 import { currentSession } from "../session.js";
 import { describeError, formatWhen, h, setText } from "../ui.js";
 import { AnalyticsPanel } from "./audience_panels.js";
+import { TranscriptPanel } from "./transcript.js";
 
 export function mount(main, { params }) {
   const [spaceId] = params;
@@ -15,6 +17,7 @@ export function mount(main, { params }) {
   const section = h("section", { class: "narrow" }, heading, body);
   main.append(section);
   let player = null;
+  let transcript = null;
   let stopped = false;
 
   (async () => {
@@ -57,6 +60,12 @@ export function mount(main, { params }) {
     }
     if (!space.record) {
       body.replaceChildren(meta, h("p", { role: "status" }, "This space was not recorded, so there is no replay."));
+      if (space.captions) {
+        // No audio to play, but what was said can still be read.
+        transcript = new TranscriptPanel(space, { seek: null });
+        body.after(transcript.el);
+        transcript.load();
+      }
       return;
     }
     const audio = h("audio", { controls: true, preload: "none", class: "replay-audio", "aria-label": `Recording of ${space.title}` });
@@ -79,18 +88,42 @@ export function mount(main, { params }) {
     window.pnyx.replay = {
       get playerStatus() { return player.status; },
       hearing: (freqs) => (player.analyser ? { source: "replay", ...tones(player.analyser, freqs) } : null),
+      get currentTime() { return audio.currentTime; },
+      get transcriptLine() { return transcript ? transcript.current : null; },
     };
+    const src = space.links?.replay || paths.replay(space.id);
     play.addEventListener("click", () => {
       play.hidden = true;
-      player.play(space.links?.replay || paths.replay(space.id), { live: false });
+      player.play(src, { live: false });
     });
+    if (space.captions) {
+      transcript = new TranscriptPanel(space, {
+        seek: (seconds) => {
+          if (player.playing) {
+            audio.currentTime = seconds;
+            if (audio.paused) audio.play().catch(() => {});
+          } else {
+            play.hidden = true;
+            player.play(src, { live: false, startAt: seconds });
+          }
+          transcript.follow(seconds);
+        },
+      });
+      audio.addEventListener("timeupdate", () => transcript.follow(audio.currentTime));
+      audio.addEventListener("seeked", () => transcript.follow(audio.currentTime));
+    }
     body.replaceChildren(meta, play, audio, status,
       h("p", {}, h("a", { href: space.links?.recording || paths.recording(space.id), download: `${space.title}.m4a` }, "Download the recording (.m4a)")));
+    if (transcript) {
+      body.after(transcript.el); // under the player, above the host's figures
+      transcript.load();
+    }
   })();
 
   return () => {
     stopped = true;
     player?.destroy();
+    transcript?.close();
     if (window.pnyx) delete window.pnyx.replay;
   };
 }

@@ -8,6 +8,7 @@
 
 import { ApiError, call, del, get, isPrivateId, paths, post, put } from "../api.js";
 import { audioContext, runMeter, tones } from "../audio.js";
+import { Captions, captionsWanted, rememberCaptions } from "../captions.js";
 import { ListenerSession } from "../listener.js";
 import { Player } from "../player.js";
 import { Publisher, voiceProcessing } from "../publisher.js";
@@ -58,7 +59,9 @@ class SpacePage {
     this.navigate = navigate;
     this.session = currentSession();
     this.me = this.session?.handle || null;
-    this.el = buildSpacePage(spaceId);
+    this.names = new Map(); // handle → display name, of everyone seen on stage (captions)
+    this.captions = new Captions({ nameOf: (handle) => this.names.get(handle) || null });
+    this.el = buildSpacePage(spaceId, this.captions.el);
     main.append(this.el.root);
     // The audience as its host sees it: who listens (host and co-hosts, live), how it went (host).
     this.listeners = new ListenersPanel(spaceId, () => this.session?.token);
@@ -81,7 +84,12 @@ class SpacePage {
     this.reducedMotion = matchMedia("(prefers-reduced-motion: reduce)").matches;
     this.stopMeters = [];
 
-    this.player = new Player(this.el.listenAudio, { onStatus: (s, d) => this.onPlayerStatus(s, d) });
+    this.player = new Player(this.el.listenAudio, {
+      onStatus: (s, d) => this.onPlayerStatus(s, d),
+      onCues: (cues) => this.captions.add(cues, this.el.listenAudio.currentTime),
+    });
+    this.onPlayhead = () => this.captions.render(this.el.listenAudio.currentTime);
+    this.el.listenAudio.addEventListener("timeupdate", this.onPlayhead);
     this.publisher = new Publisher(spaceId, {
       token: () => this.session?.token,
       output: this.el.mixAudio,
@@ -132,6 +140,7 @@ class SpacePage {
     }
     document.title = `${this.info.title} · Pnyx`;
     setText(this.el.title, this.info.title);
+    this.setCaptions(this.info.captions ? captionsWanted() : false);
     setText(this.el.visibility, VISIBILITY_LABEL[this.info.visibility] || "");
     show(this.el.visibility, Boolean(VISIBILITY_LABEL[this.info.visibility]));
     this.poller.start();
@@ -187,11 +196,12 @@ class SpacePage {
   /** New signed links before the old ones expire (or after an expired one was refused). */
   async renewLinks() {
     if (this.closed || !this.session) return;
-    const before = this.links?.hls;
+    const before = this.listenSource();
     try {
       const res = await get(paths.links(this.spaceId), { token: this.session.token });
       this.useLinks(res.data.links, res.data.expires_at);
-      if (this.player.playing && this.links.hls !== before) this.player.play(this.links.hls, { live: true });
+      const src = this.listenSource();
+      if (this.player.playing && src !== before) this.player.play(src, { live: true });
       this.poller.refresh();
     } catch (err) {
       if (err instanceof ApiError && err.status === 403) {
@@ -213,6 +223,7 @@ class SpacePage {
     this.listener.stop();
     this.publisher.stop({ release: this.mode === "stage" });
     this.player.destroy();
+    this.el.listenAudio.removeEventListener("timeupdate", this.onPlayhead);
     this.listeners.close();
     for (const stop of this.stopMeters) stop();
     window.removeEventListener("pagehide", this.onPageHide);
@@ -333,6 +344,9 @@ class SpacePage {
     setText(el.title, s.title || info.title);
     const hostHandle = s.host || info.host;
     const hostName = s.stage.find((m) => m.handle === hostHandle)?.display_name;
+    for (const m of s.stage) {
+      if (m.display_name && m.display_name !== m.handle) this.names.set(m.handle, m.display_name);
+    }
     if (!el.hostLink) {
       el.hostLink = h("a", { "data-link": true, id: "host-link" });
       el.host.replaceChildren("Hosted by ", el.hostLink);
@@ -665,11 +679,28 @@ class SpacePage {
     }
   }
 
+  /** What the audience plays: a captioned space's multivariant playlist (the audio and
+   * its captions), else the audio's own playlist; signed for a private space. */
+  listenSource() {
+    const links = { ...(this.info?.links || {}), ...(this.links || {}) };
+    if (this.info?.captions) return links.hls_main || paths.main(this.spaceId);
+    return links.hls || paths.live(this.spaceId);
+  }
+
   startListening() {
     this.wantListening = true;
-    const src = this.links?.hls || this.info?.links?.hls || paths.live(this.spaceId);
-    this.player.play(src, { live: true });
+    this.player.play(this.listenSource(), { live: true });
     this.onPlayerStatus(this.player.status);
+  }
+
+  /** Captions on or off: the CC button, the box under the player, what the player fetches. */
+  setCaptions(on) {
+    const captioned = Boolean(this.info?.captions);
+    show(this.el.cc, captioned);
+    this.el.cc.setAttribute("aria-pressed", on ? "true" : "false");
+    this.captions.setOn(captioned && on);
+    this.player.setCaptions(captioned && on);
+    if (on) this.captions.render(this.el.listenAudio.currentTime);
   }
 
   bind() {
@@ -693,6 +724,12 @@ class SpacePage {
       } else {
         this.startListening();
       }
+    });
+
+    el.cc.addEventListener("click", () => {
+      const on = el.cc.getAttribute("aria-pressed") !== "true";
+      rememberCaptions(on);
+      this.setCaptions(on);
     });
 
     el.shareButton.addEventListener("click", async () => {
@@ -950,6 +987,14 @@ class SpacePage {
         return page.publisher.track ? page.publisher.track.getSettings().echoCancellation : null;
       },
       get currentTime() { return page.el.listenAudio.currentTime; },
+      /** Captions: on or off, the player's subtitle track (-1: none), the cues held. */
+      get captions() {
+        return {
+          on: page.captions.on,
+          subtitleTrack: page.player.hls ? page.player.hls.subtitleTrack : null,
+          cues: page.captions.cues.length,
+        };
+      },
       /** Magnitudes (dB) at `freqs` in what this page plays: the space (audience) or
        * the mix-minus (stage). */
       hearing(freqs) {

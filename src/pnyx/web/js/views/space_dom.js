@@ -3,8 +3,9 @@
 
 import { EMOJI, h, hue, initials, ROLE_LABEL, setText, show, syncList } from "../ui.js";
 
-/** Build the page skeleton; returns the elements the controller updates. */
-export function buildSpacePage(spaceId) {
+/** Build the page skeleton; returns the elements the controller updates. `captions`:
+ * the live captions' element (js/captions.js), placed under the player. */
+export function buildSpacePage(spaceId, captions) {
   const el = {};
   const shareUrl = new URL(`/s/${spaceId}`, location.origin).href;
 
@@ -25,14 +26,18 @@ export function buildSpacePage(spaceId) {
   el.listenAudio = h("audio", { id: "listen-audio", preload: "none" });
   el.play = h("button", { class: "button button-primary button-big", type: "button", id: "play-button", "aria-label": "Play the space" }, "Play");
   el.listenMeter = h("span", { class: "meter", "aria-hidden": "true" }, h("span", { class: "meter-bar" }));
+  el.cc = h("button", {
+    class: "button cc-button", type: "button", id: "cc-button", "aria-pressed": "false",
+    "aria-label": "CC: live captions", title: "Live captions", hidden: true,
+  }, "CC");
   el.listenStatus = h("p", { class: "player-status", id: "player-status", role: "status" });
   el.listenNotice = h("p", { class: "notice", id: "listener-notice", hidden: true });
   el.clip = h("button", { class: "button", type: "button", id: "clip-button", hidden: true, title: "Keep the last 30 seconds as a clip with its own page" }, "✂ Clip the last 30 s");
   el.clipNote = h("p", { class: "hint", id: "clip-note", role: "status" });
   el.listenPanel = h("section", { class: "panel listen-panel", id: "listen-panel", "aria-labelledby": "listen-heading", hidden: true },
     h("h2", { id: "listen-heading" }, "Listen"),
-    h("div", { class: "row" }, el.play, el.listenMeter),
-    el.listenStatus, el.listenNotice, el.clip, el.clipNote, el.listenAudio);
+    h("div", { class: "row" }, el.play, el.listenMeter, el.cc),
+    captions, el.listenStatus, el.listenNotice, el.clip, el.clipNote, el.listenAudio);
 
   // Speaking (on stage).
   el.mixAudio = h("audio", { id: "mix-audio", autoplay: true });
