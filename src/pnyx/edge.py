@@ -103,7 +103,7 @@ TLS12_CIPHERS = (
     "ECDHE-RSA-CHACHA20-POLY1305",
 )
 NO_MEDIA = (
-    "no such media object: init.mp4, part/<msn>.<i>.m4s, seg/<msn>.m4s, vtt/<msn>.vtt, "
+    "no such media object: init.mp4, part/<msn>.<i>.m4s, seg/<msn>.m4s, vtt/<msn>.<h>.vtt, "
     "live.m3u8, plain.m3u8, main.m3u8, captions.m3u8, replay.m3u8 or rec/..."
 )
 LINKS_FOR_READS = "signed links (/p/<exp>/<sig>/...) are for listener reads only"
@@ -303,7 +303,7 @@ def _listener_locations(spec: EdgeSpec) -> str:
             _listener_location(
                 spec,
                 media + rf"(?:init\.mp4|part/{N12}\.(?:0|[1-9][0-9]{{0,5}})\.m4s|seg/{N12}\.m4s"
-                rf"|vtt/{N12}\.vtt|rec/(?:init\.mp4|{N12}\.m4s)|replay\.m3u8)",
+                rf"|vtt/{N12}\.[0-9]\.vtt|rec/(?:init\.mp4|{N12}\.m4s)|replay\.m3u8)",
                 args=None,
                 lock_s=10,
                 stale=False,

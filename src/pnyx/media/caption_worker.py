@@ -136,8 +136,10 @@ class CaptionWorker:
                 metrics.CAPTION_SECONDS.observe(time.perf_counter() - began)
             cues = [
                 Cue(
-                    window.start_s + p.start,
-                    window.start_s + min(p.end, window.duration),
+                    # A whole-window phrase is timed by the speech in it, not its lead-in
+                    # and the pause that ended it.
+                    window.start_s + max(p.start, window.onset),
+                    window.start_s + min(p.end, window.speech_end or window.duration),
                     attribute(window.speaking, p.start, p.end),
                     p.text,
                 )

@@ -58,6 +58,8 @@ class Window:
     audio: npt.NDArray[np.float32]
     speaking: tuple[tuple[str, ...], ...]
     made: float
+    onset: float = 0.0  # seconds into the window where speech begins (after the lead-in)
+    speech_end: float | None = None  # where its last voiced frame ends (None: its end)
 
     @property
     def start_s(self) -> float:
@@ -130,13 +132,16 @@ class CaptionCutter:
 
     def _cut(self, n: int, now: float) -> Window | None:
         start = self.next_sample - len(self._frames) * FRAME_SAMPLES
-        voiced = sum(not q for q in self._quiet[:n])
+        loud = [i for i, q in enumerate(self._quiet[:n]) if not q]
+        voiced = len(loud)
         window = Window(
             self.space,
             start,
             np.concatenate(self._frames[:n]),
             tuple(self._speaking[:n]),
             now,
+            onset=loud[0] * FRAME_S if loud else 0.0,
+            speech_end=(loud[-1] + 1) * FRAME_S if loud else None,
         )
         self._drop(n)
         return window if voiced else None

@@ -37,9 +37,13 @@ SAMPLES_PER_AU = 1024
 INIT_URI = "init.mp4"
 
 
-def vtt_uri(msn: int) -> str:
-    """Segment ``msn``'s WebVTT twin: the captions recognised while it was made."""
-    return f"vtt/{msn}.vtt"
+CAPTION_PARTS = 3  # a captions file per three parts (0.96 s): half a segment
+
+
+def vtt_uri(msn: int, half: int) -> str:
+    """The WebVTT file of parts ``[3·half, 3·half + 3)`` of segment ``msn``: the captions
+    recognised while they were made."""
+    return f"vtt/{msn}.{half}.vtt"
 
 
 def segment_uri(msn: int) -> str:
@@ -149,7 +153,7 @@ class PlaylistState:
     discontinuity_sequence: int = 0  # EXT-X-DISCONTINUITY tags slid out of the window
     decode_time: int = 0  # tfdt of the next part, in the track timescale
     ended: bool = False
-    captions: bool = False  # each segment has a WebVTT twin (vtt/{msn}.vtt)
+    captions: bool = False  # every three parts have a WebVTT file (vtt/{msn}.{half}.vtt)
 
     @property
     def media_sequence(self) -> int:

@@ -17,9 +17,17 @@ from a state; :func:`is_too_far` whether it asks so far ahead that the origin sh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from pnyx.media.hls import INIT_URI, PartRef, PlaylistState, SegmentRef, part_uri, vtt_uri
+from pnyx.media.hls import (
+    CAPTION_PARTS,
+    INIT_URI,
+    PartRef,
+    PlaylistState,
+    SegmentRef,
+    part_uri,
+    vtt_uri,
+)
 
 LL_HLS_VERSION = 9
 PLAIN_HLS_VERSION = 6  # EXT-X-MAP without I-frames-only needs 6
@@ -130,22 +138,43 @@ AUDIO_CODECS = "mp4a.40.2"
 
 
 def render_captions(state: PlaylistState) -> str:
-    """The live subtitles rendition: one WebVTT file per audio segment (the same sequence
-    numbers, durations and dates), each with the cues recognised while that segment was
-    made. No parts: captions arrive seconds after their audio anyway."""
+    """The live subtitles rendition: a WebVTT file per three parts (0.96 s; two per audio
+    segment, so every other boundary is a segment's), numbered ``msn·2 + half``, each with
+    the cues recognised while its parts were made. Listed as soon as its third part
+    exists (a segment's short last file when the segment closes). No parts, no blocking
+    reload: captions come seconds after their audio anyway."""
+    per = -(-state.segment_parts // CAPTION_PARTS)  # files per segment
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{PLAIN_HLS_VERSION}",
-        f"#EXT-X-TARGETDURATION:{state.target_duration}",
-        f"#EXT-X-MEDIA-SEQUENCE:{state.media_sequence}",
+        f"#EXT-X-TARGETDURATION:{max(1, round(CAPTION_PARTS * state.part_target + 0.49))}",
+        f"#EXT-X-MEDIA-SEQUENCE:{state.media_sequence * per}",
     ]
     if state.discontinuity_sequence:
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{state.discontinuity_sequence}")
+
+    def files(msn: int, parts: tuple[PartRef, ...], when: datetime, jump: bool, done: bool) -> None:
+        offset = 0.0
+        for half in range(per):
+            group = parts[half * CAPTION_PARTS : (half + 1) * CAPTION_PARTS]
+            if not group or (len(group) < CAPTION_PARTS and not done):
+                return
+            if jump and half == 0:
+                lines.append("#EXT-X-DISCONTINUITY")
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_date(when + timedelta(seconds=offset))}")
+            duration = sum(p.duration for p in group)
+            lines.extend([f"#EXTINF:{_decimal(duration)},", vtt_uri(msn, half)])
+            offset += duration
+
     for seg in state.segments:
-        if seg.discontinuity:
-            lines.append("#EXT-X-DISCONTINUITY")
-        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_date(seg.program_date_time)}")
-        lines += [f"#EXTINF:{_decimal(seg.duration)},", vtt_uri(seg.msn)]
+        files(seg.msn, seg.parts, seg.program_date_time, seg.discontinuity, True)
+    files(
+        state.next_msn,
+        state.parts,
+        state.pending_program_date_time,
+        state.pending_discontinuity,
+        False,
+    )
     if state.ended:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"

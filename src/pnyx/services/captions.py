@@ -7,10 +7,11 @@ space in the mix clock's thread, whose windows go to the node's one
 space; the model is loaded once per process). The worker's cues come back to the loop,
 to the space's :class:`SpaceCaptions`, which
 
-* holds them for the next segment: when the encoder finishes segment ``msn``, the sink
-  stores ``vtt/{msn}.vtt`` (the cues recognised since the previous segment) with it, so
-  the subtitles rendition (``captions.m3u8``) lists exactly the segments the audio does
-  and is served, like the audio, from the live state by every node;
+* holds them for the next captions file: when the encoder finishes a third part (half a
+  segment), the sink stores ``vtt/{msn}.{half}.vtt`` (the cues recognised since the
+  previous file) with it, so the subtitles rendition (``captions.m3u8``) follows the
+  audio's parts and segments and is served, like the audio, from the live state by every
+  node;
 * writes them to the durable store in batches (``transcript_cues``; retried while the
   store is away, at most :data:`UNSAVED_MAX` waiting), so the transcript outlives this
   node, as the recording does.
@@ -71,11 +72,12 @@ class SpaceCaptions:
         self.cues += len(cues)
         self._wake.set()
 
-    def segment(self, msn: int) -> tuple[str, bytes]:
-        """Segment ``msn`` is done: its WebVTT twin, with the cues recognised since the
-        previous segment (their times are their own: seconds before this segment's)."""
+    def file(self, msn: int, half: int) -> tuple[str, bytes]:
+        """Half ``half`` of segment ``msn`` is done: its WebVTT file, with the cues
+        recognised since the previous file (their times are their own: seconds before
+        these parts')."""
         cues, self._for_segment = self._for_segment, []
-        return vtt_uri(msn), vtt_segment(cues)
+        return vtt_uri(msn, half), vtt_segment(cues)
 
     async def _save_loop(self) -> None:
         while True:

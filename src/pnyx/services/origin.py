@@ -5,7 +5,7 @@ Storage layout in the live state (the names are made in live/keys.py):
   blob ``{space}/init.mp4``                 the CMAF init segment (TTL: a day, refreshed)
   blob ``{space}/part/{msn}.{i}.m4s``       LL-HLS parts (immutable; TTL media_part_ttl_s)
   blob ``{space}/seg/{msn}.m4s``            segments (immutable; TTL media_segment_ttl_s)
-  blob ``{space}/vtt/{msn}.vtt``            a captioned space's WebVTT per segment (same TTL)
+  blob ``{space}/vtt/{msn}.{half}.vtt``     a captioned space's WebVTT per 3 parts (segment TTL)
   snapshot of key ``hls_key(space)``, part "playlist": ``PlaylistState.to_json()`` (as a JSON
     document); its version grows with every published part, which is what blocking
     reload waits on. The part's own version is :func:`state_version`, so a late writer
@@ -58,7 +58,7 @@ _CACHED_SPACES = 1024
 
 _MEDIA_NAME = re.compile(
     r"init\.mp4|part/(0|[1-9]\d{0,11})\.(0|[1-9]\d{0,5})\.m4s|seg/(0|[1-9]\d{0,11})\.m4s"
-    r"|vtt/(0|[1-9]\d{0,11})\.vtt",
+    r"|vtt/(0|[1-9]\d{0,11})\.[0-9]\.vtt",
     re.ASCII,
 )
 
@@ -230,7 +230,7 @@ class Origin:
         return seen.render(kind, self._s)
 
     async def media_object(self, space: SpaceId, name: str) -> bytes:
-        """``init.mp4``, ``part/{msn}.{i}.m4s``, ``seg/{msn}.m4s`` or ``vtt/{msn}.vtt``;
+        """``init.mp4``, ``part/{msn}.{i}.m4s``, ``seg/{msn}.m4s`` or ``vtt/{msn}.{h}.vtt``;
         NOT_FOUND if absent.
         A request for the hinted next part waits (≤ hls_block_s) until it exists."""
         valid_space(space)
@@ -239,7 +239,7 @@ class Origin:
             raise PnyxError(
                 ErrorKind.NOT_FOUND,
                 f"no media object {name!r}: expected init.mp4, part/<msn>.<i>.m4s, "
-                "seg/<msn>.m4s or vtt/<msn>.vtt",
+                "seg/<msn>.m4s or vtt/<msn>.<half>.vtt",
                 code="no_such_object",
             )
         key = blob_key(space, name)

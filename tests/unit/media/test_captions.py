@@ -59,6 +59,7 @@ def test_a_pause_after_the_minimum_cuts_a_window_with_its_lead_in() -> None:
     assert w.start == 48_000 + SAMPLE_RATE * 1.0 - 10 * FRAME_SAMPLES
     assert w.duration == pytest.approx(0.2 + 1.5 + 0.3)
     assert w.speaking[10] == ("ada",)
+    assert w.onset == pytest.approx(0.2) and w.speech_end == pytest.approx(1.7)
 
 
 def test_a_short_pause_before_the_minimum_does_not_cut() -> None:
@@ -121,17 +122,39 @@ def test_the_transcript_as_text() -> None:
 
 def _state(captions: bool) -> PlaylistState:
     p = Packager(program_date_time=datetime(2026, 12, 5, tzinfo=UTC), captions=captions)
-    for _ in range(15 * 6 * 2):
+    for _ in range(15 * (6 * 2 + 4)):  # two segments and four parts
         p.push(b"\x00" * 8)
     return p.state
+
+
+def test_a_short_last_segment_has_its_short_last_file() -> None:
+    p = Packager(program_date_time=datetime(2026, 12, 5, tzinfo=UTC), captions=True)
+    for _ in range(15 * 4):
+        p.push(b"\x00" * 8)
+    p.end()
+    text = render_captions(p.state)
+    assert [ln for ln in text.splitlines() if ln.startswith("vtt/")] == [
+        "vtt/0.0.vtt",
+        "vtt/0.1.vtt",
+    ]
+    assert "#EXTINF:0.32," in text and text.endswith("#EXT-X-ENDLIST\n")
 
 
 def test_the_captions_playlist_lists_the_audio_segments() -> None:
     state = _state(True)
     text = render_captions(state)
-    assert "#EXT-X-MEDIA-SEQUENCE:0\n" in text and "#EXT-X-TARGETDURATION:2\n" in text
-    assert [ln for ln in text.splitlines() if ln.startswith("vtt/")] == ["vtt/0.vtt", "vtt/1.vtt"]
-    assert "#EXTINF:1.92," in text and "#EXT-X-ENDLIST" not in text
+    assert "#EXT-X-MEDIA-SEQUENCE:0\n" in text
+    # Two files per segment, numbered msn·2 + half, the open segment's first once it has
+    # three parts.
+    uris = [ln for ln in text.splitlines() if ln.startswith("vtt/")]
+    assert uris == ["vtt/0.0.vtt", "vtt/0.1.vtt", "vtt/1.0.vtt", "vtt/1.1.vtt", "vtt/2.0.vtt"]
+    assert "#EXT-X-TARGETDURATION:1\n" in text and "#EXTINF:0.96," in text
+    assert "#EXT-X-ENDLIST" not in text
+    dates = [ln for ln in text.splitlines() if ln.startswith("#EXT-X-PROGRAM-DATE-TIME")]
+    assert dates[:2] == [
+        "#EXT-X-PROGRAM-DATE-TIME:2026-12-05T00:00:00.000Z",
+        "#EXT-X-PROGRAM-DATE-TIME:2026-12-05T00:00:00.960Z",
+    ]
     assert PlaylistState.from_json(state.to_json()).captions is True
 
 
