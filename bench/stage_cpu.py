@@ -141,12 +141,20 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--publishers", type=int, default=13, help="1 host + 2 co-hosts + rest")
     ap.add_argument("--clients", help=argparse.SUPPRESS)  # internal: run as the client side
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a server setting (PNYX_KEY), e.g. captions_default=false",
+    )
     args = ap.parse_args()
+    settings = dict(kv.split("=", 1) for kv in args.set)
     if args.clients:
         client_main(args.clients)
         return
     speakers = max(0, args.publishers - 3)
-    with pnyx_node() as node, httpx.Client(base_url=node.url, timeout=10) as c:
+    with pnyx_node(env_settings=settings) as node, httpx.Client(base_url=node.url, timeout=10) as c:
         space, members = stage(c, cohosts=min(2, args.publishers - 1), speakers=speakers)
         spec = json.dumps({"url": node.url, "space": space, "tokens": [m.token for m in members]})
         proc = subprocess.Popen(
@@ -189,7 +197,8 @@ def main() -> None:
             dropped[labels] += v
     print(f"machine: {machine()}")
     print(
-        f"setup: one pnyx serve (defaults) with {args.publishers} publishers on one stage "
+        f"setup: one pnyx serve ({settings or 'defaults'}) with {args.publishers} publishers "
+        "on one stage "
         f"and one LL-HLS listener; clients in a separate process; {args.seconds:.0f} s "
         f"measured after {args.warmup:.0f} s warm-up"
     )
