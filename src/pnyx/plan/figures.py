@@ -80,6 +80,8 @@ Media and stage:
 
 - ``media.program_bps`` — the program's audio bitrate (AAC), in bits/s.
 - ``stage.cores_per_space`` — CPU of a stage node for one space with a full stage.
+- ``captions.cores_per_space`` — CPU of live captions for one space that never stops
+  talking (0 for a deployment with ``captions_enabled = false``).
 - ``stage.headroom`` — the fraction of a core the spaces of one stage node may use.
 - ``stage.spare_nodes`` — stage nodes kept idle so a failed node's spaces can move.
 
@@ -167,6 +169,7 @@ SPECS: Mapping[str, Spec] = {
     "redis.headroom": Spec("fraction", Bound.FRACTION),
     "media.program_bps": Spec("bits/s"),
     "stage.cores_per_space": Spec("cores/space"),
+    "captions.cores_per_space": Spec("cores/space", Bound.NON_NEGATIVE),
     "stage.headroom": Spec("fraction", Bound.FRACTION),
     "stage.spare_nodes": Spec("nodes", Bound.NON_NEGATIVE),
     "latency.low_max_listeners": Spec("listeners/space", Bound.NON_NEGATIVE),

@@ -366,15 +366,15 @@ def _redis(b: Book, i: Inputs) -> None:
 
 
 def _stage(b: Book, i: Inputs) -> None:
-    per_space = b.f("stage.cores_per_space")
+    per_space = b.f("stage.cores_per_space") + b.f("captions.cores_per_space")
     headroom = b.f("stage.headroom")
     per_node = max(1, math.floor(headroom / per_space + EPS))
     b.add(
         "stage.spaces_per_node",
         per_node,
         "spaces/node",
-        "⌊stage.headroom ÷ stage.cores_per_space⌋, at least 1",
-        figures=["stage.cores_per_space", "stage.headroom"],
+        "⌊stage.headroom ÷ (stage.cores_per_space + captions.cores_per_space)⌋, at least 1",
+        figures=["stage.cores_per_space", "captions.cores_per_space", "stage.headroom"],
     )
     b.add(
         "stage.nodes",

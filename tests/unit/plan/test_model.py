@@ -253,9 +253,20 @@ def test_pinned_edges_below_the_need_are_flagged() -> None:
 def test_stage_nodes() -> None:
     assert run(1000, spaces=1)["stage.nodes"] == 2  # 0.36 of a core > half: 1 space/node + 1 spare
     two_per_node = with_values(
-        stage__cores_per_space=0.2, stage__headroom=0.5, stage__spare_nodes=0
+        stage__cores_per_space=0.2,
+        captions__cores_per_space=0.0,
+        stage__headroom=0.5,
+        stage__spare_nodes=0,
     )
     assert run(1000, spaces=5, figures=two_per_node)["stage.nodes"] == 3
+    # Captions count against the same headroom: 0.2 + 0.07 leaves room for one space.
+    captioned = with_values(
+        stage__cores_per_space=0.2,
+        captions__cores_per_space=0.07,
+        stage__headroom=0.5,
+        stage__spare_nodes=0,
+    )
+    assert run(1000, spaces=5, figures=captioned)["stage.nodes"] == 5
 
 
 def test_lines_name_known_figures_and_carry_their_inputs_figures() -> None:
