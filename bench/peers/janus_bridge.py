@@ -137,12 +137,18 @@ async def publishers(spec: dict[str, Any]) -> dict[str, Any]:
         print("READY", flush=True)
         await loop.run_in_executor(None, sys.stdin.readline)
         cpu = (cpu_seconds(os.getpid()) - cpu0) / (time.monotonic() - t0) * 100
+        # The first speaker's last 2 s: the others' tones, at their level, and not its own.
+        # (The tones are 97 Hz apart, so a codec's intermodulation products land on the
+        # others' frequencies: its own may show, far below the others' level.)
         first = speakers[0].received.samples(since=time.time() - 2.0)
-        heard = tones.dominant_tones(first, 48_000, FREQS[: spec["count"]]) if len(first) else set()
+        levels = tones.tone_levels(first, FREQS[: spec["count"]])
+        others = [levels[f] for f in FREQS[1 : spec["count"]]]
+        own = levels[FREQS[0]]
         return {
             "client_cpu": cpu,
-            "others_heard": len(heard - {FREQS[0]}),
-            "own_heard": FREQS[0] in heard,
+            "others_heard": sum(bool(lv.present()) for lv in others),
+            "others_dbfs": float(statistics.median(lv.dbfs for lv in others)),
+            "own_dbfs": float(own.dbfs) if own.present() else None,
             "longest_gap_s": max(s.received.gaps(since=since) for s in speakers),
         }
     finally:
@@ -257,10 +263,11 @@ def cpu_round(s: Servers, kind: str, plan: Plan) -> Round:
     server = (cpu1 - cpu0) / (t1 - t0) * 100
     client = (client1 - client0) / (t1 - t0) * 100
     r = Round(kind, server, client, result)
+    own = "not" if result["own_dbfs"] is None else f"at {result['own_dbfs']:.0f} dBFS"
     print(
         f"  {kind:5} round: server {server:.1f}% of one core, clients {client:.0f}%, "
-        f"first speaker hears {result['others_heard']}/{PUBLISHERS - 1} others"
-        f"{' AND ITSELF' if result['own_heard'] else ''}, "
+        f"first speaker hears {result['others_heard']}/{PUBLISHERS - 1} others "
+        f"(median {result['others_dbfs']:.0f} dBFS), itself {own}, "
         f"longest mix-minus gap {result['longest_gap_s'] * 1000:.0f} ms",
         flush=True,
     )
