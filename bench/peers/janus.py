@@ -281,11 +281,14 @@ class Session:
                 r = await self._http.get(
                     f"{self._url}/{self.sid}", params={"maxev": 10}, timeout=45
                 )
-            except httpx.HTTPError:
+                got = r.json()
+            except (httpx.HTTPError, ValueError):
                 await asyncio.sleep(0.5)
                 continue
-            got = r.json()
             for e in got if isinstance(got, list) else [got]:
+                if e.get("janus") == "error":  # no such session: nothing more will come
+                    self.events.append(e)
+                    return
                 if e.get("janus") != "keepalive":
                     self.events.append(e)
             del self.events[:-100]  # bounded: only recent events are ever looked for

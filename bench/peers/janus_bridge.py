@@ -2,6 +2,7 @@
 with the same aiortc clients (as root; Janus from apt: ``apt-get install -y janus``).
 
     .venv/bin/python bench/peers/janus_bridge.py [--quick] [--rounds 3] [--onsets 20]
+                                                 [--loss 2] [--stock-receiver]
 
 Both servers do the same job for the speakers: receive Opus from every participant over
 WebRTC, decode, mix, and send each an Opus mix-minus. Pnyx also encodes the program once
@@ -25,14 +26,16 @@ in the main namespace and reach both over the veth.
 3. **Latency**: speaker A switches a 1 kHz tone on; when speaker B hears it in its
    mix-minus (``bench/latency_stage.py``'s measurement, reused). Janus with
    ``default_prebuffering`` 1 and with its default (6); Pnyx; and a direct aiortc →
-   aiortc call with no server, the floor.
+   aiortc call with no server over the same veth, the floor. B, the measuring receiver,
+   skips gaps in every row (``peers/speaker_latency.py`` says why; ``--stock-receiver``:
+   aiortc's own jitter buffer).
 4. **Loss**: the latency again, for Janus (prebuffer 1) and Pnyx, with 2 % of the UDP
    packets dropped at random each way on the veth (nftables ``numgen random`` inside the
    namespace; this kernel has no ``sch_netem``). Jitter cannot be emulated here.
 
 Prints a table: per server the median CPU, latency p50/p95, with loss p50/p95; the ratio
 Pnyx/Janus of CPU and Pnyx p95 - Janus p95. Every wait is bounded; a default run takes
-about 6 minutes, ``--quick`` about 2. Namespaces and processes are removed on exit, and
+about 5 minutes, ``--quick`` about 1.5. Namespaces and processes are removed on exit, and
 leftovers of a killed run at the next start.
 """
 
@@ -445,7 +448,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--quick", action="store_true", help="a short check (about 2 minutes)")
+    ap.add_argument("--quick", action="store_true", help="a short check (about 1.5 minutes)")
     ap.add_argument("--rounds", type=int, default=0, help="CPU rounds per server (default 3)")
     ap.add_argument("--window", type=float, default=0, help="CPU window, s (default 15)")
     ap.add_argument("--onsets", type=int, default=0, help="onsets per latency row (default 20)")
