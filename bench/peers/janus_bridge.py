@@ -338,6 +338,22 @@ class Report:
     def cpu(self, kind: str) -> list[float]:
         return [r.server_cpu for r in self.rounds if r.kind == kind]
 
+    def problems(self) -> list[str]:
+        """What makes the figures meaningless: a mix that did not carry the other
+        speakers (or carried a speaker's own voice back at their level), an empty row."""
+        out = []
+        for r in self.rounds:
+            res = r.result
+            if res["others_heard"] < PUBLISHERS - 1:
+                out.append(f"a {r.kind} round's first speaker heard {res['others_heard']} others")
+            own = res["own_dbfs"]
+            if own is not None and own > res["others_dbfs"] - 20:
+                out.append(f"a {r.kind} round's first speaker heard itself at {own:.0f} dBFS")
+        for name, xs in (*self.lat.items(), *self.lossy.items()):
+            if not xs:
+                out.append(f"no onset was heard in the {name} row")
+        return out
+
     def print(self) -> None:
         p = self.plan
         print()
@@ -468,6 +484,8 @@ def main() -> None:
     except (janus.JanusMissing, NetnsUnavailable) as exc:
         raise SystemExit(str(exc)) from None
     report.print()
+    if problems := report.problems():
+        raise SystemExit("the figures are not to be trusted: " + "; ".join(problems))
 
 
 if __name__ == "__main__":

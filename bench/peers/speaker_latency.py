@@ -20,6 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import av
+import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from tests.support.netlab import Worker
@@ -85,8 +87,11 @@ async def direct_over_veth(ns: Netns, n: int, label: str, *, gapless: bool = Tru
             while True:
                 frame = await remote.recv()
                 arrived = time.time()
+                if not isinstance(frame, av.AudioFrame):
+                    continue
                 pcm = frame.to_ndarray().reshape(-1)[:: len(frame.layout.channels)]
-                here.call_soon_threadsafe(heard.append, pcm.astype("float32") / 32768.0, arrived)
+                mono = (pcm / 32768.0).astype(np.float32)
+                here.call_soon_threadsafe(heard.append, mono, arrived)
 
     async def answer(offer: str) -> str:  # on the worker's loop
         pb = b["pc"] = RTCPeerConnection(RTCConfiguration(iceServers=[]))
