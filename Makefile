@@ -10,7 +10,7 @@ LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) package-lock.json | cksum | cut -d' ' -f1)
 SERVE_ARGS ?=
 
-.PHONY: run test install vendor lock check-lock system-deps lint typecheck contracts unit multihost check bench-join bench-tls clean
+.PHONY: run test install vendor lock check-lock system-deps lint typecheck contracts unit multihost check bench-join bench-tls bench-janus clean
 
 run: $(STAMP) vendor
 	$(BIN)/pnyx serve $(SERVE_ARGS)
@@ -93,6 +93,11 @@ bench-join: $(STAMP)
 bench-tls: $(STAMP)
 	@command -v wrk >/dev/null || bash scripts/install-system-deps.sh wrk
 	$(BIN)/python bench/tls.py
+
+# The stage node against Janus's AudioBridge (root: a network namespace; Janus via apt).
+bench-janus: $(STAMP)
+	@command -v janus >/dev/null || bash scripts/install-system-deps.sh janus
+	$(BIN)/python bench/peers/janus_bridge.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

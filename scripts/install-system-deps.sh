@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install, via apt, the system packages the tests use, when they are missing:
 # redis-server, PostgreSQL, nginx, Chromium (and an emoji font), ffmpeg, coturn (TURN),
-# openssl (test certificates), espeak-ng (speech for the captions tests), and iproute2 + nftables + iptables (the multi-host rehearsal:
-# network namespaces, a router and a NAT built by the tests). Idempotent and quiet when all
-# are present. Extra package names given as arguments (e.g. wrk, for the benchmarks)
-# are installed too when their command is missing.
+# openssl (test certificates), espeak-ng (speech for the captions tests), and iproute2 +
+# nftables + iptables (the multi-host rehearsal: network namespaces, a router and a NAT
+# built by the tests). Idempotent and quiet when all
+# are present. Extra package names given as arguments (e.g. wrk, or janus for
+# bench/peers/janus_bridge.py: benchmarks only, never the tests) are installed too when
+# their command is missing.
 set -euo pipefail
 
 missing=()
@@ -38,8 +40,8 @@ echo "installing system packages via apt: ${missing[*]}" >&2
 $sudo apt-get update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   "${missing[@]}" >/dev/null
-# Debian starts the packaged services; the tests start their own on free ports.
-for svc in redis-server nginx postgresql coturn; do
+# Debian starts the packaged services; the tests and benches start their own.
+for svc in redis-server nginx postgresql coturn janus; do
   if command -v systemctl >/dev/null 2>&1; then $sudo systemctl stop "$svc" 2>/dev/null || true; fi
   if command -v service >/dev/null 2>&1; then $sudo service "$svc" stop >/dev/null 2>&1 || true; fi
 done
