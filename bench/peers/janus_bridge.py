@@ -12,9 +12,9 @@ row shows what a live space costs Pnyx with nobody on it.
 Both run in one network namespace the bench builds (``peers/netns.py``: a veth pair in a
 private /30; Janus gathers no ICE candidates on the loopback), Janus with a config folder
 the bench writes (``peers/janus.py``), Pnyx as ``pnyx serve`` with its production
-defaults (only the account rate limits lifted and ``host_grace_s`` raised, so the host's
-absence between rounds does not end the space; neither touches media). The clients stay
-in the main namespace and reach both over the veth.
+defaults (only the account rate limits lifted, ``host_grace_s`` raised, so the host's
+absence between rounds does not end the space, and live captions off, as Janus has
+none). The clients stay in the main namespace and reach both over the veth.
 
 1. **Idle**: both servers up, a room (Janus) and a live space (Pnyx) open, nobody in it:
    each one's CPU over the same window.
@@ -89,7 +89,8 @@ ROOM_DEFAULT = 2  # Janus's default prebuffering (6)
 PUBLISHERS = 13
 AMPLITUDE = 0.05  # 13 tones sum to at most 0.65: no clipping in either mixer
 # What the bench changes from Pnyx's defaults: nothing on the media path.
-PNYX_SETTINGS = {**ACCOUNTS_UNLIMITED, "host_grace_s": "3600"}
+# Janus captions nothing: neither does Pnyx here (captions_default is on in production).
+PNYX_SETTINGS = {**ACCOUNTS_UNLIMITED, "host_grace_s": "3600", "captions_default": "false"}
 
 
 @dataclass(frozen=True)
