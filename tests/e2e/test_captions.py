@@ -12,6 +12,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,12 +30,16 @@ pytestmark = pytest.mark.e2e
 
 TEXT = " ".join(SENTENCES)
 MAX_WER = 0.15
+LAG_S = 60.0
 _URI = re.compile(r'#EXT-X-MEDIA:TYPE=SUBTITLES,.*URI="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
-    with pnyx_serve(Path(tmp_path_factory.mktemp("captions"))) as n:
+    # A busy machine (CI) may leave the low-priority recogniser seconds behind: here
+    # captions may come late but never be dropped for it (the benchmark measures delay).
+    settings = {"captions_max_lag_s": str(LAG_S)}
+    with pnyx_serve(Path(tmp_path_factory.mktemp("captions")), settings=settings) as n:
         yield n
 
 
@@ -87,7 +92,7 @@ async def test_live_captions_through_the_edge_then_the_transcript(
 
             lines = await eventually(
                 said_it_all,
-                len(speech) / 48_000 + 15,
+                len(speech) / 48_000 + LAG_S,
                 "captions of what was said",
                 interval=0.5,
                 ignoring=(httpx.HTTPStatusError,),  # 404 until the first audio
@@ -113,6 +118,15 @@ async def test_live_captions_through_the_edge_then_the_transcript(
         assert word_error(TEXT, heard) <= MAX_WER, heard
 
         # The transcript: complete, timed from the start, the same words, in three forms.
+        # (Its cues reach the store in batches behind the live captions: read from the
+        # node until they are all there, then once through the edge.)
+        async def transcript() -> dict[str, Any] | None:
+            r = await client.get(f"{node.url}/v1/spaces/{space}/transcript")
+            got = r.raise_for_status().json()
+            heard = " ".join(c["text"] for c in got["cues"])
+            return got if got["complete"] and word_error(TEXT, heard) <= MAX_WER else None
+
+        await eventually(transcript, 15, "the whole transcript", interval=0.5)
         doc = (await client.get(f"{edge.url}/v1/spaces/{space}/transcript")).json()
         assert doc["complete"] is True and doc["space_id"] == space
         assert word_error(TEXT, " ".join(c["text"] for c in doc["cues"])) <= MAX_WER, doc
