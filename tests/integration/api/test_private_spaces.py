@@ -75,7 +75,8 @@ async def test_a_private_space_has_a_p_id_and_signed_links(
     sid = space["id"]
     assert sid.startswith("p-")
     assert (space["visibility"], space["audience"]) == ("private", "invited")
-    for key in ("self", "state", "hls", "hls_plain", "replay", "recording"):
+    reads = ("self", "state", "hls", "hls_plain", "hls_main", "captions", "transcript")
+    for key in (*reads, "replay", "recording"):
         assert space["links"][key].startswith("/p/"), space["links"]
         assert space["links"][key].endswith(f"/{sid}" if key == "self" else "")
     assert space["links"]["join"] == f"/v1/spaces/{sid}/join"
@@ -152,7 +153,15 @@ async def test_who_may_join_a_private_space(
         201,
     )
     joined = (await expect(client.post(join, headers=people["invitee"]), 200)).json()
-    assert set(joined["media"]) == {"hls", "hls_plain", "state", "self"}
+    assert set(joined["media"]) == {
+        "hls",
+        "hls_plain",
+        "hls_main",
+        "captions",
+        "transcript",
+        "state",
+        "self",
+    }
     assert all(link.startswith("/p/") for link in joined["media"].values())
     assert joined["media"]["hls"].endswith(f"/media/{sid}/live.m3u8")
     await expect(client.post(join, headers=people["hosty"]), 200)  # the host may too

@@ -79,7 +79,8 @@ def test_a_private_space_gets_signed_read_links_and_others_plain_ones() -> None:
     pre = prefix(4800, sign(SPACE, 4800, SECRET))
     links = signer.links(SpaceId(SPACE))
     plain = plain_links(SpaceId(SPACE))
-    for key in ("self", "state", "hls", "hls_plain", "replay", "recording"):
+    reads = ("self", "state", "hls", "hls_plain", "hls_main", "captions", "transcript")
+    for key in (*reads, "replay", "recording"):
         assert links[key] == pre + plain[key]
     assert links["join"] == plain["join"]  # an account call: its plain path
     assert signer.links(SpaceId("AbCdEfGhIjKl")) == plain_links(SpaceId("AbCdEfGhIjKl"))
