@@ -42,7 +42,12 @@ class FrameQueue(Generic[T]):
       dropped (counted in ``pnyx_media_frames_dropped_total{queue}``);
     * :meth:`take` first drops the oldest items down to ``target`` (plus ``slack``: items
       that a late consumer is about to take back to back), counted in
-      ``pnyx_media_frames_trimmed_total{queue}``, then returns the oldest.
+      ``pnyx_media_frames_trimmed_total{queue}``, then returns the oldest;
+    * with ``standing`` > 0, a queue that still holds an item after every one of
+      ``standing`` takes in a row (a backlog below ``target`` that never drains: pure
+      latency, left by a burst) drops its oldest item too (also counted as trimmed), so
+      the depth a burst leaves is given back within ``standing`` takes instead of lasting
+      until the producer next runs dry.
 
     Either side may run on any thread: ``collections.deque`` appends and pops are atomic
     in CPython. ``dropped`` is written by the producer only, ``trimmed`` by the consumer
@@ -50,9 +55,13 @@ class FrameQueue(Generic[T]):
     many: it is a statistic, not an invariant.)
     """
 
-    def __init__(self, maxlen: int, target: int, queue: str = "") -> None:
+    def __init__(self, maxlen: int, target: int, queue: str = "", *, standing: int = 0) -> None:
         if not 1 <= target <= maxlen:
             raise ValueError(f"need 1 <= target ({target}) <= maxlen ({maxlen})")
+        if standing < 0:
+            raise ValueError("standing must be >= 0")
+        self.standing = standing
+        self._standing_run = 0  # takes in a row that left an item behind (the consumer's)
         self._items: deque[T] = deque(maxlen=maxlen)
         self.maxlen = maxlen
         self.target = target
@@ -83,9 +92,21 @@ class FrameQueue(Generic[T]):
             self.trimmed += excess
             self._trimmed_metric.inc(excess)
         try:
-            return items.popleft()
+            item = items.popleft()
         except IndexError:
+            self._standing_run = 0
             return None
+        if self.standing and slack == 0:
+            self._standing_run = self._standing_run + 1 if items else 0
+            if self._standing_run >= self.standing:
+                self._standing_run = 0
+                try:
+                    items.popleft()
+                except IndexError:  # pragma: no cover - only this consumer pops
+                    return item
+                self.trimmed += 1
+                self._trimmed_metric.inc()
+        return item
 
     def clear(self) -> None:
         self._items.clear()

@@ -32,8 +32,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import av
@@ -67,7 +69,8 @@ _REFUSED = (
 )
 
 
-# aiortc's audio jitter buffer: 16 packets, a frame released once 4 newer ones are in (80 ms).
+# aiortc's audio jitter buffer: 16 packets, a frame released once 4 newer ones are in (80 ms)
+# (the fixed prefetch of GapSkippingJitterBuffer; sessions use AdaptiveJitterBuffer).
 JITTER_CAPACITY = 16
 JITTER_PREFETCH = 4
 
@@ -109,8 +112,114 @@ class GapSkippingJitterBuffer(JitterBuffer):
         return None
 
 
+# The adaptive buffer's bounds and rule (see AdaptiveJitterBuffer).
+JITTER_MIN_PREFETCH = 1  # 20 ms: what a network with no jitter costs
+JITTER_MAX_PREFETCH = 6  # 120 ms
+JITTER_K = 3.0  # frames held: 3 x the measured jitter, rounded up to whole frames
+JITTER_LATE_HOLD_S = 10.0  # a late packet raises the floor by one frame for this long
+JITTER_SHRINK_S = 0.5  # at most one frame dropped this often to come down to a new depth
+_FRAME_S = 0.02
+
+
+def _u16_behind(sequence_number: int, origin: int) -> bool:
+    """Is ``sequence_number`` before ``origin`` (within half the 16-bit space)?"""
+    return 0 < (origin - sequence_number) % 65536 < 32768
+
+
+class AdaptiveJitterBuffer(GapSkippingJitterBuffer):
+    """The gap-skipping buffer, holding as few frames as the speaker's network needs.
+
+    Every packet updates the interarrival jitter estimate of RFC 3550 (§6.4.1: the
+    smoothed difference between how far apart two packets arrived and how far apart
+    their RTP timestamps say they were sent, gain 1/16), in seconds. The buffer then holds
+    ``ceil(JITTER_K * jitter / 20 ms)`` frames, between :data:`JITTER_MIN_PREFETCH` and
+    :data:`JITTER_MAX_PREFETCH`: one frame (20 ms) on loopback or a quiet LAN, where the
+    fixed four of aiortc cost 80 ms, and more on a jittery link. Reordering that the
+    estimate misses shows up as a packet arriving after its frame was released (lost):
+    each such packet raises a floor by one frame for :data:`JITTER_LATE_HOLD_S`. Growing
+    waits for packets (a short pause for that speaker); shrinking drops the oldest held
+    frame, at most one per :data:`JITTER_SHRINK_S`, so a speaker's delay comes back down
+    after a jittery spell instead of staying where the worst moment left it.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        clock_rate: int = 48_000,
+        min_prefetch: int = JITTER_MIN_PREFETCH,
+        max_prefetch: int = JITTER_MAX_PREFETCH,
+    ) -> None:
+        super().__init__(capacity=capacity, prefetch=min_prefetch)
+        self._clock = clock
+        self._rate = clock_rate
+        self._min = min_prefetch
+        self._max = min(max_prefetch, capacity - 2)
+        self.jitter = 0.0  # seconds, RFC 3550's estimate
+        self._transit: float | None = None
+        self._floor = min_prefetch
+        self._floor_until = 0.0
+        self._shrunk_at = -1e9
+        self.late = 0  # packets that came after their frame was given up
+        self.dropped = 0  # frames dropped to shrink
+
+    @property
+    def prefetch(self) -> int:
+        return int(self._prefetch)
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        now = self._clock()
+        transit = now - packet.timestamp / self._rate
+        if self._transit is not None:
+            d = abs(transit - self._transit)
+            if d < 1.0:  # not a timestamp jump (a new stream, a wrap): a sample
+                self.jitter += (d - self.jitter) / 16
+        self._transit = transit
+        if self._origin is not None and _u16_behind(packet.sequence_number, self._origin):
+            self.late += 1
+            self._floor = min(self._max, max(self._floor, self._prefetch) + 1)
+            self._floor_until = now + JITTER_LATE_HOLD_S
+        elif now > self._floor_until:
+            self._floor = self._min
+        wanted = min(self._max, math.ceil(JITTER_K * self.jitter / _FRAME_S - 1e-9))
+        self._prefetch = max(self._min, self._floor, wanted)
+        pli, frame = super().add(packet)
+        shrink = frame is not None and now - self._shrunk_at >= JITTER_SHRINK_S
+        if shrink and self._held() > self._prefetch:
+            self._drop_oldest()
+            self._shrunk_at = now
+        return pli, frame
+
+    def _groups(self) -> list[int]:
+        """The offset (from the origin) of each frame held."""
+        origin = self._origin
+        if origin is None:
+            return []
+        starts: list[int] = []
+        last_ts: int | None = None
+        for offset in range(self._capacity):
+            packet = self._packets[(origin + offset) % self._capacity]
+            if packet is None:
+                last_ts = None
+                continue
+            if packet.timestamp != last_ts:
+                starts.append(offset)
+            last_ts = packet.timestamp
+        return starts
+
+    def _held(self) -> int:
+        return len(self._groups())
+
+    def _drop_oldest(self) -> None:
+        starts = self._groups()
+        if len(starts) > 1:
+            self.remove(starts[1])
+            self.dropped += 1
+
+
 def _skip_gaps(pc: RTCPeerConnection) -> None:
-    """Give the audio receivers a :class:`GapSkippingJitterBuffer` (before any packet)."""
+    """Give the audio receivers an :class:`AdaptiveJitterBuffer` (before any packet)."""
     for transceiver in pc.getTransceivers():
         receiver = transceiver.receiver
         if transceiver.kind != "audio" or receiver is None:
@@ -118,9 +227,7 @@ def _skip_gaps(pc: RTCPeerConnection) -> None:
         if not hasattr(receiver, "_RTCRtpReceiver__jitter_buffer"):  # another aiortc
             log.warning("aiortc's receiver has no jitter buffer to replace: losses add delay")
             continue
-        receiver._RTCRtpReceiver__jitter_buffer = GapSkippingJitterBuffer(
-            capacity=JITTER_CAPACITY, prefetch=JITTER_PREFETCH
-        )
+        receiver._RTCRtpReceiver__jitter_buffer = AdaptiveJitterBuffer(capacity=JITTER_CAPACITY)
 
 
 def check_offer(offer_sdp: str) -> None:

@@ -283,7 +283,10 @@ class MediaService:
             session = await IngestSession.accept(
                 offer_sdp,
                 inbound=FrameQueue(
-                    self._s.mix_queue_frames, self._s.mix_target_frames, queue="inbound"
+                    self._s.mix_queue_frames,
+                    self._s.mix_target_frames,
+                    queue="inbound",
+                    standing=self._s.mix_standing_ticks,
                 ),
                 outbound=FrameQueue(
                     self._s.mix_minus_queue_frames,

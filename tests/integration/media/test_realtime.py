@@ -15,7 +15,12 @@ import pytest
 from aiortc.rtp import RtpPacket
 
 from pnyx.media import metrics
-from pnyx.media.ingest import JITTER_CAPACITY, JITTER_PREFETCH, GapSkippingJitterBuffer
+from pnyx.media.ingest import (
+    JITTER_CAPACITY,
+    JITTER_PREFETCH,
+    AdaptiveJitterBuffer,
+    GapSkippingJitterBuffer,
+)
 from tests.integration.media.conftest import HOST, Stage
 from tests.support import tones, webrtc
 from tests.support.poll import eventually
@@ -151,10 +156,11 @@ def test_a_lost_packet_does_not_add_delay_for_the_rest_of_the_session(lost: list
     assert late is None  # the lost one, arriving after it was given up: too old
 
 
-async def test_publish_sessions_use_the_gap_skipping_jitter_buffer(stage: Stage) -> None:
+async def test_publish_sessions_use_the_adaptive_jitter_buffer(stage: Stage) -> None:
     speaker, _ = await stage.connect(HOST, 500)
     session = stage.media._running[stage.space].sessions[HOST]
     (transceiver,) = session._pc.getTransceivers()
     buffer = transceiver.receiver._RTCRtpReceiver__jitter_buffer
-    assert isinstance(buffer, GapSkippingJitterBuffer)
+    assert isinstance(buffer, AdaptiveJitterBuffer)
     await eventually(lambda: len(speaker.heard) > 10, 10, "audio flows through it")
+    assert buffer.jitter > 0  # it measured the packets' arrival

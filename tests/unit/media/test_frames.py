@@ -118,3 +118,26 @@ def test_to_mono_averages_the_channels() -> None:
     np.testing.assert_array_equal(to_mono(chunk), np.zeros((1, FRAME_SAMPLES), np.float32))
     chunk[0, 1::2] = 16384
     np.testing.assert_allclose(to_mono(chunk), 0.5)
+
+
+def test_a_standing_backlog_is_given_back() -> None:
+    q: FrameQueue[int] = FrameQueue(10, 2, standing=5)
+    for i in range(3):  # a burst: three at once, then one per take
+        q.put(i)
+    taken = []
+    for i in range(3, 13):
+        q.put(i)
+        taken.append(q.take())
+    # The first take trims to the target (two, 0 and 1, go), leaving one behind; after
+    # five takes in a row that left one behind, it is dropped (7), and the queue drains.
+    assert taken == [2, 3, 4, 5, 6, 8, 9, 10, 11, 12]
+    assert q.trimmed == 3 and len(q) == 0
+
+
+def test_a_queue_that_drains_keeps_everything() -> None:
+    q: FrameQueue[int] = FrameQueue(10, 2, standing=5)
+    taken = []
+    for i in range(20):
+        q.put(i)
+        taken.append(q.take())
+    assert taken == list(range(20)) and q.trimmed == 0
