@@ -55,21 +55,31 @@ def cue_lines(vtt: str) -> list[str]:
     return [lines[i + 1] for i, line in enumerate(lines[:-1]) if "-->" in line]
 
 
-async def read_captions(client: httpx.AsyncClient, base: str, space: str) -> list[str]:
-    """What a player reads: main.m3u8 → the SUBTITLES rendition → its WebVTT files."""
+async def read_captions(
+    client: httpx.AsyncClient, base: str, space: str, kept: dict[str, list[str]] | None = None
+) -> list[str]:
+    """What a player reads: main.m3u8 → the SUBTITLES rendition → its WebVTT files, each
+    fetched once into ``kept`` (by URI: a player keeps the cues of files that have slid
+    out of the live window since); the cue lines of every file kept, in order."""
+    kept = {} if kept is None else kept
     main = (await client.get(f"{base}/media/{space}/main.m3u8")).raise_for_status().text
     found = _URI.search(main)
     assert found, main
     playlist = (await client.get(f"{base}/media/{space}/{found[1]}")).raise_for_status()
     assert playlist.headers["content-type"] == "application/vnd.apple.mpegurl"
-    out = []
     for uri in [ln for ln in playlist.text.splitlines() if ln and not ln.startswith("#")]:
+        if uri in kept:
+            continue
         r = await client.get(f"{base}/media/{space}/{uri}")
         r.raise_for_status()
         assert r.headers["content-type"].startswith("text/vtt")
         assert r.text.startswith("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n")
-        out += cue_lines(r.text)
-    return out
+        kept[uri] = cue_lines(r.text)
+
+    def order(uri: str) -> tuple[int, ...]:  # vtt/{msn}.{half}.vtt
+        return tuple(int(n) for n in re.findall(r"\d+", uri))
+
+    return [line for uri in sorted(kept, key=order) for line in kept[uri]]
 
 
 async def test_live_captions_through_the_edge_then_the_transcript(
@@ -85,8 +95,10 @@ async def test_live_captions_through_the_edge_then_the_transcript(
         try:
             await speaker.connected()
 
+            kept: dict[str, list[str]] = {}
+
             async def said_it_all() -> list[str] | None:
-                lines = await read_captions(client, edge.url, space)
+                lines = await read_captions(client, edge.url, space, kept)
                 heard = " ".join(line.split(": ", 1)[-1] for line in lines)
                 return lines if word_error(TEXT, heard) <= MAX_WER else None
 
@@ -114,8 +126,11 @@ async def test_live_captions_through_the_edge_then_the_transcript(
             subprocess.run, command, capture_output=True, text=True, timeout=60, check=False
         )
         assert run.returncode == 0, run.stderr
-        heard = " ".join(line.split(": ", 1)[-1] for line in cue_lines(out.read_text()))
-        assert word_error(TEXT, heard) <= MAX_WER, heard
+        # The same cues a player reads from the ended rendition now (the live window has
+        # slid past the first ones if the captions took long on a busy machine; the
+        # transcript below has them all).
+        listed = await read_captions(client, node.url, space)
+        assert listed and cue_lines(out.read_text()) == listed, (out.read_text(), listed)
 
         # The transcript: complete, timed from the start, the same words, in three forms.
         # (Its cues reach the store in batches behind the live captions: read from the
