@@ -62,6 +62,8 @@ if sys.path and Path(sys.path[0]).resolve() == BENCH / "peers":
     sys.path.pop(0)  # run as a script: its folder's modules go by peers.*
 if str(BENCH) not in sys.path:  # latency_support & co. live in bench/
     sys.path.insert(0, str(BENCH))
+if str(BENCH.parent) not in sys.path:  # the harness: tests/support
+    sys.path.insert(1, str(BENCH.parent))
 
 import httpx  # noqa: E402
 from tests.support.pnyx_server import ACCOUNTS_UNLIMITED, SECRET, PnyxProcess  # noqa: E402
