@@ -160,14 +160,7 @@ class Origin:
         (→ 503) when it did not appear in time."""
         _check_directives(msn, part)
         key = hls_key(valid_space(space))
-        snap = await self._live.get_snapshot(key)
-        if snap is None or PLAYLIST not in snap.parts:
-            raise PnyxError(
-                ErrorKind.NOT_FOUND,
-                f"space {space} has no audio yet; retry in a moment",
-                code="no_audio",
-                retry_after=1.0,
-            )
+        snap = await self._current(space)
         seen = self._seen(space, snap)
         state = seen.state
         if msn is not None:
@@ -211,15 +204,7 @@ class Origin:
         """The multivariant playlist (``main``) or the captions' subtitles playlist
         (``captions``): no blocking reload (captions come seconds after their audio).
         NOT_FOUND when the space has no audio yet, or (``captions``) is not captioned."""
-        snap = await self._live.get_snapshot(hls_key(valid_space(space)))
-        if snap is None or PLAYLIST not in snap.parts:
-            raise PnyxError(
-                ErrorKind.NOT_FOUND,
-                f"space {space} has no audio yet; retry in a moment",
-                code="no_audio",
-                retry_after=1.0,
-            )
-        seen = self._seen(space, snap)
+        seen = self._seen(space, await self._current(valid_space(space)))
         if kind == "captions" and not seen.state.captions:
             raise PnyxError(
                 ErrorKind.NOT_FOUND,
@@ -270,6 +255,18 @@ class Origin:
                 return None
             snap = await self._live.wait_snapshot(hkey, snap.version, remaining)
         return await self._live.get_blob(key)
+
+    async def _current(self, space: str) -> Snapshot:
+        """The space's playlist snapshot; NOT_FOUND ``no_audio`` until it has one."""
+        snap = await self._live.get_snapshot(hls_key(space))
+        if snap is None or PLAYLIST not in snap.parts:
+            raise PnyxError(
+                ErrorKind.NOT_FOUND,
+                f"space {space} has no audio yet; retry in a moment",
+                code="no_audio",
+                retry_after=1.0,
+            )
+        return snap
 
     def _seen(self, space: str, snap: Snapshot) -> _Seen:
         """The state in ``snap``, parsed once per new state (not once per request)."""
