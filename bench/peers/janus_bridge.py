@@ -92,7 +92,14 @@ PUBLISHERS = 13
 AMPLITUDE = 0.05  # 13 tones sum to at most 0.65: no clipping in either mixer
 # What the bench changes from Pnyx's defaults: nothing on the media path.
 # Janus captions nothing: neither does Pnyx here (captions_default is on in production).
-PNYX_SETTINGS = {**ACCOUNTS_UNLIMITED, "host_grace_s": "3600", "captions_default": "false"}
+# Janus is measured at prebuffer 1 (and its default); Pnyx at its low-latency jitter
+# floor, jitter_min_frames = 1 (its default, 4, is for CPU-starved nodes).
+PNYX_SETTINGS = {
+    **ACCOUNTS_UNLIMITED,
+    "host_grace_s": "3600",
+    "captions_default": "false",
+    "jitter_min_frames": "1",
+}
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,11 @@ class GapSkippingJitterBuffer(JitterBuffer):
 
 
 # The adaptive buffer's bounds and rule (see AdaptiveJitterBuffer).
-JITTER_MIN_PREFETCH = 1  # 20 ms: what a network with no jitter costs
+# The fewest frames held. 4 (80 ms, aiortc's own) by default: at 1 or 2 a test speaker's
+# words came out garbled on a CPU-starved machine (three busy processes on two cores),
+# where at 4 they did not. 1 is the setting for quiet machines and networks
+# (jitter_min_frames): 20 ms, speaker to speaker p95 ~160 ms instead of ~220.
+JITTER_MIN_PREFETCH = 4
 JITTER_MAX_PREFETCH = 6  # 120 ms
 JITTER_K = 3.0  # frames held: 3 x the measured jitter, rounded up to whole frames
 JITTER_LATE_HOLD_S = 10.0  # a late packet raises the floor by one frame for this long
@@ -132,14 +136,16 @@ class AdaptiveJitterBuffer(GapSkippingJitterBuffer):
     Every packet updates the interarrival jitter estimate of RFC 3550 (§6.4.1: the
     smoothed difference between how far apart two packets arrived and how far apart
     their RTP timestamps say they were sent, gain 1/16), in seconds. The buffer then holds
-    ``ceil(JITTER_K * jitter / 20 ms)`` frames, between :data:`JITTER_MIN_PREFETCH` and
-    :data:`JITTER_MAX_PREFETCH`: one frame (20 ms) on loopback or a quiet LAN, where the
-    fixed four of aiortc cost 80 ms, and more on a jittery link. Reordering that the
-    estimate misses shows up as a packet arriving after its frame was released (lost):
-    each such packet raises a floor by one frame for :data:`JITTER_LATE_HOLD_S`. Growing
-    waits for packets (a short pause for that speaker); shrinking drops the oldest held
-    frame, at most one per :data:`JITTER_SHRINK_S`, so a speaker's delay comes back down
-    after a jittery spell instead of staying where the worst moment left it.
+    ``ceil(JITTER_K * jitter / 20 ms)`` frames, between ``min_prefetch`` (the setting
+    ``jitter_min_frames``, :data:`JITTER_MIN_PREFETCH` by default) and
+    :data:`JITTER_MAX_PREFETCH`: with a minimum of 1, one frame (20 ms) on loopback or a
+    quiet LAN, where the fixed four of aiortc cost 80 ms, and more on a jittery link.
+    Reordering that the estimate misses shows up as a packet arriving after its frame was
+    released (lost): each such packet raises a floor by one frame for
+    :data:`JITTER_LATE_HOLD_S`. Growing waits for packets (a short pause for that speaker);
+    shrinking drops the oldest held frame, at most one per :data:`JITTER_SHRINK_S`, so a
+    speaker's delay comes back down after a jittery spell instead of staying where the worst
+    moment left it.
     """
 
     def __init__(
@@ -218,7 +224,7 @@ class AdaptiveJitterBuffer(GapSkippingJitterBuffer):
             self.dropped += 1
 
 
-def _skip_gaps(pc: RTCPeerConnection) -> None:
+def _skip_gaps(pc: RTCPeerConnection, min_frames: int = JITTER_MIN_PREFETCH) -> None:
     """Give the audio receivers an :class:`AdaptiveJitterBuffer` (before any packet)."""
     for transceiver in pc.getTransceivers():
         receiver = transceiver.receiver
@@ -227,7 +233,9 @@ def _skip_gaps(pc: RTCPeerConnection) -> None:
         if not hasattr(receiver, "_RTCRtpReceiver__jitter_buffer"):  # another aiortc
             log.warning("aiortc's receiver has no jitter buffer to replace: losses add delay")
             continue
-        receiver._RTCRtpReceiver__jitter_buffer = AdaptiveJitterBuffer(capacity=JITTER_CAPACITY)
+        receiver._RTCRtpReceiver__jitter_buffer = AdaptiveJitterBuffer(
+            capacity=JITTER_CAPACITY, min_prefetch=min_frames
+        )
 
 
 def check_offer(offer_sdp: str) -> None:
@@ -327,6 +335,7 @@ class IngestSession:
         connect_timeout_s: float,
         idle_timeout_s: float,
         policy: ice.IcePolicy = ice.IcePolicy(),  # noqa: B008 (frozen)
+        jitter_min_frames: int = JITTER_MIN_PREFETCH,
     ) -> IngestSession:
         """Answer ``offer_sdp``; PnyxError MALFORMED when it is unusable. ``inbound`` and
         ``outbound`` are the jitter queues to and from the mixer; ``policy`` the ICE rules
@@ -348,7 +357,7 @@ class IngestSession:
                 raise PnyxError(
                     ErrorKind.MALFORMED, f"the SDP offer was refused: {exc}", code="bad_sdp"
                 ) from exc
-            _skip_gaps(pc)
+            _skip_gaps(pc, jitter_min_frames)
             ice.install_gatherer(pc, policy)
             pc.addTrack(session._send)
             # aiortc gathers every candidate before returning: the answer is complete.

@@ -293,6 +293,7 @@ class MediaService:
                     self._s.mix_minus_target_frames,
                     queue="outbound",
                 ),
+                jitter_min_frames=self._s.jitter_min_frames,
                 connect_timeout_s=self._s.publish_connect_timeout_s,
                 idle_timeout_s=self._s.publish_idle_timeout_s,
                 policy=self._ice,

@@ -12,6 +12,7 @@ from pnyx.media.ingest import (
     JITTER_CAPACITY,
     JITTER_LATE_HOLD_S,
     JITTER_MAX_PREFETCH,
+    JITTER_MIN_PREFETCH,
     AdaptiveJitterBuffer,
 )
 
@@ -29,7 +30,10 @@ class Link:
 
     def __init__(self) -> None:
         self.now = 0.0
-        self.jb = AdaptiveJitterBuffer(capacity=JITTER_CAPACITY, clock=lambda: self.now)
+        # The setting for quiet networks (jitter_min_frames = 1): the adaptation is visible.
+        self.jb = AdaptiveJitterBuffer(
+            capacity=JITTER_CAPACITY, clock=lambda: self.now, min_prefetch=1
+        )
         self.held: list[int] = []  # frames behind the newest sequence number at release
 
     def run(self, first: int, count: int, delay: dict[int, float] | None = None) -> None:
@@ -91,3 +95,8 @@ def test_losses_still_cost_nothing_later() -> None:
             if frame is not None:
                 link.held.append(seq - frame.timestamp // 960)
     assert set(link.held[-50:]) == {1}
+
+
+def test_the_default_floor_is_four_frames() -> None:
+    jb = AdaptiveJitterBuffer(capacity=JITTER_CAPACITY, clock=lambda: 0.0)
+    assert jb.prefetch == JITTER_MIN_PREFETCH == 4
