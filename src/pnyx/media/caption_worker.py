@@ -83,10 +83,6 @@ class CaptionWorker:
         if self._started:
             self._thread.join(timeout=10)
 
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._queue)
-
     def drain(self, space: str, within: float) -> bool:
         """Wait (a thread, not the loop) until ``space``'s queued windows are done, for at
         most ``within`` seconds; False if they were not."""

@@ -85,7 +85,7 @@ class SpaceCaptions:
             self._wake.clear()
             await self._save()
 
-    async def _save(self) -> bool:
+    async def _save(self) -> None:
         while self._unsaved:
             batch = list(self._unsaved)
             try:
@@ -99,7 +99,6 @@ class SpaceCaptions:
                 await asyncio.sleep(self._retry_s)
                 continue
             del self._unsaved[: len(batch)]
-        return True
 
     async def close(self, within: float) -> None:
         """Stop; whatever is unsaved gets ``within`` seconds to reach the store."""
