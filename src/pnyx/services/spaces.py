@@ -112,12 +112,14 @@ class SpaceEdit:
 
 def new_space_id(visibility: Visibility) -> SpaceId:
     """An unguessable id (72 random bits). A private space's begins with ``p-`` and no
-    other's does: an edge tells private spaces by their id alone (services/links.py)."""
+    other's does: an edge tells private spaces by their id alone (services/links.py). No
+    id begins with ``-``, which a command line would read as an option
+    (``pnyx loadtest listeners --space -x…``)."""
     if visibility is Visibility.PRIVATE:
         return SpaceId(PRIVATE_ID_PREFIX + secrets.token_urlsafe(9))
     while True:
         space = secrets.token_urlsafe(9)
-        if not space.startswith(PRIVATE_ID_PREFIX):
+        if not space.startswith((PRIVATE_ID_PREFIX, "-")):
             return SpaceId(space)
 
 

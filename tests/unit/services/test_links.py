@@ -86,10 +86,12 @@ def test_a_private_space_gets_signed_read_links_and_others_plain_ones() -> None:
     assert signer.links(SpaceId("AbCdEfGhIjKl")) == plain_links(SpaceId("AbCdEfGhIjKl"))
 
 
-def test_only_private_ids_begin_with_p_dash() -> None:
-    for _ in range(20_000):  # a public id would begin with "p-" one time in 4,096 by chance
-        assert not is_private(new_space_id(Visibility.PUBLIC))
-        assert not is_private(new_space_id(Visibility.UNLISTED))
+def test_only_private_ids_begin_with_p_dash_and_none_with_a_dash() -> None:
+    # by chance a public id would begin with "p-" one time in 4,096, with "-" one in 64
+    for _ in range(20_000):
+        for visibility in (Visibility.PUBLIC, Visibility.UNLISTED):
+            space = new_space_id(visibility)
+            assert not is_private(space) and not space.startswith("-"), space
     private = new_space_id(Visibility.PRIVATE)
     assert is_private(private) and len(private) == 14
     assert len({new_space_id(Visibility.PRIVATE) for _ in range(1000)}) == 1000
