@@ -52,7 +52,8 @@ _OFFER_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "An SDP offer (RFC 8866) with exactly one `m=audio` section, "
-        "`a=sendrecv` (to hear the stage) or `a=sendonly`, Opus preferred. Gather ICE "
+        "`a=sendrecv` (to hear the stage) or `a=sendonly`, offering Opus (the stage mixes "
+        "Opus only). Gather ICE "
         f"candidates before sending (no trickle). At most `max_sdp_bytes` bytes ({SDP}).",
         "content": {SDP: {"schema": {"type": "string"}, "example": "v=0\r\no=- 0 0 IN IP4 ..."}},
     }

@@ -1,13 +1,15 @@
 """Speakers' WebRTC, terminated with aiortc: the only module that imports it.
 
-:meth:`IngestSession.accept` takes a speaker's SDP offer (WHIP-style, non-trickle) and
-returns a session whose answer carries every ICE candidate. On the one peer connection:
+:meth:`IngestSession.accept` takes a speaker's SDP offer (WHIP-style, non-trickle, Opus)
+and returns a session whose answer carries every ICE candidate. On the one peer
+connection:
 
-* the speaker's audio comes in (aiortc decodes Opus in its own thread) and is cut into
-  20 ms packed s16 stereo chunks (:class:`~pnyx.media.frames.PcmChunker`: usually a mere
-  view of the decoded frame) put on :attr:`IngestSession.inbound`, the jitter queue the
-  mix clock's thread takes one chunk from per tick (thread-safe, bounded, trimmed to its
-  target depth);
+* the speaker's audio comes in: aiortc's receive path up to its jitter buffer (an
+  :class:`AdaptiveJitterBuffer` in place of aiortc's own), whose every released frame,
+  still Opus, goes on :attr:`IngestSession.inbound` (an
+  :class:`~pnyx.media.inbound.EncodedFrame` on a thread-safe, bounded jitter queue) — the
+  mix clock's thread decodes it (media/inbound.py), instead of aiortc's decoder thread,
+  which is never fed;
 * their mix-minus goes out: the mixer Opus-encodes it in the clock's thread and puts the
   packets on :attr:`IngestSession.outbound`; :class:`MixMinusTrack` hands each one to
   aiortc as soon as the mixer wakes it (pre-encoded: aiortc only packetises it).
@@ -23,8 +25,8 @@ not connected within ``connect_timeout_s``, or when no audio has come in for
 aiortc keep sending frames, silent ones, while muted, so only a dead peer goes quiet; ICE
 consent would take ~30 s to notice); :attr:`IngestSession.ended` is then set and
 :attr:`IngestSession.why` says why. The owner closes it. :attr:`IngestSession.heard` is
-set at the first decoded audio frame: the owner waits for it before letting a new session
-replace a speaker's working one (services/media.py, make-before-break).
+set at the first audio frame: the owner waits for it before letting a new session replace
+a speaker's working one (services/media.py, make-before-break).
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ import asyncio
 import contextlib
 import logging
 import math
+import queue
 import secrets
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import av
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -48,12 +50,14 @@ from aiortc import (
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.media import ice, metrics
-from pnyx.media.frames import FrameQueue, Pcm, PcmChunker
+from pnyx.media.frames import FrameQueue
+from pnyx.media.inbound import EncodedFrame
 from pnyx.media.opus import OpusPacket
 
 log = logging.getLogger(__name__)
@@ -224,17 +228,47 @@ class AdaptiveJitterBuffer(GapSkippingJitterBuffer):
             self.dropped += 1
 
 
-def _skip_gaps(pc: RTCPeerConnection, min_frames: int = JITTER_MIN_PREFETCH) -> None:
-    """Give the audio receivers an :class:`AdaptiveJitterBuffer` (before any packet)."""
+class _DecoderTap:
+    """Stands in for an aiortc receiver's decoder queue: every frame its jitter buffer
+    releases goes to ``on_frame`` (on the loop) instead of aiortc's decoder thread, which
+    waits on the real queue for the end-of-stream ``None`` alone."""
+
+    def __init__(
+        self, real: queue.Queue[Any], on_frame: Callable[[RTCRtpCodecParameters, JitterFrame], None]
+    ) -> None:
+        self._real = real
+        self._on_frame = on_frame
+
+    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
+        if item is None:
+            self._real.put(None)  # the receiver stops: its thread ends, then its track
+        else:
+            self._on_frame(*item)
+
+    def get(self) -> Any:  # aiortc's decoder thread
+        return self._real.get()
+
+
+def _take_over_receivers(
+    pc: RTCPeerConnection,
+    on_frame: Callable[[RTCRtpCodecParameters, JitterFrame], None],
+    min_frames: int = JITTER_MIN_PREFETCH,
+) -> None:
+    """Give the audio receivers an :class:`AdaptiveJitterBuffer` and send what it
+    releases to ``on_frame`` rather than to a decoder thread (before any packet)."""
     for transceiver in pc.getTransceivers():
         receiver = transceiver.receiver
         if transceiver.kind != "audio" or receiver is None:
             continue
-        if not hasattr(receiver, "_RTCRtpReceiver__jitter_buffer"):  # another aiortc
-            log.warning("aiortc's receiver has no jitter buffer to replace: losses add delay")
-            continue
+        if not hasattr(receiver, "_RTCRtpReceiver__jitter_buffer") or not hasattr(
+            receiver, "_RTCRtpReceiver__decoder_queue"
+        ):
+            raise RuntimeError("this aiortc's receiver has no jitter buffer or decoder queue")
         receiver._RTCRtpReceiver__jitter_buffer = AdaptiveJitterBuffer(
             capacity=JITTER_CAPACITY, min_prefetch=min_frames
+        )
+        receiver._RTCRtpReceiver__decoder_queue = _DecoderTap(
+            receiver._RTCRtpReceiver__decoder_queue, on_frame
         )
 
 
@@ -252,6 +286,13 @@ def check_offer(offer_sdp: str) -> None:
         raise PnyxError(
             ErrorKind.MALFORMED,
             f"the SDP offer must have exactly one m=audio section (found: {found})",
+            code="bad_sdp",
+        )
+    if not any(c.name.lower() == "opus" for c in parsed.media[0].rtp.codecs):
+        raise PnyxError(
+            ErrorKind.MALFORMED,
+            "the SDP offer's audio must offer Opus (a=rtpmap:<pt> opus/48000/2): the stage "
+            "mixes Opus only",
             code="bad_sdp",
         )
     direction = parsed.media[0].direction
@@ -303,7 +344,7 @@ class IngestSession:
         self,
         pc: RTCPeerConnection,
         *,
-        inbound: FrameQueue[Pcm],
+        inbound: FrameQueue[EncodedFrame],
         outbound: FrameQueue[OpusPacket],
     ) -> None:
         self.id = secrets.token_urlsafe(12)
@@ -313,13 +354,15 @@ class IngestSession:
         self.ended = asyncio.Event()
         self.why = ""
         self.heard_at = 0.0  # loop time of the last audio frame from the speaker
-        self.heard = asyncio.Event()  # the first audio frame was decoded: it carries audio
+        self.heard = asyncio.Event()  # the first audio frame came: it carries audio
         self._pc = pc
         self._send = MixMinusTrack(self.outbound)
         self._connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._closer: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._foreign = 0  # frames of a codec other than Opus, dropped
 
     def wake(self) -> None:
         """The mixer put a packet on :attr:`outbound` (call on the loop)."""
@@ -330,7 +373,7 @@ class IngestSession:
         cls,
         offer_sdp: str,
         *,
-        inbound: FrameQueue[Pcm],
+        inbound: FrameQueue[EncodedFrame],
         outbound: FrameQueue[OpusPacket],
         connect_timeout_s: float,
         idle_timeout_s: float,
@@ -357,7 +400,7 @@ class IngestSession:
                 raise PnyxError(
                     ErrorKind.MALFORMED, f"the SDP offer was refused: {exc}", code="bad_sdp"
                 ) from exc
-            _skip_gaps(pc, jitter_min_frames)
+            _take_over_receivers(pc, session._on_frame, jitter_min_frames)
             ice.install_gatherer(pc, policy)
             pc.addTrack(session._send)
             # aiortc gathers every candidate before returning: the answer is complete.
@@ -399,22 +442,26 @@ class IngestSession:
         elif state in ("failed", "closed"):
             self._end(f"connection_{state}")
 
+    def _on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        """A frame of the speaker's audio, released by the jitter buffer (on the loop)."""
+        if codec.name.lower() != "opus":  # check_offer wants Opus offered; this one sent else
+            self._foreign += 1
+            if self._foreign == 1:
+                log.warning("session %s: dropping %s audio: the stage mixes Opus", self.id, codec)
+            return
+        self.heard_at = self._loop.time()
+        self.inbound.put(EncodedFrame(frame.data, frame.timestamp))
+        if not self.heard.is_set():
+            self.heard.set()
+
     async def _read(self, track: MediaStreamTrack) -> None:
-        loop = asyncio.get_running_loop()
-        chunker = PcmChunker()
-        inbound = self.inbound
+        """Wait for the speaker's track to end (its frames come to :meth:`_on_frame`)."""
         while True:
             try:
-                frame = await track.recv()
+                await track.recv()
             except MediaStreamError:
                 self._end("track_ended")
                 return
-            self.heard_at = loop.time()
-            if isinstance(frame, av.AudioFrame):
-                if not self.heard.is_set():
-                    self.heard.set()
-                for chunk in chunker.push(frame):
-                    inbound.put(chunk)
 
     async def _watchdog(self, connect_timeout_s: float, idle_timeout_s: float) -> None:
         try:

@@ -36,6 +36,15 @@ FRAMES_TRIMMED = Counter(
     "(a backlog turned away instead of becoming latency)",
     ["queue"],  # inbound (speaker → mixer), outbound (mix-minus → speaker)
 )
+FRAMES_CONCEALED = Counter(
+    "pnyx_media_frames_concealed_total",
+    "20 ms frames of a speaker's voice the decoder made up for lost or late packets: "
+    "rebuilt from the next packet's in-band FEC, or by packet loss concealment",
+    ["how"],  # fec, plc
+)
+DECODE_ERRORS = Counter(
+    "pnyx_media_decode_errors_total", "Speakers' packets the Opus decoder refused (corrupt)"
+)
 SESSIONS = Gauge("pnyx_media_sessions", "Publish sessions (peer connections) on this node")
 SPACES = Gauge("pnyx_media_spaces", "Spaces whose media runs on this node")
 PUBLISHES = Counter("pnyx_media_publishes_total", "Publish requests by outcome", ["outcome"])

@@ -3,10 +3,11 @@ thread, and the hand-off of its program mix to the encoder.
 
 Each tick, in the clock's thread:
 
-1. takes one 20 ms chunk from each publisher's inbound jitter queue (a thread-safe
-   :class:`~pnyx.media.frames.FrameQueue` filled on the event loop by their ingest
-   session), trimmed to its target depth first — silence when the queue is empty, so a
-   late or silent speaker never stalls the mix;
+1. takes one 20 ms frame from each publisher's inbound jitter queue (a thread-safe
+   :class:`~pnyx.media.frames.FrameQueue` of Opus packets filled on the event loop by
+   their ingest session), trimmed to its target depth first, and decodes it
+   (:class:`~pnyx.media.inbound.SpeakerInput`) — concealment, then silence, when the
+   queue is empty, so a late or silent speaker never stalls the mix;
 2. keeps only the chunks of members who are *allowed* (on stage and not muted, as the
    owner last said through :meth:`MixRunner.set_allowed`, an atomically swapped frozenset):
    server-side mute, whatever a client sends;
@@ -49,11 +50,12 @@ from pnyx.media import metrics
 from pnyx.media.captions import CaptionCutter, Window
 from pnyx.media.clock import MixClock
 from pnyx.media.encoder import Batch, Done, EncoderThread, Init
-from pnyx.media.frames import SILENT_CHUNK, FrameQueue, Pcm, to_mono
+from pnyx.media.frames import FrameQueue
 from pnyx.media.hls import Output, Packager, PlaylistState
+from pnyx.media.inbound import EncodedFrame, SpeakerInput
 from pnyx.media.levels import SpeakingDetector
 from pnyx.media.mixbus import MixBus, levels_dbov
-from pnyx.media.mixer import FRAME_SAMPLES
+from pnyx.media.mixer import FRAME_SAMPLES, Frame
 from pnyx.media.opus import OpusEncoder, OpusPacket
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ STOP_TIMEOUT_S = 10.0  # how long stop(ended=True) waits for the final segment t
 # a part is never more than that late, for 1/4 of the encoder thread's wake-ups.
 IDLE_BATCH_TICKS = 4
 _NO_ROWS = np.zeros((0, FRAME_SAMPLES), np.float32)
+_SILENCE: Frame = np.zeros(FRAME_SAMPLES, np.float32)
+_SILENCE.setflags(write=False)
 
 
 class CaptionTap(Protocol):
@@ -86,7 +90,7 @@ class MediaSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Publisher:
-    inbound: FrameQueue[Pcm]
+    inbound: SpeakerInput  # its decoder is used by the clock's thread only
     outbound: FrameQueue[OpusPacket]
     wake: Callable[[], None]  # on the loop: their send track has a packet
     opus: OpusEncoder  # used by the clock's thread only
@@ -167,15 +171,17 @@ class MixRunner:
     def attach(
         self,
         handle: Handle,
-        inbound: FrameQueue[Pcm],
+        inbound: FrameQueue[EncodedFrame],
         outbound: FrameQueue[OpusPacket],
         wake: Callable[[], None],
     ) -> None:
-        """Mix ``handle`` from ``inbound``, send their mix-minus (Opus packets) to
-        ``outbound`` and call ``wake`` (on the loop) after each tick that put one there,
-        replacing any previous queues of theirs."""
+        """Mix ``handle`` from ``inbound`` (Opus, decoded here), send their mix-minus (Opus
+        packets) to ``outbound`` and call ``wake`` (on the loop) after each tick that put
+        one there, replacing any previous queues of theirs."""
         publishers = dict(self._publishers)
-        publishers[handle] = _Publisher(inbound, outbound, wake, OpusEncoder(self._opus_bit_rate))
+        publishers[handle] = _Publisher(
+            SpeakerInput(inbound), outbound, wake, OpusEncoder(self._opus_bit_rate)
+        )
         self._publishers = MappingProxyType(publishers)
 
     def detach(self, handle: Handle) -> None:
@@ -238,13 +244,13 @@ class MixRunner:
             self._hand_over_silence()  # first the silence already due, in order
         allowed = self._allowed
         keys: list[Handle] = []
-        chunks: list[Pcm] = []
+        chunks: list[Frame] = []
         for handle, pub in publishers.items():
             chunk = pub.inbound.take(behind)  # always taken: a muted one's never backs up
             if handle in allowed:
                 keys.append(handle)
-                chunks.append(SILENT_CHUNK if chunk is None else chunk)
-        rows = to_mono(np.stack(chunks)) if chunks else _NO_ROWS
+                chunks.append(_SILENCE if chunk is None else chunk)
+        rows = np.stack(chunks) if chunks else _NO_ROWS
         result = self._bus.mix(keys, rows)
         self._detect(keys, rows)
         row_of = {h: i for i, h in enumerate(keys)}

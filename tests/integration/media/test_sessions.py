@@ -34,6 +34,7 @@ VIDEO = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/
         (VIDEO, "found: video"),
         (NO_ICE, "refused"),
         (NO_ICE.replace("a=rtpmap", "a=recvonly\r\na=rtpmap"), "recvonly"),
+        (NO_ICE.replace("111", "0").replace("opus/48000/2", "PCMU/8000"), "Opus"),
     ],
 )
 async def test_a_bad_offer_is_malformed_and_changes_nothing(

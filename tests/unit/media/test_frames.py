@@ -1,19 +1,13 @@
-"""The jitter queues between the event loop and the mix clock's thread, and the chunking
-of decoded audio into 20 ms packed s16 stereo chunks."""
+"""The jitter queues between the event loop and the mix clock's thread."""
 
 from __future__ import annotations
 
 import threading
 
-import av
-import numpy as np
 import pytest
 
 from pnyx.media import metrics
-from pnyx.media.frames import CHUNK_VALUES, FrameQueue, PcmChunker, to_mono
-from pnyx.media.mixer import FRAME_SAMPLES
-
-from .signals import tone
+from pnyx.media.frames import FrameQueue
 
 
 def count(metric: str, queue: str) -> float:
@@ -78,46 +72,6 @@ def test_one_producer_and_one_consumer_thread_lose_nothing_unaccounted() -> None
     assert got == sorted(got)  # in order
     assert len(got) + q.trimmed + q.dropped >= 20_000 - 1  # (a race may count one drop too many)
     assert len(got) + q.trimmed <= 20_000
-
-
-def s16_stereo(pcm: np.ndarray, rate: int = 48_000) -> av.AudioFrame:
-    s16 = np.round(pcm * 32767).astype(np.int16)
-    frame = av.AudioFrame.from_ndarray(
-        np.repeat(s16, 2).reshape(1, -1), format="s16", layout="stereo"
-    )
-    frame.sample_rate = rate
-    return frame
-
-
-def test_aiortcs_decoded_frames_pass_as_views() -> None:
-    pcm = tone(440, FRAME_SAMPLES, 0.5)
-    frame = s16_stereo(pcm)
-    (chunk,) = PcmChunker().push(frame)
-    assert chunk.dtype == np.int16 and chunk.shape == (CHUNK_VALUES,)
-    mono = to_mono(chunk[None, :])[0]
-    np.testing.assert_allclose(mono, pcm, atol=1 / 32767)
-
-
-def test_other_formats_rates_and_sizes_are_resampled_and_rechunked() -> None:
-    chunker = PcmChunker()
-    pcm = tone(440, 4410, 0.5)  # 100 ms of mono float at 44.1 kHz, in odd-sized frames
-    out = []
-    for part in np.array_split(pcm, 7):
-        frame = av.AudioFrame.from_ndarray(part.reshape(1, -1), format="flt", layout="mono")
-        frame.sample_rate = 44_100
-        out += chunker.push(frame)
-    assert 3 <= len(out) <= 5 and all(c.shape == (CHUNK_VALUES,) for c in out)
-    mono = to_mono(np.stack(out)).reshape(-1)
-    assert 0.45 < float(np.abs(mono[FRAME_SAMPLES:]).max()) < 0.55
-
-
-def test_to_mono_averages_the_channels() -> None:
-    chunk = np.zeros((1, CHUNK_VALUES), np.int16)
-    chunk[0, 0::2] = 16384  # left at +0.5
-    chunk[0, 1::2] = -16384  # right at -0.5
-    np.testing.assert_array_equal(to_mono(chunk), np.zeros((1, FRAME_SAMPLES), np.float32))
-    chunk[0, 1::2] = 16384
-    np.testing.assert_allclose(to_mono(chunk), 0.5)
 
 
 def test_a_standing_backlog_is_given_back() -> None:
