@@ -219,6 +219,7 @@ class Settings(BaseModel):
     mix_minus_queue_frames: int = Field(5, ge=1, le=500)  # per speaker, back to them
     mix_minus_target_frames: int = Field(2, ge=1, le=500)  # their send queue's target depth
     mix_minus_bitrate: int = Field(64_000, ge=6_000, le=510_000)  # Opus, mono, per speaker
+    mix_minus_complexity: int = Field(5, ge=0, le=10)  # Opus encoder effort (media/opus.py)
     encoder_queue_frames: int = Field(50, ge=1, le=5000)  # program frames awaiting the encoder
     publish_connect_timeout_s: float = Field(20.0, gt=0)  # ICE must connect within this
     publish_idle_timeout_s: float = Field(5.0, gt=0)  # no audio this long: the peer is gone

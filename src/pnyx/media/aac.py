@@ -94,6 +94,11 @@ class AacEncoder:
         self._flushed = False
 
     @property
+    def pending_samples(self) -> int:
+        """Samples buffered short of a whole 1024-sample frame (not yet in the codec)."""
+        return len(self._pending)
+
+    @property
     def audio_specific_config(self) -> bytes:
         """The AudioSpecificConfig for the init segment (derived, not read from FFmpeg)."""
         return audio_specific_config(self.sample_rate, 1)

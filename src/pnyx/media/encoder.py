@@ -1,7 +1,10 @@
 """The program mix's codec work, in one dedicated thread per space (docs/conventions.md, rule 10).
 
 The mixer hands each 20 ms program frame to :meth:`EncoderThread.submit` (a bounded,
-drop-oldest queue, safe from any thread: the mix clock's thread calls it). The thread
+drop-oldest queue, safe from any thread: the mix clock's thread calls it). The thread is
+woken only when what was submitted can complete the open part (or the queue is half
+full, or the stream ends): about three times a second instead of fifty, each wake-up
+encoding the frames that piled up — a part comes out on the same tick as before. It
 encodes AAC (:class:`~pnyx.media.aac.AacEncoder`), cuts parts and segments
 (:class:`~pnyx.media.hls.Packager`, which writes the fMP4 fragments) and hands the results
 back to the event loop, in order, on an asyncio queue:
@@ -77,35 +80,45 @@ Message = Init | Batch | Done
 
 
 class _Inbox:
-    """A thread-safe bounded queue that drops the oldest item when full."""
+    """A thread-safe bounded queue that drops the oldest item when full, whose reader
+    sleeps until a writer says so (``wake``) or the queue is half full."""
 
     def __init__(self, maxlen: int) -> None:
         self._items: deque[object] = deque()
         self._maxlen = maxlen
         self._cond = threading.Condition()
+        self._woken = False
         self.dropped = 0
 
-    def put(self, item: object) -> bool:
+    def put(self, item: object, *, wake: bool = True) -> bool:
         with self._cond:
             dropped = len(self._items) >= self._maxlen
             if dropped:
                 self._items.popleft()
                 self.dropped += 1
             self._items.append(item)
-            self._cond.notify()
+            if wake or 2 * len(self._items) >= self._maxlen:
+                self._woken = True
+                self._cond.notify()
             return not dropped
 
     def put_control(self, item: object) -> None:
-        """Enqueue a control item; it is last, so never the one dropped."""
+        """Enqueue a control item (and wake the reader); it is last, so never the one
+        dropped."""
         with self._cond:
             self._items.append(item)
+            self._woken = True
             self._cond.notify()
 
-    def get(self) -> object:
+    def get_all(self) -> list[object]:
+        """Everything queued, once woken."""
         with self._cond:
-            while not self._items:
+            while not self._woken:
                 self._cond.wait()
-            return self._items.popleft()
+            self._woken = False
+            items = list(self._items)
+            self._items.clear()
+            return items
 
 
 class EncoderThread:
@@ -126,18 +139,28 @@ class EncoderThread:
         self._thread = threading.Thread(target=self._run, name=f"encoder-{name}", daemon=True)
         self._stopping = False
         self._codec: _IdleAwareCodec | None = None  # the thread's
+        # Samples submitted so far (written by the submitting thread only), and the count
+        # at which the open part may complete (written by the encoder thread only).
+        self._submitted = 0
+        self._wake_at = 0
+        self.wakeups = 0  # times the thread woke to encode (tests)
 
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, program: Frame) -> None:
         """Queue one program frame (from the mix clock's thread; never waits)."""
-        if not self._stopping and not self._inbox.put(program):
-            metrics.FRAMES_DROPPED.labels("encoder").inc()
+        self._queue(program, len(program))
 
     def submit_silence(self, samples: int) -> None:
         """Queue ``samples`` of silence: nobody publishes (from the mix clock's thread)."""
-        if not self._stopping and not self._inbox.put(Silence(samples)):
+        self._queue(Silence(samples), samples)
+
+    def _queue(self, item: object, samples: int) -> None:
+        if self._stopping:
+            return
+        self._submitted += samples
+        if not self._inbox.put(item, wake=self._submitted >= self._wake_at):
             metrics.FRAMES_DROPPED.labels("encoder").inc()
 
     def finish(self) -> None:
@@ -174,21 +197,34 @@ class EncoderThread:
             )
             codec = _IdleAwareCodec(encoder, silent_access_unit(SAMPLE_RATE, self._bit_rate))
             self._codec = codec
-            while True:
-                item = self._inbox.get()
-                if item is _ABORT:
-                    break
-                if item is _FINISH:
-                    outputs = self._push(codec.flush())
-                    outputs += self._packager.end()
-                    self._emit(Batch(tuple(outputs), self._packager.state))
-                    break
-                if isinstance(item, Silence):
-                    outputs = self._push(codec.silence(item.samples))
-                else:
-                    outputs = self._push(codec.encode(item))  # type: ignore[arg-type]
+            taken = 0  # samples taken from the inbox (dropped ones included: see below)
+            running = True
+            while running:
+                outputs: list[Output] = []
+                items = self._inbox.get_all()
+                self.wakeups += 1
+                for item in items:
+                    if item is _ABORT:
+                        running = False
+                        break
+                    if item is _FINISH:
+                        outputs += self._push(codec.flush())
+                        outputs += self._packager.end()
+                        running = False
+                        break
+                    if isinstance(item, Silence):
+                        taken += item.samples
+                        outputs += self._push(codec.silence(item.samples))
+                    else:
+                        taken += len(item)  # type: ignore[arg-type]
+                        outputs += self._push(codec.encode(item))  # type: ignore[arg-type]
                 if outputs:
                     self._emit(Batch(tuple(outputs), self._packager.state))
+                # Wake next at the frame that completes the open part: each 1024 samples
+                # into the codec bring one access unit out (its delay stays put), less
+                # what it already holds short of a frame.
+                need = self._packager.aus_to_part * SAMPLES_PER_AU - codec.pending
+                self._wake_at = taken + max(1, need)
         except Exception as exc:  # the codec failed: report it, never hang the owner
             log.exception("encoder thread %s failed", self._thread.name)
             error = f"{type(exc).__name__}: {exc}"
@@ -239,6 +275,11 @@ class _IdleAwareCodec:
 
     def flush(self) -> list[bytes]:
         return self._pay_owed() + self._encoder.flush()
+
+    @property
+    def pending(self) -> int:
+        """Samples taken that no access unit carries yet (short of a whole one)."""
+        return self._owed + self._encoder.pending_samples
 
     def _pay_owed(self) -> list[bytes]:
         """Samples owed to the timeline go through the codec before anything else."""

@@ -302,6 +302,11 @@ class Packager:
             captions=self.captions,
         )
 
+    @property
+    def aus_to_part(self) -> int:
+        """Access units still to push before the open part completes."""
+        return self.config.part_aus - len(self._open.aus)
+
     def push(self, au: bytes, samples: int = SAMPLES_PER_AU) -> list[Output]:
         """Add one access unit; returns the part (and segment) it completed, if any."""
         if self._ended:

@@ -325,7 +325,9 @@ class MixMinusTrack(MediaStreamTrack):
         super().stop()
         self._ready.set()  # a recv waiting for a packet sees the track ended
 
-    async def recv(self) -> OpusPacket:
+    # aiortc's sender takes anything that is not a Frame as pre-encoded: it reads only
+    # pts, time_base and bytes() of it (RTCRtpSender._next_encoded_frame, OpusEncoder.pack).
+    async def recv(self) -> OpusPacket:  # type: ignore[override]
         while True:
             if self.readyState != "live":
                 raise MediaStreamError

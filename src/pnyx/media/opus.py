@@ -1,22 +1,23 @@
-"""Opus for the stage: one small synchronous encoder per speaker over PyAV (their
-mix-minus), one decoder per speaker straight over libopus (their voice).
+"""Opus for the stage, libopus straight through :mod:`ctypes`: per speaker one small
+synchronous encoder (their mix-minus) and one decoder (their voice).
 
-Each speaker's mix-minus is encoded by the mix clock's thread (docs/conventions.md, rule 10; PyAV
-releases the GIL inside libopus) and handed to aiortc *pre-encoded*: a
-:class:`MixMinusTrack <pnyx.media.ingest.MixMinusTrack>` returns ``av.Packet`` objects,
-which aiortc only packetises into RTP. That skips aiortc's own per-frame work on the event
+Each speaker's mix-minus is encoded by the mix clock's thread (docs/conventions.md, rule
+10; ctypes releases the GIL inside libopus) and handed to aiortc *pre-encoded*: a
+:class:`MixMinusTrack <pnyx.media.ingest.MixMinusTrack>` returns :class:`OpusPacket`
+objects, which aiortc only packetises into RTP. That skips aiortc's own per-frame work on the event
 loop: its pure-Python RFC 6464 level computation, its resampler and its hop through a
 thread pool for every 20 ms frame of every speaker.
 
 The stream is mono (RFC 7587: a receiver decodes mono or stereo whatever the
 ``opus/48000/2`` in the SDP), 20 ms per packet, with the ``voip`` application tuning.
 
-Speakers' packets are decoded by the mix clock's thread too (:mod:`pnyx.media.inbound`),
-with :class:`OpusDecoder`: libopus called through :mod:`ctypes`, because it has what FFmpeg's
-decoder API hides and a concealing receiver needs — packet loss concealment (decode "no
-packet") and in-band FEC (rebuild a lost frame from the next packet's redundancy) — and
-costs less per packet (19 µs against 29 µs through PyAV and 57 µs through
-``opuslib-next``, which allocates per call; measured on a 20 ms mono packet). The library
+Speakers' packets are decoded by the mix clock's thread too (:mod:`pnyx.media.inbound`).
+libopus is called directly rather than through PyAV because it has what FFmpeg's codec
+API hides and a concealing receiver needs — packet loss concealment (decode "no packet")
+and in-band FEC (rebuild a lost frame from the next packet's redundancy) — and because
+it costs less per packet: decoding a 20 ms mono packet 19 µs against 29 µs through PyAV
+(and 57 µs through ``opuslib-next``, which allocates per call); encoding one about 13 µs
+less than through PyAV, which wraps every frame and packet in objects. The library
 is the copy PyAV's wheel ships (already loaded in the process, and pinned by hash in
 the lock with PyAV), else the system's ``libopus.so.0``. ctypes releases the GIL during
 each call.
@@ -29,7 +30,6 @@ import ctypes.util
 import functools
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeAlias
 
 import av
 import numpy as np
@@ -39,49 +39,88 @@ from pnyx.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Frame
 
 TIME_BASE = Fraction(1, SAMPLE_RATE)
 DEFAULT_BIT_RATE = 64_000
-OpusPacket: TypeAlias = "av.Packet[Any]"
+DEFAULT_COMPLEXITY = 5
+_APPLICATION_AUDIO = 2049  # opus_defines.h
+_SET_BITRATE = 4002
+_SET_COMPLEXITY = 4010
+_MAX_PACKET_BYTES = 1500  # one 20 ms frame at any bit rate fits far below this
+
+
+class OpusPacket:
+    """One encoded packet as aiortc's sender takes it pre-encoded (``bytes()`` of it,
+    ``pts`` in ``time_base``): what ``av.Packet`` offers, without building one (whose
+    ``time_base`` is a new Fraction at every read)."""
+
+    __slots__ = ("data", "pts")
+    time_base = TIME_BASE
+
+    def __init__(self, data: bytes, pts: int) -> None:
+        self.data = data
+        self.pts = pts
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
 
 
 class OpusEncoder:
-    """20 ms float32 mono frames in, Opus packets (``av.Packet``, pts in 1/48000 s) out.
-    Synchronous and stateful; one per stream; not thread-safe."""
+    """20 ms float32 mono frames in, Opus packets (pts in 1/48000 s) out; libopus over
+    ctypes. Synchronous and stateful; one per stream; not thread-safe.
 
-    def __init__(self, bit_rate: int = DEFAULT_BIT_RATE) -> None:
-        try:
-            ctx = av.CodecContext.create("libopus", "w")
-            ctx.sample_rate = SAMPLE_RATE
-            ctx.layout = "mono"
-            ctx.format = "flt"
-            ctx.bit_rate = bit_rate
-            ctx.time_base = TIME_BASE
-            ctx.options = {"application": "voip"}
-            ctx.open()
-        except av.FFmpegError as exc:
-            raise CodecError(f"cannot open the Opus encoder: {exc}") from exc
-        self._ctx = ctx
-        self._pts = 0
+    The ``audio`` application and ``complexity`` 5 (of 0 to 10; the setting
+    ``mix_minus_complexity``): at 64 kbit/s that is Opus's CELT mode, about 55 µs per
+    20 ms frame of speech against 93 µs at libopus's default complexity 10, with the
+    decoded waveform within about 1 dB (SNR 21 dB against 22 on espeak-ng speech). The
+    ``voip`` application (which Janus's AudioBridge uses, at complexity 4) picks the
+    SILK or hybrid modes below complexity 7, at 150 to 190 µs a frame; its speech filters
+    are for low bit rates, not this one. ``bench/opus_encoder.py`` measures these
+    (docs/benchmarks.md)."""
+
+    def __init__(
+        self, bit_rate: int = DEFAULT_BIT_RATE, complexity: int = DEFAULT_COMPLEXITY
+    ) -> None:
+        lib = _libopus()
+        error = ctypes.c_int()
+        state = lib.opus_encoder_create(SAMPLE_RATE, 1, _APPLICATION_AUDIO, ctypes.byref(error))
+        if not state or error.value != 0:
+            raise CodecError(f"cannot open the Opus encoder: {_why(lib, error.value)}")
+        self._lib = lib
+        self._state: int | None = state
+        for request, value, what in (
+            (_SET_BITRATE, bit_rate, "bit rate"),
+            (_SET_COMPLEXITY, complexity, "complexity"),
+        ):
+            result = lib.opus_encoder_ctl(state, request, value)
+            if result != 0:
+                self.close()
+                raise CodecError(f"cannot set the Opus {what} {value}: {_why(lib, result)}")
+        self._out = ctypes.create_string_buffer(_MAX_PACKET_BYTES)
 
     def encode(self, pcm: Frame, pts: int) -> list[OpusPacket]:
-        """Encode one frame of :data:`FRAME_SAMPLES` samples; the packets carry ``pts``
-        (the caller's sample clock: a jump in it is a gap the receiver conceals)."""
+        """Encode one frame of :data:`FRAME_SAMPLES` samples into one packet carrying
+        ``pts`` (the caller's sample clock: a jump in it is a gap the receiver conceals)."""
         if pcm.shape != (FRAME_SAMPLES,):
             raise ValueError(f"expected ({FRAME_SAMPLES},) samples, got {pcm.shape}")
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(pcm, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
+        if self._state is None:
+            raise CodecError("the Opus encoder is closed")
+        samples = np.ascontiguousarray(pcm, dtype=np.float32)
+        n = self._lib.opus_encode_float(
+            self._state, samples.ctypes.data, FRAME_SAMPLES, self._out, _MAX_PACKET_BYTES
         )
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._pts
-        frame.time_base = TIME_BASE
-        self._pts += FRAME_SAMPLES
-        try:
-            packets = list(self._ctx.encode(frame))
-        except av.FFmpegError as exc:
-            raise CodecError(f"Opus encoding failed: {exc}") from exc
-        for packet in packets:
-            packet.pts = pts
-            packet.dts = pts
-            packet.time_base = TIME_BASE
-        return packets
+        if n < 0:
+            raise CodecError(f"Opus encoding failed: {_why(self._lib, n)}")
+        return [OpusPacket(ctypes.string_at(self._out, n), pts)]
+
+    def close(self) -> None:
+        if self._state is not None:
+            self._lib.opus_encoder_destroy(self._state)
+            self._state = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 # libopus's API (opus_defines.h): OPUS_APPLICATION_VOIP, error codes are negative.
@@ -104,6 +143,26 @@ def _libopus() -> ctypes.CDLL:
             ctypes.c_int32,
             ctypes.c_int,
             ctypes.POINTER(ctypes.c_int),
+        ]
+        lib.opus_encoder_create.restype = ctypes.c_void_p
+        lib.opus_encoder_create.argtypes = [
+            ctypes.c_int32,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_int),
+        ]
+        lib.opus_encoder_destroy.restype = None
+        lib.opus_encoder_destroy.argtypes = [ctypes.c_void_p]
+        # variadic in C; one int32 argument is passed alike on the platforms we run on
+        lib.opus_encoder_ctl.restype = ctypes.c_int
+        lib.opus_encoder_ctl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int32]
+        lib.opus_encode_float.restype = ctypes.c_int32
+        lib.opus_encode_float.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_int32,
         ]
         lib.opus_decoder_destroy.restype = None
         lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]

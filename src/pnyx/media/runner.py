@@ -56,7 +56,7 @@ from pnyx.media.inbound import EncodedFrame, SpeakerInput
 from pnyx.media.levels import SpeakingDetector
 from pnyx.media.mixbus import MixBus, levels_dbov
 from pnyx.media.mixer import FRAME_SAMPLES, Frame
-from pnyx.media.opus import OpusEncoder, OpusPacket
+from pnyx.media.opus import DEFAULT_COMPLEXITY, OpusEncoder, OpusPacket
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class MixRunner:
         *,
         bit_rate: int,
         opus_bit_rate: int,
+        opus_complexity: int = DEFAULT_COMPLEXITY,
         encoder_queue_frames: int,
         speaking_threshold_dbov: float,
         captions: CaptionTap | None = None,
@@ -128,6 +129,7 @@ class MixRunner:
         self._clock = clock
         self._threshold = speaking_threshold_dbov
         self._opus_bit_rate = opus_bit_rate
+        self._opus_complexity = opus_complexity
         self._loop = asyncio.get_running_loop()
         # Swapped whole (never mutated) by the loop; read by the clock's thread.
         self._publishers: Mapping[Handle, _Publisher] = MappingProxyType({})
@@ -180,7 +182,10 @@ class MixRunner:
         one there, replacing any previous queues of theirs."""
         publishers = dict(self._publishers)
         publishers[handle] = _Publisher(
-            SpeakerInput(inbound), outbound, wake, OpusEncoder(self._opus_bit_rate)
+            SpeakerInput(inbound),
+            outbound,
+            wake,
+            OpusEncoder(self._opus_bit_rate, self._opus_complexity),
         )
         self._publishers = MappingProxyType(publishers)
 

@@ -161,6 +161,7 @@ class MediaService:
                 self._clock_thread,
                 bit_rate=self._s.aac_bitrate,
                 opus_bit_rate=self._s.mix_minus_bitrate,
+                opus_complexity=self._s.mix_minus_complexity,
                 encoder_queue_frames=self._s.encoder_queue_frames,
                 speaking_threshold_dbov=self._s.speaking_threshold_dbov,
                 captions=captions if captioned else None,

@@ -1,5 +1,5 @@
 """The mix-minus Opus encoder: one packet per 20 ms frame, stamped with the caller's
-clock, that a standard decoder plays back."""
+clock, that a standard decoder (FFmpeg's, as aiortc and browsers use) plays back."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_one_packet_per_frame_stamped_and_decodable() -> None:
         )
         assert packet.pts == 5000 + n * 960 and packet.time_base == TIME_BASE
         assert 0 < packet.size < 400
-        for frame in decoder.decode(packet):
+        for frame in decoder.decode(av.Packet(bytes(packet))):
             samples = frame.to_ndarray()
             decoded.append(samples[0] if frame.format.is_planar else samples.reshape(-1)[::2])
     pcm = np.concatenate(decoded).astype(np.float64)
