@@ -92,13 +92,16 @@ PUBLISHERS = 13
 AMPLITUDE = 0.05  # 13 tones sum to at most 0.65: no clipping in either mixer
 # What the bench changes from Pnyx's defaults: nothing on the media path.
 # Janus captions nothing: neither does Pnyx here (captions_default is on in production).
-# Janus is measured at prebuffer 1 (and its default); Pnyx at its low-latency jitter
-# floor, jitter_min_frames = 1 (its default, 4, is for CPU-starved nodes).
+# Janus is measured at prebuffer 1 (a participant's packets wait until one is queued,
+# then the mixer takes one a tick) and at its default; Pnyx at its low-latency jitter
+# floor, jitter_min_frames = 0 (packets released as they arrive, then the mixer's queue
+# of up to mix_target_frames): the same structure. Its default, 4, is for CPU-starved
+# nodes. --set changes any of them.
 PNYX_SETTINGS = {
     **ACCOUNTS_UNLIMITED,
     "host_grace_s": "3600",
     "captions_default": "false",
-    "jitter_min_frames": "1",
+    "jitter_min_frames": "0",
 }
 
 
@@ -370,8 +373,10 @@ class Report:
         print(f"machine: {machine()}; nproc {os.cpu_count()}")
         print(
             f"janus {self.janus_version} (AudioBridge, 48 kHz rooms); pnyx serve from this "
-            f"checkout (defaults); both in one network namespace, clients over a veth"
+            f"checkout; both in one network namespace, clients over a veth"
         )
+        media = {k: v for k, v in PNYX_SETTINGS.items() if k not in ACCOUNTS_UNLIMITED}
+        print(f"pnyx settings (PNYX_*) besides the account limits lifted: {media}")
         print(
             f"CPU: {PUBLISHERS} aiortc publishers in a separate process, {p.rounds} round(s) "
             f"per server alternating, {p.window_s:.0f} s window after {p.warmup_s:.0f} s "
@@ -484,8 +489,16 @@ def main() -> None:
         action="store_true",
         help="B keeps aiortc's own jitter buffer (adds delay after a loss; see speaker_latency)",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Pnyx setting (PNYX_KEY) over the bench's, e.g. jitter_min_frames=4",
+    )
     ap.add_argument("--clients", help=argparse.SUPPRESS)  # internal: the publishers' process
     args = ap.parse_args()
+    PNYX_SETTINGS.update(kv.split("=", 1) for kv in args.set)
     if args.clients:
         client_main(args.clients)
         return

@@ -207,7 +207,7 @@ class Settings(BaseModel):
     aac_bitrate: int = Field(64_000, ge=16_000, le=320_000)
     mix_queue_frames: int = Field(10, ge=1, le=500)  # per speaker, 20 ms each, drop-oldest
     mix_target_frames: int = Field(2, ge=1, le=500)  # per speaker: jitter queue's target depth
-    jitter_min_frames: int = Field(4, ge=1, le=6)  # per speaker: fewest held (20 ms each)
+    jitter_min_frames: int = Field(4, ge=0, le=6)  # per speaker: fewest held (20 ms each)
     mix_standing_ticks: int = Field(50, ge=0, le=100_000)  # a backlog this long: drop 1 (0 off)
     speaking_threshold_dbov: float = Field(-45.0, ge=-127, le=0)
     hls_block_s: float = Field(6.0, gt=0, le=30)  # longest blocking playlist reload

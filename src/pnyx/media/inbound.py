@@ -21,8 +21,13 @@ Losses are concealed, as far as the decoder can:
 * a tick that finds nothing queued (the packet is late or lost) plays concealment, up
   to :data:`MAX_CONCEAL_FRAMES` in a row after the last packet (libopus fades it out),
   then silence (None): a speaker who stopped sending, or who uses DTX, goes quiet. A
-  packet that turns up after its slot was concealed is still played (the speaker is one
-  frame later from then on, until the queue's standing-backlog rule gives it back).
+  packet that turns up after its slot was concealed is still played, which puts that
+  speaker one frame later: the frame is owed, and the next hole is not filled for as
+  many frames as are owed (so a lost packet, which shows up as an empty tick first and a
+  hole later, costs one frame of concealment, not two and a frame of delay);
+* holes that were made on purpose are never filled: frames the jitter queue trimmed
+  (a backlog turned away) and frames the jitter buffer dropped to shrink
+  (:attr:`EncodedFrame.resync`).
 
 Packets of other durations than 20 ms (2.5 to 120 ms) are re-cut into 20 ms frames.
 """
@@ -53,6 +58,7 @@ class EncodedFrame:
 
     data: bytes
     timestamp: int  # RTP, 48 kHz
+    resync: bool = False  # frames before this one were dropped on purpose: no hole to fill
 
 
 class SpeakerInput:
@@ -67,6 +73,7 @@ class SpeakerInput:
         self._held: EncodedFrame | None = None  # a frame waiting behind a hole being filled
         self._expected: int | None = None  # RTP timestamp of the next sample due
         self._conceal_left = 0
+        self._owed = 0  # frames played late after their slot was concealed
         self._plc = metrics.FRAMES_CONCEALED.labels("plc")
         self._fec = metrics.FRAMES_CONCEALED.labels("fec")
 
@@ -80,9 +87,14 @@ class SpeakerInput:
         for _ in range(_MAX_TAKES):
             item, self._held = self._held, None
             if item is None:
+                trimmed = self.queue.trimmed
                 item = self.queue.take(slack)
+                if self.queue.trimmed != trimmed:
+                    self._resync()  # the queue turned a backlog away: not a hole
             if item is None:
                 return self._underrun()
+            if item.resync:
+                self._resync()
             filled = self._fill_hole(item)
             if filled is not None:
                 return filled
@@ -97,6 +109,11 @@ class SpeakerInput:
             self._decoder = OpusDecoder()
         return self._decoder
 
+    def _resync(self) -> None:
+        """Forget the timeline: the next frame plays as it comes."""
+        self._expected = None
+        self._owed = 0
+
     def _fill_hole(self, item: EncodedFrame) -> Frame | None:
         """Before ``item``, one frame of a hole in the timestamps (None: no hole)."""
         expected = self._expected
@@ -105,6 +122,14 @@ class SpeakerInput:
         gap = (item.timestamp - expected) % _TS
         if not 0 < gap <= _MAX_GAP:
             return None
+        if self._owed:  # frames played late already stand in for this much of the hole
+            paid = min(self._owed, gap // FRAME_SAMPLES)
+            self._owed -= paid
+            gap -= paid * FRAME_SAMPLES
+            expected = (expected + paid * FRAME_SAMPLES) % _TS
+            self._expected = expected
+            if gap <= 0:
+                return None
         self._held = item
         self._expected = (expected + FRAME_SAMPLES) % _TS
         try:
@@ -134,6 +159,10 @@ class SpeakerInput:
         except CodecError:
             metrics.DECODE_ERRORS.inc()
             return False
+        if self._expected is not None:
+            late = (self._expected - item.timestamp) % _TS  # its slot was concealed
+            if 0 < late <= _MAX_GAP:
+                self._owed += late // FRAME_SAMPLES
         self._expected = (item.timestamp + len(pcm)) % _TS
         self._conceal_left = MAX_CONCEAL_FRAMES
         if len(pcm) == FRAME_SAMPLES and not len(self._rest):

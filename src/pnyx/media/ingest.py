@@ -11,8 +11,11 @@ connection:
   mix clock's thread decodes it (media/inbound.py), instead of aiortc's decoder thread,
   which is never fed;
 * their mix-minus goes out: the mixer Opus-encodes it in the clock's thread and puts the
-  packets on :attr:`IngestSession.outbound`; :class:`MixMinusTrack` hands each one to
-  aiortc as soon as the mixer wakes it (pre-encoded: aiortc only packetises it).
+  packets on :attr:`IngestSession.outbound`; when the mixer wakes the session (on the
+  loop, once per tick) it sends them at once (:class:`~pnyx.media.rtp_path.DirectSender`:
+  aiortc's RTP serialisation and SRTP, without its sending task).
+
+Both directions skip aiortc's per-packet tasks and queues (media/rtp_path.py).
 
 No STUN or TURN server is configured on the node's side (aiortc would otherwise ask a
 public one): the stage node is reached at its host addresses, or at the public ones of a
@@ -55,7 +58,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from pnyx.errors import ErrorKind, PnyxError
-from pnyx.media import ice, metrics
+from pnyx.media import ice, metrics, rtp_path
 from pnyx.media.frames import FrameQueue
 from pnyx.media.inbound import EncodedFrame
 from pnyx.media.opus import OpusPacket
@@ -95,6 +98,13 @@ class GapSkippingJitterBuffer(JitterBuffer):
         origin = self._origin
         if origin is None:
             return None
+        if self._prefetch <= 0:  # nothing held: an audio packet is a frame, out it goes
+            for offset in range(self._capacity):
+                packet = self._packets[(origin + offset) % self._capacity]
+                if packet is not None:
+                    self.remove(offset + 1)  # any gap before it is lost
+                    return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+            return None
         groups: list[tuple[int, list[RtpPacket]]] = []  # per frame: (offset, packets)
         previous = -2
         for offset in range(self._capacity):
@@ -119,8 +129,8 @@ class GapSkippingJitterBuffer(JitterBuffer):
 # The adaptive buffer's bounds and rule (see AdaptiveJitterBuffer).
 # The fewest frames held. 4 (80 ms, aiortc's own) by default: at 1 or 2 a test speaker's
 # words came out garbled on a CPU-starved machine (three busy processes on two cores),
-# where at 4 they did not. 1 is the setting for quiet machines and networks
-# (jitter_min_frames): 20 ms, speaker to speaker p95 ~160 ms instead of ~220.
+# where at 4 they did not. 0 or 1 is the setting for quiet machines and networks
+# (jitter_min_frames): speaker to speaker p95 ~60-80 ms lower (docs/benchmarks.md).
 JITTER_MIN_PREFETCH = 4
 JITTER_MAX_PREFETCH = 6  # 120 ms
 JITTER_K = 3.0  # frames held: 3 x the measured jitter, rounded up to whole frames
@@ -140,10 +150,12 @@ class AdaptiveJitterBuffer(GapSkippingJitterBuffer):
     Every packet updates the interarrival jitter estimate of RFC 3550 (§6.4.1: the
     smoothed difference between how far apart two packets arrived and how far apart
     their RTP timestamps say they were sent, gain 1/16), in seconds. The buffer then holds
-    ``ceil(JITTER_K * jitter / 20 ms)`` frames, between ``min_prefetch`` (the setting
+    ``ceil(JITTER_K * jitter / 20 ms)`` frames (none while that is under half a frame: the
+    mixer's jitter queue absorbs that much), between ``min_prefetch`` (the setting
     ``jitter_min_frames``, :data:`JITTER_MIN_PREFETCH` by default) and
-    :data:`JITTER_MAX_PREFETCH`: with a minimum of 1, one frame (20 ms) on loopback or a
-    quiet LAN, where the fixed four of aiortc cost 80 ms, and more on a jittery link.
+    :data:`JITTER_MAX_PREFETCH`: with a minimum of 0, no frame at all on loopback or a
+    quiet LAN (a packet is released as it arrives), where the fixed four of aiortc cost
+    80 ms, and more on a jittery link.
     Reordering that the estimate misses shows up as a packet arriving after its frame was
     released (lost): each such packet raises a floor by one frame for
     :data:`JITTER_LATE_HOLD_S`. Growing waits for packets (a short pause for that speaker);
@@ -192,7 +204,8 @@ class AdaptiveJitterBuffer(GapSkippingJitterBuffer):
             self._floor_until = now + JITTER_LATE_HOLD_S
         elif now > self._floor_until:
             self._floor = self._min
-        wanted = min(self._max, math.ceil(JITTER_K * self.jitter / _FRAME_S - 1e-9))
+        spread = JITTER_K * self.jitter  # under half a frame: the mixer's queue absorbs it
+        wanted = 0 if spread < _FRAME_S / 2 else min(self._max, math.ceil(spread / _FRAME_S))
         self._prefetch = max(self._min, self._floor, wanted)
         pli, frame = super().add(packet)
         shrink = frame is not None and now - self._shrunk_at >= JITTER_SHRINK_S
@@ -228,31 +241,37 @@ class AdaptiveJitterBuffer(GapSkippingJitterBuffer):
             self.dropped += 1
 
 
+OnFrame = Callable[[RTCRtpCodecParameters, JitterFrame, bool], None]
+
+
 class _DecoderTap:
     """Stands in for an aiortc receiver's decoder queue: every frame its jitter buffer
     releases goes to ``on_frame`` (on the loop) instead of aiortc's decoder thread, which
-    waits on the real queue for the end-of-stream ``None`` alone."""
+    waits on the real queue for the end-of-stream ``None`` alone. ``on_frame`` is told
+    whether the buffer dropped frames on purpose (to shrink) since the last one."""
 
     def __init__(
-        self, real: queue.Queue[Any], on_frame: Callable[[RTCRtpCodecParameters, JitterFrame], None]
+        self, real: queue.Queue[Any], buffer: AdaptiveJitterBuffer, on_frame: OnFrame
     ) -> None:
         self._real = real
+        self._buffer = buffer
         self._on_frame = on_frame
+        self._dropped = 0
 
     def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
         if item is None:
             self._real.put(None)  # the receiver stops: its thread ends, then its track
-        else:
-            self._on_frame(*item)
+            return
+        dropped = self._buffer.dropped
+        self._on_frame(item[0], item[1], dropped != self._dropped)
+        self._dropped = dropped
 
     def get(self) -> Any:  # aiortc's decoder thread
         return self._real.get()
 
 
 def _take_over_receivers(
-    pc: RTCPeerConnection,
-    on_frame: Callable[[RTCRtpCodecParameters, JitterFrame], None],
-    min_frames: int = JITTER_MIN_PREFETCH,
+    pc: RTCPeerConnection, on_frame: OnFrame, min_frames: int = JITTER_MIN_PREFETCH
 ) -> None:
     """Give the audio receivers an :class:`AdaptiveJitterBuffer` and send what it
     releases to ``on_frame`` rather than to a decoder thread (before any packet)."""
@@ -264,11 +283,10 @@ def _take_over_receivers(
             receiver, "_RTCRtpReceiver__decoder_queue"
         ):
             raise RuntimeError("this aiortc's receiver has no jitter buffer or decoder queue")
-        receiver._RTCRtpReceiver__jitter_buffer = AdaptiveJitterBuffer(
-            capacity=JITTER_CAPACITY, min_prefetch=min_frames
-        )
+        buffer = AdaptiveJitterBuffer(capacity=JITTER_CAPACITY, min_prefetch=min_frames)
+        receiver._RTCRtpReceiver__jitter_buffer = buffer
         receiver._RTCRtpReceiver__decoder_queue = _DecoderTap(
-            receiver._RTCRtpReceiver__decoder_queue, on_frame
+            receiver._RTCRtpReceiver__decoder_queue, buffer, on_frame
         )
 
 
@@ -304,39 +322,24 @@ def check_offer(offer_sdp: str) -> None:
         )
 
 
-class MixMinusTrack(MediaStreamTrack):
-    """The audio sent back to a speaker: everyone but themself, as Opus packets the mixer
-    encoded, each handed to aiortc as soon as the mixer says it is there (:meth:`wake`).
-    When the loop was held up and several are waiting, the queue's target depth trims the
-    oldest: the speaker gets the newest audio, not a growing delay."""
+class _SendingTrack(MediaStreamTrack):
+    """The track the mix-minus is sent for: it gives the answer its sending direction and
+    the sender its kind. Its frames are never read: the session's
+    :class:`~pnyx.media.rtp_path.DirectSender` sends the mixer's packets itself."""
 
     kind = "audio"
 
-    def __init__(self, packets: FrameQueue[OpusPacket]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._packets = packets
-        self._ready = asyncio.Event()
-
-    def wake(self) -> None:
-        """A packet was queued (called on the loop, by the mixer's tick callback)."""
-        self._ready.set()
+        self._stopped = asyncio.Event()
 
     def stop(self) -> None:
         super().stop()
-        self._ready.set()  # a recv waiting for a packet sees the track ended
+        self._stopped.set()
 
-    # aiortc's sender takes anything that is not a Frame as pre-encoded: it reads only
-    # pts, time_base and bytes() of it (RTCRtpSender._next_encoded_frame, OpusEncoder.pack).
     async def recv(self) -> OpusPacket:  # type: ignore[override]
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            packet = self._packets.take()
-            if packet is not None:
-                return packet
-            self._ready.clear()
-            if not len(self._packets):
-                await self._ready.wait()
+        await self._stopped.wait()
+        raise MediaStreamError
 
 
 class IngestSession:
@@ -358,7 +361,8 @@ class IngestSession:
         self.heard_at = 0.0  # loop time of the last audio frame from the speaker
         self.heard = asyncio.Event()  # the first audio frame came: it carries audio
         self._pc = pc
-        self._send = MixMinusTrack(self.outbound)
+        self._send = _SendingTrack()
+        self._direct = rtp_path.DirectSender()
         self._connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -367,8 +371,9 @@ class IngestSession:
         self._foreign = 0  # frames of a codec other than Opus, dropped
 
     def wake(self) -> None:
-        """The mixer put a packet on :attr:`outbound` (call on the loop)."""
-        self._send.wake()
+        """The mixer put a packet on :attr:`outbound` (call on the loop): send what it
+        holds, trimmed to its target depth first (after a stalled loop, the newest)."""
+        self._direct.send(iter(self.outbound.take, None))
 
     @classmethod
     async def accept(
@@ -405,8 +410,11 @@ class IngestSession:
             _take_over_receivers(pc, session._on_frame, jitter_min_frames)
             ice.install_gatherer(pc, policy)
             pc.addTrack(session._send)
+            rtp_path.check(pc)
+            session._direct.install(pc)
             # aiortc gathers every candidate before returning: the answer is complete.
             await pc.setLocalDescription(await pc.createAnswer())
+            rtp_path.receive_directly(pc)
             session.answer_sdp = ice.rewrite_answer(pc.localDescription.sdp, policy)
             if "\na=candidate:" not in session.answer_sdp:
                 raise PnyxError(  # e.g. every port of ice_port_min..ice_port_max in use
@@ -444,15 +452,16 @@ class IngestSession:
         elif state in ("failed", "closed"):
             self._end(f"connection_{state}")
 
-    def _on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-        """A frame of the speaker's audio, released by the jitter buffer (on the loop)."""
+    def _on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame, resync: bool) -> None:
+        """A frame of the speaker's audio, released by the jitter buffer (on the loop);
+        ``resync``: the buffer dropped frames before it on purpose."""
         if codec.name.lower() != "opus":  # check_offer wants Opus offered; this one sent else
             self._foreign += 1
             if self._foreign == 1:
                 log.warning("session %s: dropping %s audio: the stage mixes Opus", self.id, codec)
             return
         self.heard_at = self._loop.time()
-        self.inbound.put(EncodedFrame(frame.data, frame.timestamp))
+        self.inbound.put(EncodedFrame(frame.data, frame.timestamp, resync))
         if not self.heard.is_set():
             self.heard.set()
 

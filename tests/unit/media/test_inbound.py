@@ -153,3 +153,44 @@ def test_the_decoder_conceals_and_refuses_garbage_with_a_clear_error() -> None:
     decoder.close()
     with pytest.raises(Exception, match="closed"):
         decoder.conceal()
+
+
+def test_a_lost_packet_seen_first_as_an_empty_tick_costs_one_frame_not_a_delay() -> None:
+    frames = packets(8)
+    queue: FrameQueue[EncodedFrame] = FrameQueue(8, 8)
+    source = SpeakerInput(queue)
+    for f in frames[:4]:
+        queue.put(f)
+    assert all(source.take() is not None for _ in range(4))
+    plc, fec = concealed("plc"), concealed("fec")
+    assert source.take() is not None  # frame 4 is not there yet: concealed
+    queue.put(frames[4])  # it was late: played, one frame owed
+    assert source.take() is not None
+    queue.put(frames[6])  # frame 5 was lost: the owed frame already stands in for it
+    assert source.take() is not None
+    assert len(queue) == 0 and source.take() is not None  # concealment: nothing held back
+    assert (concealed("fec"), concealed("plc")) == (fec, plc + 2)
+
+
+def test_frames_the_queue_trimmed_are_not_a_hole_to_fill() -> None:
+    frames = packets(10)
+    queue: FrameQueue[EncodedFrame] = FrameQueue(10, 2)
+    source = SpeakerInput(queue)
+    for f in frames[:2]:
+        queue.put(f)
+    assert all(source.take() is not None for _ in range(2))
+    for f in frames[2:8]:  # a burst: the queue keeps the newest two
+        queue.put(f)
+    plc, fec = concealed("plc"), concealed("fec")
+    assert source.take() is not None and source.take() is not None
+    assert len(queue) == 0 and queue.trimmed == 4
+    assert (concealed("plc"), concealed("fec")) == (plc, fec)
+
+
+def test_frames_the_jitter_buffer_dropped_to_shrink_are_not_a_hole_to_fill() -> None:
+    frames = packets(6)
+    shrunk = EncodedFrame(frames[5].data, frames[5].timestamp, resync=True)
+    source = feed([*frames[:4], shrunk])
+    plc, fec = concealed("plc"), concealed("fec")
+    assert all(source.take() is not None for _ in range(5))
+    assert (concealed("plc"), concealed("fec")) == (plc, fec)

@@ -100,3 +100,15 @@ def test_losses_still_cost_nothing_later() -> None:
 def test_the_default_floor_is_four_frames() -> None:
     jb = AdaptiveJitterBuffer(capacity=JITTER_CAPACITY, clock=lambda: 0.0)
     assert jb.prefetch == JITTER_MIN_PREFETCH == 4
+
+
+def test_with_a_floor_of_zero_a_clean_link_holds_nothing_and_reordering_raises_it() -> None:
+    link = Link()
+    link.jb = AdaptiveJitterBuffer(capacity=JITTER_CAPACITY, clock=lambda: link.now, min_prefetch=0)
+    link.run(0, 100)
+    assert link.jb.prefetch == 0
+    assert set(link.held[-50:]) == {0}  # each packet out as it arrives
+    link.run(100, 10, {105: 0.05})  # 105 after 106 and 107: given up, then late
+    assert link.jb.late == 1 and link.jb.prefetch == 1
+    link.run(110, round(JITTER_LATE_HOLD_S / FRAME_S) + 50)
+    assert link.jb.prefetch == 0

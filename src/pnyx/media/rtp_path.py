@@ -1,0 +1,230 @@
+"""The stage node's per-packet RTP path through aiortc's transports, without its
+per-packet tasks and queues.
+
+aiortc (1.16) moves every RTP packet through several asyncio hops: a received datagram is
+parsed as STUN first (and fails), queued by aioice, handed to the DTLS transport's reading
+task, and awaited down to the receiver; a sent one is awaited from the track by one task
+per speaker, then down through three more coroutines to the socket. With thirteen
+speakers that is 1,300 packets a second, and those hops were most of the event loop's
+time (docs/benchmarks.md). Everything aiortc does *with* a packet is kept, and done by
+aiortc's own code: SRTP, RTP parsing and routing, the receiver's statistics (its RTCP
+receiver reports), the jitter buffer, RTP serialisation with the negotiated header
+extensions, the sender's RTCP sender reports, ICE consent and DTLS. Only the hops go:
+
+* **Receiving** (:func:`receive_directly`): an SRTP datagram (first byte 128 to 191) on the
+  nominated pair skips the STUN parse and the queues: it is unprotected, parsed, routed
+  and given to the receiver's ``_handle_rtp_packet`` right in ``datagram_received``. For
+  audio that coroutine never suspends (its awaits are for video's NACK and REMB
+  feedback, which an audio receiver does not have: checked when installed), so it is run
+  to completion on the spot. STUN, DTLS and RTCP datagrams take aiortc's path as before.
+* **Sending** (:class:`DirectSender`): the mixer's packets for a speaker are sent by one
+  synchronous call per tick (:meth:`DirectSender.send`), from the callback the mix clock
+  already schedules on the loop; aiortc's sending task for that speaker is replaced by
+  one that only waits to be stopped. The sender's counters that its RTCP sender reports
+  carry are kept up to date.
+
+This reaches into aiortc's private attributes; :func:`check` says which are missing, and
+ingest sessions refuse to start on an aiortc without them (aiortc is pinned in the lock;
+the tests exercise this path end to end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import pylibsrtp
+from aiortc import RTCPeerConnection, clock
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+from aiortc.utils import random16, random32, uint16_add, uint32_add
+
+log = logging.getLogger(__name__)
+
+_RECEIVER = ("_RTCRtpReceiver__nack_generator", "_RTCRtpReceiver__remote_bitrate_estimator")
+_DTLS = ("_rx_srtp", "_tx_srtp", "_rtp_router", "_rtp_header_extensions_map", "transport")
+_SENDER = (
+    "_ssrc",
+    "_RTCRtpSender__mid",
+    "_RTCRtpSender__rtp_header_extensions_map",
+    "_RTCRtpSender__rtp_started",
+    "_RTCRtpSender__rtp_exited",
+    "_RTCRtpSender__ntp_timestamp",
+    "_RTCRtpSender__rtp_timestamp",
+    "_RTCRtpSender__octet_count",
+    "_RTCRtpSender__packet_count",
+)
+
+
+def _missing(obj: Any, names: Iterable[str]) -> list[str]:
+    return [f"{type(obj).__name__}.{n}" for n in names if not hasattr(obj, n)]
+
+
+def check(pc: RTCPeerConnection) -> None:
+    """Raise RuntimeError if this aiortc lacks what the direct path uses."""
+    missing: list[str] = []
+    for transceiver in pc.getTransceivers():
+        missing += _missing(transceiver.receiver, _RECEIVER)
+        missing += _missing(transceiver.sender, _SENDER)
+        missing += _missing(transceiver.receiver.transport, _DTLS)
+    if missing:
+        raise RuntimeError(f"aiortc has changed: no {', '.join(missing)} (media/rtp_path.py)")
+
+
+def _is_srtp(data: bytes) -> bool:
+    """RTP or RTCP under SRTP (RFC 7983: first byte 128 to 191); never STUN or DTLS."""
+    return len(data) > 1 and 127 < data[0] < 192
+
+
+def _is_rtcp(data: bytes) -> bool:
+    return 191 < data[1] < 209  # aiortc's rule (rtp.is_rtcp)
+
+
+def receive_directly(pc: RTCPeerConnection) -> None:
+    """Give ``pc``'s audio receivers their SRTP packets straight from the socket (call
+    after setLocalDescription: the ICE sockets exist)."""
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        if transceiver.kind != "audio" or any(getattr(receiver, n) is not None for n in _RECEIVER):
+            continue  # a receiver that may await feedback keeps aiortc's path
+        dtls = receiver.transport
+        connection = dtls.transport._connection
+        queued = connection.data_received  # aioice's: onto the queue dtls reads
+        rx = _RxCounters(dtls)
+
+        def data_received(
+            data: bytes, component: int, *, dtls: Any = dtls, queued: Any = queued, rx: Any = rx
+        ) -> None:
+            srtp = dtls._rx_srtp
+            if srtp is None or not _is_srtp(data) or _is_rtcp(data):
+                queued(data, component)
+                return
+            rx.count(len(data))
+            try:
+                packet = RtpPacket.parse(srtp.unprotect(data), dtls._rtp_header_extensions_map)
+            except (pylibsrtp.Error, ValueError):
+                return  # as aiortc: a packet that does not decrypt or parse is dropped
+            target = dtls._rtp_router.route_rtp(packet)
+            if target is None:
+                return
+            _run_now(target._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
+
+        connection.data_received = data_received  # type: ignore[method-assign]
+        for protocol in connection._protocols:
+            _skip_stun_parse(protocol)
+
+
+class _RxCounters:
+    """The DTLS transport's receive statistics (its getStats), kept as aiortc would."""
+
+    def __init__(self, dtls: Any) -> None:
+        self._dtls = dtls
+
+    def count(self, size: int) -> None:
+        self._dtls._RTCDtlsTransport__rx_bytes += size
+        self._dtls._RTCDtlsTransport__rx_packets += 1
+
+
+def _skip_stun_parse(protocol: Any) -> None:
+    """aioice tries every datagram as STUN before passing it on; SRTP never is one."""
+    parse_first = protocol.datagram_received
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        if _is_srtp(data):
+            protocol.receiver.data_received(data, protocol.local_candidate.component)
+        else:
+            parse_first(data, addr)
+
+    protocol.datagram_received = datagram_received
+
+
+def _run_now(coroutine: Any) -> None:
+    """Run a coroutine that does not suspend to its end, here."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    coroutine.close()  # it awaited after all: drop it rather than block the loop
+    log.warning("an RTP handler suspended on the direct path: packet dropped")
+
+
+class DirectSender:
+    """Sends one speaker's mix-minus packets with aiortc's sender state, synchronously.
+
+    :meth:`install` replaces the sender's RTP task before the connection starts it;
+    :meth:`send` (on the loop) then puts each packet on the wire: aiortc's RTP packet
+    and serialisation (negotiated header extensions), SRTP, the nominated pair's socket.
+    Packets sent before the connection is up are dropped, as aiortc would not send them.
+    """
+
+    def __init__(self) -> None:
+        self._sender: Any = None
+        self._dtls: Any = None
+        self._payload_type: int | None = None
+        self._sequence = random16()
+        self._timestamp_origin = random32()
+
+    def install(self, pc: RTCPeerConnection) -> None:
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "audio":
+                self._sender = sender = transceiver.sender
+                sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
+                return
+
+    async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
+        """In place of aiortc's sending task: note the codec, then wait to be stopped."""
+        sender = self._sender
+        self._dtls = sender.transport
+        self._payload_type = codec.payloadType
+        sender._RTCRtpSender__rtp_started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._payload_type = None
+            sender._RTCRtpSender__rtp_exited.set()
+
+    def send(self, packets: Iterable[Any]) -> int:
+        """Send ``packets`` (pre-encoded: ``bytes()`` and ``pts`` at 48 kHz); returns how
+        many went out."""
+        pt = self._payload_type
+        dtls = self._dtls
+        if pt is None or dtls is None or dtls._tx_srtp is None:
+            return 0
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return 0
+        sender = self._sender
+        extensions = sender._RTCRtpSender__rtp_header_extensions_map
+        mid = sender._RTCRtpSender__mid
+        sendto = pair.protocol.transport.sendto
+        remote = pair.remote_addr
+        ssrc = sender._ssrc
+        sent = octets = wire = 0
+        timestamp = 0
+        for item in packets:
+            payload = bytes(item)
+            timestamp = uint32_add(self._timestamp_origin, item.pts)
+            packet = RtpPacket(payload_type=pt, sequence_number=self._sequence, timestamp=timestamp)
+            packet.ssrc = ssrc
+            packet.payload = payload
+            packet.marker = 1
+            packet.extensions.mid = mid
+            packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+            data = dtls._tx_srtp.protect(packet.serialize(extensions))
+            sendto(data, remote)
+            self._sequence = uint16_add(self._sequence, 1)
+            sent += 1
+            octets += len(payload)
+            wire += len(data)
+        if sent:
+            sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()
+            sender._RTCRtpSender__rtp_timestamp = timestamp
+            sender._RTCRtpSender__octet_count += octets
+            sender._RTCRtpSender__packet_count += sent
+            dtls._RTCDtlsTransport__tx_bytes += wire
+            dtls._RTCDtlsTransport__tx_packets += sent
+        return sent
