@@ -232,7 +232,9 @@ class AdaptiveJitterBuffer(GapSkippingJitterBuffer):
         return starts
 
     def _held(self) -> int:
-        return len(self._groups())
+        # Audio: one packet per frame, so the packets held are the frames held (counted
+        # in C: this runs for every frame released).
+        return self._capacity - self._packets.count(None)
 
     def _drop_oldest(self) -> None:
         starts = self._groups()

@@ -12,7 +12,8 @@ receiver reports), the jitter buffer, RTP serialisation with the negotiated head
 extensions, the sender's RTCP sender reports, ICE consent and DTLS. Only the hops go:
 
 * **Receiving** (:func:`receive_directly`): an SRTP datagram (first byte 128 to 191) on the
-  nominated pair skips the STUN parse and the queues: it is unprotected, parsed, routed
+  nominated pair skips the STUN parse and the queues: it is unprotected, parsed (its
+  header only: :func:`parse_audio_rtp`), routed
   and given to the receiver's ``_handle_rtp_packet`` right in ``datagram_received``. For
   audio that coroutine never suspends (its awaits are for video's NACK and REMB
   feedback, which an audio receiver does not have: checked when installed), so it is run
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,6 +84,41 @@ def _is_rtcp(data: bytes) -> bool:
     return 191 < data[1] < 209  # aiortc's rule (rtp.is_rtcp)
 
 
+_HEADER = struct.Struct("!BBHII")
+
+
+def parse_audio_rtp(data: bytes) -> RtpPacket:
+    """An RTP packet (RFC 3550) without its header extensions parsed: what an audio
+    receiver reads (payload type, marker, sequence number, timestamp, SSRC, payload).
+    aiortc's own parse decodes every header extension too, at several times the cost;
+    an audio receiver uses none of them. ValueError for anything that is not RTP."""
+    if len(data) < 12:
+        raise ValueError("RTP packet shorter than its header")
+    first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
+    if first >> 6 != 2:
+        raise ValueError("not RTP version 2")
+    start = 12 + 4 * (first & 0x0F)  # past the CSRCs
+    if first & 0x10:  # a header extension: its length is in 32-bit words
+        if len(data) < start + 4:
+            raise ValueError("RTP header extension truncated")
+        start += 4 + 4 * int.from_bytes(data[start + 2 : start + 4], "big")
+    end = len(data)
+    padding = data[-1] if first & 0x20 else 0
+    end -= padding
+    if start > end:
+        raise ValueError("RTP packet shorter than its header and padding")
+    packet = RtpPacket(
+        payload_type=second & 0x7F,
+        marker=second >> 7,
+        sequence_number=sequence,
+        timestamp=timestamp,
+        ssrc=ssrc,
+        payload=data[start:end],
+    )
+    packet.padding_size = padding
+    return packet
+
+
 def receive_directly(pc: RTCPeerConnection) -> None:
     """Give ``pc``'s audio receivers their SRTP packets straight from the socket (call
     after setLocalDescription: the ICE sockets exist)."""
@@ -103,7 +140,7 @@ def receive_directly(pc: RTCPeerConnection) -> None:
                 return
             rx.count(len(data))
             try:
-                packet = RtpPacket.parse(srtp.unprotect(data), dtls._rtp_header_extensions_map)
+                packet = parse_audio_rtp(srtp.unprotect(data))
             except (pylibsrtp.Error, ValueError):
                 return  # as aiortc: a packet that does not decrypt or parse is dropped
             target = dtls._rtp_router.route_rtp(packet)
