@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -37,6 +37,7 @@ A, B = "10.9.9.1", "10.9.9.2"
 PORT = 5000
 COUNT = 1000  # datagrams per probe
 RATE = 500  # per second: the probe takes 2 s
+QUIET = 0.5  # s: the longest delay asked for is 40 ms
 
 
 @dataclass(frozen=True)
@@ -110,42 +111,46 @@ def _socket_in(ns: str, addr: str) -> socket.socket:
 
 
 def probe(a: socket.socket, b: socket.socket, count: int = COUNT) -> Probe:
-    """``count`` datagrams a -> b at RATE/s, each echoed b -> a; every wait bounded."""
+    """``count`` datagrams a -> b at RATE/s, each echoed b -> a. The receivers stop once
+    all have come, or nothing has for QUIET s after the last was sent; at the latest
+    ``count / RATE + 10`` s after the start."""
     out = Probe()
-    deadline = time.monotonic() + count / RATE + 5
+    deadline = time.monotonic() + count / RATE + 10
+    sent = threading.Event()
 
-    def echo() -> None:  # at b
-        while len(out.inbound) < count and (left := deadline - time.monotonic()) > 0:
-            b.settimeout(left)
+    def receive(sock: socket.socket, got: dict[int, float], on: Callable[[bytes], None]) -> None:
+        sock.settimeout(QUIET)
+        while len(got) < count and time.monotonic() < deadline:
             try:
-                data, peer = b.recvfrom(64)
+                on(sock.recv(64))
             except TimeoutError:
-                return
-            now = time.monotonic_ns()
-            seq, sent = int.from_bytes(data[:4], "big"), int.from_bytes(data[4:12], "big")
-            out.inbound[seq] = (now - sent) / 1e6
-            out.order.append(seq)
-            b.sendto(data + now.to_bytes(8, "big"), peer)
+                if sent.is_set():
+                    return
 
-    def back() -> None:  # at a
-        while len(out.outbound) < count and (left := deadline - time.monotonic()) > 0:
-            a.settimeout(left)
-            try:
-                data = a.recv(64)
-            except TimeoutError:
-                return
-            seq, echoed = int.from_bytes(data[:4], "big"), int.from_bytes(data[12:20], "big")
-            out.outbound[seq] = (time.monotonic_ns() - echoed) / 1e6
+    def at_b(data: bytes) -> None:
+        now = time.monotonic_ns()
+        seq, sent_ns = int.from_bytes(data[:4], "big"), int.from_bytes(data[4:12], "big")
+        out.inbound[seq] = (now - sent_ns) / 1e6
+        out.order.append(seq)
+        b.sendto(data + now.to_bytes(8, "big"), (A, PORT))
 
-    threads = [threading.Thread(target=echo), threading.Thread(target=back)]
+    def at_a(data: bytes) -> None:
+        seq, echoed = int.from_bytes(data[:4], "big"), int.from_bytes(data[12:20], "big")
+        out.outbound[seq] = (time.monotonic_ns() - echoed) / 1e6
+
+    threads = [
+        threading.Thread(target=receive, args=(b, out.inbound, at_b)),
+        threading.Thread(target=receive, args=(a, out.outbound, at_a)),
+    ]
     for t in threads:
         t.start()
     start = time.monotonic()
     for seq in range(count):  # paced: one datagram each 1/RATE s
         time.sleep(max(0.0, start + seq / RATE - time.monotonic()))
         a.sendto(seq.to_bytes(4, "big") + time.monotonic_ns().to_bytes(8, "big"), (B, PORT))
+    sent.set()
     for t in threads:
-        t.join(deadline - time.monotonic() + 1)
+        t.join(max(0.0, deadline - time.monotonic()) + QUIET + 1)
     return out
 
 
@@ -239,3 +244,27 @@ def test_a_killed_program_holds_nothing_up(pair: Pair) -> None:
         assert statistics.median(got.inbound.values()) < 2
         assert len(queue_rules(pair.b)) == 2  # the rules are still there: bypassed
     assert queue_rules(pair.b) == []
+
+
+def test_loss_first_then_jitter_every_survivor_arrives(pair: Pair) -> None:
+    """The bench's order (``bench/peers/netns.py``): an nftables table drops at priority
+    -10, the queue rules (priority 0) delay what is left. A dropped packet is never
+    queued, and every queued one arrives."""
+    loss = """table ip pnyxjt_loss {
+    chain input {
+        type filter hook input priority -10; policy accept;
+        iifname "eth0" meta l4proto udp numgen random mod 100 < 10 counter drop
+    }
+}
+"""
+    with wired(pair) as (a, b):
+        subprocess.run(
+            ["ip", "netns", "exec", pair.b, "nft", "-f", "-"], input=loss.encode(), check=True
+        )
+        with jitter(pair.b, "eth0", Delay(20, 20, seed=11)) as j:
+            got = probe(a, b, 500)
+            queued = j.counters()
+        assert 400 <= len(got.inbound) <= 490, len(got.inbound)  # 10 % lost: 450 ± 5 sd
+        assert queued["queued_in"] == len(got.inbound), (queued, len(got.inbound))
+        assert queued["queued_out"] == len(got.outbound) == len(got.inbound)
+        assert 17 <= statistics.fmean(got.inbound.values()) <= 25
