@@ -27,9 +27,10 @@ which stretches the delays a little towards the maximum).
 **Bounded**: every packet gets a verdict. On a stop (stdin closed, or SIGTERM) the program
 accepts everything it still holds before it exits; ``bypass`` accepts packets while no
 program is bound (it died, or has not started), and fail-open while the kernel's queue is
-full. Loss composes: ``bench/peers/netns.py``'s loss table drops at priority -10, before
-the queue rules (priority 0), so a lost packet is never delayed (netem, too, drops before
-it delays).
+full. (A program killed outright loses what it held, at most the longest delay's worth:
+the kernel drops a queue's packets when its socket goes.) Loss composes:
+``bench/peers/netns.py``'s loss table drops at priority -10, before the queue rules
+(priority 0), so a lost packet is never delayed (netem, too, drops before it delays).
 
     with jitter("ns-name", "eth0", Delay(mean_ms=20, spread_ms=20, seed=1)) as j:
         ...                       # UDP on eth0 of ns-name is delayed
