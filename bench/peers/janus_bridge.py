@@ -2,7 +2,8 @@
 with the same aiortc clients (as root; Janus from apt: ``apt-get install -y janus``).
 
     .venv/bin/python bench/peers/janus_bridge.py [--quick] [--rounds 3] [--onsets 20]
-                                                 [--loss 2] [--stock-receiver]
+                                                 [--loss 2] [--jitter-ms 20]
+                                                 [--stock-receiver]
 
 Both servers do the same job for the speakers: receive Opus from every participant over
 WebRTC, decode, mix, and send each an Opus mix-minus. Pnyx also encodes the program once
@@ -31,12 +32,17 @@ none). The clients stay in the main namespace and reach both over the veth.
    aiortc's own jitter buffer).
 4. **Loss**: the latency again, for Janus (prebuffer 1) and Pnyx, with 2 % of the UDP
    packets dropped at random each way on the veth (nftables ``numgen random`` inside the
-   namespace; this kernel has no ``sch_netem``). Jitter cannot be emulated here.
+   namespace; this kernel has no ``sch_netem``).
+5. **Loss + jitter**: the loss run again with each surviving UDP packet also delayed by
+   a time uniform in 0 to 2 x ``--jitter-ms`` (mean N ms, netem's ``delay Nms Nms``),
+   independently each way, so the link reorders (``Netns.jitter``: NFQUEUE to a program
+   that accepts each packet late, ``tests/support/jitter.py``). A server's clients cross
+   the veth twice (A to the server, the server to B), the direct call once.
 
-Prints a table: per server the median CPU, latency p50/p95, with loss p50/p95; the ratio
-Pnyx/Janus of CPU and Pnyx p95 - Janus p95. Every wait is bounded; a default run takes
-about 5 minutes, ``--quick`` about 1.5. Namespaces and processes are removed on exit, and
-leftovers of a killed run at the next start.
+Prints a table: per server the median CPU, latency p50/p95, with loss p50/p95, with loss
+and jitter p50/p95; the ratio Pnyx/Janus of CPU and Pnyx p95 - Janus p95. Every wait is
+bounded; a default run takes about 6 minutes, ``--quick`` about 2. Namespaces and
+processes are removed on exit, and leftovers of a killed run at the next start.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ if str(BENCH.parent) not in sys.path:  # the harness: tests/support
     sys.path.insert(1, str(BENCH.parent))
 
 import httpx  # noqa: E402
+from tests.support.jitter import JitterUnavailable, Stats  # noqa: E402
 from tests.support.pnyx_server import ACCOUNTS_UNLIMITED, SECRET, PnyxProcess  # noqa: E402
 from tests.support.procs import stop  # noqa: E402
 
@@ -114,6 +121,7 @@ class Plan:
     onsets: int
     baseline_onsets: int
     loss_pct: int
+    jitter_ms: int
     stock_receiver: bool
 
     @staticmethod
@@ -127,6 +135,7 @@ class Plan:
             onsets=args.onsets or (5 if quick else 20),
             baseline_onsets=5 if quick else 15,
             loss_pct=args.loss,
+            jitter_ms=args.jitter_ms,
             stock_receiver=args.stock_receiver,
         )
 
@@ -308,8 +317,10 @@ def pnyx_seats(url: str, space: str, seats: list[Account]) -> Join:
     return lambda track: webrtc.publish(url, space, next(tokens), track)
 
 
-def latencies(s: Servers, plan: Plan, loss: bool) -> dict[str, list[float]]:
-    n, gapless, tag = plan.onsets, not plan.stock_receiver, " (loss)" if loss else ""
+def latencies(s: Servers, plan: Plan, impaired: str = "") -> dict[str, list[float]]:
+    """The rows; ``impaired`` (the impairment, e.g. "loss"): only Janus at prebuffer 1."""
+    n, gapless = plan.onsets, not plan.stock_receiver
+    tag, loss = f" ({impaired})" if impaired else "", bool(impaired)
     out = {}
     out["direct"] = asyncio.run(
         direct_over_veth(s.ns, plan.baseline_onsets, "direct" + tag, gapless=gapless)
@@ -347,6 +358,14 @@ class Report:
     lat: dict[str, list[float]] = field(default_factory=dict)
     lossy: dict[str, list[float]] = field(default_factory=dict)
     loss_seen: dict[str, int] = field(default_factory=dict)
+    jittery: dict[str, list[float]] = field(default_factory=dict)
+    jitter_seen: dict[str, int] = field(default_factory=dict)
+    jitter_stats: Stats | None = None
+
+    def jitter_label(self) -> str:
+        p = self.plan
+        loss = f"{p.loss_pct} % loss + " if p.loss_pct > 0 else ""
+        return f"{loss}{p.jitter_ms} ms jitter"
 
     def cpu(self, kind: str) -> list[float]:
         return [r.server_cpu for r in self.rounds if r.kind == kind]
@@ -362,7 +381,7 @@ class Report:
             own = res["own_dbfs"]
             if own is not None and own > res["others_dbfs"] - 20:
                 out.append(f"a {r.kind} round's first speaker heard itself at {own:.0f} dBFS")
-        for name, xs in (*self.lat.items(), *self.lossy.items()):
+        for name, xs in (*self.lat.items(), *self.lossy.items(), *self.jittery.items()):
             if not xs:
                 out.append(f"no onset was heard in the {name} row")
         return out
@@ -382,17 +401,34 @@ class Report:
             f"per server alternating, {p.window_s:.0f} s window after {p.warmup_s:.0f} s "
             f"warm-up; idle over {p.idle_s:.0f} s. Latency: {p.onsets} onsets per row "
             f"(direct: {p.baseline_onsets}); loss run: {p.loss_pct} % of UDP dropped each "
-            "way on the veth. Jitter: NOT emulated (this kernel has no sch_netem)."
+            "way on the veth; "
+            + (
+                f"jitter run: that loss, then each UDP packet delayed uniform "
+                f"0-{2 * p.jitter_ms} ms each way (netem delay {p.jitter_ms}ms "
+                f"{p.jitter_ms}ms: reorders), NFQUEUE to a userspace program (no sch_netem)."
+                if p.jitter_ms > 0
+                else "no jitter run."
+            )
         )
         if self.loss_seen:
             print(f"loss rule counters (packets): {self.loss_seen}")
+        if self.jitter_stats is not None:
+            js = self.jitter_stats
+            print(
+                f"jitter run: rule counters {self.jitter_seen}; the program delayed "
+                f"{js.packets} packets by {js.mean_delay_ms:.1f} ms on average (max "
+                f"{js.delay_max_s * 1000:.0f}), {js.overruns} overruns, its CPU "
+                f"{js.cpu_s / max(js.wall_s, 1e-9) * 100:.1f} % of one core "
+                f"({js.cpu_per_kpps():.1f} % per 1,000 packets/s)"
+            )
         print()
         print(
             "| server | CPU % of one core, median (min-max) | idle CPU % | p50 ms | p95 ms "
-            f"| {p.loss_pct} % loss p50 | p95 |"
+            f"| {p.loss_pct} % loss p50 | p95 | {self.jitter_label()} p50 | p95 |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         jl, pl = self.lossy.get("janus_pb1", []), self.lossy.get("pnyx", [])
+        jj, pj = self.jittery.get("janus_pb1", []), self.jittery.get("pnyx", [])
         j, d, x = (
             self.lat.get("janus_pb1", []),
             self.lat.get("janus_default", []),
@@ -401,20 +437,23 @@ class Report:
         print(
             f"| Janus AudioBridge, prebuffer 1 | {spread(self.cpu('janus'))} "
             f"| {self.idle.get('janus', 0):.1f} | {ms(j, 0.5)} | {ms(j, 0.95)} "
-            f"| {ms(jl, 0.5)} | {ms(jl, 0.95)} |"
+            f"| {ms(jl, 0.5)} | {ms(jl, 0.95)} | {ms(jj, 0.5)} | {ms(jj, 0.95)} |"
         )
         print(
             f"| Janus AudioBridge, default prebuffer (6) | (same) | (same) | {ms(d, 0.5)} "
-            f"| {ms(d, 0.95)} | - | - |"
+            f"| {ms(d, 0.95)} | - | - | - | - |"
         )
         print(
             f"| Pnyx stage node | {spread(self.cpu('pnyx'))} | {self.idle.get('pnyx', 0):.1f} "
-            f"| {ms(x, 0.5)} | {ms(x, 0.95)} | {ms(pl, 0.5)} | {ms(pl, 0.95)} |"
+            f"| {ms(x, 0.5)} | {ms(x, 0.95)} | {ms(pl, 0.5)} | {ms(pl, 0.95)} "
+            f"| {ms(pj, 0.5)} | {ms(pj, 0.95)} |"
         )
         b, bl = self.lat.get("direct", []), self.lossy.get("direct", [])
+        bj = self.jittery.get("direct", [])
         print(
             f"| direct aiortc → aiortc over the veth (no server) | - | - | {ms(b, 0.5)} "
-            f"| {ms(b, 0.95)} | {ms(bl, 0.5)} | {ms(bl, 0.95)} |"
+            f"| {ms(b, 0.95)} | {ms(bl, 0.5)} | {ms(bl, 0.95)} | {ms(bj, 0.5)} "
+            f"| {ms(bj, 0.95)} |"
         )
         print()
         jc, pc = self.cpu("janus"), self.cpu("pnyx")
@@ -427,6 +466,7 @@ class Report:
             ("prebuffer 1", x, j),
             ("default prebuffer", x, d),
             (f"prebuffer 1, {p.loss_pct} % loss", pl, jl),
+            (f"prebuffer 1, {self.jitter_label()}", pj, jj),
         ):
             if pn and ja:
                 diff = (percentile(pn, 0.95) - percentile(ja, 0.95)) * 1000
@@ -453,6 +493,9 @@ def run(plan: Plan) -> Report:
         janus.create_room(jp.url, ROOM_DEFAULT, None)
         space, seats = stage(c, cohosts=2, speakers=PUBLISHERS - 3)
         s = Servers(ns, jp, px, space, seats)
+        if plan.jitter_ms > 0:
+            with ns.jitter(1, 0):  # fails now, saying why, rather than after the rest
+                pass
         print(f"servers up in {ns.name}: janus {jp.url}, pnyx {px.url}", flush=True)
         report.idle = idle(s, plan.idle_s)
         print(f"idle: {report.idle}", flush=True)
@@ -463,15 +506,23 @@ def run(plan: Plan) -> Report:
         for kind in order:
             report.rounds.append(cpu_round(s, kind, plan))
         print("latency", flush=True)
-        report.lat.update(latencies(s, plan, loss=False))
+        report.lat.update(latencies(s, plan))
         if plan.loss_pct > 0:
             print(f"latency with {plan.loss_pct} % UDP loss each way", flush=True)
             ns.loss(plan.loss_pct)
             try:
-                report.lossy = latencies(s, plan, loss=True)
+                report.lossy = latencies(s, plan, "loss")
                 report.loss_seen = ns.loss_counters()
             finally:
                 ns.loss(0)
+        if plan.jitter_ms > 0:
+            label = report.jitter_label()
+            print(f"latency with {label} each way", flush=True)
+            with ns.impaired(plan.loss_pct, plan.jitter_ms, seed=1) as delayed:
+                assert delayed is not None
+                report.jittery = latencies(s, plan, label)
+                report.jitter_seen = {**ns.loss_counters(), **delayed.counters()}
+            report.jitter_stats = delayed.stats
     return report
 
 
@@ -484,6 +535,12 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=0, help="CPU window, s (default 15)")
     ap.add_argument("--onsets", type=int, default=0, help="onsets per latency row (default 20)")
     ap.add_argument("--loss", type=int, default=2, help="UDP loss %% for the loss run (0: skip)")
+    ap.add_argument(
+        "--jitter-ms",
+        type=int,
+        default=20,
+        help="a run with --loss and each UDP packet delayed 0 to 2N ms (mean N; 0: skip)",
+    )
     ap.add_argument(
         "--stock-receiver",
         action="store_true",
@@ -504,7 +561,7 @@ def main() -> None:
         return
     try:
         report = run(Plan.of(args))
-    except (janus.JanusMissing, NetnsUnavailable) as exc:
+    except (janus.JanusMissing, NetnsUnavailable, JitterUnavailable) as exc:
         raise SystemExit(str(exc)) from None
     report.print()
     if problems := report.problems():

@@ -7,8 +7,11 @@ Servers run inside (:meth:`Netns.spawn`, ``ip netns exec``) and bind 10.218.K.2;
 clients stay in the main namespace and reach them over the veth, so their media crosses
 a real interface, not the loopback (Janus gathers no ICE candidates on the loopback).
 :meth:`Netns.loss` drops a share of the UDP packets crossing that link both ways, with
-nftables ``numgen random`` inside the namespace: this kernel has no ``sch_netem``, so
-``tc netem`` (and with it jitter) is not available.
+nftables ``numgen random`` inside the namespace, and :meth:`Netns.jitter` delays each of
+them by a random time (``tests/support/jitter.py``: NFQUEUE to a program that accepts each
+packet late): this kernel has no ``sch_netem``, so ``tc netem`` is not available. The
+two compose: the loss table drops first (priority -10), the survivors are delayed
+(priority 0), as netem drops, then delays.
 
 The namespace is named after the process that built it (``pnyxjb-<pid>``); a namespace of
 a builder that no longer runs (a killed run) is removed, with whatever still runs in it,
@@ -25,10 +28,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.support.jitter import Delay, Jitter, jitter
 from tests.support.netlab import _alive, list_namespaces, remove_namespaces
 
 PREFIX = "pnyxjb-"
@@ -71,7 +75,9 @@ class Netns:
 
     def loss(self, percent: int) -> None:
         """Drop ``percent`` % of the UDP packets entering and (separately) leaving the
-        namespace on its veth, at random; 0 removes the rule. TCP (signalling) is spared."""
+        namespace on its veth, at random; 0 removes the rule. TCP (signalling) is spared.
+        Dropped before :meth:`jitter` delays: a lost packet costs the delaying program
+        nothing, and the two compose as on netem."""
         subprocess.run(
             self.argv(["nft", "delete", "table", "ip", LOSS_TABLE]),
             capture_output=True,
@@ -97,6 +103,33 @@ class Netns:
 }}
 """
         self.run(["nft", "-f", "-"], input=rules.encode())
+
+    def jitter(
+        self, mean_ms: float, spread_ms: float, *, seed: int | None = None, reorder: bool = True
+    ) -> AbstractContextManager[Jitter]:
+        """While in the block, delay each UDP packet entering or leaving the namespace on
+        its veth by a time uniform in ``mean_ms ± spread_ms`` (``tc netem delay MEAN
+        SPREAD``), independently, so the link reorders (``reorder=False``: it does not).
+        With :meth:`loss` on, only the packets it lets through are delayed. The program's
+        figures (packets, delays, its own CPU) are on the yielded value's ``stats`` after
+        the block."""
+        return jitter(self.name, "eth0", Delay(mean_ms, spread_ms, reorder, seed))
+
+    @contextmanager
+    def impaired(
+        self, loss_pct: int, jitter_ms: float, seed: int | None = None
+    ) -> Iterator[Jitter | None]:
+        """:meth:`loss` of ``loss_pct`` % and :meth:`jitter` of ``jitter_ms ± jitter_ms``
+        (netem's ``loss P% delay J J``; either 0: not applied) while in the block."""
+        self.loss(loss_pct)
+        try:
+            if jitter_ms > 0:
+                with self.jitter(jitter_ms, jitter_ms, seed=seed) as j:
+                    yield j
+            else:
+                yield None
+        finally:
+            self.loss(0)
 
     def loss_counters(self) -> dict[str, int]:
         """Packets counted by the loss table's rules, by comment (empty without it)."""
