@@ -133,7 +133,7 @@ class GapSkippingJitterBuffer(JitterBuffer):
 # (jitter_min_frames): speaker to speaker p95 ~60-80 ms lower (docs/benchmarks.md).
 JITTER_MIN_PREFETCH = 4
 JITTER_MAX_PREFETCH = 6  # 120 ms
-JITTER_K = 3.0  # frames held: 3 x the measured jitter, rounded up to whole frames
+JITTER_K = 2.0  # frames held: 2 x the measured jitter, rounded up to whole frames
 JITTER_LATE_HOLD_S = 10.0  # a late packet raises the floor by one frame for this long
 JITTER_SHRINK_S = 0.5  # at most one frame dropped this often to come down to a new depth
 _FRAME_S = 0.02

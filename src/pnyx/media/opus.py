@@ -2,14 +2,15 @@
 synchronous encoder (their mix-minus) and one decoder (their voice).
 
 Each speaker's mix-minus is encoded by the mix clock's thread (docs/conventions.md, rule
-10; ctypes releases the GIL inside libopus) and handed to aiortc *pre-encoded*: a
-:class:`MixMinusTrack <pnyx.media.ingest.MixMinusTrack>` returns :class:`OpusPacket`
-objects, which aiortc only packetises into RTP. That skips aiortc's own per-frame work on the event
-loop: its pure-Python RFC 6464 level computation, its resampler and its hop through a
-thread pool for every 20 ms frame of every speaker.
+10; ctypes releases the GIL inside libopus) as :class:`OpusPacket` objects, which the
+session sends with aiortc's RTP serialisation and SRTP
+(:class:`~pnyx.media.rtp_path.DirectSender`). That skips aiortc's own per-frame work on
+the event loop: its pure-Python RFC 6464 level computation, its resampler and its hop
+through a thread pool for every 20 ms frame of every speaker.
 
 The stream is mono (RFC 7587: a receiver decodes mono or stereo whatever the
-``opus/48000/2`` in the SDP), 20 ms per packet, with the ``voip`` application tuning.
+``opus/48000/2`` in the SDP), 20 ms per packet (:class:`OpusEncoder` says which
+application and complexity, and why).
 
 Speakers' packets are decoded by the mix clock's thread too (:mod:`pnyx.media.inbound`).
 libopus is called directly rather than through PyAV because it has what FFmpeg's codec
