@@ -234,10 +234,15 @@ class DirectSender:
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             return 0
+        transport = pair.protocol.transport
+        if transport is None:
+            return 0
         sender = self._sender
         extensions = sender._RTCRtpSender__rtp_header_extensions_map
         mid = sender._RTCRtpSender__mid
-        sendto = pair.protocol.transport.sendto
+        sendto = transport.sendto
+        ntp = clock.current_ntp_time()
+        abs_send_time = (ntp >> 14) & 0x00FFFFFF
         remote = pair.remote_addr
         ssrc = sender._ssrc
         sent = octets = wire = 0
@@ -250,15 +255,18 @@ class DirectSender:
             packet.payload = payload
             packet.marker = 1
             packet.extensions.mid = mid
-            packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+            packet.extensions.abs_send_time = abs_send_time
             data = dtls._tx_srtp.protect(packet.serialize(extensions))
-            sendto(data, remote)
+            try:
+                sendto(data, remote)
+            except (OSError, RuntimeError):  # the socket is closing: the session is ending
+                break
             self._sequence = uint16_add(self._sequence, 1)
             sent += 1
             octets += len(payload)
             wire += len(data)
         if sent:
-            sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()
+            sender._RTCRtpSender__ntp_timestamp = ntp
             sender._RTCRtpSender__rtp_timestamp = timestamp
             sender._RTCRtpSender__octet_count += octets
             sender._RTCRtpSender__packet_count += sent

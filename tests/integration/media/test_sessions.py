@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Awaitable
+from typing import Any
 
 import av
 import numpy as np
@@ -190,3 +191,28 @@ async def test_who_speaks_is_published(stage: Stage) -> None:
 
 async def _equals(value: object, expected: object) -> bool:
     return await value == expected  # type: ignore[misc]
+
+
+async def test_rtcp_reports_what_the_direct_rtp_path_sent_and_received(stage: Stage) -> None:
+    """The stage node's RTP skips aiortc's sending task and receive queues
+    (media/rtp_path.py); its RTCP must still tell the speaker what was sent (sender
+    reports) and received (receiver reports), as a browser's stats and bandwidth
+    estimation read them."""
+    speaker, _ = await stage.connect(HOST, 700)
+    await eventually(lambda: len(speaker.heard) > 50, 15, "the speaker hears its mix-minus")
+
+    async def reports() -> dict[str, Any]:
+        stats = await speaker.pc.getStats()
+        return {s.type: s for s in stats.values()}
+
+    async def both() -> bool:
+        found = await reports()
+        sent = found.get("remote-outbound-rtp")  # from the node's sender reports
+        got = found.get("remote-inbound-rtp")  # from its receiver reports
+        return bool(sent and sent.packetsSent > 50 and got and got.packetsLost is not None)
+
+    await eventually(both, 10, "sender and receiver reports from the stage node")
+    found = await reports()
+    inbound = found["inbound-rtp"]
+    # what the node says it sent is what the speaker got, give or take the packets in flight
+    assert abs(found["remote-outbound-rtp"].packetsSent - inbound.packetsReceived) < 60
