@@ -100,6 +100,8 @@ class Limiter:
         peak = float(magnitude.max())
         needed = 1.0 if peak <= self.ceiling else self.ceiling / peak
         start = self._gain
+        if needed == start == 1.0:  # under the ceiling at unity gain: untouched
+            return np.clip(x, -1.0, 1.0).astype(np.float32)
         if needed < start:
             target = needed
             gain = np.full(n, target)
