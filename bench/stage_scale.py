@@ -69,7 +69,16 @@ import numpy as np
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from latency_support import cpu_seconds, machine, pnyx_node, stage, tones, webrtc
+from latency_support import (
+    Account,
+    cpu_seconds,
+    machine,
+    pnyx_node,
+    poll,
+    stage,
+    tones,
+    webrtc,
+)
 
 # isort: split
 # (latency_support puts the repository on sys.path for tests.support)
@@ -536,7 +545,10 @@ def ramp(
     try:
         with httpx.Client(base_url=nodes[0].url, timeout=30) as c:
             for k in range(1, args.max_stages + 1):
-                space, members = stage(c, cohosts=2, speakers=PER_STAGE - 3, prefix=f"s{k}")
+                if redis_url:
+                    space, members = balanced_stage(c, k, redis_url, ids, spaces)
+                else:
+                    space, members = stage(c, cohosts=2, speakers=PER_STAGE - 3, prefix=f"s{k}")
                 spaces.append(space)
                 client = clients[(k - 1) % len(clients)]
                 client.call(
@@ -578,6 +590,30 @@ def ramp(
         for cl in clients:
             cl.close()
     return out
+
+
+BALANCE_TRIES = 8
+
+
+def balanced_stage(
+    c: httpx.Client, k: int, redis_url: str, ids: list[str], spaces: list[str]
+) -> tuple[str, list[Account]]:
+    """A stage on the node holding the fewest of ``spaces``. Nodes take new spaces by
+    racing for their leases, which the bench cannot steer: a stage that lands on a busier
+    node is ended and another made, up to BALANCE_TRIES times (then kept where it is)."""
+    for attempt in range(BALANCE_TRIES):
+        space, members = stage(c, cohosts=2, speakers=PER_STAGE - 3, prefix=f"s{k}t{attempt}")
+
+        def taken(space: str = space) -> str | None:
+            return lease_holder(redis_url, space)
+
+        holder = poll.wait_until(taken, 15, f"a node to take {space}")
+        assert holder is not None
+        counts = [sum(1 for sp in spaces if lease_holder(redis_url, sp) == i) for i in ids]
+        if counts[ids.index(holder)] == min(counts) or attempt == BALANCE_TRIES - 1:
+            return space, members
+        c.post(f"/v1/spaces/{space}/end", headers=members[0].auth).raise_for_status()
+    raise AssertionError("unreachable")
 
 
 @contextmanager
