@@ -106,6 +106,7 @@ LATENESS_GOAL_S = 0.020
 MACHINE_LIMIT = 190.0  # % of one core: server + clients on 2 cores
 THREAD_LIMIT = 85.0  # % of one core: a thread this busy is the process's limit
 LATENESS = "pnyx_media_tick_lateness_seconds"
+MIX_TIME = "pnyx_media_mix_seconds"  # one tick's work for every space
 
 
 # -- the client processes ----------------------------------------------------------------
@@ -348,14 +349,16 @@ def machine_busy() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def thread_seconds(pid: int) -> dict[int, float]:
-    """CPU time (user + system) of each of a process's threads."""
+def thread_seconds(pid: int) -> dict[int, tuple[float, float]]:
+    """Per thread of a process: CPU time (user + system, /proc/…/stat) and the time it
+    spent runnable but waiting for a core (the run-queue wait, /proc/…/schedstat)."""
     out = {}
     tick = os.sysconf("SC_CLK_TCK")
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, IndexError, ValueError):
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+            waited = int((task / "schedstat").read_text().split()[1]) / 1e9
+            out[int(task.name)] = ((int(fields[11]) + int(fields[12])) / tick, waited)
     return out
 
 
@@ -363,7 +366,7 @@ def thread_seconds(pid: int) -> dict[int, float]:
 class NodeSample:
     metrics: dict[tuple[str, str], float]
     cpu: float
-    threads: dict[int, float]
+    threads: dict[int, tuple[float, float]]
 
 
 @dataclass
@@ -420,10 +423,13 @@ class Step:
     server: list[float]  # % of one core, per node
     main: list[float]
     mix: list[float]
+    main_wait: list[float]  # run-queue wait, ms per second
+    mix_wait: list[float]
     rest: list[float]
     threads: list[int]
     p50: float | None
     p99: float | None
+    mix_p99: float | None
     skipped: float
     ticks: float
     clients: float
@@ -457,17 +463,22 @@ def measure(k: int, pids: list[int], before: Sample, after: Sample, check: dict[
     span = after.t - before.t
     pct = 100 / span
     server, main, mix, rest, nthreads = [], [], [], [], []
+    main_wait: list[float] = []
+    mix_wait: list[float] = []
     total: dict[tuple[str, str], float] = {}
     for node_before, node_after, pid in zip(before.nodes, after.nodes, pids, strict=True):
         server.append((node_after.cpu - node_before.cpu) * pct)
-        used = {
-            tid: (s - node_before.threads.get(tid, 0.0)) * pct
-            for tid, s in node_after.threads.items()
-        }
+        used, waited = {}, {}
+        for tid, (cpu, wait) in node_after.threads.items():
+            cpu0, wait0 = node_before.threads.get(tid, (0.0, 0.0))
+            used[tid] = (cpu - cpu0) * pct
+            waited[tid] = (wait - wait0) * 1000 / span  # ms per second
         main.append(used.get(pid, 0.0))
-        others = sorted((v for tid, v in used.items() if tid != pid), reverse=True)
-        mix.append(others[0] if others else 0.0)
-        rest.append(sum(others[1:]))
+        main_wait.append(waited.get(pid, 0.0))
+        others = sorted(((v, tid) for tid, v in used.items() if tid != pid), reverse=True)
+        mix.append(others[0][0] if others else 0.0)
+        mix_wait.append(waited[others[0][1]] if others else 0.0)
+        rest.append(sum(v for v, _ in others[1:]))
         nthreads.append(len(used))
         for key, v in delta(node_after.metrics, node_before.metrics).items():
             total[key] = total.get(key, 0.0) + v
@@ -488,10 +499,13 @@ def measure(k: int, pids: list[int], before: Sample, after: Sample, check: dict[
         server=server,
         main=main,
         mix=mix,
+        main_wait=main_wait,
+        mix_wait=mix_wait,
         rest=rest,
         threads=nthreads,
         p50=bucket_bound(total, LATENESS, 0.5),
         p99=bucket_bound(total, LATENESS, 0.99),
+        mix_p99=bucket_bound(total, MIX_TIME, 0.99),
         skipped=total.get(("pnyx_media_ticks_skipped_total", ""), 0.0),
         ticks=total.get(("pnyx_media_ticks_total", ""), 0.0),
         clients=clients,
@@ -506,25 +520,34 @@ def joined(values: list[float]) -> str:
     return f"{sum(values):.0f} % (" + " + ".join(f"{v:.0f}" for v in values) + ")"
 
 
+def waits(s: Step) -> str:
+    return " ; ".join(
+        f"{a:.0f} / {b:.0f} ms/s" for a, b in zip(s.main_wait, s.mix_wait, strict=True)
+    )
+
+
 def each(values: list[float]) -> str:
     return " / ".join(f"{v:.0f} %" for v in values)
 
 
 HEADER = (
     "| stages | publishers | spaces per node | server CPU | main thread (event loop) "
-    "| busiest other (mix clock) | other threads | tick lateness p50 | p99 | skipped "
+    "| busiest other (mix clock) | other threads | run-queue wait main / mix "
+    "| tick lateness p50 | p99 | tick's work p99 | skipped "
     "| ticks | clients CPU | per publisher | server + clients | rest of the machine "
-    "| mix-minus delivered (min) | stages heard whole |\n" + "| --- " * 17 + "|"
+    "| mix-minus delivered (min) | stages heard whole |\n" + "| --- " * 19 + "|"
 )
 
 
-def row(s: Step, bounds: list[float]) -> str:
+def row(s: Step, bounds: dict[str, list[float]]) -> str:
     publishers = s.stages * PER_STAGE
     return (
         f"| {s.stages}{' (again)' if s.attempt else ''} | {publishers} "
         f"| {' / '.join(map(str, s.held_by)) or '-'} "
         f"| {joined(s.server)} | {each(s.main)} | {each(s.mix)} | {each(s.rest)} "
-        f"| {fmt_bound(s.p50, bounds)} | {fmt_bound(s.p99, bounds)} | {s.skipped:.0f} "
+        f"| {waits(s)} "
+        f"| {fmt_bound(s.p50, bounds[LATENESS])} | {fmt_bound(s.p99, bounds[LATENESS])} "
+        f"| {fmt_bound(s.mix_p99, bounds[MIX_TIME])} | {s.skipped:.0f} "
         f"| {s.ticks:.0f} | {s.clients:.0f} % | {s.clients / publishers:.2f} % "
         f"| {s.server_total + s.clients:.0f} % | {s.others:.0f} % | {s.delivered:.0f} % "
         f"| {s.heard}/{s.stages} |"
@@ -555,7 +578,7 @@ def ramp(
     print(HEADER, flush=True)
     steps: list[Step] = []
     spaces: list[str] = []
-    bounds: list[float] = []
+    bounds: dict[str, list[float]] = {}
     clients = [Client() for _ in range(args.client_procs)]
     out = Ramp(label, steps, [])
     try:
@@ -587,12 +610,15 @@ def ramp(
                     for cl in clients:
                         check.update(cl.call({"cmd": "check"})["check"])
                     if not bounds:
-                        bounds = sorted(
-                            float(m.group(1))
-                            for (metric, labels) in after.nodes[0].metrics
-                            if metric == f"{LATENESS}_bucket"
-                            and (m := re.search(r'le="([^"+]+)"', labels))
-                        )
+                        bounds = {
+                            name: sorted(
+                                float(m.group(1))
+                                for (metric, labels) in after.nodes[0].metrics
+                                if metric == f"{name}_bucket"
+                                and (m := re.search(r'le="([^"+]+)"', labels))
+                            )
+                            for name in (LATENESS, MIX_TIME)
+                        }
                     s = measure(k, [n.pid for n in nodes], before, after, check)
                     s.attempt = attempt
                     if redis_url:
