@@ -241,6 +241,7 @@ class ClientSide:
                 "ok": heard == expected,
                 "heard": len(heard & expected),
                 "own": host.freq in heard,
+                "not_connected": sum(1 for p in ps if p.speaker.pc.connectionState != "connected"),
             }
         return out
 
@@ -626,6 +627,8 @@ def ramp(
                         s.held_by = [holders.count(i) for i in ids]
                     steps.append(s)
                     print(row(s, bounds), flush=True)
+                    for note in stage_notes(check, before, after):
+                        print(f"  {note}", flush=True)
                     if not s.limits():
                         break
                 if s.limits():
@@ -637,7 +640,39 @@ def ramp(
     finally:
         for cl in clients:
             cl.close()
+        for i, n in enumerate(nodes):
+            for note in warnings(n.output()):
+                print(f"  node {i + 1} logged: {note}", flush=True)
     return out
+
+
+def stage_notes(check: dict[str, Any], before: Sample, after: Sample) -> list[str]:
+    """What went wrong with each stage that is not whole."""
+    notes = []
+    span = after.t - before.t
+    for k, v in check.items():
+        was = before.counters.get(k)
+        short = 0
+        if was is not None:
+            got = [now[1] - then[1] for now, then in zip(after.counters[k], was, strict=True)]
+            short = sum(1 for g in got if g < 0.5 * span / FRAME_S)
+        if v["ok"] and not short:
+            continue
+        notes.append(
+            f"stage {k}: its host heard {v['heard']} of the 12 other tones"
+            f"{' and its own' if v['own'] else ''}; {v['not_connected']} publisher(s) not "
+            f"connected; {short} got under half their mix-minus packets"
+        )
+    return notes
+
+
+def warnings(log: str, most: int = 8) -> list[str]:
+    """A node's distinct warning lines (numbers and ids masked), with their counts."""
+    seen: collections.Counter[str] = collections.Counter()
+    for line in log.splitlines():
+        if "WARNING" in line or "ERROR" in line:
+            seen[re.sub(r"[0-9A-Za-z_-]{10,}|\d+(\.\d+)?", "…", line)[:200]] += 1
+    return [f"{n} × {text}" for text, n in seen.most_common(most)]
 
 
 BALANCE_TRIES = 8
