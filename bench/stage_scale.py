@@ -135,7 +135,7 @@ class LightPublisher:
     packets: list[bytes]
     speaker: webrtc.Speaker
     sender: rtp_path.DirectSender
-    keep: collections.deque[bytes] | None  # the checker's recent mix-minus packets
+    keep: collections.deque[tuple[float, bytes]] | None  # the checker's: (arrival, packet)
     sent: int = 0
     received: int = 0
     received_bytes: int = 0
@@ -144,7 +144,7 @@ class LightPublisher:
         self.received += 1
         self.received_bytes += len(frame.data)
         if self.keep is not None:
-            self.keep.append(frame.data)
+            self.keep.append((time.monotonic(), frame.data))
 
     def send(self, first: int, end: int) -> None:
         loop = self.packets
@@ -152,11 +152,13 @@ class LightPublisher:
         self.sent += self.sender.send(batch)
 
     def heard(self) -> set[float]:
-        """The tones in the last two seconds of the kept mix-minus, decoded now."""
+        """The tones in the last two seconds of the kept mix-minus, decoded now; nothing if
+        fewer than two seconds of it arrived in the last three (a dropped connection)."""
         assert self.keep is not None
+        since = time.monotonic() - KEEP_FRAMES * FRAME_S
         decoder = OpusDecoder()
         try:
-            frames = [decoder.decode(data) for data in list(self.keep)]
+            frames = [decoder.decode(data) for at, data in list(self.keep) if at >= since]
         finally:
             decoder.close()
         if len(frames) < CHECK_FRAMES:
@@ -173,7 +175,7 @@ async def light_publisher(
     speaker = await webrtc.publish(url, space, token, webrtc.ToneTrack(freq))
     sender = rtp_path.DirectSender()
     sender.install(speaker.pc)
-    keep: collections.deque[bytes] | None = (
+    keep: collections.deque[tuple[float, bytes]] | None = (
         collections.deque(maxlen=KEEP_FRAMES) if checker else None
     )
     me = LightPublisher(freq, packets, speaker, sender, keep)
@@ -435,6 +437,7 @@ class Step:
     ticks: float
     clients: float
     delivered: float  # the least any publisher got of its expected mix-minus packets, %
+    short: int  # publishers that got under half their mix-minus packets
     heard: int  # stages whose host heard the twelve other tones
     others: float = 0.0  # the rest of the machine's CPU in the window, % of one core
     attempt: int = 0  # 1 and on: the step measured again after a miss
@@ -450,6 +453,8 @@ class Step:
             out.append("tick lateness p99 > 20 ms")
         if self.skipped > 0:
             out.append(f"{self.skipped:.0f} skipped ticks")
+        if self.short:
+            out.append(f"{self.short} publisher(s) got under half their mix-minus")
         if self.heard < self.stages:
             out.append(f"{self.stages - self.heard} stage(s) not heard whole")
         if self.server_total + self.clients > MACHINE_LIMIT:
@@ -485,12 +490,15 @@ def measure(k: int, pids: list[int], before: Sample, after: Sample, check: dict[
             total[key] = total.get(key, 0.0) + v
     expected = span / FRAME_S
     delivered = 100.0
+    short = 0
     for stage_key, pubs in after.counters.items():
         was = before.counters.get(stage_key)
         if was is None:
             continue
         for now, then in zip(pubs, was, strict=True):
-            delivered = min(delivered, (now[1] - then[1]) / expected * 100)
+            got = (now[1] - then[1]) / expected * 100
+            delivered = min(delivered, got)
+            short += got < 50
     clients = (after.clients_cpu - before.clients_cpu) * pct
     busy = (after.machine_busy - before.machine_busy) * pct
     return Step(
@@ -511,6 +519,7 @@ def measure(k: int, pids: list[int], before: Sample, after: Sample, check: dict[
         ticks=total.get(("pnyx_media_ticks_total", ""), 0.0),
         clients=clients,
         delivered=delivered,
+        short=short,
         heard=sum(1 for v in check.values() if v["ok"]),
     )
 
