@@ -588,6 +588,7 @@ def ramp(
     print(HEADER, flush=True)
     steps: list[Step] = []
     spaces: list[str] = []
+    reniced: set[int] = set()
     bounds: dict[str, list[float]] = {}
     clients = [Client() for _ in range(args.client_procs)]
     out = Ramp(label, steps, [])
@@ -609,7 +610,11 @@ def ramp(
                         "tokens": [m.token for m in members],
                     }
                 )
+                warm = [thread_seconds(n.pid) for n in nodes]
                 time.sleep(args.warmup)
+                if args.mix_nice is not None:
+                    for n, was in zip(nodes, warm, strict=True):
+                        renice_busiest(n.pid, was, args.mix_nice, reniced)
                 # On a machine others use too, one stall can spoil a window: a step that
                 # misses is measured again (--retries) before it counts as the limit.
                 for attempt in range(1 + args.retries):
@@ -653,6 +658,21 @@ def ramp(
             for note in warnings(n.output()):
                 print(f"  node {i + 1} logged: {note}", flush=True)
     return out
+
+
+def renice_busiest(
+    pid: int, was: dict[int, tuple[float, float]], nice: int, reniced: set[int]
+) -> None:
+    """Give the busiest thread but the main one since ``was`` (the mix clock's) ``nice``."""
+    now = thread_seconds(pid)
+    used = {tid: cpu - was.get(tid, (0.0, 0.0))[0] for tid, (cpu, _) in now.items() if tid != pid}
+    if not used:
+        return
+    tid = max(used, key=lambda t: used[t])
+    os.setpriority(os.PRIO_PROCESS, tid, nice)
+    if tid not in reniced:
+        reniced.add(tid)
+        print(f"  (thread {tid} of {pid}, the busiest but the main one: nice {nice})", flush=True)
 
 
 def stage_notes(check: dict[str, Any], before: Sample, after: Sample) -> list[str]:
@@ -771,6 +791,11 @@ def main() -> None:
     ap.add_argument("--client-procs", type=int, default=1)
     ap.add_argument("--retries", type=int, default=1, help="windows more for a step that misses")
     ap.add_argument("--captions", action="store_true", help="keep live captions on")
+    ap.add_argument(
+        "--mix-nice",
+        type=int,
+        help="an experiment: give the server's mix clock thread this nice value (root for < 0)",
+    )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -788,7 +813,9 @@ def main() -> None:
         f"setup: {PER_STAGE} light publishers per stage (host + 2 co-hosts + 10 speakers, "
         f"pre-encoded tones, mix-minus counted; the host's decoded and checked), "
         f"{args.client_procs} client process(es); server settings: "
-        f"{settings or 'defaults'}; per step {args.seconds:g} s measured after "
+        f"{settings or 'defaults'}; mix clock thread nice: "
+        f"{'unchanged' if args.mix_nice is None else args.mix_nice}; "
+        f"per step {args.seconds:g} s measured after "
         f"{args.warmup:g} s warm-up; stop at p99 > 20 ms, skipped ticks, a stage not heard, "
         f"or server + clients > {MACHINE_LIMIT:.0f} % of a core",
         flush=True,
