@@ -28,9 +28,16 @@ the main thread, tid = pid, runs the event loop; the mix clock's thread is taken
 the busiest other thread; the rest are the AAC encoder threads, one per space, and
 libraries' pools); the mix clock's tick lateness p50 / p99 from /metrics
 (``pnyx_media_tick_lateness_seconds``, reported as the histogram bucket bound the
-percentile falls under), skipped ticks; the clients' CPU. The ramp stops at the first
-step that misses (p99 > 20 ms, a skipped tick, a stage that does not hear its tones) or
-when server + clients pass 190 % of a core on this 2-core machine, and says which.
+percentile falls under), skipped ticks, one space's tick work p99
+(``pnyx_media_mix_seconds``); the clients' CPU; the rest of the machine's CPU
+(/proc/stat: others share this machine); and the run-queue wait of the event loop's and
+the mix clock's threads (/proc/<pid>/task/<tid>/schedstat: time runnable but without a
+core, which tells a busy machine from a busy thread). The ramp stops at the first step
+that misses (p99 > 20 ms, a skipped tick, a stage whose host does not hear its twelve
+tones, a publisher getting under half its mix-minus) or when server + clients pass 190 %
+of a core on this 2-core machine, and says which; a step that misses is measured once
+more first (``--retries``), since one stall on a shared machine can spoil a window.
+``--mix-nice N`` (an experiment) gives the server's mix clock thread nice N.
 
 **Two processes.** ``--nodes auto`` (the default) runs the ramp again on two
 ``pnyx serve`` processes sharing a Redis and a PostgreSQL (started here), stage nodes
@@ -816,7 +823,8 @@ def main() -> None:
         f"{settings or 'defaults'}; mix clock thread nice: "
         f"{'unchanged' if args.mix_nice is None else args.mix_nice}; "
         f"per step {args.seconds:g} s measured after "
-        f"{args.warmup:g} s warm-up; stop at p99 > 20 ms, skipped ticks, a stage not heard, "
+        f"{args.warmup:g} s warm-up; stop at p99 > 20 ms, skipped ticks, a stage not heard "
+        "or short of mix-minus, "
         f"or server + clients > {MACHINE_LIMIT:.0f} % of a core",
         flush=True,
     )
