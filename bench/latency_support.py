@@ -71,17 +71,20 @@ def account(c: httpx.Client, handle: str) -> Account:
     return Account(handle, r.json()["token"])
 
 
-def stage(c: httpx.Client, cohosts: int = 0, speakers: int = 0) -> tuple[str, list[Account]]:
+def stage(
+    c: httpx.Client, cohosts: int = 0, speakers: int = 0, *, prefix: str = "bench"
+) -> tuple[str, list[Account]]:
     """A live space with a host, ``cohosts`` co-hosts and ``speakers`` speakers seated
-    (invited and accepted). Returns the space id and the accounts, host first."""
-    host = account(c, "bench_host")
+    (invited and accepted). Returns the space id and the accounts, host first. Their
+    handles begin with ``prefix`` (another prefix for each stage on one node)."""
+    host = account(c, f"{prefix}_host")
     r = c.post("/v1/spaces", json={"title": "bench"}, headers=host.auth)
     r.raise_for_status()
     space = str(r.json()["id"])
     members = [host]
     for role, count in (("cohost", cohosts), ("speaker", speakers)):
         for i in range(count):
-            who = account(c, f"bench_{role}_{i}")
+            who = account(c, f"{prefix}_{role}_{i}")
             c.put(
                 f"/v1/spaces/{space}/members/{who.handle}/role",
                 json={"role": role},
