@@ -31,6 +31,7 @@ import ctypes.util
 import functools
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -116,16 +117,28 @@ class OpusEncoder:
         return [OpusPacket(ctypes.string_at(self._out, n), pts)]
 
     def close(self) -> None:
-        if self._state is not None:
-            self._lib.opus_encoder_destroy(self._state)
-            self._state = None
+        _destroy(self, self._lib.opus_encoder_destroy)
 
     def __del__(self) -> None:
         self.close()
 
 
-# libopus's API (opus_defines.h): OPUS_APPLICATION_VOIP, error codes are negative.
+# libopus (opus.h): functions return a negative error code on failure.
 _MAX_FRAME_SAMPLES = 5760  # 120 ms at 48 kHz: the longest Opus packet
+
+
+_INT, _I32, _PTR = ctypes.c_int, ctypes.c_int32, ctypes.c_void_p
+_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {  # opus.h
+    "opus_decoder_create": (_PTR, [_I32, _INT, ctypes.POINTER(_INT)]),
+    "opus_decoder_destroy": (None, [_PTR]),
+    "opus_decode_float": (_INT, [_PTR, ctypes.c_char_p, _I32, _PTR, _INT, _INT]),
+    "opus_encoder_create": (_PTR, [_I32, _INT, _INT, ctypes.POINTER(_INT)]),
+    "opus_encoder_destroy": (None, [_PTR]),
+    # variadic in C; one int32 argument is passed alike on the platforms we run on
+    "opus_encoder_ctl": (_INT, [_PTR, _INT, _I32]),
+    "opus_encode_float": (_I32, [_PTR, _PTR, _INT, _PTR, _I32]),
+    "opus_strerror": (ctypes.c_char_p, [_INT]),
+}
 
 
 @functools.cache
@@ -139,45 +152,9 @@ def _libopus() -> ctypes.CDLL:
             lib = ctypes.CDLL(name)
         except OSError:
             continue
-        lib.opus_decoder_create.restype = ctypes.c_void_p
-        lib.opus_decoder_create.argtypes = [
-            ctypes.c_int32,
-            ctypes.c_int,
-            ctypes.POINTER(ctypes.c_int),
-        ]
-        lib.opus_encoder_create.restype = ctypes.c_void_p
-        lib.opus_encoder_create.argtypes = [
-            ctypes.c_int32,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.POINTER(ctypes.c_int),
-        ]
-        lib.opus_encoder_destroy.restype = None
-        lib.opus_encoder_destroy.argtypes = [ctypes.c_void_p]
-        # variadic in C; one int32 argument is passed alike on the platforms we run on
-        lib.opus_encoder_ctl.restype = ctypes.c_int
-        lib.opus_encoder_ctl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int32]
-        lib.opus_encode_float.restype = ctypes.c_int32
-        lib.opus_encode_float.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-            ctypes.c_int,
-            ctypes.c_void_p,
-            ctypes.c_int32,
-        ]
-        lib.opus_decoder_destroy.restype = None
-        lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
-        lib.opus_decode_float.restype = ctypes.c_int
-        lib.opus_decode_float.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_char_p,
-            ctypes.c_int32,
-            ctypes.c_void_p,
-            ctypes.c_int,
-            ctypes.c_int,
-        ]
-        lib.opus_strerror.restype = ctypes.c_char_p
-        lib.opus_strerror.argtypes = [ctypes.c_int]
+        for function, (restype, argtypes) in _SIGNATURES.items():
+            getattr(lib, function).restype = restype
+            getattr(lib, function).argtypes = argtypes
         return lib
     raise CodecError(f"libopus not found (looked for {', '.join(names)})")
 
@@ -225,12 +202,17 @@ class OpusDecoder:
         return self._out[:n].copy()
 
     def close(self) -> None:
-        if self._state is not None:
-            self._lib.opus_decoder_destroy(self._state)
-            self._state = None
+        _destroy(self, self._lib.opus_decoder_destroy)
 
     def __del__(self) -> None:
         self.close()
+
+
+def _destroy(owner: OpusEncoder | OpusDecoder, destroy: Any) -> None:
+    """Free ``owner``'s libopus state once."""
+    if owner._state is not None:
+        destroy(owner._state)
+        owner._state = None
 
 
 def _why(lib: ctypes.CDLL, code: int) -> str:

@@ -43,6 +43,16 @@ def feed(frames: list[EncodedFrame]) -> SpeakerInput:
     return SpeakerInput(queue)
 
 
+def playing(frames: list[EncodedFrame], n: int) -> tuple[FrameQueue[EncodedFrame], SpeakerInput]:
+    """A speaker whose first ``n`` frames were queued and played."""
+    queue: FrameQueue[EncodedFrame] = FrameQueue(8, 8)
+    source = SpeakerInput(queue)
+    for f in frames[:n]:
+        queue.put(f)
+    assert all(source.take() is not None for _ in range(n))
+    return queue, source
+
+
 def test_packets_come_out_as_the_speakers_frames_then_concealment_then_silence() -> None:
     source = feed(packets(25))
     out = [source.take() for _ in range(25)]
@@ -82,11 +92,7 @@ def test_a_longer_hole_is_concealed_frame_by_frame() -> None:
 
 def test_a_late_packet_is_played_after_its_slot_was_concealed() -> None:
     frames = packets(6)
-    queue: FrameQueue[EncodedFrame] = FrameQueue(8, 8)
-    source = SpeakerInput(queue)
-    for f in frames[:3]:
-        queue.put(f)
-    assert all(source.take() is not None for _ in range(3))
+    queue, source = playing(frames, 3)
     gap = source.take()  # frame 3 is late: concealed
     assert gap is not None
     for f in frames[3:]:
@@ -157,11 +163,7 @@ def test_the_decoder_conceals_and_refuses_garbage_with_a_clear_error() -> None:
 
 def test_a_lost_packet_seen_first_as_an_empty_tick_costs_one_frame_not_a_delay() -> None:
     frames = packets(8)
-    queue: FrameQueue[EncodedFrame] = FrameQueue(8, 8)
-    source = SpeakerInput(queue)
-    for f in frames[:4]:
-        queue.put(f)
-    assert all(source.take() is not None for _ in range(4))
+    queue, source = playing(frames, 4)
     plc, fec = concealed("plc"), concealed("fec")
     assert source.take() is not None  # frame 4 is not there yet: concealed
     queue.put(frames[4])  # it was late: played, one frame owed
