@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 _OVER = (SpaceStatus.ENDED, SpaceStatus.CANCELLED)
 _HOLDERS_FIRST = 2  # clean renewal passes before a node takes spaces it did not hold
+STOP_GRACE_S = 2.0  # stop(): how long a loop may take to finish the step it is in
 
 
 class SpaceTicker:
@@ -100,9 +101,11 @@ class SpaceTicker:
         self._tick_now = asyncio.Event()  # a renewal took or lost a space
         self._renew_now = asyncio.Event()  # the listing found a space newly live
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
+        self._stopping.clear()
         s = self._s
         loops = (
             ("lease renewal", self.renew_all, s.lease_renew_s, self._renew_now),
@@ -119,6 +122,13 @@ class SpaceTicker:
         """Cancel and await the tasks; with ``release`` (a clean shutdown) stop the media
         and give the leases up, so another node takes the spaces at its next renewal.
         Without, the leases lapse by themselves, as when the node dies."""
+        # Let each loop finish the step it is in (a store or live-state call cancelled
+        # half-way leaves a connection to clean up), then cancel what is still waiting.
+        self._stopping.set()
+        for wake in (self._sweep_now, self._tick_now, self._renew_now):
+            wake.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
         for task in self._tasks:
             task.cancel()
         for result in await asyncio.gather(*self._tasks, return_exceptions=True):
@@ -142,20 +152,19 @@ class SpaceTicker:
         interval: float,
         wake: asyncio.Event | None,
     ) -> None:
-        """Run ``step`` every ``interval`` seconds, or sooner when ``wake`` is set."""
-        while True:
+        """Run ``step`` every ``interval`` seconds, or sooner when ``wake`` is set, until
+        :meth:`stop`."""
+        stopping = self._stopping
+        while not stopping.is_set():
             if wake is not None:
                 wake.clear()
             try:
                 await step()
             except PnyxError as exc:  # a store or live-state outage: carry on
                 log.warning("%s failed: %s", what, exc.message)
-            if wake is None:
-                await asyncio.sleep(interval)
-                continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
-                    await wake.wait()
+                    await (stopping if wake is None else wake).wait()
 
     # -- renewals: the live state only ----------------------------------------------------
     async def renew_all(self) -> None:

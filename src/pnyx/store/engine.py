@@ -131,7 +131,10 @@ class Database:
                 async with conn.begin():
                     yield conn
             finally:
-                await conn.close()
+                # Shielded: a task cancelled here (a node shutting down cancels its
+                # background tasks wherever they are) still hands its connection back
+                # whole; interrupted, the pool would log a failed reset.
+                await asyncio.shield(conn.close())
 
     async def _connect(self) -> AsyncConnection:
         """A pooled connection. Any failure here means the database cannot be used right
