@@ -77,9 +77,6 @@ class SpeakerInput:
         self._plc = metrics.FRAMES_CONCEALED.labels("plc")
         self._fec = metrics.FRAMES_CONCEALED.labels("fec")
 
-    def __len__(self) -> int:
-        return len(self.queue)
-
     def take(self, slack: int = 0) -> Frame | None:
         """The next 20 ms (a fresh array), concealment, or None (silence)."""
         if self._ready:
@@ -174,9 +171,3 @@ class SpeakerInput:
             self._ready.append(buf[i : i + FRAME_SAMPLES])
         self._rest = buf[whole:]
         return True
-
-    def clear(self) -> None:
-        self.queue.clear()
-        self._ready.clear()
-        self._rest = _EMPTY
-        self._held = None

@@ -129,16 +129,16 @@ def receive_directly(pc: RTCPeerConnection) -> None:
         dtls = receiver.transport
         connection = dtls.transport._connection
         queued = connection.data_received  # aioice's: onto the queue dtls reads
-        rx = _RxCounters(dtls)
 
         def data_received(
-            data: bytes, component: int, *, dtls: Any = dtls, queued: Any = queued, rx: Any = rx
+            data: bytes, component: int, *, dtls: Any = dtls, queued: Any = queued
         ) -> None:
             srtp = dtls._rx_srtp
             if srtp is None or not _is_srtp(data) or _is_rtcp(data):
                 queued(data, component)
                 return
-            rx.count(len(data))
+            dtls._RTCDtlsTransport__rx_bytes += len(data)  # its getStats, as aiortc keeps it
+            dtls._RTCDtlsTransport__rx_packets += 1
             try:
                 packet = parse_audio_rtp(srtp.unprotect(data))
             except (pylibsrtp.Error, ValueError):
@@ -151,17 +151,6 @@ def receive_directly(pc: RTCPeerConnection) -> None:
         connection.data_received = data_received  # type: ignore[method-assign]
         for protocol in connection._protocols:
             _skip_stun_parse(protocol)
-
-
-class _RxCounters:
-    """The DTLS transport's receive statistics (its getStats), kept as aiortc would."""
-
-    def __init__(self, dtls: Any) -> None:
-        self._dtls = dtls
-
-    def count(self, size: int) -> None:
-        self._dtls._RTCDtlsTransport__rx_bytes += size
-        self._dtls._RTCDtlsTransport__rx_packets += 1
 
 
 def _skip_stun_parse(protocol: Any) -> None:

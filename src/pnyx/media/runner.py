@@ -92,7 +92,7 @@ class MediaSink(Protocol):
 class _Publisher:
     inbound: SpeakerInput  # its decoder is used by the clock's thread only
     outbound: FrameQueue[OpusPacket]
-    wake: Callable[[], None]  # on the loop: their send track has a packet
+    wake: Callable[[], None]  # on the loop: their session sends what was queued
     opus: OpusEncoder  # used by the clock's thread only
 
 
