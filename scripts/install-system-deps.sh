@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install, via apt, the system packages the tests use, when they are missing:
 # redis-server, PostgreSQL, nginx, Chromium (and an emoji font), ffmpeg, coturn (TURN),
-# openssl (test certificates), espeak-ng (speech for the captions tests), and iproute2 +
+# openssl (test certificates), espeak-ng (speech for the captions tests), Varnish, nginx's
+# nchan module and Icecast (the listener's edge and its peer), and iproute2 +
 # nftables + iptables (the multi-host rehearsal: network namespaces, a router and a NAT
 # built by the tests). Idempotent and quiet when all
 # are present. Extra package names given as arguments (e.g. wrk, or janus for
@@ -26,6 +27,11 @@ have nft || [ -x /usr/sbin/nft ] || missing+=(nftables)
 have iptables || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 have tc || [ -x /usr/sbin/tc ] || missing+=(iproute2)
 have espeak-ng || missing+=(espeak-ng)  # known speech for the captions tests
+# The listener's edge, measured side by side: Varnish, nginx's nchan module (pub/sub), and
+# Icecast (the peer the listener-latency bench compares against).
+have varnishd || [ -x /usr/sbin/varnishd ] || missing+=(varnish)
+[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing+=(libnginx-mod-nchan)
+have icecast2 || [ -x /usr/bin/icecast2 ] || missing+=(icecast2)
 # Browser tests take screenshots with reactions in them: a colour emoji font.
 dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)
 
@@ -41,7 +47,7 @@ $sudo apt-get update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   "${missing[@]}" >/dev/null
 # Debian starts the packaged services; the tests and benches start their own.
-for svc in redis-server nginx postgresql coturn janus; do
+for svc in redis-server nginx postgresql coturn janus varnish varnishncsa icecast2; do
   if command -v systemctl >/dev/null 2>&1; then $sudo systemctl stop "$svc" 2>/dev/null || true; fi
   if command -v service >/dev/null 2>&1; then $sudo service "$svc" stop >/dev/null 2>&1 || true; fi
 done
