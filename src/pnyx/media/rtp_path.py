@@ -6,23 +6,26 @@ parsed as STUN first (and fails), queued by aioice, handed to the DTLS transport
 task, and awaited down to the receiver; a sent one is awaited from the track by one task
 per speaker, then down through three more coroutines to the socket. With thirteen
 speakers that is 1,300 packets a second, and those hops were most of the event loop's
-time (docs/benchmarks.md). Everything aiortc does *with* a packet is kept, and done by
-aiortc's own code: SRTP, RTP parsing and routing, the receiver's statistics (its RTCP
-receiver reports), the jitter buffer, RTP serialisation with the negotiated header
-extensions, the sender's RTCP sender reports, ICE consent and DTLS. Only the hops go:
+time (docs/benchmarks.md). Everything aiortc does *with* an audio packet is kept, with
+aiortc's own objects: SRTP, RTP routing, the receiver's statistics (its RTCP receiver
+reports), the jitter buffer, the negotiated header extensions, the sender's RTCP sender
+reports, ICE consent and DTLS. The hops go, and the per-packet calls an audio packet
+does not need:
 
 * **Receiving** (:func:`receive_directly`): an SRTP datagram (first byte 128 to 191) on the
   nominated pair skips the STUN parse and the queues: it is unprotected, parsed (its
   header only: :func:`parse_audio_rtp`), routed
-  and given to the receiver's ``_handle_rtp_packet`` right in ``datagram_received``. For
-  audio that coroutine never suspends (its awaits are for video's NACK and REMB
-  feedback, which an audio receiver does not have: checked when installed), so it is run
-  to completion on the spot. STUN, DTLS and RTCP datagrams take aiortc's path as before.
+  and handled right in ``datagram_received``: what the receiver's ``_handle_rtp_packet``
+  does for audio (statistics, jitter buffer, decoder queue) in one plain call
+  (:class:`_AudioReceive`; its awaits are for video's NACK and REMB feedback, which an
+  audio receiver does not have: checked when installed). STUN, DTLS and RTCP datagrams
+  take aiortc's path as before.
 * **Sending** (:class:`DirectSender`): the mixer's packets for a speaker are sent by one
   synchronous call per tick (:meth:`DirectSender.send`), from the callback the mix clock
-  already schedules on the loop; aiortc's sending task for that speaker is replaced by
-  one that only waits to be stopped. The sender's counters that its RTCP sender reports
-  carry are kept up to date.
+  already schedules on the loop, laid out as aiortc's serialisation would (the
+  negotiated MID and send-time extensions: :class:`_ExtensionHeader`); aiortc's sending
+  task for that speaker is replaced by one that only waits to be stopped. The sender's
+  counters that its RTCP sender reports carry are kept up to date.
 
 This reaches into aiortc's private attributes; :func:`check` says which are missing, and
 ingest sessions refuse to start on an aiortc without them (aiortc is pinned in the lock;
@@ -39,13 +42,25 @@ from typing import Any
 
 import pylibsrtp
 from aiortc import RTCPeerConnection, clock
+from aiortc.codecs import is_rtx
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtpPacket
 from aiortc.utils import random16, random32, uint16_add, uint32_add
 
 log = logging.getLogger(__name__)
 
 _RECEIVER = ("_RTCRtpReceiver__nack_generator", "_RTCRtpReceiver__remote_bitrate_estimator")
+_RECEIVER_STATE = (
+    "_enabled",
+    "_RTCRtpReceiver__codecs",
+    "_RTCRtpReceiver__remote_streams",
+    "_RTCRtpReceiver__active_ssrc",
+    "_RTCRtpReceiver__jitter_buffer",
+    "_RTCRtpReceiver__decoder_thread",
+    "_RTCRtpReceiver__timestamp_mapper",
+    "_RTCRtpReceiver__decoder_queue",
+)
 _DTLS = ("_rx_srtp", "_tx_srtp", "_rtp_router", "_rtp_header_extensions_map", "transport")
 _SENDER = (
     "_ssrc",
@@ -68,7 +83,7 @@ def check(pc: RTCPeerConnection) -> None:
     """Raise RuntimeError if this aiortc lacks what the direct path uses."""
     missing: list[str] = []
     for transceiver in pc.getTransceivers():
-        missing += _missing(transceiver.receiver, _RECEIVER)
+        missing += _missing(transceiver.receiver, _RECEIVER + _RECEIVER_STATE)
         missing += _missing(transceiver.sender, _SENDER)
         missing += _missing(transceiver.receiver.transport, _DTLS)
     if missing:
@@ -131,7 +146,12 @@ def receive_directly(pc: RTCPeerConnection) -> None:
         queued = connection.data_received  # aioice's: onto the queue dtls reads
 
         def data_received(
-            data: bytes, component: int, *, dtls: Any = dtls, queued: Any = queued
+            data: bytes,
+            component: int,
+            *,
+            dtls: Any = dtls,
+            queued: Any = queued,
+            handlers: dict[Any, _AudioReceive] = {},  # noqa: B006 (this receiver's, by design)
         ) -> None:
             srtp = dtls._rx_srtp
             if srtp is None or not _is_srtp(data) or _is_rtcp(data):
@@ -146,11 +166,60 @@ def receive_directly(pc: RTCPeerConnection) -> None:
             target = dtls._rtp_router.route_rtp(packet)
             if target is None:
                 return
-            _run_now(target._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
+            handle = handlers.get(target)
+            if handle is None:
+                handle = handlers[target] = _AudioReceive(target)
+            handle(packet)
 
         connection.data_received = data_received  # type: ignore[method-assign]
         for protocol in connection._protocols:
             _skip_stun_parse(protocol)
+
+
+class _AudioReceive:
+    """What aiortc's ``_handle_rtp_packet`` does with an audio packet, in one plain call:
+    the receiver's statistics (its RTCP receiver reports), the known sources, the jitter
+    buffer, and the released frame to the decoder queue (the mapped timestamp). Not done per
+    packet: the clock reads only the bitrate estimator wants (audio has none) and the
+    codec-name dispatch of depayloading (audio payloads are the frame). The known sources'
+    last-seen time is refreshed every :data:`_SOURCE_EVERY` packets (half a second at 20 ms
+    a packet; aiortc reports a source for 10 s after it was seen). Anything else (RTX) takes
+    aiortc's own path."""
+
+    def __init__(self, receiver: Any) -> None:
+        self._receiver = receiver
+        self._codecs: dict[int, Any] = receiver._RTCRtpReceiver__codecs
+        self._streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams
+        self._sources: dict[int, Any] = receiver._RTCRtpReceiver__active_ssrc
+        self._count = 0
+
+    def __call__(self, packet: RtpPacket) -> None:
+        receiver = self._receiver
+        if not receiver._enabled:
+            return
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        if is_rtx(codec):
+            _run_now(receiver._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
+            return
+        ssrc = packet.ssrc
+        self._count += 1
+        if self._count >= _SOURCE_EVERY or ssrc not in self._sources:
+            self._sources[ssrc] = clock.current_datetime()
+            self._count = 0
+        stats = self._streams.get(ssrc)
+        if stats is None:
+            stats = self._streams[ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        packet._data = packet.payload  # type: ignore[attr-defined]
+        _, frame = receiver._RTCRtpReceiver__jitter_buffer.add(packet)
+        if frame is not None and receiver._RTCRtpReceiver__decoder_thread:
+            frame.timestamp = receiver._RTCRtpReceiver__timestamp_mapper.map(frame.timestamp)
+            receiver._RTCRtpReceiver__decoder_queue.put((codec, frame))
+
+
+_SOURCE_EVERY = 25
 
 
 def _skip_stun_parse(protocol: Any) -> None:
@@ -176,6 +245,44 @@ def _run_now(coroutine: Any) -> None:
     log.warning("an RTP handler suspended on the direct path: packet dropped")
 
 
+class _ExtensionHeader:
+    """The header extensions of a mix-minus packet (RFC 8285), as aiortc's serialisation
+    writes them with the negotiated map: the MID, then the absolute send time (the only
+    two it sets on a sent audio packet), one-byte form unless an element does not fit.
+    Laid out once; each packet only puts its 3-byte send time in its place."""
+
+    def __init__(self, ids: Any, mid: str | None) -> None:
+        elements: list[tuple[int, bytes]] = []
+        if ids.mid and mid is not None:
+            elements.append((ids.mid, mid.encode("utf8")))
+        if ids.abs_send_time:
+            elements.append((ids.abs_send_time, b"\0\0\0"))
+        if not elements:
+            self._before, self._after = b"", None
+            return
+        one_byte = all(0 < i < 15 and 0 < len(v) <= 16 for i, v in elements)
+        body = b""
+        at = -1
+        for i, v in elements:
+            body += bytes([(i << 4) | (len(v) - 1)]) if one_byte else bytes([i, len(v)])
+            if i == ids.abs_send_time:
+                at = len(body)
+            body += v
+        body += bytes(-len(body) % 4)
+        whole = struct.pack("!HH", 0xBEDE if one_byte else 0x1000, len(body) // 4) + body
+        if at < 0:  # no send time: the same bytes on every packet
+            self._before, self._after = whole, None
+        else:
+            self._before, self._after = whole[: 4 + at], whole[4 + at + 3 :]
+
+    def pack(self, abs_send_time: bytes) -> bytes:
+        """The extension bytes for a packet sent at ``abs_send_time`` (3 bytes, 6.18 fixed
+        point seconds); empty when none was negotiated."""
+        if self._after is None:
+            return self._before
+        return self._before + abs_send_time + self._after
+
+
 class DirectSender:
     """Sends one speaker's mix-minus packets with aiortc's sender state, synchronously.
 
@@ -191,6 +298,16 @@ class DirectSender:
         self._payload_type: int | None = None
         self._sequence = random16()
         self._timestamp_origin = random32()
+        self._header: _ExtensionHeader | None = None
+
+    def _extension_header(self, sender: Any) -> _ExtensionHeader:
+        header = self._header
+        if header is None:
+            extensions = sender._RTCRtpSender__rtp_header_extensions_map
+            header = self._header = _ExtensionHeader(
+                extensions._HeaderExtensionsMap__ids, sender._RTCRtpSender__mid
+            )
+        return header
 
     def install(self, pc: RTCPeerConnection) -> None:
         for transceiver in pc.getTransceivers():
@@ -227,25 +344,23 @@ class DirectSender:
         if transport is None:
             return 0
         sender = self._sender
-        extensions = sender._RTCRtpSender__rtp_header_extensions_map
-        mid = sender._RTCRtpSender__mid
+        header = self._extension_header(sender)
         sendto = transport.sendto
         ntp = clock.current_ntp_time()
-        abs_send_time = (ntp >> 14) & 0x00FFFFFF
+        abs_send_time = ((ntp >> 14) & 0x00FFFFFF).to_bytes(3, "big")
+        extension = header.pack(abs_send_time)
+        first = 0x90 if extension else 0x80
+        second = 0x80 | pt  # the marker on every packet, as aiortc's audio sender sets it
         remote = pair.remote_addr
         ssrc = sender._ssrc
+        protect = dtls._tx_srtp.protect
         sent = octets = wire = 0
         timestamp = 0
         for item in packets:
             payload = bytes(item)
             timestamp = uint32_add(self._timestamp_origin, item.pts)
-            packet = RtpPacket(payload_type=pt, sequence_number=self._sequence, timestamp=timestamp)
-            packet.ssrc = ssrc
-            packet.payload = payload
-            packet.marker = 1
-            packet.extensions.mid = mid
-            packet.extensions.abs_send_time = abs_send_time
-            data = dtls._tx_srtp.protect(packet.serialize(extensions))
+            rtp = _HEADER.pack(first, second, self._sequence, timestamp, ssrc)
+            data = protect(rtp + extension + payload)
             try:
                 sendto(data, remote)
             except (OSError, RuntimeError):  # the socket is closing: the session is ending
