@@ -3,20 +3,24 @@
 
 Windows come from each space's :class:`~pnyx.media.captions.CaptionCutter` in the mix
 clock's thread (:meth:`CaptionWorker.submit`: a bounded queue for the whole node, the
-oldest window dropped when full). The thread runs at the lowest CPU priority (``nice``
-19; the recogniser's own threads, started from it, inherit it), so when the machine is
-short of CPU the mix clock and the encoders win and captions fall behind; a window that
-waited longer than ``max_lag_s`` is dropped, and so is every window while ``shed()`` says
-the node is shedding load. Captions are the first thing a node gives up, audio never.
+oldest window dropped when full). The recognising runs at the lowest CPU priority (the
+recogniser's process at ``nice`` 19), so when the machine is short of CPU the mix clock and
+the encoders win and captions fall behind; a window that waited longer than ``max_lag_s``
+is dropped, and so is every window while ``shed()`` says the node is shedding load.
+Captions are the first thing a node gives up, audio never. The thread itself keeps the
+normal priority: it holds the interpreter lock now and then (resampling a window), and a
+holder at the lowest priority can be descheduled while the audio threads wait for it.
 
 Results go to ``deliver(window, cues)``, called in the worker's thread (the owner hands
-them to its loop). The recogniser is loaded in the thread on first use, once per process.
+them to its loop). The recogniser is made on first use; on a node it is a
+:class:`~pnyx.media.recognizer_process.RecognizerProcess` (the model in a child process at
+``nice`` 19, so that recognising never holds the node's interpreter lock), closed when the
+worker stops.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -27,8 +31,6 @@ from pnyx.media.captions import Cue, Window, attribute, to_16k
 from pnyx.media.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
-
-NICE = 19
 
 
 class CaptionWorker:
@@ -53,6 +55,7 @@ class CaptionWorker:
         self._thread = threading.Thread(target=self._run, name="captions", daemon=True)
         self._started = False
         self._current: str | None = None  # the space whose window is being recognised
+        self._recognizer_made: Recognizer | None = None  # closed (if it can be) at the end
 
     def start(self) -> None:
         if not self._started:
@@ -108,9 +111,13 @@ class CaptionWorker:
 
     def _run(self) -> None:
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-        except OSError:  # not allowed here: still correct, only less polite
-            log.warning("captions: could not lower the worker's priority")
+            self._recognise()
+        finally:
+            close = getattr(self._recognizer_made, "close", None)
+            if close is not None:
+                close()
+
+    def _recognise(self) -> None:
         recognizer: Recognizer | None = None
         while (window := self._take()) is not None:
             if self._clock() - window.made > self._max_lag:
@@ -122,7 +129,7 @@ class CaptionWorker:
             began = time.perf_counter()
             try:
                 if recognizer is None:
-                    recognizer = self._recognizer()
+                    recognizer = self._recognizer_made = self._recognizer()
                 phrases = recognizer.transcribe(to_16k(window.audio))
             except Exception:
                 log.exception("captions: recognising a window of space %s failed", window.space)

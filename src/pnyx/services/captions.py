@@ -37,7 +37,7 @@ from pnyx.errors import ErrorKind, PnyxError
 from pnyx.media.caption_worker import CaptionWorker
 from pnyx.media.captions import CaptionCutter, Cue, Window, render_text, render_vtt, vtt_segment
 from pnyx.media.hls import vtt_uri
-from pnyx.media.recognizer import load_recognizer
+from pnyx.media.recognizer_process import RecognizerProcess
 from pnyx.services.admission import Admission
 from pnyx.store.db import Store
 from pnyx.store.records import CueRecord
@@ -141,7 +141,7 @@ class CaptionService:
             s = self._s
             self._loop = asyncio.get_running_loop()
             self._worker = CaptionWorker(
-                lambda: load_recognizer(
+                lambda: RecognizerProcess(
                     s.captions_engine,
                     s.captions_model,
                     language=s.captions_language,
