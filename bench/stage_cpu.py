@@ -217,6 +217,12 @@ def main() -> None:
     expected = (t1 - t0) / 0.02
     print(f"ticks expected in {t1 - t0:.1f} s: {expected:.0f}")
     print(f"frames dropped (by queue): {dict(dropped) or 'none'}")
+    concealed = sum(v for (m, _), v in d.items() if m == "pnyx_media_frames_concealed_total")
+    frames = ticks * args.publishers
+    print(
+        f"frames concealed (lost, late or missing, all speakers): {concealed:.0f} "
+        f"of {frames:.0f} ({100 * concealed / max(frames, 1):.2f}%)"
+    )
     print(f"client side: {result}")
     names = sorted({k[0] for k in m1})
     print(f"pnyx_media_* metrics exposed: {', '.join(names)}")
