@@ -213,7 +213,7 @@ class Settings(BaseModel):
     speaking_threshold_dbov: float = Field(-45.0, ge=-127, le=0)
     hls_block_s: float = Field(6.0, gt=0, le=30)  # longest blocking playlist reload
     # AAC frames (21.33 ms) per LL-HLS part; a divisor of 90, so segments stay 1.92 s
-    hls_part_frames: int = Field(10, ge=3, le=45)
+    hls_part_frames: int = Field(6, ge=3, le=45)
     media_part_ttl_s: float = Field(60.0, gt=0)  # parts in the live state
     media_segment_ttl_s: float = Field(300.0, gt=0)  # segments in the live state
     recording_queue_segments: int = Field(900, ge=1)  # per space awaiting the store
