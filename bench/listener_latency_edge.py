@@ -109,9 +109,12 @@ async def ll_hls(d: Deployment, onsets: int) -> dict[str, list[float]]:
                 if listener.failed is not None:
                     raise listener.failed
                 decoded = listener.decode(since=t_on - 1.0)
-                found = tones.onset(decoded.samples, TONE_HZ, start=2048)
-                if found is not None:
-                    return listener.arrival_of(decoded.start + found) - t_on
+                at = 2048
+                while (found := tones.onset(decoded.samples, TONE_HZ, start=at)) is not None:
+                    latency = listener.arrival_of(decoded.start + found) - t_on
+                    if latency > 0:
+                        return latency
+                    at = found + RATE // 2  # an earlier onset that came late: not this one
             return None
 
         arrival = await _onsets(d, onsets, heard, part_s)
@@ -327,9 +330,13 @@ async def icecast_tier(kbps: int, onsets: int) -> list[float]:
                     if task.done():
                         task.result()
                     start, samples = listener.since(t_on - 1.0)
-                    found = tones.onset(samples, TONE_HZ, start=2048)
-                    if found is not None:
-                        out.append(listener.arrival_of(start + found) - t_on)
+                    at, latency = 2048, None
+                    while (found := tones.onset(samples, TONE_HZ, start=at)) is not None:
+                        if (latency := listener.arrival_of(start + found) - t_on) > 0:
+                            break
+                        at, latency = found + RATE // 2, None
+                    if latency is not None:
+                        out.append(latency)
                         break
                 await source.switch(False)
                 await asyncio.sleep(1.0)
