@@ -72,7 +72,7 @@ def test_live_blocking_reads_go_to_varnish_and_the_rest_stays_in_nginx_s_cache()
     conf = render(spec)
     assert "server 127.0.0.1:7001;" in conf  # the pnyx_collapse upstream
     assert "listen 127.0.0.1:7002;" in conf  # the internal server Varnish asks
-    parts = conf.index("location ~ \"^" + r"(?<pnyx_link>")
+    parts = conf.index('location ~ "^' + r"(?<pnyx_link>")
     assert "proxy_pass http://pnyx_collapse$pnyx_link$pnyx_path;" in conf[parts : parts + 2000]
     # a blocking reload (arguments) goes to Varnish, never into nginx's cache lock
     assert "proxy_cache_bypass $pnyx_account_read $pnyx_blocking;" in conf
