@@ -85,7 +85,7 @@ class Deployment:
     def cpu(self) -> dict[str, float]:
         """CPU seconds so far of the origin, the edge (master + workers) and Redis."""
         out = {"origin": cpu_seconds(self.origin.pid)}
-        out["edge"] = sum(cpu_seconds(p) for p in family(self.edge.proc.pid))
+        out["edge"] = sum(cpu_seconds(p) for top in self.edge.pids for p in descendants(top))
         out["redis"] = redis_cpu(self.redis_url)
         return out
 
@@ -101,6 +101,16 @@ def family(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             kids.append(int(stat.parent.name))
     return kids
+
+
+def descendants(pid: int) -> list[int]:
+    """A process and all below it (varnishd's manager → its child → nothing more)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += [k for k in family(p) if k != p]
+    return out
 
 
 def redis_cpu(url: str) -> float:

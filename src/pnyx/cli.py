@@ -88,10 +88,49 @@ def _edge_parser(sub: Any) -> None:
         action="store_true",
         help="print only what goes inside http { } (to include in an existing nginx.conf)",
     )
+    p.add_argument(
+        "--no-varnish",
+        action="store_true",
+        help="nginx alone: live blocking reads wait on nginx's cache lock, which re-checks "
+        "every 500 ms (the edge before issue 17; slower by up to half a second)",
+    )
+    p.add_argument(
+        "--varnish-listen",
+        default="127.0.0.1:6081",
+        metavar="HOST:PORT",
+        help="the loopback address of the Varnish that collapses live blocking reads",
+    )
+    p.add_argument(
+        "--varnish-backend",
+        default="127.0.0.1:6082",
+        metavar="HOST:PORT",
+        help="the loopback address of the internal nginx server Varnish asks",
+    )
+    p.add_argument(
+        "--varnish-dir",
+        default="/var/lib/pnyx-edge/varnish",
+        help="varnishd's working folder (-n)",
+    )
+    p.add_argument("--varnish-memory", default="256m", help="varnishd -s malloc,SIZE")
+    p.add_argument(
+        "--varnish-vcl",
+        type=Path,
+        help="write the Varnish VCL here (default with --output: pnyx-edge.vcl beside it)",
+    )
 
 
 def _edge(args: argparse.Namespace) -> int:
-    from pnyx.edge import EdgeSpec, Tls, create_folders, install_commands, read_link_secret, render
+    from pnyx.edge import (
+        Collapse,
+        EdgeSpec,
+        Tls,
+        create_folders,
+        install_commands,
+        read_link_secret,
+        render,
+        render_vcl,
+        varnishd_command,
+    )
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise PnyxError(ErrorKind.INVALID, "--tls-cert and --tls-key go together")
@@ -117,8 +156,30 @@ def _edge(args: argparse.Namespace) -> int:
         server_name=args.server_name,
         tls=tls,
         link_secret=secret,
+        varnish=None
+        if args.no_varnish
+        else Collapse(
+            args.varnish_listen,
+            args.varnish_backend,
+            Path(args.varnish_dir).absolute(),
+            args.varnish_memory,
+        ),
     )
     text = render(spec)
+    vcl: Path | None = args.varnish_vcl
+    if vcl is None and args.output is not None and spec.varnish is not None:
+        vcl = args.output.with_name("pnyx-edge.vcl")
+    if vcl is not None and spec.varnish is not None:
+        vcl.parent.mkdir(parents=True, exist_ok=True)
+        vcl.write_text(render_vcl(spec))
+        command = " ".join(varnishd_command(spec, vcl.absolute()))
+        print(f"wrote {vcl}; run Varnish beside nginx: {command}", file=sys.stderr)
+    elif spec.varnish is not None:
+        print(
+            "# this config passes live blocking reads to Varnish: write its VCL with "
+            "--varnish-vcl FILE (or --no-varnish for nginx alone)",
+            file=sys.stderr,
+        )
     if args.output is None:
         sys.stdout.write(text)
         print(f"# before nginx starts:\n{install_commands(spec)}", end="", file=sys.stderr)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.redis_url import check_redis_url
+from pnyx.media.hls import SEGMENT_AUS
 
 ENV_PREFIX = "PNYX_"
 LINK_SECRET = re.compile(r"[A-Za-z0-9_.~-]{32,256}")
@@ -211,6 +212,8 @@ class Settings(BaseModel):
     mix_standing_ticks: int = Field(50, ge=0, le=100_000)  # a backlog this long: drop 1 (0 off)
     speaking_threshold_dbov: float = Field(-45.0, ge=-127, le=0)
     hls_block_s: float = Field(6.0, gt=0, le=30)  # longest blocking playlist reload
+    # AAC frames (21.33 ms) per LL-HLS part; a divisor of 90, so segments stay 1.92 s
+    hls_part_frames: int = Field(6, ge=3, le=45)
     media_part_ttl_s: float = Field(60.0, gt=0)  # parts in the live state
     media_segment_ttl_s: float = Field(300.0, gt=0)  # segments in the live state
     recording_queue_segments: int = Field(900, ge=1)  # per space awaiting the store
@@ -365,6 +368,11 @@ class Settings(BaseModel):
             raise ValueError(
                 "lease_renew_s must be at most half of lease_ttl_s (a lease must survive a "
                 "missed renewal)"
+            )
+        if SEGMENT_AUS % self.hls_part_frames:
+            raise ValueError(
+                f"hls_part_frames must divide {SEGMENT_AUS} (segments of 1.92 s): one of "
+                + ", ".join(str(n) for n in range(3, 46) if SEGMENT_AUS % n == 0)
             )
         if self.mix_target_frames > self.mix_queue_frames:
             raise ValueError("mix_target_frames must not exceed mix_queue_frames")

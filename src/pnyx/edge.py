@@ -70,6 +70,20 @@ client can undo it. The rules:
   never inside the cache, whose loader would remove them. ``--output FILE`` writes the
   config and creates both folders; printed to stdout, the ``install -d`` commands that
   make them go to stderr;
+- **live blocking reads collapse in Varnish** (``--varnish``, the default): nginx's cache
+  lock makes each waiter re-check a locked entry on a fixed 500 ms timer, so a blocking
+  playlist reload or the preload-hinted part reached a listener up to half a second after
+  the origin answered. Those reads (playlists with ``_HLS_msn``, and parts) are passed,
+  after every check above, uncached by nginx, to a Varnish beside it (``render_vcl``;
+  ``varnishd_command``), whose waiting list wakes every waiter the moment the object's
+  headers arrive and streams it to all of them: still one origin request per object per
+  edge. Varnish keys on the key nginx built (``X-Pnyx-Key``: path and known arguments,
+  ``p:`` for signed reads), passes what nginx would bypass (``X-Pnyx-Pass``), caches only
+  what the origin allows, and asks the origin through an internal nginx server
+  (``--varnish-backend``, loopback only) that holds the upstream list, so health checks,
+  retries and reloads stay nginx's. ``X-Cache-Status`` is Varnish's verdict for those
+  reads. Everything else (segments, init, playlists without arguments, state, pages)
+  stays in nginx's cache as above;
 - ``nginx -s reload`` with a changed upstream list is safe during an event: the cache and
   its locks are in shared memory, so the new workers join the old ones' pending fetches;
   old workers finish their requests (at most ``worker_shutdown_timeout``, longer than
@@ -121,6 +135,17 @@ class Tls:
 
 
 @dataclass(frozen=True, slots=True)
+class Collapse:
+    """Where the Varnish that collapses live blocking reads listens, and the internal nginx
+    server it asks (both loopback addresses, ``HOST:PORT``)."""
+
+    listen: str = "127.0.0.1:6081"
+    backend: str = "127.0.0.1:6082"
+    workdir: Path = Path("/var/lib/pnyx-edge/varnish")  # varnishd -n
+    memory: str = "256m"  # varnishd -s malloc,SIZE: live objects live seconds
+
+
+@dataclass(frozen=True, slots=True)
 class EdgeSpec:
     listen: str  # an nginx ``listen`` value: "8080", "127.0.0.1:8080", "[::]:8080"
     upstreams: tuple[str, ...]
@@ -133,6 +158,7 @@ class EdgeSpec:
     server_name: str | None = None  # the site's name: server_name, and Host to the nodes
     tls: Tls | None = None
     link_secret: str | None = None  # shared with the nodes; None: every /p/ URL is a 403
+    varnish: Collapse | None = None  # live blocking reads through Varnish; None: nginx alone
 
     @property
     def upstream_host(self) -> str:
@@ -254,9 +280,11 @@ def _listener_location(
     bypass: str = "$pnyx_account_read",
     stale: bool,
     comment: str,
+    collapse: bool = False,
 ) -> str:
     """A cached listener read: ``path`` (a regex with the space captured) with or without
-    a signed link before it; ``args`` the map variable with its rebuilt query string."""
+    a signed link before it; ``args`` the map variable with its rebuilt query string.
+    ``collapse``: with a Varnish, its blocking reads (those with arguments) go there."""
     stale_line = (
         "            proxy_cache_use_stale error timeout updating invalid_header "
         "http_500 http_502 http_503 http_504;\n"
@@ -268,15 +296,20 @@ def _listener_location(
     if args is not None:
         query = args
         bad_args = f'            if ({args} = "!") {{ return 400 "{_ARGS_HELP[args]}\\n"; }}\n'
+    upstream, headers, blocking = "pnyx_origin", "", ""
+    if collapse and spec.varnish is not None and args is not None:
+        upstream = "$pnyx_live_upstream"  # Varnish when there are arguments, else the nodes
+        headers = _collapse_headers(spec, query)
+        blocking = " $pnyx_blocking"
     return f"""
         # {comment}
         location ~ "^{LINK}(?<pnyx_path>{path})$" {{
             limit_except GET HEAD {{ deny all; }}
-{_gate_checks(spec)}{bad_args}            proxy_pass http://pnyx_origin$pnyx_link$pnyx_path{query};
-            proxy_cache pnyx;
+{_gate_checks(spec)}{bad_args}            proxy_pass http://{upstream}$pnyx_link$pnyx_path{query};
+{headers}            proxy_cache pnyx;
             proxy_cache_key $pnyx_ns$pnyx_path{query};
-            proxy_cache_bypass {bypass};
-            proxy_no_cache {bypass};
+            proxy_cache_bypass {bypass}{blocking};
+            proxy_no_cache {bypass}{blocking};
             proxy_ignore_headers Vary;  # one answer for every listener, whatever they send
             proxy_cache_lock on;
             proxy_cache_min_uses 0;
@@ -289,6 +322,31 @@ def _listener_location(
 """
 
 
+def _collapse_headers(spec: EdgeSpec, query: str) -> str:
+    """What a read sent to Varnish carries: the headers every proxied read has (a location
+    that sets one loses the server's), the cache key nginx built, and whether to pass."""
+    return f"""            proxy_set_header Host {spec.upstream_host};
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Pnyx-Key $pnyx_ns$pnyx_path{query};
+            proxy_set_header X-Pnyx-Pass $pnyx_account_read;
+"""
+
+
+def _collapsed_location(spec: EdgeSpec, path: str, *, comment: str) -> str:
+    """A listener read nginx checks and Varnish collapses (nginx caches none of it)."""
+    return f"""
+        # {comment}
+        location ~ "^{LINK}(?<pnyx_path>{path})$" {{
+            limit_except GET HEAD {{ deny all; }}
+{_gate_checks(spec)}            proxy_pass http://pnyx_collapse$pnyx_link$pnyx_path;
+{_collapse_headers(spec, "")}            proxy_read_timeout {LONGEST_ORIGIN_WAIT_S + 5}s;
+            proxy_next_upstream error timeout;
+        }}
+"""
+
+
 _ARGS_HELP = {
     "$pnyx_hls_args": "_HLS_msn and _HLS_part must be non-negative integers; "
     "_HLS_part needs _HLS_msn",
@@ -298,8 +356,19 @@ _ARGS_HELP = {
 
 def _listener_locations(spec: EdgeSpec) -> str:
     media = f"/media/{SPACE}/"
+    parts = []
+    if spec.varnish is not None:
+        parts.append(
+            _collapsed_location(
+                spec,
+                media + rf"part/{N12}\.(?:0|[1-9][0-9]{{0,5}})\.m4s",
+                comment="parts (the hinted next one is held at the origin until it exists): "
+                "Varnish wakes every waiter at once",
+            )
+        )
     return "".join(
         [
+            *parts,
             _listener_location(
                 spec,
                 media + rf"(?:init\.mp4|part/{N12}\.(?:0|[1-9][0-9]{{0,5}})\.m4s|seg/{N12}\.m4s"
@@ -316,6 +385,7 @@ def _listener_locations(spec: EdgeSpec) -> str:
                 lock_s=LONGEST_ORIGIN_WAIT_S,
                 stale=True,
                 comment="live playlists (blocking reload: the same URL for every listener)",
+                collapse=True,
             ),
             _listener_location(
                 spec,
@@ -398,6 +468,169 @@ def _redirect_server(spec: EdgeSpec, tls: Tls, default: str) -> str:
 """
 
 
+def _collapse_http(spec: EdgeSpec) -> str:
+    assert spec.varnish is not None
+    return f"""
+    # -- live blocking reads: checked here, collapsed by Varnish ({spec.varnish.listen}) ---
+    upstream pnyx_collapse {{
+        server {spec.varnish.listen};
+        keepalive 256;
+        keepalive_timeout 50s;
+    }}
+    map $pnyx_hls_args $pnyx_blocking {{
+        ""      "";
+        default 1;
+    }}
+    map $pnyx_hls_args $pnyx_live_upstream {{
+        ""      pnyx_origin;
+        default pnyx_collapse;
+    }}
+    # Varnish's verdict (HIT, MISS, BYPASS) for what it serves, else nginx's
+    map $upstream_http_x_pnyx_cache $pnyx_cache_status {{
+        ""      $upstream_cache_status;
+        default $upstream_http_x_pnyx_cache;
+    }}
+"""
+
+
+def _inner_server(spec: EdgeSpec) -> str:
+    """The server Varnish asks: the nodes, with nginx's health checks and retries."""
+    assert spec.varnish is not None
+    return f"""
+    # Varnish's backend (loopback only): the nodes, through the upstream above
+    server {{
+        listen {spec.varnish.backend};
+        server_name _;
+        location / {{
+            allow 127.0.0.1;
+            allow ::1;
+            deny all;
+            proxy_pass http://pnyx_origin;
+            proxy_http_version 1.1;
+            proxy_set_header Host {spec.upstream_host};
+            proxy_set_header Connection "";
+            proxy_pass_request_headers on;
+            proxy_buffering off;  # Varnish streams to its waiters as the bytes come
+            proxy_read_timeout {LONGEST_ORIGIN_WAIT_S + 5}s;
+            proxy_next_upstream error timeout http_502 http_504;
+            proxy_next_upstream_tries 2;
+        }}
+    }}
+"""
+
+
+def render_vcl(spec: EdgeSpec) -> str:
+    """The VCL of the Varnish that collapses live blocking reads (see the module's rules)."""
+    if spec.varnish is None:
+        raise ValueError("this edge has no Varnish")
+    host, port = spec.varnish.backend.rsplit(":", 1)
+    wait = LONGEST_ORIGIN_WAIT_S + 5
+    return f"""vcl 4.1;
+# Generated by `pnyx edge-config`: collapses live blocking reads (LL-HLS playlists with
+# _HLS_msn, parts) that nginx ({spec.varnish.backend}) checked and keyed. Waiters on an
+# object being fetched are woken the moment its headers arrive, and stream it.
+
+backend pnyx_edge {{
+    .host = "{host.strip("[]")}";
+    .port = "{port}";
+    .connect_timeout = 2s;
+    .first_byte_timeout = {wait}s;  # the origin holds a blocking read up to hls_block_s
+    .between_bytes_timeout = {wait}s;
+}}
+
+acl pnyx_front {{
+    "127.0.0.1";
+    "::1";
+}}
+
+sub vcl_recv {{
+    if (client.ip !~ pnyx_front || !req.http.X-Pnyx-Key) {{
+        return (synth(403, "only the edge's nginx reads here"));
+    }}
+    if (req.method != "GET" && req.method != "HEAD") {{
+        return (synth(405));
+    }}
+    if (req.http.X-Pnyx-Pass == "1") {{
+        return (pass);  # an account changes the answer (a private space's read)
+    }}
+    return (hash);  # never the built-in rules: a made-up Authorization changes nothing
+}}
+
+sub vcl_hash {{
+    hash_data(req.http.X-Pnyx-Key);  # path and known arguments, as nginx rebuilt them
+    return (lookup);
+}}
+
+sub vcl_backend_fetch {{
+    unset bereq.http.X-Pnyx-Key;
+    unset bereq.http.X-Pnyx-Pass;
+}}
+
+sub vcl_backend_response {{
+    if (!beresp.http.Cache-Control || beresp.http.Cache-Control ~ "no-store|no-cache|private"
+        || beresp.status >= 500) {{
+        # errors (no-store) and private answers: never shared; waiters ask for themselves
+        set beresp.ttl = 1s;
+        set beresp.grace = 0s;
+        set beresp.uncacheable = true;
+        return (deliver);
+    }}
+    # one answer for every listener, whatever they send (nginx's proxy_ignore_headers Vary)
+    if (beresp.http.Vary) {{
+        set beresp.http.X-Pnyx-Vary = beresp.http.Vary;
+        unset beresp.http.Vary;
+    }}
+    set beresp.grace = 2s;
+    return (deliver);  # the origin's max-age is the TTL
+}}
+
+sub vcl_deliver {{
+    if (resp.http.X-Pnyx-Vary) {{
+        set resp.http.Vary = resp.http.X-Pnyx-Vary;
+        unset resp.http.X-Pnyx-Vary;
+    }}
+    if (req.http.X-Pnyx-Pass == "1") {{
+        set resp.http.X-Pnyx-Cache = "BYPASS";
+    }} elsif (obj.hits > 0) {{
+        set resp.http.X-Pnyx-Cache = "HIT";
+    }} else {{
+        set resp.http.X-Pnyx-Cache = "MISS";
+    }}
+    unset resp.http.Via;
+    unset resp.http.X-Varnish;
+}}
+"""
+
+
+def varnishd_command(spec: EdgeSpec, vcl: Path) -> list[str]:
+    """How to run the Varnish of ``spec`` in the foreground with the VCL at ``vcl``."""
+    if spec.varnish is None:
+        raise ValueError("this edge has no Varnish")
+    v = spec.varnish
+    return [
+        "varnishd",
+        "-F",
+        "-a",
+        v.listen,
+        "-T",
+        "none",
+        "-f",
+        str(vcl),
+        "-n",
+        str(v.workdir),
+        "-s",
+        f"malloc,{v.memory}",
+        # a waiter woken with an object needs a worker thread to stream it
+        "-p",
+        "thread_pool_min=200",
+        "-p",
+        "thread_pool_max=5000",
+        # nginx keeps idle connections 50 s (keepalive_timeout in pnyx_collapse)
+        "-p",
+        "timeout_idle=60",
+    ]
+
+
 def render(spec: EdgeSpec) -> str:
     if not spec.upstreams:
         raise ValueError("at least one --upstream HOST:PORT is needed")
@@ -419,6 +652,13 @@ def render(spec: EdgeSpec) -> str:
         if spec.link_secret
         else ""
     )
+    status = "$upstream_cache_status"
+    collapse = inner = hide = ""
+    if spec.varnish is not None:
+        hide = "        proxy_hide_header X-Pnyx-Cache;\n"
+        status = "$pnyx_cache_status"
+        collapse = _collapse_http(spec)
+        inner = _inner_server(spec)
     http = f"""
     # Generated by `pnyx edge-config`. Upstreams: {", ".join(spec.upstreams)}
     proxy_cache_path {spec.cache_dir} levels=1:2 keys_zone=pnyx:64m max_size={spec.cache_size}
@@ -437,7 +677,7 @@ def render(spec: EdgeSpec) -> str:
         # was waiting on that object.
         keepalive_timeout 50s;
     }}
-{redirect}
+{collapse}{redirect}{inner}
     server {{
 {listen}        server_name {spec.server_name or "_"};
         default_type text/plain;
@@ -449,8 +689,8 @@ def render(spec: EdgeSpec) -> str:
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_buffering on;
-        add_header X-Cache-Status $upstream_cache_status always;
-{secure_link}{_listener_locations(spec)}
+        add_header X-Cache-Status {status} always;
+{hide}{secure_link}{_listener_locations(spec)}
         # a clip's audio (immutable). With a token (a private space's clip) it is never
         # stored or shared, and the node answers those `private` anyway; errors are no-store.
         location ~ "^/v1/clips/[A-Za-z0-9_-]{{1,32}}/clip\\.m4a$" {{

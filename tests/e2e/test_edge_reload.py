@@ -31,10 +31,15 @@ pytestmark = pytest.mark.e2e
 TONE_HZ = 550.0
 LISTENERS = 3
 PHASE_S = 3.0  # listening time between reloads
-HOLD_BACK_S = 0.96  # the playlist's PART-HOLD-BACK: what a player keeps in hand
-# Between two parts' arrivals (the cadence is 0.32 s): nginx's cache lock has the
-# listeners who wait behind another's request look again every 0.5 s, for the playlist
-# and again for the part, so a pause a little over a second happens without any reload.
+# What a player keeps in hand: the PART-HOLD-BACK of 0.32 s parts. The playlist now
+# advertises less (3 parts of hls_part_frames); this test is about reloads, not latency
+# (tests/e2e/test_edge_collapse.py and bench/listener_latency_edge.py are), and keeps the
+# looser bound on a shared machine.
+HOLD_BACK_S = 0.96
+# Between two parts' arrivals: the blocking reads collapse in Varnish, which wakes its
+# waiters at once; the bound leaves room for a reload's hiccup on a loaded machine (with
+# nginx's cache lock alone, waiters looked again every 0.5 s, for the playlist and again
+# for the part, so a pause a little over a second happened without any reload).
 MAX_GAP_S = 1.5
 LIVE_ROUTE = 'route="/media/{space_id}/live.m3u8"'
 

@@ -10,10 +10,10 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from pnyx.edge import EdgeSpec, Tls, create_folders, render
+from pnyx.edge import Collapse, EdgeSpec, Tls, create_folders, render, render_vcl, varnishd_command
 from tests.support.poll import wait_until
 from tests.support.procs import free_port, port_open, require_binary, stop
 from tests.support.tls import Cert
@@ -74,6 +74,12 @@ class Edge:
         self.proc = proc
         self.log = log
         self.nginx = nginx
+        self.varnish: subprocess.Popen[bytes] | None = None  # varnishd (manager), if any
+
+    @property
+    def pids(self) -> list[int]:
+        """nginx's master and Varnish's manager, if any (their children are the rest)."""
+        return [self.proc.pid] + ([self.varnish.pid] if self.varnish is not None else [])
 
     def signal(self, name: str) -> subprocess.CompletedProcess[str]:
         """``nginx -s NAME`` with the prefix and config the edge was started with."""
@@ -105,13 +111,43 @@ class Edge:
 
 
 @contextmanager
+def varnish_running(spec: EdgeSpec, root: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The Varnish of ``spec`` (its VCL written into ``root``), in the foreground, until
+    the block ends; returns once it accepts connections."""
+    assert spec.varnish is not None
+    varnishd = require_binary("varnishd", "/usr/sbin")
+    vcl = root / "pnyx.vcl"
+    vcl.write_text(render_vcl(spec))
+    log = root / "varnish.log"
+    command = [varnishd, *varnishd_command(spec, vcl)[1:]]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    port = int(spec.varnish.listen.rsplit(":", 1)[1])
+    try:
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"varnishd exited: {log.read_text()}")
+            return port_open(port)
+
+        wait_until(up, 20, "varnishd to listen", ignoring=(OSError,))
+        yield proc
+    finally:
+        stop(proc)
+
+
+@contextmanager
 def nginx_edge(
     upstreams: Sequence[str],
     *,
     tls: Cert | None = None,
     link_secret: str | None = None,
     server_name: str | None = None,
+    varnish: bool = True,
 ) -> Iterator[Edge]:
+    """The edge ``pnyx edge-config`` describes, on free loopback ports: nginx and (unless
+    ``varnish`` is False: nginx alone, as before issue 17) the Varnish behind it that
+    collapses live blocking reads."""
     nginx = require_binary("nginx", "/usr/sbin")
     # Workers run as an unprivileged user when the tests run as root: the cache must be
     # reachable by them, so it cannot live under pytest's private tmp_path.
@@ -125,6 +161,11 @@ def nginx_edge(
         state_dir=root / "state",
         server_name=server_name,
         link_secret=link_secret,
+        varnish=Collapse(
+            f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}", workdir=root / "varnish"
+        )
+        if varnish
+        else None,
     )
     main_port = port
     if tls is not None:
@@ -135,9 +176,15 @@ def nginx_edge(
     conf.write_text(render(spec))
     log = root / "nginx.log"
     try:
-        with nginx_running(conf, [port, main_port], log=log) as proc:
+        with ExitStack() as stack:
+            cache = None
+            if spec.varnish is not None:
+                cache = stack.enter_context(varnish_running(spec, root))
+            proc = stack.enter_context(nginx_running(conf, [port, main_port], log=log))
             scheme = "http" if tls is None else "https"
-            yield Edge(f"{scheme}://127.0.0.1:{main_port}", spec, root, conf, proc, log, nginx)
+            edge = Edge(f"{scheme}://127.0.0.1:{main_port}", spec, root, conf, proc, log, nginx)
+            edge.varnish = cache
+            yield edge
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if os.environ.get("PNYX_KEEP_EDGE_LOG"):

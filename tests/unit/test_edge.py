@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from pnyx.edge import EdgeSpec, Tls, folders, install_commands, read_link_secret, render
+from pnyx.edge import (
+    Collapse,
+    EdgeSpec,
+    Tls,
+    folders,
+    install_commands,
+    read_link_secret,
+    render,
+    render_vcl,
+    varnishd_command,
+)
 
 
 def test_the_link_secret_is_read_stripped_and_must_be_safe_in_a_config(tmp_path: Path) -> None:
@@ -54,3 +64,31 @@ def test_tls_listens_with_http2_and_redirects_plain_http() -> None:
 def test_an_edge_needs_an_upstream() -> None:
     with pytest.raises(ValueError, match="upstream"):
         render(EdgeSpec("8080", ()))
+
+
+def test_live_blocking_reads_go_to_varnish_and_the_rest_stays_in_nginx_s_cache() -> None:
+    collapse = Collapse("127.0.0.1:7001", "127.0.0.1:7002")
+    spec = EdgeSpec("8080", ("10.0.0.1:8000",), varnish=collapse)
+    conf = render(spec)
+    assert "server 127.0.0.1:7001;" in conf  # the pnyx_collapse upstream
+    assert "listen 127.0.0.1:7002;" in conf  # the internal server Varnish asks
+    parts = conf.index('location ~ "^' + r"(?<pnyx_link>")
+    assert "proxy_pass http://pnyx_collapse$pnyx_link$pnyx_path;" in conf[parts : parts + 2000]
+    # a blocking reload (arguments) goes to Varnish, never into nginx's cache lock
+    assert "proxy_cache_bypass $pnyx_account_read $pnyx_blocking;" in conf
+    assert "proxy_pass http://$pnyx_live_upstream$pnyx_link$pnyx_path$pnyx_hls_args;" in conf
+    assert "X-Pnyx-Key $pnyx_ns$pnyx_path" in conf
+    assert "add_header X-Cache-Status $pnyx_cache_status always;" in conf
+    vcl = render_vcl(spec)
+    assert '.port = "7002";' in vcl and "hash_data(req.http.X-Pnyx-Key);" in vcl
+    assert "return (pass);" in vcl and "return (hash);" in vcl
+    command = varnishd_command(spec, Path("/etc/pnyx/edge.vcl"))
+    assert command[:4] == ["varnishd", "-F", "-a", "127.0.0.1:7001"]
+    assert "/etc/pnyx/edge.vcl" in command
+
+
+def test_without_varnish_the_edge_is_nginx_alone() -> None:
+    conf = render(EdgeSpec("8080", ("10.0.0.1:8000",)))
+    assert "pnyx_collapse" not in conf and "$upstream_cache_status always" in conf
+    with pytest.raises(ValueError, match="no Varnish"):
+        render_vcl(EdgeSpec("8080", ("10.0.0.1:8000",)))

@@ -190,8 +190,8 @@ async def captions_playlist(space_id: SpaceIdPath, services: ServicesDep) -> Res
 async def media_captions(
     space_id: SpaceIdPath, msn: str, half: str, services: ServicesDep
 ) -> Response:
-    """The captions recognised while parts ``3·half`` to ``3·half + 2`` of segment ``msn``
-    were made (their times are their speech's: a few seconds earlier)."""
+    """The captions recognised while the first (``half`` 0) or second half of segment
+    ``msn``'s parts were made (their times are their speech's: a few seconds earlier)."""
     data = await services.origin.media_object(SpaceId(space_id), f"vtt/{msn}.{half}.vtt")
     return Response(data, media_type=VTT_TYPE, headers={"Cache-Control": IMMUTABLE})
 

@@ -37,12 +37,18 @@ SAMPLES_PER_AU = 1024
 INIT_URI = "init.mp4"
 
 
-CAPTION_PARTS = 3  # a captions file per three parts (0.96 s): half a segment
+SEGMENT_AUS = 90  # access units per segment: 1.92 s, whatever the part length
+
+
+def caption_parts(segment_parts: int) -> int:
+    """Parts per captions file: half a segment (rounded up), so two files per segment
+    (three parts of 0.32 s, five of 0.213 s: about a second either way)."""
+    return -(-segment_parts // 2)
 
 
 def vtt_uri(msn: int, half: int) -> str:
-    """The WebVTT file of parts ``[3·half, 3·half + 3)`` of segment ``msn``: the captions
-    recognised while they were made."""
+    """The WebVTT file of the ``half``-th group of :func:`caption_parts` parts of segment
+    ``msn`` (0 or 1): the captions recognised while they were made."""
     return f"vtt/{msn}.{half}.vtt"
 
 
@@ -63,6 +69,12 @@ class PackagerConfig:
     part_aus: int = 15  # 0.32 s parts
     segment_parts: int = 6  # 1.92 s segments
     window: int = 10  # segments kept in the live playlists (19.2 s)
+
+    @classmethod
+    def of_part(cls, part_aus: int) -> PackagerConfig:
+        """Parts of ``part_aus`` access units, as many as make a segment of
+        :data:`SEGMENT_AUS` (rounded; exact when ``part_aus`` divides it)."""
+        return cls(part_aus=part_aus, segment_parts=max(1, round(SEGMENT_AUS / part_aus)))
 
     def __post_init__(self) -> None:
         for name in ("timescale", "au_samples", "part_aus", "segment_parts"):
@@ -153,7 +165,7 @@ class PlaylistState:
     discontinuity_sequence: int = 0  # EXT-X-DISCONTINUITY tags slid out of the window
     decode_time: int = 0  # tfdt of the next part, in the track timescale
     ended: bool = False
-    captions: bool = False  # every three parts have a WebVTT file (vtt/{msn}.{half}.vtt)
+    captions: bool = False  # each half segment has a WebVTT file (vtt/{msn}.{half}.vtt)
 
     @property
     def media_sequence(self) -> int:

@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from pnyx.media.hls import (
-    CAPTION_PARTS,
     INIT_URI,
     PartRef,
     PlaylistState,
     SegmentRef,
+    caption_parts,
     part_uri,
     vtt_uri,
 )
@@ -138,16 +138,18 @@ AUDIO_CODECS = "mp4a.40.2"
 
 
 def render_captions(state: PlaylistState) -> str:
-    """The live subtitles rendition: a WebVTT file per three parts (0.96 s; two per audio
-    segment, so every other boundary is a segment's), numbered ``msn·2 + half``, each with
-    the cues recognised while its parts were made. Listed as soon as its third part
-    exists (a segment's short last file when the segment closes). No parts, no blocking
-    reload: captions come seconds after their audio anyway."""
-    per = -(-state.segment_parts // CAPTION_PARTS)  # files per segment
+    """The live subtitles rendition: a WebVTT file per half segment (:func:`caption_parts`
+    parts, about a second; two per audio segment, so every other boundary is a
+    segment's), numbered ``msn·2 + half``, each with the cues recognised while its parts
+    were made. Listed as soon as its last part exists (a segment's short last file when
+    the segment closes). No parts, no blocking reload: captions come seconds after their
+    audio anyway."""
+    group_parts = caption_parts(state.segment_parts)
+    per = -(-state.segment_parts // group_parts)  # files per segment
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{PLAIN_HLS_VERSION}",
-        f"#EXT-X-TARGETDURATION:{max(1, round(CAPTION_PARTS * state.part_target + 0.49))}",
+        f"#EXT-X-TARGETDURATION:{max(1, round(group_parts * state.part_target + 0.49))}",
         f"#EXT-X-MEDIA-SEQUENCE:{state.media_sequence * per}",
     ]
     if state.discontinuity_sequence:
@@ -156,8 +158,8 @@ def render_captions(state: PlaylistState) -> str:
     def files(msn: int, parts: tuple[PartRef, ...], when: datetime, jump: bool, done: bool) -> None:
         offset = 0.0
         for half in range(per):
-            group = parts[half * CAPTION_PARTS : (half + 1) * CAPTION_PARTS]
-            if not group or (len(group) < CAPTION_PARTS and not done):
+            group = parts[half * group_parts : (half + 1) * group_parts]
+            if not group or (len(group) < group_parts and not done):
                 return
             if jump and half == 0:
                 lines.append("#EXT-X-DISCONTINUITY")

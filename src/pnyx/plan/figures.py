@@ -16,7 +16,7 @@ table named by its key::
 Every key below must be present, no other key may be, and each unit must be exactly the
 one listed (a figure in the wrong unit is a wrong figure). The figures:
 
-Listener behaviour, per latency mode (``low``: LL-HLS, 0.32 s parts, blocking playlist
+Listener behaviour, per latency mode (``low``: LL-HLS, 0.128 s parts, blocking playlist
 reload; ``standard``: whole 1.92 s segments, playlist reloaded every target duration):
 
 - ``listener.reads_per_s.{low,standard}`` — cacheable GETs one listener sends the edge per

@@ -7,8 +7,8 @@ space in the mix clock's thread, whose windows go to the node's one
 space; the model is loaded once per process). The worker's cues come back to the loop,
 to the space's :class:`SpaceCaptions`, which
 
-* holds them for the next captions file: when the encoder finishes a third part (half a
-  segment), the sink stores ``vtt/{msn}.{half}.vtt`` (the cues recognised since the
+* holds them for the next captions file: when the encoder finishes the last part of half a
+  segment, the sink stores ``vtt/{msn}.{half}.vtt`` (the cues recognised since the
   previous file) with it, so the subtitles rendition (``captions.m3u8``) follows the
   audio's parts and segments and is served, like the audio, from the live state by every
   node;

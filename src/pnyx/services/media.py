@@ -42,7 +42,7 @@ from pnyx.live.keys import lease_name, node_url_key, stage_channel
 from pnyx.media import metrics
 from pnyx.media.clock import MixClock
 from pnyx.media.frames import FrameQueue
-from pnyx.media.hls import Packager
+from pnyx.media.hls import Packager, PackagerConfig
 from pnyx.media.ice import check_internals
 from pnyx.media.ingest import IngestSession
 from pnyx.media.recording import Recordings
@@ -146,11 +146,12 @@ class MediaService:
                 captions=captions.open(space) if captioned and captions is not None else None,
             )
             previous = await previous_state(self._live, space)
+            config = PackagerConfig.of_part(self._s.hls_part_frames)
             if previous is None:
-                packager = Packager(program_date_time=now, captions=captioned)
+                packager = Packager(config, program_date_time=now, captions=captioned)
             else:  # another node (or this one, earlier) ran it: continue its sequence
                 packager, orphan = Packager.resume(
-                    previous, program_date_time=now, captions=captioned
+                    previous, program_date_time=now, config=config, captions=captioned
                 )
                 if orphan is not None:
                     await sink.store_orphan(orphan, packager.state)

@@ -14,7 +14,15 @@ from collections.abc import Callable, Sequence
 from pnyx.domain.types import Handle, SpaceId
 from pnyx.live.base import LiveState
 from pnyx.live.keys import blob_key, hls_key
-from pnyx.media.hls import CAPTION_PARTS, INIT_URI, Output, Part, PlaylistState, Segment, SegmentRef
+from pnyx.media.hls import (
+    INIT_URI,
+    Output,
+    Part,
+    PlaylistState,
+    Segment,
+    SegmentRef,
+    caption_parts,
+)
 from pnyx.media.recording import Recordings
 from pnyx.services import views
 from pnyx.services.captions import SpaceCaptions
@@ -55,13 +63,14 @@ class SpaceSink:
                 if isinstance(out, Segment):
                     self._recordings.add_segment(self._space, out.ref, out.data)
         vtt = []
-        if self._captions is not None:  # a captions file per three parts, stored with them
+        if self._captions is not None:  # a captions file per half segment, stored with it
+            group = caption_parts(state.segment_parts)
             for o in outputs:
-                if isinstance(o, Part) and o.ref.index % CAPTION_PARTS == CAPTION_PARTS - 1:
-                    vtt.append(self._captions.file(o.ref.msn, o.ref.index // CAPTION_PARTS))
-                elif isinstance(o, Segment) and len(o.ref.parts) % CAPTION_PARTS:
-                    # a short segment's last file (a full one came with its third part)
-                    vtt.append(self._captions.file(o.ref.msn, len(o.ref.parts) // CAPTION_PARTS))
+                if isinstance(o, Part) and o.ref.index % group == group - 1:
+                    vtt.append(self._captions.file(o.ref.msn, o.ref.index // group))
+                elif isinstance(o, Segment) and len(o.ref.parts) % group:
+                    # a short group's file (a full one came with its last part)
+                    vtt.append(self._captions.file(o.ref.msn, len(o.ref.parts) // group))
         await self._origin.store(self._space, outputs, state, vtt)
 
     async def speaking(self, handles: Sequence[Handle]) -> None:

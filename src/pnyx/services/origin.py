@@ -5,7 +5,7 @@ Storage layout in the live state (the names are made in live/keys.py):
   blob ``{space}/init.mp4``                 the CMAF init segment (TTL: a day, refreshed)
   blob ``{space}/part/{msn}.{i}.m4s``       LL-HLS parts (immutable; TTL media_part_ttl_s)
   blob ``{space}/seg/{msn}.m4s``            segments (immutable; TTL media_segment_ttl_s)
-  blob ``{space}/vtt/{msn}.{half}.vtt``     a captioned space's WebVTT per 3 parts (segment TTL)
+  blob ``{space}/vtt/{msn}.{half}.vtt``     WebVTT per half segment (segment TTL)
   snapshot of key ``hls_key(space)``, part "playlist": ``PlaylistState.to_json()`` (as a JSON
     document); its version grows with every published part, which is what blocking
     reload waits on. The part's own version is :func:`state_version`, so a late writer

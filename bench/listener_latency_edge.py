@@ -1,0 +1,501 @@
+"""Mouth-to-ear latency through the edge, tier by tier, side by side with Icecast (issue 17).
+
+One run, one machine. A deployment as an operator runs it (Redis, one ``pnyx serve`` with
+production clocks, the edge ``pnyx edge-config`` generates — nginx and the Varnish behind
+it — in front); its host publishes a 1 kHz tone over WebRTC and switches it on at known
+capture instants. For each audience size (``--listeners``, default 100 and 2,000), that
+many simulated listeners (``pnyx loadtest listeners``, low latency, through the edge) are
+the load, and each tier measures its own listener(s) through the same edge:
+
+* ``LL-HLS``: a player-like listener (tests/support/hls.py) follows ``live.m3u8`` with
+  blocking reloads through the edge and decodes every part; per onset, **on arrival** =
+  arrival of the part holding the onset + the onset's offset in it - the capture instant,
+  and **at PART-HOLD-BACK** = that + PART-HOLD-BACK - the part's duration: when a player
+  that keeps its playhead the advertised hold-back behind the newest part plays it (the
+  goal: p95 ≤ 0.8 s);
+* more tiers plug in through :data:`TIERS` (a function of the :class:`Deployment` and the
+  onsets wanted that returns mouth-to-ear samples); the front row goes there.
+
+Icecast (Debian's icecast2, started here on a free port with burst-on-connect off and a
+burst size of 0) is fed the same kind of tone by ffmpeg (MP3, CBR, at ``--icecast-kbps``:
+32 and the LL-HLS program's 64 by default), written in real time in 20 ms blocks whose
+capture instant is known; a listener decodes the stream as it arrives (PyAV), and the
+latency is the arrival of the decoded frame holding the onset + the onset's offset in it
+- the capture instant (a player with no buffer at all: Icecast's floor).
+
+    .venv/bin/python bench/listener_latency_edge.py
+    .venv/bin/python bench/listener_latency_edge.py --listeners 100 --onsets 12 \
+        --set hls_part_frames=15
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+
+from latency_support import account, hls, machine, tones, webrtc
+from pnyx.loadtest.stats import percentile
+from scale_support import PNYX, Edge, nginx_edge, pnyx_serve, redis_server, wait_for_media
+
+TONE_HZ = 1000.0
+GOAL_P95_S = 0.8
+RATE = 48_000
+
+
+@dataclass
+class Deployment:
+    """What a tier measures through: the edge in front of the origin, the space, and the
+    host's tone (switch it on with ``await track.switch(True)``: the capture instant)."""
+
+    origin_url: str
+    edge: Edge
+    space: str
+    track: webrtc.ToneTrack
+    listeners: int  # the simulated audience at the moment
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+# A tier: the deployment and how many onsets to measure → mouth-to-ear samples (seconds),
+# by row name (a tier may report more than one row, e.g. on arrival and at a hold-back).
+Tier = Callable[[Deployment, int], Awaitable[dict[str, list[float]]]]
+
+
+async def _onsets(
+    d: Deployment, onsets: int, heard: Callable[[float], Awaitable[float | None]], part_s: float
+) -> list[float]:
+    out = []
+    for _ in range(onsets):
+        await asyncio.sleep(random.uniform(0, part_s))  # land anywhere in a part
+        t_on = await d.track.switch(True)
+        latency = await heard(t_on)
+        await d.track.switch(False)
+        if latency is not None:
+            out.append(latency)
+        await asyncio.sleep(1.0)  # off long enough to be clearly off
+    return out
+
+
+async def ll_hls(d: Deployment, onsets: int) -> dict[str, list[float]]:
+    listener = hls.HlsListener(d.edge.url, d.space)
+    follow: asyncio.Task[None] | None = None
+    try:
+        await listener.start()
+        follow = asyncio.ensure_future(listener.follow())
+        await asyncio.sleep(3.0)
+        pl = listener.playlists[-1]
+        phb, part_s = pl.part_hold_back, pl.part_target
+        assert phb is not None and part_s is not None, "a playlist without LL-HLS tags"
+
+        async def heard(t_on: float) -> float | None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.03)
+                if listener.failed is not None:
+                    raise listener.failed
+                decoded = listener.decode(since=t_on - 1.0)
+                at = 2048
+                while (found := tones.onset(decoded.samples, TONE_HZ, start=at)) is not None:
+                    latency = listener.arrival_of(decoded.start + found) - t_on
+                    if latency > 0:
+                        return latency
+                    at = found + RATE // 2  # an earlier onset that came late: not this one
+            return None
+
+        arrival = await _onsets(d, onsets, heard, part_s)
+        gap, problems = listener.continuity()
+        d.notes["ll_hls"] = {
+            "part_s": part_s,
+            "part_hold_back_s": phb,
+            "parts": len(listener.parts),
+            "longest_gap_s": gap,
+            "problems": problems[:3],
+            "reload_p50_s": percentile([b - a for a, b in listener.reloads], 0.5)
+            if listener.reloads
+            else None,
+        }
+        return {
+            "LL-HLS, on arrival": arrival,
+            f"LL-HLS at PART-HOLD-BACK ({phb:g} s)": [x + phb - part_s for x in arrival],
+        }
+    finally:
+        listener.stop()
+        if follow is not None:
+            await asyncio.gather(follow, return_exceptions=True)
+        await listener.aclose()
+
+
+# Tiers measured through the edge at each audience size. The front row adds itself here:
+# TIERS["front row"] = front_row  (an async function of (Deployment, onsets)).
+TIERS: dict[str, Tier] = {"LL-HLS": ll_hls}
+
+
+# -- Icecast ------------------------------------------------------------------------------
+
+ICECAST_XML = """<icecast>
+  <limits><clients>100</clients><sources>2</sources><queue-size>524288</queue-size>
+    <burst-on-connect>0</burst-on-connect><burst-size>0</burst-size>
+    <source-timeout>10</source-timeout><header-timeout>15</header-timeout></limits>
+  <authentication><source-password>{password}</source-password>
+    <admin-user>admin</admin-user><admin-password>{password}</admin-password></authentication>
+  <hostname>127.0.0.1</hostname>
+  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <fileserve>0</fileserve>
+  <paths><logdir>{root}</logdir><webroot>/usr/share/icecast2/web</webroot>
+    <adminroot>/usr/share/icecast2/admin</adminroot><pidfile>{root}/icecast.pid</pidfile></paths>
+  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog>
+    <loglevel>2</loglevel></logging>
+  <security><chroot>0</chroot>
+    <changeowner><user>nobody</user><group>nogroup</group></changeowner></security>
+</icecast>
+"""
+
+
+@contextmanager
+def icecast() -> Iterator[tuple[int, str]]:
+    from tests.support.poll import wait_until
+    from tests.support.procs import free_port, port_open, require_binary, stop
+
+    binary = require_binary("icecast2", "/usr/bin")
+    with tempfile.TemporaryDirectory(prefix="pnyx-icecast-") as tmp:
+        root = Path(tmp)
+        root.chmod(0o777)
+        port, password = free_port(), "bench-source-pass"
+        conf = root / "icecast.xml"
+        conf.write_text(ICECAST_XML.format(port=port, password=password, root=root))
+        conf.chmod(0o644)
+        log = (root / "stdout.log").open("wb")
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+
+            def up() -> bool:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"icecast2 exited: {(root / 'stdout.log').read_text()}")
+                return port_open(port)
+
+            wait_until(up, 15, "icecast2 to listen", ignoring=(OSError,))
+            yield port, password
+        finally:
+            stop(proc)
+            log.close()
+
+
+class ToneSource:
+    """ffmpeg encoding a 1 kHz tone (off until switched on) to MP3 and sending it to
+    Icecast; the PCM is written in real time, 20 ms blocks, from a thread of its own."""
+
+    BLOCK = RATE // 50
+
+    def __init__(self, port: int, password: str, kbps: int) -> None:
+        url = f"icecast://source:{password}@127.0.0.1:{port}/live.mp3"
+        self.proc = subprocess.Popen(
+            [
+                "ffmpeg", "-hide_banner", "-loglevel", "error", "-fflags", "+nobuffer",
+                "-f", "s16le", "-ar", str(RATE), "-ac", "1", "-i", "pipe:0",
+                "-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-flush_packets", "1",
+                "-content_type", "audio/mpeg", "-f", "mp3", url,
+            ],
+            stdin=subprocess.PIPE,
+        )  # fmt: skip
+        self._on = False
+        self._pending: list[tuple[bool, threading.Event, list[float]]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self.proc.stdin is not None
+        t0 = time.time()
+        n = 0
+        while not self._stop.is_set():
+            time.sleep(max(0.0, t0 + (n + 1) * 0.02 - time.time()))
+            captured = t0 + n * 0.02
+            with self._lock:
+                for on, done, out in self._pending:
+                    self._on = on
+                    out.append(captured)
+                    done.set()
+                self._pending.clear()
+                amp = 0.2 if self._on else 0.0
+            pcm = tones.sine(TONE_HZ, self.BLOCK, amp, start=n * self.BLOCK)
+            try:
+                self.proc.stdin.write(np.round(pcm * 32767).astype("<i2").tobytes())
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                return
+            n += 1
+
+    async def switch(self, on: bool) -> float:
+        done, out = threading.Event(), []
+        with self._lock:
+            self._pending.append((on, done, out))
+        await asyncio.get_running_loop().run_in_executor(None, done.wait, 5)
+        return out[0]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class StreamListener:
+    """Reads an Icecast mount and decodes it as it arrives: samples and, per decoded frame,
+    the arrival of the bytes that completed it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.samples: list[np.ndarray] = []
+        self.frames: list[tuple[int, int, float]] = []  # (first sample, count, arrival)
+        self.total = 0
+        self.failed: BaseException | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(b"GET /live.mp3 HTTP/1.0\r\nHost: bench\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        codec = av.CodecContext.create("mp3", "r")
+        try:
+            while not stop.is_set():
+                chunk = await reader.read(4096)
+                if not chunk:
+                    raise RuntimeError("Icecast closed the stream")
+                now = time.time()
+                for packet in codec.parse(chunk):
+                    try:
+                        frames = codec.decode(packet)
+                    except av.error.InvalidDataError:
+                        continue  # a partial frame where the stream was joined
+                    for frame in frames:
+                        pcm = frame.to_ndarray().astype(np.float32)
+                        mono = pcm.reshape(len(frame.layout.channels), -1)[0]
+                        if pcm.dtype.kind == "i":
+                            mono = mono / 32768
+                        self.frames.append((self.total, len(mono), now))
+                        self.samples.append(mono)
+                        self.total += len(mono)
+        finally:
+            writer.close()
+
+    def arrival_of(self, index: int) -> float:
+        for start, count, arrived in self.frames:
+            if start <= index < start + count:
+                return arrived + (index - start) / RATE
+        raise KeyError(index)
+
+    def since(self, t: float) -> tuple[int, np.ndarray]:
+        first = next((i for i, (_, _, a) in enumerate(self.frames) if a >= t), len(self.frames))
+        if first == len(self.frames):
+            return self.total, np.zeros(0, dtype=np.float32)
+        return self.frames[first][0], np.concatenate(self.samples[first:])
+
+
+async def icecast_tier(kbps: int, onsets: int) -> list[float]:
+    with icecast() as (port, password):
+        source = ToneSource(port, password, kbps)
+        try:
+            await _wait_mount(port)
+            listener = StreamListener(port)
+            stop = asyncio.Event()
+            task = asyncio.ensure_future(listener.run(stop))
+            await asyncio.sleep(3.0)
+            out = []
+            for _ in range(onsets):
+                await asyncio.sleep(random.uniform(0, 0.02))
+                t_on = await source.switch(True)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(0.03)
+                    if task.done():
+                        task.result()
+                    start, samples = listener.since(t_on - 1.0)
+                    at, latency = 2048, None
+                    while (found := tones.onset(samples, TONE_HZ, start=at)) is not None:
+                        if (latency := listener.arrival_of(start + found) - t_on) > 0:
+                            break
+                        at, latency = found + RATE // 2, None
+                    if latency is not None:
+                        out.append(latency)
+                        break
+                await source.switch(False)
+                await asyncio.sleep(1.0)
+            stop.set()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return out
+        finally:
+            source.close()
+
+
+async def _wait_mount(port: int) -> None:
+    deadline = time.monotonic() + 15
+    async with httpx.AsyncClient(timeout=2) as c:
+        while time.monotonic() < deadline:
+            try:
+                r = await c.get(f"http://127.0.0.1:{port}/status-json.xsl")
+                if "live.mp3" in r.text:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("the Icecast mount never came up")
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def audience(edge_url: str, space: str, n: int, seconds: float, procs: int) -> tuple[Any, Path]:
+    out = Path(tempfile.mkdtemp(prefix="pnyx-lle-")) / "report.json"
+    proc = subprocess.Popen(
+        [
+            PNYX, "loadtest", "listeners", "--quiet", "--url", edge_url, "--space", space,
+            "--listeners", str(n), "--ramp-s", str(max(5.0, n / 200)), "--latency", "low",
+            "--duration-s", str(seconds), "--procs", str(procs), "--json", str(out),
+        ]
+    )  # fmt: skip
+    return proc, out
+
+
+async def measure_tiers(d: Deployment, tiers: Sequence[str], onsets: int) -> dict[str, list[float]]:
+    rows: dict[str, list[float]] = {}
+    for name in tiers:
+        rows.update(await TIERS[name](d, onsets))
+    return rows
+
+
+def summary(xs: list[float]) -> dict[str, float]:
+    if not xs:
+        return {"n": 0}
+    return {
+        "n": len(xs),
+        "p50_s": percentile(xs, 0.5),
+        "p95_s": percentile(xs, 0.95),
+        "max_s": max(xs),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--listeners", type=int, nargs="+", default=[100, 2000])
+    ap.add_argument("--onsets", type=int, default=20)
+    ap.add_argument("--tiers", nargs="+", default=list(TIERS), help="of: " + ", ".join(TIERS))
+    ap.add_argument("--icecast-kbps", type=int, nargs="*", default=[32, 64])
+    ap.add_argument("--procs", type=int, default=2, help="load generator processes")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--json", help="write every figure here")
+    args = ap.parse_args()
+    if max(args.listeners, default=0) > 10_000:
+        ap.error("at most 10,000 simulated listeners here")
+    settings = {"low_latency_max_listeners": "1000000", **dict(kv.split("=", 1) for kv in args.set)}
+    print("# mouth-to-ear through the edge, side by side with Icecast", flush=True)
+    print(f"machine: {machine()}; {os.cpu_count()} cores; settings {settings}", flush=True)
+    results: list[dict[str, Any]] = []
+
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pnyx-lle-")))
+        (tmp / "redis").mkdir()
+        redis_url = stack.enter_context(redis_server(tmp / "redis"))
+        origin = stack.enter_context(
+            pnyx_serve(tmp / "node", redis=redis_url, settings=settings, fast=False,
+                       log_level="warning")
+        )  # fmt: skip
+        edge = stack.enter_context(nginx_edge([origin.url.rsplit("/", 1)[1]]))
+        with httpx.Client(base_url=origin.url, timeout=20) as c:
+            host = account(c, "bench_host")
+            r = c.post("/v1/spaces", json={"title": "latency"}, headers=host.auth)
+            r.raise_for_status()
+            space = str(r.json()["id"])
+
+        async def run() -> None:
+            track = webrtc.ToneTrack(TONE_HZ, on=False)
+            speaker = await webrtc.publish(origin.url, space, host.token, track)
+            try:
+                await speaker.connected()
+                await asyncio.get_running_loop().run_in_executor(
+                    None, wait_for_media, edge.url, space
+                )
+                for n in args.listeners:
+                    seconds = max(5.0, n / 200) + 15 + args.onsets * 2.5 * len(args.tiers) + 30
+                    proc, out = audience(edge.url, space, n, seconds, args.procs)
+                    try:
+                        await asyncio.sleep(max(5.0, n / 200) + 10)
+                        d = Deployment(origin.url, edge, space, track, n)
+                        rows = await measure_tiers(d, args.tiers, args.onsets)
+                    finally:
+                        code = await asyncio.get_running_loop().run_in_executor(
+                            None, proc.wait, seconds + 120
+                        )
+                    load = json.loads(out.read_text()) if code == 0 else {}
+                    for name, xs in rows.items():
+                        results.append({"row": name, "listeners": n, **summary(xs)})
+                        show(results[-1])
+                    results.append(
+                        {
+                            "row": "audience",
+                            "listeners": n,
+                            "notes": d.notes,
+                            "loadtest_exit": code,
+                            "stalls": load.get("stalls", {}).get("total"),
+                            "behind_live_p50_s": load.get("behind_live_s", {}).get("p50"),
+                            "http_errors": load.get("http_errors"),
+                            "client_cores": load.get("cpu", {}).get("cores_used"),
+                        }
+                    )
+                    print(f"  audience of {n}: {json.dumps(results[-1])}", flush=True)
+            finally:
+                await speaker.close()
+
+        asyncio.run(run())
+
+    for kbps in args.icecast_kbps:
+        xs = asyncio.run(icecast_tier(kbps, args.onsets))
+        results.append({"row": f"Icecast {kbps} kbit/s MP3, on arrival", "listeners": 1,
+                        **summary(xs)})  # fmt: skip
+        show(results[-1])
+
+    print("\n| tier | listeners | onsets | p50 ms | p95 ms | max ms |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        if r["row"] != "audience" and r.get("n"):
+            print(
+                f"| {r['row']} | {r['listeners']} | {r['n']} | {r['p50_s'] * 1000:.0f} | "
+                f"{r['p95_s'] * 1000:.0f} | {r['max_s'] * 1000:.0f} |"
+            )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def show(r: dict[str, Any]) -> None:
+    if not r.get("n"):
+        print(f"{r['row']} at {r['listeners']}: nothing heard", flush=True)
+        return
+    print(
+        f"{r['row']} at {r['listeners']} listeners: p50 {r['p50_s'] * 1000:.0f} ms, "
+        f"p95 {r['p95_s'] * 1000:.0f} ms, max {r['max_s'] * 1000:.0f} ms ({r['n']} onsets)",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
