@@ -77,7 +77,7 @@ class AdmissionControl:
         decision = services.admission.try_enter(lane, services.clock())
         if isinstance(decision, Refusal):
             REFUSED.labels(lane.value).inc()
-            await _refuse(send, decision)
+            await refuse(send, decision)
             return
         gauge = INFLIGHT.labels(lane.value)
         gauge.inc()
@@ -88,7 +88,8 @@ class AdmissionControl:
             services.admission.leave(decision)
 
 
-async def _refuse(send: Send, refusal: Refusal) -> None:
+async def refuse(send: Send, refusal: Refusal) -> None:
+    """The 503 of a refused request (also the heartbeat's lean path's, api/heartbeat.py)."""
     await send(
         {
             "type": "http.response.start",
