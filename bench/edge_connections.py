@@ -90,9 +90,7 @@ async def _listen(
         writer.close()
 
 
-def client(
-    pipe: Connection, host: str, port: int, source: str, space: str, limit: int
-) -> None:
+def client(pipe: Connection, host: str, port: int, source: str, space: str, limit: int) -> None:
     """A client process: on each ``("open", n)`` from the parent, grow to ``n``
     connections; answer ``"counts"`` with its counts; ``"stop"`` ends it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -298,7 +296,9 @@ def report(steps: list[Step], n_workers: int, args: argparse.Namespace) -> None:
         return
     top = steps[-1]
     per_conn = top.pss_bytes / top.connections
-    print("\n| connections | per worker | nginx Pss | per connection | kernel TCP | nginx cores | failed |")
+    print(
+        "\n| connections | per worker | nginx Pss | per connection | kernel TCP | nginx cores | failed |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for s in steps:
         print(f"| {s.connections:,} | {' / '.join(f'{n:,}' for n in s.per_worker)} "
