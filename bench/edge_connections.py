@@ -18,12 +18,18 @@ version. At each step, once every connection holds a request, it reads:
 - nginx CPU while the connections are held (answers to every new version included), per
   connection.
 
+Then, with ``--tier-listeners`` simulated listeners (``pnyx loadtest listeners``, what the
+web client does) through the edge in each latency tier (standard and low), each on a
+deployment of its own: edge requests/s, nginx CPU and open client connections per
+listener, over a steady window after the ramp.
+
 A connection is a held request here, the costlier state of the two a listener's
 connections are in (the other, between playlist or segment requests, is an idle
 keep-alive socket). Capped by the client processes' open-file limit and by the edge's
 ``worker_connections`` (which counts upstream connections too).
 
-    .venv/bin/python bench/edge_connections.py [--connections 56000] [--procs 4] [--step 14000]
+    .venv/bin/python bench/edge_connections.py [--connections 60000] [--procs 4] [--step 15000]
+        [--tier-listeners 1000] [--only connections|tiers]
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ import asyncio
 import json
 import multiprocessing as mp
 import resource
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -41,7 +49,7 @@ from typing import Any
 
 import httpx
 
-from scale_support import Deployment, deployment, family, header
+from scale_support import Deployment, deployment, family, finish, header, loadtest
 
 OPEN_PER_S = 4000  # per client process: connections opened per second, at most
 
@@ -93,7 +101,7 @@ async def _listen(
 def client(pipe: Connection, host: str, port: int, source: str, space: str, limit: int) -> None:
     """A client process: on each ``("open", n)`` from the parent, grow to ``n``
     connections; answer ``"counts"`` with its counts; ``"stop"`` ends it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, limit + 100), hard))
 
     async def main() -> None:
@@ -185,12 +193,27 @@ class Step:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--connections", type=int, default=56_000)
+    ap.add_argument("--connections", type=int, default=60_000)
     ap.add_argument("--procs", type=int, default=4, help="client processes")
-    ap.add_argument("--step", type=int, default=14_000)
+    ap.add_argument("--step", type=int, default=15_000)
+    ap.add_argument("--tier-listeners", type=int, default=1000)
+    ap.add_argument("--tier-ramp-s", type=float, default=20.0)
+    ap.add_argument("--tier-window-s", type=float, default=30.0)
+    ap.add_argument("--browser-s", type=float, default=30.0, help="watch Chromium this long")
+    ap.add_argument("--browser-settle-s", type=float, default=70.0, help="after it plays")
+    ap.add_argument("--only", choices=["connections", "tiers", "browser"])
     ap.add_argument("--hold-s", type=float, default=20.0, help="measure CPU this long per step")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
+    if args.only in (None, "connections"):
+        connections(args)
+    if args.only in (None, "tiers"):
+        tiers(args)
+    if args.only in (None, "browser"):
+        browser(args)
+
+
+def connections(args: argparse.Namespace) -> None:
     per_proc = -(-args.connections // args.procs)
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if per_proc + 100 > limit:
@@ -249,10 +272,11 @@ def main() -> None:
                     failed=sum(c["failed"] for c in counts),
                 )
                 steps.append(step)
+                per_conn = step.pss_bytes / max(step.connections, 1)
                 print(
                     f"{step.connections:,} connections (per worker {step.per_worker}): nginx "
-                    f"Pss +{step.pss_bytes / 2**20:,.1f} MiB ({step.pss_bytes / step.connections:,.0f} "
-                    f"B/conn), kernel TCP +{step.tcp_mem_bytes / 2**20:,.1f} MiB, nginx "
+                    f"Pss +{step.pss_bytes / 2**20:,.1f} MiB ({per_conn:,.0f} B/conn), "
+                    f"kernel TCP +{step.tcp_mem_bytes / 2**20:,.1f} MiB, nginx "
                     f"{step.edge_cores:.3f} cores, {step.answers_per_s:,.0f} answers/s, "
                     f"failed {step.failed}",
                     flush=True,
@@ -296,19 +320,109 @@ def report(steps: list[Step], n_workers: int, args: argparse.Namespace) -> None:
         return
     top = steps[-1]
     per_conn = top.pss_bytes / top.connections
-    print(
-        "\n| connections | per worker | nginx Pss | per connection | kernel TCP | nginx cores | failed |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    cols = ("connections", "per worker", "nginx Pss", "per connection", "kernel TCP", "nginx cores")
+    print("\n| " + " | ".join(cols) + " | failed |\n" + "| --- " * (len(cols) + 1) + "|")
     for s in steps:
-        print(f"| {s.connections:,} | {' / '.join(f'{n:,}' for n in s.per_worker)} "
-              f"| {s.pss_bytes / 2**20:,.1f} MiB | {s.pss_bytes / s.connections:,.0f} B "
-              f"| {s.tcp_mem_bytes / 2**20:,.1f} MiB | {s.edge_cores:.3f} | {s.failed} |")  # fmt: skip
+        workers_ = " / ".join(f"{n:,}" for n in s.per_worker)
+        print(f"| {s.connections:,} | {workers_} | {s.pss_bytes / 2**20:,.1f} MiB "
+              f"| {s.pss_bytes / s.connections:,.0f} B | {s.tcp_mem_bytes / 2**20:,.1f} MiB "
+              f"| {s.edge_cores:.3f} | {s.failed} |")  # fmt: skip
     most = max(max(s.per_worker) for s in steps)
     print(f"\nheld: {top.connections:,} connections on {n_workers} workers, the busiest "
           f"{most:,}; {per_conn:,.0f} B of nginx memory per connection")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps([s.__dict__ for s in steps], indent=1))
+
+
+def tiers(args: argparse.Namespace) -> None:
+    n = args.tier_listeners
+    header(f"edge cost per listener: {n:,} simulated listeners in each latency tier")
+    rows = []
+    for tier in ("standard", "low"):
+        # standard: the space is past its low-latency threshold; low: never past it
+        limit = "0" if tier == "standard" else str(10 * n)
+        with deployment({"low_latency_max_listeners": limit}) as d:
+            ws = workers(d)
+            base = [sockets(p) for p in ws]
+            out = Path(tempfile.mkdtemp(prefix="pnyx-edge-tier-")) / "report.json"
+            settle = 10.0
+            total = args.tier_ramp_s + settle + args.tier_window_s + 5
+            proc = loadtest(
+                "listeners",
+                [
+                    "--url", d.edge.url, "--space", d.space, "--listeners", str(n),
+                    "--ramp-s", str(args.tier_ramp_s), "--duration-s", str(total),
+                    "--latency", tier, "--procs", "1", "--json", str(out),
+                ],
+            )  # fmt: skip
+            time.sleep(args.tier_ramp_s + settle)
+            cpu0, t0 = edge_cpu(d), time.monotonic()
+            held = []
+            while time.monotonic() - t0 < args.tier_window_s:
+                held.append(sum(sockets(p) for p in ws) - sum(base))
+                time.sleep(2)
+            cores = (edge_cpu(d) - cpu0) / (time.monotonic() - t0)
+            report = finish(proc, out, timeout=total + 120)
+        start = args.tier_ramp_s + settle
+        window = [r for r in report["series"] if start <= r["t"] <= start + args.tier_window_s]
+        req_s = sum(r["req_per_s"] for r in window) / len(window)
+        conns = sorted(held)[len(held) // 2]
+        rows.append((tier, req_s / n, cores / n, conns / n, req_s / max(cores, 1e-9), report))
+    cols = ("tier", "requests/s per listener", "nginx core-µs/s per listener",
+            "client connections per listener", "requests per nginx core-s", "stalls")  # fmt: skip
+    print("\n| " + " | ".join(cols) + " |\n" + "| --- " * len(cols) + "|")
+    for tier, req, cores, conns, per_core, report in rows:
+        print(f"| {tier} | {req:.2f} | {cores * 1e6:.1f} | {conns:.2f} | {per_core:,.0f} "
+              f"| {report['stalls']['total']} |")  # fmt: skip
+
+
+def established(port: int) -> int:
+    """Open TCP connections to ``port`` on loopback, counted from the clients' side."""
+    out = subprocess.run(
+        ["ss", "-Htn", "state", "established", f"( dport = :{port} )"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return len(out.splitlines())
+
+
+def browser(args: argparse.Namespace) -> None:
+    """Chromium playing the space through the edge (HTTP/1.1), in each latency tier:
+    the connections it keeps open to the edge while it plays (held requests and idle
+    keep-alive ones: both hold a socket of the edge's)."""
+    from playwright.sync_api import expect
+
+    from tests.support.browser import chromiums, require_browser, tone_wav
+
+    require_browser()
+    header("edge connections of one Chromium listener, per latency tier")
+    tmp = Path(tempfile.mkdtemp(prefix="pnyx-edge-browser-"))
+    rows = []
+    for tier in ("standard", "low"):
+        limit = "0" if tier == "standard" else "2000"
+        with deployment({"low_latency_max_listeners": limit}) as d:
+            port = int(d.edge.url.rsplit(":", 1)[1])
+            with chromiums(d.edge.url, tone_wav(tmp / "quiet.wav", 300.0, amplitude=0.0)) as bs:
+                page, _ = bs[0].page("listener")
+                page.goto(f"/s/{d.space}")
+                page.get_by_role("button", name="Play the space").click()
+                expect(page.locator("#player-status")).to_have_text("Playing live.", timeout=30_000)
+                # past the page's own loads and the edge's keepalive_timeout (65 s), which
+                # closes the sockets the page loaded with and the player does not reuse
+                time.sleep(args.browser_settle_s)
+                seen = []
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < args.browser_s:
+                    seen.append(established(port))
+                    time.sleep(0.5)
+                engine = page.evaluate("pnyx.space.playerEngine")
+        seen.sort()
+        rows.append((tier, seen[len(seen) // 2], seen[-1], seen[0], engine))
+    print("\n| tier | connections to the edge, median | max | min | player |")
+    print("| --- | --- | --- | --- | --- |")
+    for tier, median, most, least, engine in rows:
+        print(f"| {tier} | {median} | {most} | {least} | {engine} |")
 
 
 if __name__ == "__main__":
