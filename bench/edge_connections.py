@@ -392,7 +392,6 @@ def browser(args: argparse.Namespace) -> None:
     the connections it keeps open to the edge while it plays (held requests and idle
     keep-alive ones: both hold a socket of the edge's)."""
     from playwright.sync_api import expect
-
     from tests.support.browser import chromiums, require_browser, tone_wav
 
     require_browser()
