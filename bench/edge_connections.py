@@ -201,6 +201,7 @@ def main() -> None:
     ap.add_argument("--tier-window-s", type=float, default=30.0)
     ap.add_argument("--browser-s", type=float, default=30.0, help="watch Chromium this long")
     ap.add_argument("--browser-settle-s", type=float, default=70.0, help="after it plays")
+    ap.add_argument("--browser-tls", action="store_true", help="also over HTTPS (HTTP/2)")
     ap.add_argument("--only", choices=["connections", "tiers", "browser"])
     ap.add_argument("--hold-s", type=float, default=20.0, help="measure CPU this long per step")
     ap.add_argument("--json", help="write the figures here")
@@ -393,16 +394,22 @@ def browser(args: argparse.Namespace) -> None:
     keep-alive ones: both hold a socket of the edge's)."""
     from playwright.sync_api import expect
     from tests.support.browser import chromiums, require_browser, tone_wav
+    from tests.support.tls import self_signed
 
     require_browser()
     header("edge connections of one Chromium listener, per latency tier")
     tmp = Path(tempfile.mkdtemp(prefix="pnyx-edge-browser-"))
     rows = []
-    for tier in ("standard", "low"):
+    quiet = tone_wav(tmp / "quiet.wav", 300.0, amplitude=0.0)
+    runs = [("standard", None), ("low", None)]
+    if args.browser_tls:
+        runs.append(("low", self_signed(tmp / "tls")))
+    for tier, cert in runs:
         limit = "0" if tier == "standard" else "2000"
-        with deployment({"low_latency_max_listeners": limit}) as d:
+        with deployment({"low_latency_max_listeners": limit}, tls=cert) as d:
             port = int(d.edge.url.rsplit(":", 1)[1])
-            with chromiums(d.edge.url, tone_wav(tmp / "quiet.wav", 300.0, amplitude=0.0)) as bs:
+            flags = ["--ignore-certificate-errors"] if cert else []
+            with chromiums(d.edge.url, quiet, args=flags) as bs:
                 page, _ = bs[0].page("listener")
                 page.goto(f"/s/{d.space}")
                 page.get_by_role("button", name="Play the space").click()
@@ -417,11 +424,12 @@ def browser(args: argparse.Namespace) -> None:
                     time.sleep(0.5)
                 engine = page.evaluate("pnyx.space.playerEngine")
         seen.sort()
-        rows.append((tier, seen[len(seen) // 2], seen[-1], seen[0], engine))
-    print("\n| tier | connections to the edge, median | max | min | player |")
-    print("| --- | --- | --- | --- | --- |")
-    for tier, median, most, least, engine in rows:
-        print(f"| {tier} | {median} | {most} | {least} | {engine} |")
+        how = "HTTPS, HTTP/2" if cert else "HTTP/1.1"
+        rows.append((tier, how, seen[len(seen) // 2], seen[-1], seen[0], engine))
+    print("\n| tier | edge | connections to the edge, median | max | min | player |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for tier, how, median, most, least, engine in rows:
+        print(f"| {tier} | {how} | {median} | {most} | {least} | {engine} |")
 
 
 if __name__ == "__main__":

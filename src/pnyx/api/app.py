@@ -89,9 +89,10 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(SignedPaths)  # innermost: the others see the plain path it leaves
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, sdp_limit=settings.max_sdp_bytes)
-    app.add_middleware(AdmissionControl)  # outside the body limit: refusals stay cheap
     app.add_middleware(Metrics)
-    app.add_middleware(SecurityHeaders)  # every answer, refusals included
+    app.add_middleware(SecurityHeaders)  # every answer (admission's refusals add its header)
+    # Outside the others: a refusal in a join storm costs as little as it can.
+    app.add_middleware(AdmissionControl)
     if settings.heartbeat_lean_path:
         # Outermost: the plain heartbeat answered before the framework (api/heartbeat.py).
         app.add_middleware(HeartbeatPath)

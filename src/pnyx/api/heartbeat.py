@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pnyx.api.admission import INFLIGHT, REFUSED, refuse
 from pnyx.api.errors import error_response
+from pnyx.api.headers import NOSNIFF as _NOSNIFF  # as it adds to every answer
 from pnyx.domain.types import SPACE_ID_MAX_LEN, SpaceId
 from pnyx.errors import PnyxError
 from pnyx.services import metrics
@@ -34,9 +35,9 @@ ROUTE = "/v1/spaces/{space_id}/heartbeat"  # the route template the metrics are 
 _PATH = re.compile(rf"/v1/spaces/([^/]{{1,{SPACE_ID_MAX_LEN}}})/heartbeat")
 _BEARER = re.compile(rb"[Bb][Ee][Aa][Rr][Ee][Rr] ([^ ]+)")  # as HTTPBearer splits it
 _JSON = (b"content-type", b"application/json")
-_NOSNIFF = (b"x-content-type-options", b"nosniff")  # as api/headers.py adds to every answer
 _LATENCY = metrics.HTTP_LATENCY.labels(ROUTE)
 _OK = metrics.HTTP_REQUESTS.labels("POST", ROUTE, "200")
+_REFUSED = metrics.HTTP_REQUESTS.labels("POST", "unmatched", "503")
 _INFLIGHT = INFLIGHT.labels(Lane.HEARTBEAT.value)
 
 
@@ -74,6 +75,9 @@ class HeartbeatPath:
             return
         start = time.perf_counter()
         status = await self._answer(services, SpaceId(plain[0]), plain[1], scope, receive, send)
+        if status is None:
+            _REFUSED.inc()
+            return
         (_OK if status == 200 else metrics.HTTP_REQUESTS.labels("POST", ROUTE, str(status))).inc()
         _LATENCY.observe(time.perf_counter() - start)
 
@@ -85,12 +89,12 @@ class HeartbeatPath:
         scope: Scope,
         receive: Receive,
         send: Send,
-    ) -> int:
+    ) -> int | None:
         decision = services.admission.try_enter(Lane.HEARTBEAT, services.clock())
         if isinstance(decision, Refusal):
             REFUSED.labels(Lane.HEARTBEAT.value).inc()
-            await refuse(_with_nosniff(send), decision)
-            return 503
+            await refuse(send, decision)
+            return None  # counted as admission control counts it, the router never run
         _INFLIGHT.inc()
         try:
             try:
@@ -128,13 +132,3 @@ def _body(heartbeat_s: float) -> bytes:
         body = json.dumps({"heartbeat_s": heartbeat_s}, separators=(",", ":")).encode()
         _BODIES[heartbeat_s] = body
     return body
-
-
-def _with_nosniff(send: Send) -> Send:
-    async def sending(message: dict[str, object]) -> None:
-        if message["type"] == "http.response.start":
-            headers = cast(list[tuple[bytes, bytes]], message["headers"])
-            message = {**message, "headers": [*headers, _NOSNIFF]}
-        await send(message)
-
-    return cast(Send, sending)
