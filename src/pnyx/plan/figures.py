@@ -26,8 +26,8 @@ reload; ``standard``: whole 1.92 s segments, playlist reloaded every target dura
   audio program itself: playlists, state documents, HTTP headers, fMP4 boxes.
 - ``listener.connections.{low,standard}`` — TCP connections a listener holds open to a
   plain-HTTP edge (HTTP/1.1: a browser keeps one per request it had in flight at once).
-- ``listener.connections.https`` — the same over HTTPS, where the edge speaks HTTP/2 (one
-  connection carries everything, in either tier).
+- ``listener.connections.https`` — the same over HTTPS, where the edge speaks HTTP/2 (the
+  held requests share connections, in either tier).
 
 Edge (nginx ``proxy_cache``, or any CDN):
 

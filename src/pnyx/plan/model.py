@@ -159,7 +159,7 @@ def _edge(b: Book, i: Inputs, mode: Latency) -> None:
         figures=["edge.reads_per_core_s", "edge.proxied_per_core_s"],
         lines=["edge.reads_per_s", "heartbeats_per_s"],
     )
-    # Over HTTPS the edge speaks HTTP/2: a browser holds one connection, whatever the tier.
+    # Over HTTPS the edge speaks HTTP/2: a browser holds fewer connections, in either tier.
     conns_k = "listener.connections.https" if i.tls else f"listener.connections.{mode}"
     b.add(
         "edge.connections",

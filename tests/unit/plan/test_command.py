@@ -134,7 +134,8 @@ def test_human_formats_say_what_tls_costs(capsys: pytest.CaptureFixture[str], fm
     base = ["plan", "--listeners", "600k", "--joins-per-s", "10000", "--format", fmt]
     assert main(base) == 0
     out = capsys.readouterr().out
-    assert re.search(r"TLS: [\d.]+ of the [\d.]+ edge cores \([\d.]+ for 10,000 new", out), out
+    new = 10_000 * figs.load().by_key["listener.connections.https"].value
+    assert re.search(rf"TLS: [\d.]+ of the [\d.]+ edge cores \([\d.]+ for {new:,.0f} new", out)
     assert "to encrypt 48.7 Gbit/s" in out and "join storm" in out
     assert main([*base, "--no-tls"]) == 0
     out = capsys.readouterr().out
