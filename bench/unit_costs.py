@@ -121,8 +121,10 @@ def read_url(origin: str, space: str, kind: str) -> str:
     return f"{origin}/media/{space}/{found[-1]}"
 
 
-def heartbeat_script(origin: str, space: str, path: Path) -> Path:
-    """A wrk script that sends heartbeats of ``HEARTBEAT_LISTENERS`` listeners in turn."""
+def heartbeat_script(origin: str, space: str, path: Path, rate: float = 0.0) -> Path:
+    """A wrk script that sends heartbeats of ``HEARTBEAT_LISTENERS`` listeners in turn; at
+    about ``rate`` per second over all connections when given (each connection waits
+    ``CONNECTIONS / rate`` between requests), else as fast as the origin answers."""
     tokens = []
     with httpx.Client(base_url=origin, timeout=20) as c:
         for _ in range(HEARTBEAT_LISTENERS):
@@ -137,12 +139,13 @@ def heartbeat_script(origin: str, space: str, path: Path) -> Path:
         '  return wrk.format("POST", nil, '
         '{["Authorization"] = "Bearer " .. tokens[i], ["Content-Length"] = "0"})\n'
         "end\n"
+        + (f"delay = function() return {1000 * CONNECTIONS / rate:.3f} end\n" if rate else "")
     )
     return path
 
 
 def heartbeats(d: Deployment, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    script = heartbeat_script(d.origin.url, d.space, tmp / "heartbeat.lua")
+    script = heartbeat_script(d.origin.url, d.space, tmp / "heartbeat.lua", args.heartbeat_rate)
     base = idle(d, args.seconds)
     rs = rounds(d, f"{d.origin.url}/v1/spaces/{d.space}/heartbeat", args, script)
     if any(r.non_2xx_per_s > 0.01 * r.requests_per_s for r in rs):
@@ -158,7 +161,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="length of one round")
     ap.add_argument("--rounds", type=int, default=3, help="report the median round")
-    ap.add_argument("--only", choices=["heartbeat"], help="measure only this request")
+    ap.add_argument("--only", choices=["heartbeat", "join"], help="measure only this request")
+    ap.add_argument(
+        "--join-rate",
+        type=float,
+        default=0.0,
+        help="with --only join: joins/s to offer (0: as fast as the origin answers)",
+    )
+    ap.add_argument(
+        "--heartbeat-rate",
+        type=float,
+        default=0.0,
+        help="heartbeats/s to offer (0: as fast as the origin answers; a rate below that"
+        " measures the cost at a process's planned load, with less batching per wake-up)",
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `make bench-join` installs it via apt")
@@ -171,6 +187,19 @@ def main() -> None:
         with deployment({"admit_join_rate": "0"}) as d:
             beat = heartbeats(d, args, tmp)
         print_heartbeat(beat)
+        return
+    if args.only == "join":
+        script = tmp / "join.lua"
+        delay = 1000 * CONNECTIONS / args.join_rate if args.join_rate else 0.0
+        script.write_text(
+            WRK_SCRIPT + (f"delay = function() return {delay:.3f} end\n" if delay else "")
+        )
+        with deployment({"admit_join_rate": "0"}) as d:
+            base = idle(d, args.seconds)
+            rs = rounds(d, f"{d.origin.url}/v1/spaces/{d.space}/join", args, script)
+        print(f"\n| join (anonymous, admitted) | {percentile((r.requests_per_s for r in rs), 0.5):,.0f} "
+              f"| {per_request(rs, base, 'origin', admitted=True) * 1000:.3f} "
+              f"| {per_request(rs, base, 'redis', admitted=True):.2f} | |")  # fmt: skip
         return
 
     cost: dict[str, dict[str, float]] = {}

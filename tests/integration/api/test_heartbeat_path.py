@@ -1,8 +1,8 @@
-"""The heartbeat's lean path (api/heartbeat.py) answers exactly what FastAPI's route
-answers: one scenario of heartbeats — good, refused for each reason the route refuses,
-and ones the lean path hands on — run against the real app with the lean path and
-without it, the two transcripts compared answer by answer (status, headers, body). And
-a shed heartbeat gets admission control's own 503."""
+"""The lean paths (api/heartbeat.py) answer exactly what FastAPI's routes answer: one
+scenario of heartbeats and joins — good, refused for each reason the routes refuse, and
+ones the lean paths hand on — run against the real app with the lean paths and without
+them, the two transcripts compared answer by answer (status, headers, body; the ids and
+tokens a join makes up, by shape). And a shed heartbeat gets admission control's own 503."""
 
 from __future__ import annotations
 
@@ -54,6 +54,13 @@ def answer(step: str, r: httpx.Response) -> Answer:
     body = r.json() if r.content else None
     space = r.request.url.path.split("/")[3]  # ids differ between the two runs
     headers = {k: v.replace(space, "{space_id}") for k, v in r.headers.items()}
+    if isinstance(body, dict) and "token" in body:  # a join: made-up ids, by shape
+        body = {
+            **body,
+            "listener_id": len(body["listener_id"]),
+            "token": body["token"].count("."),
+            "media": {k: v.replace(space, "{space_id}") for k, v in body["media"].items()},
+        }
     return step, r.status_code, headers, body
 
 
@@ -99,6 +106,15 @@ async def scenario(c: httpx.AsyncClient) -> list[Answer]:
         answer("trailing slash", await c.post(beat + "/", headers=bearer(anon))),
         answer("GET", await c.get(beat, headers=bearer(anon))),
     ]
+    join = f"/v1/spaces/{space}/join"
+    out += [
+        answer("join", await c.post(join)),
+        answer("join, no such space", await c.post("/v1/spaces/nope/join")),
+        answer("join, id too long", await c.post(f"/v1/spaces/{'x' * 65}/join")),
+        answer("join, signed in", await c.post(join, headers=bob)),
+        answer("join, basic auth", await c.post(join, headers={"Authorization": "Basic eDp5"})),
+        answer("join, with a body", await c.post(join, json={"x": 1})),
+    ]
     r = await c.post(f"/v1/spaces/{space}/members/bob/remove", json={"block": True}, headers=host)
     assert r.status_code < 300, r.text
     out.append(answer("removed", await c.post(beat, headers=bearer(signed))))
@@ -111,6 +127,7 @@ async def scenario(c: httpx.AsyncClient) -> list[Answer]:
 
     await eventually(over, 10, "the heartbeat refused once the space ended")
     out.append(answer("ended", await c.post(beat, headers=bearer(anon))))
+    out.append(answer("join, ended", await c.post(join)))
     return out
 
 
@@ -124,7 +141,9 @@ async def test_the_lean_path_answers_what_the_route_answers(tmp_path: Path) -> N
     assert statuses["anonymous"] == statuses["signed in"] == statuses["with a body"] == 200
     assert {statuses[s] for s in ("no token", "garbage", "tampered", "expired")} == {401}
     assert statuses["other space"] == statuses["removed"] == 403
-    assert statuses["ended"] == 409
+    assert statuses["ended"] == statuses["join, ended"] == 409
+    assert statuses["join"] == statuses["join, signed in"] == 200
+    assert statuses["join, no such space"] == 404
     for lean, framework in zip(transcripts[True], transcripts[False], strict=True):
         assert lean == framework
 
