@@ -197,7 +197,8 @@ def main() -> None:
         with deployment({"admit_join_rate": "0"}) as d:
             base = idle(d, args.seconds)
             rs = rounds(d, f"{d.origin.url}/v1/spaces/{d.space}/join", args, script)
-        print(f"\n| join (anonymous, admitted) | {percentile((r.requests_per_s for r in rs), 0.5):,.0f} "
+        rate = percentile((r.requests_per_s for r in rs), 0.5)
+        print(f"\n| join (anonymous, admitted) | {rate:,.0f} "
               f"| {per_request(rs, base, 'origin', admitted=True) * 1000:.3f} "
               f"| {per_request(rs, base, 'redis', admitted=True):.2f} | |")  # fmt: skip
         return
