@@ -121,7 +121,7 @@ class Settings(BaseModel):
 
     # -- listeners ------------------------------------------------------------------
     heartbeat_s: float = Field(15.0, gt=0)
-    heartbeat_lean_path: bool = True  # answer plain heartbeats before the framework
+    listener_lean_paths: bool = True  # plain heartbeats, anonymous joins: before the framework
     presence_bucket_s: float = Field(5.0, gt=0)
     presence_window_s: float = Field(45.0, gt=0)
     state_wait_s: float = Field(15.0, gt=0, le=60)

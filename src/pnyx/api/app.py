@@ -93,8 +93,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeaders)  # every answer (admission's refusals add its header)
     # Outside the others: a refusal in a join storm costs as little as it can.
     app.add_middleware(AdmissionControl)
-    if settings.heartbeat_lean_path:
-        # Outermost: the plain heartbeat answered before the framework (api/heartbeat.py).
+    if settings.listener_lean_paths:
+        # Outermost: plain heartbeats and anonymous joins answered before the framework
+        # (api/heartbeat.py).
         app.add_middleware(HeartbeatPath)
     if settings.serve_docs:
         docs.install(app)

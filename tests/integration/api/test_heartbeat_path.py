@@ -38,7 +38,7 @@ async def served(tmp: Path, lean: bool) -> AsyncIterator[httpx.AsyncClient]:
         data_dir=tmp / ("lean" if lean else "framework"),
         serve_web=False,
         secret=SECRET,
-        heartbeat_lean_path=lean,
+        listener_lean_paths=lean,
         snapshot_cache_s=0,
         **ACCOUNTS_UNLIMITED,  # type: ignore[arg-type]
     )
