@@ -33,6 +33,7 @@ from tests.support import webrtc  # noqa: E402
 from tests.support.nginx import Edge, nginx_edge  # noqa: E402
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve  # noqa: E402
 from tests.support.redis_server import redis_server  # noqa: E402
+from tests.support.tls import Cert  # noqa: E402
 
 from latency_support import Account, account, cpu_seconds, machine  # noqa: E402
 
@@ -188,9 +189,11 @@ def rate(after: dict[Any, float], before: dict[Any, float], seconds: float) -> d
 
 
 @contextmanager
-def deployment(settings: dict[str, str] | None = None) -> Iterator[Deployment]:
-    """Redis, one origin on it (production clocks), an nginx edge, a live space whose host
-    publishes a 440 Hz tone."""
+def deployment(
+    settings: dict[str, str] | None = None, *, tls: Cert | None = None
+) -> Iterator[Deployment]:
+    """Redis, one origin on it (production clocks), an nginx edge (HTTPS with HTTP/2 when
+    given a certificate), a live space whose host publishes a 440 Hz tone."""
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pnyx-scale-")))
         (tmp / "redis").mkdir()
@@ -199,7 +202,7 @@ def deployment(settings: dict[str, str] | None = None) -> Iterator[Deployment]:
             pnyx_serve(tmp / "node", redis=url, settings=settings, fast=False, log_level="warning")
         )
         host_port = origin.url.rsplit("/", 1)[1]
-        edge = stack.enter_context(nginx_edge([host_port]))
+        edge = stack.enter_context(nginx_edge([host_port], tls=tls))
         with httpx.Client(base_url=origin.url, timeout=20) as c:
             host = account(c, "bench_host")
             r = c.post("/v1/spaces", json={"title": "rehearsal"}, headers=host.auth)
@@ -207,7 +210,7 @@ def deployment(settings: dict[str, str] | None = None) -> Iterator[Deployment]:
             space = str(r.json()["id"])
         speaker = Speaker(origin.url, space, host.token)
         stack.callback(speaker.close)
-        wait_for_media(edge.url, space)
+        wait_for_media(origin.url if tls else edge.url, space)
         yield Deployment(origin, edge, url, space, host)
 
 

@@ -14,6 +14,9 @@ subtracted, and the median round is reported.
   origin (the edge would answer them from its cache): origin CPU and Redis commands per
   request, and bytes per response (headers included).
 - ``join``: ``POST /join`` straight to the origin: Redis commands per admitted join.
+- ``heartbeat``: ``POST /heartbeat`` straight to the origin, each request with the token
+  of one of ``HEARTBEAT_LISTENERS`` joined listeners in turn: origin CPU and Redis
+  commands per heartbeat (presence batched as in production).
 - ``proxied``: ``POST /join`` through the edge to an origin that refuses nearly every
   join (``admit_join_rate`` 1/s, so the origin's answer is cheap): requests per second of
   nginx CPU.
@@ -21,7 +24,7 @@ subtracted, and the median round is reported.
 Then it prints the figures for ``src/pnyx/plan/figures.toml``; the reads' mix (requests
 per edge per space for each kind) is the one ``bench/edge_origin.py`` measured.
 
-    .venv/bin/python bench/unit_costs.py [--seconds 10] [--rounds 3]
+    .venv/bin/python bench/unit_costs.py [--seconds 10] [--rounds 3] [--only heartbeat]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pnyx.loadtest.stats import percentile
 from scale_support import Deployment, Window, between, deployment, header, read
 
 CONNECTIONS = 32
+HEARTBEAT_LISTENERS = 1000  # distinct tokens the heartbeat phase cycles through
 # Origin reads per edge per space, by kind (bench/edge_origin.py, 2026-11-25): standard
 # latency with reactions every ~30 s, and low latency without.
 MIX = {
@@ -117,10 +121,60 @@ def read_url(origin: str, space: str, kind: str) -> str:
     return f"{origin}/media/{space}/{found[-1]}"
 
 
+def heartbeat_script(origin: str, space: str, path: Path, rate: float = 0.0) -> Path:
+    """A wrk script that sends heartbeats of ``HEARTBEAT_LISTENERS`` listeners in turn; at
+    about ``rate`` per second over all connections when given (each connection waits
+    ``CONNECTIONS / rate`` between requests), else as fast as the origin answers."""
+    tokens = []
+    with httpx.Client(base_url=origin, timeout=20) as c:
+        for _ in range(HEARTBEAT_LISTENERS):
+            r = c.post(f"/v1/spaces/{space}/join")
+            r.raise_for_status()
+            tokens.append(str(r.json()["token"]))
+    table = ",\n".join(f'"{t}"' for t in tokens)
+    path.write_text(
+        f"local tokens = {{\n{table}\n}}\nlocal i = 0\n"
+        "request = function()\n"
+        "  i = i % #tokens + 1\n"
+        '  return wrk.format("POST", nil, '
+        '{["Authorization"] = "Bearer " .. tokens[i], ["Content-Length"] = "0"})\n'
+        "end\n"
+        + (f"delay = function() return {1000 * CONNECTIONS / rate:.3f} end\n" if rate else "")
+    )
+    return path
+
+
+def heartbeats(d: Deployment, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    script = heartbeat_script(d.origin.url, d.space, tmp / "heartbeat.lua", args.heartbeat_rate)
+    base = idle(d, args.seconds)
+    rs = rounds(d, f"{d.origin.url}/v1/spaces/{d.space}/heartbeat", args, script)
+    if any(r.non_2xx_per_s > 0.01 * r.requests_per_s for r in rs):
+        raise RuntimeError("heartbeat: more than 1% of the answers were not 2xx")
+    return {
+        "requests_per_s": percentile((r.requests_per_s for r in rs), 0.5),
+        "origin_ms": per_request(rs, base, "origin") * 1000,
+        "redis_ops": per_request(rs, base, "redis"),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="length of one round")
     ap.add_argument("--rounds", type=int, default=3, help="report the median round")
+    ap.add_argument("--only", choices=["heartbeat", "join"], help="measure only this request")
+    ap.add_argument(
+        "--join-rate",
+        type=float,
+        default=0.0,
+        help="with --only join: joins/s to offer (0: as fast as the origin answers)",
+    )
+    ap.add_argument(
+        "--heartbeat-rate",
+        type=float,
+        default=0.0,
+        help="heartbeats/s to offer (0: as fast as the origin answers; a rate below that"
+        " measures the cost at a process's planned load, with less batching per wake-up)",
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `make bench-join` installs it via apt")
@@ -128,6 +182,26 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pnyx-unit-costs-"))
     post = tmp / "post.lua"
     post.write_text(WRK_SCRIPT)
+
+    if args.only == "heartbeat":
+        with deployment({"admit_join_rate": "0"}) as d:
+            beat = heartbeats(d, args, tmp)
+        print_heartbeat(beat)
+        return
+    if args.only == "join":
+        script = tmp / "join.lua"
+        delay = 1000 * CONNECTIONS / args.join_rate if args.join_rate else 0.0
+        script.write_text(
+            WRK_SCRIPT + (f"delay = function() return {delay:.3f} end\n" if delay else "")
+        )
+        with deployment({"admit_join_rate": "0"}) as d:
+            base = idle(d, args.seconds)
+            rs = rounds(d, f"{d.origin.url}/v1/spaces/{d.space}/join", args, script)
+        rate = percentile((r.requests_per_s for r in rs), 0.5)
+        print(f"\n| join (anonymous, admitted) | {rate:,.0f} "
+              f"| {per_request(rs, base, 'origin', admitted=True) * 1000:.3f} "
+              f"| {per_request(rs, base, 'redis', admitted=True):.2f} | |")  # fmt: skip
+        return
 
     cost: dict[str, dict[str, float]] = {}
     with deployment({"admit_join_rate": "0"}) as d:
@@ -164,6 +238,7 @@ def main() -> None:
             0.5,
         )
         refused_join = percentile((r.non_2xx_per_s for r in rs), 0.5)
+        beat = heartbeats(d, args, tmp)
 
     with deployment({"admit_join_rate": "1"}) as d:
         base = idle(d, args.seconds)
@@ -185,6 +260,7 @@ def main() -> None:
     print(f"| join through the edge, refused ({proxied['refused_share']:.0%}) "
           f"| {proxied['requests_per_s']:,.0f} | {proxied['origin_ms']:.3f} | | |")  # fmt: skip
     print(f"nginx CPU per proxied request: {proxied['edge_ms']:.4f} ms")
+    print_heartbeat(beat)
 
     print("\nfigures (src/pnyx/plan/figures.toml):")
     core_ms, ops = {}, {}
@@ -201,6 +277,14 @@ def main() -> None:
     print(f"  redis.ops_per_join = {joins['redis_ops']:.2f}")
     print(f"  redis.ops_per_core_s = {redis_ops_per_core:,.0f} (Pnyx's join mix)")
     print(f"  edge.proxied_per_core_s = {1000 / proxied['edge_ms']:,.0f}")
+
+
+def print_heartbeat(beat: dict[str, float]) -> None:
+    print(f"\n| heartbeat ({HEARTBEAT_LISTENERS:,} listeners in turn) "
+          f"| {beat['requests_per_s']:,.0f} | {beat['origin_ms']:.3f} "
+          f"| {beat['redis_ops']:.3f} | |")  # fmt: skip
+    print(f"  origin.core_ms.heartbeat = {beat['origin_ms']:.3f}")
+    print(f"  redis.ops_per_heartbeat = {beat['redis_ops']:.3f}")
 
 
 if __name__ == "__main__":

@@ -122,6 +122,7 @@ class Settings(BaseModel):
 
     # -- listeners ------------------------------------------------------------------
     heartbeat_s: float = Field(15.0, gt=0)
+    listener_lean_paths: bool = True  # plain heartbeats, anonymous joins: before the framework
     presence_bucket_s: float = Field(5.0, gt=0)
     presence_window_s: float = Field(45.0, gt=0)
     state_wait_s: float = Field(15.0, gt=0, le=60)
@@ -152,6 +153,7 @@ class Settings(BaseModel):
     admit_joins: float = Field(0.8, gt=0, le=1)
     admit_listener_actions: float = Field(0.95, gt=0, le=1)
     admit_join_rate: float = Field(300.0, ge=0)  # joins/s a process accepts (0: no rate cap)
+    admit_join_rate_api: float = Field(1000.0, ge=0)  # ... on an API-only process (role api)
     admission_hold_s: float = Field(60.0, ge=0)  # heartbeat interval stays raised this long
     admission_retry_after_s: int = Field(1, ge=1)  # Retry-After of a refusal
     admission_jitter: float = Field(0.5, ge=0, le=10)  # Pnyx-Retry-Jitter: add up to this

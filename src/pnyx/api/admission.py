@@ -17,7 +17,9 @@ from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pnyx.api.errors import JITTER_HEADER, error_body
+from pnyx.api.headers import NOSNIFF
 from pnyx.errors import ErrorKind
+from pnyx.services import metrics
 from pnyx.services.admission import (
     DEFAULT_WRITE_LANE,
     READ_METHODS,
@@ -36,13 +38,15 @@ def _matcher(template: str) -> re.Pattern[str]:
     return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "/?")
 
 
-_TABLE = tuple((method, _matcher(template), lane) for method, template, lane in ROUTES)
+_TABLE: dict[str, list[tuple[re.Pattern[str], Lane | None]]] = {}
+for _method, _template, _lane in ROUTES:
+    _TABLE.setdefault(_method, []).append((_matcher(_template), _lane))
 
 
 def classify(method: str, path: str) -> Lane | None:
     """The lane of a request, or ``None`` when it is not admission-controlled."""
-    for m, pattern, lane in _TABLE:
-        if m == method and pattern.fullmatch(path):
+    for pattern, lane in _TABLE.get(method, ()):
+        if pattern.fullmatch(path):
             return lane
     return None if method in READ_METHODS else DEFAULT_WRITE_LANE
 
@@ -77,7 +81,10 @@ class AdmissionControl:
         decision = services.admission.try_enter(lane, services.clock())
         if isinstance(decision, Refusal):
             REFUSED.labels(lane.value).inc()
-            await _refuse(send, decision)
+            # Outside the metrics middleware (a refusal costs the least there): counted
+            # here as it would count it, the router never having run.
+            metrics.HTTP_REQUESTS.labels(scope["method"], "unmatched", "503").inc()
+            await refuse(send, decision)
             return
         gauge = INFLIGHT.labels(lane.value)
         gauge.inc()
@@ -88,7 +95,8 @@ class AdmissionControl:
             services.admission.leave(decision)
 
 
-async def _refuse(send: Send, refusal: Refusal) -> None:
+async def refuse(send: Send, refusal: Refusal) -> None:
+    """The 503 of a refused request (also the heartbeat's lean path's, api/heartbeat.py)."""
     await send(
         {
             "type": "http.response.start",
@@ -98,6 +106,7 @@ async def _refuse(send: Send, refusal: Refusal) -> None:
                 (b"cache-control", b"no-store"),
                 (b"retry-after", str(refusal.retry_after_s).encode()),
                 (JITTER_HEADER.encode(), f"{refusal.jitter:g}".encode()),
+                NOSNIFF,  # outside api/headers.py's middleware: its header, added here
             ],
         }
     )

@@ -34,6 +34,7 @@ from pnyx.api import (
 )
 from pnyx.api.admission import AdmissionControl
 from pnyx.api.headers import SecurityHeaders
+from pnyx.api.heartbeat import HeartbeatPath
 from pnyx.api.middleware import BodyLimit, Metrics
 from pnyx.api.signed import SignedPaths, document
 from pnyx.config import Settings
@@ -88,9 +89,14 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(SignedPaths)  # innermost: the others see the plain path it leaves
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, sdp_limit=settings.max_sdp_bytes)
-    app.add_middleware(AdmissionControl)  # outside the body limit: refusals stay cheap
     app.add_middleware(Metrics)
-    app.add_middleware(SecurityHeaders)  # outermost: every answer, refusals included
+    app.add_middleware(SecurityHeaders)  # every answer (admission's refusals add its header)
+    # Outside the others: a refusal in a join storm costs as little as it can.
+    app.add_middleware(AdmissionControl)
+    if settings.listener_lean_paths:
+        # Outermost: plain heartbeats and anonymous joins answered before the framework
+        # (api/heartbeat.py).
+        app.add_middleware(HeartbeatPath)
     if settings.serve_docs:
         docs.install(app)
     if settings.serve_web and (WEB_DIR / "index.html").exists():

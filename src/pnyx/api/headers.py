@@ -36,12 +36,12 @@ PAGE_CSP = "; ".join(
 )
 
 _CSP = b"content-security-policy"
-_NOSNIFF = (b"x-content-type-options", b"nosniff")
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 _PAGE = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 )
-_OURS = frozenset({_NOSNIFF[0], *(k for k, _ in _PAGE)})  # set here, whatever the route said
+_OURS = frozenset({NOSNIFF[0], *(k for k, _ in _PAGE)})  # set here, whatever the route said
 
 
 class SecurityHeaders:
@@ -57,7 +57,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OURS]
-                headers.append(_NOSNIFF)
+                headers.append(NOSNIFF)
                 ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
                 if ctype.lower().startswith(b"text/html"):
                     if not any(k.lower() == _CSP for k, _ in headers):

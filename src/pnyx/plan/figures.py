@@ -24,8 +24,10 @@ reload; ``standard``: whole 1.92 s segments, playlist reloaded every target dura
   the model adds from ``heartbeat.*`` and the join rate).
 - ``listener.overhead_bytes_per_s.{low,standard}`` — edge egress per listener beyond the
   audio program itself: playlists, state documents, HTTP headers, fMP4 boxes.
-- ``listener.connections.{low,standard}`` — TCP connections a listener holds open to the
-  edge (HTTP/1.1: one per concurrent held request).
+- ``listener.connections.{low,standard}`` — TCP connections a listener holds open to a
+  plain-HTTP edge (HTTP/1.1: a browser keeps one per request it had in flight at once).
+- ``listener.connections.https`` — the same over HTTPS, where the edge speaks HTTP/2 (the
+  held requests share connections, in either tier).
 
 Edge (nginx ``proxy_cache``, or any CDN):
 
@@ -139,6 +141,7 @@ SPECS: Mapping[str, Spec] = {
     **_modes("listener.reads_per_s", Spec("requests/s/listener")),
     **_modes("listener.overhead_bytes_per_s", Spec("bytes/s/listener", Bound.NON_NEGATIVE)),
     **_modes("listener.connections", Spec("connections/listener")),
+    "listener.connections.https": Spec("connections/listener"),
     "edge.reads_per_core_s": Spec("requests/s/core"),
     "edge.proxied_per_core_s": Spec("requests/s/core"),
     "edge.cores_per_instance": Spec("cores/instance"),

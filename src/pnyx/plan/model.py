@@ -159,7 +159,8 @@ def _edge(b: Book, i: Inputs, mode: Latency) -> None:
         figures=["edge.reads_per_core_s", "edge.proxied_per_core_s"],
         lines=["edge.reads_per_s", "heartbeats_per_s"],
     )
-    conns_k = f"listener.connections.{mode}"
+    # Over HTTPS the edge speaks HTTP/2: a browser holds fewer connections, in either tier.
+    conns_k = "listener.connections.https" if i.tls else f"listener.connections.{mode}"
     b.add(
         "edge.connections",
         n * b.f(conns_k),
@@ -183,7 +184,7 @@ def _edge(b: Book, i: Inputs, mode: Latency) -> None:
         lines=["edge.egress_bytes_per_s"],
     )
     if i.tls:
-        add_edge_tls(b, i.joins_per_s, mode)
+        add_edge_tls(b, i.joins_per_s)
         b.add(
             "edge.cores",
             b["edge.http_cores"] + b["edge.tls.cores"],

@@ -3,8 +3,8 @@
 Listeners reach the edge over HTTPS (``Inputs.tls``, the default). Two costs are added to
 the edge's HTTP work, each from ``bench/tls.py`` figures:
 
-- handshakes: every joining listener opens ``listener.connections.{mode}`` new
-  connections; a share ``edge.tls.full_handshake_share`` are full handshakes, the rest
+- handshakes: every joining listener opens ``listener.connections.https`` new
+  connections (HTTP/2); a share ``edge.tls.full_handshake_share`` are full handshakes, the rest
   resume a session (cheaper: no certificate signature);
 - encryption: everything the edge sends, at ``edge.tls.cores_per_gbps`` (the CPU TLS
   adds per Gbit/s over plain HTTP with ``sendfile``).
@@ -33,9 +33,9 @@ def core_s_per_connection(b: Book) -> float:
     )
 
 
-def add_edge_tls(b: Book, joins_per_s: float, mode: str) -> float:
+def add_edge_tls(b: Book, joins_per_s: float) -> float:
     """The TLS lines of the edge; returns the edge's TLS cores. Needs the edge's egress."""
-    conns_k = f"listener.connections.{mode}"
+    conns_k = "listener.connections.https"  # HTTP/2: the same in either tier
     b.add(
         "edge.tls.connections_per_s",
         joins_per_s * b.f(conns_k),

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pnyx.config import Settings
+from pnyx.config import NodeRole, Settings
 
 
 class Lane(StrEnum):
@@ -226,6 +226,11 @@ def from_settings(settings: Settings) -> Admission:
         hold_s=settings.admission_hold_s,
         retry_after_s=settings.admission_retry_after_s,
         jitter=settings.admission_jitter,
-        join_rate=settings.admit_join_rate,
+        # A process running no stage has none to keep on time: it may admit more joins.
+        join_rate=(
+            settings.admit_join_rate_api
+            if settings.role is NodeRole.API
+            else settings.admit_join_rate
+        ),
         captions=settings.admit_captions,
     )

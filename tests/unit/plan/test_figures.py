@@ -27,7 +27,8 @@ def test_the_shipped_file_has_every_figure() -> None:
 def test_every_shipped_figure_is_used() -> None:
     f = figs.load()
     for mode in (Latency.LOW, Latency.STANDARD, Latency.AUTO):
-        plan(f, Inputs(600_000, 10_000, latency=mode))
+        for tls in (True, False):  # HTTPS: HTTP/2's connections; plain: HTTP/1.1's
+            plan(f, Inputs(600_000, 10_000, latency=mode, tls=tls))
     assert f.used == set(f.by_key)
 
 

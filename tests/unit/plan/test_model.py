@@ -120,8 +120,12 @@ def test_instance_counts_round_up() -> None:
 
 def test_the_largest_edge_bound_wins() -> None:
     figures = with_values(edge__connections_per_instance=1000, edge__headroom=1)
-    p = run(10_000, latency=STANDARD, figures=figures)
-    assert p["edge.instances.by_connections"] == 20  # 2 connections each
+    p = run(10_000, latency=STANDARD, figures=figures, tls=False)
+    per_listener = figs.load().by_key["listener.connections.standard"].value
+    assert p["edge.instances.by_connections"] == up(10_000 * per_listener / 1000)
+    https = run(10_000, latency=STANDARD, figures=figures)  # HTTP/2: its own figure
+    per_listener = figs.load().by_key["listener.connections.https"].value
+    assert https["edge.instances.by_connections"] == up(10_000 * per_listener / 1000)
     assert p["edge.instances"] == max(
         p["edge.instances.by_cores"],
         p["edge.instances.by_connections"],
@@ -316,7 +320,7 @@ def _tls_cost(f: dict[str, figs.Figure]) -> float:
 def test_tls_handshakes_follow_the_joins(mode: Latency) -> None:
     f = figs.load().by_key
     p = run(100_000, 2_000, latency=mode)
-    conns = 2_000 * f[f"listener.connections.{mode}"].value
+    conns = 2_000 * f["listener.connections.https"].value  # HTTP/2, either tier
     assert p["edge.tls.connections_per_s"] == pytest.approx(conns)
     assert p["edge.tls.handshake_cores"] == pytest.approx(conns * _tls_cost(f))
     # No joins, no handshakes: listeners keep their connections.
@@ -358,10 +362,13 @@ def test_tls_adds_to_the_edge_cores_and_can_be_left_out() -> None:
 def test_cheaper_resumption_and_fewer_full_handshakes_cost_less() -> None:
     base = run(600_000, 10_000)["edge.tls.handshake_cores"]
     all_full = run(600_000, 10_000, figures=with_values(edge__tls__full_handshake_share=1.0))
-    assert all_full["edge.tls.handshake_cores"] > base
+    half = run(600_000, 10_000, figures=with_values(edge__tls__full_handshake_share=0.5))
+    assert half["edge.tls.handshake_cores"] < all_full["edge.tls.handshake_cores"]
     f = figs.load().by_key
     assert all_full["edge.tls.handshake_cores"] == pytest.approx(
-        20_000 / f["edge.tls.full_handshakes_per_core_s"].value
+        10_000
+        * f["listener.connections.https"].value
+        / f["edge.tls.full_handshakes_per_core_s"].value
     )
     twice = with_values(
         edge__tls__full_handshakes_per_core_s=2 * f["edge.tls.full_handshakes_per_core_s"].value,
@@ -376,7 +383,7 @@ def test_cheaper_resumption_and_fewer_full_handshakes_cost_less() -> None:
 def test_a_join_storm_is_a_wave_of_handshakes() -> None:
     f = figs.load().by_key
     p = run(600_000, 10_000, storm_x=10)
-    conns = 100_000 * f["listener.connections.standard"].value
+    conns = 100_000 * f["listener.connections.https"].value
     assert p["storm.edge.tls.connections_per_s"] == pytest.approx(conns)
     assert p["storm.edge.tls.cores"] == pytest.approx(
         conns * _tls_cost(f) + p["edge.tls.bulk_cores"]

@@ -251,6 +251,14 @@ def test_join_rate_zero_means_in_flight_only() -> None:
     assert all(isinstance(a.try_enter(Lane.JOIN, 0.0), Ticket) for _ in range(5000))
 
 
+@pytest.mark.parametrize(("role", "admitted"), [("both", 30), ("stage", 30), ("api", 70)])
+def test_an_api_only_process_admits_its_own_join_rate(role: str, admitted: int) -> None:
+    settings = Settings(role=role, admit_join_rate=30, admit_join_rate_api=70)  # type: ignore[arg-type]
+    a = from_settings(settings)
+    got = sum(isinstance(a.try_enter(Lane.JOIN, 0.0), Ticket) for _ in range(200))
+    assert got == admitted
+
+
 def test_join_rate_tolerates_a_clock_that_steps_back() -> None:
     a = Admission(1000, THRESHOLDS, heartbeat_s=15.0, hold_s=60.0, join_rate=2)
     assert isinstance(a.try_enter(Lane.JOIN, 10.0), Ticket)
