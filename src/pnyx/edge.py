@@ -83,6 +83,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pnyx import edge_frontrow
+from pnyx.edge_frontrow import FrontRow
+
 LONGEST_ORIGIN_WAIT_S = 16  # state long-poll (state_wait_s ≤ 15 by default) + margin
 SHUTDOWN_S = LONGEST_ORIGIN_WAIT_S + 14  # old workers after a reload: then close the rest
 
@@ -133,6 +136,7 @@ class EdgeSpec:
     server_name: str | None = None  # the site's name: server_name, and Host to the nodes
     tls: Tls | None = None
     link_secret: str | None = None  # shared with the nodes; None: every /p/ URL is a 403
+    frontrow: FrontRow | None = None  # the push tier (nchan): src/pnyx/edge_frontrow.py
 
     @property
     def upstream_host(self) -> str:
@@ -476,7 +480,7 @@ def render(spec: EdgeSpec) -> str:
         location /p/ {{
             return 404 "{LINKS_FOR_READS}\\n";
         }}
-{_EDGE_STATUS}
+{_EDGE_STATUS}{edge_frontrow.locations(spec.frontrow)}
         # the stage WebSocket: straight through, long-lived
         location ~ ^/v1/spaces/[^/]+/stage$ {{
             proxy_pass http://pnyx_origin;
@@ -498,7 +502,7 @@ def render(spec: EdgeSpec) -> str:
         return http.lstrip("\n")
     state = spec.state_dir
     return f"""# nginx.conf for a Pnyx edge. Run: nginx -c /path/to/this/file
-worker_processes auto;
+{edge_frontrow.load_module(spec.frontrow)}worker_processes auto;
 worker_rlimit_nofile 65536;  # each listener holds ~2 connections (media, state long-poll)
 # Outside the cache folder: nginx's cache loader would delete it there, and then
 # `nginx -s reload|quit` no longer finds the master.

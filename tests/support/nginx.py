@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pnyx.edge import EdgeSpec, Tls, create_folders, render
+from pnyx.edge_frontrow import FrontRow
 from tests.support.poll import wait_until
 from tests.support.procs import free_port, port_open, require_binary, stop
 from tests.support.tls import Cert
@@ -111,13 +112,15 @@ def nginx_edge(
     tls: Cert | None = None,
     link_secret: str | None = None,
     server_name: str | None = None,
+    frontrow: FrontRow | None = None,
+    port: int | None = None,
 ) -> Iterator[Edge]:
     nginx = require_binary("nginx", "/usr/sbin")
     # Workers run as an unprivileged user when the tests run as root: the cache must be
     # reachable by them, so it cannot live under pytest's private tmp_path.
     root = Path(tempfile.mkdtemp(prefix="pnyx-edge-"))
     root.chmod(0o755)
-    port = free_port()
+    port = port or free_port()
     spec = EdgeSpec(
         f"127.0.0.1:{port}",
         tuple(upstreams),
@@ -125,6 +128,7 @@ def nginx_edge(
         state_dir=root / "state",
         server_name=server_name,
         link_secret=link_secret,
+        frontrow=frontrow,
     )
     main_port = port
     if tls is not None:
