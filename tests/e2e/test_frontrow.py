@@ -83,6 +83,10 @@ def test_the_front_row_through_the_edge_carries_the_hosts_tone(
     with node.client() as c:
         host = new_user(c, "fr_host")
         space = create_space(c, host)
+        joined = c.post(f"/v1/spaces/{space}/join").json()
+        assert joined["frontrow"] == {"url": f"/frontrow/{space}", "default": True}
+        private = create_space(c, new_user(c, "fr_priv"), visibility="private")
+        assert private.startswith("p-")
 
     async def scenario() -> FrontRowClient:
         track = ToneTrack(HOST_HZ, 0.2)
