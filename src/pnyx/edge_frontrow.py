@@ -14,7 +14,8 @@ nginx's own C workers, with no Python per listener (``pnyx edge-config --frontro
   403 (``nchan_subscribe_existing_channels_only``); a private space's (``p-…``) is a 403
   with a body saying so: the front row is not offered for private spaces (it would need
   their signed links on the WebSocket); their listeners use LL-HLS. Any other path under
-  ``/frontrow/`` is a 404.
+  ``/frontrow/`` is a 404. With ``listeners=False`` (draining an edge) every subscription
+  is a 503 and players use LL-HLS.
 - one stream per space per edge: the node posts each message once to every edge listed in
   its ``frontrow_publish_urls``; the listeners never reach a node.
 
@@ -34,6 +35,7 @@ _SPACE = r"(?<pnyx_fr_space>[A-Za-z0-9_-]{1,64})"  # as the node's valid_space
 PRIVATE = "the front row is not offered for private spaces: listen through LL-HLS"
 NO_SUCH = "no such front-row path: /frontrow/<space id> (a WebSocket)"
 PUBLISHERS_ONLY = "only stage nodes publish to the front row"
+DRAINED = "the front row is closed on this edge for now: listen through LL-HLS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,9 @@ class FrontRow:
     buffer_messages: int = 8  # per space: the newest kept for subscribers that reconnect
     message_timeout_s: int = 10
     ping_s: int = 20  # WebSocket pings keep idle middleboxes from closing the socket
+    # False: drain the front row — listeners are refused (503) and fall back to LL-HLS,
+    # nodes may still publish (a reload closes the open sockets: nchan ends them with 1001)
+    listeners: bool = True
     module: str = NCHAN_MODULE
 
     def __post_init__(self) -> None:
@@ -63,6 +68,7 @@ def locations(front: FrontRow | None) -> str:
     if front is None:
         return ""
     allow = "".join(f"            allow {who};\n" for who in front.publishers)
+    drain = "" if front.listeners else f'            return 503 "{DRAINED}\\n";\n'
     return f"""
         # -- the front row (src/pnyx/edge_frontrow.py): nchan fans the program out ---------
         location ~ "^{PUBLISH_PREFIX}{_SPACE}$" {{
@@ -79,7 +85,7 @@ def locations(front: FrontRow | None) -> str:
         }}
         location ~ "^{SUBSCRIBE_PREFIX}{_SPACE}$" {{
             if ($pnyx_fr_space ~ "^p-") {{ return 403 "{PRIVATE}\\n"; }}
-            nchan_subscriber websocket;
+{drain}            nchan_subscriber websocket;
             nchan_channel_id $pnyx_fr_space;
             nchan_subscribe_existing_channels_only on;
             nchan_subscriber_first_message newest;

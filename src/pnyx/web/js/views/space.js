@@ -101,6 +101,7 @@ class SpacePage {
       accountToken: () => this.session?.token || null,
       onStatus: (s, err, delay) => this.onListenerStatus(s, err, delay),
       onMedia: (media) => { if (this.links) this.links = { ...this.links, ...media }; },
+      onFrontRow: (offer) => this.player.setFrontRow(frontRowWanted(offer) ? offer.url : null),
     });
     this.socket = new StageSocket(spaceId, {
       token: () => this.session?.token,
@@ -987,6 +988,19 @@ class SpacePage {
         return page.publisher.track ? page.publisher.track.getSettings().echoCancellation : null;
       },
       get currentTime() { return page.el.listenAudio.currentTime; },
+      /** The front row: what is heard (path), switches, the push's buffer and the meter
+       * on the page's output (longest gap since resetMeter(), frequency). */
+      get frontRow() {
+        const p = page.player;
+        return {
+          url: p.frontRowUrl,
+          path: p.path,
+          switches: p.switches.map((s) => s.to),
+          push: p.frontRow ? { state: p.frontRow.state, messages: p.frontRow.messages, lost: p.frontRow.lost, mediaTime: p.frontRow.mediaTime, ...p.frontRow.stats } : null,
+          meter: p.meter,
+        };
+      },
+      resetMeter() { page.player.resetMeter(); },
       /** Captions: on or off, the player's subtitle track (-1: none), the cues held. */
       get captions() {
         return {
@@ -1010,6 +1024,15 @@ class SpacePage {
     window.pnyx = window.pnyx || {};
     window.pnyx.space = this.diagnostics;
   }
+}
+
+/** Play the front row when the space offers it by default (unless the listener turned it
+ * off: localStorage "pnyx.frontrow" = "off"), or when they opted in ("on"). */
+function frontRowWanted(offer) {
+  if (!offer) return false;
+  let choice = null;
+  try { choice = localStorage.getItem("pnyx.frontrow"); } catch { /* storage blocked */ }
+  return offer.default ? choice !== "off" : choice === "on";
 }
 
 export function mount(main, { params, navigate }) {
