@@ -111,7 +111,11 @@ def frontrow_edge(upstream: str, port: int, *, workers: int | None) -> Iterator[
     conf = root / "nginx.conf"
     conf.write_text(text)
     with nginx_running(conf, [port], log=root / "nginx.log") as proc:
-        yield EdgeUnderTest(port, proc)
+        edge = EdgeUnderTest(port, proc)
+        deadline = time.monotonic() + 10
+        while not edge.workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield edge
 
 
 def free_port() -> int:
@@ -372,24 +376,64 @@ async def frontrow_latency(
 
 
 # -- capacity -------------------------------------------------------------------------
+@dataclass
+class Capacity:
+    load: LoadResult
+    worker_share: float  # of one core
+    load_bytes_per_s: float  # to all load subscribers
+    probe_messages: int  # what one decoding probe received in the window
+    probe_bytes: int  # their WebSocket payload + frame header bytes
+    probe_longest_gap_s: float
+    posted: float  # messages the node posted to the edge in the window
+    seconds: float
+
+
+def posted_messages(node_url: str) -> float:
+    text = httpx.get(f"{node_url}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith('pnyx_frontrow_posts_total{outcome="posted"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 async def capacity(
     edge_port: int, node_url: str, worker: int, space: str, token: str, n: int, seconds: float
-) -> tuple[LoadResult, float, float]:
-    """``n`` load subscribers on a one-worker edge: (their result, the worker's CPU
-    share, bytes per second to them)."""
+) -> Capacity:
+    """``n`` load subscribers (and one probe) on a one-worker edge for ``seconds``."""
     track = webrtc.ToneTrack(TONE_HZ, on=True)
     me = await webrtc.publish(node_url, space, token, track)
+    path = f"/frontrow/{space}"
     try:
         await me.connected()
         await asyncio.sleep(2.0)
-        load = Load(edge_port, f"/frontrow/{space}", n, seconds + 2.0)
+        load = Load(edge_port, path, n, seconds)
         await asyncio.to_thread(load.ready)
+        probe = Probe(f"ws://127.0.0.1:{edge_port}{path}", [])
+        stop = asyncio.Event()
+        task = asyncio.create_task(probe.run(stop))
         await asyncio.sleep(1.0)
         c0, t0 = cpu_seconds(worker), time.monotonic()
-        await asyncio.sleep(seconds)
-        share = (cpu_seconds(worker) - c0) / (time.monotonic() - t0)
+        p0, k0 = await asyncio.to_thread(posted_messages, node_url), len(probe.arrivals)
+        await asyncio.sleep(seconds - 3.0)
+        elapsed = time.monotonic() - t0
+        share = (cpu_seconds(worker) - c0) / elapsed
+        posted = await asyncio.to_thread(posted_messages, node_url) - p0
+        window = probe.arrivals[k0:]
+        stop.set()
+        await task
         result = await asyncio.to_thread(load.result)
-        return result, share, result.bytes / (seconds + 2.0)
+        sizes = [len(frontrow.encode(m.seq, m.media_time, m.frames)) for _, m in window]
+        gaps = np.diff([at for at, _ in window]) if len(window) > 1 else np.zeros(1)
+        return Capacity(
+            result,
+            share,
+            result.bytes / seconds,
+            len(window),
+            sum(x + (2 if x < 126 else 4) for x in sizes),
+            float(gaps.max()),
+            posted,
+            elapsed,
+        )
     finally:
         await me.close()
 
@@ -410,7 +454,7 @@ def main() -> None:
     if args.batch_frames is not None:
         settings["frontrow_batch_frames"] = str(args.batch_frames)
     rows: list[LatencyRow] = []
-    cap: tuple[LoadResult, float, float] | None = None
+    cap: Capacity | None = None
     with pnyx_node(env_settings=settings) as node, httpx.Client(base_url=node.url) as c:
         upstream = node.url.removeprefix("http://")
         with frontrow_edge(upstream, edge_port, workers=None) as edge:
@@ -467,14 +511,26 @@ def main() -> None:
                 f"{row.subscribers}: player p95 {p95:.3f} s {verdict} the goal (≤ {GOAL_P95_S} s)"
             )
     if cap is not None:
-        result, share, rate = cap
-        per_core = result.connected / share if share > 0 else float("inf")
+        c = cap
+        per_core = c.load.connected / c.worker_share if c.worker_share > 0 else float("inf")
+        # what each load subscriber got, against what the probe got in the same window
+        # (the load clients count over their whole run, which is as long)
+        each = c.load_bytes_per_s / max(c.load.connected, 1)
+        probe_rate = c.probe_bytes / c.seconds
         print(
-            f"capacity: {result.connected:,} subscribers on ONE nginx worker: "
-            f"{share * 100:.1f} % of a core -> {per_core:,.0f} subscribers per core; "
-            f"{rate * 8 / 1e6:.1f} Mbit/s to them; stalls {result.stalls}, failed connects "
-            f"{result.failed}, longest gap {result.longest_gap_s:.2f} s; "
-            f"{share / max(result.connected, 1) * 1e6:.2f} µs of CPU per subscriber-second"
+            f"capacity: {c.load.connected:,} subscribers (+1 probe) on ONE nginx worker: "
+            f"{c.worker_share * 100:.1f} % of a core -> {per_core:,.0f} subscribers per core "
+            f"({c.worker_share / max(c.load.connected, 1) * 1e6:.1f} µs of CPU per "
+            f"subscriber-second); {c.load_bytes_per_s * 8 / 1e6:.1f} Mbit/s to them"
+        )
+        print(
+            f"  node posted {c.posted / c.seconds:.1f} messages/s; the probe got "
+            f"{c.probe_messages / c.seconds:.1f}/s (longest gap {c.probe_longest_gap_s:.3f} s); "
+            f"each load subscriber got {each * 8 / 1e3:.1f} kbit/s against the probe's "
+            f"{probe_rate * 8 / 1e3:.1f}; least bytes to one "
+            f"subscriber {c.load.least_bytes:,}; stalls (over 1 s without data) "
+            f"{c.load.stalls}, failed connects {c.load.failed}, longest gap "
+            f"{c.load.longest_gap_s:.2f} s"
         )
 
 
