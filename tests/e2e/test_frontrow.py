@@ -164,3 +164,48 @@ def test_only_listed_addresses_publish(tmp_path: Path) -> None:
             headers={"Content-Type": "application/octet-stream"},
         )
         assert r.status_code == 403 and "only stage nodes" in r.text
+
+
+def test_the_stage_node_publishes_again_to_an_edge_that_came_back(tmp_path: Path) -> None:
+    """An edge restarts (nchan's channels and the node's WebSocket are gone): the node
+    reconnects by itself and its listeners get the program again."""
+    require_binary("nginx", "/usr/sbin")
+    require_nchan()
+    edge_port = free_port()
+    settings = {"frontrow_publish_urls": f"http://127.0.0.1:{edge_port}/frontrow/pub/"}
+    with pnyx_serve(tmp_path / "node", settings=settings) as node:
+        upstream = node.url.removeprefix("http://")
+        with node.client() as c:
+            host = new_user(c, "fr_back")
+            space = create_space(c, host)
+
+        async def listen(edge: Edge) -> FrontRowClient:
+            ws = edge.http_url.replace("http://", "ws://") + f"/frontrow/{space}"
+            for _ in range(60):
+                client = FrontRowClient(ws)
+                await client.run(seconds=1.5)
+                if client.arrivals:
+                    return client
+                await asyncio.sleep(0.25)
+            return client
+
+        async def speak() -> tuple[FrontRowClient, FrontRowClient]:
+            speaker = await publish(node.url, space, host.token, ToneTrack(HOST_HZ, 0.2))
+            try:
+                with nginx_edge([upstream], frontrow=FrontRow(), port=edge_port) as edge:
+                    first = await listen(edge)
+                # the edge is gone: the node's posts fail (counted), the mix goes on
+                with nginx_edge([upstream], frontrow=FrontRow(), port=edge_port) as edge:
+                    second = await listen(edge)
+                return first, second
+            finally:
+                await speaker.close()
+
+        first, second = asyncio.run(speak())
+        assert first.arrivals and second.arrivals, (first.failed, second.failed)
+        # the same stream: its media time went on while the edge was away
+        assert second.arrivals[0].message.media_time > first.arrivals[-1].message.media_time
+        _, samples, _ = second.decode()
+        assert tones.dominant_tones(samples[-RATE // 2 :], RATE, (HOST_HZ, OTHER_HZ)) == {HOST_HZ}
+        metrics = httpx.get(f"{node.url}/metrics").text
+        assert 'pnyx_frontrow_posts_total{outcome="failed"}' in metrics
