@@ -93,7 +93,9 @@ class EdgeUnderTest:
 
 
 @contextmanager
-def frontrow_edge(upstream: str, port: int, *, workers: int | None) -> Iterator[EdgeUnderTest]:
+def frontrow_edge(
+    upstream: str, port: int, *, workers: int | None, ws_publisher: bool = False
+) -> Iterator[EdgeUnderTest]:
     """nginx from ``render`` with the front row; ``workers``: worker_processes (None:
     auto, as generated)."""
     root = Path(tempfile.mkdtemp(prefix="pnyx-frontrow-edge-"))
@@ -109,6 +111,8 @@ def frontrow_edge(upstream: str, port: int, *, workers: int | None) -> Iterator[
     text = render(spec)
     if workers is not None:
         text = text.replace("worker_processes auto;", f"worker_processes {workers};")
+    if ws_publisher:  # for the comparison only: pnyx edge-config does not offer it
+        text = text.replace("nchan_publisher http;", "nchan_publisher http websocket;")
     conf = root / "nginx.conf"
     conf.write_text(text)
     with nginx_running(conf, [port], log=root / "nginx.log") as proc:
@@ -466,7 +470,13 @@ def softirq_seconds() -> float:
 
 
 async def capacity(
-    edge_port: int, node_url: str, worker: int, space: str, token: str, n: int, seconds: float
+    edge_port: int,
+    node_url: str,
+    workers: list[int],
+    space: str,
+    token: str,
+    n: int,
+    seconds: float,
 ) -> Capacity:
     """``n`` load subscribers on a one-worker edge, counted for ``seconds`` once all are
     connected and a settling second has passed."""
@@ -480,17 +490,101 @@ async def capacity(
         await asyncio.to_thread(load.ready)
         await asyncio.sleep(1.0)
         load.start()
-        c0, s0, t0 = cpu_seconds(worker), softirq_seconds(), time.monotonic()
+        c0, s0, t0 = sum(map(cpu_seconds, workers)), softirq_seconds(), time.monotonic()
         p0 = await asyncio.to_thread(posted_messages, node_url)
         await asyncio.sleep(seconds)
         elapsed = time.monotonic() - t0
-        share = (cpu_seconds(worker) - c0) / elapsed
+        share = (sum(map(cpu_seconds, workers)) - c0) / elapsed
         soft = (softirq_seconds() - s0) / elapsed
         posted = (await asyncio.to_thread(posted_messages, node_url) - p0) / elapsed
         result = await asyncio.to_thread(load.result)
         return Capacity(result, share, soft, posted, elapsed)
     finally:
         await me.close()
+
+
+# -- how a node publishes: the comparison behind services/frontrow.py ---------------------
+async def _publish(mode: str, port: int, space: str, seconds: float, period: float) -> int:
+    """Publish ``seconds`` of 340-byte messages every ``period`` s: ``awaited`` (httpx, one
+    POST after the other's answer), ``pipelined`` (the node's own way: POSTs written as
+    they come on one connection, answers read apart) or ``websocket`` (nchan's WebSocket
+    publisher). Returns how many it sent."""
+    message = os.urandom(340)
+    url = f"http://127.0.0.1:{port}/frontrow/pub/{space}"
+    t_end = time.monotonic() + seconds
+    sent = 0
+    due = time.monotonic()
+
+    async def pace() -> None:
+        nonlocal due, sent
+        sent += 1
+        due += period
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+
+    if mode == "awaited":
+        async with httpx.AsyncClient() as c:
+            while time.monotonic() < t_end:
+                headers = {"Content-Type": "application/octet-stream"}
+                await c.post(url, content=message, headers=headers)
+                await pace()
+    elif mode == "pipelined":
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = (
+            f"POST /frontrow/pub/{space} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {len(message)}\r\n\r\n"
+        ).encode()
+
+        async def drain() -> None:
+            while await reader.read(1 << 16):
+                pass
+
+        answers = asyncio.create_task(drain())
+        while time.monotonic() < t_end:
+            writer.write(head + message)
+            await pace()
+        answers.cancel()
+        writer.close()
+    else:
+        async with websockets.connect(url.replace("http", "ws"), compression=None) as ws:
+
+            async def discard() -> None:
+                async for _ in ws:
+                    pass
+
+            replies = asyncio.create_task(discard())
+            while time.monotonic() < t_end:
+                await ws.send(message)
+                await pace()
+            replies.cancel()
+    return sent
+
+
+async def compare_publishers(n: int, batch: int, seconds: float = 15.0) -> list[str]:
+    """Each way of publishing against a one-worker edge with ``n`` subscribers: what a
+    parsed subscriber got of what was sent."""
+    period = batch * FRAME_SAMPLES / RATE
+    lines = []
+    for mode in ("awaited", "pipelined", "websocket"):
+        port = free_port()
+        with frontrow_edge("127.0.0.1:9", port, workers=1, ws_publisher=True) as edge:
+            space = f"cmp-{mode}"
+            pub = asyncio.create_task(_publish(mode, port, space, seconds + 6, period))
+            await asyncio.sleep(1.0)
+            load = Load(port, f"/frontrow/{space}", n, seconds)
+            await asyncio.to_thread(load.ready)
+            await asyncio.sleep(1.0)
+            load.start()
+            (worker,) = edge.workers
+            c0, t0 = cpu_seconds(worker), time.monotonic()
+            result = await asyncio.to_thread(load.result)
+            share = (cpu_seconds(worker) - c0) / (time.monotonic() - t0)
+            sent = await pub
+            lines.append(
+                f"| {mode} | {sent / (seconds + 6):.1f} | {result.messages_per_s:.1f} | "
+                f"{result.bytes_per_s / max(result.connected, 1) * 8 / 1e3:.1f} | "
+                f"{result.stalled} | {share * 100:.1f} % |"
+            )
+    return lines
 
 
 def main() -> None:
@@ -501,9 +595,28 @@ def main() -> None:
     ap.add_argument("--onsets", type=int, default=16)
     ap.add_argument("--capacity", type=int, default=10_000, help="0: skip the capacity row")
     ap.add_argument("--capacity-seconds", type=float, default=20.0)
+    ap.add_argument("--capacity-workers", type=int, default=1, help="nginx worker processes")
     ap.add_argument("--batch-frames", type=int, default=None, help="frontrow_batch_frames")
+    ap.add_argument(
+        "--compare-publishers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only compare the ways a node can publish, with N subscribers on one worker",
+    )
     args = ap.parse_args()
     _raise_nofile()
+    if args.compare_publishers:
+        lines = asyncio.run(compare_publishers(args.compare_publishers, args.batch_frames or 2))
+        print(f"machine: {machine()}")
+        print(
+            f"{args.compare_publishers:,} subscribers on one nginx worker, a message every "
+            f"{(args.batch_frames or 2) * 20} ms, counted over 15 s"
+        )
+        print("| publisher | sent/s | got/s (a parsed subscriber) | kbit/s each | stalled | CPU |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        print("\n".join(lines))
+        return
     edge_port = free_port()
     settings = {"frontrow_publish_urls": f"http://127.0.0.1:{edge_port}/frontrow/pub/"}
     if args.batch_frames is not None:
@@ -530,14 +643,13 @@ def main() -> None:
                 rows.append(row)
                 print(f"{n} subscribers: {len(row.arrival)} onsets found", flush=True)
         if args.capacity:
-            with frontrow_edge(upstream, edge_port, workers=1) as edge:
-                (worker,) = edge.workers
+            with frontrow_edge(upstream, edge_port, workers=args.capacity_workers) as edge:
                 space, (host,) = stage(c, prefix="cap")
                 cap = asyncio.run(
                     capacity(
                         edge_port,
                         node.url,
-                        worker,
+                        edge.workers,
                         space,
                         host.token,
                         args.capacity,
@@ -571,8 +683,8 @@ def main() -> None:
         per_core = subs / c.worker_share if c.worker_share > 0 else float("inf")
         both = c.worker_share + c.softirq_share
         print(
-            f"capacity: {lr.connected:,} subscribers on ONE nginx worker, "
-            f"batch {batch}: the worker {c.worker_share * 100:.1f} % of a core -> "
+            f"capacity: {lr.connected:,} subscribers on {args.capacity_workers} nginx "
+            f"worker(s), batch {batch}: the workers {c.worker_share * 100:.1f} % of a core -> "
             f"{per_core:,.0f} subscribers per core ({c.worker_share / subs * 1e6:.1f} µs "
             f"of CPU per subscriber-second); with ALL the machine's softirq time counted "
             f"too ({c.softirq_share * 100:.1f} %): {subs / both:,.0f} per core"

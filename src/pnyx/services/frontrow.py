@@ -4,14 +4,16 @@
 WebSockets: src/pnyx/edge_frontrow.py).
 
 One stream per space per edge, whatever the audience: the node never sees a listener.
-Per space and edge, one kept-open WebSocket to ``…/frontrow/pub/{space}`` (nchan's
-WebSocket publisher) carries every message as one binary frame, and one task sends them
-in order without waiting for an answer per message. That matters: nchan answers a
-publish only once it has written the message to every subscriber of the worker that
-took it, which takes tens of milliseconds at ten thousand subscribers; a POST per
-message, waiting for each answer, fell behind there (measured: 15 of 25 messages a second
-at 10,000 subscribers on one worker). nchan's replies (channel statistics, text) are
-read and dropped.
+Per space and edge, one kept-alive HTTP/1.1 connection to ``…/frontrow/pub/{space}``
+carries every message as one ``POST``, **pipelined**: the sender writes each request as
+its message comes and never waits for an answer; a reader takes the answers (nchan's
+channel statistics) as they come and counts each message posted or refused. Measured
+(docs/benchmarks.md, "The front row"): nchan answers a publish only after it has written
+the message to every subscriber of the worker that took it, tens of milliseconds at ten
+thousand subscribers, so a client that waits for each answer (httpx) fell behind there
+(15 of 25 messages a second); and nchan's WebSocket publisher, which needs no answer,
+delivered only about 40 % of the messages to 2,500 subscribers. Pipelined POSTs deliver
+them all.
 
 At most ``QUEUE_MESSAGES`` wait per space and edge (oldest dropped): an edge that is slow
 or gone costs its own listeners those frames, never the mix or the other edges. While an
@@ -27,36 +29,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import deque
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
-import websockets
+import httptools
 
 from pnyx.services import metrics
 
 log = logging.getLogger(__name__)
 
 QUEUE_MESSAGES = 16  # per space and edge, waiting to be sent (about 0.3-1 s of audio)
+IN_FLIGHT = 64  # posts without an answer yet: more, and the edge is taken for stuck
 RETRY_S = (0.2, 2.0)  # first and longest wait before connecting to an edge again
 
 
-def publisher_url(base: str, space: str) -> str:
-    """``http(s)://edge/frontrow/pub/`` and a space -> the WebSocket URL to publish on."""
-    if not base.endswith("/"):
-        base += "/"
-    return "ws" + base.removeprefix("http") + space
+class _Refused(Exception):
+    pass
+
+
+class _Answers:
+    """httptools callbacks: one per answer to a pipelined POST."""
+
+    def __init__(self, link: _EdgeLink) -> None:
+        self.link = link
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_message_complete(self) -> None:
+        self.link.answered(self.parser.get_status_code())
 
 
 class _EdgeLink:
     """One space's stream to one edge: a queue and the task that sends it."""
 
-    def __init__(self, owner: FrontRowPublisher, url: str, space: str) -> None:
+    def __init__(self, owner: FrontRowPublisher, base: str, space: str) -> None:
+        url = urlsplit(base if base.endswith("/") else base + "/")
         self.owner = owner
-        self.url = url
         self.space = space
+        self.where = f"{url.scheme}://{url.netloc}{url.path}{space}"
+        self.host = url.hostname or "localhost"
+        self.tls = url.scheme == "https"
+        self.port = url.port or (443 if self.tls else 80)
+        self.head = (
+            f"POST {url.path}{space} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            "Content-Type: application/octet-stream\r\nContent-Length: "
+        ).encode()
         self.queue: deque[bytes] = deque(maxlen=QUEUE_MESSAGES)
         self.wake = asyncio.Event()
         self.failing = False
+        self.in_flight = 0
         self.task = asyncio.create_task(self._run(), name=f"frontrow-{space}")
 
     def put(self, message: bytes) -> None:
@@ -65,63 +87,84 @@ class _EdgeLink:
         self.queue.append(message)
         self.wake.set()
 
+    def answered(self, status: int) -> None:
+        self.in_flight -= 1
+        if 200 <= status < 300:
+            self.owner.count("posted")
+            if self.failing:
+                self.failing = False
+                log.info("space %s: front row reaches %s again", self.space, self.where)
+        else:
+            self.owner.count("failed")
+            self._warn(f"status {status}")
+
+    def _warn(self, why: str) -> None:
+        if not self.failing:
+            self.failing = True
+            log.warning("space %s: front row cannot post to %s: %s", self.space, self.where, why)
+
     async def _run(self) -> None:
         delay = RETRY_S[0]
         while True:
             try:
-                async with websockets.connect(
-                    self.url,
-                    open_timeout=self.owner.timeout_s,
-                    close_timeout=1,
-                    compression=None,
-                    max_size=1 << 16,
-                ) as ws:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(
+                        self.host,
+                        self.port,
+                        ssl=ssl.create_default_context() if self.tls else None,
+                    ),
+                    self.owner.timeout_s,
+                )
+            except (OSError, TimeoutError) as exc:
+                self.owner.count("failed")
+                self._warn(f"{type(exc).__name__}: {exc}")
+            else:
+                try:
                     for _ in range(len(self.queue)):  # stale: dropped, not sent late
                         self.queue.popleft()
                         self.owner.count("dropped")
-                    if self.failing:
-                        self.failing = False
-                        log.info("space %s: front row reaches %s again", self.space, self.url)
                     delay = RETRY_S[0]
-                    await self._send(ws)
-            except asyncio.CancelledError:
-                raise
-            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-                self.owner.count("failed")
-                if not self.failing:
-                    self.failing = True
-                    log.warning(
-                        "space %s: front row cannot publish to %s: %s: %s",
-                        self.space,
-                        self.url,
-                        type(exc).__name__,
-                        exc,
-                    )
+                    await self._send(reader, writer)
+                except (OSError, TimeoutError, _Refused, httptools.HttpParserError) as exc:
+                    self.owner.count("failed")
+                    self._warn(f"{type(exc).__name__}: {exc}")
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError):
+                        await writer.wait_closed()
             await asyncio.sleep(delay)
             delay = min(RETRY_S[1], delay * 2)
 
-    async def _send(self, ws: websockets.ClientConnection) -> None:
-        replies = asyncio.create_task(_discard(ws))
+    async def _send(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.in_flight = 0
+        answers = asyncio.create_task(self._read(reader))
         try:
-            while not replies.done():
+            while True:
                 await self.wake.wait()
                 self.wake.clear()
+                if answers.done():
+                    answers.result()  # raises why the edge stopped answering
+                    raise _Refused("the edge closed the connection")
                 while self.queue:
-                    await ws.send(self.queue.popleft())
-                    self.owner.count("posted")
-            replies.result()  # the edge closed the socket: raises ConnectionClosed
+                    if self.in_flight >= IN_FLIGHT:
+                        raise _Refused(f"{IN_FLIGHT} posts without an answer")
+                    message = self.queue.popleft()
+                    writer.write(self.head + b"%d\r\n\r\n" % len(message) + message)
+                    self.in_flight += 1
+                await asyncio.wait_for(writer.drain(), self.owner.timeout_s)
         finally:
-            replies.cancel()
-            with contextlib.suppress(asyncio.CancelledError, websockets.WebSocketException):
-                await replies
+            answers.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await answers
 
-
-async def _discard(ws: websockets.ClientConnection) -> None:
-    """Read nchan's answer to each message (its channel's statistics) and drop it; end
-    (raising) when the edge closes the socket, which wakes the sender."""
-    async for _ in ws:
-        pass
-    raise websockets.ConnectionClosedOK(None, None)
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        """Parse the answers as they come; wake the sender when the edge hangs up."""
+        answers = _Answers(self)
+        try:
+            while data := await reader.read(1 << 16):
+                answers.parser.feed_data(data)
+        finally:
+            self.wake.set()
 
 
 class FrontRowPublisher:
@@ -146,9 +189,7 @@ class FrontRowPublisher:
     def _put(self, space: str, message: bytes) -> None:
         links = self._links.get(space)
         if links is None:
-            links = self._links[space] = [
-                _EdgeLink(self, publisher_url(base, space), space) for base in self._bases
-            ]
+            links = self._links[space] = [_EdgeLink(self, base, space) for base in self._bases]
         for link in links:
             link.put(message)
 
