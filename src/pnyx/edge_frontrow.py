@@ -6,10 +6,9 @@ nginx's own C workers, with no Python per listener (``pnyx edge-config --frontro
   frames, :mod:`pnyx.protocol.frontrow`) per request, pipelined on a kept-alive
   connection (src/pnyx/services/frontrow.py); ``Content-Type: application/octet-stream``,
   so nchan sends it on as a *binary* WebSocket frame. (nchan's WebSocket publisher is
-  not offered: it delivered only about 40 % of the messages to 2,500 subscribers.)
-  Only from the addresses in ``publishers`` (the nodes; loopback by default): anyone
-  else gets a 403. nchan keeps
-  the last ``buffer_messages`` of each channel for ``message_timeout_s``, in shared
+  not offered: it lost messages in some runs, docs/benchmarks.md.) Only from the
+  addresses in ``publishers`` (the nodes; loopback by default): anyone else gets a 403.
+  nchan keeps the last ``buffer_messages`` of each channel for ``message_timeout_s``, in shared
   memory, so every worker serves every channel.
 - ``GET /frontrow/{space}`` with a WebSocket upgrade: a listener subscribes and gets each
   message as it is published (``nchan_subscriber_first_message newest``: from the next

@@ -11,9 +11,8 @@ channel statistics) as they come and counts each message posted or refused. Meas
 (docs/benchmarks.md, "The front row"): nchan answers a publish only after it has written
 the message to every subscriber of the worker that took it, tens of milliseconds at ten
 thousand subscribers, so a client that waits for each answer (httpx) fell behind there
-(15 of 25 messages a second); and nchan's WebSocket publisher, which needs no answer,
-delivered only about 40 % of the messages to 2,500 subscribers. Pipelined POSTs deliver
-them all.
+(14-15 of 25 messages a second); and nchan's WebSocket publisher, which needs no answer,
+lost messages in some runs (10.5 of 25 a second to 2,500 subscribers).
 
 At most ``QUEUE_MESSAGES`` wait per space and edge (oldest dropped): an edge that is slow
 or gone costs its own listeners those frames, never the mix or the other edges. While an
