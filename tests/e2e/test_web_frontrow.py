@@ -126,6 +126,8 @@ def test_the_player_plays_the_front_row_falls_back_to_ll_hls_and_returns(
 
             poll(lambda: front_row(page)["path"] == "frontrow", timeout=30, what="the push path")
             poll(lambda: hears(page), timeout=10, what="the tone through the push path")
+            button = page.locator("#frontrow-button")
+            assert button.is_visible() and button.get_attribute("aria-pressed") == "true"
             push = front_row(page)["push"]
             assert push["state"] == "playing" and push["messages"] > 0, push
             page.evaluate("pnyx.space.resetMeter()")
@@ -162,5 +164,15 @@ def test_the_player_plays_the_front_row_falls_back_to_ll_hls_and_returns(
             assert switches[-3:] == ["frontrow", "hls", "frontrow"], switches
             assert state["meter"]["longestGapMs"] <= MAX_GAP_MS, state
             assert abs(state["meter"]["freqHz"] - HOST_HZ) < 40, json.dumps(state)
+            # -- the listener turns it off: LL-HLS only, remembered, without a gap either
+            page.evaluate("pnyx.space.resetMeter()")
+            button.click()
+            poll(lambda: front_row(page)["path"] == "hls", timeout=15, what="LL-HLS on request")
+            assert button.get_attribute("aria-pressed") == "false"
+            assert front_row(page)["url"] is None
+            assert page.evaluate("localStorage.getItem('pnyx.frontrow')") == "off"
+            poll(lambda: hears(page), timeout=10, what="the tone through LL-HLS, asked for")
+            off = front_row(page)["meter"]
+            assert off["longestGapMs"] <= MAX_GAP_MS, off
             assert_clean(watch)
             print(json.dumps(state))

@@ -74,6 +74,7 @@ export class Player {
     this.frontRow = null; // the current FrontRow attempt
     this.frontRowBackoff = new Backoff({ baseMs: 1000, maxMs: 10000 });
     this.frontRowTimer = 0;
+    this.leaving = null; // a push path turned off, playing until LL-HLS does
     this.path = null; // what is heard: "frontrow" | "hls" | null
     this.switches = []; // [{to, at}] (diagnostics, tests)
     this.meter = null; // the output meter's latest report (frontrow_worklet.js)
@@ -182,6 +183,14 @@ export class Player {
     const wanted = url && frontRowSupported() ? url : null;
     if (wanted === this.frontRowUrl) return;
     this.frontRowUrl = wanted;
+    if (!wanted && this.path === "frontrow" && this.frontRow && this.wanted && this.live) {
+      // Turned off while it plays: it goes on until LL-HLS plays (no gap).
+      clearTimeout(this.frontRowTimer);
+      this.leaving = this.frontRow;
+      this.frontRow = null;
+      this.startEngine();
+      return;
+    }
     this.stopFrontRow();
     if (this.wanted && this.live) {
       if (wanted) this.tryFrontRow();
@@ -222,8 +231,19 @@ export class Player {
     this.frontRowTimer = setTimeout(() => this.tryFrontRow(), delay);
   }
 
+  /** The push path that was turned off, once LL-HLS plays instead. */
+  dropLeaving() {
+    const row = this.leaving;
+    this.leaving = null;
+    if (row) {
+      row.setAudible(false);
+      row.close();
+    }
+  }
+
   stopFrontRow() {
     clearTimeout(this.frontRowTimer);
+    this.dropLeaving();
     const row = this.frontRow;
     this.frontRow = null;
     if (row) {
@@ -421,7 +441,10 @@ export class Player {
         break;
       case "playing":
         this.lastProgress = performance.now();
-        if (this.engine) this.heard("hls");
+        if (this.engine) {
+          this.dropLeaving();
+          this.heard("hls");
+        }
         this.setStatus("playing");
         break;
       case "waiting":

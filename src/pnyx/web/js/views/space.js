@@ -101,7 +101,10 @@ class SpacePage {
       accountToken: () => this.session?.token || null,
       onStatus: (s, err, delay) => this.onListenerStatus(s, err, delay),
       onMedia: (media) => { if (this.links) this.links = { ...this.links, ...media }; },
-      onFrontRow: (offer) => this.player.setFrontRow(frontRowWanted(offer) ? offer.url : null),
+      onFrontRow: (offer) => {
+        this.frontRowOffer = offer;
+        this.applyFrontRow();
+      },
     });
     this.socket = new StageSocket(spaceId, {
       token: () => this.session?.token,
@@ -694,6 +697,16 @@ class SpacePage {
     this.onPlayerStatus(this.player.status);
   }
 
+  /** The front row (push path): offered by the join, on by default for a small space,
+   * the listener's choice otherwise; the button shows and switches it. */
+  applyFrontRow() {
+    const offer = this.frontRowOffer || null;
+    const on = frontRowWanted(offer);
+    show(this.el.frontRow, Boolean(offer));
+    this.el.frontRow.setAttribute("aria-pressed", on ? "true" : "false");
+    this.player.setFrontRow(on ? offer.url : null);
+  }
+
   /** Captions on or off: the CC button, the box under the player, what the player fetches. */
   setCaptions(on) {
     const captioned = Boolean(this.info?.captions);
@@ -731,6 +744,12 @@ class SpacePage {
       const on = el.cc.getAttribute("aria-pressed") !== "true";
       rememberCaptions(on);
       this.setCaptions(on);
+    });
+
+    el.frontRow.addEventListener("click", () => {
+      const on = el.frontRow.getAttribute("aria-pressed") !== "true";
+      try { localStorage.setItem("pnyx.frontrow", on ? "on" : "off"); } catch { /* storage blocked */ }
+      this.applyFrontRow();
     });
 
     el.shareButton.addEventListener("click", async () => {
