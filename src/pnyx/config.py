@@ -234,7 +234,7 @@ class Settings(BaseModel):
     frontrow_batch_frames: int = Field(2, ge=1, le=3)  # 20 ms Opus frames per message
     frontrow_bitrate: int = Field(64_000, ge=6_000, le=510_000)  # Opus, mono, per space
     frontrow_max_listeners: int = Field(500, ge=0, le=10_000_000)  # the default up to this
-    frontrow_publish_timeout_s: float = Field(1.0, gt=0, le=30)  # one post to one edge
+    frontrow_publish_timeout_s: float = Field(1.0, gt=0, le=30)  # connect or write to an edge
 
     # -- live captions (media/captions.py, media/caption_worker.py) ----------------------
     captions_enabled: bool = True  # this node recognises its captioned spaces' speech
