@@ -84,6 +84,17 @@ def _edge_parser(sub: Any) -> None:
         "(else: print it, and the commands that create the folders to stderr)",
     )
     p.add_argument(
+        "--frontrow",
+        action="store_true",
+        help="serve the front row (listeners' WebSocket push tier) with nginx's nchan module",
+    )
+    p.add_argument(
+        "--frontrow-publisher",
+        action="append",
+        metavar="ADDRESS|CIDR",
+        help="who may publish to the front row: the stage nodes (repeat; default loopback)",
+    )
+    p.add_argument(
         "--http-only",
         action="store_true",
         help="print only what goes inside http { } (to include in an existing nginx.conf)",
@@ -117,6 +128,21 @@ def _edge_parser(sub: Any) -> None:
         type=Path,
         help="write the Varnish VCL here (default with --output: pnyx-edge.vcl beside it)",
     )
+
+
+def _frontrow(args: argparse.Namespace) -> Any:
+    from pnyx.edge_frontrow import FrontRow
+
+    if not args.frontrow:
+        if args.frontrow_publisher:
+            raise PnyxError(ErrorKind.INVALID, "--frontrow-publisher needs --frontrow")
+        return None
+    try:
+        if args.frontrow_publisher:
+            return FrontRow(publishers=tuple(args.frontrow_publisher))
+        return FrontRow()
+    except ValueError as exc:
+        raise PnyxError(ErrorKind.INVALID, f"--frontrow-publisher: {exc}") from exc
 
 
 def _edge(args: argparse.Namespace) -> int:
@@ -164,6 +190,7 @@ def _edge(args: argparse.Namespace) -> int:
             Path(args.varnish_dir).absolute(),
             args.varnish_memory,
         ),
+        frontrow=_frontrow(args),
     )
     text = render(spec)
     vcl: Path | None = args.varnish_vcl

@@ -232,6 +232,15 @@ class Settings(BaseModel):
     relay_connect_timeout_s: float = Field(1.0, gt=0, le=30)  # reaching the stage node
     relay_timeout_s: float = Field(10.0, gt=0, le=60)  # its answer to a relayed publish
 
+    # -- the front row: the program as Opus over WebSocket (media/frontrow.py) ----------
+    # Each edge's nchan publisher location, e.g. "http://edge1:8080/frontrow/pub/" (the
+    # space id is appended); empty: no front row. One stream per space per edge.
+    frontrow_publish_urls: list[str] = Field(default_factory=list)
+    frontrow_batch_frames: int = Field(2, ge=1, le=3)  # 20 ms Opus frames per message
+    frontrow_bitrate: int = Field(64_000, ge=6_000, le=510_000)  # Opus, mono, per space
+    frontrow_max_listeners: int = Field(500, ge=0, le=10_000_000)  # the default up to this
+    frontrow_publish_timeout_s: float = Field(1.0, gt=0, le=30)  # connect or write to an edge
+
     # -- live captions (media/captions.py, media/caption_worker.py) ----------------------
     captions_enabled: bool = True  # this node recognises its captioned spaces' speech
     captions_default: bool = True  # a space created without saying is captioned
@@ -267,6 +276,7 @@ class Settings(BaseModel):
         "ice_turn_urls",
         "trusted_proxies",
         "webhook_retries_s",
+        "frontrow_publish_urls",
         mode="before",
     )
     @classmethod
@@ -274,6 +284,14 @@ class Settings(BaseModel):
         """A list from TOML, or a comma-separated string (the environment)."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("frontrow_publish_urls")
+    @classmethod
+    def _check_frontrow_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"a front-row publisher URL must be http(s)://…: {url!r}")
         return value
 
     @field_validator("ice_addresses")

@@ -97,6 +97,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pnyx import edge_frontrow
+from pnyx.edge_frontrow import FrontRow
+
 LONGEST_ORIGIN_WAIT_S = 16  # state long-poll (state_wait_s ≤ 15 by default) + margin
 SHUTDOWN_S = LONGEST_ORIGIN_WAIT_S + 14  # old workers after a reload: then close the rest
 
@@ -159,6 +162,7 @@ class EdgeSpec:
     tls: Tls | None = None
     link_secret: str | None = None  # shared with the nodes; None: every /p/ URL is a 403
     varnish: Collapse | None = None  # live blocking reads through Varnish; None: nginx alone
+    frontrow: FrontRow | None = None  # the push tier (nchan): src/pnyx/edge_frontrow.py
 
     @property
     def upstream_host(self) -> str:
@@ -716,7 +720,7 @@ def render(spec: EdgeSpec) -> str:
         location /p/ {{
             return 404 "{LINKS_FOR_READS}\\n";
         }}
-{_EDGE_STATUS}
+{_EDGE_STATUS}{edge_frontrow.locations(spec.frontrow)}
         # the stage WebSocket: straight through, long-lived
         location ~ ^/v1/spaces/[^/]+/stage$ {{
             proxy_pass http://pnyx_origin;
@@ -738,7 +742,7 @@ def render(spec: EdgeSpec) -> str:
         return http.lstrip("\n")
     state = spec.state_dir
     return f"""# nginx.conf for a Pnyx edge. Run: nginx -c /path/to/this/file
-worker_processes auto;
+{edge_frontrow.load_module(spec.frontrow)}worker_processes auto;
 worker_rlimit_nofile 65536;  # each listener holds ~2 connections (media, state long-poll)
 # Outside the cache folder: nginx's cache loader would delete it there, and then
 # `nginx -s reload|quit` no longer finds the master.

@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from pnyx.edge import Collapse, EdgeSpec, Tls, create_folders, render, render_vcl, varnishd_command
+from pnyx.edge_frontrow import FrontRow
 from tests.support.poll import wait_until
 from tests.support.procs import free_port, port_open, require_binary, stop
 from tests.support.tls import Cert
@@ -144,6 +145,8 @@ def nginx_edge(
     link_secret: str | None = None,
     server_name: str | None = None,
     varnish: bool = True,
+    frontrow: FrontRow | None = None,
+    port: int | None = None,
 ) -> Iterator[Edge]:
     """The edge ``pnyx edge-config`` describes, on free loopback ports: nginx and (unless
     ``varnish`` is False: nginx alone, as before issue 17) the Varnish behind it that
@@ -153,7 +156,7 @@ def nginx_edge(
     # reachable by them, so it cannot live under pytest's private tmp_path.
     root = Path(tempfile.mkdtemp(prefix="pnyx-edge-"))
     root.chmod(0o755)
-    port = free_port()
+    port = port or free_port()
     spec = EdgeSpec(
         f"127.0.0.1:{port}",
         tuple(upstreams),
@@ -166,6 +169,7 @@ def nginx_edge(
         )
         if varnish
         else None,
+        frontrow=frontrow,
     )
     main_port = port
     if tls is not None:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Response
 from pnyx.api.deps import Listener, MaybeAccount, ServicesDep
 from pnyx.api.openapi import raises
 from pnyx.api.schemas import (
+    FrontRowOut,
     HeartbeatOut,
     JoinOut,
     ReactionIn,
@@ -45,6 +46,9 @@ async def join(
         heartbeat_s=joined.heartbeat_s,
         media=joined.media,
         latency=joined.latency,
+        frontrow=None
+        if joined.frontrow is None
+        else FrontRowOut(url=joined.frontrow.url, default=joined.frontrow.default),
     )
 
 

@@ -308,6 +308,18 @@ class SpacePage(BaseModel):
     next_offset: int | None = Field(None, description="the offset of the next page (null: none)")
 
 
+class FrontRowOut(BaseModel):
+    url: str = Field(
+        description="the WebSocket path at the edge (same host as the page): binary"
+        " messages of 20 ms Opus frames, each with a sequence number and its program"
+        " media time (48 kHz samples, the LL-HLS timeline)"
+    )
+    default: bool = Field(
+        description="play it without being asked (a small audience); else only if the"
+        " listener opts in. LL-HLS (`media`) stays the fallback"
+    )
+
+
 class JoinOut(BaseModel):
     listener_id: str
     token: str
@@ -317,6 +329,11 @@ class JoinOut(BaseModel):
         " (/p/{expiry}/{signature}/…) for a private space: use these, never build them"
     )
     latency: Literal["low", "standard"]
+    frontrow: FrontRowOut | None = Field(
+        None,
+        description="the front row (WebSocket push, lowest delay), when the edges serve it"
+        " and the space is not private; null otherwise: listen with `media`",
+    )
 
 
 class HeartbeatOut(BaseModel):

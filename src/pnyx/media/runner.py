@@ -24,9 +24,11 @@ access unit once its codec has settled; the first tick with a publisher hands ov
 silence still counted, then mixes as before, so the timeline never slips.
 
 Publishers are swapped in and out as an immutable mapping, so the loop never waits for
-the thread nor the thread for the loop. The encoder's output comes back through a store
-task that awaits ``sink.store_init`` once and ``sink.store`` per batch, batching whatever
-piled up; who speaks goes to ``sink.speaking`` whenever the set changes.
+the thread nor the thread for the loop. A space with the front row on also has its
+program Opus-encoded once per tick (:mod:`pnyx.media.frontrow`). The encoder's output
+comes back through a store task that awaits ``sink.store_init`` once and ``sink.store``
+per batch, batching whatever piled up; who speaks goes to ``sink.speaking`` whenever
+the set changes.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from pnyx.media.captions import CaptionCutter, Window
 from pnyx.media.clock import MixClock
 from pnyx.media.encoder import Batch, Done, EncoderThread, Init
 from pnyx.media.frames import FrameQueue
+from pnyx.media.frontrow import FrontRowEncoder, FrontRowTap
 from pnyx.media.hls import Output, Packager, PlaylistState
 from pnyx.media.inbound import EncodedFrame, SpeakerInput
 from pnyx.media.levels import SpeakingDetector
@@ -123,6 +126,9 @@ class MixRunner:
         encoder_queue_frames: int,
         speaking_threshold_dbov: float,
         captions: CaptionTap | None = None,
+        frontrow: FrontRowTap | None = None,
+        frontrow_batch_frames: int = 2,
+        frontrow_bit_rate: int = 64_000,
     ) -> None:
         self.name = name
         self._sink = sink
@@ -143,6 +149,19 @@ class MixRunner:
             None
             if captions is None
             else captions.cutter(name, packager.state.decode_time)  # media samples, 48 kHz
+        )
+        # The front row (push tier): the program as Opus, one encoder per space.
+        self.frontrow = (
+            None
+            if frontrow is None
+            else FrontRowEncoder(
+                name,
+                frontrow,
+                media_time=packager.state.decode_time,
+                batch_frames=frontrow_batch_frames,
+                bit_rate=frontrow_bit_rate,
+                complexity=opus_complexity,
+            )
         )
         # Written by the clock's thread, read by the loop (reference swaps).
         self._speaking: tuple[Handle, ...] | None = None  # None: never published
@@ -230,6 +249,8 @@ class MixRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await store
         await self._encoder.join()
+        if self.frontrow is not None:
+            self.frontrow.close()
 
     # -- the 20 ms tick (the clock's thread) -------------------------------------------
     def tick(self, n: int, late: float, behind: int) -> None:
@@ -268,6 +289,8 @@ class MixRunner:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody sends
             self._loop.call_soon_threadsafe(self._wake, publishers)
         self._encoder.submit(result.program)
+        if self.frontrow is not None:
+            self.frontrow.feed(result.program)
         if self._cutter is not None and self._captions is not None:
             window = self._cutter.feed(result.program, self.speaking, time.monotonic())
             if window is not None:
@@ -278,6 +301,8 @@ class MixRunner:
         samples = self._idle_ticks * FRAME_SAMPLES
         self._encoder.submit_silence(samples)
         self._idle_ticks = 0
+        if self.frontrow is not None:
+            self.frontrow.silence(samples)
         if self._cutter is not None and self._captions is not None:
             window = self._cutter.silence(samples, time.monotonic())
             if window is not None:

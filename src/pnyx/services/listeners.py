@@ -56,6 +56,16 @@ class Joined:
     heartbeat_s: float
     media: dict[str, str]
     latency: views.Latency
+    frontrow: FrontRowOffer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrontRowOffer:
+    """The front row (push tier) for this space: its WebSocket path at the edge, and
+    whether the player should use it without being asked (a small audience)."""
+
+    url: str
+    default: bool
 
 
 class ListenerService:
@@ -172,7 +182,17 @@ class ListenerService:
         media = {k: v for k, v in self._links(space).items() if k in JOIN_LINKS}
         stats = snap.parts.get(views.STATS, {}) if snap is not None else {}
         latency = views.STANDARD if stats.get("latency") == views.STANDARD else views.LOW
-        return Joined(listener, token, self.heartbeat_s, media, latency)
+        offer = self._frontrow(space, int(stats.get("listeners", 0)))
+        return Joined(listener, token, self.heartbeat_s, media, latency, offer)
+
+    def _frontrow(self, space: SpaceId, listeners: int) -> FrontRowOffer | None:
+        """Offered when the stage nodes push to the edges (``frontrow_publish_urls``) and
+        the space is not private; the default up to ``frontrow_max_listeners``."""
+        if not self._s.frontrow_publish_urls or is_private(space):
+            return None
+        return FrontRowOffer(
+            f"/frontrow/{space}", default=listeners <= self._s.frontrow_max_listeners
+        )
 
     def _links(self, space: SpaceId) -> dict[str, str]:
         """Signed for a private space (its listener reads need them), plain otherwise."""

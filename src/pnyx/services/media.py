@@ -49,7 +49,9 @@ from pnyx.media.recording import Recordings
 from pnyx.media.runner import MixRunner, TickStats
 from pnyx.services import views
 from pnyx.services.captions import CaptionService
+from pnyx.services.frontrow import FrontRowPublisher
 from pnyx.services.ice import ice_policy
+from pnyx.services.links import is_private
 from pnyx.services.media_sink import SpaceSink, previous_state
 from pnyx.services.origin import Origin
 from pnyx.services.spaces import SpaceService
@@ -120,6 +122,7 @@ class MediaService:
         self._advertised_at = -1e9
         self._closing = False
         self._clock_thread = MixClock(f"mix-clock-{node_id}")
+        self._frontrow: FrontRowPublisher | None = None  # made at the first space with one
 
     # -- lifecycle (the ticker) ---------------------------------------------------------
     async def ensure_running(self, space: SpaceId) -> None:
@@ -166,6 +169,9 @@ class MediaService:
                 encoder_queue_frames=self._s.encoder_queue_frames,
                 speaking_threshold_dbov=self._s.speaking_threshold_dbov,
                 captions=captions if captioned else None,
+                frontrow=self._frontrow_for(space),
+                frontrow_batch_frames=self._s.frontrow_batch_frames,
+                frontrow_bit_rate=self._s.frontrow_bitrate,
             )
             sm = _SpaceMedia(runner, sink)
             runner.start()
@@ -192,6 +198,8 @@ class MediaService:
             sm.every.clear()
             self._count_sessions()
             await sm.runner.stop(ended=ended)
+            if self._frontrow is not None:
+                await self._frontrow.stop(space)
             if ended:
                 await sm.sink.finish()
             if self._captions is not None:
@@ -221,8 +229,26 @@ class MediaService:
         for space in list(self._running):
             await self.stop(space, ended=False)
         await self._clock_thread.close()
+        if self._frontrow is not None:
+            await self._frontrow.close()
         if self._captions is not None:
             await self._captions.aclose()
+
+    def _frontrow_for(self, space: SpaceId) -> FrontRowPublisher | None:
+        """Where the space's front row goes: the edges' publishers, when the node has
+        any; never for a private space (its listeners need signed links)."""
+        if not self._s.frontrow_publish_urls or is_private(space):
+            return None
+        if self._frontrow is None:
+            self._frontrow = FrontRowPublisher(
+                self._s.frontrow_publish_urls, timeout_s=self._s.frontrow_publish_timeout_s
+            )
+        return self._frontrow
+
+    @property
+    def frontrow(self) -> FrontRowPublisher | None:
+        """The front row's publisher (None until a space has one): tests and stats."""
+        return self._frontrow
 
     # -- where a space's media runs -----------------------------------------------------
     async def check(self, space: SpaceId, handle: Handle) -> None:

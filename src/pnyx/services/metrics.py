@@ -31,3 +31,9 @@ PRESENCE_DROPPED = Counter(
     "pnyx_presence_dropped_total", "Listeners heard but not written (live state down)"
 )
 TICKS = Counter("pnyx_ticks_total", "Space ticks run by this node")
+FRONTROW_POSTS = Counter(
+    "pnyx_frontrow_posts_total",
+    "Front-row messages for the edges by outcome: posted (one per edge), failed (an edge"
+    " refused it or did not answer), dropped (never sent: the queue to the edges was full)",
+    ["outcome"],
+)

@@ -11,8 +11,10 @@ export class ListenerSession {
    * @param {string} spaceId
    * @param {{accountToken: () => (string|null),
    *          onStatus: (status: string, err?: ApiError, delayMs?: number) => void,
-   *          onMedia?: (media: object) => void}} hooks
+   *          onMedia?: (media: object) => void,
+   *          onFrontRow?: (frontrow: ({url: string, default: boolean}|null)) => void}} hooks
    * onMedia: the links a join answered with (signed for a private space: use them).
+   * onFrontRow: the front row (push path) a join offered, or null.
    * status: joining | joined | waiting (retry later) | refused (for good) | left
    */
   constructor(spaceId, hooks) {
@@ -61,6 +63,7 @@ export class ListenerSession {
           this.heartbeatS = res.data.heartbeat_s || this.heartbeatS;
           this.backoff.reset();
           if (res.data.media) this.hooks.onMedia?.(res.data.media);
+          this.hooks.onFrontRow?.(res.data.frontrow || null);
           this.hooks.onStatus("joined");
         } else {
           const res = await post(paths.heartbeat(this.spaceId), { token: this.token, signal });

@@ -10,8 +10,15 @@
 // hands over as cues (CUES_PARSED: it renders nothing itself, the page does); with the
 // browser's own HLS the rendition is a text track, "hidden" while captions are on and
 // "disabled" when off. Either way the cues go to hooks.onCues.
+//
+// The front row (frontrow.js): when the space offers it (setFrontRow), the player also
+// opens the push path; once its buffer is primed it is made audible and hls.js is
+// stopped at the same instant. When the push fails (socket cut, a stall, a decoder
+// error) LL-HLS starts at once while the push's last samples play out, and the push is
+// tried again after a backoff; each switch is one gain change, no gap of ours.
 
 import { audioContext, makeAnalyser } from "./audio.js";
+import { FrontRow, frontRowSupported, loadWorklet } from "./frontrow.js";
 import { Backoff } from "./retry.js";
 
 const HLS_MODULE = "/web/vendor/hls.esm.js";
@@ -63,6 +70,14 @@ export class Player {
     this.generation = 0;
     this.captions = false; // the listener wants captions (when the source has them)
     this.startAt = null; // seconds: where a VOD starts playing (a transcript line's time)
+    this.frontRowUrl = null; // the push path's WebSocket (null: LL-HLS only)
+    this.frontRow = null; // the current FrontRow attempt
+    this.frontRowBackoff = new Backoff({ baseMs: 1000, maxMs: 10000 });
+    this.frontRowTimer = 0;
+    this.leaving = null; // a push path turned off, playing until LL-HLS does
+    this.path = null; // what is heard: "frontrow" | "hls" | null
+    this.switches = []; // [{to, at}] (diagnostics, tests)
+    this.meter = null; // the output meter's latest report (frontrow_worklet.js)
     this.onMediaEvent = this.onMediaEvent.bind(this);
     this.onTextTrack = this.onTextTrack.bind(this);
     this.onCueChange = this.onCueChange.bind(this);
@@ -157,12 +172,96 @@ export class Player {
     this.wanted = true;
     this.backoff.reset();
     this.connectAnalyser();
+    this.path = null;
+    if (this.live && this.frontRowUrl) this.tryFrontRow();
     await this.startEngine();
     this.startWatchdog();
   }
 
+  /** The space's front row (its WebSocket path) to play when it works, or null. */
+  setFrontRow(url) {
+    const wanted = url && frontRowSupported() ? url : null;
+    if (wanted === this.frontRowUrl) return;
+    this.frontRowUrl = wanted;
+    if (!wanted && this.path === "frontrow" && this.frontRow && this.wanted && this.live) {
+      // Turned off while it plays: it goes on until LL-HLS plays (no gap).
+      clearTimeout(this.frontRowTimer);
+      this.leaving = this.frontRow;
+      this.frontRow = null;
+      this.startEngine();
+      return;
+    }
+    this.stopFrontRow();
+    if (this.wanted && this.live) {
+      if (wanted) this.tryFrontRow();
+      else if (!this.engine) this.startEngine();
+    }
+  }
+
+  tryFrontRow() {
+    clearTimeout(this.frontRowTimer);
+    if (!this.wanted || !this.frontRowUrl || !this.analyser) return;
+    const ctx = audioContext();
+    const row = new FrontRow(ctx, this.analyser, {
+      onState: (state, detail) => {
+        if (row !== this.frontRow) return;
+        if (state === "playing") this.onFrontRowPlaying();
+        else this.onFrontRowFailed(detail);
+      },
+    });
+    this.frontRow = row;
+    row.start(this.frontRowUrl).catch((err) => row.fail(String(err)));
+  }
+
+  onFrontRowPlaying() {
+    this.frontRowBackoff.reset();
+    this.frontRow.setAudible(true);
+    if (this.engine) this.stopEngine(); // the same instant: no gap, no echo
+    this.heard("frontrow");
+    this.lastProgress = performance.now();
+    this.setStatus("playing");
+  }
+
+  onFrontRowFailed(detail) {
+    this.frontRow = null;
+    if (!this.wanted) return;
+    if (this.path === "frontrow" || !this.engine) this.startEngine();
+    const delay = this.frontRowBackoff.next();
+    console.debug(`front row: ${detail}; LL-HLS, push again in ${delay} ms`);
+    this.frontRowTimer = setTimeout(() => this.tryFrontRow(), delay);
+  }
+
+  /** The push path that was turned off, once LL-HLS plays instead. */
+  dropLeaving() {
+    const row = this.leaving;
+    this.leaving = null;
+    if (row) {
+      row.setAudible(false);
+      row.close();
+    }
+  }
+
+  stopFrontRow() {
+    clearTimeout(this.frontRowTimer);
+    this.dropLeaving();
+    const row = this.frontRow;
+    this.frontRow = null;
+    if (row) {
+      row.setAudible(false);
+      row.close();
+    }
+    if (this.path === "frontrow") this.path = null;
+  }
+
+  heard(path) {
+    if (this.path === path) return;
+    this.path = path;
+    this.switches.push({ to: path, at: performance.now() });
+  }
+
   stop() {
     this.wanted = false;
+    this.stopFrontRow();
     this.stopEngine();
     clearInterval(this.watchdog);
     this.setStatus("idle");
@@ -185,9 +284,32 @@ export class Player {
       this.analyser = makeAnalyser(ctx);
       this.audio._pnyxSource.connect(this.analyser);
       this.analyser.connect(ctx.destination);
+      if (frontRowSupported()) this.connectMeter(ctx);
     } catch {
       this.analyser = null; // no WebAudio: play without a meter
     }
+  }
+
+  /** A meter on what is heard (both paths): gaps and frequency, for diagnostics. */
+  connectMeter(ctx) {
+    loadWorklet(ctx)
+      .then(() => {
+        const meter = new AudioWorkletNode(ctx, "pnyx-meter", { numberOfOutputs: 1, outputChannelCount: [1] });
+        const mute = ctx.createGain();
+        mute.gain.value = 0;
+        this.analyser.connect(meter);
+        meter.connect(mute);
+        mute.connect(ctx.destination);
+        meter.port.onmessage = (event) => { this.meter = event.data; };
+        this.meterNode = meter;
+      })
+      .catch(() => {});
+  }
+
+  /** Start counting the longest gap in what is heard afresh. */
+  resetMeter() {
+    this.meterNode?.port.postMessage({ reset: true });
+    if (this.meter) this.meter = { ...this.meter, longestGapMs: 0 };
   }
 
   async startEngine() {
@@ -295,6 +417,10 @@ export class Player {
     this.watchdog = setInterval(() => {
       if (!this.wanted || this.status === "ended" || this.status === "blocked") return;
       if (this.status === "reconnecting") return;
+      if (this.path === "frontrow" && this.frontRow) {
+        this.lastProgress = performance.now(); // the push path watches itself
+        return;
+      }
       if (performance.now() - this.lastProgress > STALL_MS) {
         this.lastProgress = performance.now();
         this.retryLater("stalled");
@@ -315,6 +441,10 @@ export class Player {
         break;
       case "playing":
         this.lastProgress = performance.now();
+        if (this.engine) {
+          this.dropLeaving();
+          this.heard("hls");
+        }
         this.setStatus("playing");
         break;
       case "waiting":

@@ -101,6 +101,10 @@ class SpacePage {
       accountToken: () => this.session?.token || null,
       onStatus: (s, err, delay) => this.onListenerStatus(s, err, delay),
       onMedia: (media) => { if (this.links) this.links = { ...this.links, ...media }; },
+      onFrontRow: (offer) => {
+        this.frontRowOffer = offer;
+        this.applyFrontRow();
+      },
     });
     this.socket = new StageSocket(spaceId, {
       token: () => this.session?.token,
@@ -693,6 +697,16 @@ class SpacePage {
     this.onPlayerStatus(this.player.status);
   }
 
+  /** The front row (push path): offered by the join, on by default for a small space,
+   * the listener's choice otherwise; the button shows and switches it. */
+  applyFrontRow() {
+    const offer = this.frontRowOffer || null;
+    const on = frontRowWanted(offer);
+    show(this.el.frontRow, Boolean(offer));
+    this.el.frontRow.setAttribute("aria-pressed", on ? "true" : "false");
+    this.player.setFrontRow(on ? offer.url : null);
+  }
+
   /** Captions on or off: the CC button, the box under the player, what the player fetches. */
   setCaptions(on) {
     const captioned = Boolean(this.info?.captions);
@@ -730,6 +744,12 @@ class SpacePage {
       const on = el.cc.getAttribute("aria-pressed") !== "true";
       rememberCaptions(on);
       this.setCaptions(on);
+    });
+
+    el.frontRow.addEventListener("click", () => {
+      const on = el.frontRow.getAttribute("aria-pressed") !== "true";
+      try { localStorage.setItem("pnyx.frontrow", on ? "on" : "off"); } catch { /* storage blocked */ }
+      this.applyFrontRow();
     });
 
     el.shareButton.addEventListener("click", async () => {
@@ -987,6 +1007,19 @@ class SpacePage {
         return page.publisher.track ? page.publisher.track.getSettings().echoCancellation : null;
       },
       get currentTime() { return page.el.listenAudio.currentTime; },
+      /** The front row: what is heard (path), switches, the push's buffer and the meter
+       * on the page's output (longest gap since resetMeter(), frequency). */
+      get frontRow() {
+        const p = page.player;
+        return {
+          url: p.frontRowUrl,
+          path: p.path,
+          switches: p.switches.map((s) => s.to),
+          push: p.frontRow ? { state: p.frontRow.state, messages: p.frontRow.messages, lost: p.frontRow.lost, mediaTime: p.frontRow.mediaTime, ...p.frontRow.stats } : null,
+          meter: p.meter,
+        };
+      },
+      resetMeter() { page.player.resetMeter(); },
       /** Captions: on or off, the player's subtitle track (-1: none), the cues held. */
       get captions() {
         return {
@@ -1010,6 +1043,15 @@ class SpacePage {
     window.pnyx = window.pnyx || {};
     window.pnyx.space = this.diagnostics;
   }
+}
+
+/** Play the front row when the space offers it by default (unless the listener turned it
+ * off: localStorage "pnyx.frontrow" = "off"), or when they opted in ("on"). */
+function frontRowWanted(offer) {
+  if (!offer) return false;
+  let choice = null;
+  try { choice = localStorage.getItem("pnyx.frontrow"); } catch { /* storage blocked */ }
+  return offer.default ? choice !== "off" : choice === "on";
 }
 
 export function mount(main, { params, navigate }) {

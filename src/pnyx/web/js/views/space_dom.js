@@ -30,13 +30,17 @@ export function buildSpacePage(spaceId, captions) {
     class: "button cc-button", type: "button", id: "cc-button", "aria-pressed": "false",
     "aria-label": "CC: live captions", title: "Live captions", hidden: true,
   }, "CC");
+  el.frontRow = h("button", {
+    class: "button frontrow-button", type: "button", id: "frontrow-button", "aria-pressed": "false",
+    "aria-label": "Front row: the lowest delay", title: "Front row: hear it about a quarter of a second after it is said", hidden: true,
+  }, "Front row");
   el.listenStatus = h("p", { class: "player-status", id: "player-status", role: "status" });
   el.listenNotice = h("p", { class: "notice", id: "listener-notice", hidden: true });
   el.clip = h("button", { class: "button", type: "button", id: "clip-button", hidden: true, title: "Keep the last 30 seconds as a clip with its own page" }, "✂ Clip the last 30 s");
   el.clipNote = h("p", { class: "hint", id: "clip-note", role: "status" });
   el.listenPanel = h("section", { class: "panel listen-panel", id: "listen-panel", "aria-labelledby": "listen-heading", hidden: true },
     h("h2", { id: "listen-heading" }, "Listen"),
-    h("div", { class: "row" }, el.play, el.listenMeter, el.cc),
+    h("div", { class: "row" }, el.play, el.listenMeter, el.cc, el.frontRow),
     captions, el.listenStatus, el.listenNotice, el.clip, el.clipNote, el.listenAudio);
 
   // Speaking (on stage).
