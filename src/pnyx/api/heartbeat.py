@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pnyx.api.admission import INFLIGHT, REFUSED, refuse
 from pnyx.api.errors import error_response
 from pnyx.api.headers import NOSNIFF as _NOSNIFF  # as it adds to every answer
-from pnyx.api.schemas import JoinOut
+from pnyx.api.listeners import join_out
 from pnyx.domain.types import SPACE_ID_MAX_LEN, SpaceId
 from pnyx.errors import PnyxError
 from pnyx.services import metrics
@@ -113,13 +113,7 @@ class HeartbeatPath:
             except PnyxError as exc:
                 answer: Response = error_response(exc)
             else:
-                out = JoinOut(
-                    listener_id=joined.listener_id,
-                    token=joined.token,
-                    heartbeat_s=joined.heartbeat_s,
-                    media=joined.media,
-                    latency=joined.latency,
-                )
+                out = join_out(joined)
                 answer = JSONResponse(out.model_dump(mode="json"), headers=_NO_STORE)
             answer.raw_headers.append(_NOSNIFF)
             await answer(scope, receive, send)

@@ -17,6 +17,7 @@ from pnyx.api.schemas import (
 )
 from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind
+from pnyx.services.listeners import Joined
 
 router = APIRouter(prefix="/v1/spaces/{space_id}", tags=["listeners"])
 
@@ -40,6 +41,11 @@ async def join(
     space they are signed (`/p/{exp}/{sig}/…`), and the only way in."""
     joined = await services.listeners.join(SpaceId(space_id), me)
     response.headers["Cache-Control"] = "no-store"
+    return join_out(joined)
+
+
+def join_out(joined: Joined) -> JoinOut:
+    """The join's answer (this route's, and the lean path's in ``api/heartbeat.py``)."""
     return JoinOut(
         listener_id=joined.listener_id,
         token=joined.token,

@@ -40,6 +40,7 @@ async def served(tmp: Path, lean: bool) -> AsyncIterator[httpx.AsyncClient]:
         secret=SECRET,
         listener_lean_paths=lean,
         snapshot_cache_s=0,
+        frontrow_publish_urls=["http://127.0.0.1:9/frontrow/pub/"],  # joins offer the front row
         **ACCOUNTS_UNLIMITED,  # type: ignore[arg-type]
     )
     app = create_app(settings)
@@ -60,6 +61,8 @@ def answer(step: str, r: httpx.Response) -> Answer:
             "listener_id": len(body["listener_id"]),
             "token": body["token"].count("."),
             "media": {k: v.replace(space, "{space_id}") for k, v in body["media"].items()},
+            "frontrow": body["frontrow"]
+            and {**body["frontrow"], "url": body["frontrow"]["url"].replace(space, "{space_id}")},
         }
     return step, r.status_code, headers, body
 
@@ -144,6 +147,8 @@ async def test_the_lean_path_answers_what_the_route_answers(tmp_path: Path) -> N
     assert statuses["ended"] == statuses["join, ended"] == 409
     assert statuses["join"] == statuses["join, signed in"] == 200
     assert statuses["join, no such space"] == 404
+    joins = [body for step, _, _, body in transcripts[True] if step == "join"]
+    assert joins and joins[0]["frontrow"] == {"url": "/frontrow/{space_id}", "default": True}
     for lean, framework in zip(transcripts[True], transcripts[False], strict=True):
         assert lean == framework
 
