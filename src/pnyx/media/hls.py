@@ -171,20 +171,20 @@ class PlaylistState:
     def media_sequence(self) -> int:
         return self.segments[0].msn if self.segments else self.next_msn
 
-    def to_json(self) -> str:
-        def encode(value: Any) -> Any:
-            if isinstance(value, datetime):
-                return value.isoformat()
-            raise TypeError(type(value))
+    def to_doc(self) -> dict[str, Any]:
+        """The state as a JSON document (what the live state stores), built directly."""
+        doc = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        doc["pending_program_date_time"] = self.pending_program_date_time.isoformat()
+        doc["segments"] = [_segment_doc(s) for s in self.segments]
+        doc["parts"] = [_ref_dict(p) for p in self.parts]
+        return doc
 
-        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        fields["segments"] = [_ref_dict(s) for s in self.segments]
-        fields["parts"] = [_ref_dict(p) for p in self.parts]
-        return json.dumps(fields, default=encode, separators=(",", ":"))
+    def to_json(self) -> str:
+        return json.dumps(self.to_doc(), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> PlaylistState:
-        raw = json.loads(text)
+    def from_doc(cls, doc: dict[str, Any]) -> PlaylistState:
+        raw = dict(doc)
         raw["pending_program_date_time"] = datetime.fromisoformat(raw["pending_program_date_time"])
         raw["parts"] = tuple(PartRef(**p) for p in raw["parts"])
         raw["segments"] = tuple(
@@ -198,6 +198,16 @@ class PlaylistState:
             for s in raw["segments"]
         )
         return cls(**raw)
+
+    @classmethod
+    def from_json(cls, text: str) -> PlaylistState:
+        return cls.from_doc(json.loads(text))
+
+
+def _segment_doc(seg: SegmentRef) -> dict[str, Any]:
+    doc = _ref_dict(seg)
+    doc["program_date_time"] = seg.program_date_time.isoformat()
+    return doc
 
 
 def _ref_dict(ref: SegmentRef | PartRef) -> dict[str, Any]:

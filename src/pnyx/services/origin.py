@@ -23,7 +23,6 @@ a broken server, a 503 is what they retry.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -135,7 +134,7 @@ class Origin:
             ),
         )
         await self._refresh_init(space, ended=state.ended)
-        doc: JSON = json.loads(state.to_json())
+        doc: JSON = state.to_doc()
         if await self._live.put_part(hls_key(space), PLAYLIST, doc, state_version(state)) is None:
             level = logging.WARNING if outputs else logging.DEBUG
             log.log(level, "space %s: stale playlist state ignored (msn %d)", space, state.next_msn)
@@ -275,7 +274,7 @@ class Origin:
         if seen is None or seen.doc != doc:
             if len(self._seen_by_space) >= _CACHED_SPACES:
                 self._seen_by_space.clear()
-            state = PlaylistState.from_json(json.dumps(doc))
+            state = PlaylistState.from_doc(doc)
             seen = self._seen_by_space[space] = _Seen(doc, state)
         return seen
 
