@@ -31,6 +31,7 @@ pytestmark = pytest.mark.e2e
 SPACES = 20
 MEASURE_S = 20.0
 MAX_CORE_SHARE = 0.10  # of one core, for all 20 spaces together
+SETTINGS = {"host_grace_s": "600", "hls_part_frames": "15"}  # 0.32 s parts (the docstring)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,7 +59,7 @@ def test_idle_live_spaces_cost_almost_no_cpu(tmp_path: Path) -> None:
     # The production cadences (not the tests' fast clocks), and a long grace: the spaces
     # must stay live, their media running, throughout.
     with (
-        pnyx_serve(tmp_path, settings={"host_grace_s": "600", "hls_part_frames": "15"}, fast=False) as node,
+        pnyx_serve(tmp_path, settings=SETTINGS, fast=False) as node,
         node.client() as c,
     ):
         spaces = []
