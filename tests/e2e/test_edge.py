@@ -69,8 +69,11 @@ def test_edge_config_cli_is_valid_nginx(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stderr
 
 
-# No keepalive version while the test holds its long-polls (it checks what ends them).
-QUIET = {"state_wait_s": "12", "state_keepalive_s": "0"}
+# No keepalive version while the test holds its long-polls (it checks what ends them), and
+# no "host away" version either: the host never publishes, and the node judges a host
+# away only after holding the space for stage_presence_ttl_s (3 s with the tests' fast
+# clocks, which a slow machine's test could outlast after the state settled).
+QUIET = {"state_wait_s": "12", "state_keepalive_s": "0", "stage_presence_ttl_s": "600"}
 
 
 @dataclass
