@@ -430,9 +430,14 @@ def audience(edge_url: str, space: str, n: int, seconds: float, procs: int) -> t
 
 
 async def measure_tiers(d: Deployment, tiers: Sequence[str], onsets: int) -> dict[str, list[float]]:
+    """Each tier in turn; one that fails is reported (in ``d.notes``) and the rest still run."""
     rows: dict[str, list[float]] = {}
     for name in tiers:
-        rows.update(await TIERS[name](d, onsets))
+        try:
+            rows.update(await TIERS[name](d, onsets))
+        except Exception as exc:  # a bench reports a failed tier and goes on
+            d.notes.setdefault("failed", {})[name] = repr(exc)
+            print(f"{name} at {d.listeners} listeners FAILED: {exc!r}", flush=True)
     return rows
 
 
@@ -609,6 +614,8 @@ def table(results: list[dict[str, Any]], sizes: list[int], frontrow_bps: int) ->
                 f"{fr['longest_gap_s'] or 0:.2f} s; nginx {fr['nginx_cores']:.2f} cores, "
                 f"origin {fr['origin_cores']:.2f} cores)"
             )
+        if failed := r["notes"].get("failed"):
+            line += "; FAILED: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
         out.append(line)
     return out
 
