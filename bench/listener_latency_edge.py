@@ -492,6 +492,8 @@ def main() -> None:
                         await asyncio.sleep(ramp + 10)
                         d = Deployment(origin.url, edge, space, track, n, origin.pid, dep.edge_port)
                         rows = await measure_tiers(d, args.tiers, args.onsets)
+                        # the load was there until the last row was measured (or not)
+                        d.notes["audience_ran_throughout"] = proc.poll() is None
                     finally:
                         code = await asyncio.get_running_loop().run_in_executor(
                             None, proc.wait, seconds + 120
@@ -533,11 +535,11 @@ def main() -> None:
 
 def budget_s(tier: str, listeners: int, onsets: int) -> float:
     """How long a tier's measurement may take at an audience size (the simulated audience
-    runs that long): LL-HLS ~2.5 s an onset; the front row 1.55 s an onset plus connecting
-    its subscribers."""
+    runs that long): LL-HLS ~2.5 s an onset, more when late; the front row 1.55 s an
+    onset plus connecting its subscribers."""
     if tier == "front row":
         return 10 + listeners / 250 + onsets * 1.6
-    return 5 + onsets * 3.0
+    return 5 + onsets * 3.5
 
 
 def requests_per_s(load: dict[str, Any]) -> float | None:
@@ -603,7 +605,8 @@ def table(results: list[dict[str, Any]], sizes: list[int], frontrow_bps: int) ->
             f"throughout (stalls {r['stalls']} in {r['listeners_stalled']} listeners, behind "
             f"live p50 {r['behind_live_p50_s']} s, "
             f"{(r['requests_per_s'] or 0):,.0f} requests/s, errors {r['http_errors']}, "
-            f"loadtest exit {r['loadtest_exit']})"
+            f"loadtest exit {r['loadtest_exit']}"
+            f"{'' if r['notes'].get('audience_ran_throughout') else '; it ENDED early'})"
         )
         if fr:
             line += (
