@@ -69,7 +69,7 @@ import frontrow as push
 import scale_support
 from latency_support import hls, machine, tones, webrtc
 from pnyx.loadtest.stats import percentile
-from scale_support import PNYX, Edge, descendants, wait_for_media
+from scale_support import PNYX, Edge, family, wait_for_media
 
 TONE_HZ = 1000.0
 GOAL_P95_S = 0.8  # LL-HLS at PART-HOLD-BACK
@@ -165,7 +165,7 @@ async def front_row(d: Deployment, onsets: int) -> dict[str, list[float]]:
     """The front row at ``d.listeners`` subscribers of the space's WebSocket on the edge:
     bench/frontrow.py's four decoding probes and ``d.listeners - 4`` load subscribers
     (client processes), on top of the simulated LL-HLS audience."""
-    nginx_pids = descendants(d.edge.proc.pid)
+    nginx_pids = nginx_workers(d.edge.proc.pid)
     row = await push.measure(
         d.edge_port, d.space, d.track.switch, nginx_pids, d.origin_pid,
         subscribers=d.listeners, onsets=onsets,
@@ -179,7 +179,7 @@ async def front_row(d: Deployment, onsets: int) -> dict[str, list[float]]:
         "stalled_subscribers": load.stalled if load else 0,
         "longest_gap_s": load.longest_gap_s if load else None,
         "messages_per_s": load.messages_per_s if load else None,
-        "nginx_cores": row.nginx_cpu_s / row.seconds,
+        "nginx_worker_cores": row.nginx_cpu_s / row.seconds,
         "origin_cores": row.node_cpu_s / row.seconds,
     }
     buffer_ms = push.PLAYER_BUFFER_S * 1000
@@ -187,6 +187,20 @@ async def front_row(d: Deployment, onsets: int) -> dict[str, list[float]]:
         FRONT_ROW_ARRIVAL: row.arrival,
         f"{FRONT_ROW_PLAYER} (+{buffer_ms:.0f} ms buffer)": row.player,
     }
+
+
+def nginx_workers(master: int) -> list[int]:
+    """nginx's worker processes (they do the fan-out); not its cache loader, which exits a
+    minute after the start, nor the cache manager."""
+    found = []
+    for pid in family(master)[1:]:
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"worker process" in title:
+            found.append(pid)
+    return found
 
 
 FRONT_ROW_ARRIVAL = "front row, on arrival"
@@ -614,8 +628,8 @@ def table(results: list[dict[str, Any]], sizes: list[int], frontrow_bps: int) ->
                 f"subscribers (4 probes + {fr['load_connected']:,} load, "
                 f"{fr['load_failed']} failed to connect; stalls {fr['stalls']} in "
                 f"{fr['stalled_subscribers']} subscribers, longest gap "
-                f"{fr['longest_gap_s'] or 0:.2f} s; nginx {fr['nginx_cores']:.2f} cores, "
-                f"origin {fr['origin_cores']:.2f} cores)"
+                f"{fr['longest_gap_s'] or 0:.2f} s; nginx workers "
+                f"{fr['nginx_worker_cores']:.2f} cores, origin {fr['origin_cores']:.2f} cores)"
             )
         if failed := r["notes"].get("failed"):
             line += "; FAILED: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
