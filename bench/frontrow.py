@@ -45,7 +45,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +130,7 @@ def free_port() -> int:
 
 
 # -- load subscribers (client processes) ------------------------------------------------
-def _raise_nofile() -> None:
+def raise_nofile() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -184,7 +184,7 @@ def load_client(port: int, path: str, n: int, seconds: float, out: Any) -> None:
     what piled up (not counted), then reads every 200 ms for ``seconds`` and sends its
     counts: bytes, stalls (a subscriber that got nothing for over a second), and, for
     its first subscriber, the messages it got (parsed) to check the others by."""
-    _raise_nofile()
+    raise_nofile()
     socks: list[socket.socket] = []
     failed = 0
     for _ in range(n):
@@ -290,6 +290,14 @@ class Load:
     def start(self) -> None:
         for _, pipe in self.procs:
             pipe.send("start")
+
+    def close(self) -> None:
+        """End any client process still running (after a failure; a no-op after
+        :meth:`result`)."""
+        for p, _ in self.procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(10)
 
     def result(self, timeout: float = 120) -> LoadResult:
         parts = []
@@ -397,21 +405,47 @@ async def frontrow_latency(
     onsets: int = 16,
 ) -> LatencyRow:
     """Mouth-to-ear of the front row through the edge at ``subscribers`` subscribers
-    (four probes that decode, the rest load subscribers in client processes)."""
-    path = f"/frontrow/{space}"
+    (four probes that decode, the rest load subscribers in client processes); the host
+    (``token``) publishes the tone from here."""
     track = webrtc.ToneTrack(TONE_HZ, on=False)
     me = await webrtc.publish(node_url, space, token, track)
-    load: Load | None = None
-    phase_s = onsets * 1.6 + 4.0
     try:
         await me.connected()
         await asyncio.sleep(2.0)  # the channel exists once messages flow
-        extra = max(0, subscribers - PROBES)
+        return await measure(
+            edge_port, space, track.switch, nginx_pids, node_pid,
+            subscribers=subscribers, onsets=onsets,
+        )  # fmt: skip
+    finally:
+        await me.close()
+
+
+async def measure(
+    edge_port: int,
+    space: str,
+    switch: Callable[[bool], Awaitable[float]],
+    nginx_pids: list[int],
+    node_pid: int,
+    *,
+    subscribers: int,
+    onsets: int,
+) -> LatencyRow:
+    """One latency row of a space whose program already flows to the edge: ``switch(on)``
+    turns its tone on or off and returns the capture instant. ``subscribers`` WebSocket
+    subscribers on ``/frontrow/{space}`` of the edge on ``edge_port``: four probes here,
+    the rest :class:`Load`; ``onsets`` onsets, each on for 0.7 s and off for 0.8 s. CPU:
+    of ``nginx_pids`` (summed) and of ``node_pid`` over the onsets."""
+    path = f"/frontrow/{space}"
+    load: Load | None = None
+    phase_s = onsets * 1.6 + 4.0
+    extra = max(0, subscribers - PROBES)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
         if extra:
             load = Load(edge_port, path, extra, phase_s)
             await asyncio.to_thread(load.ready)
             load.start()
-        stop = asyncio.Event()
         probes = [Probe(f"ws://127.0.0.1:{edge_port}{path}", []) for _ in range(PROBES)]
         tasks = [asyncio.create_task(p.run(stop)) for p in probes]
         await asyncio.sleep(1.0)
@@ -420,9 +454,9 @@ async def frontrow_latency(
         t_ons = []
         for _ in range(onsets):
             await asyncio.sleep(random.uniform(0, 0.04))  # land anywhere in a batch
-            t_ons.append(await track.switch(True))
+            t_ons.append(await switch(True))
             await asyncio.sleep(0.7)
-            await track.switch(False)
+            await switch(False)
             await asyncio.sleep(0.8)
         seconds = time.monotonic() - t0
         cpu1 = sum(cpu_seconds(p) for p in nginx_pids), cpu_seconds(node_pid)
@@ -433,17 +467,20 @@ async def frontrow_latency(
         for p in probes:
             arrival += p.latencies(t_ons)
         result = await asyncio.to_thread(load.result) if load is not None else None
-        return LatencyRow(
-            subscribers,
-            arrival,
-            [a + PLAYER_BUFFER_S for a in arrival],
-            result,
-            cpu1[0] - cpu0[0],
-            cpu1[1] - cpu0[1],
-            seconds,
-        )
     finally:
-        await me.close()
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if load is not None:
+            load.close()
+    return LatencyRow(
+        subscribers,
+        arrival,
+        [a + PLAYER_BUFFER_S for a in arrival],
+        result,
+        cpu1[0] - cpu0[0],
+        cpu1[1] - cpu0[1],
+        seconds,
+    )
 
 
 # -- capacity -------------------------------------------------------------------------
@@ -605,7 +642,7 @@ def main() -> None:
         help="only compare the ways a node can publish, with N subscribers on one worker",
     )
     args = ap.parse_args()
-    _raise_nofile()
+    raise_nofile()
     if args.compare_publishers:
         lines = asyncio.run(compare_publishers(args.compare_publishers, args.batch_frames or 2))
         print(f"machine: {machine()}")

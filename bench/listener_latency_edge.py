@@ -1,31 +1,47 @@
 """Mouth-to-ear latency through the edge, tier by tier, side by side with Icecast (issue 17).
 
-One run, one machine. A deployment as an operator runs it (Redis, one ``pnyx serve`` with
-production clocks, the edge ``pnyx edge-config`` generates — nginx and the Varnish behind
-it — in front); its host publishes a 1 kHz tone over WebRTC and switches it on at known
-capture instants. For each audience size (``--listeners``, default 100 and 2,000), that
-many simulated listeners (``pnyx loadtest listeners``, low latency, through the edge) are
-the load, and each tier measures its own listener(s) through the same edge:
+One run, one machine. A deployment as an operator runs it (bench/scale_support.py's
+``deployment``: Redis, one ``pnyx serve`` with production clocks, the edge ``pnyx
+edge-config --frontrow`` generates — nginx with nchan and the Varnish behind it — in
+front, the origin posting the space's program to the edge's front row); its host
+publishes a 1 kHz tone over WebRTC and switches it on at known capture instants.
+
+The load, per audience size N (``--listeners``, default 100 and 2,000): N simulated
+listeners (``pnyx loadtest listeners``, low latency, through the edge) for the whole of
+that size's phase, under every tier's rows. Each tier then measures its own listener(s)
+through the same edge, one tier after the other:
 
 * ``LL-HLS``: a player-like listener (tests/support/hls.py) follows ``live.m3u8`` with
   blocking reloads through the edge and decodes every part; per onset, **on arrival** =
   arrival of the part holding the onset + the onset's offset in it - the capture instant,
   and **at PART-HOLD-BACK** = that + PART-HOLD-BACK - the part's duration: when a player
   that keeps its playhead the advertised hold-back behind the newest part plays it (the
-  goal: p95 ≤ 0.8 s);
+  goal: p95 ≤ 0.8 s). Load: the N simulated LL-HLS listeners (+ this one).
+* ``front row``: N subscribers of the space's WebSocket on the edge
+  (``/frontrow/{space}``): bench/frontrow.py's four probes, which decode the Opus, and
+  N - 4 load subscribers in client processes (bench/frontrow.py's ``Load``: they read
+  every 200 ms and count stalls). **On arrival** = arrival of the message carrying the
+  onset + the onset's offset in it - the capture instant; **player** = that + the web
+  player's starting buffer (60 ms). Goal: player p95 ≤ 0.35 s and ≤ Icecast's at the
+  front row's bitrate (``frontrow_bitrate``, 64 kbit/s). Load: the N simulated LL-HLS
+  listeners AND the N front-row subscribers, at once.
 * more tiers plug in through :data:`TIERS` (a function of the :class:`Deployment` and the
-  onsets wanted that returns mouth-to-ear samples); the front row goes there.
+  onsets wanted that returns mouth-to-ear samples by row).
 
 Icecast (Debian's icecast2, started here on a free port with burst-on-connect off and a
 burst size of 0) is fed the same kind of tone by ffmpeg (MP3, CBR, at ``--icecast-kbps``:
-32 and the LL-HLS program's 64 by default), written in real time in 20 ms blocks whose
-capture instant is known; a listener decodes the stream as it arrives (PyAV), and the
-latency is the arrival of the decoded frame holding the onset + the onset's offset in it
-- the capture instant (a player with no buffer at all: Icecast's floor).
+32 and the front row's 64 by default), written in real time in 20 ms blocks whose
+capture instant is known; ONE listener and no other load (after the Pnyx phases, the
+deployment stopped) decodes the stream as it arrives (PyAV), and the latency is the
+arrival of the decoded frame holding the onset + the onset's offset in it - the capture
+instant (a player with no buffer at all: Icecast's floor).
+
+The table puts the rows side by side, a column per audience size, with each goal and
+whether the p95 meets it (✓/✗); under it, what load each size had and how it fared.
 
     .venv/bin/python bench/listener_latency_edge.py
     .venv/bin/python bench/listener_latency_edge.py --listeners 100 --onsets 12 \
-        --set hls_part_frames=15
+        --tiers "front row" --set hls_part_frames=15
 """
 
 from __future__ import annotations
@@ -40,7 +56,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,12 +65,15 @@ import av
 import httpx
 import numpy as np
 
-from latency_support import account, hls, machine, tones, webrtc
+import frontrow as push
+import scale_support
+from latency_support import hls, machine, tones, webrtc
 from pnyx.loadtest.stats import percentile
-from scale_support import PNYX, Edge, nginx_edge, pnyx_serve, redis_server, wait_for_media
+from scale_support import PNYX, Edge, family, wait_for_media
 
 TONE_HZ = 1000.0
-GOAL_P95_S = 0.8
+GOAL_P95_S = 0.8  # LL-HLS at PART-HOLD-BACK
+FRONT_ROW_GOAL_P95_S = push.GOAL_P95_S  # the front row's player; and ≤ Icecast's at its bitrate
 RATE = 48_000
 
 
@@ -68,6 +87,8 @@ class Deployment:
     space: str
     track: webrtc.ToneTrack
     listeners: int  # the simulated audience at the moment
+    origin_pid: int = 0
+    edge_port: int = 0  # the edge's plain-HTTP port (the front row's WebSockets)
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -140,9 +161,54 @@ async def ll_hls(d: Deployment, onsets: int) -> dict[str, list[float]]:
         await listener.aclose()
 
 
-# Tiers measured through the edge at each audience size. The front row adds itself here:
-# TIERS["front row"] = front_row  (an async function of (Deployment, onsets)).
-TIERS: dict[str, Tier] = {"LL-HLS": ll_hls}
+async def front_row(d: Deployment, onsets: int) -> dict[str, list[float]]:
+    """The front row at ``d.listeners`` subscribers of the space's WebSocket on the edge:
+    bench/frontrow.py's four decoding probes and ``d.listeners - 4`` load subscribers
+    (client processes), on top of the simulated LL-HLS audience."""
+    nginx_pids = nginx_workers(d.edge.proc.pid)
+    row = await push.measure(
+        d.edge_port, d.space, d.track.switch, nginx_pids, d.origin_pid,
+        subscribers=d.listeners, onsets=onsets,
+    )  # fmt: skip
+    load = row.load
+    d.notes["front_row"] = {
+        "subscribers": d.listeners,
+        "load_connected": load.connected if load else 0,
+        "load_failed": load.failed if load else 0,
+        "stalls": load.stalls if load else 0,
+        "stalled_subscribers": load.stalled if load else 0,
+        "longest_gap_s": load.longest_gap_s if load else None,
+        "messages_per_s": load.messages_per_s if load else None,
+        "nginx_worker_cores": row.nginx_cpu_s / row.seconds,
+        "origin_cores": row.node_cpu_s / row.seconds,
+    }
+    buffer_ms = push.PLAYER_BUFFER_S * 1000
+    return {
+        FRONT_ROW_ARRIVAL: row.arrival,
+        f"{FRONT_ROW_PLAYER} (+{buffer_ms:.0f} ms buffer)": row.player,
+    }
+
+
+def nginx_workers(master: int) -> list[int]:
+    """nginx's worker processes (they do the fan-out); not its cache loader, which exits a
+    minute after the start, nor the cache manager."""
+    found = []
+    for pid in family(master)[1:]:
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"worker process" in title:
+            found.append(pid)
+    return found
+
+
+FRONT_ROW_ARRIVAL = "front row, on arrival"
+FRONT_ROW_PLAYER = "front row, player"
+
+# Tiers measured through the edge at each audience size: an async function of
+# (Deployment, onsets) returning mouth-to-ear samples by row.
+TIERS: dict[str, Tier] = {"LL-HLS": ll_hls, "front row": front_row}
 
 
 # -- Icecast ------------------------------------------------------------------------------
@@ -378,9 +444,14 @@ def audience(edge_url: str, space: str, n: int, seconds: float, procs: int) -> t
 
 
 async def measure_tiers(d: Deployment, tiers: Sequence[str], onsets: int) -> dict[str, list[float]]:
+    """Each tier in turn; one that fails is reported (in ``d.notes``) and the rest still run."""
     rows: dict[str, list[float]] = {}
     for name in tiers:
-        rows.update(await TIERS[name](d, onsets))
+        try:
+            rows.update(await TIERS[name](d, onsets))
+        except Exception as exc:  # a bench reports a failed tier and goes on
+            d.notes.setdefault("failed", {})[name] = repr(exc)
+            print(f"{name} at {d.listeners} listeners FAILED: {exc!r}", flush=True)
     return rows
 
 
@@ -407,41 +478,36 @@ def main() -> None:
     args = ap.parse_args()
     if max(args.listeners, default=0) > 10_000:
         ap.error("at most 10,000 simulated listeners here")
+    if unknown := set(args.tiers) - set(TIERS):
+        ap.error(f"no such tier: {', '.join(sorted(unknown))} (of: {', '.join(TIERS)})")
+    push.raise_nofile()  # the front row's probes and this process's sockets
     settings = {"low_latency_max_listeners": "1000000", **dict(kv.split("=", 1) for kv in args.set)}
+    with_front_row = "front row" in args.tiers
     print("# mouth-to-ear through the edge, side by side with Icecast", flush=True)
     print(f"machine: {machine()}; {os.cpu_count()} cores; settings {settings}", flush=True)
     results: list[dict[str, Any]] = []
 
-    with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pnyx-lle-")))
-        (tmp / "redis").mkdir()
-        redis_url = stack.enter_context(redis_server(tmp / "redis"))
-        origin = stack.enter_context(
-            pnyx_serve(tmp / "node", redis=redis_url, settings=settings, fast=False,
-                       log_level="warning")
-        )  # fmt: skip
-        edge = stack.enter_context(nginx_edge([origin.url.rsplit("/", 1)[1]]))
-        with httpx.Client(base_url=origin.url, timeout=20) as c:
-            host = account(c, "bench_host")
-            r = c.post("/v1/spaces", json={"title": "latency"}, headers=host.auth)
-            r.raise_for_status()
-            space = str(r.json()["id"])
+    with scale_support.deployment(settings, frontrow=with_front_row, tone_hz=None) as dep:
+        edge, space, origin = dep.edge, dep.space, dep.origin
 
         async def run() -> None:
             track = webrtc.ToneTrack(TONE_HZ, on=False)
-            speaker = await webrtc.publish(origin.url, space, host.token, track)
+            speaker = await webrtc.publish(origin.url, space, dep.host.token, track)
             try:
                 await speaker.connected()
                 await asyncio.get_running_loop().run_in_executor(
                     None, wait_for_media, edge.url, space
                 )
                 for n in args.listeners:
-                    seconds = max(5.0, n / 200) + 15 + args.onsets * 2.5 * len(args.tiers) + 30
+                    ramp = max(5.0, n / 200)
+                    seconds = ramp + 15 + sum(budget_s(t, n, args.onsets) for t in args.tiers) + 20
                     proc, out = audience(edge.url, space, n, seconds, args.procs)
                     try:
-                        await asyncio.sleep(max(5.0, n / 200) + 10)
-                        d = Deployment(origin.url, edge, space, track, n)
+                        await asyncio.sleep(ramp + 10)
+                        d = Deployment(origin.url, edge, space, track, n, origin.pid, dep.edge_port)
                         rows = await measure_tiers(d, args.tiers, args.onsets)
+                        # the load was there until the last row was measured (or not)
+                        d.notes["audience_ran_throughout"] = proc.poll() is None
                     finally:
                         code = await asyncio.get_running_loop().run_in_executor(
                             None, proc.wait, seconds + 120
@@ -457,8 +523,10 @@ def main() -> None:
                             "notes": d.notes,
                             "loadtest_exit": code,
                             "stalls": load.get("stalls", {}).get("total"),
+                            "listeners_stalled": load.get("stalls", {}).get("listeners_stalled"),
                             "behind_live_p50_s": load.get("behind_live_s", {}).get("p50"),
                             "http_errors": load.get("http_errors"),
+                            "requests_per_s": requests_per_s(load),
                             "client_cores": load.get("cpu", {}).get("cores_used"),
                         }
                     )
@@ -470,20 +538,103 @@ def main() -> None:
 
     for kbps in args.icecast_kbps:
         xs = asyncio.run(icecast_tier(kbps, args.onsets))
-        results.append({"row": f"Icecast {kbps} kbit/s MP3, on arrival", "listeners": 1,
-                        **summary(xs)})  # fmt: skip
+        results.append({"row": icecast_row(kbps), "listeners": 1, "kbps": kbps, **summary(xs)})
         show(results[-1])
 
-    print("\n| tier | listeners | onsets | p50 ms | p95 ms | max ms |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for r in results:
-        if r["row"] != "audience" and r.get("n"):
-            print(
-                f"| {r['row']} | {r['listeners']} | {r['n']} | {r['p50_s'] * 1000:.0f} | "
-                f"{r['p95_s'] * 1000:.0f} | {r['max_s'] * 1000:.0f} |"
-            )
+    print()
+    print("\n".join(table(results, args.listeners, int(settings.get("frontrow_bitrate", 64_000)))))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def budget_s(tier: str, listeners: int, onsets: int) -> float:
+    """How long a tier's measurement may take at an audience size (the simulated audience
+    runs that long): LL-HLS ~2.5 s an onset, more when late; the front row 1.55 s an
+    onset plus connecting its subscribers."""
+    if tier == "front row":
+        return 10 + listeners / 250 + onsets * 1.6
+    return 5 + onsets * 3.5
+
+
+def requests_per_s(load: dict[str, Any]) -> float | None:
+    series = load.get("series") or []
+    busy = [r["req_per_s"] for r in series if r.get("req_per_s")]
+    return sum(busy) / len(busy) if busy else None
+
+
+def icecast_row(kbps: int) -> str:
+    return f"Icecast {kbps} kbit/s MP3, on arrival (1 listener, no load)"
+
+
+def goal(row: str, icecast: dict[int, float], kbps: int) -> tuple[str, float | None]:
+    """The goal a row is judged by, as text, and its p95 bound in seconds (None: none)."""
+    if row.startswith("LL-HLS at PART-HOLD-BACK"):
+        return f"p95 ≤ {GOAL_P95_S * 1000:.0f}", GOAL_P95_S
+    if row.startswith(FRONT_ROW_PLAYER):
+        if kbps in icecast:
+            bound = min(FRONT_ROW_GOAL_P95_S, icecast[kbps])
+            return (
+                f"p95 ≤ {FRONT_ROW_GOAL_P95_S * 1000:.0f} and ≤ Icecast {kbps} kbit/s "
+                f"({icecast[kbps] * 1000:.0f})",
+                bound,
+            )
+        return f"p95 ≤ {FRONT_ROW_GOAL_P95_S * 1000:.0f}", FRONT_ROW_GOAL_P95_S
+    return "", None
+
+
+def table(results: list[dict[str, Any]], sizes: list[int], frontrow_bps: int) -> list[str]:
+    """The tiers side by side: a line per row, a column per audience size (p50 / p95 / max
+    ms and, where the row has a goal, whether its p95 meets it; n: the samples, one per
+    onset heard, four per onset for the front row's four probes). Icecast: one listener
+    with no load, in the first column."""
+    kbps = frontrow_bps // 1000
+    icecast = {r["kbps"]: r["p95_s"] for r in results if "kbps" in r and r.get("n")}
+    by = {(r["row"], r["listeners"]): r for r in results if r["row"] != "audience"}
+    rows = list(dict.fromkeys(r["row"] for r in results if r["row"] != "audience"))
+    head = " | ".join(f"{n:,} listeners: p50 / p95 / max ms (samples)" for n in sizes)
+    out = [f"| tier | goal (ms) | {head} |", "| --- | --- |" + " --- |" * len(sizes)]
+    for row in rows:
+        text, bound = goal(row, icecast, kbps)
+        cells = []
+        for i, n in enumerate(sizes):
+            r = by.get((row, n)) or (by.get((row, 1)) if i == 0 else None)
+            if r is None or not r.get("n"):
+                cells.append("—" if r is None else "nothing heard")
+                continue
+            verdict = ""
+            if bound is not None:
+                verdict = " ✓" if r["p95_s"] <= bound else " ✗"
+            cells.append(
+                f"{r['p50_s'] * 1000:.0f} / **{r['p95_s'] * 1000:.0f}**{verdict} / "
+                f"{r['max_s'] * 1000:.0f} (n {r['n']})"
+            )
+        out.append(f"| {row} | {text or '—'} | {' | '.join(cells)} |")
+    out.append("")
+    for r in results:
+        if r["row"] != "audience":
+            continue
+        fr = r["notes"].get("front_row")
+        line = (
+            f"load at {r['listeners']:,}: {r['listeners']:,} simulated LL-HLS listeners "
+            f"throughout (stalls {r['stalls']} in {r['listeners_stalled']} listeners, behind "
+            f"live p50 {r['behind_live_p50_s']} s, "
+            f"{(r['requests_per_s'] or 0):,.0f} requests/s, errors {r['http_errors']}, "
+            f"loadtest exit {r['loadtest_exit']}"
+            f"{'' if r['notes'].get('audience_ran_throughout') else '; it ENDED early'})"
+        )
+        if fr:
+            line += (
+                f"; during the front-row rows also {fr['subscribers']:,} front-row "
+                f"subscribers (4 probes + {fr['load_connected']:,} load, "
+                f"{fr['load_failed']} failed to connect; stalls {fr['stalls']} in "
+                f"{fr['stalled_subscribers']} subscribers, longest gap "
+                f"{fr['longest_gap_s'] or 0:.2f} s; nginx workers "
+                f"{fr['nginx_worker_cores']:.2f} cores, origin {fr['origin_cores']:.2f} cores)"
+            )
+        if failed := r["notes"].get("failed"):
+            line += "; FAILED: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
+        out.append(line)
+    return out
 
 
 def show(r: dict[str, Any]) -> None:

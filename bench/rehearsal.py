@@ -13,12 +13,23 @@ commands net of the idle space's, measured before anyone joins: the plan counts 
 own work apart). Exit status 1 when a check
 fails.
 
-    .venv/bin/python bench/rehearsal.py [--listeners 10000] [--steady-s 120]
+With ``--frontrow K`` the edge has the front row (nchan) and the origin posts the
+space's program to it; K WebSocket subscribers of ``/frontrow/{space}`` (bench/
+frontrow.py's ``Load``: client processes that read every 200 ms) join the N simulated
+LL-HLS listeners: K of the listeners also hold a front-row subscriber, the rest (N - K)
+only LL-HLS. (The simulated listeners all still fetch LL-HLS and heartbeat, so the count
+and the plan's checks are as without it; the subscribers are extra edge load.) They
+connect just before the steady window and are counted over it; the run's checks then
+also want all of them connected, 0 stalls (a subscriber that got nothing for over a
+second) and every message (a parsed subscriber gets 95% of what the node sends or more).
+
+    .venv/bin/python bench/rehearsal.py [--listeners 10000] [--steady-s 120] [--frontrow K]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -26,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import frontrow as push
 from scale_support import between, deployment, finish, header, loadtest, plan, read
 
 HEARTBEAT = "/v1/spaces/{space_id}/heartbeat"
@@ -45,14 +57,25 @@ def main() -> None:
         default="standard",
         help="standard: the space is past the low-latency threshold before anyone joins",
     )
+    ap.add_argument(
+        "--frontrow",
+        type=int,
+        default=0,
+        metavar="K",
+        help="K of the listeners also hold a front-row WebSocket subscriber (0: no front row)",
+    )
     ap.add_argument("--json", help="write every figure here")
     args = ap.parse_args()
     n = args.listeners
+    if not 0 <= args.frontrow <= n:
+        ap.error("--frontrow: 0 to --listeners")
+    push.raise_nofile()
     settings = {"low_latency_max_listeners": "0"} if args.latency == "standard" else {}
     header(f"rehearsal: {n} listeners through one edge, {args.steady_s:.0f} s steady")
     out = Path(tempfile.mkdtemp(prefix="pnyx-rehearsal-")) / "report.json"
     total = args.ramp_s + args.settle_s + args.steady_s + 5
-    with deployment(settings) as d:
+    front: push.LoadResult | None = None
+    with deployment(settings, frontrow=args.frontrow > 0) as d:
         time.sleep(5)
         idle = read(d)
         time.sleep(args.baseline_s)
@@ -65,10 +88,26 @@ def main() -> None:
                 "--procs", str(args.procs), "--json", str(out),
             ],
         )  # fmt: skip
-        time.sleep(args.ramp_s + args.settle_s)
-        before = read(d)
-        time.sleep(args.steady_s)
-        w = between(before, read(d))
+        steady_at = time.monotonic() + args.ramp_s + args.settle_s
+        load: push.Load | None = None
+        try:
+            if args.frontrow:
+                # connect the subscribers just before the steady window (lead: ~500/s)
+                time.sleep(max(0.0, steady_at - time.monotonic() - 10 - args.frontrow / 500))
+                load = push.Load(d.edge_port, f"/frontrow/{d.space}", args.frontrow, args.steady_s)
+                connected = load.ready(timeout=120 + args.frontrow / 50)
+                print(f"front-row subscribers connected: {connected} of {args.frontrow}")
+            time.sleep(max(0.0, steady_at - time.monotonic()))
+            if load is not None:
+                load.start()
+            before = read(d)
+            time.sleep(args.steady_s)
+            w = between(before, read(d))
+            if load is not None:
+                front = load.result(timeout=60)
+        finally:
+            if load is not None:
+                load.close()
         report = finish(proc, out, timeout=total + 180)
     measured = {
         "origin.requests_per_s": sum(w.origin_by_route.values()),
@@ -87,10 +126,15 @@ def main() -> None:
     print(json.dumps({"measured": measured, "baseline": baseline.cpu}, indent=1))
     checks = compare(measured, predicted)
     window_stalls = stalls_between(report, start, start + args.steady_s)
-    print(f"stalls in the {args.steady_s:.0f} s steady window: {window_stalls}")
+    print(f"stalls in the {args.steady_s:.0f} s steady window: {window_stalls} (LL-HLS)")
     ok = report_checks(report, n) and window_stalls == 0 and all(c["ok"] for c in checks)
+    if args.frontrow:
+        batch = int(settings.get("frontrow_batch_frames", "2"))
+        ok = frontrow_checks(front, args.frontrow, batch) and ok
     if args.json:
         doc = {"measured": measured, "predicted": predicted, "checks": checks, "report": report}
+        if front is not None:
+            doc["frontrow"] = dataclasses.asdict(front)
         Path(args.json).write_text(json.dumps(doc, indent=2))
     sys.exit(0 if ok else 1)
 
@@ -135,6 +179,26 @@ def stalls_between(report: dict[str, Any], start_s: float, end_s: float) -> int:
     before = max((r["stalls"] for r in rows if r["t"] < start_s), default=0)
     upto = max((r["stalls"] for r in rows if r["t"] <= end_s), default=0)
     return int(upto - before)
+
+
+def frontrow_checks(front: push.LoadResult | None, k: int, batch_frames: int) -> bool:
+    """The front-row subscribers over the steady window: all connected, 0 stalls, and
+    every message (a subscriber that gets some data each second but misses messages is
+    not counted as stalled: the parsed subscriber must get 95% of the node's rate)."""
+    if front is None:
+        print("front row: no result")
+        return False
+    sent = 1 / (batch_frames * push.FRAME_SAMPLES / push.RATE)  # messages a second
+    print(
+        f"front row over the steady window: {front.connected} of {k} subscribers connected "
+        f"({front.failed} failed); stalls {front.stalls} ({front.stalled} subscribers), "
+        f"longest gap {front.longest_gap_s:.2f} s; {front.messages_per_s:.1f} messages/s "
+        f"to a parsed subscriber (the node sends {sent:.0f}), "
+        f"{front.bytes_per_s / max(front.connected, 1) * 8 / 1e3:.1f} kbit/s each "
+        f"(least {front.least_bytes_per_s * 8 / 1e3:.1f}); a client process overslept by up "
+        f"to {front.overslept_s:.2f} s"
+    )
+    return front.connected == k and front.stalls == 0 and front.messages_per_s >= 0.95 * sent
 
 
 def report_checks(report: dict[str, Any], n: int) -> bool:

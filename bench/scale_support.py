@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 import redis
 
+from pnyx.edge_frontrow import PUBLISH_PREFIX, FrontRow
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the harness lives in tests/support
     sys.path.insert(0, str(ROOT))
@@ -32,6 +34,7 @@ if str(ROOT) not in sys.path:  # the harness lives in tests/support
 from tests.support import webrtc  # noqa: E402
 from tests.support.nginx import Edge, nginx_edge  # noqa: E402
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve  # noqa: E402
+from tests.support.procs import free_port  # noqa: E402
 from tests.support.redis_server import redis_server  # noqa: E402
 from tests.support.tls import Cert  # noqa: E402
 
@@ -82,6 +85,8 @@ class Deployment:
     redis_url: str
     space: str
     host: Account
+    edge_port: int = 0  # the edge's plain-HTTP port (the front row's WebSockets)
+    frontrow: bool = False
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds so far of the origin, the edge (master + workers) and Redis."""
@@ -190,10 +195,25 @@ def rate(after: dict[Any, float], before: dict[Any, float], seconds: float) -> d
 
 @contextmanager
 def deployment(
-    settings: dict[str, str] | None = None, *, tls: Cert | None = None
+    settings: dict[str, str] | None = None,
+    *,
+    tls: Cert | None = None,
+    frontrow: bool = False,
+    tone_hz: float | None = 440.0,
 ) -> Iterator[Deployment]:
     """Redis, one origin on it (production clocks), an nginx edge (HTTPS with HTTP/2 when
-    given a certificate), a live space whose host publishes a 440 Hz tone."""
+    given a certificate), a live space whose host publishes a ``tone_hz`` tone (None: the
+    caller publishes as ``host``; nothing waits for media then).
+
+    ``frontrow``: the edge with the front row (nchan, :class:`FrontRow`) and the origin
+    posting every space's program to it (``frontrow_publish_urls``); subscribers connect to
+    ``ws://…/frontrow/{space}`` on :attr:`Deployment.edge_port`."""
+    settings = dict(settings or {})
+    edge_port = free_port()  # known before the origin starts: it publishes to the edge
+    if frontrow:
+        settings.setdefault(
+            "frontrow_publish_urls", f"http://127.0.0.1:{edge_port}{PUBLISH_PREFIX}"
+        )
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pnyx-scale-")))
         (tmp / "redis").mkdir()
@@ -202,16 +222,18 @@ def deployment(
             pnyx_serve(tmp / "node", redis=url, settings=settings, fast=False, log_level="warning")
         )
         host_port = origin.url.rsplit("/", 1)[1]
-        edge = stack.enter_context(nginx_edge([host_port], tls=tls))
+        front = FrontRow() if frontrow else None
+        edge = stack.enter_context(nginx_edge([host_port], tls=tls, frontrow=front, port=edge_port))
         with httpx.Client(base_url=origin.url, timeout=20) as c:
             host = account(c, "bench_host")
             r = c.post("/v1/spaces", json={"title": "rehearsal"}, headers=host.auth)
             r.raise_for_status()
             space = str(r.json()["id"])
-        speaker = Speaker(origin.url, space, host.token)
-        stack.callback(speaker.close)
-        wait_for_media(origin.url if tls else edge.url, space)
-        yield Deployment(origin, edge, url, space, host)
+        if tone_hz is not None:
+            speaker = Speaker(origin.url, space, host.token, tone_hz)
+            stack.callback(speaker.close)
+            wait_for_media(origin.url if tls else edge.url, space)
+        yield Deployment(origin, edge, url, space, host, edge_port, frontrow)
 
 
 def wait_for_media(url: str, space: str, timeout: float = 30.0) -> None:
