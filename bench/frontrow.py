@@ -72,6 +72,21 @@ PER_PROCESS = 2500  # load subscribers per client process (fd limit ~20k; CPU)
 
 
 # -- the edge -------------------------------------------------------------------------
+def nginx_workers(master: int) -> list[int]:
+    """nginx's worker processes (they do the fan-out): not its cache manager, nor its cache
+    loader, which exits a minute after the start."""
+    found = []
+    children = Path(f"/proc/{master}/task/{master}/children").read_text()
+    for pid in map(int, children.split()):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"worker process" in title:
+            found.append(pid)
+    return sorted(found)
+
+
 @dataclass
 class EdgeUnderTest:
     port: int
@@ -79,17 +94,7 @@ class EdgeUnderTest:
 
     @property
     def workers(self) -> list[int]:
-        """nginx's worker processes (not its cache manager and loader)."""
-        found = []
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        for pid in map(int, children.split()):
-            try:
-                title = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"worker process" in title:
-                found.append(pid)
-        return sorted(found)
+        return nginx_workers(self.proc.pid)
 
 
 @contextmanager

@@ -69,7 +69,7 @@ import frontrow as push
 import scale_support
 from latency_support import hls, machine, tones, webrtc
 from pnyx.loadtest.stats import percentile
-from scale_support import PNYX, Edge, family, wait_for_media
+from scale_support import PNYX, Edge, wait_for_media
 
 TONE_HZ = 1000.0
 GOAL_P95_S = 0.8  # LL-HLS at PART-HOLD-BACK
@@ -165,7 +165,7 @@ async def front_row(d: Deployment, onsets: int) -> dict[str, list[float]]:
     """The front row at ``d.listeners`` subscribers of the space's WebSocket on the edge:
     bench/frontrow.py's four decoding probes and ``d.listeners - 4`` load subscribers
     (client processes), on top of the simulated LL-HLS audience."""
-    nginx_pids = nginx_workers(d.edge.proc.pid)
+    nginx_pids = push.nginx_workers(d.edge.proc.pid)
     row = await push.measure(
         d.edge_port, d.space, d.track.switch, nginx_pids, d.origin_pid,
         subscribers=d.listeners, onsets=onsets,
@@ -187,20 +187,6 @@ async def front_row(d: Deployment, onsets: int) -> dict[str, list[float]]:
         FRONT_ROW_ARRIVAL: row.arrival,
         f"{FRONT_ROW_PLAYER} (+{buffer_ms:.0f} ms buffer)": row.player,
     }
-
-
-def nginx_workers(master: int) -> list[int]:
-    """nginx's worker processes (they do the fan-out); not its cache loader, which exits a
-    minute after the start, nor the cache manager."""
-    found = []
-    for pid in family(master)[1:]:
-        try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"worker process" in title:
-            found.append(pid)
-    return found
 
 
 FRONT_ROW_ARRIVAL = "front row, on arrival"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import cast
+from typing import Any, cast
 
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,7 +32,7 @@ from pnyx.api.listeners import join_out
 from pnyx.domain.types import SPACE_ID_MAX_LEN, SpaceId
 from pnyx.errors import PnyxError
 from pnyx.services import metrics
-from pnyx.services.admission import Lane, Refusal
+from pnyx.services.admission import Lane, Refusal, Ticket
 from pnyx.services.facade import Services
 
 ROUTE = "/v1/spaces/{space_id}/heartbeat"  # the route template the metrics are labelled by
@@ -100,13 +100,10 @@ class HeartbeatPath:
     async def _join(
         self, services: Services, space: SpaceId, scope: Scope, receive: Receive, send: Send
     ) -> int | None:
-        decision = services.admission.try_enter(Lane.JOIN, services.clock())
-        if isinstance(decision, Refusal):
-            REFUSED.labels(Lane.JOIN.value).inc()
-            await refuse(send, decision)
-            return None  # counted as admission control counts it, the router never run
         gauge = INFLIGHT.labels(Lane.JOIN.value)
-        gauge.inc()
+        decision = await _enter(services, Lane.JOIN, gauge, send)
+        if decision is None:
+            return None  # counted as admission control counts it, the router never run
         try:
             try:
                 joined = await services.listeners.join(space, None)
@@ -131,12 +128,9 @@ class HeartbeatPath:
         receive: Receive,
         send: Send,
     ) -> int | None:
-        decision = services.admission.try_enter(Lane.HEARTBEAT, services.clock())
-        if isinstance(decision, Refusal):
-            REFUSED.labels(Lane.HEARTBEAT.value).inc()
-            await refuse(send, decision)
+        decision = await _enter(services, Lane.HEARTBEAT, _INFLIGHT, send)
+        if decision is None:
             return None  # counted as admission control counts it, the router never run
-        _INFLIGHT.inc()
         try:
             try:
                 claims = await services.sessions.listener(token, space)
@@ -173,3 +167,15 @@ def _body(heartbeat_s: float) -> bytes:
         body = json.dumps({"heartbeat_s": heartbeat_s}, separators=(",", ":")).encode()
         _BODIES[heartbeat_s] = body
     return body
+
+
+async def _enter(services: Services, lane: Lane, gauge: Any, send: Send) -> Ticket | None:
+    """Admission for a lean path, as the middleware does it: the decision to ``leave``
+    with (and ``gauge`` raised), or None once a refusal has been sent."""
+    decision = services.admission.try_enter(lane, services.clock())
+    if isinstance(decision, Refusal):
+        REFUSED.labels(lane.value).inc()
+        await refuse(send, decision)
+        return None
+    gauge.inc()
+    return decision
