@@ -118,6 +118,9 @@ def test_pages_by_keyboard(node: PnyxProcess, tmp_path: Path) -> None:
         visitor.get_by_role("link", name="Morning show").focus()
         visitor.keyboard.press("Enter")
         expect(visitor.get_by_role("heading", name="Morning show")).to_be_focused()
+        # The listen panel appears once the page has joined the audience (a loaded
+        # machine can take longer than 40 key presses): a keyboard user tabs once it is there.
+        expect(visitor.locator("#play-button")).to_be_visible()
         press_until_focused(visitor, "#play-button")
         visitor.keyboard.press("Enter")
         poll(
@@ -125,6 +128,7 @@ def test_pages_by_keyboard(node: PnyxProcess, tmp_path: Path) -> None:
             timeout=30,
             what="the space, played from the keyboard",
         )
+        expect(visitor.locator("button[data-emoji]").first).to_be_visible()
         press_until_focused(visitor, "button[data-emoji]")
         visitor.keyboard.press("Space")
         expect(host.locator("#reaction-counts")).to_contain_text("👏")
