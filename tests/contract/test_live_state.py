@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pnyx.errors import ErrorKind, PnyxError
-from pnyx.live.base import Lease, LiveState
+from pnyx.live.base import EncodedJSON, Lease, LiveState
 from pnyx.live.keys import blob_key
 from pnyx.live.memory import MemoryLiveState
 from pnyx.live.redis import RedisLiveState
@@ -63,6 +63,20 @@ async def test_stale_part_is_rejected_and_changes_nothing(live: LiveState) -> No
     assert snap.parts["room"] == {"rev": 5}
     # part versions are per part: a low version of another part is fine
     assert await live.put_part("s1", "levels", {"speaking": []}, 0) == 3
+
+
+async def test_a_pre_encoded_part_is_stored_as_the_document_it_encodes(live: LiveState) -> None:
+    text = EncodedJSON('{"title":"Pnyx ✓","n":[1,2.5],"ok":true}')
+    assert await live.put_part("s1", "playlist", text, 1) == 1
+    assert await live.put_part("s1", "playlist", EncodedJSON('{"stale":1}'), 1) is None
+    snap = await live.get_snapshot("s1")
+    assert snap is not None
+    assert snap.parts == {"playlist": {"title": "Pnyx ✓", "n": [1, 2.5], "ok": True}}
+    waiter = asyncio.create_task(live.wait_snapshot("s1", 1, SOON_S))
+    assert await live.put_part("s1", "playlist", EncodedJSON('{"rev":2}'), 2) == 2
+    woken = await waiter
+    assert woken is not None
+    assert woken.parts["playlist"] == {"rev": 2}
 
 
 async def test_spaces_are_independent(live: LiveState) -> None:
@@ -273,6 +287,51 @@ async def test_audience_is_capped_newest_first_and_paged(live: LiveState) -> Non
     await live.drop_space("s1")
     assert await live.audience_page("s1", None, 10) == []
     assert await live.presence_unique("s1") == 0
+
+
+async def test_people_are_counted_apart_from_members(live: LiveState) -> None:
+    await live.presence_add_many("s1", ["l1", "l2", "l3"], T0, people=["@ann", "~c1"])
+    await live.presence_add_many("s1", ["l4"], T0 + 1, people=["@ann"])  # ann again
+    await live.presence_add_many("s1", [], T0 + 2, people=["~c2"])  # people alone
+    assert await live.presence_people("s1") == 3
+    assert await live.presence_unique("s1") == 4  # members: one per join
+    assert await live.presence_count("s1", T0 + 2, 3 * BUCKET_S) == 4
+    assert await live.presence_people("s2") == 0
+    await live.drop_space("s1")
+    assert await live.presence_people("s1") == 0
+
+
+async def test_audience_keeps_only_members_heard_since(live: LiveState) -> None:
+    for i in range(4):
+        await live.audience_add("s1", f"l{i} h{i}", T0 + i, cap=10)
+    # l1 and l3 are heard later; "l9 h9" was never added, so it is not added now.
+    await live.audience_heard_many("s1", ["l1 h1", "l3 h3", "l9 h9"], T0 + 30)
+    page = await live.audience_page("s1", None, 10, heard_since=T0 + 20)
+    assert page == [("l3 h3", T0 + 3), ("l1 h1", T0 + 1)]  # join times, newest first
+    # The silent ones were removed, not only left off this page.
+    assert [m for m, _ in await live.audience_page("s1", None, 10)] == ["l3 h3", "l1 h1"]
+    # Joining counts as being heard; a later heartbeat moves it on.
+    await live.audience_add("s1", "l5 h5", T0 + 40, cap=10)
+    page = await live.audience_page("s1", None, 10, heard_since=T0 + 35)
+    assert [m for m, _ in page] == ["l5 h5"]
+    # Paging goes on by join time, with the same pruning.
+    for i in range(6, 9):
+        await live.audience_add("s1", f"l{i} h{i}", T0 + 40 + i, cap=10)
+    first = await live.audience_page("s1", None, 2, heard_since=T0 + 35)
+    rest = await live.audience_page("s1", first[-1][1], 10, heard_since=T0 + 35)
+    assert [m for m, _ in first + rest] == ["l8 h8", "l7 h7", "l6 h6", "l5 h5"]
+    assert await live.audience_page("s1", None, 0, heard_since=T0 + 35) == []
+
+
+async def test_audience_forgets_trimmed_and_removed_members_heard_later(live: LiveState) -> None:
+    for i in range(3):
+        await live.audience_add("s1", f"l{i} h{i}", T0 + i, cap=2)  # l0 trimmed
+    await live.audience_remove("s1", ["l2 h2"])
+    await live.audience_heard_many("s1", ["l0 h0", "l1 h1", "l2 h2"], T0 + 10)
+    page = await live.audience_page("s1", None, 10, heard_since=T0 + 5)
+    assert page == [("l1 h1", T0 + 1)]
+    await live.audience_heard_many("s2", ["l1 h1"], T0 + 10)  # an unknown space: nothing
+    assert await live.audience_page("s2", None, 10, heard_since=0.0) == []
 
 
 # -- reactions -------------------------------------------------------------------------

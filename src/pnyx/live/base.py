@@ -19,6 +19,15 @@ from typing import Any, Protocol
 JSON = dict[str, Any]
 
 
+class EncodedJSON(str):
+    """A snapshot part already encoded as compact JSON, exactly as the live state would
+    encode the document (``codec.encode_doc``): a writer that builds its text
+    incrementally hands it to :meth:`LiveState.put_part` as it is (the LL-HLS playlist
+    state, rewritten with every part)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A space's versioned state document, assembled from named parts.
@@ -53,10 +62,13 @@ class LiveState(Protocol):
         ...
 
     # -- versioned state snapshot per space -------------------------------------------
-    async def put_part(self, space: str, part: str, doc: JSON, part_version: int) -> int | None:
+    async def put_part(
+        self, space: str, part: str, doc: JSON | EncodedJSON, part_version: int
+    ) -> int | None:
         """Store ``doc`` as ``part`` of the space's snapshot if ``part_version`` is greater
         than the part's stored version (so a late writer never overwrites a newer one).
-        Returns the new snapshot version, or None when the write was stale and ignored."""
+        Returns the new snapshot version, or None when the write was stale and ignored.
+        An :class:`EncodedJSON` is stored as it is (readers get the document it encodes)."""
         ...
 
     async def get_snapshot(self, space: str) -> Snapshot | None:
@@ -82,8 +94,12 @@ class LiveState(Protocol):
     # -- presence: distinct listeners heard recently (HyperLogLog per time bucket) --------
     async def presence_add(self, space: str, member: str, now: float) -> None: ...
 
-    async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
-        """``presence_add`` for many members in one round trip (a process's batch)."""
+    async def presence_add_many(
+        self, space: str, members: Iterable[str], now: float, people: Iterable[str] = ()
+    ) -> None:
+        """``presence_add`` for many members in one round trip (a process's batch);
+        ``people`` (who joined: an account, a client, see ``presence_people``) go into the
+        space's sketch of distinct people in the same round trip."""
         ...
 
     async def presence_leave_many(self, space: str, members: Iterable[str], now: float) -> None:
@@ -106,18 +122,33 @@ class LiveState(Protocol):
         HyperLogLog for the whole space, kept ``windows.UNIQUE_RETENTION_S``)."""
         ...
 
+    async def presence_people(self, space: str) -> int:
+        """Approximate number of distinct ``people`` ever given to ``presence_add_many``
+        for the space (one HyperLogLog, kept ``windows.UNIQUE_RETENTION_S``): members are
+        per join, people are not (analytics' unique listeners)."""
+        ...
+
     # -- audience: the recent signed-in listeners, a capped sorted set per space --------
     async def audience_add(self, space: str, member: str, score: float, cap: int) -> None:
-        """Add ``member`` with ``score`` (its join time); keep the ``cap`` highest."""
+        """Add ``member`` with ``score`` (its join time, also its first time heard);
+        keep the ``cap`` highest scores (a trimmed member is forgotten entirely)."""
+        ...
+
+    async def audience_heard_many(self, space: str, members: Iterable[str], now: float) -> None:
+        """Members heard at ``now`` (a process's batch of heartbeats): their last-heard
+        time moves on. Only members held are touched; others are ignored, never added
+        (one that left, was trimmed or never joined stays out)."""
         ...
 
     async def audience_remove(self, space: str, members: Iterable[str]) -> None: ...
 
     async def audience_page(
-        self, space: str, before: float | None, limit: int
+        self, space: str, before: float | None, limit: int, heard_since: float | None = None
     ) -> list[tuple[str, float]]:
         """Up to ``limit`` members, highest score first, with scores below ``before``
-        (all when None)."""
+        (all when None). With ``heard_since``, members last heard before it are removed
+        first (at most the capped set's size: bounded work), so a page lists only
+        members present then."""
         ...
 
     # -- reactions: per-second counters --------------------------------------------------

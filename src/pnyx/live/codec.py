@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
-from pnyx.live.base import JSON
+from pnyx.live.base import JSON, EncodedJSON
 
 
-def encode_doc(doc: JSON) -> str:
-    """A snapshot part as stored: compact JSON (raises TypeError if ``doc`` is not JSON)."""
+def encode_doc(doc: JSON | EncodedJSON) -> str:
+    """A snapshot part as stored: compact JSON (raises TypeError if ``doc`` is not JSON);
+    an :class:`EncodedJSON` is that already."""
+    if isinstance(doc, EncodedJSON):
+        return doc
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 

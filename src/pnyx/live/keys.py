@@ -32,8 +32,8 @@ never another space's (``drop_space`` relies on that). Three valid ids are speci
 called ``node``, ``account`` or ``token`` would own the nodes' or the sessions' blobs;
 none is ever made (ids have twelve characters).
 
-How ``redis.RedisLiveState`` lays them out, each under its ``key_prefix`` (default
-``pnyx:``) by :func:`redis_key`:
+How ``redis.RedisLiveState`` (and its scripts, ``redis_scripts.py``) lays them out, each
+under its ``key_prefix`` (default ``pnyx:``) by :func:`redis_key`:
 
 ==============================  ==========================================================
 ``snap:<space>``                hash: ``v`` snapshot version, ``p:<part>`` JSON,
@@ -41,8 +41,13 @@ How ``redis.RedisLiveState`` lays them out, each under its ``key_prefix`` (defau
 ``presence:<space>:<bucket>``   HyperLogLog of the members heard in that bucket
 ``gone:<space>:<bucket>``       HyperLogLog of the members marked gone in that bucket
 ``unique:<space>``              HyperLogLog of every member ever heard (a week's TTL)
+``people:<space>``              HyperLogLog of the people who joined (``@handle``,
+                                ``~<client id>`` or a listener id; a week's TTL)
 ``audience:<space>``            sorted set ``"<listener> <handle>"`` -> join time (the
                                 newest ``audience_list_cap`` signed-in listeners)
+``heard:<space>``               sorted set, the same members -> last heard (joins and
+                                batched heartbeats, ``ZADD XX``; written with the above
+                                by ``AUDIENCE_ADD_LUA``, pruned by ``AUDIENCE_PAGE_LUA``)
 ``react:<space>:<second>``      hash: emoji -> count in that second
 ``rate:<key>``                  hash: ``tokens``, ``ts`` (a token bucket)
 ``lease:<name>``                ``<holder>|<token>`` with a PX expiry
@@ -134,7 +139,9 @@ class RedisKind(StrEnum):
     BLOB = "blob"
     GONE = "gone"  # presence_leave_many, per bucket like presence
     UNIQUE = "unique"  # one HyperLogLog per space: everyone ever added
-    AUDIENCE = "audience"  # the capped sorted set of recent signed-in listeners
+    PEOPLE = "people"  # one HyperLogLog per space: the people who joined (accounts, clients)
+    AUDIENCE = "audience"  # the capped sorted set of recent signed-in listeners (join time)
+    HEARD = "heard"  # the same members, scored by when each was last heard
 
 
 def redis_key(prefix: str, kind: RedisKind, *parts: str | int) -> str:

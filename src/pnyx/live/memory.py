@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live import token_bucket, windows
-from pnyx.live.base import JSON, Lease, RateDecision, Snapshot
+from pnyx.live.base import JSON, EncodedJSON, Lease, RateDecision, Snapshot
 from pnyx.live.codec import encode_doc, ttl_ms
 from pnyx.live.hll import HyperLogLog
 from pnyx.live.keys import blob_belongs
@@ -67,7 +67,9 @@ class MemoryLiveState:
         self._presence: dict[str, dict[int, HyperLogLog]] = {}
         self._gone: dict[str, dict[int, HyperLogLog]] = {}  # presence_leave_many
         self._unique: dict[str, HyperLogLog] = {}
-        self._audience: dict[str, dict[str, float]] = {}
+        self._people: dict[str, HyperLogLog] = {}  # presence_people
+        self._audience: dict[str, dict[str, float]] = {}  # member -> join time
+        self._heard: dict[str, dict[str, float]] = {}  # member -> last heard (same members)
         self._reactions: dict[str, dict[int, dict[str, int]]] = {}
         self._buckets: dict[str, token_bucket.Bucket] = {}
         self._leases: dict[str, _Held] = {}
@@ -90,7 +92,9 @@ class MemoryLiveState:
         return not self._closed
 
     # -- versioned state snapshot per space -------------------------------------------
-    async def put_part(self, space: str, part: str, doc: JSON, part_version: int) -> int | None:
+    async def put_part(
+        self, space: str, part: str, doc: JSON | EncodedJSON, part_version: int
+    ) -> int | None:
         text = encode_doc(doc)
         snap = self._snaps.setdefault(space, _Snap())
         stored = snap.part_versions.get(part)
@@ -154,7 +158,9 @@ class MemoryLiveState:
         self._presence.pop(space, None)
         self._gone.pop(space, None)
         self._unique.pop(space, None)
+        self._people.pop(space, None)
         self._audience.pop(space, None)
+        self._heard.pop(space, None)
         self._reactions.pop(space, None)
         for key in [k for k in self._blobs if blob_belongs(k, space)]:
             del self._blobs[key]
@@ -164,11 +170,17 @@ class MemoryLiveState:
     async def presence_add(self, space: str, member: str, now: float) -> None:
         await self.presence_add_many(space, (member,), now)
 
-    async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
+    async def presence_add_many(
+        self, space: str, members: Iterable[str], now: float, people: Iterable[str] = ()
+    ) -> None:
         """``presence_add`` for many members at once."""
         members = list(members)
-        self._bucket(self._presence, space, now).update(members)
-        self._unique.setdefault(space, HyperLogLog()).update(members)
+        if members:
+            self._bucket(self._presence, space, now).update(members)
+            self._unique.setdefault(space, HyperLogLog()).update(members)
+        people = list(people)
+        if people:
+            self._people.setdefault(space, HyperLogLog()).update(people)
         self._maybe_sweep(now)
 
     async def presence_leave_many(self, space: str, members: Iterable[str], now: float) -> None:
@@ -205,26 +217,47 @@ class MemoryLiveState:
         sketch = self._unique.get(space)
         return 0 if sketch is None else sketch.count()
 
+    async def presence_people(self, space: str) -> int:
+        sketch = self._people.get(space)
+        return 0 if sketch is None else sketch.count()
+
     # -- audience ---------------------------------------------------------------------
     async def audience_add(self, space: str, member: str, score: float, cap: int) -> None:
         members = self._audience.setdefault(space, {})
         members[member] = score
+        self._heard.setdefault(space, {})[member] = score
         if len(members) > cap:  # trim on write: drop the lowest scores
-            keep = sorted(members.items(), key=lambda kv: (kv[1], kv[0]))[-cap:]
-            self._audience[space] = dict(keep)
+            ranked = sorted(members.items(), key=lambda kv: (kv[1], kv[0]))
+            await self.audience_remove(space, [m for m, _ in ranked[:-cap]])
+
+    async def audience_heard_many(self, space: str, members: Iterable[str], now: float) -> None:
+        heard = self._heard.get(space)
+        if heard is None:
+            return
+        for member in members:
+            if member in heard:
+                heard[member] = max(heard[member], now)
 
     async def audience_remove(self, space: str, members: Iterable[str]) -> None:
         held = self._audience.get(space)
         if held is None:
             return
+        heard = self._heard.get(space, {})
         for member in members:
             held.pop(member, None)
+            heard.pop(member, None)
         if not held:
             del self._audience[space]
+            self._heard.pop(space, None)
 
     async def audience_page(
-        self, space: str, before: float | None, limit: int
+        self, space: str, before: float | None, limit: int, heard_since: float | None = None
     ) -> list[tuple[str, float]]:
+        if heard_since is not None:
+            heard = self._heard.get(space, {})
+            stale = [m for m, at in heard.items() if at < heard_since]
+            if stale:
+                await self.audience_remove(space, stale)
         held = self._audience.get(space, {})
         rows = [(m, s) for m, s in held.items() if before is None or s < before]
         rows.sort(key=lambda kv: (kv[1], kv[0]), reverse=True)

@@ -19,6 +19,8 @@ lives on as a replica answers writes with READONLY (redis-py then asks the Senti
 again), and pub/sub connections still on it move once the pool knows the new primary
 (``_follow_primary``).
 
+The Lua scripts (the steps that must be atomic) are in ``redis_scripts.py``.
+
 Redis errors are translated where they enter: ``PnyxError(ErrorKind.UNAVAILABLE)``.
 """
 
@@ -39,9 +41,10 @@ from redis.exceptions import RedisError
 
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live import token_bucket, windows
-from pnyx.live.base import JSON, Lease, RateDecision, Snapshot
+from pnyx.live.base import JSON, EncodedJSON, Lease, RateDecision, Snapshot
 from pnyx.live.codec import encode_doc, ttl_ms
 from pnyx.live.keys import RedisKind, blob_key, redis_key
+from pnyx.live.redis_scripts import Scripts
 from pnyx.live.redis_url import SentinelTarget, is_sentinel_url, parse_sentinel_url
 from pnyx.live.sentinel import sentinel_client
 from pnyx.live.subscription import DEFAULT_QUEUE_SIZE, Subscription
@@ -61,86 +64,6 @@ _POOL_OPTIONS: dict[str, Any] = {
     "socket_timeout": 10.0,
     "health_check_interval": 30,
 }
-
-# KEYS[1] snapshot hash; ARGV: part, JSON, part version, notification channel.
-# Returns the new snapshot version, or nil when the part version is not newer.
-PUT_PART_LUA = """
-local pv = redis.call('HGET', KEYS[1], 'pv:' .. ARGV[1])
-if pv and tonumber(pv) >= tonumber(ARGV[3]) then
-  return false
-end
-redis.call('HSET', KEYS[1], 'p:' .. ARGV[1], ARGV[2], 'pv:' .. ARGV[1], ARGV[3])
-local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
-redis.call('PUBLISH', ARGV[4], v)
-return v
-"""
-
-# KEYS[1] bucket hash; ARGV: rate, burst, now, cost. Mirrors token_bucket.take.
-# Returns {allowed (0/1), retry_after as a string (Lua numbers would be truncated)}.
-TAKE_LUA = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = burst
-  ts = now
-else
-  local elapsed = now - ts
-  if elapsed < 0 then elapsed = 0 end
-  tokens = math.min(burst, tokens + elapsed * rate)
-  if now > ts then ts = now end
-end
-local allowed = 0
-local retry = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-else
-  retry = (cost - tokens) / rate
-end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
-           'ts', string.format('%.17g', ts))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return {allowed, string.format('%.17g', retry)}
-"""
-
-# KEYS[1] lease, KEYS[2] fence; ARGV: holder, ttl ms. Returns the token, or nil if held
-# by another. The holder already holding it keeps its token and gets a fresh TTL.
-ACQUIRE_LUA = """
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local holder, token = string.match(cur, '^(.*)|(%d+)$')
-  if holder == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return tonumber(token)
-  end
-  return false
-end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
-return token
-"""
-
-# KEYS[1] lease; ARGV: "<holder>|<token>", ttl ms. 1 if renewed, 0 if lost.
-RENEW_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-# KEYS[1] lease; ARGV: "<holder>|<token>". Deletes only our own lease.
-RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 
@@ -191,11 +114,7 @@ class RedisLiveState:
                 url, max_connections=max_connections, **_POOL_OPTIONS
             )
             self._redis = aioredis.Redis.from_pool(pool)
-        self._put_part = self._redis.register_script(PUT_PART_LUA)
-        self._take = self._redis.register_script(TAKE_LUA)
-        self._acquire = self._redis.register_script(ACQUIRE_LUA)
-        self._renew = self._redis.register_script(RENEW_LUA)
-        self._release = self._redis.register_script(RELEASE_LUA)
+        self._lua = Scripts.register(self._redis)
         self._closed = False
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()  # the listener's PSUBSCRIBE is confirmed
@@ -251,11 +170,15 @@ class RedisLiveState:
             return False
 
     # -- versioned state snapshot per space -------------------------------------------
-    async def put_part(self, space: str, part: str, doc: JSON, part_version: int) -> int | None:
+    async def put_part(
+        self, space: str, part: str, doc: JSON | EncodedJSON, part_version: int
+    ) -> int | None:
         text = encode_doc(doc)
         key = self._k(RedisKind.SNAP, space)
         with self._unavailable():
-            version = await self._put_part(keys=[key], args=[part, text, int(part_version), key])
+            version = await self._lua.put_part(
+                keys=[key], args=[part, text, int(part_version), key]
+            )
         return None if version is None else int(version)
 
     async def get_snapshot(self, space: str) -> Snapshot | None:
@@ -390,7 +313,9 @@ class RedisLiveState:
             doomed = [
                 self._k(RedisKind.SNAP, space),
                 self._k(RedisKind.UNIQUE, space),
+                self._k(RedisKind.PEOPLE, space),
                 self._k(RedisKind.AUDIENCE, space),
+                self._k(RedisKind.HEARD, space),
             ]
             for pattern in patterns:
                 async for key in self._redis.scan_iter(match=pattern, count=1000):
@@ -413,23 +338,31 @@ class RedisLiveState:
                 pipe.expire(self._k(RedisKind.UNIQUE, space), _UNIQUE_TTL_S)
                 await pipe.execute()
 
-    async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
-        """``presence_add`` for many members at once, in one round trip (a PFADD per
-        thousand members)."""
+    async def presence_add_many(
+        self, space: str, members: Iterable[str], now: float, people: Iterable[str] = ()
+    ) -> None:
+        """``presence_add`` for many members at once, and ``people`` into their sketch, in
+        one round trip (a PFADD per thousand of each)."""
         key = self._k(
             RedisKind.PRESENCE, space, windows.presence_bucket(now, self.presence_bucket_s)
         )
         unique = self._k(RedisKind.UNIQUE, space)  # the whole-space sketch, same members
-        added = list(members)
-        if not added:
+        everyone = self._k(RedisKind.PEOPLE, space)
+        added, joined = list(members), list(people)
+        if not added and not joined:
             return
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for i in range(0, len(added), 1000):
                     pipe.pfadd(key, *added[i : i + 1000])
                     pipe.pfadd(unique, *added[i : i + 1000])
-                pipe.expire(key, _PRESENCE_TTL_S)
-                pipe.expire(unique, _UNIQUE_TTL_S)
+                if added:
+                    pipe.expire(key, _PRESENCE_TTL_S)
+                    pipe.expire(unique, _UNIQUE_TTL_S)
+                for i in range(0, len(joined), 1000):
+                    pipe.pfadd(everyone, *joined[i : i + 1000])
+                if joined:
+                    pipe.expire(everyone, _UNIQUE_TTL_S)
                 await pipe.execute()
 
     async def presence_leave_many(self, space: str, members: Iterable[str], now: float) -> None:
@@ -459,39 +392,54 @@ class RedisLiveState:
         with self._unavailable():
             return int(await self._redis.pfcount(self._k(RedisKind.UNIQUE, space)))
 
+    async def presence_people(self, space: str) -> int:
+        with self._unavailable():
+            return int(await self._redis.pfcount(self._k(RedisKind.PEOPLE, space)))
+
     # -- audience ---------------------------------------------------------------------
+    def _audience_keys(self, space: str) -> list[str]:
+        return [self._k(RedisKind.AUDIENCE, space), self._k(RedisKind.HEARD, space)]
+
     async def audience_add(self, space: str, member: str, score: float, cap: int) -> None:
-        key = self._k(RedisKind.AUDIENCE, space)
+        with self._unavailable():
+            await self._lua.audience_add(
+                keys=self._audience_keys(space), args=[member, repr(score), cap, _UNIQUE_TTL_S]
+            )
+
+    async def audience_heard_many(self, space: str, members: Iterable[str], now: float) -> None:
+        heard = list(members)
+        if not heard:
+            return
+        key = self._k(RedisKind.HEARD, space)
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(key, {member: score})
-                pipe.zremrangebyrank(key, 0, -cap - 1)  # trim on write: keep the newest
-                pipe.expire(key, _UNIQUE_TTL_S)
+                for i in range(0, len(heard), 1000):  # XX: only members held move on
+                    pipe.zadd(key, dict.fromkeys(heard[i : i + 1000], now), xx=True)
                 await pipe.execute()
 
     async def audience_remove(self, space: str, members: Iterable[str]) -> None:
         doomed = list(members)
         if doomed:
             with self._unavailable():
-                await self._redis.zrem(self._k(RedisKind.AUDIENCE, space), *doomed)
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key in self._audience_keys(space):
+                        pipe.zrem(key, *doomed)
+                    await pipe.execute()
 
     async def audience_page(
-        self, space: str, before: float | None, limit: int
+        self, space: str, before: float | None, limit: int, heard_since: float | None = None
     ) -> list[tuple[str, float]]:
-        if limit <= 0:
+        if limit <= 0 and heard_since is None:
             return []
         top = "+inf" if before is None else f"({before!r}"
+        since = "" if heard_since is None else repr(heard_since)
         with self._unavailable():
-            rows = await self._redis.zrevrangebyscore(
-                self._k(RedisKind.AUDIENCE, space),
-                top,
-                "-inf",
-                start=0,
-                num=limit,
-                withscores=True,
+            flat = await self._lua.audience_page(
+                keys=self._audience_keys(space), args=[since, top, max(0, limit)]
             )
+        rows = cast(list[bytes | str], flat)
         out: list[tuple[str, float]] = []
-        for member, score in cast(list[tuple[bytes | str, float]], rows):
+        for member, score in zip(rows[0::2], rows[1::2], strict=True):
             name = member.decode() if isinstance(member, bytes) else str(member)
             out.append((name, float(score)))
         return out
@@ -527,7 +475,7 @@ class RedisLiveState:
     ) -> RateDecision:
         token_bucket.check_args(rate, burst, cost)
         with self._unavailable():
-            allowed, retry = await self._take(
+            allowed, retry = await self._lua.take(
                 keys=[self._k(RedisKind.RATE, key)],
                 args=[repr(rate), repr(burst), repr(now), repr(cost)],
             )
@@ -536,7 +484,7 @@ class RedisLiveState:
     # -- leases -----------------------------------------------------------------------
     async def acquire(self, name: str, holder: str, ttl_s: float) -> Lease | None:
         with self._unavailable():
-            token = await self._acquire(
+            token = await self._lua.acquire(
                 keys=[self._k(RedisKind.LEASE, name), self._k(RedisKind.FENCE, name)],
                 args=[holder, ttl_ms(ttl_s)],
             )
@@ -545,7 +493,7 @@ class RedisLiveState:
     async def renew(self, lease: Lease, ttl_s: float) -> bool:
         value = f"{lease.holder}|{lease.token}"
         with self._unavailable():
-            ok = await self._renew(
+            ok = await self._lua.renew(
                 keys=[self._k(RedisKind.LEASE, lease.name)], args=[value, ttl_ms(ttl_s)]
             )
         return bool(ok)
@@ -553,7 +501,7 @@ class RedisLiveState:
     async def release(self, lease: Lease) -> None:
         value = f"{lease.holder}|{lease.token}"
         with self._unavailable():
-            await self._release(keys=[self._k(RedisKind.LEASE, lease.name)], args=[value])
+            await self._lua.release(keys=[self._k(RedisKind.LEASE, lease.name)], args=[value])
 
     async def holder(self, name: str) -> Lease | None:
         with self._unavailable():

@@ -1,5 +1,5 @@
 """Token-bucket arithmetic (pure). The memory live state runs it in Python; the Redis one
-runs the same steps in a Lua script (``redis.TAKE_LUA``), so both decide alike."""
+runs the same steps in a Lua script (``redis_scripts.TAKE_LUA``), so both decide alike."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def test_the_names_are_spelled_as_deployments_store_them() -> None:
     assert reaction_bucket("L1") == "react:L1"
     assert [k.value for k in RedisKind] == [
         *("snap", "presence", "react", "rate", "lease", "fence", "chan", "blob"),
-        *("gone", "unique", "audience"),
+        *("gone", "unique", "people", "audience", "heard"),
     ]
     assert redis_key("pnyx:", RedisKind.PRESENCE, "s1", 340_000_000) == (
         "pnyx:presence:s1:340000000"
