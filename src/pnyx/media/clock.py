@@ -15,8 +15,9 @@ that the spaces of a node share one schedule: ticks that take too long (far beyo
 ms that a thirteen-speaker space costs, most of it in libopus with the GIL released) make
 every space on the node late together, which ``pnyx_media_tick_lateness_seconds`` shows.
 
-A tick that runs late runs the missed ticks back to back (each mixer gets ``behind``, how
-many more ticks are already due, so its jitter queues keep that many frames); beyond
+A tick that runs late runs the missed ticks back to back (each mixer gets ``late`` and
+``behind``, how many more ticks are already due: the stage's speakers play the frames due
+at each tick's own time, media/inbound.py); beyond
 :data:`MAX_CATCHUP_S` the missed ticks are given up instead (counted). With no mixer
 registered the thread waits without ticking. :meth:`MixClock.close` stops and joins it.
 """

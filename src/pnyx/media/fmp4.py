@@ -181,6 +181,24 @@ def fragment(
     return styp + moof(size + 8) + box(b"mdat", *samples)
 
 
+# Where fragment() (without styp) puts the fields renumbered() rewrites: moof's header
+# (8), then mfhd's header and version/flags (12): the sequence number; then mfhd's
+# 4 bytes, traf's header (8), tfhd (16: header, version/flags, track id) and tfdt's
+# header and version/flags (12): the 64-bit decode time.
+_MFHD_SEQUENCE_AT = 8 + 12
+_TFDT_TIME_AT = _MFHD_SEQUENCE_AT + 4 + 8 + 16 + 12
+
+
+def renumbered(fragment_bytes: bytes, sequence_number: int, base_media_decode_time: int) -> bytes:
+    """A fragment made by :func:`fragment` (without ``styp``) with another sequence
+    number and decode time: the same bytes :func:`fragment` would make for its samples
+    (the packager reuses a part of silence so, instead of laying it out again)."""
+    out = bytearray(fragment_bytes)
+    struct.pack_into(">I", out, _MFHD_SEQUENCE_AT, sequence_number)
+    struct.pack_into(">Q", out, _TFDT_TIME_AT, base_media_decode_time)
+    return bytes(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Box:
     """A box found by :func:`read_boxes`: its type, where it starts and its payload."""

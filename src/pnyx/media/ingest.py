@@ -4,12 +4,13 @@
 and returns a session whose answer carries every ICE candidate. On the one peer
 connection:
 
-* the speaker's audio comes in: aiortc's receive path up to its jitter buffer (an
-  :class:`AdaptiveJitterBuffer` in place of aiortc's own), whose every released frame,
-  still Opus, goes on :attr:`IngestSession.inbound` (an
-  :class:`~pnyx.media.inbound.EncodedFrame` on a thread-safe, bounded jitter queue) — the
-  mix clock's thread decodes it (media/inbound.py), instead of aiortc's decoder thread,
-  which is never fed;
+* the speaker's audio comes in: aiortc's receive path up to its jitter buffer, which
+  is replaced by :class:`_Arrivals` (every packet released as it arrives), so that every
+  packet, still Opus, goes on :attr:`IngestSession.inbound` with its RTP timestamp and
+  arrival time (an :class:`~pnyx.media.inbound.EncodedFrame` on a thread-safe, bounded
+  queue) — the mix clock's thread orders, times and decodes them (media/inbound.py: the
+  speaker's jitter buffer is there, with playout deadlines), instead of aiortc's decoder
+  thread, which is never fed;
 * their mix-minus goes out: the mixer Opus-encodes it in the clock's thread and puts the
   packets on :attr:`IngestSession.outbound`; when the mixer wakes the session (on the
   loop, once per tick) it sends them at once (:class:`~pnyx.media.rtp_path.DirectSender`:
@@ -37,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import queue
 import secrets
 import time
@@ -77,7 +77,7 @@ _REFUSED = (
 
 
 # aiortc's audio jitter buffer: 16 packets, a frame released once 4 newer ones are in (80 ms)
-# (the fixed prefetch of GapSkippingJitterBuffer; sessions use AdaptiveJitterBuffer).
+# (GapSkippingJitterBuffer's, for the test and bench clients; sessions use _Arrivals).
 JITTER_CAPACITY = 16
 JITTER_PREFETCH = 4
 
@@ -97,13 +97,6 @@ class GapSkippingJitterBuffer(JitterBuffer):
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         origin = self._origin
         if origin is None:
-            return None
-        if self._prefetch <= 0:  # nothing held: an audio packet is a frame, out it goes
-            for offset in range(self._capacity):
-                packet = self._packets[(origin + offset) % self._capacity]
-                if packet is not None:
-                    self.remove(offset + 1)  # any gap before it is lost
-                    return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
             return None
         groups: list[tuple[int, list[RtpPacket]]] = []  # per frame: (offset, packets)
         previous = -2
@@ -126,157 +119,53 @@ class GapSkippingJitterBuffer(JitterBuffer):
         return None
 
 
-# The adaptive buffer's bounds and rule (see AdaptiveJitterBuffer).
-# The fewest frames held. 4 (80 ms, aiortc's own) by default: at 1 or 2 a test speaker's
-# words came out garbled on a CPU-starved machine (three busy processes on two cores),
-# where at 4 they did not. 0 or 1 is the setting for quiet machines and networks
-# (jitter_min_frames): speaker to speaker p95 ~60-80 ms lower (docs/benchmarks.md).
-JITTER_MIN_PREFETCH = 4
-JITTER_MAX_PREFETCH = 6  # 120 ms
-JITTER_K = 2.0  # frames held: 2 x the measured jitter, rounded up to whole frames
-JITTER_LATE_HOLD_S = 10.0  # a late packet raises the floor by one frame for this long
-JITTER_SHRINK_S = 0.5  # at most one frame dropped this often to come down to a new depth
-_FRAME_S = 0.02
+class _Arrivals(JitterBuffer):
+    """Stands in for an aiortc receiver's jitter buffer: every audio packet is released
+    as it arrives, with the RTP timestamp it was sent with (``raw``: aiortc's timestamp
+    mapper, which the frame passes on aiortc's own path, takes any older timestamp for a
+    wrap). The speaker's :class:`~pnyx.media.inbound.SpeakerInput` orders and times them."""
 
-
-def _u16_behind(sequence_number: int, origin: int) -> bool:
-    """Is ``sequence_number`` before ``origin`` (within half the 16-bit space)?"""
-    return 0 < (origin - sequence_number) % 65536 < 32768
-
-
-class AdaptiveJitterBuffer(GapSkippingJitterBuffer):
-    """The gap-skipping buffer, holding as few frames as the speaker's network needs.
-
-    Every packet updates the interarrival jitter estimate of RFC 3550 (§6.4.1: the
-    smoothed difference between how far apart two packets arrived and how far apart
-    their RTP timestamps say they were sent, gain 1/16), in seconds. The buffer then holds
-    ``ceil(JITTER_K * jitter / 20 ms)`` frames (none while that is under half a frame: the
-    mixer's jitter queue absorbs that much), between ``min_prefetch`` (the setting
-    ``jitter_min_frames``, :data:`JITTER_MIN_PREFETCH` by default) and
-    :data:`JITTER_MAX_PREFETCH`: with a minimum of 0, no frame at all on loopback or a
-    quiet LAN (a packet is released as it arrives), where the fixed four of aiortc cost
-    80 ms, and more on a jittery link.
-    Reordering that the estimate misses shows up as a packet arriving after its frame was
-    released (lost): each such packet raises a floor by one frame for
-    :data:`JITTER_LATE_HOLD_S`. Growing waits for packets (a short pause for that speaker);
-    shrinking drops the oldest held frame, at most one per :data:`JITTER_SHRINK_S`, so a
-    speaker's delay comes back down after a jittery spell instead of staying where the worst
-    moment left it.
-    """
-
-    def __init__(
-        self,
-        capacity: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        clock_rate: int = 48_000,
-        min_prefetch: int = JITTER_MIN_PREFETCH,
-        max_prefetch: int = JITTER_MAX_PREFETCH,
-    ) -> None:
-        super().__init__(capacity=capacity, prefetch=min_prefetch)
-        self._clock = clock
-        self._rate = clock_rate
-        self._min = min_prefetch
-        self._max = min(max_prefetch, capacity - 2)
-        self.jitter = 0.0  # seconds, RFC 3550's estimate
-        self._transit: float | None = None
-        self._floor = min_prefetch
-        self._floor_until = 0.0
-        self._shrunk_at = -1e9
-        self.late = 0  # packets that came after their frame was given up
-        self.dropped = 0  # frames dropped to shrink
-
-    @property
-    def prefetch(self) -> int:
-        return int(self._prefetch)
+    def __init__(self) -> None:
+        super().__init__(capacity=JITTER_CAPACITY)
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        now = self._clock()
-        transit = now - packet.timestamp / self._rate
-        if self._transit is not None:
-            d = abs(transit - self._transit)
-            if d < 1.0:  # not a timestamp jump (a new stream, a wrap): a sample
-                self.jitter += (d - self.jitter) / 16
-        self._transit = transit
-        if self._origin is not None and _u16_behind(packet.sequence_number, self._origin):
-            self.late += 1
-            self._floor = min(self._max, max(self._floor, self._prefetch) + 1)
-            self._floor_until = now + JITTER_LATE_HOLD_S
-        elif now > self._floor_until:
-            self._floor = self._min
-        spread = JITTER_K * self.jitter  # under half a frame: the mixer's queue absorbs it
-        wanted = 0 if spread < _FRAME_S / 2 else min(self._max, math.ceil(spread / _FRAME_S))
-        self._prefetch = max(self._min, self._floor, wanted)
-        pli, frame = super().add(packet)
-        shrink = frame is not None and now - self._shrunk_at >= JITTER_SHRINK_S
-        if shrink and self._held() > self._prefetch:
-            self._drop_oldest()
-            self._shrunk_at = now
-        return pli, frame
-
-    def _groups(self) -> list[int]:
-        """The offset (from the origin) of each frame held."""
-        origin = self._origin
-        if origin is None:
-            return []
-        starts: list[int] = []
-        last_ts: int | None = None
-        for offset in range(self._capacity):
-            packet = self._packets[(origin + offset) % self._capacity]
-            if packet is None:
-                last_ts = None
-                continue
-            if packet.timestamp != last_ts:
-                starts.append(offset)
-            last_ts = packet.timestamp
-        return starts
-
-    def _held(self) -> int:
-        # Audio: one packet per frame, so the packets held are the frames held (counted
-        # in C: this runs for every frame released).
-        return self._capacity - self._packets.count(None)
-
-    def _drop_oldest(self) -> None:
-        starts = self._groups()
-        if len(starts) > 1:
-            self.remove(starts[1])
-            self.dropped += 1
+        data = packet._data  # type: ignore[attr-defined]
+        return False, _Arrival(data, packet.timestamp)
 
 
-OnFrame = Callable[[RTCRtpCodecParameters, JitterFrame, bool], None]
+class _Arrival(JitterFrame):
+    def __init__(self, data: bytes, timestamp: int) -> None:
+        super().__init__(data, timestamp)
+        self.raw = timestamp
+
+
+OnFrame = Callable[[RTCRtpCodecParameters, bytes, int], None]
 
 
 class _DecoderTap:
-    """Stands in for an aiortc receiver's decoder queue: every frame its jitter buffer
-    releases goes to ``on_frame`` (on the loop) instead of aiortc's decoder thread, which
-    waits on the real queue for the end-of-stream ``None`` alone. ``on_frame`` is told
-    whether the buffer dropped frames on purpose (to shrink) since the last one."""
+    """Stands in for an aiortc receiver's decoder queue: every packet its jitter buffer
+    (:class:`_Arrivals`) releases goes to ``on_frame`` (on the loop) instead of aiortc's
+    decoder thread, which waits on the real queue for the end-of-stream ``None`` alone."""
 
-    def __init__(
-        self, real: queue.Queue[Any], buffer: AdaptiveJitterBuffer, on_frame: OnFrame
-    ) -> None:
+    def __init__(self, real: queue.Queue[Any], on_frame: OnFrame) -> None:
         self._real = real
-        self._buffer = buffer
         self._on_frame = on_frame
-        self._dropped = 0
 
     def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
         if item is None:
             self._real.put(None)  # the receiver stops: its thread ends, then its track
             return
-        dropped = self._buffer.dropped
-        self._on_frame(item[0], item[1], dropped != self._dropped)
-        self._dropped = dropped
+        frame = item[1]
+        assert isinstance(frame, _Arrival)
+        self._on_frame(item[0], frame.data, frame.raw)
 
     def get(self) -> Any:  # aiortc's decoder thread
         return self._real.get()
 
 
-def _take_over_receivers(
-    pc: RTCPeerConnection, on_frame: OnFrame, min_frames: int = JITTER_MIN_PREFETCH
-) -> None:
-    """Give the audio receivers an :class:`AdaptiveJitterBuffer` and send what it
-    releases to ``on_frame`` rather than to a decoder thread (before any packet)."""
+def _take_over_receivers(pc: RTCPeerConnection, on_frame: OnFrame) -> None:
+    """Give the audio receivers an :class:`_Arrivals` buffer and send every packet to
+    ``on_frame`` rather than to a decoder thread (before any packet)."""
     for transceiver in pc.getTransceivers():
         receiver = transceiver.receiver
         if transceiver.kind != "audio" or receiver is None:
@@ -285,10 +174,9 @@ def _take_over_receivers(
             receiver, "_RTCRtpReceiver__decoder_queue"
         ):
             raise RuntimeError("this aiortc's receiver has no jitter buffer or decoder queue")
-        buffer = AdaptiveJitterBuffer(capacity=JITTER_CAPACITY, min_prefetch=min_frames)
-        receiver._RTCRtpReceiver__jitter_buffer = buffer
+        receiver._RTCRtpReceiver__jitter_buffer = _Arrivals()
         receiver._RTCRtpReceiver__decoder_queue = _DecoderTap(
-            receiver._RTCRtpReceiver__decoder_queue, buffer, on_frame
+            receiver._RTCRtpReceiver__decoder_queue, on_frame
         )
 
 
@@ -387,7 +275,6 @@ class IngestSession:
         connect_timeout_s: float,
         idle_timeout_s: float,
         policy: ice.IcePolicy = ice.IcePolicy(),  # noqa: B008 (frozen)
-        jitter_min_frames: int = JITTER_MIN_PREFETCH,
     ) -> IngestSession:
         """Answer ``offer_sdp``; PnyxError MALFORMED when it is unusable. ``inbound`` and
         ``outbound`` are the jitter queues to and from the mixer; ``policy`` the ICE rules
@@ -409,7 +296,7 @@ class IngestSession:
                 raise PnyxError(
                     ErrorKind.MALFORMED, f"the SDP offer was refused: {exc}", code="bad_sdp"
                 ) from exc
-            _take_over_receivers(pc, session._on_frame, jitter_min_frames)
+            _take_over_receivers(pc, session._on_frame)
             ice.install_gatherer(pc, policy)
             pc.addTrack(session._send)
             rtp_path.check(pc)
@@ -454,16 +341,16 @@ class IngestSession:
         elif state in ("failed", "closed"):
             self._end(f"connection_{state}")
 
-    def _on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame, resync: bool) -> None:
-        """A frame of the speaker's audio, released by the jitter buffer (on the loop);
-        ``resync``: the buffer dropped frames before it on purpose."""
+    def _on_frame(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
+        """A packet of the speaker's audio (on the loop), as it arrived."""
         if codec.name.lower() != "opus":  # check_offer wants Opus offered; this one sent else
             self._foreign += 1
             if self._foreign == 1:
                 log.warning("session %s: dropping %s audio: the stage mixes Opus", self.id, codec)
             return
+        now = time.monotonic()  # the mix clock's clock (uvloop's loop.time() is cached)
         self.heard_at = self._loop.time()
-        self.inbound.put(EncodedFrame(frame.data, frame.timestamp, resync))
+        self.inbound.put(EncodedFrame(data, timestamp, now))
         if not self.heard.is_set():
             self.heard.set()
 

@@ -42,6 +42,19 @@ FRAMES_CONCEALED = Counter(
     "rebuilt from the next packet's in-band FEC, or by packet loss concealment",
     ["how"],  # fec, plc
 )
+PLAYOUT_DROPPED = Counter(
+    "pnyx_media_playout_dropped_total",
+    "Speakers' packets or frames dropped by their playout buffers: late (arrived after "
+    "their deadline), stale (a backlog whose deadlines had passed, e.g. after the event "
+    "loop stalled) or shrink (skipped to bring the delay down)",
+    ["why"],  # late, stale, shrink
+)
+PLAYOUT_DELAY = Histogram(
+    "pnyx_media_playout_delay_seconds",
+    "A speaker's playout delay beyond their fastest packet (the jitter their link showed), "
+    "observed at each estimate (every half a second of each speaker)",
+    buckets=(0.0, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2),
+)
 DECODE_ERRORS = Counter(
     "pnyx_media_decode_errors_total", "Speakers' packets the Opus decoder refused (corrupt)"
 )

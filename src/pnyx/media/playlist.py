@@ -3,7 +3,8 @@
 Renderings of the same :class:`~pnyx.media.hls.PlaylistState`:
 
 * :func:`render_ll_hls` — the low-latency live playlist: parts of the segments near the live
-  edge, a preload hint for the next part, blocking reload advertised;
+  edge, a preload hint for the next part, blocking reload and delta updates advertised;
+  with ``delta=True`` the Playlist Delta Update a ``_HLS_skip`` request gets;
 * :func:`render_plain_hls` — the same window without parts, for players that predate LL-HLS;
 * :func:`render_captions` — the live WebVTT subtitles rendition of a captioned space, and
   :func:`render_main`, the multivariant playlist that names it beside the audio;
@@ -30,6 +31,11 @@ from pnyx.media.hls import (
 )
 
 LL_HLS_VERSION = 9
+# CAN-SKIP-UNTIL in target durations: the spec's minimum (§4.4.3.8), so a delta update
+# skips as much as it may. A player asks for deltas only while its copy is younger than
+# half of it (6 s at 2 s targets): a low-latency one reloads every part, a plain one
+# every target duration.
+SKIP_TARGETS = 6
 PLAIN_HLS_VERSION = 6  # EXT-X-MAP without I-frames-only needs 6
 
 
@@ -51,10 +57,14 @@ def _header(version: int, target_duration: int) -> list[str]:
     ]
 
 
-def _sequence(media_sequence: int, discontinuity_sequence: int, init_uri: str) -> list[str]:
+def _sequence(
+    media_sequence: int, discontinuity_sequence: int, init_uri: str, skipped: int = 0
+) -> list[str]:
     lines = [f"#EXT-X-MEDIA-SEQUENCE:{media_sequence}"]
     if discontinuity_sequence:
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
+    if skipped:  # a delta update: EXT-X-SKIP stands for the first segments and their tags
+        lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
     lines.append(f'#EXT-X-MAP:URI="{init_uri}"')
     return lines
 
@@ -80,6 +90,8 @@ def render_ll_hls(
     part_hold_back: float | None = None,
     hold_back: float | None = None,
     parts_span: float | None = None,
+    skip_until: float | None = None,
+    delta: bool = False,
 ) -> str:
     """The LL-HLS live playlist.
 
@@ -87,24 +99,48 @@ def render_ll_hls(
     (the spec's recommendations). Parts are listed for every segment that ends within
     ``parts_span`` seconds (default 3 target durations) of the live edge, and for the open
     segment, followed by a preload hint for the next part unless the stream has ended.
+
+    ``CAN-SKIP-UNTIL`` is ``skip_until`` (default :data:`SKIP_TARGETS` target
+    durations). With ``delta`` (a request with ``_HLS_skip``), the Playlist Delta Update
+    (§6.2.5.1): the leading segments that end ``skip_until`` or more before the end of the
+    playlist (its last part) are replaced by ``EXT-X-SKIP:SKIPPED-SEGMENTS=N``, with
+    their tags (date-time, discontinuity); the media and discontinuity sequence numbers
+    stay those of the full playlist (the first, skipped, segment), and everything after
+    the boundary — the segments within ``skip_until`` of the end, their parts, the open
+    segment's parts, the preload hint — is as in the full playlist. ``EXT-X-MAP`` follows
+    the skip tag (it applies to the segments that remain). Nothing to skip (a young
+    stream): the full playlist, which is always a valid answer.
     """
     part_hold_back = 3 * state.part_target if part_hold_back is None else part_hold_back
     hold_back = 3 * state.target_duration if hold_back is None else hold_back
     parts_span = 3 * state.target_duration if parts_span is None else parts_span
+    skip_until = SKIP_TARGETS * state.target_duration if skip_until is None else skip_until
     lines = _header(LL_HLS_VERSION, state.target_duration)
     lines += [
         "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,"
+        f"CAN-SKIP-UNTIL={_decimal(skip_until)},"
         f"PART-HOLD-BACK={_decimal(part_hold_back)},HOLD-BACK={_decimal(hold_back)}",
         f"#EXT-X-PART-INF:PART-TARGET={_decimal(state.part_target)}",
     ]
-    lines += _sequence(state.media_sequence, state.discontinuity_sequence, init_uri)
-    # Distance from each segment's end to the live edge decides whether its parts show.
+    # Distance from each segment's end to the live edge decides whether its parts show,
+    # and (in a delta update) whether it is skipped.
     to_edge = sum(p.duration for p in state.parts)
     shows_parts = []
+    skipped = 0
     for seg in reversed(state.segments):
         shows_parts.append(to_edge < parts_span)
+        skipped += to_edge >= skip_until
         to_edge += seg.duration
-    for seg, with_parts in zip(state.segments, reversed(shows_parts), strict=True):
+    if not delta:
+        skipped = 0
+    lines += _sequence(
+        state.media_sequence,
+        state.discontinuity_sequence,
+        init_uri,
+        skipped=skipped,
+    )
+    kept = zip(state.segments, reversed(shows_parts), strict=True)
+    for seg, with_parts in list(kept)[skipped:]:
         lines += _segment(seg, with_parts=with_parts, discontinuity=seg.discontinuity)
     if state.parts:
         if state.pending_discontinuity:
@@ -142,8 +178,15 @@ def render_captions(state: PlaylistState) -> str:
     parts, about a second; two per audio segment, so every other boundary is a
     segment's), numbered ``msn·2 + half``, each with the cues recognised while its parts
     were made. Listed as soon as its last part exists (a segment's short last file when
-    the segment closes). No parts, no blocking reload: captions come seconds after their
-    audio anyway."""
+    the segment closes).
+
+    No parts, but blocking reload on the files' numbers (``_HLS_msn``, see
+    :func:`captions_ready`): a player keeps its playhead a part hold-back behind the
+    audio's newest part, so a captions playlist fetched on a timer ends *before* the
+    playhead about half the time, and hls.js loads no subtitles while the playlist ends
+    before its playhead ("wait for live") — for as long as its timer keeps that phase. A
+    reload held until the next file is listed arrives while that file still ends ahead
+    of the playhead."""
     group_parts = caption_parts(state.segment_parts)
     per = -(-state.segment_parts // group_parts)  # files per segment
     lines = [
@@ -151,6 +194,7 @@ def render_captions(state: PlaylistState) -> str:
         f"#EXT-X-VERSION:{PLAIN_HLS_VERSION}",
         f"#EXT-X-TARGETDURATION:{max(1, round(group_parts * state.part_target + 0.49))}",
         f"#EXT-X-MEDIA-SEQUENCE:{state.media_sequence * per}",
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES",
     ]
     if state.discontinuity_sequence:
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{state.discontinuity_sequence}")
@@ -180,6 +224,25 @@ def render_captions(state: PlaylistState) -> str:
     if state.ended:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def captions_next(state: PlaylistState) -> int:
+    """The number the next captions file listed will have (``msn·files per segment +
+    half``, as :func:`render_captions` numbers them)."""
+    group_parts = caption_parts(state.segment_parts)
+    per = -(-state.segment_parts // group_parts)
+    return state.next_msn * per + len(state.parts) // group_parts
+
+
+def captions_ready(state: PlaylistState, number: int) -> bool:
+    """Does ``state`` satisfy a blocking reload of the captions for ``_HLS_msn=number``
+    (that file, or a later one, is listed)? An ended stream is always ready."""
+    return state.ended or number < captions_next(state)
+
+
+def captions_too_far(state: PlaylistState, number: int) -> bool:
+    """Refuse (400) rather than hold: more than two files past the last one listed."""
+    return number > captions_next(state) + 1
 
 
 def render_main(state: PlaylistState, *, bandwidth: int, language: str) -> str:

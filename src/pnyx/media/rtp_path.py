@@ -58,7 +58,6 @@ _RECEIVER_STATE = (
     "_RTCRtpReceiver__active_ssrc",
     "_RTCRtpReceiver__jitter_buffer",
     "_RTCRtpReceiver__decoder_thread",
-    "_RTCRtpReceiver__timestamp_mapper",
     "_RTCRtpReceiver__decoder_queue",
 )
 _DTLS = ("_rx_srtp", "_tx_srtp", "_rtp_router", "_rtp_header_extensions_map", "transport")
@@ -215,7 +214,8 @@ class _AudioReceive:
         packet._data = packet.payload  # type: ignore[attr-defined]
         _, frame = receiver._RTCRtpReceiver__jitter_buffer.add(packet)
         if frame is not None and receiver._RTCRtpReceiver__decoder_thread:
-            frame.timestamp = receiver._RTCRtpReceiver__timestamp_mapper.map(frame.timestamp)
+            # No timestamp mapping: the frame keeps the RTP timestamp as sent (the
+            # speaker's playout buffer unwraps it itself).
             receiver._RTCRtpReceiver__decoder_queue.put((codec, frame))
 
 

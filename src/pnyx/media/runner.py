@@ -123,11 +123,12 @@ class MixRunner:
         bit_rate: int,
         opus_bit_rate: int,
         opus_complexity: int = DEFAULT_COMPLEXITY,
+        playout_min_s: float = 0.0,
         encoder_queue_frames: int,
         speaking_threshold_dbov: float,
         captions: CaptionTap | None = None,
         frontrow: FrontRowTap | None = None,
-        frontrow_batch_frames: int = 2,
+        frontrow_batch_frames: int = 3,
         frontrow_bit_rate: int = 64_000,
     ) -> None:
         self.name = name
@@ -136,6 +137,7 @@ class MixRunner:
         self._threshold = speaking_threshold_dbov
         self._opus_bit_rate = opus_bit_rate
         self._opus_complexity = opus_complexity
+        self._playout_min_s = playout_min_s
         self._loop = asyncio.get_running_loop()
         # Swapped whole (never mutated) by the loop; read by the clock's thread.
         self._publishers: Mapping[Handle, _Publisher] = MappingProxyType({})
@@ -201,7 +203,7 @@ class MixRunner:
         one there, replacing any previous queues of theirs."""
         publishers = dict(self._publishers)
         publishers[handle] = _Publisher(
-            SpeakerInput(inbound),
+            SpeakerInput(inbound, min_delay_s=self._playout_min_s),
             outbound,
             wake,
             OpusEncoder(self._opus_bit_rate, self._opus_complexity),
@@ -254,9 +256,11 @@ class MixRunner:
 
     # -- the 20 ms tick (the clock's thread) -------------------------------------------
     def tick(self, n: int, late: float, behind: int) -> None:
-        """Mix frame ``n``; ``behind`` more ticks are already due (the jitter queues keep
-        that many more frames, which the ticks that follow take at once)."""
+        """Mix frame ``n``, ``late`` seconds after it was due: each speaker plays the frame
+        due at that time, so ticks run back to back after a stall take the frames each
+        would have taken (``behind`` is not needed for that)."""
         began = time.perf_counter()
+        due = time.monotonic() - late  # the tick's own time: frames are played by it
         self.stats.observe(late)
         publishers = self._publishers
         if not publishers:  # idle: nothing to mix, nobody to send to
@@ -272,7 +276,7 @@ class MixRunner:
         keys: list[Handle] = []
         chunks: list[Frame] = []
         for handle, pub in publishers.items():
-            chunk = pub.inbound.take(behind)  # always taken: a muted one's never backs up
+            chunk = pub.inbound.take(due)  # always taken: a muted one's never backs up
             if handle in allowed:
                 keys.append(handle)
                 chunks.append(_SILENCE if chunk is None else chunk)

@@ -116,6 +116,16 @@ def test_fragment_with_styp_and_per_sample_durations() -> None:
     assert struct.unpack_from(">IIII", trun, 12) == (1024, 2, 960, 2)
 
 
+@pytest.mark.parametrize("durations", [1024, [1024, 512, 1024]])
+def test_a_renumbered_fragment_is_the_fragment_made_afresh(durations: int | list[int]) -> None:
+    samples = [b"\x01\x40\x20\x07", b"\xff" * 300, b"\x00"]
+    made = fragment(7, 3 * 48_000, samples, durations)
+    for sequence, decode_time in [(8, 3 * 48_000 + 2560), (2**32 - 1, 2**40 + 5), (0, 0)]:
+        again = fmp4.renumbered(made, sequence, decode_time)
+        assert again == fragment(sequence, decode_time, samples, durations)
+    assert made == fragment(7, 3 * 48_000, samples, durations)  # not touched
+
+
 def test_fragment_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="at least one"):
         fragment(1, 0, [])

@@ -28,14 +28,6 @@ def test_take_trims_a_backlog_down_to_the_target_and_counts_it() -> None:
     assert q.trimmed == 5  # an empty or short queue is never trimmed
 
 
-def test_slack_keeps_frames_for_ticks_already_due() -> None:
-    q: FrameQueue[int] = FrameQueue(10, 2)
-    for i in range(6):
-        q.put(i)
-    assert q.take(slack=3) == 1  # target 2 + 3 due ticks: only one trimmed
-    assert [q.take(2), q.take(1), q.take(0)] == [2, 3, 4]
-
-
 def test_a_full_queue_drops_the_oldest_and_counts_it() -> None:
     q: FrameQueue[int] = FrameQueue(3, 1, queue="test")
     dropped_before = count("dropped", "test")
@@ -74,22 +66,8 @@ def test_one_producer_and_one_consumer_thread_lose_nothing_unaccounted() -> None
     assert len(got) + q.trimmed <= 20_000
 
 
-def test_a_standing_backlog_is_given_back() -> None:
-    q: FrameQueue[int] = FrameQueue(10, 2, standing=5)
-    for i in range(3):  # a burst: three at once, then one per take
-        q.put(i)
-    taken = []
-    for i in range(3, 13):
-        q.put(i)
-        taken.append(q.take())
-    # The first take trims to the target (two, 0 and 1, go), leaving one behind; after
-    # five takes in a row that left one behind, it is dropped (7), and the queue drains.
-    assert taken == [2, 3, 4, 5, 6, 8, 9, 10, 11, 12]
-    assert q.trimmed == 3 and len(q) == 0
-
-
 def test_a_queue_that_drains_keeps_everything() -> None:
-    q: FrameQueue[int] = FrameQueue(10, 2, standing=5)
+    q: FrameQueue[int] = FrameQueue(10, 2)
     taken = []
     for i in range(20):
         q.put(i)

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import struct
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from pnyx.media.fmp4 import read_boxes
+from pnyx.media import hls
+from pnyx.media.fmp4 import fragment, read_boxes
 from pnyx.media.hls import (
     Output,
     Packager,
@@ -13,6 +15,7 @@ from pnyx.media.hls import (
     Part,
     PlaylistState,
     Segment,
+    StateEncoder,
     part_uri,
     segment_uri,
 )
@@ -200,3 +203,68 @@ def test_resume_on_a_segment_boundary_has_no_orphan() -> None:
     assert orphan is None
     assert packager.state.next_msn == 2
     assert packager.state.segments == old.state.segments
+
+
+@pytest.mark.parametrize("part_aus", [6, 15])
+def test_the_state_encoder_writes_what_to_json_writes(part_aus: int) -> None:
+    """Incrementally, part after part, across a window that slides, a discontinuity, a
+    resumption (new objects, equal or not) and the end."""
+    packager = Packager(PackagerConfig.of_part(part_aus), program_date_time=START, captions=True)
+    encoder = StateEncoder()
+    checked = 0
+    for n in range(13 * SEGMENT_AUS + 7):
+        if packager.push(au(n)) or n % 17 == 0:
+            state = packager.state
+            assert encoder.encode(state) == state.to_json()
+            checked += 1
+    packager.discontinuity(START + timedelta(hours=1))
+    state = packager.state
+    assert state.pending_discontinuity and encoder.encode(state) == state.to_json()
+    stored = PlaylistState.from_json(state.to_json())  # equal, but other objects
+    assert encoder.encode(stored) == state.to_json()
+    config = PackagerConfig.of_part(part_aus)
+    later = START + timedelta(hours=2)
+    resumed, _orphan = Packager.resume(stored, program_date_time=later, config=config)
+    push(resumed, 11 * SEGMENT_AUS + 3)  # the marked segment slides out of the window
+    resumed.end()
+    state = resumed.state
+    assert state.ended and state.discontinuity_sequence == 1
+    assert encoder.encode(state) == state.to_json()
+    assert PlaylistState.from_json(encoder.encode(state)) == state
+    assert checked > 13 * SEGMENT_AUS // part_aus
+
+
+def test_a_part_like_the_last_one_is_reused_renumbered_and_equal_to_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Silence (one access unit, again and again) makes its parts from the last part's
+    bytes; every part must be exactly what fragment() makes of its access units."""
+    laid_out: list[int] = []
+
+    def counting(sequence_number: int, **kw: Any) -> bytes:
+        laid_out.append(sequence_number)
+        return fragment(sequence_number, **kw)
+
+    monkeypatch.setattr(hls, "fragment", counting)
+    packager = Packager(PackagerConfig.of_part(6), program_date_time=START, start_msn=40)
+    silent = b"\x01\x40\x20\x07"
+    pushed = [(au(n) if 30 <= n < 42 else silent, 1024) for n in range(2 * SEGMENT_AUS + 13)]
+    pushed.append((silent, 512))  # a short access unit: another layout
+    outputs: list[Output] = []
+    for data, samples in pushed:
+        outputs += packager.push(data, samples)
+    outputs += packager.end()
+    parts = parts_of(outputs)
+    assert len(parts) == -(-len(pushed) // 6)
+    decode_time = 0
+    for k, part in enumerate(parts):
+        aus = pushed[6 * k : 6 * k + 6]
+        sequence = part.ref.msn * 15 + part.ref.index + 1
+        expected = fragment(sequence, decode_time, [a for a, _ in aus], [n for _, n in aus])
+        assert part.data == expected, part.ref
+        decode_time += sum(n for _, n in aus)
+    for segment in segments_of(outputs):
+        mine = [p.data for p in parts if p.ref.msn == segment.ref.msn]
+        assert segment.data == b"".join(mine)
+    # Laid out: the first part, the two of speech, the first silent one after, the last.
+    assert len(laid_out) == 5

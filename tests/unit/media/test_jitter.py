@@ -1,114 +1,145 @@
-"""The adaptive jitter buffer of publish sessions (media/ingest.py), fed RTP packets on a
-clock the test sets: one frame held on a clean link, more when packets arrive unevenly,
-a floor raised by packets that come too late, and back down when the link calms."""
+"""The speaker's playout buffer (media/inbound.py) on simulated links: it holds what the
+measured jitter needs (nothing on a clean link, about the spread on a jittery one),
+conceals only what is lost, and comes back down when the link calms."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
-from aiortc.rtp import RtpPacket
+import numpy as np
 
-from pnyx.media.ingest import (
-    JITTER_CAPACITY,
-    JITTER_LATE_HOLD_S,
-    JITTER_MAX_PREFETCH,
-    JITTER_MIN_PREFETCH,
-    AdaptiveJitterBuffer,
-)
+from pnyx.media.frames import FrameQueue
+from pnyx.media.inbound import MAX_DELAY_S, EncodedFrame, SpeakerInput
+from pnyx.media.mixer import FRAME_SAMPLES
+from pnyx.media.opus import OpusEncoder
 
-FRAME_S = 0.02
+from .signals import tone
+
+FRAME_S = FRAME_SAMPLES / 48_000
+T0 = 500.0
+PHASE = 0.007  # the mix tick runs this long after a packet's nominal arrival
 
 
-def rtp(seq: int) -> RtpPacket:
-    packet = RtpPacket(payload_type=111, sequence_number=seq % 65536, timestamp=seq * 960)
-    packet._data = b"\xfc"
-    return packet
+def opus_packets(n: int) -> list[bytes]:
+    encoder = OpusEncoder()
+    return [
+        bytes(encoder.encode(tone(440, FRAME_SAMPLES, 0.3, start=i * FRAME_SAMPLES), 0)[0])
+        for i in range(n)
+    ]
+
+
+PAYLOADS = opus_packets(50)  # reused round-robin: the decoder does not mind
 
 
 class Link:
-    """Packets sent every 20 ms, each arriving ``delay(seq)`` later, in arrival order."""
+    """Packets sent every 20 ms, delayed by ``delay(seq)`` (None: lost), read by a 20 ms
+    tick; records, for every frame the speaker's own packet played, how long after its
+    on-time arrival it played."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
-        # The setting for quiet networks (jitter_min_frames = 1): the adaptation is visible.
-        self.jb = AdaptiveJitterBuffer(
-            capacity=JITTER_CAPACITY, clock=lambda: self.now, min_prefetch=1
-        )
-        self.held: list[int] = []  # frames behind the newest sequence number at release
+    def __init__(self, *, min_delay_s: float = 0.0, first_ts: int = 4_294_000_000) -> None:
+        self.queue: FrameQueue[EncodedFrame] = FrameQueue(256, 256)
+        self.source = SpeakerInput(self.queue, min_delay_s=min_delay_s)
+        self.first_ts = first_ts
+        self.lags: list[float] = []
+        self.concealed = 0
+        self.silent = 0
+        self.order: list[int] = []
+        self._seq = 0
+        self._tick = 0
+        self._in_flight: list[tuple[float, int]] = []
 
-    def run(self, first: int, count: int, delay: dict[int, float] | None = None) -> None:
-        delay = delay or {}
-        arrivals = sorted(
-            (seq * FRAME_S + delay.get(seq, 0.001), seq) for seq in range(first, first + count)
-        )
-        for at, seq in arrivals:
-            self.now = max(self.now, at)
-            _, frame = self.jb.add(rtp(seq))
-            if frame is not None:
-                self.held.append(seq - frame.timestamp // 960)
+    def run(self, seconds: float, delay: Callable[[int], float | None]) -> None:
+        played: list[int] = []
+        decode = self.source._decode
+
+        def spy(item: EncodedFrame) -> bool:
+            ok = decode(item)
+            if ok:
+                played.append((item.timestamp - self.first_ts) % (1 << 32) // FRAME_SAMPLES)
+            return ok
+
+        self.source._decode = spy  # type: ignore[method-assign]
+        end = self._seq + round(seconds / FRAME_S)
+        for seq in range(self._seq, end):
+            d = delay(seq)
+            if d is not None:
+                self._in_flight.append((T0 + seq * FRAME_S + d, seq))
+        self._in_flight.sort()
+        self._seq = end
+        while self._tick < end:
+            now = T0 + self._tick * FRAME_S + PHASE
+            while self._in_flight and self._in_flight[0][0] <= now:
+                at, seq = self._in_flight.pop(0)
+                ts = (self.first_ts + seq * FRAME_SAMPLES) % (1 << 32)
+                self.queue.put(EncodedFrame(PAYLOADS[seq % len(PAYLOADS)], ts, at))
+            before = len(played)
+            out = self.source.take(now)
+            if len(played) > before:
+                self.lags.append(now - (T0 + played[-1] * FRAME_S))
+                self.order.append(played[-1])
+            elif out is None:
+                self.silent += 1
+            else:
+                self.concealed += 1
+            self._tick += 1
+        self.source._decode = decode  # type: ignore[method-assign]
+
+    def p(self, q: float, last: int) -> float:
+        return float(np.percentile(self.lags[-last:], q))
 
 
-def test_a_clean_link_costs_one_frame() -> None:
+def test_a_clean_link_holds_nothing() -> None:
     link = Link()
-    link.run(65_500, 200)  # across the sequence number wrap
-    assert link.jb.prefetch == 1
-    assert set(link.held[-100:]) == {1}  # released as soon as the next one is in: 20 ms
-    assert link.jb.jitter < 0.001
+    link.run(10, lambda seq: 0.001)
+    assert link.source.delay < 1e-6
+    assert link.p(100, 400) <= PHASE + 1e-6  # played at the first tick after it came
+    assert link.concealed == 0 and link.source.late == 0
 
 
-def test_an_uneven_link_holds_more_then_comes_back_down() -> None:
-    rng = random.Random(7)
+def test_a_floor_holds_that_much_on_a_clean_link() -> None:
+    link = Link(min_delay_s=0.06)
+    link.run(10, lambda seq: 0.001)
+    assert link.source.delay == 0.06
+    assert 0.06 <= link.p(50, 400) <= 0.06 + FRAME_S
+
+
+def test_a_jittery_lossy_link_holds_the_spread_and_conceals_only_the_losses() -> None:
+    rng = random.Random(3)
+    lost = 0
+
+    def delay(seq: int) -> float | None:
+        nonlocal lost
+        if rng.random() < 0.02:
+            lost += 1
+            return None
+        return rng.uniform(0.0, 0.04)  # 20 ms of jitter: packets reorder
+
     link = Link()
-    link.run(0, 50)
-    jittery = {seq: rng.uniform(0.0, 0.04) for seq in range(50, 550)}  # ±20 ms around 20 ms
-    link.run(50, 100, jittery)  # the estimate catches up: a packet or two may be late
-    adapting = link.jb.late
-    assert adapting <= 3
-    link.run(150, 400, jittery)
-    assert 0.008 < link.jb.jitter < 0.02, link.jb.jitter
-    deep = link.jb.prefetch
-    assert 2 <= deep <= JITTER_MAX_PREFETCH
-    assert link.jb.late == adapting  # then it holds enough: nothing comes after its turn
-    link.run(550, 600)  # calm again for 12 s
-    assert link.jb.prefetch == 1
-    assert set(link.held[-50:]) == {1}  # and the frames it was holding were let go
-    assert link.jb.dropped >= deep - 1
+    link.run(60, delay)
+    assert 0.03 <= link.source.delay <= 0.042
+    # Played about the spread after on time (plus up to a tick), never more.
+    assert link.p(95, 2000) <= 0.04 + FRAME_S + PHASE
+    assert link.concealed <= lost * 1.3  # barely more than was lost: few packets too late
+    assert link.order == sorted(link.order)  # in order, whatever order they came in
 
 
-def test_a_packet_too_late_raises_the_floor_for_a_while() -> None:
+def test_the_delay_grows_with_the_jitter_then_comes_back_down() -> None:
+    rng = random.Random(5)
     link = Link()
-    link.run(0, 50)
-    link.run(50, 10, {55: 0.05})  # 55 arrives after 56 and 57, its turn long gone
-    assert link.jb.late == 1
-    assert link.jb.prefetch == 2
-    link.run(60, round(JITTER_LATE_HOLD_S / FRAME_S) + 50)
-    assert link.jb.prefetch == 1
+    link.run(5, lambda seq: 0.001)
+    link.run(5, lambda seq: rng.uniform(0.0, 0.08))  # a bad spell: up to 80 ms late
+    assert 0.06 <= link.source.delay <= 0.08
+    assert link.p(50, 100) >= 0.06
+    link.run(6, lambda seq: 0.001)  # calm again
+    assert link.source.delay < 1e-6
+    assert link.p(100, 50) <= FRAME_S + PHASE + 1e-6  # skipped back down, within a frame
+    assert link.source.skipped >= 3 and link.source.inserted >= 3
 
 
-def test_losses_still_cost_nothing_later() -> None:
+def test_no_link_is_held_back_more_than_the_most() -> None:
+    rng = random.Random(9)
     link = Link()
-    lost = {100, 101, 200}
-    for seq in range(300):
-        link.now = seq * FRAME_S + 0.001
-        if seq not in lost:
-            _, frame = link.jb.add(rtp(seq))
-            if frame is not None:
-                link.held.append(seq - frame.timestamp // 960)
-    assert set(link.held[-50:]) == {1}
-
-
-def test_the_default_floor_is_four_frames() -> None:
-    jb = AdaptiveJitterBuffer(capacity=JITTER_CAPACITY, clock=lambda: 0.0)
-    assert jb.prefetch == JITTER_MIN_PREFETCH == 4
-
-
-def test_with_a_floor_of_zero_a_clean_link_holds_nothing_and_reordering_raises_it() -> None:
-    link = Link()
-    link.jb = AdaptiveJitterBuffer(capacity=JITTER_CAPACITY, clock=lambda: link.now, min_prefetch=0)
-    link.run(0, 100)
-    assert link.jb.prefetch == 0
-    assert set(link.held[-50:]) == {0}  # each packet out as it arrives
-    link.run(100, 10, {105: 0.05})  # 105 after 106 and 107: given up, then late
-    assert link.jb.late == 1 and link.jb.prefetch == 1
-    link.run(110, round(JITTER_LATE_HOLD_S / FRAME_S) + 50)
-    assert link.jb.prefetch == 0
+    link.run(20, lambda seq: rng.uniform(0.0, 0.6))
+    assert link.source.delay == MAX_DELAY_S
+    assert link.p(100, 500) <= MAX_DELAY_S + FRAME_S + PHASE + 1e-6

@@ -13,6 +13,7 @@ from pnyx.media.aac import AacEncoder
 from pnyx.media.fmp4 import init_segment
 from pnyx.media.hls import Output, Packager, PackagerConfig, Part, PlaylistState, Segment
 from pnyx.media.playlist import (
+    SKIP_TARGETS,
     is_ready,
     is_too_far,
     render_ll_hls,
@@ -94,6 +95,94 @@ def test_empty_live_playlist_hints_the_first_part() -> None:
     assert '#EXT-X-MAP:URI="i.mp4"\n' in text
     assert "PART-HOLD-BACK=1.0,HOLD-BACK=4.5" in text
     assert text.endswith('#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part/7.0.m4s"\n')
+
+
+def long_running(*, discontinuity_at: int | None = None) -> PlaylistState:
+    """The production shape (0.128 s parts, 15 to a segment, the default 10-segment
+    window) after 25 segments and 4 parts; a discontinuity before segment
+    ``discontinuity_at`` if given."""
+    packager = Packager(PackagerConfig.of_part(6), program_date_time=START)
+    for msn in range(25):
+        if msn == discontinuity_at:
+            packager.discontinuity(START + timedelta(seconds=60 + 2 * msn))
+        push(packager, SEGMENT_AUS)
+    push(packager, 4 * 6 + 2)
+    return packager.state
+
+
+def _segment_blocks(text: str) -> list[str]:
+    """The text of each complete segment (from the line after the previous segment's URI
+    through its own URI), after the header."""
+    body = text.split('#EXT-X-MAP:URI="init.mp4"\n', 1)[1]
+    blocks = body.split(".m4s\n")
+    return [b + ".m4s\n" for b in blocks if "#EXTINF" in b]
+
+
+def test_the_live_playlist_offers_delta_updates_at_six_target_durations() -> None:
+    state = long_running()
+    full = render_ll_hls(state)
+    assert SKIP_TARGETS == 6  # the spec's minimum: CAN-SKIP-UNTIL >= 6 target durations
+    assert (
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,"
+        "PART-HOLD-BACK=0.384,HOLD-BACK=6.0\n" in full
+    )
+    assert "#EXT-X-SKIP" not in full
+    assert render_ll_hls(state, skip_until=30.5).count("CAN-SKIP-UNTIL=30.5,") == 1
+
+
+def test_a_delta_update_skips_the_segments_beyond_the_boundary_and_keeps_the_rest() -> None:
+    state = long_running()
+    full = render_ll_hls(state)
+    delta = render_ll_hls(state, delta=True)
+    assert len(state.segments) == 10 and state.media_sequence == 15
+    # The end of the playlist is the last part; a segment is skipped when it ends 12 s
+    # or more before it.
+    end = sum(s.duration for s in state.segments) + sum(p.duration for p in state.parts)
+    ends, elapsed = [], 0.0
+    for seg in state.segments:
+        elapsed += seg.duration
+        ends.append(end - elapsed)
+    skipped = sum(1 for before_end in ends if before_end >= 12.0)
+    assert skipped == 4  # 4 × 1.92 s + 0.8 s ago and older; the 5th ended 10.4 s ago
+    assert f"\n#EXT-X-MEDIA-SEQUENCE:15\n#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}\n" in delta
+    assert delta.count("#EXT-X-SKIP") == 1
+    head = full.split("#EXT-X-MEDIA-SEQUENCE:15\n")[0]
+    assert delta.startswith(head)  # version, target, server control, part target: the same
+    # What follows the skip tag is the full playlist from the first segment kept on:
+    # the segments within the window, their parts, the open parts and the preload hint.
+    blocks = _segment_blocks(full)
+    assert len(blocks) == 10
+    assert delta.endswith("".join(blocks[skipped:]) + full.split(blocks[-1], 1)[1])
+    assert '#EXT-X-MAP:URI="init.mp4"\n' in delta
+    assert "seg/18.m4s" not in delta and "seg/19.m4s\n" in delta
+    assert delta.endswith('#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part/25.4.m4s"\n')
+    assert len(delta) < len(full)
+
+
+def test_a_skipped_discontinuity_goes_with_its_segment_and_its_sequence_stays() -> None:
+    state = long_running(discontinuity_at=16)  # seg 16 starts after a jump; 15-18 skipped
+    full = render_ll_hls(state, delta=False)
+    delta = render_ll_hls(state, delta=True)
+    assert "#EXT-X-DISCONTINUITY\n" in full
+    assert "#EXT-X-DISCONTINUITY\n" not in delta
+    assert "#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n" in delta
+    # A later discontinuity, within the window kept, stays where it is.
+    late = long_running(discontinuity_at=23)
+    assert "#EXT-X-DISCONTINUITY\n" in render_ll_hls(late, delta=True)
+    slid = long_running(discontinuity_at=5)  # slid out of the window: counted
+    text = render_ll_hls(slid, delta=True)
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n" in text
+
+
+def test_a_young_stream_has_nothing_to_skip_and_an_ended_one_keeps_its_end() -> None:
+    young = state_with(4, 2)  # 7.7 s of audio: nothing ended 12 s before the edge
+    assert render_ll_hls(young, delta=True) == render_ll_hls(young)
+    packager = Packager(PackagerConfig.of_part(6), program_date_time=START)
+    push(packager, 20 * SEGMENT_AUS)
+    packager.end()
+    delta = render_ll_hls(packager.state, delta=True)
+    assert "#EXT-X-SKIP:SKIPPED-SEGMENTS=3\n" in delta  # 10, 3 of them ended >= 12 s ago
+    assert delta.endswith("seg/19.m4s\n#EXT-X-ENDLIST\n")
 
 
 def state_with(segments: int, parts: int) -> PlaylistState:
