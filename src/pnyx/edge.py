@@ -8,7 +8,13 @@ client can undo it. The rules:
   says (a year). A replay (``replay.m3u8``, ``rec/…``, ``recording.m4a``) is only ever
   answered 200 once its recording is finished, the same bytes from every node (they come
   from the durable store); before that the origin answers 409 or 503 ``not_ready``
-  (cached at most a second), so no edge ever holds a partial recording;
+  (cached at most a second), so no edge ever holds a partial recording. Its host may
+  delete a recording, so the origin gives replay objects ``s-maxage=replay_edge_ttl_s``
+  (10 minutes by default), which nginx (and Varnish, though no replay read goes there)
+  takes over ``max-age``: an edge asks again after that, gets the 410 of a deleted
+  recording (``no-store``, never kept) and never serves its copy again. Asking again
+  is a conditional read (``proxy_cache_revalidate``, the ETag the origin gave): while the
+  recording is there the origin answers 304 and no bytes move. Browsers keep the year;
 - live playlists (``live.m3u8?_HLS_msn=…&_HLS_part=…``) and the state long-poll
   (``state?after=V``): every listener waiting on the same version shares one upstream
   request; ``proxy_cache_lock`` holds the others until it answers — with lock timeouts
@@ -23,34 +29,39 @@ client can undo it. The rules:
   a read with an ``Authorization`` header (a private space's clip, which the node
   answers ``private``) is never stored or served from the cache;
 - **the cache cannot be bypassed.** A listener read's cache key is only what changes the
-  answer: the path, and ``_HLS_msn``/``_HLS_part`` (playlists; the origin makes no
-  delta updates, so ``_HLS_skip`` is dropped too) or ``after`` (state) — never the
+  answer: the path, and ``_HLS_msn``/``_HLS_part``/``_HLS_skip`` (playlists: a delta
+  update, ``YES`` or ``v2``, which the origin answers alike, is keyed and sent as
+  ``_HLS_skip=YES``) or ``after`` (state) — never the
   ``Host`` header, the scheme, or any other query argument. The request sent
   to the node is rebuilt from the same parts (``proxy_pass`` with the path and the known
   arguments only, and a fixed ``Host``: ``--server-name``, else the first upstream), so
   ``live.m3u8?junk=N``, ``state?after=V&x=N`` or a foreign ``Host`` are the same object
   and never reach a node. A known argument is normalised (leading zeros dropped, as the
   origin reads them; an empty one is taken as absent, where the origin would refuse it;
-  of a repeated one, the first counts); one that is not a number is answered 400 by the
-  edge. Paths are checked as strictly as the node checks them: a name under
-  ``/media/{id}/`` that the node could not serve is a 404 from the edge;
+  of a repeated one, the first counts); one that is not a number (``_HLS_skip``: not
+  exactly ``YES`` or ``v2``) is answered 400 by the edge, so no value makes a new key.
+  Paths are checked as strictly as the node checks them: a name under ``/media/{id}/``
+  that the node could not serve is a 404 from the edge;
 - **private spaces** (ids beginning ``p-``) are checked by the edge itself. A listener
   reads one through a signed link, the normal path behind ``/p/{exp}/{sig}``, where
   ``sig`` is the base64url (unpadded) MD5 of ``"{exp}{space_id} {secret}"``
   (nginx's ``secure_link``); relative URIs in playlists stay signed. An unsigned read of
-  a private id without an ``Authorization`` header is a 403; a bad signature a 403, an
-  expired one a 410 — none reaches a node. A valid one is cached like the public read,
-  keyed without the ``/p/{exp}/{sig}`` part (listeners with different links share one
-  origin request per object) but apart from public keys (``p:``), and is proxied with
-  the whole signed URI (the node checks the signature again). The secret, shared with
-  the nodes, comes from ``--link-secret-file``; without it the edge refuses every
-  ``/p/`` URL (403). Anything else under ``/p/`` is a 404;
+  a private id is a 403, with or without an ``Authorization`` header (an account reads
+  through the links ``GET /v1/spaces/{id}/links`` hands it, as the web client does); a
+  bad signature a 403, an expired one a 410 — none reaches a node. A valid one is
+  cached like the public read, keyed without the ``/p/{exp}/{sig}`` part (listeners
+  with different links share one origin request per object) but apart from public keys
+  (``p:``), and is proxied with the whole signed URI (the node checks the signature
+  again). The secret, shared with the nodes, comes from ``--link-secret-file``; without
+  it the edge refuses every ``/p/`` URL (403). Anything else under ``/p/`` is a 404;
 - stale copies of playlists and state are served while the origin fails or restarts
-  (``proxy_cache_use_stale``), so listeners keep playing;
+  (``proxy_cache_use_stale``), so listeners keep playing; while a copy is being
+  refreshed, only within the answer's ``stale-while-revalidate`` (a second), so a crowd
+  after a lull is not handed a copy of long ago;
 - every POST and the stage WebSocket go straight through, never cached; so do reads with
   an ``Authorization`` header where an account changes the answer: the state (a stage
-  member's view) and a private space's reads. A public space's media and page are the
-  same for everyone: with or without the header, they come from the cache;
+  member's view) and a private space's signed reads. A public space's media and page are
+  the same for everyone: with or without the header, they come from the cache;
 - ``/edge-status`` (from loopback only): nginx's connection counters, for monitoring;
 - passive health checks: an upstream that fails ``max_fails`` times is skipped for
   ``fail_timeout``; idempotent reads are retried on the next upstream. Only a node that
@@ -70,20 +81,10 @@ client can undo it. The rules:
   never inside the cache, whose loader would remove them. ``--output FILE`` writes the
   config and creates both folders; printed to stdout, the ``install -d`` commands that
   make them go to stderr;
-- **live blocking reads collapse in Varnish** (``--varnish``, the default): nginx's cache
-  lock makes each waiter re-check a locked entry on a fixed 500 ms timer, so a blocking
-  playlist reload or the preload-hinted part reached a listener up to half a second after
-  the origin answered. Those reads (playlists with ``_HLS_msn``, and parts) are passed,
-  after every check above, uncached by nginx, to a Varnish beside it (``render_vcl``;
-  ``varnishd_command``), whose waiting list wakes every waiter the moment the object's
-  headers arrive and streams it to all of them: still one origin request per object per
-  edge. Varnish keys on the key nginx built (``X-Pnyx-Key``: path and known arguments,
-  ``p:`` for signed reads), passes what nginx would bypass (``X-Pnyx-Pass``), caches only
-  what the origin allows, and asks the origin through an internal nginx server
-  (``--varnish-backend``, loopback only) that holds the upstream list, so health checks,
-  retries and reloads stay nginx's. ``X-Cache-Status`` is Varnish's verdict for those
-  reads. Everything else (segments, init, playlists without arguments, state, pages)
-  stays in nginx's cache as above;
+- **live blocking reads collapse in Varnish** (``--varnish``, the default; the rules and
+  the VCL are in :mod:`pnyx.edge_varnish`): playlists with ``_HLS_msn`` and parts are
+  passed, after every check above, to a Varnish beside nginx whose waiting list wakes
+  every waiter the moment the object arrives (nginx's lock re-checks every 500 ms);
 - ``nginx -s reload`` with a changed upstream list is safe during an event: the cache and
   its locks are in shared memory, so the new workers join the old ones' pending fetches;
   old workers finish their requests (at most ``worker_shutdown_timeout``, longer than
@@ -97,8 +98,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pnyx import edge_frontrow
+from pnyx import edge_frontrow, edge_varnish
 from pnyx.edge_frontrow import FrontRow
+from pnyx.edge_varnish import Collapse
 
 LONGEST_ORIGIN_WAIT_S = 16  # state long-poll (state_wait_s ≤ 15 by default) + margin
 SHUTDOWN_S = LONGEST_ORIGIN_WAIT_S + 14  # old workers after a reload: then close the rest
@@ -135,17 +137,6 @@ class Tls:
     cert: Path  # PEM certificate chain
     key: Path  # PEM private key
     listen: str = "443"  # an nginx ``listen`` value for HTTPS
-
-
-@dataclass(frozen=True, slots=True)
-class Collapse:
-    """Where the Varnish that collapses live blocking reads listens, and the internal nginx
-    server it asks (both loopback addresses, ``HOST:PORT``)."""
-
-    listen: str = "127.0.0.1:6081"
-    backend: str = "127.0.0.1:6082"
-    workdir: Path = Path("/var/lib/pnyx-edge/varnish")  # varnishd -n
-    memory: str = "256m"  # varnishd -s malloc,SIZE: live objects live seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,19 +236,28 @@ def _gates(spec: EdgeSpec) -> str:
         default {check};
     }}
     map "$pnyx_link_check:$pnyx_private$pnyx_authz" $pnyx_gate {{
-        "none:10" unsigned;  # a private space, no signature, no account: refused here
+        "~^none:1" unsigned;  # a private space, no signature (token or not): refused here
         "~^none:" pass;      # public, or with an account (the node checks it)
         "~^s1:"   pass;
         "~^s0:"   expired;
         default   bad_link;
     }}
     # The arguments a node is sent (and the cache keyed on): only the known ones, as
-    # numbers without leading zeros; empty is absent; anything else is refused (400).
-    map "$arg__HLS_msn:$arg__HLS_part" $pnyx_hls_args {{
-        ":"                                  "";
-        "~^0*([0-9]{{1,12}}):$"                "?_HLS_msn=$1";
-        "~^0*([0-9]{{1,12}}):0*([0-9]{{1,6}})$"  "?_HLS_msn=$1&_HLS_part=$2";
-        default                              "!";
+    # numbers without leading zeros, a delta update as _HLS_skip=YES (v2 is the same
+    # answer); empty is absent; anything else is refused (400).
+    map $arg__HLS_skip $pnyx_hls_skip {{
+        ""            "";
+        "~^(YES|v2)$" "_HLS_skip=YES";
+        default       "!";
+    }}
+    map "$arg__HLS_msn:$arg__HLS_part:$pnyx_hls_skip" $pnyx_hls_args {{
+        "::"                                                   "";
+        "~^::(_HLS_skip=YES)$"                                 "?$1";
+        "~^0*([0-9]{{1,12}})::$"                                 "?_HLS_msn=$1";
+        "~^0*([0-9]{{1,12}})::(_HLS_skip=YES)$"                  "?_HLS_msn=$1&$2";
+        "~^0*([0-9]{{1,12}}):0*([0-9]{{1,6}}):$"                  "?_HLS_msn=$1&_HLS_part=$2";
+        "~^0*([0-9]{{1,12}}):0*([0-9]{{1,6}}):(_HLS_skip=YES)$"   "?_HLS_msn=$1&_HLS_part=$2&$3";
+        default                                                "!";
     }}
     map $arg_after $pnyx_after_args {{
         ""                     "";
@@ -275,6 +275,12 @@ def _gate_checks(spec: EdgeSpec) -> str:
 """
 
 
+def _frontrow_links(spec: EdgeSpec) -> edge_frontrow.Links:
+    """The front row's subscribers are refused as the signed reads are (_gate_checks)."""
+    bad = BAD_LINK if spec.link_secret else NO_LINKS
+    return edge_frontrow.Links(spec.link_secret, bad_link=bad, expired=EXPIRED)
+
+
 def _listener_location(
     spec: EdgeSpec,
     path: str,
@@ -285,16 +291,25 @@ def _listener_location(
     stale: bool,
     comment: str,
     collapse: bool = False,
+    revalidate: bool = False,
+    updating: bool = True,
 ) -> str:
     """A cached listener read: ``path`` (a regex with the space captured) with or without
     a signed link before it; ``args`` the map variable with its rebuilt query string.
-    ``collapse``: with a Varnish, its blocking reads (those with arguments) go there."""
+    ``collapse``: with a Varnish, its blocking reads (those with arguments) go there.
+    ``revalidate``: an expired copy with an ETag is checked with ``If-None-Match``.
+    ``stale``: a copy is served past its age while the origin fails; with ``updating``
+    also while another request refreshes it, however old. Without ``updating`` that
+    is only as long as the answer's ``stale-while-revalidate`` says (a live playlist's
+    second: a crowd after a lull must not start from a copy of long ago)."""
+    when = "error timeout updating" if updating else "error timeout"
     stale_line = (
-        "            proxy_cache_use_stale error timeout updating invalid_header "
+        f"            proxy_cache_use_stale {when} invalid_header "
         "http_500 http_502 http_503 http_504;\n"
         if stale
         else ""
     )
+    revalidate_line = "            proxy_cache_revalidate on;\n" if revalidate else ""
     query = ""
     bad_args = ""
     if args is not None:
@@ -303,7 +318,7 @@ def _listener_location(
     upstream, headers, blocking = "pnyx_origin", "", ""
     if collapse and spec.varnish is not None and args is not None:
         upstream = "$pnyx_live_upstream"  # Varnish when there are arguments, else the nodes
-        headers = _collapse_headers(spec, query)
+        headers = edge_varnish.headers(spec.upstream_host, query)
         blocking = " $pnyx_blocking"
     return f"""
         # {comment}
@@ -322,30 +337,19 @@ def _listener_location(
             proxy_read_timeout {lock_s + 5}s;
             proxy_next_upstream error timeout http_502 http_504;
             proxy_next_upstream_tries 2;
-{stale_line}        }}
-"""
-
-
-def _collapse_headers(spec: EdgeSpec, query: str) -> str:
-    """What a read sent to Varnish carries: the headers every proxied read has (a location
-    that sets one loses the server's), the cache key nginx built, and whether to pass."""
-    return f"""            proxy_set_header Host {spec.upstream_host};
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Pnyx-Key $pnyx_ns$pnyx_path{query};
-            proxy_set_header X-Pnyx-Pass $pnyx_account_read;
+{stale_line}{revalidate_line}        }}
 """
 
 
 def _collapsed_location(spec: EdgeSpec, path: str, *, comment: str) -> str:
     """A listener read nginx checks and Varnish collapses (nginx caches none of it)."""
+    headers = edge_varnish.headers(spec.upstream_host, "")
     return f"""
         # {comment}
         location ~ "^{LINK}(?<pnyx_path>{path})$" {{
             limit_except GET HEAD {{ deny all; }}
 {_gate_checks(spec)}            proxy_pass http://pnyx_collapse$pnyx_link$pnyx_path;
-{_collapse_headers(spec, "")}            proxy_read_timeout {LONGEST_ORIGIN_WAIT_S + 5}s;
+{headers}            proxy_read_timeout {LONGEST_ORIGIN_WAIT_S + 5}s;
             proxy_next_upstream error timeout;
         }}
 """
@@ -353,7 +357,7 @@ def _collapsed_location(spec: EdgeSpec, path: str, *, comment: str) -> str:
 
 _ARGS_HELP = {
     "$pnyx_hls_args": "_HLS_msn and _HLS_part must be non-negative integers; "
-    "_HLS_part needs _HLS_msn",
+    "_HLS_part needs _HLS_msn; _HLS_skip (a delta update) is YES or v2",
     "$pnyx_after_args": "after must be a non-negative integer (a state version)",
 }
 
@@ -380,7 +384,9 @@ def _listener_locations(spec: EdgeSpec) -> str:
                 args=None,
                 lock_s=10,
                 stale=False,
-                comment="immutable media: parts, segments, captions, init, recordings, the replay",
+                comment="immutable media: parts, segments, captions, init, recordings, the replay"
+                " (replay objects expire after the origin's s-maxage: revalidated, 304)",
+                revalidate=True,
             ),
             _listener_location(
                 spec,
@@ -388,6 +394,7 @@ def _listener_locations(spec: EdgeSpec) -> str:
                 args="$pnyx_hls_args",
                 lock_s=LONGEST_ORIGIN_WAIT_S,
                 stale=True,
+                updating=False,  # the origin's stale-while-revalidate=1 bounds it
                 comment="live playlists (blocking reload: the same URL for every listener)",
                 collapse=True,
             ),
@@ -398,6 +405,7 @@ def _listener_locations(spec: EdgeSpec) -> str:
                 lock_s=LONGEST_ORIGIN_WAIT_S,
                 bypass="$http_authorization",
                 stale=True,
+                updating=False,  # the origin's stale-while-revalidate=1 bounds it
                 comment="the state long-poll: one upstream request per version per edge",
             ),
             _listener_location(
@@ -406,7 +414,9 @@ def _listener_locations(spec: EdgeSpec) -> str:
                 args=None,
                 lock_s=LONGEST_ORIGIN_WAIT_S,
                 stale=False,
-                comment="a finished recording's download (immutable; 503 until finished)",
+                comment="a finished recording's download (immutable; 503 until finished; "
+                "revalidated after the origin's s-maxage)",
+                revalidate=True,
             ),
             _listener_location(
                 spec,
@@ -472,167 +482,18 @@ def _redirect_server(spec: EdgeSpec, tls: Tls, default: str) -> str:
 """
 
 
-def _collapse_http(spec: EdgeSpec) -> str:
-    assert spec.varnish is not None
-    return f"""
-    # -- live blocking reads: checked here, collapsed by Varnish ({spec.varnish.listen}) ---
-    upstream pnyx_collapse {{
-        server {spec.varnish.listen};
-        keepalive 256;
-        keepalive_timeout 50s;
-    }}
-    map $pnyx_hls_args $pnyx_blocking {{
-        ""      "";
-        default 1;
-    }}
-    map $pnyx_hls_args $pnyx_live_upstream {{
-        ""      pnyx_origin;
-        default pnyx_collapse;
-    }}
-    # Varnish's verdict (HIT, MISS, BYPASS) for what it serves, else nginx's
-    map $upstream_http_x_pnyx_cache $pnyx_cache_status {{
-        ""      $upstream_cache_status;
-        default $upstream_http_x_pnyx_cache;
-    }}
-"""
-
-
-def _inner_server(spec: EdgeSpec) -> str:
-    """The server Varnish asks: the nodes, with nginx's health checks and retries."""
-    assert spec.varnish is not None
-    return f"""
-    # Varnish's backend (loopback only): the nodes, through the upstream above
-    server {{
-        listen {spec.varnish.backend};
-        server_name _;
-        location / {{
-            allow 127.0.0.1;
-            allow ::1;
-            deny all;
-            proxy_pass http://pnyx_origin;
-            proxy_http_version 1.1;
-            proxy_set_header Host {spec.upstream_host};
-            proxy_set_header Connection "";
-            proxy_pass_request_headers on;
-            proxy_buffering off;  # Varnish streams to its waiters as the bytes come
-            proxy_read_timeout {LONGEST_ORIGIN_WAIT_S + 5}s;
-            proxy_next_upstream error timeout http_502 http_504;
-            proxy_next_upstream_tries 2;
-        }}
-    }}
-"""
-
-
 def render_vcl(spec: EdgeSpec) -> str:
-    """The VCL of the Varnish that collapses live blocking reads (see the module's rules)."""
+    """The VCL of the Varnish of ``spec`` (:func:`pnyx.edge_varnish.render_vcl`)."""
     if spec.varnish is None:
         raise ValueError("this edge has no Varnish")
-    host, port = spec.varnish.backend.rsplit(":", 1)
-    wait = LONGEST_ORIGIN_WAIT_S + 5
-    return f"""vcl 4.1;
-# Generated by `pnyx edge-config`: collapses live blocking reads (LL-HLS playlists with
-# _HLS_msn, parts) that nginx ({spec.varnish.backend}) checked and keyed. Waiters on an
-# object being fetched are woken the moment its headers arrive, and stream it.
-
-backend pnyx_edge {{
-    .host = "{host.strip("[]")}";
-    .port = "{port}";
-    .connect_timeout = 2s;
-    .first_byte_timeout = {wait}s;  # the origin holds a blocking read up to hls_block_s
-    .between_bytes_timeout = {wait}s;
-}}
-
-acl pnyx_front {{
-    "127.0.0.1";
-    "::1";
-}}
-
-sub vcl_recv {{
-    if (client.ip !~ pnyx_front || !req.http.X-Pnyx-Key) {{
-        return (synth(403, "only the edge's nginx reads here"));
-    }}
-    if (req.method != "GET" && req.method != "HEAD") {{
-        return (synth(405));
-    }}
-    if (req.http.X-Pnyx-Pass == "1") {{
-        return (pass);  # an account changes the answer (a private space's read)
-    }}
-    return (hash);  # never the built-in rules: a made-up Authorization changes nothing
-}}
-
-sub vcl_hash {{
-    hash_data(req.http.X-Pnyx-Key);  # path and known arguments, as nginx rebuilt them
-    return (lookup);
-}}
-
-sub vcl_backend_fetch {{
-    unset bereq.http.X-Pnyx-Key;
-    unset bereq.http.X-Pnyx-Pass;
-}}
-
-sub vcl_backend_response {{
-    if (!beresp.http.Cache-Control || beresp.http.Cache-Control ~ "no-store|no-cache|private"
-        || beresp.status >= 500) {{
-        # errors (no-store) and private answers: never shared; waiters ask for themselves
-        set beresp.ttl = 1s;
-        set beresp.grace = 0s;
-        set beresp.uncacheable = true;
-        return (deliver);
-    }}
-    # one answer for every listener, whatever they send (nginx's proxy_ignore_headers Vary)
-    if (beresp.http.Vary) {{
-        set beresp.http.X-Pnyx-Vary = beresp.http.Vary;
-        unset beresp.http.Vary;
-    }}
-    set beresp.grace = 2s;
-    return (deliver);  # the origin's max-age is the TTL
-}}
-
-sub vcl_deliver {{
-    if (resp.http.X-Pnyx-Vary) {{
-        set resp.http.Vary = resp.http.X-Pnyx-Vary;
-        unset resp.http.X-Pnyx-Vary;
-    }}
-    if (req.http.X-Pnyx-Pass == "1") {{
-        set resp.http.X-Pnyx-Cache = "BYPASS";
-    }} elsif (obj.hits > 0) {{
-        set resp.http.X-Pnyx-Cache = "HIT";
-    }} else {{
-        set resp.http.X-Pnyx-Cache = "MISS";
-    }}
-    unset resp.http.Via;
-    unset resp.http.X-Varnish;
-}}
-"""
+    return edge_varnish.render_vcl(spec.varnish, wait_s=LONGEST_ORIGIN_WAIT_S + 5)
 
 
 def varnishd_command(spec: EdgeSpec, vcl: Path) -> list[str]:
     """How to run the Varnish of ``spec`` in the foreground with the VCL at ``vcl``."""
     if spec.varnish is None:
         raise ValueError("this edge has no Varnish")
-    v = spec.varnish
-    return [
-        "varnishd",
-        "-F",
-        "-a",
-        v.listen,
-        "-T",
-        "none",
-        "-f",
-        str(vcl),
-        "-n",
-        str(v.workdir),
-        "-s",
-        f"malloc,{v.memory}",
-        # a waiter woken with an object needs a worker thread to stream it
-        "-p",
-        "thread_pool_min=200",
-        "-p",
-        "thread_pool_max=5000",
-        # nginx keeps idle connections 50 s (keepalive_timeout in pnyx_collapse)
-        "-p",
-        "timeout_idle=60",
-    ]
+    return edge_varnish.varnishd_command(spec.varnish, vcl)
 
 
 def render(spec: EdgeSpec) -> str:
@@ -661,8 +522,10 @@ def render(spec: EdgeSpec) -> str:
     if spec.varnish is not None:
         hide = "        proxy_hide_header X-Pnyx-Cache;\n"
         status = "$pnyx_cache_status"
-        collapse = _collapse_http(spec)
-        inner = _inner_server(spec)
+        collapse = edge_varnish.http_block(spec.varnish)
+        inner = edge_varnish.inner_server(
+            spec.varnish, upstream_host=spec.upstream_host, wait_s=LONGEST_ORIGIN_WAIT_S + 5
+        )
     http = f"""
     # Generated by `pnyx edge-config`. Upstreams: {", ".join(spec.upstreams)}
     proxy_cache_path {spec.cache_dir} levels=1:2 keys_zone=pnyx:64m max_size={spec.cache_size}
@@ -672,7 +535,7 @@ def render(spec: EdgeSpec) -> str:
         default upgrade;
         ""      "";
     }}
-{_gates(spec)}
+{_gates(spec)}{edge_frontrow.maps(spec.frontrow, _frontrow_links(spec))}
     upstream pnyx_origin {{
 {servers}
         keepalive 64;
@@ -692,6 +555,10 @@ def render(spec: EdgeSpec) -> str:
         proxy_set_header Connection "";
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
+        # Playlists come gzipped (the node zips them, about 8x smaller): one copy cached,
+        # unzipped here for the rare client that does not take gzip.
+        proxy_set_header Accept-Encoding gzip;
+        gunzip on;
         proxy_buffering on;
         add_header X-Cache-Status {status} always;
 {hide}{secure_link}{_listener_locations(spec)}
@@ -720,7 +587,7 @@ def render(spec: EdgeSpec) -> str:
         location /p/ {{
             return 404 "{LINKS_FOR_READS}\\n";
         }}
-{_EDGE_STATUS}{edge_frontrow.locations(spec.frontrow)}
+{_EDGE_STATUS}{edge_frontrow.locations(spec.frontrow, _frontrow_links(spec))}
         # the stage WebSocket: straight through, long-lived
         location ~ ^/v1/spaces/[^/]+/stage$ {{
             proxy_pass http://pnyx_origin;

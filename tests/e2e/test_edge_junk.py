@@ -128,13 +128,24 @@ def test_what_a_node_is_sent_is_rebuilt_from_the_known_arguments() -> None:
         same = {
             "/media/s1/live.m3u8?_HLS_msn=12&_HLS_part=3": [
                 "/media/s1/live.m3u8?_HLS_part=3&_HLS_msn=12",
-                "/media/s1/live.m3u8?_HLS_msn=012&_HLS_part=03&_HLS_skip=YES&x=1",
+                "/media/s1/live.m3u8?_HLS_msn=012&_HLS_part=03&_HLS_skip=&x=1",
                 "/media/s1/live.m3u8?junk=1&_HLS_msn=12&_HLS_part=3#frag",
+            ],
+            # A delta update is an object of its own; v2 (the same answer) is YES.
+            "/media/s1/live.m3u8?_HLS_msn=12&_HLS_part=3&_HLS_skip=YES": [
+                "/media/s1/live.m3u8?_HLS_msn=012&_HLS_part=03&_HLS_skip=YES&x=1",
+                "/media/s1/live.m3u8?_HLS_skip=v2&_HLS_part=3&_HLS_msn=12",
+                "/media/s1/live.m3u8?_HLS_msn=12&_HLS_skip=YES&_HLS_part=3&_HLS_skip=no",
             ],
             "/media/s1/live.m3u8": [
                 "/media/s1/live.m3u8?",
                 "/media/s1/live.m3u8?_HLS_msn=&_HLS_part=",
+                "/media/s1/live.m3u8?_HLS_skip=",
                 "/media/s1/live.m3u8?x=%00&y",
+            ],
+            "/media/s1/live.m3u8?_HLS_skip=YES": [
+                "/media/s1/live.m3u8?_HLS_skip=v2",
+                "/media/s1/live.m3u8?_HLS_msn=&_HLS_skip=YES&junk=2",
             ],
             "/v1/spaces/s1/state?after=7": [
                 "/v1/spaces/s1/state?after=07&x=1",
@@ -159,10 +170,19 @@ def test_what_a_node_is_sent_is_rebuilt_from_the_known_arguments() -> None:
             "/media/s1/live.m3u8?_HLS_msn=-1",
             "/media/s1/live.m3u8?_HLS_msn=1234567890123",
             "/v1/spaces/s1/state?after=x",
+            # a delta update is exactly YES or v2: junk makes no new object
+            "/media/s1/live.m3u8?_HLS_skip=yes",
+            "/media/s1/live.m3u8?_HLS_skip=NO",
+            "/media/s1/live.m3u8?_HLS_skip=%59ES",
+            "/media/s1/live.m3u8?_HLS_skip=YES1",
+            "/media/s1/live.m3u8?_HLS_msn=12&_HLS_part=3&_HLS_skip=junk42",
+            "/media/s1/live.m3u8?_HLS_skip=v2x&_HLS_skip=YES",
         ):
             r = c.get(path)
             assert r.status_code == 400, (path, r.status_code)
             assert "integer" in r.text
+            if "_HLS_skip" in path:
+                assert "_HLS_skip (a delta update) is YES or v2" in r.text
         for path in ("/media/s1/part/01.2.m4s", "/media/s1/seg/x.m4s", "/media/s1/other"):
             r = c.get(path)
             assert r.status_code == 404 and "no such media object" in r.text

@@ -74,10 +74,18 @@ def test_unsigned_and_badly_signed_private_reads_never_reach_a_node() -> None:
         assert c.get(link(SPACE, soon) + f"/v1/spaces/{SPACE}/hand").status_code == 404
         assert node.count() == 0, node.paths()
 
-        # With an account token, a private read goes to the node (which checks it), uncached.
-        r = c.get(f"/v1/spaces/{SPACE}/state", headers={"Authorization": "Bearer t"})
+        # An account token is no way around the signature: still refused by the edge.
+        for path in LISTENER_READS:
+            r = c.get(path, headers={"Authorization": "Bearer t"})
+            assert r.status_code == 403, (path, r.status_code, r.text)
+            assert "signed link" in r.text
+        assert node.count() == 0, node.paths()
+        # With a valid link and a token (a stage member's view of the state), the read goes
+        # to the node (which checks both), uncached.
+        signed = link(SPACE, soon)
+        r = c.get(f"{signed}/v1/spaces/{SPACE}/state", headers={"Authorization": "Bearer t"})
         assert r.status_code == 200 and r.headers["x-cache-status"] == "BYPASS"
-        assert node.paths() == [f"/v1/spaces/{SPACE}/state"]
+        assert node.paths() == [f"{signed}/v1/spaces/{SPACE}/state"]
 
 
 def test_an_edge_without_a_link_secret_refuses_every_signed_url() -> None:

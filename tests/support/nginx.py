@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from pnyx.edge import Collapse, EdgeSpec, Tls, create_folders, render, render_vcl, varnishd_command
+from pnyx.edge import EdgeSpec, Tls, create_folders, render, render_vcl, varnishd_command
 from pnyx.edge_frontrow import FrontRow
+from pnyx.edge_varnish import Collapse
 from tests.support.poll import wait_until
 from tests.support.procs import free_port, port_open, require_binary, stop
 from tests.support.tls import Cert

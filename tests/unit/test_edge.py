@@ -8,9 +8,14 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from pnyx.config import Settings
 from pnyx.edge import (
-    Collapse,
+    BAD_LINK,
+    EXPIRED,
+    LONGEST_ORIGIN_WAIT_S,
+    NO_LINKS,
     EdgeSpec,
     Tls,
     folders,
@@ -20,6 +25,8 @@ from pnyx.edge import (
     render_vcl,
     varnishd_command,
 )
+from pnyx.edge_frontrow import PRIVATE, FrontRow
+from pnyx.edge_varnish import Collapse
 
 
 def test_the_link_secret_is_read_stripped_and_must_be_safe_in_a_config(tmp_path: Path) -> None:
@@ -49,6 +56,31 @@ def test_without_a_secret_nothing_needs_the_secure_link_module() -> None:
     assert "$secure_link" not in text
     assert "ssl" not in text
     assert "Host 127.0.0.1:8000;" in text  # the first upstream's
+
+
+def test_a_private_front_row_is_subscribed_through_a_link_checked_like_the_media_reads() -> None:
+    secret = "front-row-and-media-share-this"
+    text = render(EdgeSpec("8080", ("127.0.0.1:8000",), link_secret=secret, frontrow=FrontRow()))
+    sub = text[text.index("/frontrow/(?<pnyx_fr_space>") :]
+    sub = sub[: sub.index("\n        }")]
+    assert '"^(?<pnyx_fr_link>/p/(?<pnyx_fr_exp>[^/]*)/(?<pnyx_fr_sig>[^/]*))?/frontrow/' in text
+    # the media reads' check, on the front row's own captures, with the same secret
+    assert "secure_link $pnyx_fr_sig,$pnyx_fr_exp;" in sub
+    assert f'secure_link_md5 "$pnyx_fr_exp$pnyx_fr_space {secret}";' in sub
+    assert f'secure_link_md5 "$pnyx_exp$pnyx_space {secret}";' in text
+    assert f'if ($pnyx_fr_gate = unsigned) {{ return 403 "{PRIVATE}\\n"; }}' in sub
+    assert f'if ($pnyx_fr_gate = bad_link) {{ return 403 "{BAD_LINK}\\n"; }}' in sub
+    assert f'if ($pnyx_fr_gate = expired) {{ return 410 "{EXPIRED}\\n"; }}' in sub
+    assert sub.index("pnyx_fr_gate") < sub.index("nchan_subscriber websocket;")
+    assert "nchan_channel_id $pnyx_fr_space;" in sub  # one channel, signed or not
+    assert 'default "s$secure_link";' in text and '"~^none:p-" unsigned;' in text
+    # without a secret: no secure_link anywhere, every signed subscription a 403
+    plain = render(EdgeSpec("8080", ("127.0.0.1:8000",), frontrow=FrontRow()))
+    assert "secure_link $" not in plain and "$secure_link" not in plain
+    assert "secure_link_md5" not in plain
+    assert f'return 403 "{NO_LINKS}\\n";' in plain
+    # without the front row: none of its maps
+    assert "pnyx_fr_" not in render(EdgeSpec("8080", ("127.0.0.1:8000",), link_secret=secret))
 
 
 def test_tls_listens_with_http2_and_redirects_plain_http() -> None:
@@ -92,3 +124,25 @@ def test_without_varnish_the_edge_is_nginx_alone() -> None:
     assert "pnyx_collapse" not in conf and "$upstream_cache_status always" in conf
     with pytest.raises(ValueError, match="no Varnish"):
         render_vcl(EdgeSpec("8080", ("10.0.0.1:8000",)))
+
+
+def test_replay_objects_are_revalidated_and_live_reads_are_not() -> None:
+    """Replay objects expire after the origin's s-maxage (a deleted recording must leave
+    the edge); their copies are then checked with If-None-Match, not fetched again."""
+    conf = render(EdgeSpec("8080", ("10.0.0.1:8000",), varnish=Collapse()))
+    blocks = re.split(r"\n        location ", conf)
+    revalidated = [b.split("\n", 1)[0] for b in blocks if "proxy_cache_revalidate on;" in b]
+    assert len(revalidated) == 2, revalidated
+    assert "rec/" in revalidated[0] and "replay\\.m3u8" in revalidated[0]
+    assert "recording\\.m4a" in revalidated[1]
+    assert not any("live|plain" in line or "/state" in line for line in revalidated)
+
+
+@pytest.mark.parametrize("name", ["state_wait_s", "hls_block_s"])
+def test_no_origin_wait_a_setting_allows_outlasts_the_edge(name: str) -> None:
+    """The edge holds an upstream read LONGEST_ORIGIN_WAIT_S; a node may not be set to
+    hold a long-poll or a blocking reload longer (the edge would cut it off)."""
+    bounds = [m.le for m in Settings.model_fields[name].metadata if hasattr(m, "le")]
+    assert bounds and bounds[0] < LONGEST_ORIGIN_WAIT_S
+    with pytest.raises(ValidationError):
+        Settings(**{name: LONGEST_ORIGIN_WAIT_S})
