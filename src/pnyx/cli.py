@@ -147,7 +147,6 @@ def _frontrow(args: argparse.Namespace) -> Any:
 
 def _edge(args: argparse.Namespace) -> int:
     from pnyx.edge import (
-        Collapse,
         EdgeSpec,
         Tls,
         create_folders,
@@ -157,6 +156,7 @@ def _edge(args: argparse.Namespace) -> int:
         render_vcl,
         varnishd_command,
     )
+    from pnyx.edge_varnish import Collapse
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise PnyxError(ErrorKind.INVALID, "--tls-cert and --tls-key go together")

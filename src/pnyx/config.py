@@ -8,6 +8,7 @@ setting with its default.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -125,7 +126,9 @@ class Settings(BaseModel):
     listener_lean_paths: bool = True  # plain heartbeats, anonymous joins: before the framework
     presence_bucket_s: float = Field(5.0, gt=0)
     presence_window_s: float = Field(45.0, gt=0)
-    state_wait_s: float = Field(15.0, gt=0, le=60)
+    # An edge waits for the origin at most 16 s (pnyx.edge LONGEST_ORIGIN_WAIT_S), so a
+    # long-poll or a blocking reload is held here no longer than 15 s.
+    state_wait_s: float = Field(15.0, gt=0, le=15)
     state_tick_s: float = Field(1.0, gt=0)
     state_keepalive_s: float = Field(12.0, ge=0)  # new state version at least this often
     big_audience_stats_s: float = Field(5.0, ge=0)  # counts/reactions cadence, big audiences
@@ -144,6 +147,12 @@ class Settings(BaseModel):
     analytics_sample_s: float = Field(10.0, gt=0, le=3600)  # timeline resolution, at first
     analytics_max_points: int = Field(360, ge=10, le=10_000)  # timeline points (then coarser)
     analytics_flush_s: float = Field(5.0, gt=0, le=300)  # figures saved to the live state
+    # Replay plays and downloads are counted from the replay page's beacon (POST …/replay/
+    # {event}), never from the cacheable GETs: limited per client address and per space.
+    replay_count_address_burst: int = Field(20, ge=1, le=100_000)  # beacons per address
+    replay_count_address_per_min: float = Field(30.0, gt=0, le=100_000)
+    replay_count_space_burst: int = Field(500, ge=1, le=1_000_000)  # beacons per space
+    replay_count_space_per_s: float = Field(50.0, gt=0, le=100_000)  # store writes, at most
 
     # -- admission control (per process; the stage is never refused) ---------------------
     max_inflight: int = Field(256, ge=1)  # admission-controlled requests in flight at once
@@ -165,7 +174,7 @@ class Settings(BaseModel):
     ws_ping_s: float = Field(20.0, gt=0)
     ws_idle_timeout_s: float = Field(60.0, gt=0)
     ws_auth_timeout_s: float = Field(10.0, gt=0)
-    ws_queue_depth: int = Field(256, gt=0)
+    ws_queue_depth: int = Field(256, gt=0, le=65_536)  # per subscription to stage events
 
     # -- leases ---------------------------------------------------------------------
     lease_ttl_s: float = Field(1.0, gt=0)  # a dead stage node's spaces move after this
@@ -188,6 +197,11 @@ class Settings(BaseModel):
     push_timeout_s: float = Field(5.0, gt=0, le=60)  # one push service request, at most
     push_ttl_s: int = Field(600, ge=0, le=86_400)  # how long a push service keeps a message
     push_per_user: int = Field(5, ge=1, le=50)  # browsers pushed to per account and event
+    # Hosts above fanout_threshold (fan-out on read): a background job pages their
+    # followers who have push subscriptions into the push queue (services/push_fanout.py).
+    push_fanout_batch: int = Field(500, ge=1, le=10_000)  # subscribed followers per page
+    push_fanout_per_s: float = Field(1000.0, gt=0, le=1_000_000)  # accounts paged a second
+    push_fanout_queue: int = Field(100, ge=1, le=100_000)  # pending jobs (oldest dropped)
 
     # -- webhooks (services/webhooks.py, docs/webhooks.md) ------------------------------
     max_webhooks_per_account: int = Field(10, ge=1, le=100)  # endpoints one account registers
@@ -208,12 +222,10 @@ class Settings(BaseModel):
     # -- media (stage node and origin) --------------------------------------------------
     public_url: str | None = None  # how other nodes reach this one; default http://host:port
     aac_bitrate: int = Field(64_000, ge=16_000, le=320_000)
-    mix_queue_frames: int = Field(10, ge=1, le=500)  # per speaker, 20 ms each, drop-oldest
-    mix_target_frames: int = Field(2, ge=1, le=500)  # per speaker: jitter queue's target depth
-    jitter_min_frames: int = Field(4, ge=0, le=6)  # per speaker: fewest held (20 ms each)
-    mix_standing_ticks: int = Field(50, ge=0, le=100_000)  # a backlog this long: drop 1 (0 off)
+    mix_queue_frames: int = Field(25, ge=1, le=500)  # per speaker: packets to the mix thread
+    jitter_min_frames: int = Field(0, ge=0, le=10)  # per speaker: least playout delay, 20 ms
     speaking_threshold_dbov: float = Field(-45.0, ge=-127, le=0)
-    hls_block_s: float = Field(6.0, gt=0, le=30)  # longest blocking playlist reload
+    hls_block_s: float = Field(6.0, gt=0, le=15)  # longest blocking reload (state_wait_s)
     # AAC frames (21.33 ms) per LL-HLS part; a divisor of 90, so segments stay 1.92 s
     hls_part_frames: int = Field(6, ge=3, le=45)
     media_part_ttl_s: float = Field(60.0, gt=0)  # parts in the live state
@@ -221,6 +233,10 @@ class Settings(BaseModel):
     recording_queue_segments: int = Field(900, ge=1)  # per space awaiting the store
     recording_retry_s: float = Field(1.0, gt=0, le=60)  # a failed recording write, again
     recording_close_s: float = Field(5.0, ge=0, le=60)  # shutdown: pending writes may land
+    # How long an edge keeps a replay object (s-maxage) before asking the origin again:
+    # a recording its host deleted is gone from every edge this long after. Browsers
+    # still get the year (max-age, immutable).
+    replay_edge_ttl_s: int = Field(600, ge=1, le=31_536_000)
     mix_minus_queue_frames: int = Field(5, ge=1, le=500)  # per speaker, back to them
     mix_minus_target_frames: int = Field(2, ge=1, le=500)  # their send queue's target depth
     mix_minus_bitrate: int = Field(64_000, ge=6_000, le=510_000)  # Opus, mono, per speaker
@@ -236,7 +252,7 @@ class Settings(BaseModel):
     # Each edge's nchan publisher location, e.g. "http://edge1:8080/frontrow/pub/" (the
     # space id is appended); empty: no front row. One stream per space per edge.
     frontrow_publish_urls: list[str] = Field(default_factory=list)
-    frontrow_batch_frames: int = Field(2, ge=1, le=3)  # 20 ms Opus frames per message
+    frontrow_batch_frames: int = Field(3, ge=1, le=3)  # 20 ms Opus frames per message
     frontrow_bitrate: int = Field(64_000, ge=6_000, le=510_000)  # Opus, mono, per space
     frontrow_max_listeners: int = Field(500, ge=0, le=10_000_000)  # the default up to this
     frontrow_publish_timeout_s: float = Field(1.0, gt=0, le=30)  # connect or write to an edge
@@ -394,8 +410,6 @@ class Settings(BaseModel):
                 f"hls_part_frames must divide {SEGMENT_AUS} (segments of 1.92 s): one of "
                 + ", ".join(str(n) for n in range(3, 46) if SEGMENT_AUS % n == 0)
             )
-        if self.mix_target_frames > self.mix_queue_frames:
-            raise ValueError("mix_target_frames must not exceed mix_queue_frames")
         if self.mix_minus_target_frames > self.mix_minus_queue_frames:
             raise ValueError("mix_minus_target_frames must not exceed mix_minus_queue_frames")
         shed = [
@@ -517,10 +531,29 @@ def link_secret(settings: Settings) -> str:
 
 
 def _kept_secret(path: Path) -> str:
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    path.write_text(value)
-    path.chmod(0o600)
+    """The secret kept in ``path``, made on first use: 48 random bytes written to a
+    temporary file that is private (0600) from its creation, then linked into place. No
+    other user can read it at any moment, nobody reads it half-written, and processes
+    starting at once on one data dir agree on the first one linked."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as draft_file:
+                os.fchmod(fd, 0o600)  # whatever the umask
+                draft_file.write(secrets.token_urlsafe(48))
+                draft_file.flush()
+                os.fsync(fd)
+            with contextlib.suppress(FileExistsError):  # made by another process meanwhile:
+                os.link(draft, path)  # theirs is the one
+        finally:
+            draft.unlink(missing_ok=True)
+    value = path.read_text().strip()
+    if len(value.encode()) < 32:
+        raise PnyxError(
+            ErrorKind.INVALID,
+            f"{path} holds fewer than 32 bytes, too short a key: delete it to have a new "
+            "one made (signing out everyone), or set the secret in the configuration",
+        )
     return value

@@ -20,12 +20,14 @@ class CountingLive(MemoryLiveState):
         self.fail = False
         self.wrote = asyncio.Event()
 
-    async def presence_add_many(self, space: str, members: Iterable[str], now: float) -> None:
+    async def presence_add_many(
+        self, space: str, members: Iterable[str], now: float, people: Iterable[str] = ()
+    ) -> None:
         self.writes += 1
         self.wrote.set()
         if self.fail:
             raise PnyxError(ErrorKind.UNAVAILABLE, "down")
-        await super().presence_add_many(space, members, now)
+        await super().presence_add_many(space, members, now, people)
 
 
 async def test_one_write_per_space_per_flush_and_every_listener_counted() -> None:
@@ -77,3 +79,23 @@ async def test_a_full_batch_is_flushed_early() -> None:
         assert live.writes == 1
     finally:
         await batcher.stop()
+
+
+async def test_people_ride_on_the_presence_write_and_listed_members_are_marked_heard() -> None:
+    live = CountingLive()
+    clock = [NOW]
+    batcher = PresenceBatcher(live, lambda: clock[0], flush_s=60)
+    await live.audience_add("a", "l1 ann", NOW - 100, cap=10)
+    await live.audience_add("a", "l2 bob", NOW - 100, cap=10)
+    batcher.add("a", "l1")
+    batcher.add_person("a", "@ann")
+    batcher.add_person("a", "@ann")  # the same person twice in a flush: once
+    batcher.add_person("b", "~client-kept-id-0001")  # a space with people only
+    batcher.add_listed("a", "l1 ann")
+    assert batcher.pending == 4
+    await batcher.flush()
+    assert live.writes == 2  # one per space, people included
+    assert await live.presence_people("a") == 1
+    assert await live.presence_people("b") == 1
+    page = await live.audience_page("a", None, 10, heard_since=NOW - 50)
+    assert [m for m, _ in page] == ["l1 ann"]  # bob was not heard since

@@ -39,6 +39,8 @@ _READ = raises(
             ErrorKind.FORBIDDEN: "A private space the caller may not listen to "
             "(`private_space`), or one they were removed or blocked from.",
             ErrorKind.NOT_FOUND: "An unrecorded or empty space that has ended (`no_recording`).",
+            ErrorKind.GONE: "An ended space whose host deleted the recording "
+            "(`recording_deleted`).",
             ErrorKind.CONFLICT: "Nothing to clip yet (`nothing_to_clip`: the space is "
             "scheduled, or has no finished audio yet); or, vanishingly rare, the new id is "
             "taken (`clip_exists`: retry).",

@@ -9,8 +9,10 @@ plain cases itself: the same service calls as ``api/listeners.py`` ``heartbeat``
 (``Sessions.listener``, ``ListenerService.heartbeat``) and ``join`` (``ListenerService.join``
 with no account), the same admission lanes, the same metrics, the same bodies and headers,
 and the same error answers (``api/errors.py`` ``error_response``, admission's 503).
-Anything else — another route, a body, a heartbeat without a bearer token, a join with
-any ``Authorization`` (signed in), a malformed id, a node not up yet — goes on to the
+A join's ``client`` (the id the client keeps, for counting people) is read from the query
+here as the route reads it. Anything else — another route, a body, a heartbeat without a
+bearer token, a join with any ``Authorization`` (signed in) or a ``client`` the route
+would refuse, a malformed id, a node not up yet — goes on to the
 application untouched, whose routes stay the documented reference (``/openapi.json`` is
 unchanged: these paths answer exactly what it declares).
 """
@@ -21,6 +23,7 @@ import json
 import re
 import time
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,6 +37,7 @@ from pnyx.errors import PnyxError
 from pnyx.services import metrics
 from pnyx.services.admission import Lane, Refusal, Ticket
 from pnyx.services.facade import Services
+from pnyx.services.listeners import CLIENT_ID
 
 ROUTE = "/v1/spaces/{space_id}/heartbeat"  # the route template the metrics are labelled by
 JOIN_ROUTE = "/v1/spaces/{space_id}/join"
@@ -45,6 +49,20 @@ _OK = metrics.HTTP_REQUESTS.labels("POST", ROUTE, "200")
 _REFUSED = metrics.HTTP_REQUESTS.labels("POST", "unmatched", "503")
 _INFLIGHT = INFLIGHT.labels(Lane.HEARTBEAT.value)
 _NO_STORE = {"Cache-Control": "no-store"}  # as the join route says
+
+
+def _client(scope: Scope) -> tuple[bool, str | None]:
+    """(answerable here, the join's ``client``): not answerable when ``client`` is there
+    but not one valid value (the route then says what is wrong)."""
+    query = scope.get("query_string", b"")
+    if b"client" not in query:
+        return True, None
+    values = parse_qs(query.decode("latin-1"), keep_blank_values=True).get("client")
+    if values is None:
+        return True, None
+    if len(values) != 1 or CLIENT_ID.fullmatch(values[0]) is None:
+        return False, None
+    return True, values[0]
 
 
 def _plain(scope: Scope) -> tuple[str, str, str | None] | None:
@@ -64,7 +82,9 @@ def _plain(scope: Scope) -> tuple[str, str, str | None] | None:
         elif key == b"transfer-encoding" or (key == b"content-length" and value != b"0"):
             return None  # a body: the application's limits and parsing apply
     if m.group(2) == "join":
-        return None if token is not None else (JOIN_ROUTE, m.group(1), None)
+        return (
+            None if token is not None or not _client(scope)[0] else (JOIN_ROUTE, m.group(1), None)
+        )
     if token is None:
         return None
     return ROUTE, m.group(1), token.decode("latin-1")
@@ -106,7 +126,7 @@ class HeartbeatPath:
             return None  # counted as admission control counts it, the router never run
         try:
             try:
-                joined = await services.listeners.join(space, None)
+                joined = await services.listeners.join(space, None, _client(scope)[1])
             except PnyxError as exc:
                 answer: Response = error_response(exc)
             else:

@@ -17,9 +17,17 @@ from pnyx.api.schemas import (
 )
 from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind
-from pnyx.services.listeners import Joined
+from pnyx.services.listeners import CLIENT_ID, Joined
 
 router = APIRouter(prefix="/v1/spaces/{space_id}", tags=["listeners"])
+
+CLIENT = Query(
+    None,
+    pattern=CLIENT_ID.pattern,
+    description="an id this client keeps across joins (the web client keeps a random one "
+    "in localStorage): anonymous listeners are counted once per client in the analytics' "
+    "unique listeners. Used for nothing else; signed-in listeners count by account.",
+)
 
 _ADMITTED = raises(
     notes={
@@ -32,14 +40,19 @@ _ADMITTED = raises(
 
 @router.post("/join", responses=_ADMITTED)
 async def join(
-    space_id: SpaceIdPath, me: MaybeAccount, services: ServicesDep, response: Response
+    space_id: SpaceIdPath,
+    me: MaybeAccount,
+    services: ServicesDep,
+    response: Response,
+    client: str | None = CLIENT,
 ) -> JoinOut:
     """Join as a listener: anonymous for a public or unlisted space, or signed in (then
     blocks and removals apply). A private space admits only its audience: anonymous 401,
     others 403 (`private_space`). Listening itself needs no token; this one is for
     heartbeats and reactions. `media` holds the links to listen with: for a private
-    space they are signed (`/p/{exp}/{sig}/…`), and the only way in."""
-    joined = await services.listeners.join(SpaceId(space_id), me)
+    space they are signed (`/p/{exp}/{sig}/…`), and the only way in; so is `frontrow`'s
+    `url` when offered."""
+    joined = await services.listeners.join(SpaceId(space_id), me, client)
     response.headers["Cache-Control"] = "no-store"
     return join_out(joined)
 
@@ -118,6 +131,7 @@ async def state(
         # then ask after the newer version and catch up at once.
         response.headers["Cache-Control"] = f"public, max-age={ANSWERED_MAX_AGE_S}"
     else:
-        response.headers["Cache-Control"] = "public, max-age=1"
+        # An edge may serve it a second stale while it fetches the next, never older.
+        response.headers["Cache-Control"] = "public, max-age=1, stale-while-revalidate=1"
     response.headers["X-Pnyx-Version"] = str(view.version)
     return response

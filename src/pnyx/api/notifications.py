@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from pnyx.api.deps import Account, ServicesDep
 from pnyx.api.openapi import raises
-from pnyx.api.schemas import SpaceList, SpaceOut, Strict
+from pnyx.api.schemas import Instant, SpaceList, SpaceOut, Strict
 from pnyx.errors import ErrorKind
 from pnyx.services.ratelimits import RateKind
 
@@ -36,7 +36,7 @@ class NotificationList(BaseModel):
 
 
 class ReadIn(Strict):
-    until: AwareDatetime | None = Field(
+    until: Instant | None = Field(
         None, description="mark read up to this time (default: now; never later than now)"
     )
 

@@ -107,7 +107,8 @@ async def space_preview(services: Services, space_id: str) -> Preview:
     elif space.status is SpaceStatus.SCHEDULED:
         what = f"Scheduled for {_when(space.scheduled_start)}"
     elif space.status is SpaceStatus.ENDED:
-        what = "Ended · replay available" if space.record else "Ended"
+        replay = space.record and not space.recording_deleted
+        what = "Ended · replay available" if replay else "Ended"
     else:
         what = "Cancelled"
     return Preview(f"{space.title} · {SITE}", f"{what}. Hosted by {host}.", path)

@@ -7,6 +7,7 @@ OpenAPI document), turned into JSON in one place, ``state_response``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,7 @@ from fastapi import Path, Response
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -49,6 +51,21 @@ SpaceIdPath = Annotated[
     str,
     Path(min_length=1, max_length=SPACE_ID_MAX_LEN, description="A space's id (as created)"),
 ]
+
+
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _date_time_text(value: object) -> object:
+    """The document says an RFC 3339 date-time string; pydantic alone would also take a
+    number (or digits) as seconds since 1970, so those are refused here."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE_TIME.match(value)):
+        return value
+    raise ValueError("expected an ISO 8601 date-time with a time zone, e.g. 2026-01-31T18:00:00Z")
+
+
+# A moment in a request body: an ISO 8601 date-time string with its offset, nothing else.
+Instant = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
 
 
 class NewAccount(Strict):
@@ -130,7 +147,7 @@ class NewSpace(Strict):
     # Not blank; at most `max_title_len` after stripping (the service checks it and
     # api/openapi.py puts the node's value into the document).
     title: str = Field(min_length=1, pattern=r"\S")
-    scheduled_start: AwareDatetime | None = None
+    scheduled_start: Instant | None = None
     who_can_speak: SpeakPolicy = SpeakPolicy.EVERYONE
     record: StrictBool = False
     captions: StrictBool | None = Field(
@@ -173,6 +190,13 @@ class SpaceOut(BaseModel):
     visibility: Visibility
     audience: Audience | None = None
     cancel_reason: str | None = None  # the host's reason, for a space they cancelled
+    recording_deleted: bool = Field(
+        False, description="the host deleted the recording: there is no replay any more"
+    )
+    clip_default_s: float = Field(
+        description="a clip's length when none is asked (the node's `clip_default_s`)"
+    )
+    clip_max_s: float = Field(description="the longest clip one may ask for (`clip_max_s`)")
 
     @classmethod
     def of(cls, space: SpaceSummary) -> SpaceOut:
@@ -193,6 +217,9 @@ class SpaceOut(BaseModel):
             visibility=space.visibility,
             audience=space.audience,
             cancel_reason=space.cancel_reason or None,
+            recording_deleted=space.recording_deleted,
+            clip_default_s=space.clip_default_s,
+            clip_max_s=space.clip_max_s,
         )
 
 
@@ -205,7 +232,10 @@ class CueOut(BaseModel):
 
 class TranscriptOut(BaseModel):
     space_id: str
-    complete: bool = Field(description="the space is over: nothing more will be added")
+    complete: bool = Field(
+        description="the space is over and its node has stored its last captions: "
+        "nothing more will be added"
+    )
     cues: list[CueOut]
 
     @classmethod
@@ -224,7 +254,7 @@ class SpaceEditIn(Strict):
     """What to change on a scheduled space; fields left out stay as they are."""
 
     title: str | None = Field(None, min_length=1, pattern=r"\S")
-    scheduled_start: AwareDatetime | None = None
+    scheduled_start: Instant | None = None
     who_can_speak: SpeakPolicy | None = None
 
 
@@ -312,7 +342,9 @@ class FrontRowOut(BaseModel):
     url: str = Field(
         description="the WebSocket path at the edge (same host as the page): binary"
         " messages of 20 ms Opus frames, each with a sequence number and its program"
-        " media time (48 kHz samples, the LL-HLS timeline)"
+        " media time (48 kHz samples, the LL-HLS timeline). For a private space it is"
+        " signed (/p/{expiry}/{signature}/frontrow/{id}, the prefix and expiry of `media`):"
+        " use it as given"
     )
     default: bool = Field(
         description="play it without being asked (a small audience); else only if the"
@@ -332,7 +364,7 @@ class JoinOut(BaseModel):
     frontrow: FrontRowOut | None = Field(
         None,
         description="the front row (WebSocket push, lowest delay), when the edges serve it"
-        " and the space is not private; null otherwise: listen with `media`",
+        " (signed for a private space, like `media`); null otherwise: listen with `media`",
     )
 
 
@@ -404,7 +436,11 @@ class LinksOut(BaseModel):
     space: str
     visibility: Visibility
     links: dict[str, str] = Field(
-        description="the space's links; its listener reads signed for a private space"
+        description="the space's links; its listener reads signed for a private space."
+        " `frontrow`, when the edges serve the front row (as the join's `frontrow.url`):"
+        " its WebSocket path, signed (/p/{expiry}/{signature}/frontrow/{id}) for a private"
+        " space; renew it here before `expires_at`, as the other links. Whether to play it"
+        " unasked is the join's `frontrow.default`"
     )
     expires_at: int | None = Field(
         None, description="unix time the signed links stop working (None: plain links)"

@@ -162,7 +162,9 @@ async def links(
 ) -> LinksOut:
     """The space's links for the caller: for a private space the signed ones, if the
     caller may listen (its host, stage, invited accounts, or the host's followers when its
-    audience is `followers`); 403 `private_space` otherwise. Plain links for the rest."""
+    audience is `followers`); 403 `private_space` otherwise. Plain links for the rest.
+    With `frontrow` when the edges serve the front row: a private space's page renews its
+    signed front-row URL here before it expires, without joining again."""
     access = await services.access.links(SpaceId(space_id), me)
     response.headers["Cache-Control"] = "no-store"
     return LinksOut(
@@ -244,6 +246,28 @@ async def edit(
         title=body.title, scheduled_start=body.scheduled_start, speak_policy=body.who_can_speak
     )
     return SpaceOut.of(await services.directory.edit(SpaceId(space_id), me, edit))
+
+
+@router.delete(
+    "/{space_id}/recording",
+    status_code=204,
+    responses=raises(
+        notes={
+            ErrorKind.FORBIDDEN: "Only the host deletes the recording (`host_only`).",
+            ErrorKind.NOT_FOUND: "No such space, or it was not recorded (`no_recording`).",
+            ErrorKind.CONFLICT: "The space is scheduled or live (`still_live`): a recording "
+            "is deleted once the space has ended.",
+        }
+    ),
+)
+async def delete_recording(space_id: SpaceIdPath, me: Account, services: ServicesDep) -> Response:
+    """Delete the recording of an ended space, for good (host only; idempotent). The
+    replay routes (`replay.m3u8`, `rec/…`, `recording.m4a`) answer 410
+    `recording_deleted` from now on; edges drop their copies within `replay_edge_ttl_s`
+    (browsers that already fetched parts of it may keep those). Clips already made stay.
+    A `recording.deleted` webhook is sent."""
+    await services.replays.delete(SpaceId(space_id), me)
+    return Response(status_code=204)
 
 
 class ReminderOut(BaseModel):

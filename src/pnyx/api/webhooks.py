@@ -24,7 +24,12 @@ WebhookIdPath = Annotated[
 ]
 # The events an endpoint may take (services/webhooks.py SUBSCRIBABLE; not webhook.test).
 Subscribable = Literal[
-    "space.scheduled", "space.started", "space.ended", "recording.ready", "clip.created"
+    "space.scheduled",
+    "space.started",
+    "space.ended",
+    "recording.ready",
+    "recording.deleted",
+    "clip.created",
 ]
 assert set(get_args(Subscribable)) == {e.value for e in SUBSCRIBABLE}
 _NO_WEBHOOK = {ErrorKind.NOT_FOUND: "You have no webhook endpoint with this id (`no_webhook`)."}

@@ -41,6 +41,7 @@ class Action(StrEnum):
     MODERATE_HOST = "moderate_host"  # held by no role: nobody moves, mutes, removes the host
     SEE_AUDIENCE = "see_audience"  # list the signed-in listeners (to remove or invite them)
     SEE_ANALYTICS = "see_analytics"  # the space's figures: peak, uniques, reactions, …
+    DELETE_RECORDING = "delete_recording"  # an ended space's recording, for good
 
 
 _MODERATION = frozenset(
@@ -69,6 +70,7 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = MappingProxyType(
             Action.REPORT_HOST_PRESENCE,
             Action.MANAGE_COHOSTS,
             Action.SEE_ANALYTICS,
+            Action.DELETE_RECORDING,
         },
         Role.COHOST: _MODERATION | _OWN_MICROPHONE | {Action.LEAVE_STAGE},
         Role.SPEAKER: _OWN_MICROPHONE | {Action.LEAVE_STAGE},
@@ -133,6 +135,7 @@ DENIALS: Mapping[Action, tuple[str, str]] = MappingProxyType(
             "only the host or a co-host can see who is listening",
         ),
         Action.SEE_ANALYTICS: (_HOST_ONLY, "only the host can see the space's analytics"),
+        Action.DELETE_RECORDING: (_HOST_ONLY, "only the host can delete the recording"),
         Action.MODERATE_HOST: (
             "host_protected",
             "nobody can move, mute, remove or change the role of the host",

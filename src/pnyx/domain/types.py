@@ -51,6 +51,7 @@ class WebhookEvent(StrEnum):
     SPACE_STARTED = "space.started"
     SPACE_ENDED = "space.ended"  # ended, or cancelled before it started
     RECORDING_READY = "recording.ready"
+    RECORDING_DELETED = "recording.deleted"  # its host deleted it: drop any copies
     CLIP_CREATED = "clip.created"
     TEST = "webhook.test"  # sent on request (POST /v1/webhooks/{id}/test); not subscribed
 

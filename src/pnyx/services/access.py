@@ -23,7 +23,7 @@ from pnyx.domain.permissions import Action, require
 from pnyx.domain.room import Room
 from pnyx.domain.types import Audience, Handle, SpaceId, Visibility
 from pnyx.errors import ErrorKind, PnyxError
-from pnyx.services.links import LinkSigner, plain_links, with_prefix
+from pnyx.services.links import FRONTROW, LinkSigner, frontrow_path, plain_links, with_prefix
 from pnyx.services.spaces import SpaceService
 from pnyx.store.db import Store
 from pnyx.store.records import InviteRecord, NotificationRecord, SpaceRecord
@@ -67,11 +67,16 @@ class SpaceAccess:
         spaces: SpaceService,
         signer: LinkSigner,
         clock: Callable[[], float],
+        *,
+        frontrow: bool = False,
     ) -> None:
+        """``frontrow``: the stage nodes push the program to the edges
+        (``frontrow_publish_urls``), so a space's links include its front row."""
         self._store = store
         self._spaces = spaces
         self._signer = signer
         self._clock = clock
+        self._frontrow = frontrow
 
     @property
     def signer(self) -> LinkSigner:
@@ -109,11 +114,17 @@ class SpaceAccess:
         return self.access(rec)
 
     def access(self, rec: SpaceRecord) -> Access:
-        """The links of a space whose caller is already known to be allowed."""
+        """The links of a space whose caller is already known to be allowed; with its
+        front row when the join would offer one (the same rule and the same prefix: a
+        page renews its signed front-row URL here, as it renews its media links)."""
+        links = plain_links(rec.id)
+        if self._frontrow:
+            links[FRONTROW] = frontrow_path(rec.id)
         if rec.visibility is not Visibility.PRIVATE:
-            return Access(rec.id, rec.visibility, self._signer.links(rec.id), None)
+            pre = self._signer.read_prefix(rec.id)
+            return Access(rec.id, rec.visibility, with_prefix(links, pre), None)
         pre, exp = self._signer.prefix_for(rec.id)
-        return Access(rec.id, rec.visibility, with_prefix(plain_links(rec.id), pre), exp)
+        return Access(rec.id, rec.visibility, with_prefix(links, pre), exp)
 
     # -- invitations --------------------------------------------------------------------
     async def _moderated_private(self, space: SpaceId, actor: Handle) -> SpaceRecord:

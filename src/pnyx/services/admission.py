@@ -52,6 +52,7 @@ ROUTES: tuple[tuple[str, str, Lane | None], ...] = (
     ("DELETE", f"{_SP}/hand", Lane.LISTENER_ACTION),
     ("POST", f"{_SP}/invitation", Lane.LISTENER_ACTION),
     ("POST", f"{_SP}/leave", Lane.LISTENER_ACTION),
+    ("POST", f"{_SP}/replay/{{event}}", Lane.LISTENER_ACTION),  # replay plays, downloads
     ("POST", "/v1/accounts", Lane.LISTENER_ACTION),
     ("POST", "/v1/sessions", Lane.LISTENER_ACTION),
     # the stage

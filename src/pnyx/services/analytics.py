@@ -5,9 +5,11 @@ the count it just published; the running :class:`~pnyx.services.figures.Figures`
 this process and are saved to the live state (blob ``{space}/analytics``) every
 ``analytics_flush_s``, so a node that takes the space over carries on from them. When the
 space ends (the ticker lets it go as ended) they are written to the store
-(``space_analytics``). Replay plays and downloads are counted in the store as the origin
-serves them (an edge's cache hits are not seen). Every step and every read is bounded:
-a few O(1) live-state reads per tick, one blob or row per request.
+(``space_analytics``). Replay plays and downloads are counted in the store from the
+replay page's beacon (``replay_event``: a POST when playback starts or a download is
+clicked, limited per client address and per space), never from the replay's GETs, which
+edges cache a year (an origin sees about one per edge). Every step and every read is
+bounded: a few O(1) live-state reads per tick, one blob or row per request.
 """
 
 from __future__ import annotations
@@ -18,23 +20,33 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from pnyx.config import Settings
 from pnyx.domain.permissions import Action, require
 from pnyx.domain.types import Handle, SpaceId, SpaceStatus
-from pnyx.errors import PnyxError
+from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState, Snapshot
 from pnyx.live.keys import blob_key
 from pnyx.live.windows import REACTION_RETENTION_S, UNIQUE_RETENTION_S
 from pnyx.services import views
 from pnyx.services.figures import Figures
+from pnyx.services.ratelimits import RateKind, RateLimits
 from pnyx.services.spaces import SpaceService
 from pnyx.store.analytics import AnalyticsRepo
 
 log = logging.getLogger(__name__)
 
 ANALYTICS_BLOB = "analytics"
+_OVER = (SpaceStatus.ENDED, SpaceStatus.CANCELLED)
+
+
+class ReplayEvent(StrEnum):
+    """What the replay page reports (``POST /v1/spaces/{id}/replay/{event}``)."""
+
+    PLAY = "play"  # playback started
+    DOWNLOAD = "download"  # the download link was clicked
 
 
 def _at(ts: float | None) -> datetime | None:
@@ -68,7 +80,10 @@ class Analytics:
         repo: AnalyticsRepo,
         spaces: SpaceService,
         clock: Callable[[], float],
+        *,
+        limits: RateLimits | None = None,
     ) -> None:
+        self._limits = limits
         self._s = settings
         self._live = live
         self._repo = repo
@@ -98,7 +113,13 @@ class Analytics:
         if figures is None:  # first tick here: carry on from the last holder, if any
             figures = self._held[space] = await self._stored(space) or self._new()
         speaking = snap.parts.get(views.LEVELS, {}).get("speaking", []) if snap else []
-        figures.step(now, listeners, await self._live.presence_unique(space), speaking)
+        figures.step(
+            now,
+            listeners,
+            await self._live.presence_unique(space),
+            speaking,
+            await self._live.presence_people(space),
+        )
         done = math.floor(now) - 1  # the last whole second
         since = done - REACTION_RETENTION_S if figures.reacted_to is None else figures.reacted_to
         if done > since:
@@ -130,11 +151,27 @@ class Analytics:
         self._saved_at.pop(space, None)
 
     # -- the host's side -----------------------------------------------------------------
-    async def count_replay(self, space: SpaceId, what: Literal["play", "download"]) -> None:
-        try:
-            await self._repo.count(space, what)
-        except PnyxError as exc:  # a count is not worth failing a replay for
-            log.warning("space %s: replay %s not counted: %s", space, what, exc.message)
+    async def replay_event(self, space: SpaceId, event: ReplayEvent, address: str) -> None:
+        """Count one replay play or download, as the replay page reports it. Limited per
+        client address (before any read) and per space (bounding the store's writes):
+        429. An unknown space 404, one not recorded 404 (``no_recording``), one not over
+        409 (``still_live``). Anyone may send it: it is an estimate, trusted for nothing."""
+        if self._limits is not None:
+            await self._limits.check(RateKind.REPLAY_ADDRESS, address)
+        record = await self._spaces.record(space)
+        if not record.record:
+            raise PnyxError(
+                ErrorKind.NOT_FOUND, f"space {space} is not recorded", code="no_recording"
+            )
+        if record.status not in _OVER:
+            raise PnyxError(
+                ErrorKind.CONFLICT,
+                f"space {space} is {record.status.value}: it has no replay yet",
+                code="still_live",
+            )
+        if self._limits is not None:
+            await self._limits.check(RateKind.REPLAY_SPACE, space)
+        await self._repo.count(space, "play" if event is ReplayEvent.PLAY else "download")
 
     async def report(self, space: SpaceId, actor: Handle) -> Report:
         """The figures for the host (``Action.SEE_ANALYTICS``): as of the last save while
@@ -163,7 +200,7 @@ def _report(space: SpaceId, status: SpaceStatus, f: Figures, plays: int, downloa
         status=status,
         peak_listeners=f.peak,
         peak_at=_at(f.peak_at),
-        unique_listeners=f.unique,
+        unique_listeners=f.people,
         listening_s=round(f.listening_s, 1),
         joins_per_minute=tuple((_dt(m), int(n)) for m, n in f.minutes),
         reactions=dict(sorted(f.reactions.items(), key=lambda kv: -kv[1])),

@@ -5,6 +5,13 @@ Signed-in listeners are kept, per space, in a capped sorted set in the live stat
 trimmed on every write), so listing a page costs the same whatever the audience: a bounded
 recent set, not everyone. Anonymous listeners are in the presence count only.
 
+The list is of listeners present *now*: the same members also carry when each was last
+heard (its join, then its heartbeats, batched per process: services/presence.py
+``add_listed``, one ``ZADD XX`` per space per flush). A read first removes the members
+not heard within the presence window (the ticker's, raised under load like it), so a
+listener whose client vanished without leaving drops out within the window; that prune
+touches at most the capped set, whatever the audience.
+
 The count (``presence_count``) is presence heard within the window *minus* the members
 marked gone in it: a listener who leaves (``POST …/leave``), goes on stage or is removed
 is marked gone by listener id and drops out of the count at the ticker's next tick, not
@@ -52,16 +59,28 @@ class Audience:
     """Writes and reads of the audience set; gone marks."""
 
     def __init__(
-        self, live: LiveState, spaces: SpaceService, clock: Callable[[], float], cap: int
+        self,
+        live: LiveState,
+        spaces: SpaceService,
+        clock: Callable[[], float],
+        cap: int,
+        window: Callable[[float], float],
     ) -> None:
         self._live = live
         self._spaces = spaces
         self._clock = clock
         self.cap = cap
+        self._window = window  # now -> the presence window (s): who counts as present
 
     async def joined(self, space: SpaceId, listener: ListenerId, handle: Handle) -> None:
         await self._live.audience_add(
             space, audience_member(listener, handle), self._clock(), self.cap
+        )
+
+    async def heard(self, space: SpaceId, listener: ListenerId, handle: Handle) -> None:
+        """A signed-in listener heard now (unbatched: a node without a batcher)."""
+        await self._live.audience_heard_many(
+            space, (audience_member(listener, handle),), self._clock()
         )
 
     async def left(self, space: SpaceId, listener: ListenerId, handle: Handle | None) -> None:
@@ -82,12 +101,14 @@ class Audience:
     async def listeners(
         self, space: SpaceId, actor: Handle, before: float | None, limit: int
     ) -> AudiencePage:
-        """Signed-in listeners present now, newest first; the host and co-hosts only
-        (``Action.SEE_AUDIENCE``). People on stage or removed are left out; an account
-        listening in two tabs is listed once per page."""
+        """Signed-in listeners present now (heard within the presence window), newest
+        first; the host and co-hosts only (``Action.SEE_AUDIENCE``). People on stage or
+        removed are left out; an account listening in two tabs is listed once per page."""
         room = await self._spaces.room(space)
         require(room, actor, Action.SEE_AUDIENCE)
-        rows = await self._live.audience_page(space, before, min(limit, self.cap))
+        now = self._clock()
+        since = now - self._window(now)
+        rows = await self._live.audience_page(space, before, min(limit, self.cap), since)
         seen: set[Handle] = set()
         out: list[AudienceEntry] = []
         for member, score in rows:

@@ -20,7 +20,12 @@ While the node sheds load (:meth:`Admission.sheds_captions`), windows are droppe
 anything else is (docs/architecture.md, "Admission control and shedding").
 
 The transcript is read back by :class:`TranscriptService`: every cue in time order, on the
-replay's timeline (the audio's decode time, which starts at 0 with the space).
+replay's timeline (the audio's decode time, which starts at 0 with the space). It is
+*complete* once the space is over **and** nobody holds its stage lease: the node that held
+it lets go only after its last windows were recognised and stored (``MediaService.stop``,
+then the release), and a node that died loses the lease when it expires. Until then the
+last words may still be on their way, so the answer is the growing one (the edge keeps a
+complete transcript for an hour).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from dataclasses import dataclass
 from pnyx.config import Settings
 from pnyx.domain.types import SpaceId, SpaceStatus
 from pnyx.errors import ErrorKind, PnyxError
+from pnyx.live.base import LiveState
+from pnyx.live.keys import lease_name
 from pnyx.media.caption_worker import CaptionWorker
 from pnyx.media.captions import CaptionCutter, Cue, Window, render_text, render_vtt, vtt_segment
 from pnyx.media.hls import vtt_uri
@@ -223,7 +230,7 @@ class CaptionService:
 @dataclass(frozen=True, slots=True)
 class Transcript:
     space: SpaceId
-    complete: bool  # the space is over: nothing more will be added
+    complete: bool  # the space is over and its node let go: nothing more will be added
     cues: list[CueRecord]
 
     def vtt(self) -> str:
@@ -236,8 +243,9 @@ class Transcript:
 class TranscriptService:
     """Reads a space's transcript (any node, from the durable store)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, live: LiveState) -> None:
         self._store = store
+        self._live = live
 
     async def transcript(self, space: SpaceId) -> Transcript:
         """NOT_FOUND (``no_transcript``) for a space that is not captioned."""
@@ -250,5 +258,7 @@ class TranscriptService:
                 f"space {space} is not captioned: it has no transcript",
                 code="no_transcript",
             )
-        complete = rec.status in (SpaceStatus.ENDED, SpaceStatus.CANCELLED)
+        over = rec.status in (SpaceStatus.ENDED, SpaceStatus.CANCELLED)
+        # Read the lease before the cues: once it is free, every cue is stored.
+        complete = over and await self._live.holder(lease_name(space)) is None
         return Transcript(space, complete, await self._store.transcripts.cues(space))

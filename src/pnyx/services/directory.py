@@ -42,6 +42,9 @@ class SpaceSummary:
     audience: Audience | None = None  # private spaces only
     cancel_reason: str = ""  # why the host cancelled it
     captions: bool = False  # live captions and a transcript
+    recording_deleted: bool = False  # its host deleted the recording: no replay
+    clip_default_s: float = 30.0  # a clip's length when none is asked (the node's setting)
+    clip_max_s: float = 60.0  # the longest clip one may ask for
 
 
 def _at(value: float | None) -> datetime | None:
@@ -57,7 +60,9 @@ class SpaceDirectory:
         signer: LinkSigner | None = None,
         *,
         audience_candidates: int = 200,
+        clip_lengths: tuple[float, float] = (30.0, 60.0),
     ) -> None:
+        self._clip_default_s, self._clip_max_s = clip_lengths
         self._audience_candidates = audience_candidates
         self._signer = signer
         self._spaces = spaces
@@ -158,4 +163,7 @@ class SpaceDirectory:
             audience=rec.audience if rec.visibility is Visibility.PRIVATE else None,
             cancel_reason=rec.cancel_reason,
             captions=rec.captions,
+            recording_deleted=rec.recording_deleted,
+            clip_default_s=self._clip_default_s,
+            clip_max_s=self._clip_max_s,
         )

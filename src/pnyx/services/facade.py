@@ -50,6 +50,7 @@ class ApiSettings:
     share_page_cache_s: int = 30  # max-age of the share pages (api/pages.py)
     share_base_url: str | None = None  # their og:url's base (None: no og:url)
     captions_default: bool = True  # a space created without saying is captioned
+    replay_edge_ttl_s: int = 600  # s-maxage of replay objects (api/media.py)
 
     @classmethod
     def of(cls, settings: Settings) -> ApiSettings:
@@ -58,6 +59,7 @@ class ApiSettings:
             share_page_cache_s=settings.share_page_cache_s,
             share_base_url=settings.share_base_url,
             captions_default=settings.captions_default,
+            replay_edge_ttl_s=settings.replay_edge_ttl_s,
         )
 
 

@@ -26,7 +26,8 @@ class Figures:
     peak: int = 0
     peak_at: float | None = None
     listening_s: float = 0.0
-    unique: int = 0
+    unique: int = 0  # distinct listener ids (one per join): joins per minute
+    people: int = 0  # distinct people (accounts, kept client ids): unique listeners
     last: float | None = None  # the last step's time
     reacted_to: int | None = None  # reactions are counted up to this second (included)
     timeline: list[list[float]] = field(default_factory=list)  # [at, listeners (max)]
@@ -34,7 +35,12 @@ class Figures:
     reactions: dict[str, int] = field(default_factory=dict)
     speakers: dict[str, float] = field(default_factory=dict)  # handle -> seconds speaking
 
-    def step(self, now: float, listeners: int, unique: int, speaking: Iterable[str]) -> None:
+    def step(
+        self, now: float, listeners: int, unique: int, speaking: Iterable[str], people: int = 0
+    ) -> None:
+        """``unique``: the distinct listener ids so far (joins); ``people``: the distinct
+        people so far (both HyperLogLog estimates, kept at their highest)."""
+        self.people = max(self.people, people)
         dt = 0.0 if self.last is None else max(0.0, min(now - self.last, MAX_STEP_S))
         self.last = now
         self.listening_s += listeners * dt
@@ -78,6 +84,7 @@ class Figures:
             "peak_at": self.peak_at,
             "listening_s": self.listening_s,
             "unique": self.unique,
+            "people": self.people,
             "last": self.last,
             "reacted_to": self.reacted_to,
             "timeline": self.timeline,
@@ -95,6 +102,7 @@ class Figures:
             peak_at=doc.get("peak_at"),
             listening_s=float(doc["listening_s"]),
             unique=int(doc["unique"]),
+            people=int(doc.get("people", 0)),
             last=doc.get("last"),
             reacted_to=doc.get("reacted_to"),
             timeline=[list(p) for p in doc.get("timeline", [])],

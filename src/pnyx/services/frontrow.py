@@ -19,8 +19,9 @@ or gone costs its own listeners those frames, never the mix or the other edges. 
 edge is unreachable the node tries again after a backoff (0.2 s doubling to 2 s) and what
 waited is dropped on reconnection (stale audio helps no live listener). Every outcome is
 counted (``pnyx_frontrow_posts_total``); a failing edge is logged once per space until it
-works again. Private spaces have no front row (the edge would need their signed links on
-the WebSocket too): they are never pushed.
+works again. Private spaces are pushed like the others: the edge admits their
+subscribers only through a signed link (``/p/{exp}/{sig}/frontrow/{space}``), and the
+publisher location is the nodes' alone.
 """
 
 from __future__ import annotations

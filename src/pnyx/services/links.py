@@ -101,10 +101,19 @@ def plain_links(space: SpaceId) -> dict[str, str]:
     }
 
 
+FRONTROW = "frontrow"  # the front row's key among a space's links, when the edges push it
+
+
+def frontrow_path(space: SpaceId) -> str:
+    """The front row's WebSocket path at the edge (services/frontrow.py), unsigned."""
+    return f"/frontrow/{space}"
+
+
 # The links that are listener reads (signed for a private space); the others (join) are
 # calls with an Authorization header and keep their plain paths.
 READS = frozenset(
     {
+        FRONTROW,
         "self",
         "state",
         "hls",
@@ -136,12 +145,14 @@ class LinkSigner:
         exp = expiry(self.clock(), self.ttl_s, self.step_s)
         return prefix(exp, sign(space, exp, self.secret)), exp
 
+    def read_prefix(self, space: SpaceId) -> str:
+        """What a listener read of ``space`` goes behind: the signed prefix for a private
+        space, ``""`` for any other."""
+        return self.prefix_for(space)[0] if is_private(space) else ""
+
     def links(self, space: SpaceId) -> dict[str, str]:
         """The space's links: signed for a private space, plain otherwise."""
-        links = plain_links(space)
-        if not is_private(space):
-            return links
-        return with_prefix(links, self.prefix_for(space)[0])
+        return with_prefix(plain_links(space), self.read_prefix(space))
 
     def verify(self, space: str, exp: str, sig: str) -> int:
         return verify(space, exp, sig, self.secret, self.clock())

@@ -9,10 +9,16 @@ each: presence is written in batches (``services.presence``), and the snapshot t
 admits a heartbeat is read once per space per ``snapshot_cache_s`` by each process. So a
 heartbeat costs a token check and a set insert, and Redis sees per-process work, not
 per-listener work. (A join reads the snapshot itself: it must see a space end at once.)
+
+Analytics count people, not joins (listener ids are per join): a join names its person,
+``@handle`` when signed in, else ``~<client id>`` when the client sent the id it keeps
+(the web client keeps one in localStorage; ``CLIENT_ID``: checked, and used for nothing
+but that estimate), else its new listener id.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,9 +33,9 @@ from pnyx.live.keys import reaction_bucket
 from pnyx.services import metrics, views
 from pnyx.services.access import SpaceAccess, private_refusal
 from pnyx.services.admission import Admission
-from pnyx.services.audience import Audience
+from pnyx.services.audience import Audience, audience_member
 from pnyx.services.auth import ListenerClaims, Tokens
-from pnyx.services.links import is_private, plain_links
+from pnyx.services.links import frontrow_path, is_private, plain_links, with_prefix
 from pnyx.services.presence import PresenceBatcher
 from pnyx.services.spaces import SpaceService
 from pnyx.store.db import Store
@@ -45,6 +51,19 @@ JOIN_LINKS = (
     "state",
     "self",
 )  # what a join answers with
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # a join's ``client``: base64url, bounded
+
+
+def person(listener: ListenerId, handle: Handle | None, client: str | None) -> str:
+    """Who joined, for the space's sketch of distinct people: the account, else the
+    client's kept id, else this join (never one of the other two: ids have no ``@``/``~``)."""
+    if handle is not None:
+        return f"@{handle}"
+    if client is not None:
+        return f"~{client}"
+    return listener
+
 
 EMOJIS = frozenset({"👏", "❤️", "😂", "🔥", "💯", "🙌", "😮", "👍"})
 
@@ -118,11 +137,25 @@ class ListenerService:
         self._snapshots[space] = (now, snap)
         return snap
 
-    async def _heard(self, space: SpaceId, listener: ListenerId) -> None:
+    async def _heard(self, space: SpaceId, listener: ListenerId, who: str | None = None) -> None:
+        """Presence (and, at a join, ``who`` joined: ``person``)."""
         if self._presence is not None:
             self._presence.add(space, listener)
+            if who is not None:
+                self._presence.add_person(space, who)
         else:
-            await self._live.presence_add(space, listener, self._clock())
+            await self._live.presence_add_many(
+                space, (listener,), self._clock(), () if who is None else (who,)
+            )
+
+    async def _listed_heard(self, space: SpaceId, listener: ListenerId, handle: Handle) -> None:
+        """A signed-in listener's heartbeat keeps them in the host's list."""
+        if self._audience is None:
+            return
+        if self._presence is not None:
+            self._presence.add_listed(space, audience_member(listener, handle))
+        else:
+            await self._audience.heard(space, listener, handle)
 
     async def _check_admitted(
         self, space: SpaceId, handle: Handle | None, *, recent: bool = False
@@ -164,7 +197,16 @@ class ListenerService:
         rec = await self._spaces.record(space)
         await self._access.check(rec, room_from_json(rec.room), handle)
 
-    async def join(self, space: SpaceId, handle: Handle | None) -> Joined:
+    async def join(
+        self, space: SpaceId, handle: Handle | None, client: str | None = None
+    ) -> Joined:
+        """``client``: the id the client keeps (``CLIENT_ID``), for counting people."""
+        if client is not None and CLIENT_ID.fullmatch(client) is None:
+            raise PnyxError(
+                ErrorKind.INVALID,
+                "client must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'",
+                code="bad_client_id",
+            )
         try:
             snap, room = await self._check_admitted(space, handle)
             await self._check_private(space, handle)
@@ -174,36 +216,42 @@ class ListenerService:
         listener = ListenerId(secrets.token_urlsafe(12))
         on_stage = handle is not None and room is not None and room.on_stage(handle)
         if not on_stage:  # people on stage are not the audience
-            await self._heard(space, listener)
+            await self._heard(space, listener, person(listener, handle, client))
             if handle is not None and self._audience is not None:
                 await self._audience.joined(space, listener, handle)
         metrics.JOINS.labels("accepted").inc()
         token = self._tokens.issue_listener(listener, space, handle)
-        media = {k: v for k, v in self._links(space).items() if k in JOIN_LINKS}
+        pre = self._read_prefix(space)  # one prefix (and expiry) for every link below
+        media = {k: v for k, v in with_prefix(plain_links(space), pre).items() if k in JOIN_LINKS}
         stats = snap.parts.get(views.STATS, {}) if snap is not None else {}
         latency = views.STANDARD if stats.get("latency") == views.STANDARD else views.LOW
-        offer = self._frontrow(space, int(stats.get("listeners", 0)))
+        offer = self._frontrow(space, pre, int(stats.get("listeners", 0)))
         return Joined(listener, token, self.heartbeat_s, media, latency, offer)
 
-    def _frontrow(self, space: SpaceId, listeners: int) -> FrontRowOffer | None:
-        """Offered when the stage nodes push to the edges (``frontrow_publish_urls``) and
-        the space is not private; the default up to ``frontrow_max_listeners``."""
-        if not self._s.frontrow_publish_urls or is_private(space):
+    def _frontrow(self, space: SpaceId, pre: str, listeners: int) -> FrontRowOffer | None:
+        """Offered when the stage nodes push to the edges (``frontrow_publish_urls``);
+        behind the same signed prefix as the media links for a private space (the edge
+        checks it as it checks those); the default up to ``frontrow_max_listeners``.
+        GET …/links offers it by the same rule (services/access.py ``SpaceAccess.access``)."""
+        if not self._s.frontrow_publish_urls:
             return None
         return FrontRowOffer(
-            f"/frontrow/{space}", default=listeners <= self._s.frontrow_max_listeners
+            pre + frontrow_path(space), default=listeners <= self._s.frontrow_max_listeners
         )
 
-    def _links(self, space: SpaceId) -> dict[str, str]:
-        """Signed for a private space (its listener reads need them), plain otherwise."""
+    def _read_prefix(self, space: SpaceId) -> str:
+        """Signed for a private space (its listener reads need it), ``""`` otherwise."""
         if self._access is None:
-            return plain_links(space)
-        return self._access.signer.links(space)
+            return ""
+        return self._access.signer.read_prefix(space)
 
     async def heartbeat(self, claims: ListenerClaims) -> float:
         _, room = await self._check_admitted(claims.space, claims.handle, recent=True)
-        if claims.handle is None or room is None or not room.on_stage(claims.handle):
+        if claims.handle is None:
             await self._heard(claims.space, claims.listener)
+        elif room is None or not room.on_stage(claims.handle):
+            await self._heard(claims.space, claims.listener)
+            await self._listed_heard(claims.space, claims.listener, claims.handle)
         return self.heartbeat_s
 
     async def leave(self, claims: ListenerClaims) -> None:

@@ -51,7 +51,6 @@ from pnyx.services import views
 from pnyx.services.captions import CaptionService
 from pnyx.services.frontrow import FrontRowPublisher
 from pnyx.services.ice import ice_policy
-from pnyx.services.links import is_private
 from pnyx.services.media_sink import SpaceSink, previous_state
 from pnyx.services.origin import Origin
 from pnyx.services.spaces import SpaceService
@@ -166,6 +165,7 @@ class MediaService:
                 bit_rate=self._s.aac_bitrate,
                 opus_bit_rate=self._s.mix_minus_bitrate,
                 opus_complexity=self._s.mix_minus_complexity,
+                playout_min_s=self._s.jitter_min_frames * 0.02,
                 encoder_queue_frames=self._s.encoder_queue_frames,
                 speaking_threshold_dbov=self._s.speaking_threshold_dbov,
                 captions=captions if captioned else None,
@@ -236,8 +236,8 @@ class MediaService:
 
     def _frontrow_for(self, space: SpaceId) -> FrontRowPublisher | None:
         """Where the space's front row goes: the edges' publishers, when the node has
-        any; never for a private space (its listeners need signed links)."""
-        if not self._s.frontrow_publish_urls or is_private(space):
+        any. Private spaces too: the edges admit their subscribers by signed link only."""
+        if not self._s.frontrow_publish_urls:
             return None
         if self._frontrow is None:
             self._frontrow = FrontRowPublisher(
@@ -310,18 +310,14 @@ class MediaService:
         try:
             session = await IngestSession.accept(
                 offer_sdp,
-                inbound=FrameQueue(
-                    self._s.mix_queue_frames,
-                    self._s.mix_target_frames,
-                    queue="inbound",
-                    standing=self._s.mix_standing_ticks,
+                inbound=FrameQueue(  # packets as they come: the mix thread times them
+                    self._s.mix_queue_frames, self._s.mix_queue_frames, queue="inbound"
                 ),
                 outbound=FrameQueue(
                     self._s.mix_minus_queue_frames,
                     self._s.mix_minus_target_frames,
                     queue="outbound",
                 ),
-                jitter_min_frames=self._s.jitter_min_frames,
                 connect_timeout_s=self._s.publish_connect_timeout_s,
                 idle_timeout_s=self._s.publish_idle_timeout_s,
                 policy=self._ice,

@@ -37,3 +37,14 @@ FRONTROW_POSTS = Counter(
     " refused it or did not answer), dropped (never sent: the queue to the edges was full)",
     ["outcome"],
 )
+PUSH_FANOUT_ACCOUNTS = Counter(
+    "pnyx_push_big_host_accounts_total",
+    "Followers with a push subscription that the big-host push job (hosts above"
+    " fanout_threshold) paged into the push queue; followers without one are never read",
+)
+PUSH_FANOUT_JOBS = Counter(
+    "pnyx_push_big_host_jobs_total",
+    "Big-host push jobs by outcome: done, failed (the store refused a page), dropped (the"
+    " queue was full)",
+    ["outcome"],
+)

@@ -38,6 +38,7 @@ from pnyx.services.password_policy import PasswordPolicy
 from pnyx.services.presence import PresenceBatcher
 from pnyx.services.profiles import ProfileService
 from pnyx.services.push import PushService
+from pnyx.services.push_fanout import BigHostPush
 from pnyx.services.ratelimits import RateLimits, limits_of
 from pnyx.services.recorder import Recorder
 from pnyx.services.relay import PublishRelay
@@ -80,6 +81,7 @@ class Node:
     webhooks: Webhooks  # hosts' endpoints; events into the outbox
     courier: WebhookCourier  # sends the outbox; closed by close()
     push: PushService  # browser push: subscriptions, and the sending task
+    big_push: BigHostPush  # push to the followers of hosts above fanout_threshold
     audience: Audience  # the signed-in listeners a host sees; who stops counting
     analytics: Analytics  # a space's figures: kept by the ticker, read by the host
     clock: Callable[[], float] = field(default=time.time)
@@ -93,14 +95,15 @@ class Node:
             self.recorder,
             self.live,
             self.clock,
-            analytics=self.analytics,
         )
+        replays.on_deleted = self.webhooks.recording_deleted
         directory = SpaceDirectory(
             self.spaces,
             self.live,
             self.notifications,
             self.access.signer,
             audience_candidates=self.settings.live_audience_candidates,
+            clip_lengths=(self.settings.clip_default_s, self.settings.clip_max_s),
         )
         self.services = Services(
             config=ApiSettings.of(self.settings),
@@ -131,7 +134,7 @@ class Node:
             publishing=self.relay,
             ice=IceServers(self.settings, self.clock),
             origin=self.origin,
-            transcripts=TranscriptService(self.store),
+            transcripts=TranscriptService(self.store, self.live),
             replays=replays,
             clips=self._clips(replays),
             notifications=self.notifications,
@@ -166,7 +169,11 @@ class Node:
         node_id = settings.node_id or f"node-{secrets.token_hex(4)}"
         store = await Store.open(settings.database_url)
         await store.create_schema()
-        live = open_live_state(settings.redis, presence_bucket_s=settings.presence_bucket_s)
+        live = open_live_state(
+            settings.redis,
+            presence_bucket_s=settings.presence_bucket_s,
+            subscriber_queue=settings.ws_queue_depth,
+        )
         tokens = Tokens(
             signing_secret(settings),
             account_ttl_s=settings.token_ttl_s,
@@ -200,20 +207,29 @@ class Node:
             step_s=settings.link_step_s,
             clock=clock,
         )
-        access = SpaceAccess(store, spaces, signer, clock)
+        access = SpaceAccess(
+            store, spaces, signer, clock, frontrow=bool(settings.frontrow_publish_urls)
+        )
         notifications = NotificationService(settings, store, clock)
         spaces.on_live = notifications.space_started
         spaces.on_speak_invite = notifications.speak_invite
         push = PushService(settings, store, clock)
         notifications.on_delivered = push.deliver
+        big_push = BigHostPush(settings, store, push)
+        notifications.on_big_host = big_push.enqueue
 
         async def check_access(rec: SpaceRecord, handle: Handle) -> None:
             await access.check(rec, room_from_json(rec.room), handle)
 
         notifications.check_access = check_access
-        audience = Audience(live, spaces, clock, settings.audience_list_cap)
+        admission = admission_.from_settings(settings)
+
+        def presence_window(now: float) -> float:  # as the ticker counts (services/ticker.py)
+            return admission.presence_window_s(now, settings.presence_window_s)
+
+        audience = Audience(live, spaces, clock, settings.audience_list_cap, presence_window)
         spaces.off_audience = audience.drop_handle
-        analytics = Analytics(settings, live, store.analytics, spaces, clock)
+        analytics = Analytics(settings, live, store.analytics, spaces, clock, limits=rate_limits)
         recorder = Recorder(settings, store.recordings, clock)
         webhooks = Webhooks(settings, store, rate_limits, clock)
         courier = WebhookCourier(settings, store.webhooks, clock)
@@ -222,7 +238,6 @@ class Node:
         spaces.on_queued = courier.wake
         recorder.on_finished = webhooks.recording_ready
         origin = Origin(settings, live)
-        admission = admission_.from_settings(settings)
         captions = CaptionService(settings, store, admission, clock)
         media = MediaService(
             settings, live, spaces, origin, recorder, node_id, clock, captions=captions
@@ -281,12 +296,14 @@ class Node:
             webhooks=webhooks,
             courier=courier,
             push=push,
+            big_push=big_push,
             audience=audience,
             analytics=analytics,
             clock=clock,
         )
         courier.start()
         push.start()
+        big_push.start()
         notifications.start(reminders=settings.role in (NodeRole.STAGE, NodeRole.BOTH))
         if settings.role in (NodeRole.STAGE, NodeRole.BOTH):
             node.ticker.start()
@@ -306,6 +323,7 @@ class Node:
         await self.media.close()
         await self.recorder.close()  # after the media: their last segments are queued
         await self.notifications.close()
+        await self.big_push.close()
         await self.push.close()
         await self.courier.close()  # after everything that emits events
         await self.presence.stop()

@@ -23,7 +23,9 @@ and they, with the followers, hear when it is rescheduled or cancelled.
 Readers: ``inbox`` is the list, newest first, with the unread count among it (bounded by
 the page: one mark per account, ``notification_reads``) and how soon to ask again
 (``notify_poll_s``). ``on_delivered`` hands each page of stored recipients to browser
-push (services/push.py), off the request path.
+push (services/push.py), off the request path; for a host above the threshold,
+``on_big_host`` hands the notice to a job that pages the followers with push subscriptions
+(services/push_fanout.py).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,6 +43,7 @@ from typing import Any
 from pnyx.config import Settings
 from pnyx.domain.types import Audience, Handle, SpaceId, SpaceStatus, Visibility
 from pnyx.errors import ErrorKind, PnyxError
+from pnyx.services.queue_worker import QueueWorker
 from pnyx.store.db import Store
 from pnyx.store.records import NotificationRecord, SpaceRecord
 
@@ -96,36 +99,47 @@ class NotificationService:
         self._s = settings
         self._store = store
         self._clock = clock
-        self._jobs: deque[_Job] = deque()
-        self._wake = asyncio.Event()
-        self._busy = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs = QueueWorker[_Job](
+            "notify-fan-out",
+            self.fan_out,
+            settings.fanout_queue,
+            on_error=_fan_out_failed,
+            on_drop=_job_dropped,
+        )
+        self._remind: asyncio.Task[None] | None = None
         self._big: OrderedDict[Handle, tuple[bool, float]] = OrderedDict()  # → (above, when)
-        self.dropped = 0  # jobs dropped because the queue was full
         # Wired by the node: browser push for each page of recipients (never blocks), and
         # the private-space check (raises FORBIDDEN when the account may not listen).
         self.on_delivered: Delivered | None = None
+        # Wired by the node: a host above the threshold had news (no rows are written):
+        # browser push pages its subscribed followers in the background (never blocks).
+        self.on_big_host: Callable[[Handle, dict[str, Any]], None] | None = None
         self.check_access: AccessCheck | None = None
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self, *, reminders: bool) -> None:
         """Start the fan-out task (every node) and, if ``reminders``, the reminder task."""
-        self._tasks.append(asyncio.create_task(self._fan_out_loop(), name="notify-fan-out"))
+        self._jobs.start()
         if reminders:
-            self._tasks.append(asyncio.create_task(self._remind_loop(), name="notify-remind"))
+            self._remind = asyncio.create_task(self._remind_loop(), name="notify-remind")
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        remind, self._remind = self._remind, None
+        if remind is not None:
+            remind.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+                await remind
+        await self._jobs.stop()
 
     @property
     def idle(self) -> bool:
         """No fan-out job queued or running (for tests and shutdown checks)."""
-        return not self._jobs and not self._busy
+        return self._jobs.idle
+
+    @property
+    def dropped(self) -> int:
+        """Jobs dropped because the queue was full."""
+        return self._jobs.dropped
 
     # -- writing --------------------------------------------------------------------
     async def space_started(self, space: SpaceRecord) -> None:
@@ -167,12 +181,7 @@ class NotificationService:
 
     async def _notify(self, kind: NotificationKind, space: SpaceRecord, detail: str = "") -> None:
         """Queue the job; no I/O here (it runs inside the request that started the space)."""
-        if len(self._jobs) >= self._s.fanout_queue:
-            self._jobs.popleft()
-            self.dropped += 1
-            log.warning("fan-out queue full: dropped the oldest job")
-        self._jobs.append(_Job(kind, space, self._now(), detail))
-        self._wake.set()
+        self._jobs.put(_Job(kind, space, self._now(), detail))
 
     def _delivered(self, handles: Sequence[Handle], item: dict[str, Any]) -> None:
         if self.on_delivered is not None and handles:
@@ -196,20 +205,6 @@ class NotificationService:
         s = job.space
         return _item(job.kind.value, s.id, s.host, s.title, job.at, job.detail)
 
-    async def _fan_out_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._jobs:
-                job = self._jobs.popleft()
-                self._busy = True
-                try:
-                    await self.fan_out(job)
-                except PnyxError as exc:
-                    log.warning("fan-out of space %s failed: %s", job.space.id, exc.message)
-                finally:
-                    self._busy = False
-
     async def fan_out(self, job: _Job) -> None:
         """One notification row per follower of the job's host, a batch at a time; none
         if the host has more than ``fanout_threshold`` followers (fan-out on read).
@@ -229,6 +224,8 @@ class NotificationService:
             log.info(
                 "space %s (%s): @%s is read-fanned-out", job.space.id, job.kind, job.space.host
             )
+            if self.on_big_host is not None:  # push still reaches those who opted in
+                self.on_big_host(job.space.host, self._job_item(job))
             return
         batch = self._s.fanout_batch
         after: Handle | None = None
@@ -416,6 +413,14 @@ class NotificationService:
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
+
+
+def _fan_out_failed(job: _Job, exc: PnyxError) -> None:
+    log.warning("fan-out of space %s failed: %s", job.space.id, exc.message)
+
+
+def _job_dropped(job: _Job) -> None:
+    log.warning("fan-out queue full: dropped the oldest job")
 
 
 def _at(kind: NotificationKind, rec: SpaceRecord, before_s: float) -> datetime:

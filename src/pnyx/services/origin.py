@@ -18,6 +18,13 @@ at once (MALFORMED → 400); otherwise it is held until the state satisfies it, 
 ``hls_block_s`` (by default three 2-second target durations, the spec's limit), and then
 refused with UNAVAILABLE (→ 503): a 200 without the awaited part is what players treat as
 a broken server, a 503 is what they retry.
+
+Delta updates (§6.2.5.1): ``live.m3u8`` advertises ``CAN-SKIP-UNTIL``; ``_HLS_skip=YES``
+gets the Playlist Delta Update of the same state (media/playlist.py), blocking or not.
+``_HLS_skip=v2`` asks to skip ``EXT-X-DATERANGE`` tags too; these playlists have none, so
+the YES delta is the v2 delta as well (nothing to skip, nothing recently removed) and is
+what v2 gets (no ``CAN-SKIP-DATERANGES`` is advertised, so hls.js sends YES anyway). Any
+other value, or a skip on a playlist that offers no deltas, is MALFORMED (→ 400).
 """
 
 from __future__ import annotations
@@ -33,10 +40,12 @@ from typing import Literal
 from pnyx.config import Settings
 from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind, PnyxError
-from pnyx.live.base import JSON, LiveState, Snapshot
+from pnyx.live.base import JSON, EncodedJSON, LiveState, Snapshot
 from pnyx.live.keys import blob_key, hls_key
-from pnyx.media.hls import INIT_URI, Part, PlaylistState, Segment
+from pnyx.media.hls import INIT_URI, Part, PlaylistState, Segment, StateEncoder
 from pnyx.media.playlist import (
+    captions_ready,
+    captions_too_far,
     is_ready,
     is_too_far,
     render_captions,
@@ -49,6 +58,8 @@ from pnyx.media.recording import valid_space
 log = logging.getLogger(__name__)
 
 PlaylistKind = Literal["ll", "plain", "captions", "main"]
+Rendering = Literal[PlaylistKind, "ll-delta"]
+SKIP_VALUES = ("YES", "v2")  # _HLS_skip: the spec's two values (enumerated, case-sensitive)
 
 PLAYLIST = "playlist"  # the snapshot part holding the PlaylistState
 INIT_TTL_S = 24 * 3600.0
@@ -74,14 +85,16 @@ class _Seen:
 
     doc: JSON
     state: PlaylistState
-    texts: dict[PlaylistKind, str] = field(default_factory=dict)
+    texts: dict[Rendering, str] = field(default_factory=dict)
 
-    def render(self, kind: PlaylistKind, settings: Settings) -> str:
+    def render(self, kind: Rendering, settings: Settings) -> str:
         text = self.texts.get(kind)
         if text is None:
             state = self.state
             if kind == "ll":
                 text = render_ll_hls(state)
+            elif kind == "ll-delta":
+                text = render_ll_hls(state, delta=True)
             elif kind == "plain":
                 text = render_plain_hls(state)
             elif kind == "captions":
@@ -101,6 +114,7 @@ class Origin:
         self._s = settings
         self._live = live
         self._inits: dict[str, tuple[bytes, float]] = {}  # writer side: bytes, stored at
+        self._encoders: dict[str, StateEncoder] = {}  # writer side: the state's JSON
         self._seen_by_space: dict[str, _Seen] = {}
 
     # -- written by the stage node (services/media.py) -----------------------------------
@@ -119,7 +133,7 @@ class Origin:
         then publish ``state`` (which lists them)."""
         valid_space(space)
         s = self._s
-        await asyncio.gather(
+        writes = [
             *(
                 self._live.put_blob(
                     blob_key(space, out.ref.uri),
@@ -132,12 +146,28 @@ class Origin:
                 self._live.put_blob(blob_key(space, uri), data, s.media_segment_ttl_s)
                 for uri, data in captions
             ),
-        )
+        ]
+        if len(writes) == 1:  # the usual batch, one part: no task to gather it
+            await writes[0]
+        elif writes:
+            await asyncio.gather(*writes)
         await self._refresh_init(space, ended=state.ended)
-        doc: JSON = state.to_doc()
+        doc = EncodedJSON(self._encoder(space, ended=state.ended).encode(state))
         if await self._live.put_part(hls_key(space), PLAYLIST, doc, state_version(state)) is None:
             level = logging.WARNING if outputs else logging.DEBUG
             log.log(level, "space %s: stale playlist state ignored (msn %d)", space, state.next_msn)
+
+    def _encoder(self, space: str, *, ended: bool) -> StateEncoder:
+        """The space's playlist-state encoder (its last window's texts), forgotten when
+        the stream ends."""
+        encoder = self._encoders.pop(space, None) if ended else self._encoders.get(space)
+        if encoder is None:
+            encoder = StateEncoder()
+            if not ended:
+                if len(self._encoders) >= _CACHED_SPACES:  # spaces this node stopped running
+                    self._encoders.clear()
+                self._encoders[space] = encoder
+        return encoder
 
     async def _refresh_init(self, space: str, *, ended: bool) -> None:
         held = self._inits.get(space)
@@ -151,19 +181,35 @@ class Origin:
 
     # -- read by listeners (api/media.py) -----------------------------------------------
     async def playlist(
-        self, space: SpaceId, kind: PlaylistKind, msn: int | None, part: int | None
+        self,
+        space: SpaceId,
+        kind: Literal["ll", "plain", "captions"],
+        msn: int | None,
+        part: int | None,
+        skip: str | None = None,
     ) -> str:
         """The live playlist; with ``msn`` (and ``part``) a blocking reload that waits up
-        to hls_block_s for that part to exist. PnyxError NOT_FOUND when the space has no
-        audio (yet); MALFORMED (→ 400) when msn/part is bad or too far ahead; UNAVAILABLE
-        (→ 503) when it did not appear in time."""
+        to hls_block_s for that part to exist (``captions``: for captions file ``msn``;
+        it has no parts); with ``skip`` (``_HLS_skip``: YES or v2, ``ll`` only) its
+        delta update. PnyxError NOT_FOUND when the space has no audio (yet) or
+        (``captions``) is not captioned; MALFORMED (→ 400) when msn/part/skip is bad or
+        too far ahead; UNAVAILABLE (→ 503) when it did not appear in time."""
         _check_directives(msn, part)
+        _check_skip(kind, skip)
+        if kind == "captions" and part is not None:
+            raise PnyxError(
+                ErrorKind.MALFORMED,
+                "the captions playlist has no parts: block on _HLS_msn alone",
+                code="bad_directive",
+            )
         key = hls_key(valid_space(space))
         snap = await self._current(space)
         seen = self._seen(space, snap)
         state = seen.state
+        if kind == "captions":
+            _check_captioned(space, state)
         if msn is not None:
-            if is_too_far(state, msn, part):
+            if captions_too_far(state, msn) if kind == "captions" else is_too_far(state, msn, part):
                 raise PnyxError(
                     ErrorKind.MALFORMED,
                     f"_HLS_msn={msn}/_HLS_part={part} is too far ahead of the playlist "
@@ -172,7 +218,9 @@ class Origin:
                 )
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self._s.hls_block_s
-            while not is_ready(state, msn, part):
+            while not (
+                captions_ready(state, msn) if kind == "captions" else is_ready(state, msn, part)
+            ):
                 remaining = deadline - loop.time()
                 newer = None
                 if remaining > 0:
@@ -197,21 +245,11 @@ class Origin:
                 code="no_audio",
                 retry_after=1.0,
             )
-        return seen.render(kind, self._s)
+        return seen.render("ll-delta" if skip is not None else kind, self._s)
 
-    async def rendition(self, space: SpaceId, kind: Literal["captions", "main"]) -> str:
-        """The multivariant playlist (``main``) or the captions' subtitles playlist
-        (``captions``): no blocking reload (captions come seconds after their audio).
-        NOT_FOUND when the space has no audio yet, or (``captions``) is not captioned."""
-        seen = self._seen(space, await self._current(valid_space(space)))
-        if kind == "captions" and not seen.state.captions:
-            raise PnyxError(
-                ErrorKind.NOT_FOUND,
-                f"space {space} has no captions (its host turned them off, or its stage "
-                "node does not caption)",
-                code="no_captions",
-            )
-        return seen.render(kind, self._s)
+    async def main(self, space: SpaceId) -> str:
+        """The multivariant playlist. NOT_FOUND when the space has no audio yet."""
+        return self._seen(space, await self._current(valid_space(space))).render("main", self._s)
 
     async def media_object(self, space: SpaceId, name: str) -> bytes:
         """``init.mp4``, ``part/{msn}.{i}.m4s``, ``seg/{msn}.m4s`` or ``vtt/{msn}.{h}.vtt``;
@@ -277,6 +315,28 @@ class Origin:
             state = PlaylistState.from_doc(doc)
             seen = self._seen_by_space[space] = _Seen(doc, state)
         return seen
+
+
+def _check_captioned(space: str, state: PlaylistState) -> None:
+    if not state.captions:
+        raise PnyxError(
+            ErrorKind.NOT_FOUND,
+            f"space {space} has no captions (its host turned them off, or its stage "
+            "node does not caption)",
+            code="no_captions",
+        )
+
+
+def _check_skip(kind: str, skip: str | None) -> None:
+    problem = None
+    if skip is None:
+        return
+    if skip not in SKIP_VALUES:
+        problem = f"_HLS_skip must be YES or v2 (a delta update), not {skip[:32]!r}"
+    elif kind != "ll":
+        problem = "only live.m3u8 makes delta updates (_HLS_skip): reload this playlist whole"
+    if problem is not None:
+        raise PnyxError(ErrorKind.MALFORMED, problem, code="bad_directive")
 
 
 def _check_directives(msn: int | None, part: int | None) -> None:

@@ -6,6 +6,11 @@ each process gathers the listeners it heard and writes them every ``flush_s``: o
 pipelined PFADD per space per flush, whatever the number of listeners. A listener shows in
 the count at most ``flush_s`` later; a process that dies loses at most that much presence,
 which the listeners' next heartbeats restore.
+
+Two more things ride on the same flush: the people who joined (``add_person``: the
+space's sketch of distinct people, in the presence round trip) and the signed-in
+listeners heard (``add_listed``: one ``ZADD XX`` per space per flush moves their
+last-heard time in the host's list, services/audience.py).
 """
 
 from __future__ import annotations
@@ -36,12 +41,25 @@ class PresenceBatcher:
         self._flush_s = flush_s
         self._max_pending = max_pending
         self._pending: dict[str, set[str]] = {}
+        self._people: dict[str, set[str]] = {}
+        self._listed: dict[str, set[str]] = {}
         self._size = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
     def add(self, space: str, member: str) -> None:
-        members = self._pending.setdefault(space, set())
+        self._put(self._pending, space, member)
+
+    def add_person(self, space: str, person: str) -> None:
+        """Someone joined (``presence_add_many``'s ``people``)."""
+        self._put(self._people, space, person)
+
+    def add_listed(self, space: str, member: str) -> None:
+        """A listed (signed-in) listener was heard (``audience_heard_many``)."""
+        self._put(self._listed, space, member)
+
+    def _put(self, table: dict[str, set[str]], space: str, member: str) -> None:
+        members = table.setdefault(space, set())
         if member not in members:
             members.add(member)
             self._size += 1
@@ -73,13 +91,22 @@ class PresenceBatcher:
             await self.flush()
 
     async def flush(self) -> None:
-        pending, self._pending, self._size = self._pending, {}, 0
+        pending, people, listed = self._pending, self._people, self._listed
+        self._pending, self._people, self._listed, self._size = {}, {}, {}, 0
         now = self._clock()
-        for space, members in pending.items():
+        for space in pending.keys() | people.keys():
+            members = pending.get(space, set())
             try:
-                await self._live.presence_add_many(space, members, now)
+                await self._live.presence_add_many(space, members, now, people.get(space, ()))
             except PnyxError as exc:  # the live state is down: the next heartbeats retry
                 metrics.PRESENCE_DROPPED.inc(len(members))
                 log.warning("presence of %d listeners not written: %s", len(members), exc)
             else:
                 metrics.PRESENCE_WRITES.inc()
+        for space, heard in listed.items():
+            try:
+                await self._live.audience_heard_many(space, heard, now)
+            except PnyxError as exc:  # as above: their next heartbeats write it again
+                log.warning(
+                    "space %s: %d listed listeners not marked heard: %s", space, len(heard), exc
+                )

@@ -8,8 +8,9 @@ one owned task looks up the page's subscriptions (at most ``push_per_user`` per 
 and POSTs each an encrypted message (RFC 8291 ``aes128gcm``, through pywebpush) signed
 with VAPID (RFC 8292, ``vapid`` scheme, through py-vapid), with the node's own httpx
 client. A 404 or 410 from the push service deletes the subscription; other failures are
-dropped (logged): a push is a hint, the notification list is the record. Fan-out on read
-(hosts above ``fanout_threshold``) pushes nothing.
+dropped (logged): a push is a hint, the notification list is the record. For hosts above
+``fanout_threshold`` (fan-out on read, no rows) the pages come from a background job that
+walks their followers with subscriptions (services/push_fanout.py).
 
 The VAPID key is the setting ``vapid_private_key`` or one generated once into
 ``data_dir/vapid_key`` (every node of a deployment must share it, like ``secret``).
@@ -17,13 +18,10 @@ The VAPID key is the setting ``vapid_private_key`` or one generated once into
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +38,7 @@ from pywebpush import WebPusher
 from pnyx.config import Settings
 from pnyx.domain.types import Handle
 from pnyx.errors import ErrorKind, PnyxError
+from pnyx.services.queue_worker import QueueWorker
 from pnyx.store.db import Store
 from pnyx.store.records import PushSubscriptionRecord
 
@@ -94,10 +93,9 @@ class PushService:
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
         self.public_key = _b64(point)  # the browser's applicationServerKey
-        self._pages: deque[_Page] = deque()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.dropped = 0  # pages dropped because the queue was full
+        self._pages = QueueWorker[_Page](
+            "push-send", self._send_page, settings.push_queue, on_error=_page_failed
+        )
         self.sent = 0  # messages the push services accepted
         self.failed = 0  # messages refused or not delivered (dropped)
 
@@ -136,40 +134,32 @@ class PushService:
     # -- sending --------------------------------------------------------------------------
     def deliver(self, handles: Sequence[Handle], item: dict[str, Any]) -> None:
         """Queue a push of ``item`` to ``handles``' browsers; no I/O (never blocks)."""
-        if len(self._pages) >= self._s.push_queue:
-            self._pages.popleft()
-            self.dropped += 1
-        self._pages.append(_Page(tuple(handles), json.dumps(item).encode()))
-        self._wake.set()
+        self._pages.put(_Page(tuple(handles), json.dumps(item).encode()))
 
     def start(self) -> None:
         self._http = httpx.AsyncClient(follow_redirects=False)
-        self._task = asyncio.create_task(self._loop(), name="push-send")
+        self._pages.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._pages.stop()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
 
     @property
     def idle(self) -> bool:
-        return not self._pages
+        """No page waiting (one may be being sent)."""
+        return self._pages.pending == 0
 
-    async def _loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pages:
-                page = self._pages.popleft()
-                try:
-                    await self._send_page(page)
-                except PnyxError as exc:
-                    log.warning("push: a page of %d accounts failed: %s", len(page.handles), exc)
+    @property
+    def dropped(self) -> int:
+        """Pages dropped because the queue was full."""
+        return self._pages.dropped
+
+    async def room(self, below: int) -> None:
+        """Return once fewer than ``below`` pages wait to be sent (the big-host job's
+        backpressure: it never builds a backlog ahead of the write path's pages)."""
+        await self._pages.room(below)
 
     async def _send_page(self, page: _Page) -> None:
         limit = len(page.handles) * self._s.push_per_user
@@ -212,3 +202,7 @@ class PushService:
             return True
         self.failed += 1
         return False
+
+
+def _page_failed(page: _Page, exc: PnyxError) -> None:
+    log.warning("push: a page of %d accounts failed: %s", len(page.handles), exc)

@@ -32,6 +32,8 @@ class RateKind(StrEnum):
     WEBHOOK_TEST = "webhook-test"  # test events one account asks for (POST …/test)
     PROFILE_EDIT = "profile-edit"  # changes to one account's display name and bio
     REMINDER = "reminder"  # "remind me" requests (and push subscriptions) by one account
+    REPLAY_ADDRESS = "replay-address"  # replay play/download beacons from one address
+    REPLAY_SPACE = "replay-space"  # replay play/download beacons for one space
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,16 @@ def limits_of(settings: Settings) -> dict[RateKind, Limit]:
             max(1.0, settings.reminders_per_hour / 6),
             settings.reminders_per_hour / 3600,
             "reminder and push requests from this account",
+        ),
+        RateKind.REPLAY_ADDRESS: Limit(
+            settings.replay_count_address_burst,
+            settings.replay_count_address_per_min / 60,
+            "replay plays and downloads from your address",
+        ),
+        RateKind.REPLAY_SPACE: Limit(
+            settings.replay_count_space_burst,
+            settings.replay_count_space_per_s,
+            "replay plays and downloads of this space",
         ),
     }
 

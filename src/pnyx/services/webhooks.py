@@ -11,9 +11,10 @@ Events come from hooks the node wires (services/node.py). A space created schedu
 live, started, ended or cancelled: :meth:`space_messages` (``SpaceService.outbox_for``)
 builds the rows, and the space repository writes them in the transaction that changes
 the space, so the change and its event are stored together or not at all.
-:meth:`recording_ready` (``Recorder.on_finished``) and :meth:`clip_created` (the clips
-service) go through :meth:`emit`, which writes right after the fact and never fails the
-work that triggered it: an event it cannot write (the store away) is logged and lost.
+:meth:`recording_ready` (``Recorder.on_finished``), :meth:`recording_deleted`
+(``ReplayService.on_deleted``) and :meth:`clip_created` (the clips service) go through
+:meth:`emit`, which writes right after the fact and never fails the work that triggered
+it: an event it cannot write (the store away) is logged and lost.
 """
 
 from __future__ import annotations
@@ -230,6 +231,12 @@ class Webhooks:
             recording["finished_at"] = _iso(info.finished_at)
         data = {"space": space_data(rec), "recording": recording}
         await self.emit(rec.host, WebhookEvent.RECORDING_READY, data)
+
+    async def recording_deleted(self, rec: SpaceRecord) -> None:
+        """The host deleted the recording (``ReplayService.on_deleted``):
+        ``recording.deleted``, so receivers drop the copies they made of it."""
+        data = {"space": space_data(rec), "recording": {"deleted_at": _iso(self._now())}}
+        await self.emit(rec.host, WebhookEvent.RECORDING_DELETED, data)
 
     async def clip_created(self, rec: SpaceRecord, clip: dict[str, Any]) -> str | None:
         """A clip of ``rec`` was made (the clips service calls this): ``clip.created``

@@ -29,6 +29,7 @@ from pnyx.store.models import (
     Recording,
     ReminderRequest,
     Space,
+    SpaceAnalytics,
     SpaceInvite,
     SpaceReminder,
     TranscriptCue,
@@ -124,7 +125,8 @@ class AccountRepo:
         invitations into private spaces, the clips it made, its webhook endpoints (and
         their deliveries), its push subscriptions, "remind me" requests and read mark,
         and the ended or cancelled spaces it hosted that have no
-        recording (with their invitations, reminder claims and clips). Kept:
+        recording (with their invitations, reminder claims, clips, transcripts and
+        analytics). Kept:
         spaces with a recording (others may have spoken in them) and the recordings.
         Live or scheduled spaces must be ended first (services/profiles.py does)."""
         async with self._db.begin() as conn:
@@ -173,6 +175,7 @@ class AccountRepo:
             await conn.execute(delete(SpaceReminder).where(SpaceReminder.space_id.in_(gone)))
             await conn.execute(delete(SpaceInvite).where(SpaceInvite.space_id.in_(gone)))
             await conn.execute(delete(TranscriptCue).where(TranscriptCue.space_id.in_(gone)))
+            await conn.execute(delete(SpaceAnalytics).where(SpaceAnalytics.space_id.in_(gone)))
             spaces = await _count(conn, delete(Space).where(Space.id.in_(gone)))
             await conn.execute(
                 update(Account)

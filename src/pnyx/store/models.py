@@ -191,6 +191,8 @@ class Space(Base):
     cancel_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Live captions and a transcript (the host's choice at create).
     captions: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The host deleted its recording (RecordingRepo.delete): no replay, whatever `record`.
+    recording_deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SpaceInvite(Base):

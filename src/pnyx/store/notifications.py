@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Insert, delete, insert, select
+from sqlalchemy import Insert, and_, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -14,6 +14,7 @@ from pnyx.domain.types import Handle, SpaceId, SpaceStatus
 from pnyx.store.checks import check_limit
 from pnyx.store.engine import Database
 from pnyx.store.models import (
+    Follow,
     Notification,
     NotificationRead,
     PushSubscription,
@@ -203,3 +204,27 @@ class NotificationRepo:
                 )
                 for row in await conn.execute(stmt)
             ]
+
+    async def subscribed_followers(
+        self, host: Handle, limit: int, after: Handle | None = None
+    ) -> list[Handle]:
+        """The followers of ``host`` who have at least one push subscription, by handle,
+        ``limit`` after ``after``: one join of ``push_subscriptions`` (by its handle index)
+        with ``follows`` (by its primary key, follower then followee), so the planner can
+        walk the subscriptions and probe the follows: followers without a subscription are
+        never read, whatever the host's following (push to hosts above
+        ``fanout_threshold``, services/push_fanout.py)."""
+        check_limit(limit)
+        stmt = (
+            select(PushSubscription.handle)
+            .join(
+                Follow,
+                and_(Follow.follower == PushSubscription.handle, Follow.followee == host),
+            )
+            .distinct()
+        )
+        if after is not None:
+            stmt = stmt.where(PushSubscription.handle > after)
+        stmt = stmt.order_by(PushSubscription.handle).limit(limit)
+        async with self._db.begin() as conn:
+            return [Handle(h) for h in (await conn.execute(stmt)).scalars()]

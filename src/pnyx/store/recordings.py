@@ -2,7 +2,9 @@
 every finished segment of a recorded space, keyed by (space, msn), and whether it is
 finished. Writes are idempotent (a retried or duplicated segment is one row; the first
 write wins, and every writer has the same bytes for a given msn). A finished recording is
-immutable: ``add`` refuses with CONFLICT "recording_finished"."""
+immutable: ``add`` refuses with CONFLICT "recording_finished". ``delete`` (its host's
+choice) drops the header and every segment and marks the space, for good: the row stays,
+finished, so no late writer or sealing reader can bring any of it back."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,7 +20,7 @@ from pnyx.domain.types import SpaceId
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.store.checks import check_space_id
 from pnyx.store.engine import Database
-from pnyx.store.models import Recording, RecordingSegment
+from pnyx.store.models import Recording, RecordingSegment, Space
 from pnyx.store.records import RecordingInfo, SegmentMeta
 
 
@@ -101,6 +103,29 @@ class RecordingRepo:
                 .values(finished_at=now)
             )
             return result.rowcount == 1
+
+    async def delete(self, space: SpaceId, now: datetime) -> bool:
+        """Delete the recording of ``space``: its header and segments go, the space is
+        marked ``recording_deleted``, and the recording row stays as a finished, empty
+        tombstone (a writer still flushing is refused from now on, ``recording_finished``,
+        and a reader never seals it again). One transaction. True if this call deleted it,
+        False if it already was."""
+        check_space_id(space)
+        async with self._db.begin() as conn:
+            marked = await conn.execute(
+                update(Space)
+                .where(Space.id == space, Space.recording_deleted.is_(False))
+                .values(recording_deleted=True)
+            )
+            if marked.rowcount != 1:
+                return False
+            await self._ensure(conn, space, now)
+            mine = Recording.space_id == space
+            await conn.execute(update(Recording).where(mine).values(init=None))
+            unfinished = Recording.finished_at.is_(None)
+            await conn.execute(update(Recording).where(mine, unfinished).values(finished_at=now))
+            await conn.execute(delete(RecordingSegment).where(RecordingSegment.space_id == space))
+            return True
 
     async def info(self, space: SpaceId) -> RecordingInfo | None:
         """The recording's header size, finish time and segments (no bytes); None when

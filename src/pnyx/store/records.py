@@ -37,6 +37,7 @@ class SpaceRecord:
     audience: Audience = Audience.INVITED  # private spaces: who besides the invited
     cancel_reason: str = ""  # the host's reason, for a space they cancelled
     captions: bool = False  # live captions and a transcript
+    recording_deleted: bool = False  # its host deleted the recording: no replay
 
 
 @dataclass(frozen=True, slots=True)

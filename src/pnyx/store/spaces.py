@@ -195,6 +195,7 @@ class SpaceRepo:
                 Space.status == SpaceStatus.ENDED.value,
                 Space.visibility == Visibility.PUBLIC.value,
                 Recording.finished_at.is_not(None),
+                Space.recording_deleted.is_(False),
             )
             .order_by(*_ORDER[SpaceStatus.ENDED])
             .limit(limit)
@@ -370,6 +371,7 @@ def record_of(row: Row[Any]) -> SpaceRecord:
         audience=Audience(row.audience),
         cancel_reason=row.cancel_reason or "",
         captions=bool(row.captions),
+        recording_deleted=bool(row.recording_deleted),
     )
 
 

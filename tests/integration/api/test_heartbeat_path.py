@@ -117,6 +117,11 @@ async def scenario(c: httpx.AsyncClient) -> list[Answer]:
         answer("join, signed in", await c.post(join, headers=bob)),
         answer("join, basic auth", await c.post(join, headers={"Authorization": "Basic eDp5"})),
         answer("join, with a body", await c.post(join, json={"x": 1})),
+        answer("join, client", await c.post(join, params={"client": "k" * 22})),
+        answer("join, client and junk", await c.post(join, params={"client": "k" * 16, "x": 1})),
+        answer("join, bad client", await c.post(join, params={"client": "no!"})),
+        answer("join, empty client", await c.post(join, params={"client": ""})),
+        answer("join, long client", await c.post(join, params={"client": "k" * 65})),
     ]
     r = await c.post(f"/v1/spaces/{space}/members/bob/remove", json={"block": True}, headers=host)
     assert r.status_code < 300, r.text
@@ -147,6 +152,8 @@ async def test_the_lean_path_answers_what_the_route_answers(tmp_path: Path) -> N
     assert statuses["ended"] == statuses["join, ended"] == 409
     assert statuses["join"] == statuses["join, signed in"] == 200
     assert statuses["join, no such space"] == 404
+    assert statuses["join, client"] == statuses["join, client and junk"] == 200
+    assert {statuses[f"join, {s} client"] for s in ("bad", "empty", "long")} == {422}
     joins = [body for step, _, _, body in transcripts[True] if step == "join"]
     assert joins and joins[0]["frontrow"] == {"url": "/frontrow/{space_id}", "default": True}
     for lean, framework in zip(transcripts[True], transcripts[False], strict=True):

@@ -205,7 +205,9 @@ async def test_private_reads_need_a_valid_signed_link(
     assert described.json()["links"]["hls"] == f"{pre}/media/{sid}/live.m3u8"
     assert described.headers["cache-control"] == "public, max-age=1"
     state = await expect(client.get(links["state"]), 200)
-    assert state.json()["space"] == sid and state.headers["cache-control"] == "public, max-age=1"
+    assert state.json()["space"] == sid and state.headers["cache-control"] == (
+        "public, max-age=1, stale-while-revalidate=1"
+    )
     stage = await expect(client.get(links["state"], headers=people["hosty"]), 200)
     assert stage.headers["cache-control"] == "private, no-store"
     # no audio yet: the playlist read got past the signature to the origin
@@ -258,6 +260,7 @@ async def test_links_for_the_audience_only(
         f"{sign(sid, mine['expires_at'], LINK_SECRET)}/v1/spaces/{sid}/state"
     )
     await expect(client.get(mine["links"]["state"]), 200)
+    assert "frontrow" not in mine["links"]  # no edge serves the front row here (no join offers it)
 
 
 async def test_invitations_crud(client: httpx.AsyncClient, people: dict[str, Headers]) -> None:

@@ -64,7 +64,7 @@ async def test_the_state_document_is_the_services_view_in_one_json(
 
     public = await ok(client.get(url))
     assert public.headers["content-type"] == "application/json"
-    assert public.headers["cache-control"] == "public, max-age=1"
+    assert public.headers["cache-control"] == "public, max-age=1, stale-while-revalidate=1"
     doc = public.json()
     assert list(doc) == STATE_FIELDS
     assert public.headers["x-pnyx-version"] == str(doc["version"])

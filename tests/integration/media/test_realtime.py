@@ -1,12 +1,11 @@
-"""Real-time behaviour of the stage node's media: latency that holds through event-loop
-stalls (jitter queues with a target depth) and packet loss, a mix clock that keeps time in
-its own thread while the loop is blocked, and dropped peers noticed within the idle
-timeout."""
+"""Real-time behaviour of the stage node's media: latency that comes back after
+event-loop stalls (the speakers' playout buffers) and holds through packet loss, a mix
+clock that keeps time in its own thread while the loop is blocked, and dropped peers
+noticed within the idle timeout."""
 
 from __future__ import annotations
 
 import asyncio
-import statistics
 import threading
 import time
 from typing import Any
@@ -15,12 +14,7 @@ import pytest
 from aiortc.rtp import RtpPacket
 
 from pnyx.media import metrics
-from pnyx.media.ingest import (
-    JITTER_CAPACITY,
-    JITTER_PREFETCH,
-    AdaptiveJitterBuffer,
-    GapSkippingJitterBuffer,
-)
+from pnyx.media.ingest import JITTER_CAPACITY, JITTER_PREFETCH, GapSkippingJitterBuffer
 from tests.integration.media.conftest import HOST, Stage
 from tests.support import tones, webrtc
 from tests.support.poll import eventually
@@ -49,7 +43,7 @@ def block_the_loop(seconds: float) -> None:
     time.sleep(seconds)  # deliberately: a stall of everything on the loop, aiortc included
 
 
-async def test_latency_does_not_ratchet_when_the_loop_stalls(stage: Stage) -> None:
+async def test_latency_comes_back_after_the_loop_stalls(stage: Stage) -> None:
     alice = await stage.member("alice")
     tone = webrtc.ToneTrack(TONE_HZ, on=False)
     a = await stage.connect_track(HOST, tone)
@@ -57,20 +51,25 @@ async def test_latency_does_not_ratchet_when_the_loop_stalls(stage: Stage) -> No
     await a.connected()
     await b.hearing(1.0, within=15)
     before = [await onset_latency(tone, b.received) for _ in range(3)]
-    trimmed = counter(metrics.FRAMES_TRIMMED, "inbound")
-    for _ in range(4):  # a burst of ~15 frames piles up behind each stall
+    dropped = sum(counter(metrics.PLAYOUT_DROPPED, why) for why in ("stale", "shrink"))
+    for _ in range(4):  # a burst of ~15 packets comes at once after each stall
         block_the_loop(0.3)
         await asyncio.sleep(0.4)
-    after = [await onset_latency(tone, b.received) for _ in range(3)]
+    # The bursts are jitter to the playout buffers: the delay grows while they are
+    # remembered (2 s), then comes back down; a backlog never stays as latency (each stall
+    # would otherwise add 300 ms, up to the queues' bounds).
+    after: list[float] = []
+
+    async def back_down() -> bool:
+        after.append(await onset_latency(tone, b.received))
+        return after[-1] <= max(before) + 0.06
+
+    await eventually(back_down, 20, "the latency back down after the stalls")
     print(f"latency before stalls {before}, after {after}")
-    # Without a target depth each stall's backlog would stay as latency (+300 ms each,
-    # up to the queues' bounds); with it, at most the target depths' worth is left.
-    assert max(after) <= max(before) + 0.08, (before, after)
-    assert statistics.median(after) <= statistics.median(before) + 0.06, (before, after)
-    assert counter(metrics.FRAMES_TRIMMED, "inbound") > trimmed  # the backlog was dropped
+    assert max(after) <= 0.3 + max(before)  # even at the worst moment: held to the most
+    assert sum(counter(metrics.PLAYOUT_DROPPED, why) for why in ("stale", "shrink")) > dropped
     sm = stage.media._running[stage.space]
     for session in sm.sessions.values():
-        assert len(session.inbound) <= stage.settings.mix_target_frames + 1
         assert len(session.outbound) <= stage.settings.mix_minus_target_frames
 
 
@@ -156,11 +155,14 @@ def test_a_lost_packet_does_not_add_delay_for_the_rest_of_the_session(lost: list
     assert late is None  # the lost one, arriving after it was given up: too old
 
 
-async def test_publish_sessions_use_the_adaptive_jitter_buffer(stage: Stage) -> None:
+async def test_publish_sessions_hand_every_packet_to_the_playout_buffer(stage: Stage) -> None:
     speaker, _ = await stage.connect(HOST, 500)
     session = stage.media._running[stage.space].sessions[HOST]
     (transceiver,) = session._pc.getTransceivers()
     buffer = transceiver.receiver._RTCRtpReceiver__jitter_buffer
-    assert isinstance(buffer, AdaptiveJitterBuffer)
+    assert type(buffer).__name__ == "_Arrivals"  # nothing held on the loop
     await eventually(lambda: len(speaker.heard) > 10, 10, "audio flows through it")
-    assert buffer.jitter > 0  # it measured the packets' arrival
+    runner = stage.media._running[stage.space].runner
+    source = runner._publishers[HOST].inbound
+    lag = source.lag(time.monotonic())
+    assert lag is not None and lag < 0.25  # played at its deadline, measured on arrival

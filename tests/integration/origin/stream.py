@@ -41,13 +41,14 @@ class Stream:
         recordings: Recorder | None = None,
         freq: float = TONE_HZ,
         config: PackagerConfig | None = None,
+        captions: bool = False,
     ) -> None:
         self.origin = origin
         self.space = SpaceId(space)
         self.recordings = recordings
         self.freq = freq
         self.encoder = AacEncoder()
-        self.packager = Packager(config, program_date_time=START)
+        self.packager = Packager(config, program_date_time=START, captions=captions)
         self.samples = 0
         self.stored: dict[str, bytes] = {}  # name → bytes, as handed to the origin
         self.parts_made = 0

@@ -9,11 +9,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.support.hls import parse_playlist
+
 from .conftest import BLOCK_S, AppFactory, node_of
 from .stream import Stream, assert_tone, decode
 
 SPACE = "sp_http-1"
 IMMUTABLE = "public, max-age=31536000, immutable"
+LIVE = "public, max-age=1, stale-while-revalidate=1"  # an edge: a second stale at most
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 
 
@@ -50,7 +53,7 @@ async def test_playlists_and_objects_with_their_headers(
     r = await c.get(f"/media/{SPACE}/live.m3u8")
     assert r.status_code == 200
     assert r.headers["content-type"] == PLAYLIST_TYPE
-    assert r.headers["cache-control"] == "public, max-age=1"
+    assert r.headers["cache-control"] == LIVE
     assert r.headers["access-control-allow-origin"] == "*"
     assert r.text.startswith("#EXTM3U\n")
     assert 'PRELOAD-HINT:TYPE=PART,URI="part/2.2.m4s"' in r.text
@@ -98,7 +101,7 @@ async def test_blocking_reload_over_http(served: tuple[FastAPI, httpx.AsyncClien
     r = await asyncio.wait_for(task, 2)
     assert loop.time() - stored_at < 0.5
     assert r.status_code == 200
-    assert r.headers["cache-control"] == "public, max-age=1"  # one URL for every listener
+    assert r.headers["cache-control"] == LIVE  # one URL for every listener
     assert 'URI="part/0.3.m4s"' in r.text
 
     began = loop.time()
@@ -111,6 +114,65 @@ async def test_blocking_reload_over_http(served: tuple[FastAPI, httpx.AsyncClien
     assert_error(r, 400, "too_far_ahead")
     r = await c.get(f"/media/{SPACE}/live.m3u8?_HLS_part=1")
     assert_error(r, 400, "bad_directive")
+
+
+async def test_a_delta_update_over_http(served: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """``_HLS_skip=YES`` (and v2) on live.m3u8: the same playlist with the segments that
+    ended 12 s or more before the edge as one EXT-X-SKIP; with blocking reload too."""
+    app, c = served
+    stream = await feed(app)
+    await stream.segments(10)  # 19.2 s: window of 10 segments, 0.32 s parts
+    await stream.parts(2)
+    full_r = await c.get(f"/media/{SPACE}/live.m3u8")
+    full = parse_playlist(full_r.text)
+    assert full.can_skip_until == 12.0 and full.skipped_segments == 0
+    for value in ("YES", "v2"):
+        r = await c.get(f"/media/{SPACE}/live.m3u8?_HLS_skip={value}")
+        assert r.status_code == 200
+        assert r.headers["cache-control"] == LIVE
+        assert r.headers["content-type"] == PLAYLIST_TYPE
+        delta = parse_playlist(r.text)
+        # segments 0-3 ended 12.16 s or more before the last part (at 19.84 s): skipped
+        assert delta.skipped_segments == 4
+        assert delta.media_sequence == full.media_sequence == 0
+        assert delta.next_msn == full.next_msn == 10
+        assert delta.segments == full.segments[4:]
+        assert delta.open_parts == full.open_parts
+        assert delta.preload_hint == full.preload_hint == "part/10.2.m4s"
+        assert len(r.content) < len(full_r.content)
+
+    # Combined with blocking reload: held until the part exists, then the delta.
+    url = f"/media/{SPACE}/live.m3u8?_HLS_msn=10&_HLS_part=2&_HLS_skip=YES"
+    task = asyncio.create_task(c.get(url))
+    done, _ = await asyncio.wait({task}, timeout=0.3)
+    assert not done, "a delta reload for a part not yet made must be held"
+    await stream.parts(1)
+    r = await asyncio.wait_for(task, 2)
+    assert r.status_code == 200
+    delta = parse_playlist(r.text)
+    assert delta.skipped_segments == 4 and delta.open_parts[-1].uri == "part/10.2.m4s"
+    assert delta.preload_hint == "part/10.3.m4s"
+    r = await c.get(f"/media/{SPACE}/live.m3u8?_HLS_msn=90&_HLS_skip=YES")
+    assert_error(r, 400, "too_far_ahead")
+
+
+async def test_bad_delta_directives_are_400s(served: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    app, c = served
+    stream = await feed(app)
+    await stream.segments(1)
+    for value in ("yes", "NO", "", "v3", "YES,YES", "%00", "YES%20"):
+        r = await c.get(f"/media/{SPACE}/live.m3u8?_HLS_skip={value}")
+        assert_error(r, 400, "bad_directive")
+        assert "_HLS_skip must be YES or v2" in r.json()["error"]["message"], value
+    r = await c.get(f"/media/{SPACE}/live.m3u8?_HLS_skip={'x' * 5000}")
+    assert_error(r, 400, "bad_directive")
+    assert len(r.json()["error"]["message"]) < 200  # the value is not echoed whole
+    for kind in ("plain", "captions"):
+        r = await c.get(f"/media/{SPACE}/{kind}.m3u8?_HLS_skip=YES")
+        assert r.status_code == 400, (kind, r.text)
+        assert r.json()["error"]["code"] == "bad_directive"
+    r = await c.get(f"/media/{SPACE}/plain.m3u8?_HLS_skip=YES")
+    assert "only live.m3u8 makes delta updates" in r.json()["error"]["message"]
 
 
 async def test_the_hinted_part_is_held_over_http(
@@ -178,7 +240,12 @@ async def test_the_routes_are_in_the_openapi_contract(
     ):
         assert path in paths, path
     params = {p["name"] for p in paths["/media/{space_id}/live.m3u8"]["get"]["parameters"]}
-    assert {"_HLS_msn", "_HLS_part"} <= params
+    assert {"_HLS_msn", "_HLS_part", "_HLS_skip"} <= params
+    live = paths["/media/{space_id}/live.m3u8"]["get"]
+    assert "_HLS_skip" in live["responses"]["400"]["description"]
+    for kind in ("plain", "captions"):
+        get = paths[f"/media/{{space_id}}/{kind}.m3u8"]["get"]
+        assert "_HLS_skip" in {p["name"] for p in get["parameters"]}, kind
 
 
 async def test_plain_playlist_waits_for_a_whole_segment(app_client: AppFactory) -> None:

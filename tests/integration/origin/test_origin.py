@@ -128,6 +128,61 @@ async def test_bad_or_too_far_directives_are_malformed(
     assert err.value.kind is ErrorKind.MALFORMED
 
 
+async def test_the_captions_playlist_blocks_until_the_next_file_is_listed(
+    origin: Origin,
+) -> None:
+    """Files of 3 parts (half a segment of 6): file 0 once 3 parts exist, file 2 (the
+    next segment's first) once 9 do. A player whose playhead is ahead of a timed reload's
+    last file would otherwise load no captions (render_captions)."""
+    stream = Stream(origin, SPACE, captions=True)
+    await stream.start()
+    await stream.parts(1)
+    space = SpaceId(SPACE)
+    first = await origin.playlist(space, "captions", None, None)
+    assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES" in first and ".vtt" not in first
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(origin.playlist(space, "captions", 0, None))
+    assert await pending(task), "a reload for a file not yet listed must wait"
+    await stream.parts(1)
+    assert await pending(task, 0.1), "two parts of three: still not listed"
+    stored_at = loop.time()
+    await stream.parts(1)
+    text = await asyncio.wait_for(task, 2)
+    assert loop.time() - stored_at < 0.5
+    assert text.splitlines()[-1] == "vtt/0.0.vtt"
+    # Already listed: at once; the segment's second file comes with its sixth part.
+    assert "vtt/0.0.vtt" in await asyncio.wait_for(origin.playlist(space, "captions", 0, None), 0.5)
+    task = asyncio.create_task(origin.playlist(space, "captions", 2, None))
+    await stream.parts(3)
+    assert await pending(task, 0.1)
+    await stream.parts(3)
+    assert (await asyncio.wait_for(task, 2)).splitlines()[-1] == "vtt/1.0.vtt"
+
+
+@pytest.mark.parametrize(
+    ("msn", "part", "code"),
+    [(4, None, "too_far_ahead"), (0, 0, "bad_directive"), (None, 0, "bad_directive")],
+)
+async def test_bad_captions_directives_are_malformed(
+    origin: Origin, msn: int | None, part: int | None, code: str
+) -> None:
+    """Files 0 and 1 listed (7 parts): 3 is the furthest a reload may ask for; no parts."""
+    stream = Stream(origin, SPACE, captions=True)
+    await stream.start()
+    await stream.parts(7)
+    assert (await origin.playlist(SpaceId(SPACE), "captions", None, None)).count(".vtt") == 2
+    with pytest.raises(PnyxError) as err:
+        await asyncio.wait_for(origin.playlist(SpaceId(SPACE), "captions", msn, part), 0.5)
+    assert err.value.kind is ErrorKind.MALFORMED and err.value.code == code
+
+
+async def test_an_uncaptioned_space_has_no_captions_playlist(origin: Origin) -> None:
+    await (await started(origin)).parts(3)
+    with pytest.raises(PnyxError) as err:
+        await origin.playlist(SpaceId(SPACE), "captions", 0, None)
+    assert err.value.kind is ErrorKind.NOT_FOUND and err.value.code == "no_captions"
+
+
 @pytest.mark.parametrize(
     "name",
     [

@@ -19,7 +19,9 @@ from tests.support.procs import require_binary
 from .conftest import AppFactory, node_of, serving
 from .stream import RATE, Stream, assert_tone
 
-IMMUTABLE = "public, max-age=31536000, immutable"
+# A replay's objects: a year for browsers, replay_edge_ttl_s (600) for edges (a host may
+# delete the recording).
+REPLAY = "public, max-age=31536000, s-maxage=600, immutable"
 
 
 async def ffmpeg_decode(source: str, *args: str) -> npt.NDArray[np.float32]:
@@ -124,7 +126,7 @@ async def test_replay_and_download_after_the_space_ended(
         r = await c.get(f"/media/{space}/rec/1.m4s")
         assert r.status_code == 200
         assert r.content == stream.stored["seg/1.m4s"]
-        assert r.headers["cache-control"] == IMMUTABLE
+        assert r.headers["cache-control"] == REPLAY
         assert r.headers["content-type"] == "audio/mp4"
 
         replay = f"{url}/media/{space}/replay.m3u8"
@@ -135,7 +137,7 @@ async def test_replay_and_download_after_the_space_ended(
         assert r.status_code == 200
         assert r.headers["content-type"] == "audio/mp4"
         assert r.headers["content-disposition"] == f'attachment; filename="pnyx-{space}.m4a"'
-        assert r.headers["cache-control"] == IMMUTABLE
+        assert r.headers["cache-control"] == REPLAY
         assert int(r.headers["content-length"]) == len(r.content)
         segments = [stream.stored[f"seg/{m}.m4s"] for m in range(5)]
         assert r.content == stream.stored["init.mp4"] + b"".join(segments)

@@ -1,5 +1,6 @@
 """The store under the web client's notifications, on SQLite and PostgreSQL: read marks
 that only move forward, "remind me" requests paged by space, push subscriptions, the
+the followers of a host who have push subscriptions, the
 reminder claim released on reschedule, a scheduled space edited under its version, and an
 older database gaining the new columns."""
 
@@ -70,6 +71,23 @@ async def test_push_subscriptions(store: Store) -> None:
     assert len(await store.notifications.push_of([BOB], 10)) == 2
     await store.notifications.remove_push(b1.endpoint)
     assert [s.endpoint for s in await store.notifications.push_of([BOB], 10)] == [a2.endpoint]
+
+
+async def test_subscribed_followers_are_paged_by_handle(store: Store) -> None:
+    """A host's followers who have a push subscription (one each, however many browsers);
+    followers without one and subscribers who do not follow are not among them."""
+    await add_accounts(store, "host", "ada", "bob", "cy", "dee", "eve")
+    for fan in ("eve", "ada", "cy", "dee"):
+        await store.social.follow(Handle(fan), HOST, NOW)
+    for who, n in (("ada", 2), ("bob", 1), ("cy", 1), ("eve", 3)):  # dee has none
+        for i in range(n):
+            sub = PushSubscriptionRecord(f"https://push.example/{who}{i}", Handle(who), "k", "s")
+            await store.notifications.add_push(sub, NOW)
+    assert await store.notifications.subscribed_followers(HOST, 10) == [ADA, CY, Handle("eve")]
+    assert await store.notifications.subscribed_followers(HOST, 2) == [ADA, CY]
+    assert await store.notifications.subscribed_followers(HOST, 2, after=CY) == [Handle("eve")]
+    assert await store.notifications.subscribed_followers(HOST, 2, after=Handle("eve")) == []
+    assert await store.notifications.subscribed_followers(ADA, 10) == []
 
 
 async def test_edit_is_a_compare_and_swap_on_a_scheduled_space(store: Store) -> None:

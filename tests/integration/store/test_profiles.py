@@ -151,3 +151,24 @@ async def test_an_older_database_gains_the_bio_and_deleted_columns(store_url: st
     await store.close()
     assert rec is not None
     assert (rec.bio, rec.deleted) == ("", False)
+
+
+async def test_deleting_an_account_removes_the_analytics_of_the_spaces_it_deletes(
+    store: Store,
+) -> None:
+    await add_accounts(store, "gone", "ada")
+    await store.spaces.create(space("plain", host="gone", status=SpaceStatus.ENDED))
+    await store.spaces.create(space("taped", host="gone", status=SpaceStatus.ENDED))
+    await store.recordings.add(SpaceId("taped"), init=b"init", segments=[], now=NOW)
+    await store.spaces.create(space("hers", host="ada", status=SpaceStatus.ENDED))
+    for sid in ("plain", "taped", "hers"):
+        await store.analytics.save(SpaceId(sid), {"peak": 3})
+        await store.analytics.count(SpaceId(sid), "play")
+
+    await store.accounts.delete(Handle("gone"))
+
+    assert await store.spaces.get(SpaceId("plain")) is None
+    assert await store.analytics.get(SpaceId("plain")) is None  # its space went: so did it
+    kept = await store.analytics.get(SpaceId("taped"))  # recorded: the space stays, and these
+    assert kept is not None and (kept.doc, kept.replay_plays) == ({"peak": 3}, 1)
+    assert await store.analytics.get(SpaceId("hers")) is not None  # not theirs

@@ -23,8 +23,9 @@ from pydantic import ValidationError
 from pnyx.api.admission import classify
 from pnyx.api.app import ROUTERS, create_app
 from pnyx.api.errors import STATUS, error_body
+from pnyx.api.notifications import ReadIn
 from pnyx.api.openapi import ERROR_REF, ErrorOut
-from pnyx.api.schemas import NewAccount, NewSpace, PinIn, ReactionIn
+from pnyx.api.schemas import NewAccount, NewSpace, PinIn, ReactionIn, SpaceEditIn
 from pnyx.api.signed import read_space
 from pnyx.config import Settings
 from pnyx.domain import rules
@@ -227,3 +228,26 @@ def test_blank_titles_are_refused_by_the_model() -> None:
     with pytest.raises(ValidationError):
         NewSpace(title="   ")
     NewSpace(title=" a ")
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "0", "1700000000", "2026-01-31", True, None])
+def test_instants_in_bodies_are_date_time_strings_only(doc: dict[str, Any], value: Any) -> None:
+    # The document says a date-time string; pydantic alone takes a number as unix time.
+    schemas = doc["components"]["schemas"]
+    for model, field in ((NewSpace, "scheduled_start"), (SpaceEditIn, "scheduled_start")):
+        documented = schemas[model.__name__]["properties"][field]["anyOf"][0]
+        assert documented == {"type": "string", "format": "date-time"}
+        body = {"title": "t", field: value} if model is NewSpace else {field: value}
+        if value is None:
+            model.model_validate(body)  # null: not scheduled
+            continue
+        with pytest.raises(ValidationError, match="ISO 8601"):
+            model.model_validate(body)
+    read = schemas["ReadIn"]["properties"]["until"]["anyOf"][0]
+    assert read == {"type": "string", "format": "date-time"}
+    if value is not None:
+        with pytest.raises(ValidationError, match="ISO 8601"):
+            ReadIn.model_validate({"until": value})
+    ok = "2026-01-31T18:00:00+01:00"
+    assert NewSpace.model_validate({"title": "t", "scheduled_start": ok}).scheduled_start
+    assert ReadIn.model_validate({"until": ok}).until

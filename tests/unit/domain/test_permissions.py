@@ -33,6 +33,7 @@ EXPECTED: dict[Role, set[Action]] = {
         A.PIN,
         A.SEE_AUDIENCE,
         A.SEE_ANALYTICS,
+        A.DELETE_RECORDING,
     },
     Role.COHOST: {
         A.APPROVE_HAND,

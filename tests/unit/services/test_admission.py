@@ -210,6 +210,7 @@ def test_the_table_classifies_every_stage_route_as_stage() -> None:
     assert lanes[("POST", f"{sp}/reactions")] is Lane.REACTION
     assert lanes[("POST", f"{sp}/heartbeat")] is Lane.HEARTBEAT
     assert lanes[("POST", f"{sp}/join")] is Lane.JOIN
+    assert lanes[("POST", f"{sp}/replay/{{event}}")] is Lane.LISTENER_ACTION  # the beacon
     assert len(lanes) == len(ROUTES)  # no route listed twice
 
 

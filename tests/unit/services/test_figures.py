@@ -40,3 +40,14 @@ def test_json_round_trip() -> None:
     f.step(T0, 3, unique=3, speaking=["bo"])
     f.add_reactions({"👏": 2}, up_to=int(T0))
     assert Figures.from_json(f.to_json()) == f
+
+
+def test_people_are_kept_apart_from_joins_and_never_go_down() -> None:
+    f = Figures(sample_s=2.0, max_points=10)
+    f.step(T0, 1, unique=3, speaking=[], people=1)  # one person joined three times
+    f.step(T0 + 1, 2, unique=5, speaking=[], people=3)
+    f.step(T0 + 2, 2, unique=5, speaking=[], people=2)  # an estimate that wobbles down
+    assert (f.unique, f.people) == (5, 3)
+    assert sum(n for _, n in f.minutes) == 5  # joins per minute still count joins
+    old = {k: v for k, v in f.to_json().items() if k != "people"}  # kept before people
+    assert Figures.from_json(old).people == 0

@@ -84,6 +84,9 @@ def test_a_private_space_gets_signed_read_links_and_others_plain_ones() -> None:
         assert links[key] == pre + plain[key]
     assert links["join"] == plain["join"]  # an account call: its plain path
     assert signer.links(SpaceId("AbCdEfGhIjKl")) == plain_links(SpaceId("AbCdEfGhIjKl"))
+    # the prefix a listener read (the front row's WebSocket too) goes behind
+    assert signer.read_prefix(SpaceId(SPACE)) == pre == signer.prefix_for(SpaceId(SPACE))[0]
+    assert signer.read_prefix(SpaceId("AbCdEfGhIjKl")) == ""
 
 
 def test_only_private_ids_begin_with_p_dash_and_none_with_a_dash() -> None:
