@@ -340,6 +340,77 @@ def test_push_reaches_subscribed_browsers(c: httpx.Client, push_service: PushSer
     assert len(push_service.to(f"/sub/{fan.handle}")) == 2
 
 
+# -- push for the followers of a host above fanout_threshold (fan-out on read) ------------
+
+
+@pytest.fixture(scope="module")
+def big_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PnyxProcess]:
+    """A node whose hosts are "big" from 3 followers on; the big-host push job pages one
+    subscribed follower at a time (so the keyset paging runs over several pages)."""
+    settings = {
+        "fanout_threshold": "2",
+        "push_fanout_batch": "1",
+        "push_fanout_per_s": "100",
+        "push_allow_http": "true",
+    }
+    with pnyx_serve(Path(tmp_path_factory.mktemp("big-push")), settings=settings) as n:
+        yield n
+
+
+def metric(c: httpx.Client, name: str) -> float:
+    """A counter's value from the node's /metrics (0 before its first increment)."""
+    for line in c.get("/metrics").text.splitlines():
+        if line.startswith((name + " ", name + "{")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_push_reaches_subscribed_followers_of_a_big_host(
+    big_node: PnyxProcess, push_service: PushService
+) -> None:
+    with big_node.client() as c:
+        host = new_user(c, "star")
+        subscribed = [new_user(c, "fan_push") for _ in range(2)]
+        silent = [new_user(c, "fan_quiet") for _ in range(3)]
+        stranger = new_user(c, "stranger")
+        for fan in (*subscribed, *silent):
+            follow(c, fan, host)
+        browsers = {}
+        for who in (*subscribed, stranger):
+            browsers[who.handle] = Browser(f"{push_service.origin}/sub/{who.handle}")
+            sub = browsers[who.handle].subscription()
+            ok(c.post("/v1/push/subscriptions", json=sub, headers=who.auth), 204)
+        key = ok(c.get("/v1/push/key"))["public_key"]
+        paged_before = metric(c, "pnyx_push_big_host_accounts_total")
+        done = 'pnyx_push_big_host_jobs_total{outcome="done"}'
+        jobs_before = metric(c, done)
+
+        space = create_space(c, host, title="Big night")
+
+        # Fan-out on read: no rows for the host's followers, yet the subscribed ones hear.
+        wait_until(lambda: metric(c, done) > jobs_before, 20, "the big-host push job to finish")
+        for fan in subscribed:
+            path = f"/sub/{fan.handle}"
+            wait_until(lambda p=path: push_service.to(p), 20, f"a push to @{fan.handle}")
+            ((headers, body),) = push_service.to(path)
+            check_vapid(headers, push_service.origin, key)
+            message = browsers[fan.handle].open(body)
+            assert (message["kind"], message["space"], message["host"]) == (
+                "space_live",
+                space,
+                host.handle,
+            )
+        # The follower without a subscription was never read (only the subscribed ones were
+        # paged), and the subscribed non-follower was never pushed to.
+        assert metric(c, "pnyx_push_big_host_accounts_total") - paged_before == len(subscribed)
+        assert push_service.to(f"/sub/{stranger.handle}") == []
+        assert [p for p, _, _ in push_service.received] == sorted(
+            f"/sub/{fan.handle}" for fan in subscribed
+        )
+        # Followers still see it on read (the path for hosts above the threshold).
+        assert kinds(c, silent[0], space) == ["space_live"]
+
+
 def test_push_subscriptions_are_checked(c: httpx.Client) -> None:
     fan = new_user(c, "fan")
     good = Browser("https://push.example/x").subscription()

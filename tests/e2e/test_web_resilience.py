@@ -105,8 +105,8 @@ def test_audio_plays_on_through_refusals_blips_and_drops(node: PnyxProcess, tmp_
                 refusals["at"].append(time.monotonic())
                 route.continue_()
 
-        listener.route(re.compile(r"/v1/spaces/[^/]+/join$"), busy_join)
-        watch.expect(r"/join$", r"status of 503")
+        listener.route(re.compile(r"/v1/spaces/[^/]+/join(\?.*)?$"), busy_join)
+        watch.expect(r"/join(\?|$)", r"status of 503")
         listener.goto(f"/s/{space}")
         expect(listener.locator("#listener-notice")).to_contain_text("The server is busy")
         listener.get_by_role("button", name="Play the space").click()

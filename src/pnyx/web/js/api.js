@@ -92,7 +92,7 @@ export const paths = {
   state: (id, after) => `/v1/spaces/${enc(id)}/state${after == null ? "" : `?after=${after}`}`,
   start: (id) => `/v1/spaces/${enc(id)}/start`,
   end: (id) => `/v1/spaces/${enc(id)}/end`,
-  join: (id) => `/v1/spaces/${enc(id)}/join`,
+  join: (id, client) => `/v1/spaces/${enc(id)}/join${client ? `?client=${enc(client)}` : ""}`,
   heartbeat: (id) => `/v1/spaces/${enc(id)}/heartbeat`,
   leave: (id) => `/v1/spaces/${enc(id)}/leave`,
   reactions: (id) => `/v1/spaces/${enc(id)}/reactions`,
@@ -115,12 +115,46 @@ export const paths = {
   transcript: (id) => `/v1/spaces/${enc(id)}/transcript`,
   replay: (id) => `/media/${enc(id)}/replay.m3u8`,
   recording: (id) => `/v1/spaces/${enc(id)}/recording.m4a`,
+  deleteRecording: (id) => `/v1/spaces/${enc(id)}/recording`,
+  replayEvent: (id, event) => `/v1/spaces/${enc(id)}/replay/${enc(event)}`,
   clips: (id) => `/v1/spaces/${enc(id)}/clips`,
   clip: (id) => `/v1/clips/${enc(id)}`,
   search: (q) => `/v1/spaces?q=${enc(q)}`,
   replays: "/v1/replays",
   reminder: (id) => `/v1/spaces/${enc(id)}/reminder`,
+  webhooks: "/v1/webhooks",
+  webhook: (id) => `/v1/webhooks/${enc(id)}`,
+  webhookTest: (id) => `/v1/webhooks/${enc(id)}/test`,
+  webhookDeliveries: (id, limit) => `/v1/webhooks/${enc(id)}/deliveries?limit=${limit}`,
 };
+
+/** The id this browser keeps across joins (localStorage "pnyx.client", 22 random base64url
+ * characters): the server counts anonymous listeners once per browser in a space's unique
+ * listeners, and uses it for nothing else. Null when storage is blocked. */
+export function clientId() {
+  const KEY = "pnyx.client";
+  try {
+    let id = localStorage.getItem(KEY);
+    if (!id || !/^[A-Za-z0-9_-]{16,64}$/.test(id)) {
+      const bytes = crypto.getRandomValues(new Uint8Array(16));
+      id = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+      localStorage.setItem(KEY, id);
+    }
+    return id;
+  } catch {
+    return null;
+  }
+}
+
+/** Tell the server a replay was played or downloaded (it counts these: the replay itself
+ * is cached at the edges). Fire and forget; survives the page being left. */
+export function replayBeacon(id, event) {
+  const url = paths.replayEvent(id, event);
+  try {
+    if (navigator.sendBeacon && navigator.sendBeacon(url)) return;
+  } catch { /* fall back to fetch */ }
+  fetch(url, { method: "POST", keepalive: true, credentials: "omit" }).catch(() => {});
+}
 
 /** A private space's id begins with "p-": its media, state and description are read only
  * through the signed links the server hands its audience (GET …/links, POST …/join). */

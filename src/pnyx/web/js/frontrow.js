@@ -8,6 +8,11 @@
 // A FrontRow connects once: it reports "playing" when its buffer is primed and "failed"
 // when the socket closes or errs, when nothing arrives for STALL_MS, or when the
 // decoder fails. The player (player.js) falls back to LL-HLS and tries again later.
+//
+// Media time: the decoded chunks carry their program media time (the message's, + 960
+// per frame, as the AudioData timestamp in microseconds) to the worklet, which reports
+// what it plays; `playingMediaTime()` estimates it now (frozen at the end of what was
+// received once the row is closed), `alignTo(m)` makes the row play m next.
 
 const WORKLET = "/web/js/frontrow_worklet.js";
 const STALL_MS = 300; // messages come every 20-60 ms: this long without one is a cut
@@ -65,6 +70,10 @@ export class FrontRow {
     this.messages = 0;
     this.lost = 0;
     this.stats = {};
+    this.endMedia = null; // media time just after the last sample handed to the worklet
+    this.position = null; // {media, at}: the worklet's latest report (context time)
+    this.aligning = null; // the resolve of alignTo's promise
+    this.waitPrimed = false; // aligned, holding until primed again
   }
 
   async start(url, { audible = false } = {}) {
@@ -119,12 +128,67 @@ export class FrontRow {
   onDecoded(data) {
     const pcm = new Float32Array(data.numberOfFrames);
     data.copyTo(pcm, { planeIndex: 0, format: "f32-planar" });
+    const mediaTime = Math.round((data.timestamp * 48) / 1000);
     data.close();
-    this.node?.port.postMessage({ pcm }, [pcm.buffer]);
+    if (!this.node) return;
+    this.endMedia = mediaTime + pcm.length;
+    this.node.port.postMessage({ pcm, mediaTime }, [pcm.buffer]);
+  }
+
+  /** The media time (48 kHz samples) the row plays now, by the worklet's latest report;
+   * null when it has not played yet. A row that stopped receiving stops at endMedia. */
+  playingMediaTime() {
+    const p = this.position;
+    if (!p || p.media == null) return null;
+    const now = p.media + Math.round((this.ctx.currentTime - p.at) * 48000);
+    return this.endMedia == null ? now : Math.min(now, this.endMedia);
+  }
+
+  /** The context's time when what was received has played (or will have played) out;
+   * null when unknown. */
+  playsOutAt() {
+    const p = this.position;
+    if (!p || this.endMedia == null) return null;
+    return p.at + Math.max(0, this.endMedia - p.media) / 48000;
+  }
+
+  /** Play media time `mediaTime` next (drop what is older; hold when it has not come
+   * yet); resolves once the worklet has done so, with whether it is primed. */
+  alignTo(mediaTime) {
+    if (!this.node) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.aligning = resolve;
+      this.node.port.postMessage({ skipTo: mediaTime });
+    });
+  }
+
+  /** The worklet aligned: resolve alignTo now if it still plays, else once it is primed
+   * again (it holds until it has the media time asked for and its target after it). */
+  onAligned(primed) {
+    if (!primed) {
+      this.waitPrimed = true;
+      return;
+    }
+    const resolve = this.aligning;
+    this.aligning = null;
+    resolve?.(true);
   }
 
   onWorklet(stats) {
+    if (stats.position !== undefined) {
+      // (a silent worklet keeps the last position: the estimate stops at endMedia)
+      if (stats.position != null) this.position = { media: stats.position, at: stats.at };
+      return;
+    }
+    if (stats.aligned) {
+      this.onAligned(stats.primed);
+      return;
+    }
     this.stats = { ...this.stats, ...stats };
+    if (stats.primed && this.waitPrimed) {
+      this.waitPrimed = false;
+      this.onAligned(true);
+    }
     if (stats.primed && this.state !== "playing" && this.state !== "failed") {
       this.state = "playing";
       this.hooks.onState("playing");
@@ -150,12 +214,15 @@ export class FrontRow {
     }
     this.decoder = null;
     // What the worklet still holds plays out while the other path starts.
+    // Its position reports go on (playingMediaTime) until it is disconnected.
     const node = this.node;
     const gain = this.gain;
     this.node = null;
     this.gain = null;
-    if (node) node.port.onmessage = null;
+    this.aligning?.(false);
+    this.aligning = null;
     setTimeout(() => {
+      if (node) node.port.onmessage = null;
       node?.disconnect();
       gain?.disconnect();
     }, 400);

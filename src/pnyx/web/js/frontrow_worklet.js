@@ -7,8 +7,17 @@
 // ten seconds without an underrun lower the target by 10 ms (at least 40 ms). It resamples
 // linearly when the context does not run at 48 kHz.
 //
+// Media time: each chunk comes with the program media time of its first sample (48 kHz
+// samples, the LL-HLS timeline: frontrow.js). The processor knows the media time it
+// plays (its read position) and reports it with the context's time every 32 blocks, so
+// the player can line LL-HLS up with it. `{skipTo: m}` drops what is older than media
+// time m (now and in chunks still to come) and answers `{aligned}`: the front row then
+// plays m next, or holds (unprimed) until it has m and its target after it.
+//
 // "pnyx-meter": watches what the page plays (the sum of both paths): the longest run of
-// silence since it was reset (a gap), and a zero-crossing estimate of the frequency.
+// silence since it was reset (a gap), and a zero-crossing estimate of the frequency;
+// on request (`{record: seconds}`) it keeps the last seconds of what is played, and
+// `{dump: true}` posts them (`{recording, sampleRate, endTime}`: diagnostics, tests).
 
 const IN_RATE = 48000;
 
@@ -28,18 +37,57 @@ class FrontRowProcessor extends AudioWorkletProcessor {
     this.lowest = Infinity; // the least buffered in the current second
     this.blocks = 0;
     this.sinceUnderrun = 0;
+    this.starts = []; // media time of each chunk's first sample (null: unknown)
+    this.dropBefore = null; // media time: drop what is older (skipTo)
+    this.reportBlocks = 0;
     this.port.onmessage = (event) => {
       const data = event.data;
       if (data.pcm) {
-        this.chunks.push(data.pcm);
-        this.buffered += data.pcm.length;
+        this.push(data.pcm, Number.isFinite(data.mediaTime) ? data.mediaTime : null);
+      } else if (data.skipTo != null) {
+        this.skipTo(data.skipTo);
       } else if (data.flush) {
         this.chunks = [];
+        this.starts = [];
         this.pos = 0;
         this.buffered = 0;
         this.primed = false;
       }
     };
+  }
+
+  push(pcm, mediaTime) {
+    let chunk = pcm;
+    let start = mediaTime;
+    if (this.dropBefore != null && start != null && start < this.dropBefore) {
+      const cut = Math.min(chunk.length, this.dropBefore - start);
+      this.dropped += cut;
+      chunk = chunk.subarray(cut);
+      start += cut;
+      if (!chunk.length) return;
+    }
+    this.chunks.push(chunk);
+    this.starts.push(start);
+    this.buffered += chunk.length;
+  }
+
+  /** Media time of the next sample played (null when nothing is buffered or unknown). */
+  readMedia() {
+    if (!this.chunks.length || this.starts[0] == null) return null;
+    return this.starts[0] + Math.floor(this.pos);
+  }
+
+  skipTo(mediaTime) {
+    this.dropBefore = mediaTime;
+    let now = this.readMedia();
+    while (now != null && now < mediaTime && this.buffered > 0) {
+      const n = Math.min(mediaTime - now, this.chunks[0].length - Math.floor(this.pos));
+      this.advance(n);
+      this.dropped += n;
+      now = this.readMedia();
+    }
+    if (this.buffered < this.target) this.primed = false; // hold until it has enough
+    this.port.postMessage({ aligned: true, primed: this.primed, mediaTime: this.readMedia() ?? mediaTime });
   }
 
   sampleAt(i) {
@@ -58,6 +106,7 @@ class FrontRowProcessor extends AudioWorkletProcessor {
     while (this.chunks.length && this.pos >= this.chunks[0].length) {
       this.pos -= this.chunks[0].length;
       this.chunks.shift();
+      this.starts.shift();
     }
     if (this.buffered < 0) this.buffered = 0;
   }
@@ -89,6 +138,11 @@ class FrontRowProcessor extends AudioWorkletProcessor {
     }
     this.blocks += 1;
     this.sinceUnderrun += out.length / sampleRate;
+    if (++this.reportBlocks >= 32) {
+      // where it plays, for the player's alignment with LL-HLS (null: silent)
+      this.reportBlocks = 0;
+      this.port.postMessage({ position: this.primed ? this.readMedia() : null, at: currentTime });
+    }
     if (this.blocks * out.length >= sampleRate) {
       // once a second: drop a standing excess; ease the target down when calm
       if (this.primed && this.lowest > this.target + 0.04 * IN_RATE) {
@@ -130,11 +184,29 @@ class MeterProcessor extends AudioWorkletProcessor {
     this.freq = 0;
     this.last = 0;
     this.blocks = 0;
+    this.ring = null; // the last seconds played, when recording
+    this.written = 0;
     this.port.onmessage = (event) => {
-      if (event.data.reset) {
+      const data = event.data;
+      if (data.reset) {
         this.longest = 0;
         this.heard = 0;
         this.gap = 0;
+      } else if (data.record) {
+        this.ring = new Float32Array(Math.round(Math.min(data.record, 60) * sampleRate));
+        this.written = 0;
+      } else if (data.dump && this.ring) {
+        const ring = this.ring;
+        const n = Math.min(this.written, ring.length);
+        const out = new Float32Array(n);
+        const at = this.written % ring.length;
+        if (this.written > ring.length) {
+          out.set(ring.subarray(at));
+          out.set(ring.subarray(0, at), ring.length - at);
+        } else {
+          out.set(ring.subarray(0, n));
+        }
+        this.port.postMessage({ recording: out, sampleRate, endTime: currentTime }, [out.buffer]);
       }
     };
   }
@@ -142,6 +214,13 @@ class MeterProcessor extends AudioWorkletProcessor {
   process(inputs) {
     const input = inputs[0] && inputs[0][0];
     const n = 128;
+    if (this.ring) {
+      const ring = this.ring;
+      for (let i = 0; i < n; i++) {
+        ring[this.written % ring.length] = input ? input[i] : 0;
+        this.written += 1;
+      }
+    }
     let sum = 0;
     if (input) {
       for (let i = 0; i < input.length; i++) {

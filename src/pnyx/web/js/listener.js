@@ -3,7 +3,7 @@
 // hear the space: when the server refuses or asks us to retry later, the audio keeps
 // playing and we try again after Retry-After (with jitter).
 
-import { ApiError, paths, post } from "./api.js";
+import { ApiError, clientId, paths, post } from "./api.js";
 import { Backoff, sleep } from "./retry.js";
 
 export class ListenerSession {
@@ -58,7 +58,9 @@ export class ListenerSession {
       try {
         if (!this.token) {
           this.hooks.onStatus("joining");
-          const res = await post(paths.join(this.spaceId), { token: this.hooks.accountToken(), signal });
+          const token = this.hooks.accountToken();
+          // Anonymous: the kept client id, so a reload counts as the same person.
+          const res = await post(paths.join(this.spaceId, token ? null : clientId()), { token, signal });
           this.token = res.data.token;
           this.heartbeatS = res.data.heartbeat_s || this.heartbeatS;
           this.backoff.reset();

@@ -70,7 +70,7 @@ function replayCard(space) {
 function resultCard(space) {
   if (space.state === "live") return liveCard(space, null);
   if (space.state === "scheduled") return scheduledCard(space);
-  return space.record ? replayCard(space) : h("li", { class: "space-card" },
+  return space.record && !space.recording_deleted ? replayCard(space) : h("li", { class: "space-card" },
     h("a", { class: "space-link", href: `/s/${space.id}`, "data-link": true },
       h("span", { class: "badge" }, "Ended"), h("span", { class: "space-title" }, space.title)),
     h("p", { class: "space-meta" }, h("span", {}, "Hosted by ", h("strong", {}, `@${space.host}`))));

@@ -22,7 +22,7 @@ function spaceItem(space, state) {
       state === "live" ? h("span", { class: "count" }, when)
         : when ? h("time", { datetime: space.scheduled_start || space.ended_at || "" }, when) : null,
       hidden,
-      state === "ended" && space.record
+      state === "ended" && space.record && !space.recording_deleted
         ? h("a", { href: `/replay/${space.id}`, "data-link": true, class: "replay-link" }, "Listen to the replay")
         : null));
 }

@@ -1,12 +1,14 @@
 // The replay of a recorded space: the VOD playlist, and the single-file download; a
-// captioned space's transcript under it (views/transcript.js).
+// captioned space's transcript under it (views/transcript.js). Anyone signed in clips it
+// from the playhead; its host may delete the recording (after a confirm step).
 
-import { get, isPrivateId, paths } from "../api.js";
+import { del, get, isPrivateId, paths, post, replayBeacon } from "../api.js";
 import { tones } from "../audio.js";
 import { Player } from "../player.js";
 import { currentSession } from "../session.js";
-import { describeError, formatWhen, h, setText } from "../ui.js";
+import { describeError, formatWhen, h, setText, show, toast } from "../ui.js";
 import { AnalyticsPanel } from "./audience_panels.js";
+import { fillLengths, lengthSelect } from "./clip_length.js";
 import { TranscriptPanel } from "./transcript.js";
 
 export function mount(main, { params }) {
@@ -58,8 +60,10 @@ export function mount(main, { params }) {
         h("a", { href: `/s/${space.id}`, "data-link": true }, "Go to the space"), "."));
       return;
     }
-    if (!space.record) {
-      body.replaceChildren(meta, h("p", { role: "status" }, "This space was not recorded, so there is no replay."));
+    if (!space.record || space.recording_deleted) {
+      body.replaceChildren(meta, h("p", { role: "status", id: "no-replay" }, space.recording_deleted
+        ? "The host deleted the recording of this space, so there is no replay any more."
+        : "This space was not recorded, so there is no replay."));
       if (space.captions) {
         // No audio to play, but what was said can still be read.
         transcript = new TranscriptPanel(space, { seek: null });
@@ -86,12 +90,20 @@ export function mount(main, { params }) {
     // For diagnostics and the end-to-end tests: what the replay plays right now.
     window.pnyx = window.pnyx || {};
     window.pnyx.replay = {
-      get playerStatus() { return player.status; },
-      hearing: (freqs) => (player.analyser ? { source: "replay", ...tones(player.analyser, freqs) } : null),
+      get playerStatus() { return player?.status ?? null; },
+      hearing: (freqs) => (player?.analyser ? { source: "replay", ...tones(player.analyser, freqs) } : null),
       get currentTime() { return audio.currentTime; },
       get transcriptLine() { return transcript ? transcript.current : null; },
     };
     const src = space.links?.replay || paths.replay(space.id);
+    // Plays and downloads are counted from here (the edges answer the replay itself):
+    // one play per page the first time playback starts, one download per click.
+    let counted = false;
+    audio.addEventListener("playing", () => {
+      if (counted) return;
+      counted = true;
+      replayBeacon(space.id, "play");
+    });
     play.addEventListener("click", () => {
       play.hidden = true;
       player.play(src, { live: false });
@@ -112,8 +124,23 @@ export function mount(main, { params }) {
       audio.addEventListener("timeupdate", () => transcript.follow(audio.currentTime));
       audio.addEventListener("seeked", () => transcript.follow(audio.currentTime));
     }
-    body.replaceChildren(meta, play, audio, status,
-      h("p", {}, h("a", { href: space.links?.recording || paths.recording(space.id), download: `${space.title}.m4a` }, "Download the recording (.m4a)")));
+    const deleted = () => {
+      // What is left once the host deleted it: no player, no transcript to seek in.
+      player?.destroy();
+      player = null;
+      transcript?.close();
+      transcript?.el.remove();
+      transcript = null;
+      body.replaceChildren(meta, h("p", { role: "status", id: "no-replay" },
+        "You deleted the recording of this space: nobody can play or download it any more."));
+    };
+    body.replaceChildren(meta, play, audio, status, clipControls(space, audio),
+      h("p", {}, h("a", {
+        href: space.links?.recording || paths.recording(space.id),
+        download: `${space.title}.m4a`,
+        onclick: () => replayBeacon(space.id, "download"),
+      }, "Download the recording (.m4a)")),
+      session && session.handle === space.host ? deleteControls(space, session, deleted) : "");
     if (transcript) {
       body.after(transcript.el); // under the player, above the host's figures
       transcript.load();
@@ -126,4 +153,80 @@ export function mount(main, { params }) {
     transcript?.close();
     if (window.pnyx) delete window.pnyx.replay;
   };
+}
+
+/** m:ss (or h:mm:ss) of `seconds`. */
+function clock(seconds) {
+  const t = Math.max(0, Math.floor(seconds));
+  const mm = String(Math.floor(t / 60) % 60).padStart(t >= 3600 ? 2 : 1, "0");
+  const ss = String(t % 60).padStart(2, "0");
+  return t >= 3600 ? `${Math.floor(t / 3600)}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+/** "Clip from here": `seconds` of the recording from the playhead (POST …/clips with `at`),
+ * cut at segment boundaries by the server (it may start up to a segment earlier). */
+function clipControls(space, audio) {
+  const length = lengthSelect("replay-clip-length");
+  fillLengths(length, space);
+  const button = h("button", { class: "button", type: "button", id: "replay-clip-button" });
+  const note = h("p", { class: "hint", id: "replay-clip-note", role: "status" });
+  const label = () => setText(button, `✂ Clip ${length.value} s from ${clock(audio.currentTime || 0)}`);
+  label();
+  audio.addEventListener("timeupdate", label);
+  audio.addEventListener("seeked", label);
+  length.addEventListener("change", label);
+  button.addEventListener("click", async () => {
+    const signedIn = currentSession();
+    if (!signedIn) {
+      toast("Sign in to make clips.");
+      return;
+    }
+    const at = Math.max(0, audio.currentTime || 0);
+    button.disabled = true;
+    try {
+      const json = { at, seconds: Number(length.value) };
+      const clip = (await post(paths.clips(space.id), { token: signedIn.token, json })).data;
+      note.replaceChildren("Your clip: ", h("a", { href: clip.links.page, "data-link": true, id: "replay-clip-link" },
+        `${clip.title} (${Math.round(clip.duration)} s from ${clock(clip.start_s)})`));
+      toast("Clip made.");
+    } catch (err) {
+      note.replaceChildren(describeError(err));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h("div", { class: "replay-clip" },
+    h("div", { class: "inline-form clip-row" }, button, h("label", { for: "replay-clip-length" }, "Length"), length),
+    note);
+}
+
+/** The host's "Delete recording", with a confirm step; `done` once it is deleted. */
+function deleteControls(space, session, done) {
+  const button = h("button", { class: "button button-danger", type: "button", id: "delete-recording" }, "Delete recording");
+  const yes = h("button", { class: "button button-danger", type: "button", id: "delete-recording-yes" }, "Yes, delete it");
+  const no = h("button", { class: "button button-quiet", type: "button", id: "delete-recording-no" }, "Cancel");
+  const error = h("p", { class: "form-error", role: "alert" });
+  const confirm = h("div", { class: "confirm", id: "delete-recording-confirm", role: "group", "aria-label": "Confirm deleting the recording", hidden: true },
+    h("p", {}, "Delete this recording for good? Nobody will be able to play or download it any more; clips already made stay."),
+    yes, no);
+  button.addEventListener("click", () => {
+    show(confirm, true);
+    no.focus();
+  });
+  no.addEventListener("click", () => {
+    show(confirm, false);
+    button.focus();
+  });
+  yes.addEventListener("click", async () => {
+    yes.disabled = true;
+    try {
+      await del(paths.deleteRecording(space.id), { token: session.token });
+      toast("Recording deleted.");
+      done();
+    } catch (err) {
+      error.textContent = describeError(err);
+      yes.disabled = false;
+    }
+  });
+  return h("div", { class: "delete-recording" }, button, confirm, error);
 }

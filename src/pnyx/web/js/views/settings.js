@@ -1,8 +1,10 @@
-// Account settings: display name and bio, the password, deleting the account.
+// Account settings: display name and bio, the password, webhooks (views/webhooks.js),
+// deleting the account.
 
 import { ApiError, get, patch, paths, post } from "../api.js";
 import { currentSession, setSession } from "../session.js";
 import { describeError, h, toast } from "../ui.js";
+import { WebhooksSection } from "./webhooks.js";
 
 function errorLine(id) {
   return h("p", { class: "form-error", id, role: "alert", hidden: true });
@@ -109,7 +111,11 @@ export function mount(main, { navigate }) {
     }
   });
 
-  main.append(h("section", { class: "narrow settings" }, h("h1", {}, "Settings"), profileForm, passwordForm, deleteForm));
+  // -- webhooks ---------------------------------------------------------------------
+  const webhooks = new WebhooksSection(token);
+
+  main.append(h("section", { class: "narrow settings" }, h("h1", {}, "Settings"), profileForm, passwordForm, webhooks.el, deleteForm));
+  webhooks.load();
 
   get(paths.account, { token, signal: controller.signal }).then((res) => {
     displayName.value = res.data.display_name;
@@ -117,5 +123,8 @@ export function mount(main, { navigate }) {
   }, (err) => {
     if (err.name !== "AbortError") fail(profileError, err);
   });
-  return () => controller.abort();
+  return () => {
+    controller.abort();
+    webhooks.close();
+  };
 }

@@ -18,6 +18,7 @@ import { StageSocket } from "../stage_socket.js";
 import { StatePoller } from "../state.js";
 import { alertNow, describeError, formatWhen, h, plural, setText, show, toast } from "../ui.js";
 import { AnalyticsPanel, ListenersPanel } from "./audience_panels.js";
+import { fillLengths } from "./clip_length.js";
 import {
   buildSpacePage, floatEmoji, renderAudience, renderPending, renderReactions, renderRequests, renderStage,
 } from "./space_dom.js";
@@ -144,10 +145,19 @@ class SpacePage {
     }
     document.title = `${this.info.title} · Pnyx`;
     setText(this.el.title, this.info.title);
+    fillLengths(this.el.clipLength, this.info);
+    this.clipLabel();
     this.setCaptions(this.info.captions ? captionsWanted() : false);
     setText(this.el.visibility, VISIBILITY_LABEL[this.info.visibility] || "");
     show(this.el.visibility, Boolean(VISIBILITY_LABEL[this.info.visibility]));
     this.poller.start();
+  }
+
+  /** The clip button says how long its clip is (the length chosen). */
+  clipLabel() {
+    const seconds = this.el.clipLength.value;
+    setText(this.el.clip, `✂ Clip the last ${seconds} s`);
+    this.el.clip.title = `Keep the last ${seconds} seconds as a clip with its own page`;
   }
 
   /** A private space is read through signed links, handed only to its audience. */
@@ -190,6 +200,12 @@ class SpacePage {
 
   useLinks(links, expiresAt) {
     this.links = { ...(this.links || {}), ...links };
+    if (links.frontrow && this.frontRowOffer && links.frontrow !== this.frontRowOffer.url) {
+      // A private space's signed front-row URL is renewed with the other links (not only
+      // by a join): an open push goes on, its next connection uses the new URL.
+      this.frontRowOffer = { ...this.frontRowOffer, url: links.frontrow };
+      this.applyFrontRow();
+    }
     clearTimeout(this.linksTimer);
     if (expiresAt && !this.closed) {
       const ms = Math.max(30000, expiresAt * 1000 - Date.now() - LINKS_EARLY_MS);
@@ -205,7 +221,12 @@ class SpacePage {
       const res = await get(paths.links(this.spaceId), { token: this.session.token });
       this.useLinks(res.data.links, res.data.expires_at);
       const src = this.listenSource();
-      if (this.player.playing && src !== before) this.player.play(src, { live: true });
+      if (this.player.playing && src !== before) {
+        // On the push path only the muted, warm LL-HLS moves to the new source
+        // (restarting the player would reopen the push for nothing).
+        if (this.player.path === "frontrow") this.player.setSource(src);
+        else this.player.play(src, { live: true });
+      }
       this.poller.refresh();
     } catch (err) {
       if (err instanceof ApiError && err.status === 403) {
@@ -365,7 +386,7 @@ class SpacePage {
     if (over) {
       el.banner.replaceChildren(
         h("strong", {}, this.endedText()),
-        info.record && s.state === "ended"
+        info.record && !info.recording_deleted && s.state === "ended"
           ? h("span", {}, " ", h("a", { href: `/replay/${this.spaceId}`, "data-link": true }, "Listen to the replay"), ".")
           : "",
         " ", h("a", { href: "/", "data-link": true }, "Find another space"), ".");
@@ -393,7 +414,7 @@ class SpacePage {
     const inAudience = live && !this.stageMember;
     show(el.listenPanel, (inAudience || s.state === "scheduled") && !this.removedReason);
     show(el.micPanel, live && this.stageMember);
-    show(el.clip, inAudience && !this.removedReason);
+    show(el.clipRow, inAudience && !this.removedReason);
     if (over) show(el.listenPanel, this.player.playing);
     show(el.leaveStage, this.role === "speaker" || this.role === "cohost");
     this.renderMic();
@@ -799,13 +820,15 @@ class SpacePage {
     el.leaveStage.addEventListener("click", () => this.act(el.leaveStage, () =>
       put(paths.role(id, this.me), { token: token(), json: { role: "listener" } })));
 
+    el.clipLength.addEventListener("change", () => this.clipLabel());
     el.clip.addEventListener("click", () => {
       if (!this.session) {
         toast("Sign in to make clips.");
         return;
       }
       this.act(el.clip, async () => {
-        const clip = (await post(paths.clips(id), { token: token(), json: {} })).data;
+        const seconds = Number(el.clipLength.value);
+        const clip = (await post(paths.clips(id), { token: token(), json: seconds ? { seconds } : {} })).data;
         el.clipNote.replaceChildren("Your clip: ",
           h("a", { href: clip.links.page, "data-link": true, id: "clip-link" }, `${clip.title} (${Math.round(clip.duration)} s)`));
         toast("Clip made.");
@@ -1020,6 +1043,16 @@ class SpacePage {
         };
       },
       resetMeter() { page.player.resetMeter(); },
+      /** Stalls since playing started: `waiting` events, hls.js buffer stalls, rebuilds. */
+      get playerStalls() { return { ...page.player.stalls }; },
+      /** hls.js's live latency: where it plays (s behind the live edge), its target (the
+       * playlist's PART-HOLD-BACK, raised by hls.js after each stall) and that hold-back. */
+      get playerLatency() {
+        const hls = page.player.hls;
+        if (!hls) return null;
+        const details = hls.latestLevelDetails;
+        return { latency: hls.latency, target: hls.targetLatency, partHoldBack: details ? details.partHoldBack : null };
+      },
       /** Captions: on or off, the player's subtitle track (-1: none), the cues held. */
       get captions() {
         return {

@@ -2,6 +2,7 @@
 // keep elements, and the keyboard focus inside them, across updates).
 
 import { EMOJI, h, hue, initials, ROLE_LABEL, setText, show, syncList } from "../ui.js";
+import { lengthSelect } from "./clip_length.js";
 
 /** Build the page skeleton; returns the elements the controller updates. `captions`:
  * the live captions' element (js/captions.js), placed under the player. */
@@ -36,12 +37,16 @@ export function buildSpacePage(spaceId, captions) {
   }, "Front row");
   el.listenStatus = h("p", { class: "player-status", id: "player-status", role: "status" });
   el.listenNotice = h("p", { class: "notice", id: "listener-notice", hidden: true });
-  el.clip = h("button", { class: "button", type: "button", id: "clip-button", hidden: true, title: "Keep the last 30 seconds as a clip with its own page" }, "✂ Clip the last 30 s");
+  // The clip's length: the node's default, or the listener's choice (views/clip_length.js).
+  el.clip = h("button", { class: "button", type: "button", id: "clip-button", title: "Keep the last seconds as a clip with its own page" }, "✂ Clip the last 30 s");
+  el.clipLength = lengthSelect("clip-length");
+  el.clipRow = h("div", { class: "inline-form clip-row", id: "clip-row", hidden: true },
+    el.clip, h("label", { for: "clip-length" }, "Length"), el.clipLength);
   el.clipNote = h("p", { class: "hint", id: "clip-note", role: "status" });
   el.listenPanel = h("section", { class: "panel listen-panel", id: "listen-panel", "aria-labelledby": "listen-heading", hidden: true },
     h("h2", { id: "listen-heading" }, "Listen"),
     h("div", { class: "row" }, el.play, el.listenMeter, el.cc, el.frontRow),
-    captions, el.listenStatus, el.listenNotice, el.clip, el.clipNote, el.listenAudio);
+    captions, el.listenStatus, el.listenNotice, el.clipRow, el.clipNote, el.listenAudio);
 
   // Speaking (on stage).
   el.mixAudio = h("audio", { id: "mix-audio", autoplay: true });
