@@ -5,10 +5,14 @@ Pnyx nodes, Redis + PostgreSQL, coturn, a listener and a speaker behind a NAT.
     python scripts/netlab.py status   # the labs on this machine, their processes
     python scripts/netlab.py down     # remove labs whose builder died (--all: every lab)
 
-While ``up`` runs, try it from another shell, e.g.::
+Every server runs with the settings of ``docs/deploy.md`` (``start_stack``): the edge
+serves HTTPS with a self-signed certificate (port 80 redirects), the nodes hand out TURN
+credentials minted from coturn's secret, share a link secret with the edge, trust the
+edge's ``X-Forwarded-For`` and use the ICE UDP range 40000-40999. While ``up`` runs, try
+it from another shell, e.g.::
 
-    ip netns exec pnyxlab-<pid>-listener curl -s http://10.213.1.2/healthz
-    ip netns exec pnyxlab-<pid>-speaker curl -s http://10.213.1.2/healthz
+    ip netns exec pnyxlab-<pid>-listener curl -s --cacert CERT https://10.213.1.2/healthz
+    ip netns exec pnyxlab-<pid>-speaker curl -si http://10.213.1.2/healthz   # a 308
 
 The code is ``tests/support/netlab.py`` (the network) and
 ``tests/support/netlab_servers.py`` (the servers); ``docs/deploy.md`` explains the roles.
@@ -29,7 +33,7 @@ for path in (ROOT, ROOT / "src"):
         sys.path.insert(0, str(path))
 
 from tests.support import netlab  # noqa: E402
-from tests.support.netlab_servers import start_stack  # noqa: E402
+from tests.support.netlab_servers import TURN_SECRET, start_stack  # noqa: E402
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -41,11 +45,17 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with netlab.lab(workdir, plan) as lab:
         stack = start_stack(lab, fast=False)
+        cert = stack.edge.cert.cert if stack.edge.cert else None
         rows = [
-            ("edge", f"{stack.edge.url}  (nginx, pnyx edge-config)"),
+            ("edge", f"{stack.edge.url}  (nginx, pnyx edge-config; certificate {cert})"),
             *((h, f"{n.url}  (pnyx serve)") for h, n in stack.nodes.items()),
             ("db", f"{stack.redis}  {stack.postgres.url}"),
-            ("turn", f"turn:{stack.turn.addr}:{stack.turn.port} (udp, tcp)" if stack.turn else "-"),
+            (
+                "turn",
+                f"turn:{stack.turn.addr}:{stack.turn.port} (udp, tcp; secret {TURN_SECRET})"
+                if stack.turn
+                else "-",
+            ),
             ("listener", lab.addr["listener"]),
             (
                 "speaker",
@@ -56,7 +66,10 @@ def _up(args: argparse.Namespace) -> int:
         print(f"lab {lab.tag} is up (logs in {workdir}):")
         for host, what in rows:
             print(f"  {host:9} {lab.ns(host):28} {what}")
-        print(f"try: ip netns exec {lab.ns('listener')} curl -s {stack.edge.url}/healthz")
+        print(
+            f"try: ip netns exec {lab.ns('listener')} curl -s --cacert {cert} "
+            f"{stack.edge.url}/healthz"
+        )
         print("Ctrl-C (or SIGTERM) tears it down.", flush=True)
         stop.wait()
         print("tearing down…", flush=True)

@@ -2,10 +2,12 @@
 
 On the rehearsal network (``tests/support/netlab.py``) the speaker host sits behind a
 NAT that drops every UDP packet it sends to the node hosts; only the TURN host (coturn,
-``use-auth-secret``) and TCP to the edge get through. The nodes hand out TURN servers
-with credentials minted from the shared secret (``Link: rel="ice-server"`` on the
-publish URL's OPTIONS), the edge serves HTTPS with a certificate for its address, and a
-listener on its own host plays the space through the edge:
+``use-auth-secret``) and TCP to the edge get through. The stack is the one
+``scripts/netlab.py up`` starts, with docs/deploy.md's settings
+(``netlab_servers.start_stack``): the nodes hand out TURN servers with credentials
+minted from the shared secret (``Link: rel="ice-server"`` on the publish URL's
+OPTIONS), the edge serves HTTPS with a certificate for its address, and a listener on
+its own host plays the space through the edge:
 
 * an aiortc speaker, with every candidate type allowed, can only connect through the
   relay: its direct attempts are counted by the NAT's drop rule, the selected pair is
@@ -13,18 +15,19 @@ listener on its own host plays the space through the edge:
   tone over HTTPS;
 * the web client in Chromium, run inside the speaker host (a secure context: HTTPS with
   a certificate Chromium was told to trust), publishes its microphone the same way and
-  the listener hears it.
+  the listener hears it;
+* with the NAT switched to dropping **all** UDP (the issue's "a network that blocks
+  UDP": TURN's UDP too, proved by a STUN request that gets no answer), an aiortc speaker
+  given only ``turn:…?transport=tcp`` connects through a relay coturn allocated over
+  TCP (its TCP connection from the NAT's address seen on the TURN host), and the
+  listener hears its tone over HTTPS.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import re
 import ssl
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,11 +36,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aiortc import RTCConfiguration
+from aiortc import RTCConfiguration, RTCIceServer
 
-from pnyx.edge import Tls
 from tests.e2e.test_audio import (
     COHOST_HZ,
+    HOST_HZ,
     SPEAKER_HZ,
     Background,
     heard_by_listener,
@@ -47,21 +50,18 @@ from tests.multihost.conftest import built_lab
 from tests.support import netlab
 from tests.support.api import User, create_space, new_user
 from tests.support.browser import chromiums, require_browser, sign_in, tone_wav
-from tests.support.coturn import ALLOCATED
 from tests.support.hls import HlsListener
 from tests.support.ice import ice_servers, selected_pair
 from tests.support.netlab_servers import (
-    TURN_SECRET,
+    EDGE_TLS_PORT,
+    TURN_PORT,
     LabEdge,
     LabTurn,
-    start_edge,
-    start_node,
-    start_postgres,
-    start_redis,
-    start_turn,
+    start_stack,
+    stun_mapped_address,
 )
 from tests.support.poll import eventually
-from tests.support.tls import Cert, self_signed
+from tests.support.tls import Cert, spki_hash
 from tests.support.webrtc import Speaker, ToneTrack, publish
 
 pytestmark = pytest.mark.multihost
@@ -69,7 +69,7 @@ pytestmark = pytest.mark.multihost
 # Tones the listener's analysis looks for (tests/e2e/test_audio.py).
 AIORTC_HZ = COHOST_HZ
 BROWSER_HZ = SPEAKER_HZ
-HTTPS_PORT = 443
+TCP_ONLY_HZ = HOST_HZ
 
 
 @dataclass
@@ -85,7 +85,9 @@ class Site:
 
     def trust(self) -> ssl.SSLContext:
         """Verify the edge against its own (self-signed) certificate, and nothing else."""
-        return ssl.create_default_context(cafile=str(self.cert.cert))
+        trust = self.edge.trust()
+        assert isinstance(trust, ssl.SSLContext)
+        return trust
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, verify=self.trust(), timeout=20)
@@ -99,40 +101,16 @@ class Site:
 
     def allocated_for(self, handle: str) -> bool:
         """coturn allocated a relay for TURN REST credentials minted for ``handle``."""
-        log = self.turn.log.read_text(errors="replace")
-        return any(u.endswith(f":{handle}") for u in ALLOCATED.findall(log))
+        return bool(self.turn.allocated_for(handle))
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with built_lab(tmp_path_factory.mktemp("nat-lab")) as lab:
-        turn = start_turn(lab)
-        redis = start_redis(lab)
-        pg = start_postgres(lab)
-        ice = {
-            "ice_stun_urls": f"stun:{turn.addr}:{turn.port}",
-            "ice_turn_urls": ",".join(turn.urls),
-            "ice_turn_secret": TURN_SECRET,
-        }
-        nodes = [
-            start_node(lab, host, database=pg.url, redis=redis, settings=ice)
-            for host in ("node-a", "node-b")
-        ]
-        addr = lab.addr["edge"]
-        # nginx's workers (an unprivileged user) must reach the certificate's folder.
-        folder = Path(tempfile.mkdtemp(prefix="pnyxlab-tls-"))
-        folder.chmod(0o755)
-        lab.on_teardown(lambda: subprocess.run(["rm", "-rf", str(folder)], check=False))
-        cert = self_signed(folder, hosts=(addr,))
-        edge = start_edge(
-            lab,
-            [n.url.removeprefix("http://") for n in nodes],
-            port=HTTPS_PORT,
-            scheme="https",
-            listen=f"{addr}:80",
-            tls=Tls(cert.cert, cert.key, listen=f"{addr}:{HTTPS_PORT}"),
-        )
-        yield Site(lab, edge, turn, cert)
+        stack = start_stack(lab)  # docs/deploy.md's settings: TURN, HTTPS, link secret…
+        assert stack.turn is not None and stack.edge.cert is not None
+        assert stack.edge.url == f"https://{lab.addr['edge']}:{EDGE_TLS_PORT}"
+        yield Site(lab, stack.edge, stack.turn, stack.edge.cert)
 
 
 def new_space(site: Site, who: str) -> tuple[User, str]:
@@ -206,18 +184,6 @@ async def test_an_aiortc_speaker_behind_the_nat_speaks_through_turn_only(site: S
         await speaker_host.run(speaker.close())
 
 
-def spki_hash(cert: Path) -> str:
-    """base64 SHA-256 of the certificate's public key: what Chromium's
-    --ignore-certificate-errors-spki-list trusts (this certificate only)."""
-    der = subprocess.run(
-        ["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], capture_output=True, check=True
-    ).stdout
-    spki = subprocess.run(
-        ["openssl", "pkey", "-pubin", "-outform", "der"], input=der, capture_output=True, check=True
-    ).stdout
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
-
-
 async def test_the_web_client_behind_the_nat_is_heard_over_https(
     site: Site, tmp_path: Path
 ) -> None:
@@ -255,3 +221,64 @@ async def test_the_web_client_behind_the_nat_is_heard_over_https(
     finally:
         done.set()
         await asyncio.gather(browsing, return_exceptions=False)
+
+
+async def speak_over_tcp_only(site: Site, space: str, host: User) -> tuple[Speaker, Any]:
+    """On the speaker host: publish a tone with the publish URL's TURN-over-TCP server
+    only (no STUN, no UDP TURN: this network lets no UDP out); the selected pair."""
+    async with site.async_client() as client:
+        r = await client.options(f"{site.url}/v1/spaces/{space}/publish", headers=host.auth)
+        assert r.status_code == 204, r.text
+        servers = ice_servers(r.headers.get_list("link"))
+    tcp = [s for s in servers if str(s.urls).startswith("turn:") and "transport=tcp" in s.urls]
+    assert len(tcp) == 1 and tcp[0].username and tcp[0].credential, servers
+    only: list[RTCIceServer] = tcp
+    speaker = await publish(
+        site.url,
+        space,
+        host.token,
+        ToneTrack(TCP_ONLY_HZ),
+        configuration=RTCConfiguration(iceServers=only),
+        verify=site.trust(),
+    )
+    await speaker.connected(within=30)
+    return speaker, selected_pair(speaker.pc)
+
+
+def tcp_peers(site: Site) -> set[str]:
+    """The addresses of the established TCP connections to coturn's port on the TURN host."""
+    out = site.lab.run(
+        "turn", ["ss", "-Htn", "state", "established", f"( sport = :{TURN_PORT} )"]
+    ).stdout.decode()
+    return {line.split()[-1].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
+
+
+async def test_a_speaker_on_a_network_that_blocks_all_udp_speaks_through_turn_over_tcp(
+    site: Site,
+) -> None:
+    host, space = new_space(site, "tcponly")
+    lab = site.lab
+    lab.speaker_udp(netlab.UDP_NONE)
+    speaker_host = lab.worker("speaker")
+    speaker: Speaker | None = None
+    try:
+        # No UDP leaves the speaker's network, TURN's own port included.
+        with pytest.raises(TimeoutError):
+            lab.call("speaker", lambda: stun_mapped_address(site.turn.addr, TURN_PORT, 1.0))
+        assert lab.counters("nat").get("udp_dropped", 0) >= 1
+        speaker, pair = await speaker_host.run(speak_over_tcp_only(site, space, host))
+        assert pair is not None
+        assert (pair.local_candidate.type, pair.local_candidate.host) == ("relay", site.turn.addr)
+        assert site.allocated_for(host.handle), site.turn.log.read_text()[-3000:]
+        # The allocation's control connection: TCP from the NAT's (masqueraded) address.
+        assert lab.addr["nat"] in tcp_peers(site), tcp_peers(site)
+        started = time.time()
+        await lab.worker("listener").run(listen_for(site, space, TCP_ONLY_HZ, started))
+        # Every datagram the speaker tried (its host candidates' checks) was dropped;
+        # none went to TURN's UDP port.
+        counters = lab.counters("nat")
+        assert counters.get("udp_dropped", 0) > 1, counters
+    finally:
+        if speaker is not None:
+            await speaker_host.run(speaker.close())
+        lab.speaker_udp(netlab.UDP_TO_NODES)

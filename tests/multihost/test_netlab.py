@@ -73,7 +73,9 @@ STALE_BUILDER = """
 import pathlib, sys, time
 from tests.support import netlab
 lab = netlab.build(pathlib.Path(sys.argv[1]))
-lab.spawn("db", ["sleep", "600"])
+sleeper = lab.spawn("db", ["sleep", "600"])
+(lab.workdir / "sleeper.tmp").write_text(str(sleeper.pid))
+(lab.workdir / "sleeper.tmp").rename(lab.workdir / "sleeper.pid")
 time.sleep(600)
 """
 
@@ -88,6 +90,7 @@ def killed_run(folder: Path) -> tuple[str, int]:
         stderr=subprocess.PIPE,
     )
     tag = f"{netlab.PREFIX}{builder.pid}"
+    pid_file = folder / "sleeper.pid"
     try:
 
         def up() -> Seen:
@@ -96,9 +99,13 @@ def killed_run(folder: Path) -> tuple[str, int]:
                 if "LabUnavailable" in err:
                     unavailable(err.strip().splitlines()[-1])
                 raise AssertionError(f"the builder exited: {err}")
+            # Not just any process in db: while the lab is being built, its own short
+            # `ip -n` commands pass through the namespace too.
             names = netlab.list_namespaces(tag + "-")
-            pids = netlab.namespace_pids(f"{tag}-db") if len(names) == 9 else []
-            return Seen(bool(pids), f"namespaces {names}, processes in db {pids}")
+            pids = netlab.namespace_pids(f"{tag}-db")
+            told = pid_file.read_text() if pid_file.exists() else ""
+            seen = told.isdigit() and int(told) in pids
+            return Seen(seen, f"namespaces {names}, processes in db {pids}, sleeper {told!r}")
 
         wait_until(up, 30, "the first run's lab, with a process in it")
     finally:
@@ -106,7 +113,8 @@ def killed_run(folder: Path) -> tuple[str, int]:
         builder.wait(timeout=10)
         if builder.stderr:
             builder.stderr.close()
-    (sleeper,) = netlab.namespace_pids(f"{tag}-db")
+    sleeper = int(pid_file.read_text())
+    assert netlab.namespace_pids(f"{tag}-db") == [sleeper]
     assert len(netlab.list_namespaces(tag + "-")) == 9  # the killed run left it all behind
     return tag, sleeper
 

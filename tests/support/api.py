@@ -44,6 +44,17 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     return dict(body["error"])
 
 
+def limited(response: httpx.Response, code: str) -> dict[str, Any]:
+    """A rate limit's refusal: 429 with its code, ``Retry-After`` and the jitter hint."""
+    err = error_of(response, 429)
+    assert err["code"] == code, err
+    assert err["kind"] == "rate_limited"
+    assert err["message"].startswith("too many "), err
+    assert int(response.headers["retry-after"]) >= 1
+    assert float(response.headers["pnyx-retry-jitter"]) == 0.5
+    return err
+
+
 def register(c: httpx.Client, handle: str, password: str = "correct horse") -> User:
     ok(c.post("/v1/accounts", json={"handle": handle, "password": password}), 201)
     token = ok(c.post("/v1/sessions", json={"handle": handle, "password": password}))["token"]

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -32,11 +33,20 @@ PRIMING = 2048  # samples an AAC decoder needs before a part's audio is its own
 
 
 class SelfHealingSpeaker:
-    def __init__(self, base_url: str, space: str, token: str, freq_hz: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        space: str,
+        token: str,
+        freq_hz: float,
+        *,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.base_url = base_url
         self.space = space
         self.token = token
         self.freq_hz = freq_hz
+        self.verify = verify  # how an HTTPS base_url is checked (a context trusting its cert)
         self.speaker: webrtc.Speaker | None = None
         self.published_at: list[float] = []  # wall clock of every 201
         self.failures: list[str] = []  # publishes that failed (and were tried again)
@@ -57,17 +67,23 @@ class SelfHealingSpeaker:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(old.close(), 2)
         track = webrtc.ToneTrack(self.freq_hz)
-        speaker = await webrtc.publish(self.base_url, self.space, self.token, track, retry_for=15)
+        speaker = await webrtc.publish(
+            self.base_url, self.space, self.token, track, retry_for=15, verify=self.verify
+        )
         self.published_at.append(time.time())
         self.speaker = speaker
         await speaker.connected(within=10)
 
     async def _socket(self) -> None:
         """Hold the stage socket; when it closes (not by us), the stage may have moved."""
-        url = self.base_url.replace("http://", "ws://") + f"/v1/spaces/{self.space}/stage"
+        url = "ws" + self.base_url.removeprefix("http") + f"/v1/spaces/{self.space}/stage"
+        tls: ssl.SSLContext | None = None
+        if url.startswith("wss:"):
+            tls = self.verify if isinstance(self.verify, ssl.SSLContext) else None
+            tls = tls or ssl.create_default_context()
         while not self._closing:
             with contextlib.suppress(OSError, websockets.WebSocketException, TimeoutError):
-                async with websockets.connect(url, open_timeout=5) as ws:
+                async with websockets.connect(url, open_timeout=5, ssl=tls) as ws:
                     await ws.send(json.dumps({"type": "auth", "v": 1, "token": self.token}))
                     async for raw in ws:
                         msg = json.loads(raw)
@@ -157,17 +173,22 @@ async def kill_drill(
     *,
     tone_hz: float,
     back_within_s: float,
+    verify: ssl.SSLContext | bool = True,
 ) -> Drill:
     """The kill-a-node drill: a :class:`SelfHealingSpeaker` (the host, ``token``) and a
-    listener that keeps its playlist URL, both through ``edge_url``; once the listener hears
-    the tone, ``victim`` (the node running the space's stage) is SIGKILLed, and the tone must
-    come back at the listener, in parts newer than the newest the survivor lists right after
-    the kill, within ``back_within_s`` + 10 s (the caller asserts the tighter bound)."""
-    speaker = SelfHealingSpeaker(edge_url, space, token, tone_hz)
+    listener that keeps its playlist URL, both through ``edge_url`` (``verify``: how an
+    HTTPS edge is checked); once the listener hears the tone, ``victim`` (the node running
+    the space's stage) is SIGKILLed, and the tone must come back at the listener, in parts
+    newer than the newest the survivor lists right after the kill, within
+    ``back_within_s`` + 10 s (the caller asserts the tighter bound)."""
+    speaker = SelfHealingSpeaker(edge_url, space, token, tone_hz, verify=verify)
     await speaker.start()
     stop = asyncio.Event()
     try:
-        async with hls.HlsListener(edge_url, space) as listener:
+        async with (
+            httpx.AsyncClient(timeout=15.0, verify=verify) as client,
+            hls.HlsListener(edge_url, space, client=client) as listener,
+        ):
             await listener.start(within=20)
             following = asyncio.create_task(keep_listening(listener, stop))
             try:

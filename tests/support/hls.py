@@ -64,6 +64,8 @@ class Playlist:
     can_block_reload: bool
     ended: bool
     vod: bool
+    can_skip_until: float | None = None  # CAN-SKIP-UNTIL: delta updates offered
+    skipped_segments: int = 0  # a delta update: EXT-X-SKIP stood for this many first segments
 
     @property
     def parts(self) -> list[PartEntry]:
@@ -72,7 +74,7 @@ class Playlist:
 
     @property
     def next_msn(self) -> int:
-        return self.media_sequence + len(self.segments)
+        return self.media_sequence + self.skipped_segments + len(self.segments)
 
 
 _ATTR = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
@@ -92,6 +94,8 @@ def parse_playlist(text: str) -> Playlist:
     media_sequence = 0
     init_uri = hint = None
     can_block = ended = vod = False
+    can_skip_until: float | None = None
+    skipped = 0
     segments: list[SegmentEntry] = []
     pending_parts: list[PartEntry] = []
     extinf: float | None = None
@@ -113,6 +117,12 @@ def parse_playlist(text: str) -> Playlist:
             can_block = control.get("CAN-BLOCK-RELOAD") == "YES"
             if "PART-HOLD-BACK" in control:
                 part_hold_back = float(control["PART-HOLD-BACK"])
+            if "CAN-SKIP-UNTIL" in control:
+                can_skip_until = float(control["CAN-SKIP-UNTIL"])
+        elif tag == "#EXT-X-SKIP":
+            if skipped or segments or pending_parts:
+                raise ValueError("EXT-X-SKIP must come once, before the first segment")
+            skipped = int(_attrs(value)["SKIPPED-SEGMENTS"])
         elif tag == "#EXT-X-PRELOAD-HINT":
             hint = _attrs(value)["URI"]
         elif tag == "#EXT-X-ENDLIST":
@@ -125,12 +135,12 @@ def parse_playlist(text: str) -> Playlist:
             extinf = float(value.split(",")[0])
         elif tag == "#EXT-X-PART":
             a = _attrs(value)
-            msn = media_sequence + len(segments)
+            msn = media_sequence + skipped + len(segments)
             pending_parts.append(PartEntry(msn, len(pending_parts), float(a["DURATION"]), a["URI"]))
         elif not line.startswith("#"):
             if extinf is None:
                 raise ValueError(f"segment {line!r} without #EXTINF")
-            msn = media_sequence + len(segments)
+            msn = media_sequence + skipped + len(segments)
             segments.append(SegmentEntry(msn, extinf, line, tuple(pending_parts), discontinuity))
             pending_parts, extinf, discontinuity = [], None, False
     return Playlist(
@@ -147,6 +157,8 @@ def parse_playlist(text: str) -> Playlist:
         can_block_reload=can_block,
         ended=ended,
         vod=vod,
+        can_skip_until=can_skip_until,
+        skipped_segments=skipped,
     )
 
 
@@ -287,6 +299,11 @@ class HlsListener:
     segment; ``await listener.follow(seconds)`` then fetches every new part, in order, as
     soon as a blocking playlist reload lists it. Run ``follow`` in a task to listen in the
     background; ``stop()`` ends it.
+
+    Reloads are of the whole playlist unless ``delta``: then, where the playlist offers
+    them (``CAN-SKIP-UNTIL``), blocking reloads ask for delta updates (``_HLS_skip=YES``).
+    Nothing needs merging: the listener reads only the parts, which lie within three
+    target durations of the edge, never past the skip boundary (six or more).
     """
 
     def __init__(
@@ -297,7 +314,9 @@ class HlsListener:
         client: httpx.AsyncClient | None = None,
         playlist: str = "live.m3u8",
         http_timeout: float = 15.0,
+        delta: bool = False,
     ) -> None:
+        self.delta = delta
         self.base = f"{base_url.rstrip('/')}/media/{space}/"
         self.playlist_url = urljoin(self.base, playlist)
         self._own = client is None
@@ -337,17 +356,26 @@ class HlsListener:
     # -- requests -----------------------------------------------------------------------
 
     async def get(self, url: str, **params: Any) -> httpx.Response:
-        r = await self.client.get(url, params=params or None)
+        try:
+            r = await self.client.get(url, params=params or None)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            # The server closed (or reset) a kept-alive connection as the request went out
+            # (nginx's old workers do when it reloads): sent once more on a new connection,
+            # as a browser does with a request that got no byte back on a reused one.
+            r = await self.client.get(url, params=params or None)
         if r.status_code != 200:
             raise HlsError(f"GET {r.url} → {r.status_code} {r.text[:200]}")
         return r
 
     async def playlist(self, msn: int | None = None, part: int | None = None) -> Playlist:
-        params: dict[str, int] = {}
+        params: dict[str, int | str] = {}
         if msn is not None:
             params["_HLS_msn"] = msn
             if part is not None:
                 params["_HLS_part"] = part
+            last = self.playlists[-1] if self.playlists else None
+            if self.delta and last is not None and last.can_skip_until:
+                params["_HLS_skip"] = "YES"
         sent = time.time()
         r = await self.get(self.playlist_url, **params)
         if params:

@@ -20,6 +20,8 @@ to the speaker's LAN: the speaker is reached only through the NAT's masquerade, 
 home network. The NAT (nftables, table ``pnyxlab``) drops UDP from the speaker's LAN to
 the node hosts (10.213.10.0/23): WebRTC media can only go through TURN. Everything else
 passes (UDP and TCP to the TURN host, TCP to the edge and the nodes), masqueraded.
+:meth:`Lab.speaker_udp` switches the NAT to dropping **all** UDP from the speaker's LAN
+(TURN's too, a network that lets only TCP out): then only TURN over TCP carries media.
 
 No link leads out of the namespaces this module makes: every veth is created inside the
 router's or the NAT's namespace, so nothing of the lab is ever in the machine's own
@@ -61,6 +63,8 @@ NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 DEFAULT_BASE = "10.213.0.0/16"
 NAT_TABLE = "pnyxlab"
+UDP_TO_NODES = "to_nodes"  # the NAT drops the speaker's UDP to the node hosts (default)
+UDP_NONE = "none"  # the NAT drops all of the speaker's UDP, to TURN included
 
 
 class LabCommandFailed(RuntimeError):
@@ -216,10 +220,20 @@ class Lab:
             return [("nat", "eth0"), ("router", "r-nat")]
         return [(host, "eth0"), ("router", f"r-{host}")]
 
+    def speaker_udp(self, blocked: str) -> None:
+        """What the NAT drops of the speaker LAN's UDP: ``UDP_TO_NODES`` (what the lab is
+        built with: direct UDP to the node hosts) or ``UDP_NONE`` (every datagram, the
+        TURN host's included: only TCP leaves, as on networks that block UDP). Replaces
+        the NAT's table in one nft transaction (its counters start again from 0;
+        established flows keep their masquerade, which conntrack holds)."""
+        rules = _nat_rules(self, blocked)
+        self.run("nat", ["nft", "-f", "-"], input=f"delete table ip {NAT_TABLE}\n{rules}".encode())
+
     # -- facts -----------------------------------------------------------------------
     def counters(self, host: str = "nat", table: str = NAT_TABLE) -> dict[str, int]:
         """Packets each commented nftables rule of ``table`` in ``host`` matched, by
-        comment (the NAT's: ``to_turn``, ``udp_to_nodes_dropped``, ``masqueraded``)."""
+        comment (the NAT's: ``to_turn``, ``udp_to_nodes_dropped``, ``masqueraded``; with
+        ``UDP_NONE``: ``udp_dropped``)."""
         out = self.run(host, ["nft", "list", "table", "ip", table]).stdout.decode()
         counters: dict[str, int] = {}
         for line in out.splitlines():
@@ -417,12 +431,20 @@ def _link(
     _ip("-n", ins, "route", "add", "default", "via", plan.addr(index, 1))
 
 
-def _nat_rules(lab: Lab) -> str:
+def _nat_rules(lab: Lab, blocked: str = UDP_TO_NODES) -> str:
+    if blocked not in (UDP_TO_NODES, UDP_NONE):
+        raise ValueError(f"blocked must be {UDP_TO_NODES!r} or {UDP_NONE!r}, not {blocked!r}")
     turn = lab.addr["turn"]
     lan = lab.plan.subnet(lab.plan.speaker_lan)
+    every_udp = (
+        f'iifname "lan0" ip saddr {lan} meta l4proto udp counter drop comment "udp_dropped"'
+        if blocked == UDP_NONE
+        else ""
+    )
     return f"""table ip {NAT_TABLE} {{
     chain forward {{
         type filter hook forward priority 0; policy accept;
+        {every_udp}
         iifname "lan0" ip daddr {turn} counter accept comment "to_turn"
         iifname "lan0" ip saddr {lan} ip daddr {lab.nodes_net} meta l4proto udp counter drop \\
             comment "udp_to_nodes_dropped"

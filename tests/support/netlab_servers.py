@@ -8,7 +8,10 @@
   (extra ``EdgeSpec`` fields pass through; :meth:`LabEdge.reload` is nginx's SIGHUP);
 - :func:`start_turn` on ``turn``: coturn on ADDR:3478 (UDP and TCP) with a shared
   secret (TURN REST credentials: :func:`turn_credentials`);
-- :func:`start_stack`: all of them, in that order.
+- :func:`start_stack`: all of them, in that order, with the settings of docs/deploy.md
+  (:func:`node_settings`: TURN and STUN with the shared secret, the ICE address and UDP
+  port range, the edge as the only trusted proxy, the link secret; the edge on HTTPS
+  with a self-signed certificate, port 80 redirecting, checking signed links itself).
 
 Every port is the standard one: each host has its own network namespace, so nothing
 collides with the machine or with a parallel lab. Readiness is checked from inside the
@@ -24,6 +27,7 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -34,23 +38,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pnyx.edge import EdgeSpec, create_folders, render
+import httpx
+
+from pnyx.edge import EdgeSpec, Tls, create_folders, render
+from tests.support.coturn import ALLOCATED
 from tests.support.netlab import Lab
 from tests.support.nginx import Edge
 from tests.support.pnyx_server import FAST, SECRET, PnyxProcess
 from tests.support.poll import wait_until
 from tests.support.postgres_server import FAST_SETTINGS, SUPERUSER, _find_tools, _server_user
 from tests.support.procs import port_open, require_binary
+from tests.support.tls import Cert, self_signed
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 REDIS_PORT = 6379
 POSTGRES_PORT = 5432
 NODE_PORT = 8000
 EDGE_PORT = 80
+EDGE_TLS_PORT = 443
 TURN_PORT = 3478
 TURN_RELAY_PORTS = (49152, 49407)  # coturn's relay range on the TURN host
 TURN_REALM = "pnyx.lab"
 TURN_SECRET = "lab-turn-secret-0123456789abcdef"
+ICE_PORTS = (40000, 40999)  # each node's WebRTC UDP range (ice_port_min, ice_port_max)
+# Private spaces' signed links: the nodes sign them, the edge checks them (docs/deploy.md).
+LINK_SECRET = "lab-link-secret-shared-by-the-nodes-and-the-edge"
 LEASES = {"lease_ttl_s": "1", "lease_renew_s": "0.25"}  # the defaults, as the e2e tests say
 
 
@@ -221,11 +233,89 @@ def start_node(
     return node
 
 
+def turn_urls(lab: Lab, host: str = "turn") -> list[str]:
+    """The TURN URLs of coturn on ``host`` (:func:`start_turn`): UDP and TCP."""
+    addr = lab.addr[host]
+    return [f"turn:{addr}:{TURN_PORT}?transport=udp", f"turn:{addr}:{TURN_PORT}?transport=tcp"]
+
+
+def node_settings(lab: Lab, host: str, *, turn: bool = True) -> dict[str, str]:
+    """A node's settings from docs/deploy.md ("Settings the machines share", the node's
+    ``pnyx.toml``), as ``PNYX_*`` values: it gathers ICE candidates on its own address
+    in the UDP range ``ICE_PORTS``; believes ``X-Forwarded-For`` from the edge only; signs
+    private spaces' links with the edge's secret; and, with ``turn``, hands speakers the
+    TURN host as STUN and TURN (UDP and TCP) servers with credentials minted from
+    coturn's shared secret."""
+    low, high = ICE_PORTS
+    settings = {
+        "ice_addresses": lab.addr[host],
+        "ice_port_min": str(low),
+        "ice_port_max": str(high),
+        "trusted_proxies": lab.addr["edge"],
+        "link_secret": LINK_SECRET,
+    }
+    if turn:
+        settings |= {
+            "ice_stun_urls": f"stun:{lab.addr['turn']}:{TURN_PORT}",
+            "ice_turn_urls": ",".join(turn_urls(lab)),
+            "ice_turn_secret": TURN_SECRET,
+        }
+    return settings
+
+
 # -- edge host ---------------------------------------------------------------------------
 class LabEdge(Edge):
+    cert: Cert | None = None  # the edge's certificate when it serves HTTPS
+
     def reload(self) -> None:
         """Re-read the config (what ``systemctl reload`` does: SIGHUP to the master)."""
         self.proc.send_signal(1)
+
+    def trust(self) -> ssl.SSLContext | bool:
+        """What a client verifies this edge with: its own certificate (and nothing else)
+        when it serves HTTPS."""
+        if self.cert is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.cert.cert))
+
+    def client(self, **kw: Any) -> httpx.Client:
+        """An HTTP client of the edge's URL that trusts its certificate."""
+        kw.setdefault("timeout", 20)
+        return httpx.Client(base_url=self.url, verify=self.trust(), **kw)
+
+    def async_client(self, **kw: Any) -> httpx.AsyncClient:
+        kw.setdefault("timeout", 20)
+        return httpx.AsyncClient(verify=self.trust(), **kw)
+
+
+def edge_cert(lab: Lab, host: str = "edge") -> Cert:
+    """A self-signed certificate for ``host``'s address, in a folder nginx's workers (an
+    unprivileged user) can read; removed at teardown."""
+    folder = Path(tempfile.mkdtemp(prefix="pnyxlab-tls-"))
+    folder.chmod(0o755)
+    lab.on_teardown(lambda: shutil.rmtree(folder, ignore_errors=True))
+    return self_signed(folder, hosts=(lab.addr[host],))
+
+
+def start_https_edge(lab: Lab, upstreams: list[str], host: str = "edge", **spec: Any) -> LabEdge:
+    """The edge as docs/deploy.md runs it: HTTPS (HTTP/2) on ADDR:443 with a self-signed
+    certificate for its address, ADDR:80 redirecting to it, signed links checked with
+    ``LINK_SECRET``. Its URL is ``https://ADDR:443``; :meth:`LabEdge.trust` verifies it."""
+    addr = lab.addr[host]
+    cert = edge_cert(lab, host)
+    spec.setdefault("link_secret", LINK_SECRET)
+    edge = start_edge(
+        lab,
+        upstreams,
+        host,
+        port=EDGE_TLS_PORT,
+        scheme="https",
+        listen=f"{addr}:{EDGE_PORT}",
+        tls=Tls(cert.cert, cert.key, listen=f"{addr}:{EDGE_TLS_PORT}"),
+        **spec,
+    )
+    edge.cert = cert
+    return edge
 
 
 def start_edge(
@@ -266,7 +356,9 @@ def start_edge(
             stderr=subprocess.STDOUT,
         )
     _wait_port(lab, host, port, proc, "nginx", log)
-    return LabEdge(f"{scheme}://{addr}:{port}", edge_spec, root, conf, proc, log, nginx)
+    edge = LabEdge(f"{scheme}://{addr}:{port}", edge_spec, root, conf, proc, log, nginx)
+    edge.http_url = f"http://{edge_spec.listen}"
+    return edge
 
 
 # -- TURN host ---------------------------------------------------------------------------
@@ -285,6 +377,12 @@ class LabTurn:
             f"turn:{self.addr}:{self.port}?transport=udp",
             f"turn:{self.addr}:{self.port}?transport=tcp",
         ]
+
+    def allocated_for(self, handle: str) -> list[str]:
+        """The relay allocations coturn made for TURN REST credentials minted for
+        ``handle`` (usernames ``<expiry>:<handle>``), from its log."""
+        log = self.log.read_text(errors="replace")
+        return [u for u in ALLOCATED.findall(log) if u.endswith(f":{handle}")]
 
     def credentials(self, user: str, ttl_s: int = 3600) -> tuple[str, str]:
         return turn_credentials(self.secret, user, ttl_s)
@@ -373,15 +471,35 @@ class Stack:
 
 
 def start_stack(
-    lab: Lab, *, turn: bool = True, settings: Mapping[str, str] | None = None, fast: bool = True
+    lab: Lab,
+    *,
+    turn: bool = True,
+    tls: bool = True,
+    settings: Mapping[str, str] | None = None,
+    fast: bool = True,
 ) -> Stack:
     """Redis and PostgreSQL on db, a node on node-a and on node-b, the edge in front of
-    both, and coturn (unless ``turn=False``)."""
+    both, and coturn (unless ``turn=False``), with the settings of docs/deploy.md: each
+    node gets :func:`node_settings` (then ``settings``), the edge serves HTTPS
+    (:func:`start_https_edge`; ``tls=False``: plain HTTP on port 80) and checks signed
+    links with the nodes' link secret."""
     redis_url = start_redis(lab)
     pg = start_postgres(lab)
     nodes = {
-        host: start_node(lab, host, database=pg.url, redis=redis_url, settings=settings, fast=fast)
+        host: start_node(
+            lab,
+            host,
+            database=pg.url,
+            redis=redis_url,
+            settings={**node_settings(lab, host, turn=turn), **(settings or {})},
+            fast=fast,
+        )
         for host in ("node-a", "node-b")
     }
-    edge = start_edge(lab, [n.url.removeprefix("http://") for n in nodes.values()])
+    upstreams = [n.url.removeprefix("http://") for n in nodes.values()]
+    edge = (
+        start_https_edge(lab, upstreams)
+        if tls
+        else start_edge(lab, upstreams, link_secret=LINK_SECRET)
+    )
     return Stack(redis_url, pg, nodes, edge, start_turn(lab) if turn else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,3 +55,16 @@ def self_signed(
     )
     key.chmod(0o644)  # nginx workers (an unprivileged user) read it after the master
     return Cert(cert, key)
+
+
+def spki_hash(cert: Path) -> str:
+    """base64 SHA-256 of the certificate's public key: what Chromium's
+    ``--ignore-certificate-errors-spki-list`` trusts (this certificate only)."""
+    openssl = require_binary("openssl", "/usr/bin")
+    pem = subprocess.run(
+        [openssl, "x509", "-in", str(cert), "-pubkey", "-noout"], capture_output=True, check=True
+    ).stdout
+    spki = subprocess.run(
+        [openssl, "pkey", "-pubin", "-outform", "der"], input=pem, capture_output=True, check=True
+    ).stdout
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
