@@ -7,8 +7,10 @@ script starts (tests/support/redis_server.py), on the embedded SQLite store. A h
 (a real account) runs one live space per size. Each space's audience is seeded straight
 into Redis through ``RedisLiveState`` (the same calls the node makes): ``size`` signed-in
 listeners in the capped audience set (the node keeps the newest ``audience_list_cap``,
-1,000) and ``size`` listener ids in presence, a tenth of them marked gone; the seeding is
-repeated every round so the count stays in its window. Then, interleaved across the
+1,000), all but a tenth of those heard now (the silent tenth last heard at their join,
+long before the presence window: the round's first read removes them), and ``size``
+listener ids in presence, a tenth of them marked gone; the seeding is repeated every
+round so the count stays in its window. Then, interleaved across the
 sizes, after ``--warmup`` unmeasured requests each:
 
 * ``GET /v1/spaces/{id}/listeners?limit=50`` (a page of the audience, as the host view
@@ -62,8 +64,11 @@ async def seed(live: RedisLiveState, space: str, size: int, now: float) -> None:
     for i in range(0, size, 10_000):
         await live.presence_add_many(space, ids[i : i + 10_000], now)
     await live.presence_leave_many(space, ids[::10], now)
-    for i in range(min(size, 1000)):  # the node keeps this many; more would be trimmed
-        await live.audience_add(space, f"{ids[i]} user{i}", now - size + i, 1000)
+    listed = [f"{ids[i]} user{i}" for i in range(min(size, 1000))]  # the node keeps 1,000
+    for i, member in enumerate(listed):
+        await live.audience_add(space, member, now - size + i, 1000)
+    # heard now (their heartbeats), but for a silent tenth
+    await live.audience_heard_many(space, [m for i, m in enumerate(listed) if i % 10], now)
 
 
 def ms(xs: list[float]) -> str:

@@ -43,7 +43,8 @@ from typing import Any
 import httpx
 
 from latency_support import cpu_seconds
-from pnyx.edge import Collapse, EdgeSpec
+from pnyx.edge import EdgeSpec
+from pnyx.edge_varnish import Collapse
 from scale_support import ROOT, deployment, descendants, header, origin_requests
 
 assert str(ROOT) in sys.path  # scale_support put the harness (tests/support) there

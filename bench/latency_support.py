@@ -25,12 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the harness lives in tests/support
     sys.path.insert(0, str(ROOT))
 
-from tests.support import hls, poll, speech, tones, webrtc  # noqa: E402
+from tests.support import hls, netlab, poll, speech, tones, webrtc  # noqa: E402
 from tests.support.nginx import nginx_running  # noqa: E402
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve  # noqa: E402
 
 __all__ = [
     "hls",
+    "netlab",
     "nginx_running",
     "poll",
     "speech",

@@ -7,9 +7,14 @@ front, the origin posting the space's program to the edge's front row); its host
 publishes a 1 kHz tone over WebRTC and switches it on at known capture instants.
 
 The load, per audience size N (``--listeners``, default 100 and 2,000): N simulated
-listeners (``pnyx loadtest listeners``, low latency, through the edge) for the whole of
-that size's phase, under every tier's rows. Each tier then measures its own listener(s)
-through the same edge, one tier after the other:
+low-latency listeners through the edge for the whole of that size's phase, under every
+tier's rows. ``--audience loadtest`` (the default): ``pnyx loadtest listeners`` (Python:
+joins, heartbeats, the state long poll and a player each; it counts stalls, but cannot
+generate 2,000 low-latency listeners on a 2-core machine); ``--audience wrk``: ``wrk``
+with bench/wrk/llhls.lua (bench/wrk_audience.py: one connection per listener, the
+blocking reload and the part per part, nothing else). Over each size's measured window
+the edge's CPU (nginx + Varnish), the origin's and its reads/s are read too. Each tier
+then measures its own listener(s) through the same edge, one tier after the other:
 
 * ``LL-HLS``: a player-like listener (tests/support/hls.py) follows ``live.m3u8`` with
   blocking reloads through the edge and decodes every part; per onset, **on arrival** =
@@ -42,6 +47,8 @@ whether the p95 meets it (✓/✗); under it, what load each size had and how it
     .venv/bin/python bench/listener_latency_edge.py
     .venv/bin/python bench/listener_latency_edge.py --listeners 100 --onsets 12 \
         --tiers "front row" --set hls_part_frames=15
+    .venv/bin/python bench/listener_latency_edge.py --audience wrk --listeners 100 2000 \
+        --tiers LL-HLS
 """
 
 from __future__ import annotations
@@ -67,9 +74,10 @@ import numpy as np
 
 import frontrow as push
 import scale_support
+import wrk_audience
 from latency_support import hls, machine, tones, webrtc
 from pnyx.loadtest.stats import percentile
-from scale_support import PNYX, Edge, wait_for_media
+from scale_support import PNYX, Edge, Window, between, read, wait_for_media
 
 TONE_HZ = 1000.0
 GOAL_P95_S = 0.8  # LL-HLS at PART-HOLD-BACK
@@ -417,16 +425,105 @@ async def _wait_mount(port: int) -> None:
 # -- the run ------------------------------------------------------------------------------
 
 
-def audience(edge_url: str, space: str, n: int, seconds: float, procs: int) -> tuple[Any, Path]:
-    out = Path(tempfile.mkdtemp(prefix="pnyx-lle-")) / "report.json"
-    proc = subprocess.Popen(
-        [
-            PNYX, "loadtest", "listeners", "--quiet", "--url", edge_url, "--space", space,
-            "--listeners", str(n), "--ramp-s", str(max(5.0, n / 200)), "--latency", "low",
-            "--duration-s", str(seconds), "--procs", str(procs), "--json", str(out),
-        ]
-    )  # fmt: skip
-    return proc, out
+class Audience:
+    """The simulated audience of one phase: started at once, :meth:`finish` waits for its
+    end and returns what it reports (the ``audience`` row's fields)."""
+
+    ramp_s: float = 0.0
+
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    def finish(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class LoadtestAudience(Audience):
+    """``pnyx loadtest listeners``, low latency, ramped in at 200 a second (at least 5 s)."""
+
+    def __init__(self, edge_url: str, space: str, n: int, seconds: float, procs: int) -> None:
+        self.ramp_s, self.seconds = max(5.0, n / 200), seconds
+        self.out = Path(tempfile.mkdtemp(prefix="pnyx-lle-")) / "report.json"
+        self.proc = subprocess.Popen(
+            [
+                PNYX, "loadtest", "listeners", "--quiet", "--url", edge_url, "--space", space,
+                "--listeners", str(n), "--ramp-s", str(self.ramp_s), "--latency", "low",
+                "--duration-s", str(seconds), "--procs", str(procs), "--json", str(self.out),
+            ]
+        )  # fmt: skip
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def finish(self) -> dict[str, Any]:
+        code = self.proc.wait(self.seconds + 120)
+        load = json.loads(self.out.read_text()) if code == 0 else {}
+        return {
+            "audience": "loadtest",
+            "loadtest_exit": code,
+            "stalls": load.get("stalls", {}).get("total"),
+            "listeners_stalled": load.get("stalls", {}).get("listeners_stalled"),
+            "behind_live_p50_s": load.get("behind_live_s", {}).get("p50"),
+            "http_errors": load.get("http_errors"),
+            "requests_per_s": requests_per_s(load),
+            "client_cores": load.get("cpu", {}).get("cores_used"),
+        }
+
+
+class WrkAudience(Audience):
+    """``wrk`` with bench/wrk/llhls.lua: all connections at once (no ramp); stopped as
+    soon as the phase's rows are measured."""
+
+    def __init__(self, edge_url: str, space: str, n: int, seconds: float, threads: int) -> None:
+        url = f"{edge_url}/media/{space}/live.m3u8"
+        self.run = wrk_audience.start(url, n, int(seconds + 1), threads=threads)
+
+    def running(self) -> bool:
+        return self.run.running()
+
+    def finish(self) -> dict[str, Any]:
+        try:
+            r = self.run.stop()
+        except RuntimeError as exc:
+            return {"audience": "wrk", "failed": str(exc)}
+        return {
+            "audience": "wrk",
+            "requests_per_s": r.requests_per_s,
+            "wanted_per_s": r.wanted_per_s,
+            "per_listener_per_s": r.per_listener_per_s,
+            "http_errors": r.errors,
+            "http_4xx": r.http_4xx,
+            "http_5xx": r.http_5xx,
+            "socket_errors": r.socket_errors,
+            "latency_ms": r.latency_ms,
+            "client_cores": r.cpu_cores,
+            "threads": r.threads,
+            # parts each wrk thread followed vs the parts published meanwhile: below 1, the
+            # audience fell behind live and skipped to the newest part
+            "parts_followed": r.parts_followed,
+            "parts_published": r.seconds / r.part_s,
+        }
+
+
+AUDIENCES = ("loadtest", "wrk")
+
+
+def audience(kind: str, edge_url: str, space: str, n: int, seconds: float, procs: int) -> Audience:
+    if kind == "wrk":
+        return WrkAudience(edge_url, space, n, seconds, procs)
+    return LoadtestAudience(edge_url, space, n, seconds, procs)
+
+
+def window_notes(w: Window, listeners: int) -> dict[str, Any]:
+    """The edge, the origin and Redis over a phase's measured window."""
+    return {
+        "seconds": w.seconds,
+        "edge_cores": w.cpu["edge"],
+        "origin_cores": w.cpu["origin"],
+        "redis_cores": w.cpu["redis"],
+        "origin_reads_per_s": w.origin_reads_per_s,
+        "origin_heartbeats_per_s": w.route("POST", "/v1/spaces/{space_id}/heartbeat"),
+    }
 
 
 async def measure_tiers(d: Deployment, tiers: Sequence[str], onsets: int) -> dict[str, list[float]]:
@@ -458,7 +555,11 @@ def main() -> None:
     ap.add_argument("--onsets", type=int, default=20)
     ap.add_argument("--tiers", nargs="+", default=list(TIERS), help="of: " + ", ".join(TIERS))
     ap.add_argument("--icecast-kbps", type=int, nargs="*", default=[32, 64])
-    ap.add_argument("--procs", type=int, default=2, help="load generator processes")
+    ap.add_argument(
+        "--audience", choices=AUDIENCES, default="loadtest",
+        help="the simulated audience: pnyx loadtest listeners, or wrk (bench/wrk/llhls.lua)",
+    )  # fmt: skip
+    ap.add_argument("--procs", type=int, default=2, help="load generator processes (wrk: threads)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--json", help="write every figure here")
     args = ap.parse_args()
@@ -471,6 +572,7 @@ def main() -> None:
     with_front_row = "front row" in args.tiers
     print("# mouth-to-ear through the edge, side by side with Icecast", flush=True)
     print(f"machine: {machine()}; {os.cpu_count()} cores; settings {settings}", flush=True)
+    print(f"audience: {args.audience}", flush=True)
     results: list[dict[str, Any]] = []
 
     with scale_support.deployment(settings, frontrow=with_front_row, tone_hz=None) as dep:
@@ -484,38 +586,29 @@ def main() -> None:
                 await asyncio.get_running_loop().run_in_executor(
                     None, wait_for_media, edge.url, space
                 )
+                loop = asyncio.get_running_loop()
                 for n in args.listeners:
-                    ramp = max(5.0, n / 200)
+                    ramp = max(5.0, n / 200) if args.audience == "loadtest" else 0.0
                     seconds = ramp + 15 + sum(budget_s(t, n, args.onsets) for t in args.tiers) + 20
-                    proc, out = audience(edge.url, space, n, seconds, args.procs)
+                    aud = audience(args.audience, edge.url, space, n, seconds, args.procs)
                     try:
                         await asyncio.sleep(ramp + 10)
                         d = Deployment(origin.url, edge, space, track, n, origin.pid, dep.edge_port)
+                        before = await loop.run_in_executor(None, read, dep)
+                        load_avg = [os.getloadavg()[0]]
                         rows = await measure_tiers(d, args.tiers, args.onsets)
+                        after = await loop.run_in_executor(None, read, dep)
+                        load_avg.append(os.getloadavg()[0])
+                        d.notes["window"] = window_notes(between(before, after), n)
+                        d.notes["load_average_1min"] = load_avg
                         # the load was there until the last row was measured (or not)
-                        d.notes["audience_ran_throughout"] = proc.poll() is None
+                        d.notes["audience_ran_throughout"] = aud.running()
                     finally:
-                        code = await asyncio.get_running_loop().run_in_executor(
-                            None, proc.wait, seconds + 120
-                        )
-                    load = json.loads(out.read_text()) if code == 0 else {}
+                        load = await loop.run_in_executor(None, aud.finish)
                     for name, xs in rows.items():
                         results.append({"row": name, "listeners": n, **summary(xs)})
                         show(results[-1])
-                    results.append(
-                        {
-                            "row": "audience",
-                            "listeners": n,
-                            "notes": d.notes,
-                            "loadtest_exit": code,
-                            "stalls": load.get("stalls", {}).get("total"),
-                            "listeners_stalled": load.get("stalls", {}).get("listeners_stalled"),
-                            "behind_live_p50_s": load.get("behind_live_s", {}).get("p50"),
-                            "http_errors": load.get("http_errors"),
-                            "requests_per_s": requests_per_s(load),
-                            "client_cores": load.get("cpu", {}).get("cores_used"),
-                        }
-                    )
+                    results.append({"row": "audience", "listeners": n, "notes": d.notes, **load})
                     print(f"  audience of {n}: {json.dumps(results[-1])}", flush=True)
             finally:
                 await speaker.close()
@@ -600,14 +693,7 @@ def table(results: list[dict[str, Any]], sizes: list[int], frontrow_bps: int) ->
         if r["row"] != "audience":
             continue
         fr = r["notes"].get("front_row")
-        line = (
-            f"load at {r['listeners']:,}: {r['listeners']:,} simulated LL-HLS listeners "
-            f"throughout (stalls {r['stalls']} in {r['listeners_stalled']} listeners, behind "
-            f"live p50 {r['behind_live_p50_s']} s, "
-            f"{(r['requests_per_s'] or 0):,.0f} requests/s, errors {r['http_errors']}, "
-            f"loadtest exit {r['loadtest_exit']}"
-            f"{'' if r['notes'].get('audience_ran_throughout') else '; it ENDED early'})"
-        )
+        line = f"load at {r['listeners']:,}: " + audience_line(r)
         if fr:
             line += (
                 f"; during the front-row rows also {fr['subscribers']:,} front-row "
@@ -621,6 +707,48 @@ def table(results: list[dict[str, Any]], sizes: list[int], frontrow_bps: int) ->
             line += "; FAILED: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
         out.append(line)
     return out
+
+
+def audience_line(r: dict[str, Any]) -> str:
+    """What the simulated audience of a phase did, and the edge and origin under it."""
+    n, notes = r["listeners"], r["notes"]
+    ended = "" if notes.get("audience_ran_throughout") else "; it ENDED early"
+    if r.get("audience") == "wrk":
+        if "failed" in r:
+            text = f"{n:,} wrk listeners: wrk FAILED ({r['failed'][:200]})"
+        else:
+            lat, errs = r["latency_ms"], r["socket_errors"]
+            text = (
+                f"{n:,} wrk listeners throughout ({r['threads']} threads; "
+                f"{r['requests_per_s']:,.0f} of {r['wanted_per_s']:,.0f} requests/s wanted, "
+                f"{r['per_listener_per_s']:.2f} per listener; parts followed "
+                f"{r['parts_followed']:.0f} of {r['parts_published']:.0f} published; 4xx "
+                f"{r['http_4xx']}, 5xx {r['http_5xx']}, timeouts {errs['timeout']}, socket "
+                f"errors {errs['connect'] + errs['read'] + errs['write']}; answer p50 / p99 "
+                f"{lat['p50']:.0f} / {lat['p99']:.0f} ms; wrk {r['client_cores']:.2f} cores{ended})"
+            )
+    else:
+        text = (
+            f"{n:,} simulated LL-HLS listeners "
+            f"throughout (stalls {r['stalls']} in {r['listeners_stalled']} listeners, behind "
+            f"live p50 {r['behind_live_p50_s']} s, "
+            f"{(r['requests_per_s'] or 0):,.0f} requests/s, errors {r['http_errors']}, "
+            f"loadtest exit {r['loadtest_exit']}{ended})"
+        )
+    if w := notes.get("window"):
+        text += (
+            f"; over the measured {w['seconds']:.0f} s: edge {w['edge_cores']:.2f} cores "
+            f"(nginx + Varnish"
+        )
+        if r.get("requests_per_s") and w["edge_cores"]:
+            text += f", {r['requests_per_s'] / w['edge_cores']:,.0f} requests per core-second"
+        text += (
+            f"), origin {w['origin_cores']:.2f} cores, origin reads "
+            f"{w['origin_reads_per_s']:.2f}/s, heartbeats {w['origin_heartbeats_per_s']:.1f}/s"
+        )
+    if la := notes.get("load_average_1min"):
+        text += f"; load average {la[0]:.1f} → {la[-1]:.1f}"
+    return text
 
 
 def show(r: dict[str, Any]) -> None:

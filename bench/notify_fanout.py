@@ -26,6 +26,14 @@ it; the first round is a warm-up, not counted). Per round and host:
 * then ``GET /v1/notifications`` latency for a follower of the biggest host against one
   of the smallest host's, both hosts live.
 
+``--push N`` gives N of each host's followers (all of a smaller host's) a browser push
+subscription whose endpoint is a push service this script runs on loopback (it answers
+201 and counts what it gets): the fan-out on write pushes its pages, and a host above the
+threshold has its subscribed followers paged by the background job
+(services/push_fanout.py). Each round then also waits until every subscribed follower's
+push has arrived (so one round's pushes never overlap the next round's start) and
+reports when.
+
 Everything is bounded: rounds, samples, reads and every poll have a count or a deadline.
 """
 
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import platform
 import random
@@ -41,16 +50,20 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import create_engine, insert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +81,7 @@ from tests.support.postgres_server import (  # noqa: E402
 from tests.support.procs import free_port  # noqa: E402
 
 from pnyx.loadtest.stats import percentile  # noqa: E402
-from pnyx.store.models import Account, Follow, Notification  # noqa: E402
+from pnyx.store.models import Account, Follow, Notification, PushSubscription  # noqa: E402
 
 THRESHOLD = 10_000  # the production default of fanout_threshold (the server is not told)
 PASSWORD = "benchmark passphrase"
@@ -121,6 +134,62 @@ def postgres(fast: bool, autovacuum: bool = True) -> Iterator[PostgresServer]:
             shutil.rmtree(root, ignore_errors=True)
 
 
+class PushSink:
+    """A push service on loopback: answers 201 to every POST and counts them by the
+    endpoint's host size (``/p/{followers}/{i}``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[int, int] = {}
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                n = int(self.path.split("/")[2])
+                with sink._lock:
+                    sink._counts[n] = sink._counts.get(n, 0) + 1
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def count(self, n: int) -> int:
+        with self._lock:
+            return self._counts.get(n, 0)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def subscription_keys() -> tuple[str, str]:
+    """One browser's p256dh and auth (every seeded subscription shares them: the node
+    encrypts each message anyway)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return _b64(point), _b64(os.urandom(16))
+
+
+def subscribed_ids(n: int, push: int) -> list[int]:
+    """Which of host ``n``'s followers have a subscription: ``push`` of them, spread."""
+    return list(range(n)) if push >= n else [k * n // push for k in range(push)]
+
+
 # -- the database, seen from the bench ------------------------------------------------------
 class Db:
     """Bulk loading and the notification counts, straight on the database."""
@@ -160,7 +229,8 @@ class PgDb(Db):
             await self._conn.copy_records_to_table(table, records=chunk, columns=columns)
 
     async def after_load(self, vacuum: bool) -> None:
-        tables = f"{Account.__tablename__}, {Follow.__tablename__}"
+        names = (Account.__tablename__, Follow.__tablename__, PushSubscription.__tablename__)
+        tables = ", ".join(names)
         await self._conn.execute(f"{'VACUUM ' if vacuum else ''}ANALYZE {tables}")
 
     async def max_notification_id(self) -> int:
@@ -187,7 +257,7 @@ class SqliteDb(Db):
     def __init__(self, path: Path) -> None:
         self._path = path
         self._engine = create_engine(f"sqlite:///{path}")
-        self._tables = {t.__tablename__: t.__table__ for t in (Account, Follow)}
+        self._tables = {t.__tablename__: t.__table__ for t in (Account, Follow, PushSubscription)}
 
     async def copy(self, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
         def load() -> None:
@@ -298,9 +368,11 @@ def follow_rows(n: int, now: datetime, scatter: bool) -> Iterator[tuple[Any, ...
                 yield (follower_handle(n, i), f"filler_{k:03d}", now)
 
 
-async def bulk_seed(db: Db, hosts: dict[int, Host], now: datetime, scatter: bool) -> int:
-    """The other follower accounts, then every follow row, straight into the tables;
-    how many follow rows."""
+async def bulk_seed(
+    db: Db, hosts: dict[int, Host], now: datetime, scatter: bool, push: int, sink: str
+) -> int:
+    """The other follower accounts, then every follow row (and ``push`` subscriptions per
+    host, to ``sink``), straight into the tables; how many follow rows."""
     account_cols = ["handle", "display_name", "password_hash", "created_at"]
     follow_cols = ["follower", "followee", "created_at"]
     if scatter:
@@ -317,6 +389,14 @@ async def bulk_seed(db: Db, hosts: dict[int, Host], now: datetime, scatter: bool
         await db.copy(Account.__tablename__, account_cols, accounts)
         await db.copy(Follow.__tablename__, follow_cols, follow_rows(n, now, scatter))
         rows += n + (FILLER * (THRESHOLD + 1) if scatter and n > THRESHOLD else 0)
+        if push:
+            p256dh, auth = subscription_keys()
+            subs = (
+                (f"{sink}/p/{n}/{i}", follower_handle(n, i), p256dh, auth, now)
+                for i in subscribed_ids(n, push)
+            )
+            push_cols = ["endpoint", "handle", "p256dh", "auth", "created_at"]
+            await db.copy(PushSubscription.__tablename__, push_cols, subs)
     await db.after_load(vacuum=not scatter)
     return rows
 
@@ -329,6 +409,7 @@ class Round:
     seen_s: list[float] = field(default_factory=list)  # sampled followers, first seen
     first_read: int = 0  # sampled followers who saw it on their first read
     rows: int = 0  # notification rows stored for the space
+    push_s: float | None = None  # every subscribed follower's push arrived (--push)
 
 
 async def notifications(c: httpx.AsyncClient, who: User) -> list[dict[str, Any]]:
@@ -377,9 +458,22 @@ async def new_scheduled_space(c: httpx.AsyncClient, host: User, title: str) -> s
     return str(r.json()["id"])
 
 
-async def one_round(c: httpx.AsyncClient, db: Db, host: Host, label: str) -> Round:
+async def wait_pushes(sink: PushSink, n: int, before: int, expected: int, t0: float) -> float:
+    deadline = time.perf_counter() + DELIVERY_DEADLINE_S
+    while time.perf_counter() < deadline:
+        if sink.count(n) - before >= expected:
+            return time.perf_counter() - t0
+        await asyncio.sleep(POLL_S)
+    got = sink.count(n) - before
+    raise SystemExit(f"host {n:,}: {got} of {expected} pushes in {DELIVERY_DEADLINE_S} s")
+
+
+async def one_round(
+    c: httpx.AsyncClient, db: Db, host: Host, label: str, sink: PushSink | None, push: int
+) -> Round:
     space = await new_scheduled_space(c, host.user, label)
     after_id = await db.max_notification_id()
+    pushed_before = sink.count(host.followers) if sink is not None else 0
     t0 = time.perf_counter()
     r = await c.post(f"/v1/spaces/{space}/start", headers=host.user.auth)
     start_s = time.perf_counter() - t0
@@ -392,6 +486,9 @@ async def one_round(c: httpx.AsyncClient, db: Db, host: Host, label: str) -> Rou
         all_s = None
     out = await sample
     out.start_s, out.all_s = start_s, all_s
+    if sink is not None:
+        expected = len(subscribed_ids(host.followers, push))
+        out.push_s = await wait_pushes(sink, host.followers, pushed_before, expected, t0)
     if host.followers > THRESHOLD:
         await asyncio.sleep(0.2)  # a fan-out, were one (wrongly) started, would show by now
     out.rows = await db.notified(space, after_id)
@@ -403,7 +500,7 @@ async def one_round(c: httpx.AsyncClient, db: Db, host: Host, label: str) -> Rou
 
 
 async def read_latency(
-    c: httpx.AsyncClient, db: Db, big: Host, small: Host
+    c: httpx.AsyncClient, db: Db, big: Host, small: Host, sink: PushSink | None, push: int
 ) -> dict[str, tuple[float, float, int]]:
     """``GET /v1/notifications`` (and ``/v1/following/live``) for a follower of each host,
     both hosts live, interleaved: p50, p95 (ms) and the number of items returned."""
@@ -411,12 +508,16 @@ async def read_latency(
     for host in (big, small):
         spaces[host.followers] = await new_scheduled_space(c, host.user, "reads")
         after_id = await db.max_notification_id()
+        pushed_before = sink.count(host.followers) if sink is not None else 0
         t0 = time.perf_counter()
         (
             await c.post(f"/v1/spaces/{spaces[host.followers]}/start", headers=host.user.auth)
         ).raise_for_status()
         if host.followers <= THRESHOLD:
             await wait_all_rows(db, spaces[host.followers], after_id, host.followers, t0)
+        if sink is not None:  # the pushes done before the reads are timed
+            expected = len(subscribed_ids(host.followers, push))
+            await wait_pushes(sink, host.followers, pushed_before, expected, t0)
     times: dict[str, list[float]] = {}
     items: dict[str, int] = {}
     readers = {f"{big.followers:,}": big.sample[0], f"{small.followers:,}": small.sample[0]}
@@ -474,7 +575,9 @@ def pg_version(pg: PostgresServer | None) -> str:
     return f"PostgreSQL {out[2] if len(out) > 2 else '?'}"
 
 
-async def run(args: argparse.Namespace, pg: PostgresServer | None, node: PnyxProcess) -> None:
+async def run(
+    args: argparse.Namespace, pg: PostgresServer | None, node: PnyxProcess, sink: PushSink | None
+) -> None:
     sizes: list[int] = args.followers
     rng = random.Random(args.seed)
     data_dir = Path(args.data_dir)
@@ -488,7 +591,8 @@ async def run(args: argparse.Namespace, pg: PostgresServer | None, node: PnyxPro
         n_api = sum(1 + len(h.sample) for h in hosts.values())
         print(f"API accounts: {n_api} (hosts + sampled followers) in {api_s:.1f} s", flush=True)
         t = time.perf_counter()
-        follows = await bulk_seed(db, hosts, datetime.now(UTC), args.scatter)
+        origin = sink.origin if sink is not None else ""
+        follows = await bulk_seed(db, hosts, datetime.now(UTC), args.scatter, args.push, origin)
         seed_s = time.perf_counter() - t
         n_rows = sum(sizes)
         print(
@@ -504,9 +608,11 @@ async def run(args: argparse.Namespace, pg: PostgresServer | None, node: PnyxPro
         t = time.perf_counter()
         for i in range(args.rounds + 1):
             for n in sizes:
-                r = await one_round(c, db, hosts[n], f"bench {n} round {i}")
+                r = await one_round(c, db, hosts[n], f"bench {n} round {i}", sink, args.push)
                 tag = "warm-up" if i == 0 else f"round {i}"
                 extra = f", all notified {r.all_s:.2f} s" if r.all_s is not None else ""
+                if r.push_s is not None:
+                    extra += f", all pushed {r.push_s:.2f} s"
                 print(
                     f"{tag}: {n:>9,} followers: start {r.start_s * 1e3:6.1f} ms{extra}, "
                     f"sample seen by {max(r.seen_s):.2f} s, first read {r.first_read}/"
@@ -517,8 +623,16 @@ async def run(args: argparse.Namespace, pg: PostgresServer | None, node: PnyxPro
                     results[n].append(r)
         rounds_s = time.perf_counter() - t
         big, small = hosts[max(sizes)], hosts[min(sizes)]
-        reads = await read_latency(c, db, big, small)
+        reads = await read_latency(c, db, big, small, sink, args.push)
     report(args, pg, sizes, hosts, results, reads, (api_s, seed_s, rounds_s), follows)
+
+
+def push_cell(rs: list[Round], n: int, push: int) -> str:
+    pushed = [r.push_s for r in rs if r.push_s is not None]
+    if not push or not pushed:
+        return ""
+    count = len(subscribed_ids(n, push))
+    return f" {count:,}: {percentile(pushed, 0.5):.2f} s / {max(pushed):.2f} s |"
 
 
 def report(
@@ -554,7 +668,14 @@ def report(
         f"Command: `{command}`. One `pnyx serve` (production settings: "
         f"`fanout_threshold` {THRESHOLD:,}, `fanout_batch` 1,000) on {store}, on loopback. "
         f"{args.rounds} measured rounds after one warm-up, interleaved across the hosts; a "
-        "new scheduled space per round, started, then ended.",
+        "new scheduled space per round, started, then ended."
+        + (
+            f" `--push {args.push}`: that many of each host's followers (all of a smaller "
+            "host's) have a push subscription to a push service on loopback; each round "
+            "waits for all their pushes."
+            if args.push
+            else ""
+        ),
         "",
         f"Machine: {machine()}; 1-minute load average at the end {os.getloadavg()[0]:.2f}.",
         "",
@@ -565,8 +686,9 @@ def report(
         f"Rounds: {rounds_s:.0f} s.",
         "",
         "| followers | path | start p50 | start p95 | start min | rounds (ms) | all followers "
-        "notified (p50 / max) | sampled followers saw it (p50 / max) | on first read |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "notified (p50 / max) | sampled followers saw it (p50 / max) | on first read |"
+        + (" subscribed followers pushed (p50 / max) |" if args.push else ""),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if args.push else ""),
     ]
     for n in sizes:
         rs = results[n]
@@ -581,7 +703,7 @@ def report(
             f"{min(r.start_s for r in rs) * 1e3:.1f} ms | "
             f"{', '.join(f'{r.start_s * 1e3:.1f}' for r in rs)} | {all_cell} | "
             f"{percentile(seen, 0.5):.2f} s / {max(seen):.2f} s "
-            f"({len(hosts[n].sample)} sampled) | {first}/{total} |"
+            f"({len(hosts[n].sample)} sampled) | {first}/{total} |" + push_cell(rs, n, args.push)
         )
     lines += [
         "",
@@ -621,13 +743,32 @@ def main() -> None:
         action="store_true",
         help="spread big hosts' first follows over the heap, no VACUUM (worst case)",
     )
+    ap.add_argument(
+        "--push",
+        type=int,
+        default=0,
+        help="followers per host with a push subscription (to a push service run here)",
+    )
     args = ap.parse_args()
     if not 1 <= args.rounds <= 50 or not 2 <= args.sample <= 1000:
         raise SystemExit("--rounds is 1 to 50, --sample 2 to 1000")
     if any(n < 1 or n > 5_000_000 for n in args.followers):
         raise SystemExit("--followers: each 1 to 5,000,000")
+    if not 0 <= args.push <= 100_000:
+        raise SystemExit("--push is 0 to 100,000")
     # One new space per host per round: the per-account creation limit out of the way.
     settings = {"space_creations_per_hour": "1000000", "space_creation_burst": "1000000"}
+    if args.push:
+        settings["push_allow_http"] = "true"  # the push service here speaks plain HTTP
+    sink = PushSink() if args.push else None
+    try:
+        serve(args, settings, sink)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def serve(args: argparse.Namespace, settings: dict[str, str], sink: PushSink | None) -> None:
     pg_cm = None
     if args.database == "postgres":
         pg_cm = postgres(args.pg_fast, autovacuum=not args.scatter)
@@ -635,7 +776,7 @@ def main() -> None:
         args.data_dir = tmp
         if pg_cm is None:
             with pnyx_serve(Path(tmp), settings=settings, fast=False, log_level="warning") as node:
-                asyncio.run(run(args, None, node))
+                asyncio.run(run(args, None, node, sink))
             return
         with (
             pg_cm as pg,
@@ -647,7 +788,7 @@ def main() -> None:
                 log_level="warning",
             ) as node,
         ):
-            asyncio.run(run(args, pg, node))
+            asyncio.run(run(args, pg, node, sink))
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def main() -> None:
     print(f"stalls in the {args.steady_s:.0f} s steady window: {window_stalls} (LL-HLS)")
     ok = report_checks(report, n) and window_stalls == 0 and all(c["ok"] for c in checks)
     if args.frontrow:
-        batch = int(settings.get("frontrow_batch_frames", "2"))
+        batch = int(settings.get("frontrow_batch_frames", "3"))
         ok = frontrow_checks(front, args.frontrow, batch) and ok
     if args.json:
         doc = {"measured": measured, "predicted": predicted, "checks": checks, "report": report}

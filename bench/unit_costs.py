@@ -16,7 +16,9 @@ subtracted, and the median round is reported.
 - ``join``: ``POST /join`` straight to the origin: Redis commands per admitted join.
 - ``heartbeat``: ``POST /heartbeat`` straight to the origin, each request with the token
   of one of ``HEARTBEAT_LISTENERS`` joined listeners in turn: origin CPU and Redis
-  commands per heartbeat (presence batched as in production).
+  commands per heartbeat (presence batched as in production). Anonymous listeners by
+  default; ``--signed-in N``: listeners of N accounts (each joined
+  ``HEARTBEAT_LISTENERS / N`` times), whose heartbeats also keep them in the host's list.
 - ``proxied``: ``POST /join`` through the edge to an origin that refuses nearly every
   join (``admit_join_rate`` 1/s, so the origin's answer is cheap): requests per second of
   nginx CPU.
@@ -121,14 +123,23 @@ def read_url(origin: str, space: str, kind: str) -> str:
     return f"{origin}/media/{space}/{found[-1]}"
 
 
-def heartbeat_script(origin: str, space: str, path: Path, rate: float = 0.0) -> Path:
+def heartbeat_script(
+    origin: str, space: str, path: Path, rate: float = 0.0, accounts: int = 0
+) -> Path:
     """A wrk script that sends heartbeats of ``HEARTBEAT_LISTENERS`` listeners in turn; at
     about ``rate`` per second over all connections when given (each connection waits
-    ``CONNECTIONS / rate`` between requests), else as fast as the origin answers."""
+    ``CONNECTIONS / rate`` between requests), else as fast as the origin answers.
+    ``accounts``: the listeners joined signed in, as that many accounts in turn."""
     tokens = []
     with httpx.Client(base_url=origin, timeout=20) as c:
-        for _ in range(HEARTBEAT_LISTENERS):
-            r = c.post(f"/v1/spaces/{space}/join")
+        auth: list[dict[str, str]] = []
+        for i in range(accounts):
+            who = {"handle": f"beat_{i}_{int(time.time())}", "password": "correct horse"}
+            c.post("/v1/accounts", json=who).raise_for_status()
+            token = c.post("/v1/sessions", json=who).json()["token"]
+            auth.append({"Authorization": f"Bearer {token}"})
+        for i in range(HEARTBEAT_LISTENERS):
+            r = c.post(f"/v1/spaces/{space}/join", headers=auth[i % len(auth)] if auth else {})
             r.raise_for_status()
             tokens.append(str(r.json()["token"]))
     table = ",\n".join(f'"{t}"' for t in tokens)
@@ -145,7 +156,9 @@ def heartbeat_script(origin: str, space: str, path: Path, rate: float = 0.0) -> 
 
 
 def heartbeats(d: Deployment, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    script = heartbeat_script(d.origin.url, d.space, tmp / "heartbeat.lua", args.heartbeat_rate)
+    script = heartbeat_script(
+        d.origin.url, d.space, tmp / "heartbeat.lua", args.heartbeat_rate, args.signed_in
+    )
     base = idle(d, args.seconds)
     rs = rounds(d, f"{d.origin.url}/v1/spaces/{d.space}/heartbeat", args, script)
     if any(r.non_2xx_per_s > 0.01 * r.requests_per_s for r in rs):
@@ -175,6 +188,12 @@ def main() -> None:
         help="heartbeats/s to offer (0: as fast as the origin answers; a rate below that"
         " measures the cost at a process's planned load, with less batching per wake-up)",
     )
+    ap.add_argument(
+        "--signed-in",
+        type=int,
+        default=0,
+        help="with --only heartbeat: the listeners are signed in, as this many accounts",
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `make bench-join` installs it via apt")
@@ -186,7 +205,7 @@ def main() -> None:
     if args.only == "heartbeat":
         with deployment({"admit_join_rate": "0"}) as d:
             beat = heartbeats(d, args, tmp)
-        print_heartbeat(beat)
+        print_heartbeat(beat, args.signed_in)
         return
     if args.only == "join":
         script = tmp / "join.lua"
@@ -279,8 +298,9 @@ def main() -> None:
     print(f"  edge.proxied_per_core_s = {1000 / proxied['edge_ms']:,.0f}")
 
 
-def print_heartbeat(beat: dict[str, float]) -> None:
-    print(f"\n| heartbeat ({HEARTBEAT_LISTENERS:,} listeners in turn) "
+def print_heartbeat(beat: dict[str, float], accounts: int = 0) -> None:
+    who = f", signed in as {accounts} accounts" if accounts else ""
+    print(f"\n| heartbeat ({HEARTBEAT_LISTENERS:,} listeners in turn{who}) "
           f"| {beat['requests_per_s']:,.0f} | {beat['origin_ms']:.3f} "
           f"| {beat['redis_ops']:.3f} | |")  # fmt: skip
     print(f"  origin.core_ms.heartbeat = {beat['origin_ms']:.3f}")

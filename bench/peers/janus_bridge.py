@@ -100,15 +100,13 @@ AMPLITUDE = 0.05  # 13 tones sum to at most 0.65: no clipping in either mixer
 # What the bench changes from Pnyx's defaults: nothing on the media path.
 # Janus captions nothing: neither does Pnyx here (captions_default is on in production).
 # Janus is measured at prebuffer 1 (a participant's packets wait until one is queued,
-# then the mixer takes one a tick) and at its default; Pnyx at its low-latency jitter
-# floor, jitter_min_frames = 0 (packets released as they arrive, then the mixer's queue
-# of up to mix_target_frames): the same structure. Its default, 4, is for CPU-starved
-# nodes. --set changes any of them.
+# then the mixer takes one a tick) and at its default; Pnyx at its defaults (its playout
+# delay follows the jitter each speaker's packets show, no floor: jitter_min_frames 0).
+# --set changes any of them.
 PNYX_SETTINGS = {
     **ACCOUNTS_UNLIMITED,
     "host_grace_s": "3600",
     "captions_default": "false",
-    "jitter_min_frames": "0",
 }
 
 
@@ -551,7 +549,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a Pnyx setting (PNYX_KEY) over the bench's, e.g. jitter_min_frames=4",
+        help="a Pnyx setting (PNYX_KEY) over the bench's, e.g. jitter_min_frames=2",
     )
     ap.add_argument("--clients", help=argparse.SUPPRESS)  # internal: the publishers' process
     args = ap.parse_args()

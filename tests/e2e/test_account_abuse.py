@@ -20,7 +20,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support.api import User, create_space, error_of, ok
+from tests.support.api import User, create_space, error_of, limited, ok
 from tests.support.nginx import nginx_edge
 from tests.support.pnyx_server import PnyxProcess, pnyx_serve
 from tests.support.poll import wait_until
@@ -57,15 +57,6 @@ def sign_up(c: httpx.Client, handle: str) -> httpx.Response:
 
 def sign_in(c: httpx.Client, handle: str, password: str = PASSWORD) -> httpx.Response:
     return c.post("/v1/sessions", json={"handle": handle, "password": password})
-
-
-def limited(r: httpx.Response, code: str) -> None:
-    err = error_of(r, 429)
-    assert err["code"] == code, err
-    assert err["kind"] == "rate_limited"
-    assert err["message"].startswith("too many "), err
-    assert int(r.headers["retry-after"]) >= 1
-    assert float(r.headers["pnyx-retry-jitter"]) == 0.5
 
 
 def test_the_limits_hold_across_two_nodes(two_nodes: tuple[PnyxProcess, PnyxProcess]) -> None:

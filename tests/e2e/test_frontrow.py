@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import websockets
 
+from pnyx.config import Settings
 from pnyx.edge_frontrow import NCHAN_MODULE, FrontRow
 from pnyx.protocol.frontrow import FRAME_SAMPLES
 from tests.support import tones
@@ -113,15 +114,16 @@ def test_the_front_row_through_the_edge_carries_the_hosts_tone(
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     for a, b in zip(client.arrivals, client.arrivals[1:], strict=False):
         assert b.message.media_time == a.message.end_time
-    assert {len(a.message.frames) for a in client.arrivals} == {2}  # the default batch
+    default_batch = Settings.model_fields["frontrow_batch_frames"].default
+    assert {len(a.message.frames) for a in client.arrivals} == {default_batch}
     _, samples, _ = client.decode()
     assert len(samples) >= 3 * RATE
     tail = samples[-2 * RATE :]
     heard = tones.dominant_tones(tail, RATE, (HOST_HZ, OTHER_HZ))
     assert heard == {HOST_HZ}, tones.describe(tail, (HOST_HZ, OTHER_HZ))
-    # messages come about every batch (40 ms), not in bursts
+    # messages come about every batch (60 ms by default), not in bursts
     gaps = np.diff([a.at for a in client.arrivals[10:]])
-    assert float(np.median(gaps)) == pytest.approx(2 * FRAME_SAMPLES / RATE, abs=0.01)
+    assert float(np.median(gaps)) == pytest.approx(default_batch * FRAME_SAMPLES / RATE, abs=0.01)
 
 
 def test_front_row_paths_that_are_not_a_live_space_are_4xx(

@@ -1,16 +1,17 @@
 """What live spaces cost a stage node when nobody publishes and nobody listens: about
 nothing. Twenty idle spaces (media running: LL-HLS parts keep coming for a listener who
-joins) must cost the ``pnyx serve`` process under a tenth of a core.
+joins) must cost the ``pnyx serve`` process under a tenth of a core, at the default
+0.128 s parts and at 0.32 s parts.
 
 Before the idle path (issue #11), the same 20 spaces cost 0.26 of a core (0.34 with the
 tests' fast clocks): every space mixed, AAC-encoded and packaged silence 50 times a
-second. After: 0.05 (0.08 with the fast clocks).
+second. After: 0.05 (0.08 with the fast clocks), with 0.32 s parts.
 
-What remains is packaging: each part of silence is still made, stored and published, so
-the cost grows with the part rate. This test is about the idle path (no mixing, no
-encoding), so it runs with the 0.32 s parts it was measured with (``hls_part_frames``
-15); with the default 0.128 s parts the same 20 spaces cost about 0.15 of a core
-(docs/architecture.md, Open work)."""
+What remained was packaging, which grows with the part rate: with the default 0.128 s
+parts (issue 17) the same 20 spaces cost 0.08-0.15 of a core, most of it re-encoding the
+playlist state's whole window (150 parts) as JSON for every part. Encoded incrementally
+(``media/hls.py`` ``StateEncoder``), 0.128 s parts cost about what 0.32 s parts did
+(docs/benchmarks.md, "Idle spaces at 0.128 s parts")."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ pytestmark = pytest.mark.e2e
 SPACES = 20
 MEASURE_S = 20.0
 MAX_CORE_SHARE = 0.10  # of one core, for all 20 spaces together
-SETTINGS = {"host_grace_s": "600", "hls_part_frames": "15"}  # 0.32 s parts (the docstring)
+SETTINGS = {"host_grace_s": "600"}
+PART_FRAMES = {"0.128s-parts": None, "0.32s-parts": "15"}  # hls_part_frames (None: default)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -55,11 +57,13 @@ def core_share(node: PnyxProcess, seconds: float) -> float:
     return (cpu_seconds(node.pid) - before) / (time.monotonic() - began)
 
 
-def test_idle_live_spaces_cost_almost_no_cpu(tmp_path: Path) -> None:
+@pytest.mark.parametrize("part_frames", list(PART_FRAMES.values()), ids=list(PART_FRAMES))
+def test_idle_live_spaces_cost_almost_no_cpu(tmp_path: Path, part_frames: str | None) -> None:
     # The production cadences (not the tests' fast clocks), and a long grace: the spaces
     # must stay live, their media running, throughout.
+    settings = SETTINGS if part_frames is None else {**SETTINGS, "hls_part_frames": part_frames}
     with (
-        pnyx_serve(tmp_path, settings=SETTINGS, fast=False) as node,
+        pnyx_serve(tmp_path, settings=settings, fast=False) as node,
         node.client() as c,
     ):
         spaces = []
@@ -75,5 +79,6 @@ def test_idle_live_spaces_cost_almost_no_cpu(tmp_path: Path) -> None:
         for s in spaces:
             assert ok(c.get(f"/v1/spaces/{s}"))["state"] == "live"
             assert (media_sequence(c, s) or 0) > first[s] + 5, f"{s}'s media stalled"
-        print(f"{SPACES} idle live spaces: {share:.3f} of a core over {MEASURE_S:g} s")
+        parts = part_frames or "default"
+        print(f"{SPACES} idle live spaces ({parts} frames a part): {share:.3f} of a core")
         assert share < MAX_CORE_SHARE, f"{SPACES} idle spaces cost {share:.3f} of a core"

@@ -21,7 +21,14 @@ from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.e2e
 
-EVERY = ["space.scheduled", "space.started", "space.ended", "recording.ready", "clip.created"]
+EVERY = [
+    "space.scheduled",
+    "space.started",
+    "space.ended",
+    "recording.ready",
+    "recording.deleted",
+    "clip.created",
+]
 QUICK = {
     "webhook_allow_private": "true",  # the receiver is on loopback
     "webhook_retries_s": "0.5,0.5,0.5",

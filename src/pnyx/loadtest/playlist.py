@@ -15,6 +15,7 @@ URIs come out resolved against the playlist's directory, as encoded request path
 
 from __future__ import annotations
 
+import gzip
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -189,8 +190,12 @@ def parse(text: str, base_dir: bytes) -> Playlist:
     )
 
 
+GZIP_MAGIC = b"\x1f\x8b"  # playlists come gzipped, as to a browser (a playlist is text)
+
+
 class ParseCache:
-    """Every listener reads the same few playlists: parse each distinct body once."""
+    """Every listener reads the same few playlists: parse (and unzip) each distinct body
+    once."""
 
     def __init__(self, base_dir: bytes, size: int = 16) -> None:
         self.base_dir = base_dir
@@ -201,7 +206,8 @@ class ParseCache:
     def get(self, body: bytes) -> Playlist:
         found = self._cache.get(body)
         if found is None:
-            found = parse(body.decode("utf-8", "replace"), self.base_dir)
+            text = gzip.decompress(body) if body[:2] == GZIP_MAGIC else body
+            found = parse(text.decode("utf-8", "replace"), self.base_dir)
             self.parsed += 1
             if len(self._cache) >= self.size:
                 self._cache.pop(next(iter(self._cache)))

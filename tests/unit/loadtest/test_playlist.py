@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,11 @@ def test_parse_cache_parses_each_body_once() -> None:
     cache.get((GOLDEN / "ended_ll.m3u8").read_bytes())  # evicts the oldest
     assert cache.get(LIVE.encode()) is not a
     assert cache.parsed == 4
+
+
+def test_parse_cache_unzips_a_gzipped_playlist() -> None:
+    cache = ParseCache(BASE)
+    zipped = cache.get(gzip.compress(LIVE.encode()))
+    plain = parse(LIVE, BASE)
+    assert zipped.low_units == plain.low_units and zipped.hint == plain.hint
+    assert zipped.low_units  # the playlist was read, not an empty one
