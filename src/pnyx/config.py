@@ -126,7 +126,7 @@ class Settings(BaseModel):
     listener_lean_paths: bool = True  # plain heartbeats, anonymous joins: before the framework
     presence_bucket_s: float = Field(5.0, gt=0)
     presence_window_s: float = Field(45.0, gt=0)
-    # An edge waits for the origin at most 16 s (pnyx.edge LONGEST_ORIGIN_WAIT_S), so a
+    # An edge waits for the origin at most 16 s (pnyx.edge_reads LONGEST_ORIGIN_WAIT_S), so a
     # long-poll or a blocking reload is held here no longer than 15 s.
     state_wait_s: float = Field(15.0, gt=0, le=15)
     state_tick_s: float = Field(1.0, gt=0)

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import websockets
 
-from pnyx.edge import BAD_LINK, EXPIRED, NO_LINKS
 from pnyx.edge_frontrow import PRIVATE, FrontRow
+from pnyx.edge_reads import BAD_LINK, EXPIRED, NO_LINKS
 from pnyx.services.links import sign
 from tests.e2e.test_frontrow import HOST_HZ, OTHER_HZ, RATE, require_nchan
 from tests.support import tones

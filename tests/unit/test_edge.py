@@ -12,10 +12,6 @@ from pydantic import ValidationError
 
 from pnyx.config import Settings
 from pnyx.edge import (
-    BAD_LINK,
-    EXPIRED,
-    LONGEST_ORIGIN_WAIT_S,
-    NO_LINKS,
     EdgeSpec,
     Tls,
     folders,
@@ -26,6 +22,7 @@ from pnyx.edge import (
     varnishd_command,
 )
 from pnyx.edge_frontrow import PRIVATE, FrontRow
+from pnyx.edge_reads import BAD_LINK, EXPIRED, LONGEST_ORIGIN_WAIT_S, NO_LINKS
 from pnyx.edge_varnish import Collapse
 
 
