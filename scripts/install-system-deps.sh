@@ -4,8 +4,9 @@
 # openssl (test certificates), espeak-ng (speech for the captions tests), Varnish, nginx's
 # nchan module and Icecast (the listener's edge and its peer), and iproute2 +
 # nftables + iptables (the multi-host rehearsal: network namespaces, a router and a NAT
-# built by the tests). Idempotent and quiet when all
-# are present. Extra package names given as arguments (e.g. wrk, or janus for
+# built by the tests), wrk (the LL-HLS audience of bench/wrk_audience.py, which
+# tests/e2e/test_wrk_audience.py runs) and curl. Idempotent and quiet when all
+# are present. Extra package names given as arguments (e.g. janus for
 # bench/peers/janus_bridge.py: benchmarks only, never the tests) are installed too when
 # their command is missing.
 set -euo pipefail
@@ -27,6 +28,8 @@ have nft || [ -x /usr/sbin/nft ] || missing+=(nftables)
 have iptables || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 have tc || [ -x /usr/sbin/tc ] || missing+=(iproute2)
 have espeak-ng || missing+=(espeak-ng)  # known speech for the captions tests
+have wrk || missing+=(wrk)  # the wrk audience's script and wrapper are tested
+have curl || missing+=(curl)
 # The listener's edge, measured side by side: Varnish, nginx's nchan module (pub/sub), and
 # Icecast (the peer the listener-latency bench compares against).
 have varnishd || [ -x /usr/sbin/varnishd ] || missing+=(varnish)
