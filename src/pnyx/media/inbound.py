@@ -43,8 +43,15 @@ who stopped sending, or uses DTX, goes quiet, and their next packet starts anew.
 
 A sender whose timestamps jump (a restarted encoder: its packets seem to arrive a second
 earlier than any before, or five seconds later) starts a new timeline: what was pending
-is dropped and the delay is measured anew. Packets of other durations than 20 ms (2.5 to
-120 ms) are re-cut into 20 ms frames.
+is dropped and the delay is measured anew. **A stream that runs slower than real time**
+(a sender that cannot keep up, or a node whose event loop falls further and further
+behind, so every packet arrives later than the one before by more than the most the
+buffer holds) would otherwise have every packet dropped as stale for ever: after
+:data:`RESYNC_AFTER` packets in a row dropped that way the playout point is moved to the
+newest one (the window's old transits forgotten) and the most is held, so the speaker
+is heard again, with gaps where the stream falls behind, rather than never (a stream at
+3/4 of real time: about half the ticks play the speaker, the rest conceal or are silent).
+Packets of other durations than 20 ms (2.5 to 120 ms) are re-cut into 20 ms frames.
 """
 
 from __future__ import annotations
@@ -77,6 +84,7 @@ _GROW_AT = 0  # playing ahead of the deadline at all makes an insertion
 # is on a new timeline, not jitter: the sender's timestamps jumped forward (or back).
 _NEW_TIMELINE_EARLIER_S = 1.0
 _NEW_TIMELINE_LATER_S = 5.0  # beyond any stall a queue of mix_queue_frames still holds
+RESYNC_AFTER = 10  # packets in a row too late to start from (200 ms): start at the newest
 _MAX_PENDING = 64  # packets held at most (1.3 s of 20 ms packets): a flood is cut
 _TS = 1 << 32  # RTP timestamps wrap
 _HALF = 1 << 31
@@ -112,6 +120,8 @@ class SpeakerInput:
         self.late = 0  # packets that came after their deadline (dropped)
         self.skipped = 0  # frames dropped to come down to the delay (or a stale backlog)
         self.inserted = 0  # frames of concealment inserted to go up to it
+        self.resyncs = 0  # times the playout point moved to the newest packet (RESYNC_AFTER)
+        self._stale_run = 0  # packets dropped in a row as too late to start from
         self._decoder: OpusDecoder | None = None  # made in the clock's thread, at first use
         self._pending: dict[int, EncodedFrame] = {}  # by unwrapped timestamp
         self._last_raw: int | None = None  # the newest RTP timestamp seen, as sent
@@ -247,17 +257,37 @@ class SpeakerInput:
         if not pending:
             return False
         due = self._due(now)
+        newest: tuple[int, EncodedFrame] | None = None
         for ts in sorted(pending):
             if ts + FRAME_SAMPLES > due:
                 if ts > due:
                     return False  # not yet: wait for its deadline
                 self._next = ts
                 self._rest = _EMPTY
+                self._stale_run = 0
                 return True
-            del pending[ts]  # its deadline passed a frame ago: a backlog, not latency
+            newest = ts, pending.pop(ts)  # its deadline passed a frame ago: a backlog
             self.skipped += 1
             self._stale_metric.inc()
+            self._stale_run += 1
+        if newest is not None and self._stale_run >= RESYNC_AFTER:
+            self._resync(*newest)
         return False
+
+    def _resync(self, ts: int, newest: EncodedFrame) -> None:
+        """Every packet for a while came too late to start from: the stream runs slower
+        than real time. Play from the newest one's transit on, as if it were the fastest,
+        holding the most (the stream keeps falling behind: the longer it stays playable,
+        the more of it is heard before the next resync)."""
+        transit = newest.arrival - ts / RATE
+        self._transits.clear()
+        self._transits.append(transit)
+        self._since_estimate = 0
+        self._base = transit
+        self.delay = self.max_delay
+        self._stale_run = 0
+        self.resyncs += 1
+        metrics.PLAYOUT_RESYNCS.inc()
 
     def _adjust(self, now: float) -> Frame | None:
         """Follow the target delay: skip a frame, or return one inserted."""

@@ -49,6 +49,12 @@ PLAYOUT_DROPPED = Counter(
     "loop stalled) or shrink (skipped to bring the delay down)",
     ["why"],  # late, stale, shrink
 )
+PLAYOUT_RESYNCS = Counter(
+    "pnyx_media_playout_resyncs_total",
+    "Times a speaker's playout point moved to their newest packet because every packet "
+    "for 200 ms came too late to play: a stream slower than real time (a sender that "
+    "cannot keep up, or this node's event loop falling behind)",
+)
 PLAYOUT_DELAY = Histogram(
     "pnyx_media_playout_delay_seconds",
     "A speaker's playout delay beyond their fastest packet (the jitter their link showed), "

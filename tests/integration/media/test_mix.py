@@ -140,6 +140,14 @@ async def test_thirteen_full_scale_speakers_never_clip(stage: Stage, program: li
     speakers = [
         (await stage.connect(h, 300 + 110 * i, amplitude=1.0))[0] for i, h in enumerate(handles)
     ]
+    # Every voice in the program first (on a loaded machine the last speakers connect
+    # late): then a further second of it, all thirteen at full scale.
+    last = 300 + 110 * 12
+    await eventually(
+        lambda: len(program) >= 50 and tone_level(tail(program, 1.0), last) > 0.01,
+        20,
+        "the last speaker's voice in the program",
+    )
     await heard_for(speakers[0], 1.0)
     loud = tail(program, 1.0)
     peak = float(np.abs(loud).max())
