@@ -77,11 +77,9 @@ class RecognizerProcess:
         data = np.ascontiguousarray(audio, dtype="<f4").tobytes()
         if not data:
             return []
-        proc = self._running()
-        assert proc.stdin is not None and proc.stdout is not None
+        proc = self._sent(data)
+        assert proc.stdout is not None
         try:
-            proc.stdin.write(_LENGTH.pack(len(data)) + data)
-            proc.stdin.flush()
             reply = _read_reply(proc.stdout, self._timeout)
         except (OSError, ValueError, TimeoutError) as exc:
             self.close()
@@ -89,6 +87,24 @@ class RecognizerProcess:
         if "error" in reply:
             raise RecognizerError(str(reply["error"]))
         return [Phrase(float(s), float(e), str(t)) for s, e, t in reply["phrases"]]
+
+    def _sent(self, data: bytes) -> subprocess.Popen[bytes]:
+        """The child, with ``data`` (a window) written to it. A child that died since the
+        last window can still look alive (a killed process whose threads are still
+        exiting is not reaped yet): its closed pipe is the sign, and a new child takes
+        the window (once)."""
+        for attempt in range(2):
+            proc = self._running()
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(_LENGTH.pack(len(data)) + data)
+                proc.stdin.flush()
+                return proc
+            except OSError as exc:
+                self.close()
+                if attempt:
+                    raise RecognizerError(f"the recogniser's process failed: {exc}") from exc
+        raise AssertionError("unreachable")
 
     def _running(self) -> subprocess.Popen[bytes]:
         proc = self._proc
