@@ -668,8 +668,9 @@ async def test_expire_space_never_keeps_anything_longer(live: LiveState) -> None
     await live.put_part("s1", "room", {}, 1, ttl_s=0.3)
     await live.put_blob(blob_key("s1", "part.m4s"), b"x", 0.3)
     await live.put_blob(blob_key("s1", "init.mp4"), b"i", 60.0)
+    await live.put_blob(blob_key("s1", "analytics"), b"a", 60.0)
     await live.expire_space("s1", 60.0)  # sooner expiries stand
-    await live.expire_space("s1", 0.5)
+    await live.expire_space("s1", 0.5, keep=[blob_key("s1", "analytics")])
     await live.expire_space("s1", 60.0)  # and so does the shorter TTL just given
 
     async def gone() -> Seen:
@@ -681,6 +682,7 @@ async def test_expire_space_never_keeps_anything_longer(live: LiveState) -> None
         return Seen(left == [None, None, None], f"left: {left}")
 
     await eventually(gone, SOON_S, "the snapshot and blobs of s1 to expire")
+    assert await live.get_blob(blob_key("s1", "analytics")) == b"a"  # kept: its own TTL
     await live.expire_space("never-existed", 0.1)  # a no-op
     assert await live.get_snapshot("never-existed") is None
 

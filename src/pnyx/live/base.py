@@ -100,15 +100,23 @@ class LiveState(Protocol):
         rate-limit buckets and channels are not the space's: their owners end them."""
         ...
 
-    async def expire_space(self, space: str, ttl_s: float, *, leases: Iterable[str] = ()) -> None:
+    async def expire_space(
+        self,
+        space: str,
+        ttl_s: float,
+        *,
+        leases: Iterable[str] = (),
+        keep: Iterable[str] = (),
+    ) -> None:
         """Let everything ``drop_space`` would forget go ``ttl_s`` seconds from now, by
         the backend's clock: what is due sooner keeps its sooner expiry, nothing is kept
         longer. Meanwhile it reads as before (an ended space's last room and playlist).
+        ``keep`` names blobs of the space left as they are (with their own TTLs).
         ``leases`` names leases whose owner is done with them for good (the stage lease
         of a space that ended): their fencing counters go too, so a later acquisition
         would start again from 1. Idempotent; a space with nothing held is a no-op.
         What is written for the space after the call may go with it, or keeps its own
-        expiry (a new snapshot written after its expiry has none)."""
+        expiry (blobs do; a new snapshot written after its expiry has none)."""
         ...
 
     # -- presence: distinct listeners heard recently (HyperLogLog per time bucket) --------

@@ -83,6 +83,11 @@ def blob_belongs(key: str, space: str) -> bool:
     return key.startswith(blob_key(space, ""))
 
 
+def analytics_key(space: str) -> str:
+    """The blob of a live space's running figures (``services/analytics.py``)."""
+    return blob_key(space, "analytics")
+
+
 def hls_key(space: str) -> str:
     """The snapshot key of a space's playlist state (apart from its room snapshot)."""
     return f"hls:{space}"

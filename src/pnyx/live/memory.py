@@ -184,10 +184,12 @@ class MemoryLiveState:
         for key in snapshot_keys(space):
             self._snaps.pop(key, None)
         self._forget_data(space)
+        for key in [k for k in self._blobs if blob_belongs(k, space)]:
+            del self._blobs[key]
         self._notify(space)  # waiters look again (and find nothing newer)
 
     def _forget_data(self, space: str) -> None:
-        """Everything of the space but its snapshots."""
+        """Everything of the space but its snapshots and blobs."""
         self._space_deadlines.pop(space, None)
         self._presence.pop(space, None)
         self._gone.pop(space, None)
@@ -196,12 +198,22 @@ class MemoryLiveState:
         self._audience.pop(space, None)
         self._heard.pop(space, None)
         self._reactions.pop(space, None)
-        for key in [k for k in self._blobs if blob_belongs(k, space)]:
-            del self._blobs[key]
 
-    async def expire_space(self, space: str, ttl_s: float, *, leases: Iterable[str] = ()) -> None:
+    async def expire_space(
+        self,
+        space: str,
+        ttl_s: float,
+        *,
+        leases: Iterable[str] = (),
+        keep: Iterable[str] = (),
+    ) -> None:
         self._reap()
         deadline = time.monotonic() + ttl_ms(ttl_s) / 1000
+        kept = set(keep)
+        for key, (data, expires) in list(self._blobs.items()):
+            if deadline < expires and blob_belongs(key, space) and key not in kept:
+                self._blobs[key] = (data, deadline)
+                heapq.heappush(self._blob_expiry, (deadline, key))
         for key in snapshot_keys(space):
             snap = self._snaps.get(key)
             if snap is not None and deadline < snap.expires:

@@ -306,10 +306,19 @@ class RedisLiveState:
         with self._unavailable():
             await unlink_all(self._redis, await space_keys(self._redis, self.key_prefix, space))
 
-    async def expire_space(self, space: str, ttl_s: float, *, leases: Iterable[str] = ()) -> None:
+    async def expire_space(
+        self,
+        space: str,
+        ttl_s: float,
+        *,
+        leases: Iterable[str] = (),
+        keep: Iterable[str] = (),
+    ) -> None:
         fences = [self._k(RedisKind.FENCE, name) for name in leases]
+        kept = {self._k(RedisKind.BLOB, key).encode() for key in keep}
         with self._unavailable():
             doomed = await space_keys(self._redis, self.key_prefix, space)
+            doomed = [k for k in doomed if (k.encode() if isinstance(k, str) else k) not in kept]
             await expire_all(self._redis, [*doomed, *fences], ttl_ms(ttl_s))
 
     # -- presence ---------------------------------------------------------------------
