@@ -21,7 +21,8 @@ from pnyx.api.app import create_app
 from pnyx.config import NodeRole, Settings
 from pnyx.domain import commands as cmd
 from pnyx.domain.types import Handle, SpaceId
-from pnyx.live.keys import hls_key
+from pnyx.errors import ErrorKind, PnyxError
+from pnyx.live.keys import analytics_key, hls_key
 from pnyx.services.node import Node
 from pnyx.services.spaces import NewSpace
 from pnyx.services.views import ROOM
@@ -64,6 +65,7 @@ async def _stage(tmp_path: Path, url: str | None) -> AsyncIterator[Stage]:
         lease_ttl_s=0.5,
         lease_renew_s=0.1,
         stage_presence_ttl_s=600.0,  # the host is never judged away: the test ends it
+        analytics_flush_s=0.5,
     )
     app = create_app(settings)
     raw = None if url is None else aioredis.Redis.from_url(url)
@@ -196,3 +198,37 @@ async def test_a_cancelled_scheduled_space_no_node_ever_held_expires(on_redis: S
     assert list(keys) == [f"pnyx:snap:{space}"], keys
     assert 0 < keys[f"pnyx:snap:{space}"] <= RETENTION_S * 1000
     assert (await stage.state(space))["state"] == "cancelled"
+
+
+class SavesFail:
+    """The store's analytics table, away for writes of figures (as in an outage)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def save(self, space: SpaceId, doc: object) -> None:
+        raise PnyxError(ErrorKind.UNAVAILABLE, "the store is away (test)")
+
+
+async def test_figures_the_store_could_not_take_stay_a_week(on_redis: Stage) -> None:
+    stage = on_redis
+    node = stage.node
+    space = await _running(stage)
+    figures = f"pnyx:blob:{analytics_key(space)}"
+
+    async def saved() -> bool:
+        return figures in await stage.keys(space)
+
+    await eventually(saved, SOON_S, "the ticker to save the running figures")
+    node.analytics._repo = SavesFail(node.analytics._repo)  # type: ignore[assignment]
+    await node.spaces.execute(space, cmd.EndSpace(HOST))
+
+    async def only_the_figures_left() -> Seen:
+        keys = await stage.keys(space)
+        return Seen(list(keys) == [figures], f"left: {keys}")
+
+    await eventually(only_the_figures_left, RETENTION_S + SOON_S, "the rest of the space to go")
+    assert (await stage.keys(space))[figures] > 6 * 86_400 * 1000  # a week, for the report
