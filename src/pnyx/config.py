@@ -105,6 +105,9 @@ class Settings(BaseModel):
     scheduled_expiry_s: float = Field(3600.0, ge=0)  # not started this long after the slot
     expiry_sweep_s: float = Field(60.0, gt=0)  # how often stage nodes look for them
     expiry_sweep_batch: int = Field(100, ge=1, le=10_000)  # cancelled per pass at most
+    # An ended or cancelled space's live state (room, playlist, counters, media) stays
+    # this long, so open pages and players learn it ended, then goes (expire_space)
+    ended_live_retention_s: float = Field(600.0, ge=1, le=604_800)
 
     # -- what one account may host (services/spaces.py HostLimits) -----------------------
     max_live_spaces_per_account: int = Field(1, ge=1, le=1000)  # live at once (409 beyond)

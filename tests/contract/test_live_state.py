@@ -15,7 +15,7 @@ import pytest
 
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import EncodedJSON, Lease, LiveState
-from pnyx.live.keys import blob_key
+from pnyx.live.keys import blob_key, hls_key, lease_name
 from pnyx.live.memory import MemoryLiveState
 from pnyx.live.redis import RedisLiveState
 from tests.contract.conftest import BUCKET_S, QUEUE
@@ -589,6 +589,120 @@ async def test_drop_space_forgets_the_space_and_only_it(live: LiveState) -> None
     # the space starts again from version 1
     assert await live.put_part("s1", "room", {"again": True}, 1) == 1
     await live.drop_space("never-existed")
+
+
+async def test_drop_space_forgets_its_playlist_state_too(live: LiveState) -> None:
+    for space in ("s1", "s10"):
+        await live.put_part(hls_key(space), "playlist", {"ended": True}, 1)
+    await live.drop_space("s1")
+    assert await live.get_snapshot(hls_key("s1")) is None
+    assert await live.get_snapshot(hls_key("s10")) is not None
+
+
+# -- expire_space ------------------------------------------------------------------------
+
+
+async def _fill(live: LiveState, space: str) -> None:
+    """Something of every kind a space holds."""
+    await live.put_part(space, "room", {"space": space, "status": "ended"}, 1)
+    await live.put_part(hls_key(space), "playlist", {"ended": True}, 1)
+    await live.presence_add_many(space, ["l1", "l2"], T0, people=["@ann"])
+    await live.presence_leave_many(space, ["l2"], T0)
+    await live.audience_add(space, "l1 ann", T0, cap=10)
+    await live.react(space, "👏", T0)
+    await live.put_blob(blob_key(space, "live.m3u8"), space.encode(), 60.0)
+
+
+async def _holds_nothing(live: LiveState, space: str) -> Seen:
+    held = {
+        "snapshot": await live.get_snapshot(space) is not None,
+        "playlist": await live.get_snapshot(hls_key(space)) is not None,
+        "presence": await live.presence_count(space, T0, 30) > 0,
+        "unique": await live.presence_unique(space) > 0,
+        "people": await live.presence_people(space) > 0,
+        "audience": await live.audience_page(space, None, 10) != [],
+        "reactions": await live.reactions(space, T0, 10) != {},
+        "blob": await live.get_blob(blob_key(space, "live.m3u8")) is not None,
+    }
+    left = sorted(name for name, there in held.items() if there)
+    return Seen(not left, f"{space} still holds {left}")
+
+
+async def _holds_everything(live: LiveState, space: str) -> None:
+    snap = await live.get_snapshot(space)
+    assert snap is not None
+    assert snap.parts["room"] == {"space": space, "status": "ended"}
+    playlist = await live.get_snapshot(hls_key(space))
+    assert playlist is not None
+    assert playlist.parts["playlist"] == {"ended": True}
+    assert await live.presence_count(space, T0, 30) == 1
+    assert await live.presence_unique(space) == 2
+    assert await live.presence_people(space) == 1
+    assert await live.audience_page(space, None, 10) == [("l1 ann", T0)]
+    assert await live.reactions(space, T0, 10) == {"👏": 1}
+    assert await live.get_blob(blob_key(space, "live.m3u8")) == space.encode()
+
+
+async def test_expire_space_lets_the_space_go_after_the_ttl_and_only_it(
+    live: LiveState,
+) -> None:
+    for space in ("s1", "s10", "s1:x"):
+        await _fill(live, space)
+    for space in ("s1", "s10"):  # stage leases, let go (their fencing counters stay)
+        lease = await live.acquire(lease_name(space), "node-a", 10.0)
+        assert lease is not None and lease.token == 1
+        await live.release(lease)
+    await live.expire_space("s1", 0.5, leases=[lease_name("s1")])
+    await _holds_everything(live, "s1")  # meanwhile it reads as before
+    await eventually(lambda: _holds_nothing(live, "s1"), SOON_S, "s1 to expire")
+    for other in ("s10", "s1:x"):  # neighbours with similar names are untouched
+        await _holds_everything(live, other)
+    again = await live.acquire(lease_name("s1"), "node-a", 10.0)
+    assert again is not None and again.token == 1  # its fencing counter went too
+    other = await live.acquire(lease_name("s10"), "node-a", 10.0)
+    assert other is not None and other.token == 2
+    assert await live.put_part("s1", "room", {"again": True}, 1) == 1  # from version 1
+
+
+async def test_expire_space_never_keeps_anything_longer(live: LiveState) -> None:
+    await live.put_part("s1", "room", {}, 1, ttl_s=0.3)
+    await live.put_blob(blob_key("s1", "part.m4s"), b"x", 0.3)
+    await live.put_blob(blob_key("s1", "init.mp4"), b"i", 60.0)
+    await live.put_blob(blob_key("s1", "analytics"), b"a", 60.0)
+    await live.expire_space("s1", 60.0)  # sooner expiries stand
+    await live.expire_space("s1", 0.5, keep=[blob_key("s1", "analytics")])
+    await live.expire_space("s1", 60.0)  # and so does the shorter TTL just given
+
+    async def gone() -> Seen:
+        left = [
+            await live.get_snapshot("s1"),
+            await live.get_blob(blob_key("s1", "part.m4s")),
+            await live.get_blob(blob_key("s1", "init.mp4")),
+        ]
+        return Seen(left == [None, None, None], f"left: {left}")
+
+    await eventually(gone, SOON_S, "the snapshot and blobs of s1 to expire")
+    assert await live.get_blob(blob_key("s1", "analytics")) == b"a"  # kept: its own TTL
+    await live.expire_space("never-existed", 0.1)  # a no-op
+    assert await live.get_snapshot("never-existed") is None
+
+
+async def test_a_part_put_with_a_ttl_expires_its_snapshot(live: LiveState) -> None:
+    assert await live.put_part("s1", "room", {"status": "ended"}, 1, ttl_s=0.5) == 1
+    assert await live.put_part("s1", "stats", {"listeners": 0}, 1) == 2  # keeps the TTL
+    await live.put_part("s2", "room", {"rev": 5}, 5)
+    assert await live.put_part("s2", "room", {"rev": 4}, 4, ttl_s=0.1) is None  # stale: no TTL
+    snap = await live.get_snapshot("s1")
+    assert snap is not None and snap.version == 2
+
+    async def gone() -> bool:
+        return await live.get_snapshot("s1") is None
+
+    await eventually(gone, SOON_S, "the snapshot put with a TTL to expire")
+    kept = await live.get_snapshot("s2")
+    assert kept is not None and kept.parts["room"] == {"rev": 5}
+    assert await live.put_part("s1", "room", {"status": "ended"}, 1) == 1  # anew, for good
+    assert await live.wait_snapshot("s1", after=0, timeout=0.1) is not None
 
 
 async def test_ping(live: LiveState) -> None:

@@ -130,7 +130,7 @@ async def test_keys_are_prefixed_and_expire(live: RedisLiveState, raw: aioredis.
     await live.put_blob("s1/live.m3u8", b"#EXTM3U", 2.0)
     keys = sorted(k.decode() for k in await raw.keys("*"))
     assert all(k.startswith("pnyx:") for k in keys), keys
-    assert await raw.ttl("pnyx:snap:s1") == -1  # the snapshot lives until drop_space
+    assert await raw.ttl("pnyx:snap:s1") == -1  # the snapshot lives until expire_space
     assert await raw.ttl("pnyx:fence:stage:s1") == -1  # fencing must never go back
     for key, most in [
         (f"pnyx:presence:s1:{int(T0 // 5)}", 400),
@@ -143,6 +143,66 @@ async def test_keys_are_prefixed_and_expire(live: RedisLiveState, raw: aioredis.
         ("pnyx:blob:s1/live.m3u8", 2),
     ]:
         assert 0 < await raw.ttl(key) <= most, key
+
+
+async def _ttls(raw: aioredis.Redis, pattern: str) -> dict[str, int]:
+    return {k.decode(): await raw.pttl(k) for k in await raw.keys(pattern)}
+
+
+async def test_expire_space_puts_a_ttl_on_every_key_of_the_space(
+    live: RedisLiveState, raw: aioredis.Redis
+) -> None:
+    for space in ("s1", "s1:x"):
+        await live.put_part(space, "room", {}, 1)
+        await live.put_part(f"hls:{space}", "playlist", {}, 1)
+        await live.presence_add_many(space, ["l1"], T0, people=["@ann"])
+        await live.presence_leave_many(space, ["l1"], T0)
+        await live.audience_add(space, "l1 ann", T0, 10)
+        await live.react(space, "👏", T0)
+        await live.put_blob(f"{space}/seg/1.m4s", b"m", 300.0)
+        await live.put_blob(f"{space}/part/1.m4s", b"p", 2.0)
+        lease = await live.acquire(f"tick:{space}", "node-a", 5.0)
+        assert lease is not None
+        await live.release(lease)
+    assert await raw.pttl("pnyx:fence:tick:s1") == -1
+    await live.expire_space("s1", 60.0, leases=["tick:s1"])
+    mine = {
+        k: ttl for k, ttl in (await _ttls(raw, "pnyx:*")).items() if "s1" in k and "s1:x" not in k
+    }
+    assert sorted(mine) == sorted(
+        [
+            "pnyx:snap:s1",
+            "pnyx:snap:hls:s1",
+            f"pnyx:presence:s1:{int(T0 // 5)}",
+            f"pnyx:gone:s1:{int(T0 // 5)}",
+            "pnyx:unique:s1",
+            "pnyx:people:s1",
+            "pnyx:audience:s1",
+            "pnyx:heard:s1",
+            f"pnyx:react:s1:{int(T0)}",
+            "pnyx:blob:s1/seg/1.m4s",
+            "pnyx:blob:s1/part/1.m4s",
+            "pnyx:fence:tick:s1",
+        ]
+    )
+    assert all(0 < ttl <= 60_000 for ttl in mine.values()), mine
+    assert mine["pnyx:blob:s1/part/1.m4s"] <= 2_000  # due sooner: kept
+    # the neighbour "s1:x" keeps its own lifetimes: no TTL on its snapshots and fence
+    for key in ("pnyx:snap:s1:x", "pnyx:snap:hls:s1:x", "pnyx:fence:tick:s1:x"):
+        assert await raw.pttl(key) == -1, key
+    assert await raw.pttl("pnyx:unique:s1:x") > 86_400_000
+
+
+async def test_a_ttl_given_to_put_part_stays_with_later_writes(
+    live: RedisLiveState, raw: aioredis.Redis
+) -> None:
+    await live.put_part("s1", "room", {"status": "ended"}, 1, ttl_s=30.0)
+    assert 0 < await raw.pttl("pnyx:snap:s1") <= 30_000
+    await live.put_part("s1", "stats", {}, 1)
+    assert 0 < await raw.pttl("pnyx:snap:s1") <= 30_000
+    await live.put_part("s2", "room", {}, 2)
+    assert await live.put_part("s2", "room", {}, 1, ttl_s=30.0) is None
+    assert await raw.pttl("pnyx:snap:s2") == -1  # a stale write changes nothing
 
 
 async def test_close_ends_waiters(live: RedisLiveState) -> None:

@@ -63,12 +63,21 @@ class LiveState(Protocol):
 
     # -- versioned state snapshot per space -------------------------------------------
     async def put_part(
-        self, space: str, part: str, doc: JSON | EncodedJSON, part_version: int
+        self,
+        space: str,
+        part: str,
+        doc: JSON | EncodedJSON,
+        part_version: int,
+        *,
+        ttl_s: float | None = None,
     ) -> int | None:
         """Store ``doc`` as ``part`` of the space's snapshot if ``part_version`` is greater
         than the part's stored version (so a late writer never overwrites a newer one).
         Returns the new snapshot version, or None when the write was stale and ignored.
-        An :class:`EncodedJSON` is stored as it is (readers get the document it encodes)."""
+        An :class:`EncodedJSON` is stored as it is (readers get the document it encodes).
+        A snapshot has no expiry of its own; with ``ttl_s`` a write that is taken makes
+        the whole snapshot expire ``ttl_s`` seconds later (the room of an ended space),
+        and later writes without it keep that expiry."""
         ...
 
     async def get_snapshot(self, space: str) -> Snapshot | None:
@@ -86,9 +95,28 @@ class LiveState(Protocol):
         ...
 
     async def drop_space(self, space: str) -> None:
-        """Forget everything held for the space (snapshot, counters, presence, blobs
-        made by ``keys.blob_key(space, …)``). Leases, rate-limit buckets and channels
-        are not the space's: their owners end them."""
+        """Forget everything held for the space (its snapshots, ``keys.snapshot_keys``;
+        counters, presence, audience, blobs made by ``keys.blob_key(space, …)``). Leases,
+        rate-limit buckets and channels are not the space's: their owners end them."""
+        ...
+
+    async def expire_space(
+        self,
+        space: str,
+        ttl_s: float,
+        *,
+        leases: Iterable[str] = (),
+        keep: Iterable[str] = (),
+    ) -> None:
+        """Let everything ``drop_space`` would forget go ``ttl_s`` seconds from now, by
+        the backend's clock: what is due sooner keeps its sooner expiry, nothing is kept
+        longer. Meanwhile it reads as before (an ended space's last room and playlist).
+        ``keep`` names blobs of the space left as they are (with their own TTLs).
+        ``leases`` names leases whose owner is done with them for good (the stage lease
+        of a space that ended): their fencing counters go too, so a later acquisition
+        would start again from 1. Idempotent; a space with nothing held is a no-op.
+        What is written for the space after the call may go with it, or keeps its own
+        expiry (blobs do; a new snapshot written after its expiry has none)."""
         ...
 
     # -- presence: distinct listeners heard recently (HyperLogLog per time bucket) --------

@@ -28,7 +28,8 @@ keeps them apart from its snapshot. Space ids are made by ``secrets.token_urlsaf
 (twelve of ``[A-Za-z0-9_-]``) and checked against ``[A-Za-z0-9_-]{1,64}``
 (``media.recording.valid_space``) or looked up in the store where they come in. With no
 ``:`` and no ``/`` in an id, a bare space id is never ``hls:…`` and a space's blobs are
-never another space's (``drop_space`` relies on that). Three valid ids are special: spaces
+never another space's (``drop_space`` and ``expire_space`` rely on that; both also take the
+space's other snapshots, :func:`snapshot_keys`). Three valid ids are special: spaces
 called ``node``, ``account`` or ``token`` would own the nodes' or the sessions' blobs;
 none is ever made (ids have twelve characters).
 
@@ -37,7 +38,9 @@ under its ``key_prefix`` (default ``pnyx:``) by :func:`redis_key`:
 
 ==============================  ==========================================================
 ``snap:<space>``                hash: ``v`` snapshot version, ``p:<part>`` JSON,
-                                ``pv:<part>`` part version (written by ``PUT_PART_LUA``)
+                                ``pv:<part>`` part version (written by ``PUT_PART_LUA``);
+                                no TTL while the space runs, then ``expire_space``'s (or
+                                the one ``put_part`` was given: an ended room)
 ``presence:<space>:<bucket>``   HyperLogLog of the members heard in that bucket
 ``gone:<space>:<bucket>``       HyperLogLog of the members marked gone in that bucket
 ``unique:<space>``              HyperLogLog of every member ever heard (a week's TTL)
@@ -51,7 +54,8 @@ under its ``key_prefix`` (default ``pnyx:``) by :func:`redis_key`:
 ``react:<space>:<second>``      hash: emoji -> count in that second
 ``rate:<key>``                  hash: ``tokens``, ``ts`` (a token bucket)
 ``lease:<name>``                ``<holder>|<token>`` with a PX expiry
-``fence:<name>``                counter handing out fencing tokens (never expires)
+``fence:<name>``                counter handing out fencing tokens (no TTL, until an
+                                ``expire_space`` names the lease: never taken again)
 ``blob:<key>``                  bytes with a PX expiry
 ==============================  ==========================================================
 
@@ -79,9 +83,21 @@ def blob_belongs(key: str, space: str) -> bool:
     return key.startswith(blob_key(space, ""))
 
 
+def analytics_key(space: str) -> str:
+    """The blob of a live space's running figures (``services/analytics.py``)."""
+    return blob_key(space, "analytics")
+
+
 def hls_key(space: str) -> str:
     """The snapshot key of a space's playlist state (apart from its room snapshot)."""
     return f"hls:{space}"
+
+
+def snapshot_keys(space: str) -> tuple[str, ...]:
+    """Every snapshot key that belongs to ``space``: its own (room, stats) and its
+    playlist state's (the captions are rendered from it). ``drop_space`` and
+    ``expire_space`` take them all; a new snapshot of a space is added here."""
+    return (space, hls_key(space))
 
 
 def lease_name(space: str) -> str:

@@ -4,7 +4,9 @@ Everything lives in dicts on one event loop, so no method needs a lock: none of 
 awaits while it changes state. Nothing runs in the background either: expired and aged
 data is pruned as a side effect of writes (every ``_SWEEP_EVERY_S`` of the callers'
 ``now`` for the time-bucketed data; a heap of expiry times for blobs), and waiters are
-woken by the write that concerns them, never by polling.
+woken by the write that concerns them, never by polling. Spaces let go by ``expire_space``
+(and snapshots put with a TTL) are in a heap of deadlines too, reaped by the next call
+that touches a space or a blob once their time has come.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live import token_bucket, windows
 from pnyx.live.base import JSON, EncodedJSON, Lease, RateDecision, Snapshot
 from pnyx.live.codec import encode_doc, ttl_ms
 from pnyx.live.hll import HyperLogLog
-from pnyx.live.keys import blob_belongs
+from pnyx.live.keys import blob_belongs, snapshot_keys
 from pnyx.live.subscription import DEFAULT_QUEUE_SIZE, Subscription
 
 _SWEEP_EVERY_S = 30.0  # of the callers' ``now``: how often aged buckets are pruned
@@ -34,6 +37,7 @@ class _Snap:
     version: int = 0
     parts: dict[str, str] = field(default_factory=dict)  # part -> JSON text
     part_versions: dict[str, int] = field(default_factory=dict)
+    expires: float = math.inf  # time.monotonic(): put_part's ttl_s, expire_space
 
 
 @dataclass(slots=True)
@@ -49,6 +53,14 @@ class _Held:
     holder: str
     token: int
     expires: float  # time.monotonic()
+
+
+class _Due(StrEnum):
+    """What a deadline in ``MemoryLiveState._due`` ends."""
+
+    SNAPSHOT = "snapshot"  # one snapshot key
+    SPACE = "space"  # the rest of a space (expire_space)
+    FENCE = "fence"  # a lease's fencing counter (expire_space's leases)
 
 
 class MemoryLiveState:
@@ -77,6 +89,10 @@ class MemoryLiveState:
         self._channels: dict[str, set[Subscription]] = {}
         self._blobs: dict[str, tuple[bytes, float]] = {}
         self._blob_expiry: list[tuple[float, str]] = []  # heap of (expires, key)
+        # expire_space: space -> when its data goes; lease name -> when its fence goes
+        self._space_deadlines: dict[str, float] = {}
+        self._fence_deadlines: dict[str, float] = {}
+        self._due: list[tuple[float, _Due, str]] = []  # heap of (deadline, what, key)
         self._last_sweep = -math.inf
 
     # -- lifecycle -------------------------------------------------------------------
@@ -93,9 +109,16 @@ class MemoryLiveState:
 
     # -- versioned state snapshot per space -------------------------------------------
     async def put_part(
-        self, space: str, part: str, doc: JSON | EncodedJSON, part_version: int
+        self,
+        space: str,
+        part: str,
+        doc: JSON | EncodedJSON,
+        part_version: int,
+        *,
+        ttl_s: float | None = None,
     ) -> int | None:
         text = encode_doc(doc)
+        self._reap()
         snap = self._snaps.setdefault(space, _Snap())
         stored = snap.part_versions.get(part)
         if stored is not None and stored >= part_version:
@@ -103,6 +126,9 @@ class MemoryLiveState:
         snap.parts[part] = text
         snap.part_versions[part] = part_version
         snap.version += 1
+        if ttl_s is not None:
+            snap.expires = time.monotonic() + ttl_ms(ttl_s) / 1000
+            heapq.heappush(self._due, (snap.expires, _Due.SNAPSHOT, space))
         self._notify(space)
         return snap.version
 
@@ -110,6 +136,7 @@ class MemoryLiveState:
         return self._snapshot(space)
 
     def _snapshot(self, space: str) -> Snapshot | None:
+        self._reap()
         snap = self._snaps.get(space)
         if snap is None or snap.version == 0:
             return None
@@ -154,7 +181,16 @@ class MemoryLiveState:
             watch.event = asyncio.Event()
 
     async def drop_space(self, space: str) -> None:
-        self._snaps.pop(space, None)
+        for key in snapshot_keys(space):
+            self._snaps.pop(key, None)
+        self._forget_data(space)
+        for key in [k for k in self._blobs if blob_belongs(k, space)]:
+            del self._blobs[key]
+        self._notify(space)  # waiters look again (and find nothing newer)
+
+    def _forget_data(self, space: str) -> None:
+        """Everything of the space but its snapshots and blobs."""
+        self._space_deadlines.pop(space, None)
         self._presence.pop(space, None)
         self._gone.pop(space, None)
         self._unique.pop(space, None)
@@ -162,9 +198,55 @@ class MemoryLiveState:
         self._audience.pop(space, None)
         self._heard.pop(space, None)
         self._reactions.pop(space, None)
-        for key in [k for k in self._blobs if blob_belongs(k, space)]:
-            del self._blobs[key]
-        self._notify(space)  # waiters look again (and find nothing newer)
+
+    async def expire_space(
+        self,
+        space: str,
+        ttl_s: float,
+        *,
+        leases: Iterable[str] = (),
+        keep: Iterable[str] = (),
+    ) -> None:
+        self._reap()
+        deadline = time.monotonic() + ttl_ms(ttl_s) / 1000
+        kept = set(keep)
+        for key, (data, expires) in list(self._blobs.items()):
+            if deadline < expires and blob_belongs(key, space) and key not in kept:
+                self._blobs[key] = (data, deadline)
+                heapq.heappush(self._blob_expiry, (deadline, key))
+        for key in snapshot_keys(space):
+            snap = self._snaps.get(key)
+            if snap is not None and deadline < snap.expires:
+                snap.expires = deadline
+                heapq.heappush(self._due, (deadline, _Due.SNAPSHOT, key))
+        if deadline < self._space_deadlines.get(space, math.inf):
+            self._space_deadlines[space] = deadline
+            heapq.heappush(self._due, (deadline, _Due.SPACE, space))
+        for name in leases:
+            if name in self._fences and deadline < self._fence_deadlines.get(name, math.inf):
+                self._fence_deadlines[name] = deadline
+                heapq.heappush(self._due, (deadline, _Due.FENCE, name))
+
+    def _reap(self) -> None:
+        """Forget the snapshots, spaces and fences whose deadline has passed (an entry
+        whose deadline moved since is left to its newer one)."""
+        due = self._due
+        if not due or due[0][0] > time.monotonic():
+            return
+        now = time.monotonic()
+        while due and due[0][0] <= now:
+            deadline, what, key = heapq.heappop(due)
+            if what is _Due.SNAPSHOT:
+                snap = self._snaps.get(key)
+                if snap is not None and snap.expires == deadline:
+                    del self._snaps[key]
+                    self._notify(key)
+            elif what is _Due.SPACE:
+                if self._space_deadlines.get(key) == deadline:
+                    self._forget_data(key)
+            elif self._fence_deadlines.get(key) == deadline:
+                del self._fence_deadlines[key]
+                self._fences.pop(key, None)
 
     # -- presence ---------------------------------------------------------------------
     async def presence_add(self, space: str, member: str, now: float) -> None:
@@ -174,6 +256,7 @@ class MemoryLiveState:
         self, space: str, members: Iterable[str], now: float, people: Iterable[str] = ()
     ) -> None:
         """``presence_add`` for many members at once."""
+        self._reap()
         members = list(members)
         if members:
             self._bucket(self._presence, space, now).update(members)
@@ -184,6 +267,7 @@ class MemoryLiveState:
         self._maybe_sweep(now)
 
     async def presence_leave_many(self, space: str, members: Iterable[str], now: float) -> None:
+        self._reap()
         self._bucket(self._gone, space, now).update(members)
         self._maybe_sweep(now)
 
@@ -201,6 +285,7 @@ class MemoryLiveState:
         return sketch
 
     async def presence_count(self, space: str, now: float, window_s: float) -> int:
+        self._reap()
         span = windows.presence_buckets(now, window_s, self.presence_bucket_s)
         added = self._presence.get(space, {})
         gone = self._gone.get(space, {})
@@ -214,15 +299,18 @@ class MemoryLiveState:
         return max(0, HyperLogLog.union(sketches + left).count() - left_count)
 
     async def presence_unique(self, space: str) -> int:
+        self._reap()
         sketch = self._unique.get(space)
         return 0 if sketch is None else sketch.count()
 
     async def presence_people(self, space: str) -> int:
+        self._reap()
         sketch = self._people.get(space)
         return 0 if sketch is None else sketch.count()
 
     # -- audience ---------------------------------------------------------------------
     async def audience_add(self, space: str, member: str, score: float, cap: int) -> None:
+        self._reap()
         members = self._audience.setdefault(space, {})
         members[member] = score
         self._heard.setdefault(space, {})[member] = score
@@ -231,6 +319,7 @@ class MemoryLiveState:
             await self.audience_remove(space, [m for m, _ in ranked[:-cap]])
 
     async def audience_heard_many(self, space: str, members: Iterable[str], now: float) -> None:
+        self._reap()
         heard = self._heard.get(space)
         if heard is None:
             return
@@ -253,6 +342,7 @@ class MemoryLiveState:
     async def audience_page(
         self, space: str, before: float | None, limit: int, heard_since: float | None = None
     ) -> list[tuple[str, float]]:
+        self._reap()
         if heard_since is not None:
             heard = self._heard.get(space, {})
             stale = [m for m, at in heard.items() if at < heard_since]
@@ -265,6 +355,7 @@ class MemoryLiveState:
 
     # -- reactions --------------------------------------------------------------------
     async def react(self, space: str, emoji: str, now: float, count: int = 1) -> None:
+        self._reap()
         second = windows.reaction_second(now)
         seconds = self._reactions.setdefault(space, {})
         counts = seconds.get(second)
@@ -277,6 +368,7 @@ class MemoryLiveState:
         self._maybe_sweep(now)
 
     async def reactions(self, space: str, now: float, window_s: int) -> dict[str, int]:
+        self._reap()
         seconds = self._reactions.get(space, {})
         totals: dict[str, int] = {}
         for second in windows.reaction_seconds(now, window_s):
@@ -304,6 +396,7 @@ class MemoryLiveState:
         return held
 
     async def acquire(self, name: str, holder: str, ttl_s: float) -> Lease | None:
+        self._reap()
         expires = time.monotonic() + ttl_ms(ttl_s) / 1000
         held = self._current(name)
         if held is not None:
@@ -354,6 +447,7 @@ class MemoryLiveState:
 
     # -- blobs ------------------------------------------------------------------------
     async def put_blob(self, key: str, data: bytes, ttl_s: float) -> None:
+        self._reap()
         now = time.monotonic()
         self._expire_blobs(now)
         expires = now + ttl_ms(ttl_s) / 1000
@@ -361,6 +455,7 @@ class MemoryLiveState:
         heapq.heappush(self._blob_expiry, (expires, key))
 
     async def get_blob(self, key: str) -> bytes | None:
+        self._reap()
         entry = self._blobs.get(key)
         if entry is None:
             return None
@@ -402,6 +497,7 @@ class MemoryLiveState:
                 del self._reactions[space]
         for key in [k for k, b in self._buckets.items() if b.is_full(now)]:
             del self._buckets[key]
+        self._reap()
         mono = time.monotonic()
         for name in [n for n, h in self._leases.items() if h.expires <= mono]:
             del self._leases[name]

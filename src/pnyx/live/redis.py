@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -43,8 +42,9 @@ from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live import token_bucket, windows
 from pnyx.live.base import JSON, EncodedJSON, Lease, RateDecision, Snapshot
 from pnyx.live.codec import encode_doc, ttl_ms
-from pnyx.live.keys import RedisKind, blob_key, redis_key
+from pnyx.live.keys import RedisKind, redis_key
 from pnyx.live.redis_scripts import Scripts
+from pnyx.live.redis_space import expire_all, glob_escape, space_keys, unlink_all
 from pnyx.live.redis_url import SentinelTarget, is_sentinel_url, parse_sentinel_url
 from pnyx.live.sentinel import sentinel_client
 from pnyx.live.subscription import DEFAULT_QUEUE_SIZE, Subscription
@@ -64,12 +64,6 @@ _POOL_OPTIONS: dict[str, Any] = {
     "socket_timeout": 10.0,
     "health_check_interval": 30,
 }
-
-_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
-
-
-def _glob_escape(text: str) -> str:
-    return _GLOB_SPECIAL.sub(r"\\\1", text)
 
 
 @dataclass(slots=True)
@@ -171,13 +165,20 @@ class RedisLiveState:
 
     # -- versioned state snapshot per space -------------------------------------------
     async def put_part(
-        self, space: str, part: str, doc: JSON | EncodedJSON, part_version: int
+        self,
+        space: str,
+        part: str,
+        doc: JSON | EncodedJSON,
+        part_version: int,
+        *,
+        ttl_s: float | None = None,
     ) -> int | None:
         text = encode_doc(doc)
         key = self._k(RedisKind.SNAP, space)
+        ttl = "" if ttl_s is None else ttl_ms(ttl_s)
         with self._unavailable():
             version = await self._lua.put_part(
-                keys=[key], args=[part, text, int(part_version), key]
+                keys=[key], args=[part, text, int(part_version), key, ttl]
             )
         return None if version is None else int(version)
 
@@ -247,7 +248,7 @@ class RedisLiveState:
     async def _listen(self) -> None:
         """Dispatch snapshot notifications to local waiters, until cancelled."""
         channel_prefix = self._k(RedisKind.SNAP, "").encode()
-        pattern = _glob_escape(self._k(RedisKind.SNAP, "")) + "*"
+        pattern = glob_escape(self._k(RedisKind.SNAP, "")) + "*"
         pubsub = self._redis.pubsub()
         backoff = 0.1
         try:
@@ -302,28 +303,23 @@ class RedisLiveState:
             watch.event = asyncio.Event()
 
     async def drop_space(self, space: str) -> None:
-        presence = self._k(RedisKind.PRESENCE, space, "")  # then the bucket
-        gone = self._k(RedisKind.GONE, space, "")  # then the bucket
-        react = self._k(RedisKind.REACT, space, "")  # then the second
-        blobs = self._k(RedisKind.BLOB, blob_key(space, ""))  # then the blob's name
-        counted = "|".join(re.escape(start) for start in (presence, gone, react))
-        owned = re.compile(rf"(?:{counted})-?\d+|{re.escape(blobs)}.*", re.DOTALL)
-        patterns = [_glob_escape(start) + "*" for start in (presence, gone, react, blobs)]
         with self._unavailable():
-            doomed = [
-                self._k(RedisKind.SNAP, space),
-                self._k(RedisKind.UNIQUE, space),
-                self._k(RedisKind.PEOPLE, space),
-                self._k(RedisKind.AUDIENCE, space),
-                self._k(RedisKind.HEARD, space),
-            ]
-            for pattern in patterns:
-                async for key in self._redis.scan_iter(match=pattern, count=1000):
-                    # a space id containing ':' must not take its neighbours with it
-                    if owned.fullmatch(key.decode(errors="replace")):
-                        doomed.append(key)
-            for i in range(0, len(doomed), 500):
-                await self._redis.unlink(*doomed[i : i + 500])
+            await unlink_all(self._redis, await space_keys(self._redis, self.key_prefix, space))
+
+    async def expire_space(
+        self,
+        space: str,
+        ttl_s: float,
+        *,
+        leases: Iterable[str] = (),
+        keep: Iterable[str] = (),
+    ) -> None:
+        fences = [self._k(RedisKind.FENCE, name) for name in leases]
+        kept = {self._k(RedisKind.BLOB, key).encode() for key in keep}
+        with self._unavailable():
+            doomed = await space_keys(self._redis, self.key_prefix, space)
+            doomed = [k for k in doomed if (k.encode() if isinstance(k, str) else k) not in kept]
+            await expire_all(self._redis, [*doomed, *fences], ttl_ms(ttl_s))
 
     # -- presence ---------------------------------------------------------------------
     async def presence_add(self, space: str, member: str, now: float) -> None:

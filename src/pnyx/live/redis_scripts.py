@@ -19,14 +19,18 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-# KEYS[1] snapshot hash; ARGV: part, JSON, part version, notification channel.
-# Returns the new snapshot version, or nil when the part version is not newer.
+# KEYS[1] snapshot hash; ARGV: part, JSON, part version, notification channel, TTL in ms
+# ('' for none: the hash keeps what expiry it has). Returns the new snapshot version, or
+# nil when the part version is not newer (and then nothing changes, the TTL neither).
 PUT_PART_LUA = """
 local pv = redis.call('HGET', KEYS[1], 'pv:' .. ARGV[1])
 if pv and tonumber(pv) >= tonumber(ARGV[3]) then
   return false
 end
 redis.call('HSET', KEYS[1], 'p:' .. ARGV[1], ARGV[2], 'pv:' .. ARGV[1], ARGV[3])
+if ARGV[5] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
 local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('PUBLISH', ARGV[4], v)
 return v

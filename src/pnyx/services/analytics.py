@@ -5,11 +5,13 @@ the count it just published; the running :class:`~pnyx.services.figures.Figures`
 this process and are saved to the live state (blob ``{space}/analytics``) every
 ``analytics_flush_s``, so a node that takes the space over carries on from them. When the
 space ends (the ticker lets it go as ended) they are written to the store
-(``space_analytics``). Replay plays and downloads are counted in the store from the
-replay page's beacon (``replay_event``: a POST when playback starts or a download is
-clicked, limited per client address and per space), never from the replay's GETs, which
-edges cache a year (an origin sees about one per edge). Every step and every read is
-bounded: a few O(1) live-state reads per tick, one blob or row per request.
+(``space_analytics``); until then (the store away, the ticker's node gone) they stay in
+the live state, a week, however soon the rest of the ended space expires. Replay plays
+and downloads are counted in the store from the replay page's beacon (``replay_event``:
+a POST when playback starts or a download is clicked, limited per client address and per
+space), never from the replay's GETs, which edges cache a year (an origin sees about one
+per edge). Every step and every read is bounded: a few O(1) live-state reads per tick,
+one blob or row per request.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pnyx.domain.permissions import Action, require
 from pnyx.domain.types import Handle, SpaceId, SpaceStatus
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState, Snapshot
-from pnyx.live.keys import blob_key
+from pnyx.live.keys import analytics_key
 from pnyx.live.windows import REACTION_RETENTION_S, UNIQUE_RETENTION_S
 from pnyx.services import views
 from pnyx.services.figures import Figures
@@ -38,7 +40,6 @@ from pnyx.store.analytics import AnalyticsRepo
 
 log = logging.getLogger(__name__)
 
-ANALYTICS_BLOB = "analytics"
 _OVER = (SpaceStatus.ENDED, SpaceStatus.CANCELLED)
 
 
@@ -96,12 +97,12 @@ class Analytics:
         return Figures(self._s.analytics_sample_s, self._s.analytics_max_points)
 
     async def _stored(self, space: SpaceId) -> Figures | None:
-        data = await self._live.get_blob(blob_key(space, ANALYTICS_BLOB))
+        data = await self._live.get_blob(analytics_key(space))
         return None if data is None else Figures.from_json(json.loads(data))
 
     async def _save(self, space: SpaceId, figures: Figures) -> None:
         data = json.dumps(figures.to_json(), separators=(",", ":")).encode()
-        await self._live.put_blob(blob_key(space, ANALYTICS_BLOB), data, UNIQUE_RETENTION_S)
+        await self._live.put_blob(analytics_key(space), data, UNIQUE_RETENTION_S)
 
     # -- the ticker's side ---------------------------------------------------------------
     async def observe(
@@ -140,9 +141,13 @@ class Analytics:
             figures = await self._stored(space)
             if figures is None:
                 return
-        else:
+        try:
+            await self._repo.save(space, figures.to_json())
+        except PnyxError:
+            # Kept in the live state for the host's report (a week, however soon the
+            # rest of the ended space expires), then the error goes on.
             await self._save(space, figures)
-        await self._repo.save(space, figures.to_json())
+            raise
         log.info("space %s: analytics kept (peak %d listeners)", space, figures.peak)
 
     def forget(self, space: SpaceId) -> None:

@@ -200,7 +200,9 @@ class Node:
             per_hour=settings.space_creations_per_hour,
             burst=settings.space_creation_burst,
         )
-        spaces = SpaceService(store, live, limits, clock, hosts)
+        spaces = SpaceService(
+            store, live, limits, clock, hosts, ended_retention_s=settings.ended_live_retention_s
+        )
         signer = LinkSigner(
             link_secret(settings),
             ttl_s=settings.link_ttl_s,

@@ -42,7 +42,7 @@ from pnyx.domain.types import (
 )
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState
-from pnyx.live.keys import space_create_bucket, stage_channel
+from pnyx.live.keys import analytics_key, space_create_bucket, stage_channel
 from pnyx.protocol import stage as wire
 from pnyx.services import metrics, views
 from pnyx.store.db import Store
@@ -51,6 +51,7 @@ from pnyx.store.records import HostCap, OutboxMessage, SpaceRecord
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 8
+_OVER = frozenset({SpaceStatus.ENDED, SpaceStatus.CANCELLED})  # never changes again
 
 
 CAP_CODES = frozenset({"too_many_live_spaces", "too_many_scheduled_spaces"})
@@ -143,8 +144,11 @@ class SpaceService:
         limits: Limits,
         clock: Callable[[], float],
         hosts: HostLimits | None = None,  # None: no caps (tests of other things)
+        *,
+        ended_retention_s: float | None = None,  # None: an ended room is kept (tests)
     ) -> None:
         self._store = store
+        self._ended_retention_s = ended_retention_s
         self._live = live
         self._limits = limits
         self._clock = clock
@@ -311,6 +315,8 @@ class SpaceService:
             if won:
                 metrics.COMMANDS.labels(name, "accepted").inc()
                 await self._after(new, decision.events)
+                if new.status in _OVER and room.status not in _OVER:
+                    await self._expire(space)
                 self._queued(outbox)
                 if room.status is not SpaceStatus.LIVE and new.status is SpaceStatus.LIVE:
                     await self._went_live(rec, new)
@@ -472,11 +478,33 @@ class SpaceService:
 
     async def publish_room(self, room: Room) -> int | None:
         """Publish the room with its stage members' display names (one store read of at
-        most the stage's size: a command already costs a store write)."""
+        most the stage's size: a command already costs a store write). The room of an
+        ended or cancelled space is published with ``ended_retention_s`` as its
+        snapshot's TTL, whoever writes it: the live state of a space that will never
+        change again does not stay for good, even if no stage node ever held the space
+        (a cancelled scheduled one) or the one that did dies before letting it go."""
         names = await self._store.accounts.names([m.handle for m in room.members])
         part = views.room_part(room, names)
-        return await self._live.put_part(room.id, views.ROOM, part, room.version)
+        ttl = self._ended_retention_s if room.status in _OVER else None
+        return await self._live.put_part(room.id, views.ROOM, part, room.version, ttl_s=ttl)
+
+    async def _expire(self, space: SpaceId) -> None:
+        """The space just ended: what it has in the live state goes after the retention,
+        whichever node this is and whatever becomes of the one that ran it (whose ticker
+        does it again once the last media is written, and keeps the figures once they
+        are in the store). Its running figures are kept: the ticker that writes them to
+        the store may not have yet."""
+        if self._ended_retention_s is None:
+            return
+        try:
+            await self._live.expire_space(
+                space, self._ended_retention_s, keep=(analytics_key(space),)
+            )
+        except PnyxError as exc:  # the end stands; the stage node's ticker tries again
+            log.warning("space %s: live state not set to expire: %s", space, exc.message)
 
     async def ensure_published(self, space: SpaceId) -> None:
-        """Re-publish the room from the durable store (e.g. a fresh memory live state)."""
+        """Re-publish the room from the durable store (e.g. a fresh memory live state, or
+        an ended space whose live state has expired: a page still polling it gets its
+        room again, for another ``ended_retention_s``)."""
         await self.publish_room(await self.room(space))

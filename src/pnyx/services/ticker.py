@@ -34,7 +34,10 @@ away from that moment on).
 
 A space is let go (media stopped with ENDLIST, lease released) when the listing no longer
 has it or its published room part says it ended (known without the store). Only the
-ticks start and stop media, so a stop never races a start.
+ticks start and stop media, so a stop never races a start. Letting go of an ended space
+also sets its live state to expire (``LiveState.expire_space``) after
+``ended_live_retention_s``: its snapshots, counters, audience, media blobs and the fencing
+counter of its stage lease (an ended space is never taken again).
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class SpaceTicker:
         self._known_live: set[SpaceId] = set()  # as the last listing that worked said
         self._ended: set[SpaceId] = set()  # let go as ended: never taken again
         self._ending: set[SpaceId] = set()  # held, and the listing says ended: let go
+        self._expiring: set[SpaceId] = set()  # let go as ended, expire_space not done yet
         self._elsewhere: set[SpaceId] = set()  # live, held by another node (last pass)
         self._clean = 0  # renewal passes in a row that reached the live state throughout
         self._last_stats: dict[SpaceId, dict[str, Any]] = {}
@@ -249,21 +253,42 @@ class SpaceTicker:
     async def _let_go(self, space: SpaceId, *, ended: bool) -> None:
         lease = self._leases.pop(space, None)
         self._forget(space)
-        if self._analytics is not None and lease is not None:
-            if ended:
-                try:  # the figures become durable; a store outage leaves them in the live state
-                    await self._analytics.finish(space)
-                except PnyxError as exc:
-                    log.warning("space %s: analytics not kept: %s", space, exc.message)
-            else:
-                self._analytics.forget(space)
         if ended:
             self._ended.add(space)
             self._known_live.discard(space)
-        if self._media is not None and self._media.running(space):
-            await self._media.stop(space, ended=ended)
-        if lease is not None:
-            await self._live.release(lease)
+            self._expiring.add(space)
+        try:
+            if self._media is not None and self._media.running(space):
+                await self._media.stop(space, ended=ended)  # the playlist's ENDLIST
+            if lease is not None:
+                await self._live.release(lease)
+        finally:
+            if ended:  # after the last media writes, so they expire with the rest
+                await self._expire(space)
+            if self._analytics is not None and lease is not None:
+                # Ended: the figures become durable (a store outage leaves them in the
+                # live state, a week). After expire_space, which would cut that short.
+                if ended:
+                    try:
+                        await self._analytics.finish(space)
+                    except PnyxError as exc:
+                        log.warning("space %s: analytics not kept: %s", space, exc.message)
+                else:
+                    self._analytics.forget(space)
+
+    async def _expire(self, space: SpaceId) -> None:
+        """Let what the ended space left in the live state go after the retention (its
+        last room and playlist stay readable meanwhile). Tried again by the next ticks
+        while the live state fails."""
+        try:
+            await self._live.expire_space(
+                space, self._s.ended_live_retention_s, leases=(lease_name(space),)
+            )
+        except PnyxError as exc:
+            log.warning("space %s: live state not set to expire: %s", space, exc.message)
+            return
+        self._expiring.discard(space)
+        log.info("space %s: live state expires in %g s", space, self._s.ended_live_retention_s)
 
     def _forget(self, space: SpaceId) -> None:
         self._last_stats.pop(space, None)
@@ -291,6 +316,8 @@ class SpaceTicker:
                 await self._let_go(space, ended=True)
             except PnyxError as exc:
                 log.warning("space %s: letting go failed: %s", space, exc.message)
+        for space in list(self._expiring):  # the live state failed when they were let go
+            await self._expire(space)
         for space in list(self._leases):
             try:
                 await self.tick(space)

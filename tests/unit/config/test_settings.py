@@ -50,6 +50,8 @@ def test_ice_lists_come_from_toml_or_comma_separated_environment(tmp_path: Path)
         ({"PNYX_HOST": "0.0.0.0", "PNYX_REDIS": "redis://r:6379/0"}, "public_url"),
         ({"PNYX_HOST": "::", "PNYX_REDIS": "redis://r:6379/0"}, "public_url"),
         ({"PNYX_PUBLIC_URL": "http://0.0.0.0:8000"}, "public_url"),
+        ({"PNYX_ENDED_LIVE_RETENTION_S": "0"}, "ended_live_retention_s"),
+        ({"PNYX_ENDED_LIVE_RETENTION_S": "604801"}, "ended_live_retention_s"),
         # ICE (docs/ice.md)
         ({"PNYX_ICE_ALLOWED_NETWORKS": "10.0.0.0/8,10.0.0.0/33"}, "CIDR notation"),
         ({"PNYX_ICE_ALLOWED_NETWORKS": "everywhere"}, "ice_allowed_networks"),

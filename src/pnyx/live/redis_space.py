@@ -1,0 +1,69 @@
+"""The Redis keys one space owns, for ``RedisLiveState.drop_space`` and ``expire_space``.
+
+A space's keys are named after it (``keys.py``): a fixed few (its snapshots, its
+whole-space sketches and audience) and the bucketed ones found by SCAN (presence and
+gone buckets, reaction seconds, blobs). A space id containing ``:`` must not take its
+neighbours with it: ``presence:s1:x:<bucket>`` is the space ``s1:x``'s, not ``s1``'s, so
+a scanned key is the space's only when the rest of it is a bucket number (or, for a
+blob, anything after ``<space>/``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import redis.asyncio as aioredis
+
+from pnyx.live.keys import RedisKind, blob_key, redis_key, snapshot_keys
+
+BATCH = 500  # keys per UNLINK, or PEXPIREs per pipeline round trip
+
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis glob pattern (SCAN MATCH, PSUBSCRIBE)."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def fixed_keys(prefix: str, space: str) -> list[str]:
+    """The keys of the space whose names are known without looking."""
+    return [
+        *(redis_key(prefix, RedisKind.SNAP, key) for key in snapshot_keys(space)),
+        *(
+            redis_key(prefix, kind, space)
+            for kind in (RedisKind.UNIQUE, RedisKind.PEOPLE, RedisKind.AUDIENCE, RedisKind.HEARD)
+        ),
+    ]
+
+
+async def space_keys(client: aioredis.Redis, prefix: str, space: str) -> list[str | bytes]:
+    """Every key the space owns: the fixed ones (whether they exist or not) and the
+    bucketed ones that exist (one SCAN per kind)."""
+    presence = redis_key(prefix, RedisKind.PRESENCE, space, "")  # then the bucket
+    gone = redis_key(prefix, RedisKind.GONE, space, "")  # then the bucket
+    react = redis_key(prefix, RedisKind.REACT, space, "")  # then the second
+    blobs = redis_key(prefix, RedisKind.BLOB, blob_key(space, ""))  # then the blob's name
+    counted = "|".join(re.escape(start) for start in (presence, gone, react))
+    owned = re.compile(rf"(?:{counted})-?\d+|{re.escape(blobs)}.*", re.DOTALL)
+    found: list[str | bytes] = [*fixed_keys(prefix, space)]
+    for start in (presence, gone, react, blobs):
+        async for key in client.scan_iter(match=glob_escape(start) + "*", count=1000):
+            if owned.fullmatch(key.decode(errors="replace")):
+                found.append(key)
+    return found
+
+
+async def unlink_all(client: aioredis.Redis, keys: list[str | bytes]) -> None:
+    for i in range(0, len(keys), BATCH):
+        await client.unlink(*keys[i : i + BATCH])
+
+
+async def expire_all(client: aioredis.Redis, keys: list[str | bytes], ttl_ms: int) -> None:
+    """PEXPIRE ... LT on every key: a key due sooner keeps its expiry, a key without one
+    (or due later) gets ``ttl_ms``; a key that does not exist stays absent."""
+    for i in range(0, len(keys), BATCH):
+        async with client.pipeline(transaction=False) as pipe:
+            for key in keys[i : i + BATCH]:
+                pipe.pexpire(key, ttl_ms, lt=True)
+            await pipe.execute()
