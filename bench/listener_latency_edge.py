@@ -498,6 +498,8 @@ class WrkAudience(Audience):
             "latency_ms": r.latency_ms,
             "client_cores": r.cpu_cores,
             "threads": r.threads,
+            # every request takes gzip, as a browser's: the edge sends playlists as zipped
+            "playlists_gzipped": r.gzipped / r.playlists if r.playlists else 0.0,
             # parts each wrk thread followed vs the parts published meanwhile: below 1, the
             # audience fell behind live and skipped to the newest part
             "parts_followed": r.parts_followed,

@@ -51,6 +51,8 @@ class AudienceRun:
     wanted_per_s: float  # connections x 2 / part_s
     per_listener_per_s: float
     playlists: int  # playlist answers
+    gzipped: int  # of those, gzipped (every request takes gzip, as a browser's does)
+    bad_gzip: int  # gzipped answers that did not inflate (counted as errors)
     parts: int  # part answers
     advances: int  # times a thread's next part moved forward (summed over threads)
     parts_followed: float  # advances per thread: how many parts each thread followed
@@ -65,7 +67,8 @@ class AudienceRun:
     @property
     def errors(self) -> int:
         e = self.socket_errors
-        return self.http_4xx + self.http_5xx + e["connect"] + e["read"] + e["write"] + e["timeout"]
+        sockets = e["connect"] + e["read"] + e["write"] + e["timeout"]
+        return self.http_4xx + self.http_5xx + self.bad_gzip + sockets
 
     @property
     def achieved(self) -> float:
@@ -165,6 +168,8 @@ class Running:
             wanted_per_s=wanted,
             per_listener_per_s=rate / self.connections,
             playlists=r["playlists"],
+            gzipped=r["gzipped"],
+            bad_gzip=r["bad_gzip"],
             parts=r["parts"],
             advances=r["advances"],
             parts_followed=r["advances"] / self.threads,

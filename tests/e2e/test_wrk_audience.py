@@ -76,6 +76,8 @@ async def test_wrk_listeners_follow_the_live_edge_part_by_part(
     assert out["http_4xx"] == 0 and out["http_5xx"] == 0, out
     assert sum(out["socket_errors"].values()) == 0, out
     assert out["parts"] > 0 and out["playlists"] > 0, out
+    # every request took gzip (as a browser's does): every playlist came zipped, and inflated
+    assert out["gzipped"] == out["playlists"] and out["bad_gzip"] == 0, out
 
     # each thread followed the live playlist forward, part by part, up to where it is now
     part_s = out["part_s"]

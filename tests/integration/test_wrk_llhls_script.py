@@ -2,10 +2,12 @@
 that serves made-up live playlists (a media sequence far from 0, a sliding window of
 segments, open parts), with and without a preload hint: every round asks for the part
 right after the newest one listed, then that part (the hint's URI, or else the last part
-listed)."""
+listed); and with playlists gzipped, as the edge sends them to a client that asks (every
+request does, as a browser's): each distinct one inflated once, none failing."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -32,6 +34,7 @@ class Live:
     """A live stream that publishes the part a blocking reload asks for, at once."""
 
     hint: bool
+    zipped: bool = False  # gzip playlists for a request that takes it
     published: int = START
     blocking: list[tuple[int, int]] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)
@@ -69,6 +72,7 @@ def serving(live: Live) -> Iterator[int]:
 
         def do_GET(self) -> None:
             path, _, query = self.path.partition("?")
+            encoding = ""
             with live.lock:
                 if path == "/media/s/live.m3u8":
                     found = re.fullmatch(r"_HLS_msn=(\d+)&_HLS_part=(\d+)", query)
@@ -77,6 +81,10 @@ def serving(live: Live) -> Iterator[int]:
                         live.blocking.append((m, p))
                         live.published = max(live.published, m * PARTS_PER_SEGMENT + p + 1)
                     body = live.playlist().encode()
+                    takes_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
+                    if live.zipped and takes_gzip:
+                        body = gzip.compress(body, mtime=0)  # one version, the same bytes
+                        encoding = "gzip"
                 elif path.startswith("/media/s/part/"):
                     live.parts.append(path.removeprefix("/media/s/"))
                     body = b"\0" * 100
@@ -85,6 +93,8 @@ def serving(live: Live) -> Iterator[int]:
                     body = b""
             self.send_response(200 if body else 404)
             self.send_header("Content-Length", str(len(body)))
+            if encoding:
+                self.send_header("Content-Encoding", encoding)
             self.end_headers()
             self.wfile.write(body)
 
@@ -103,10 +113,16 @@ def serving(live: Live) -> Iterator[int]:
         thread.join(5)
 
 
-@pytest.mark.parametrize("hint", [True, False], ids=["preload hint", "no hint"])
-def test_each_round_asks_for_the_next_part_then_that_part(hint: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("hint", "zipped"),
+    [(True, False), (False, False), (True, True)],
+    ids=["preload hint", "no hint", "gzipped"],
+)
+def test_each_round_asks_for_the_next_part_then_that_part(
+    hint: bool, zipped: bool, tmp_path: Path
+) -> None:
     wrk = require_binary("wrk")
-    live = Live(hint=hint)
+    live = Live(hint=hint, zipped=zipped)
     report = tmp_path / "report.json"
     with serving(live) as port:
         subprocess.run(
@@ -137,3 +153,9 @@ def test_each_round_asks_for_the_next_part_then_that_part(hint: bool, tmp_path: 
         sorted(wanted)[:5],
     )
     assert len(live.parts) >= len(positions) - 2, (len(live.parts), len(positions))
+    if zipped:
+        # every playlist came zipped and inflated; two listeners share each version's inflate
+        assert out["gzipped"] == out["playlists"] and out["bad_gzip"] == 0, out
+        assert out["parsed"] == out["inflated"] <= out["gzipped"] // 2 + 2, out
+    else:
+        assert out["gzipped"] == 0 and out["inflated"] == 0, out
