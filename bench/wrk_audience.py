@@ -27,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -113,6 +114,9 @@ class Running:
         self.report = self._dir / "report.json"
         self._out = (self._dir / "stdout").open("wb")
         self.started = time.monotonic()
+        self._usage: resource.struct_rusage | None = None
+        self._lock = threading.Lock()
+        self._ended: float | None = None
         self.proc = subprocess.Popen(
             [
                 "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
@@ -123,31 +127,39 @@ class Running:
             stderr=subprocess.STDOUT,
         )  # fmt: skip
 
+    def _reap(self, *, block: bool = False) -> bool:
+        """Whether wrk has exited; its exit code, CPU use and end time are kept once it
+        has (never ``Popen.poll``, which would reap it and lose its resource usage). Safe
+        from several threads: a bench asks ``running()`` while another thread finishes."""
+        with self._lock:
+            if self._usage is None:
+                pid, status, usage = os.wait4(self.proc.pid, 0 if block else os.WNOHANG)
+                if pid:
+                    self._usage, self._ended = usage, time.monotonic()
+                    self.proc.returncode = os.waitstatus_to_exitcode(status)
+            return self._usage is not None
+
     def running(self) -> bool:
-        return self.proc.poll() is None
+        return not self._reap()
 
     def stop(self) -> AudienceRun:
         """End wrk now (SIGINT: it stops, reports as at its end) and read its report."""
-        if self.proc.poll() is None:
+        if not self._reap():
             self.proc.send_signal(signal.SIGINT)
         return self.finish()
 
     def finish(self) -> AudienceRun:
         """Wait for wrk (killed ``GRACE_S`` past its duration) and read its report."""
         deadline = self.started + self.seconds + GRACE_S
-        rusage = None
-        while rusage is None:
-            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
-            if pid:
-                rusage = usage
-                self.proc.returncode = os.waitstatus_to_exitcode(status)
-            elif time.monotonic() > deadline:
+        while not self._reap():
+            if time.monotonic() > deadline:
                 self.proc.send_signal(signal.SIGKILL)
-                _, status, rusage = os.wait4(self.proc.pid, 0)
-                self.proc.returncode = os.waitstatus_to_exitcode(status)
+                self._reap(block=True)
             else:
                 time.sleep(0.2)
-        wall = time.monotonic() - self.started
+        rusage = self._usage
+        assert rusage is not None and self._ended is not None
+        wall = self._ended - self.started
         self._out.close()
         output = (self._dir / "stdout").read_text(errors="replace")
         if self.proc.returncode != 0 or not self.report.exists():
