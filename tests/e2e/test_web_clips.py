@@ -104,7 +104,14 @@ def test_clip_from_the_listener_view_and_play_it(node: PnyxProcess, tmp_path: Pa
         screenshot(fan, "clip-desktop", DESKTOP)
 
         ok(httpx.post(f"{node.url}/v1/spaces/{space}/end", headers=host_user.auth, timeout=10))
-        # The ended, recorded space shows among the recent replays.
+
+        # The ended, recorded space shows among the recent replays once its recording is
+        # finished (the node seals it after letting the space go): the page, after that.
+        def listed() -> bool:
+            r = httpx.get(f"{node.url}/v1/replays", timeout=10)
+            return space in [s["id"] for s in r.json()["spaces"]]
+
+        poll(listed, timeout=30, what="the replay listed")
         fan.goto("/")
         expect(fan.locator("#recent-replays")).to_contain_text(f"{word} live", timeout=20_000)
         # A heartbeat or state read already on its way when the space ends is refused.
