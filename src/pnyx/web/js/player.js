@@ -77,6 +77,37 @@ async function loadHls() {
   return hlsModule;
 }
 
+/**
+ * hls.js 1.7.4 (the latest release) stalls at the end of a live segment it joined at its
+ * second part. The first part, behind the playhead, is never loaded. The browser reports
+ * the buffer's end a microsecond short of the segment's end, so hls.js looks for the
+ * next thing to load in that same segment. The segment counts as fully buffered (its
+ * buffer check allows 0.2 s), yet it "still has an unloaded part". Nothing is loaded
+ * until playback stalls: 0.1 s to 5.4 s of silence, once per start or seek (seen in
+ * tests/e2e/test_edge_reload.py with hls.js's own log). Parts wholly behind the
+ * buffered range that holds the playhead are never needed; marked as gaps (what hls.js
+ * does with a part it may skip), they no longer hold the segment open. hls.js makes
+ * new part objects on every playlist reload (keeping the mark), so this runs on every one.
+ * Returns how many parts it marked. tests/e2e/test_web_hls_join.py.
+ */
+export function skipPartsBehind(hls, audio) {
+  const parts = hls.latestLevelDetails?.partList;
+  const ranges = audio.buffered;
+  if (!parts?.length || !ranges.length) return 0;
+  let start = null;
+  for (let i = 0; i < ranges.length; i++) {
+    if (ranges.start(i) <= audio.currentTime + 0.25 && audio.currentTime <= ranges.end(i) + 0.25) start = ranges.start(i);
+  }
+  if (start === null) return 0;
+  let marked = 0;
+  for (const part of parts) {
+    if (part.loaded || part.gap || part.end > start + part.duration / 2) continue;
+    part.gap = true;
+    marked += 1;
+  }
+  return marked;
+}
+
 const retryPolicy = (ttfbMs, loadMs, retries) => ({
   default: {
     maxTimeToFirstByteMs: ttfbMs,
@@ -114,7 +145,9 @@ export class Player {
     this.analyser = null;
     this.generation = 0;
     this.captions = false; // the listener wants captions (when the source has them)
-    this.startAt = null; // seconds: where a VOD starts playing (a transcript line's time)
+    this.startAt = null; // seconds: where playing starts (a transcript line's time; live: tests)
+    this.skipPartsBehind = true; // see skipPartsBehind
+    this.partsSkipped = 0; // parts it marked (diagnostics, tests)
     this.frontRowUrl = null; // the push path's WebSocket (null: LL-HLS only)
     this.frontRow = null; // the current FrontRow attempt
     this.frontRowBackoff = new Backoff({ baseMs: 1000, maxMs: 10000 });
@@ -217,12 +250,13 @@ export class Player {
   }
 
   /** Start playing `src` (call from a user gesture the first time); `startAt`: where a
-   * recording starts (seconds), instead of its beginning. */
+   * recording starts (seconds), instead of its beginning (or, live, a position on hls.js's
+   * timeline instead of its live edge: tests). */
   async play(src, { live = true, startAt = null } = {}) {
     this.stopEngine();
     this.src = src;
     this.live = live;
-    this.startAt = live ? null : startAt;
+    this.startAt = startAt;
     this.wanted = true;
     this.backoff.reset();
     this.connectAnalyser();
@@ -586,6 +620,11 @@ export class Player {
       hls.on(Hls.Events.CUES_PARSED, (_event, data) => {
         if (generation !== this.generation || data.type !== "subtitles" || !this.captions) return;
         this.hooks.onCues?.((data.cues || []).map((c) => ({ start: c.startTime, end: c.endTime, text: c.text })));
+      });
+      hls.on(Hls.Events.LEVEL_LOADED, () => {
+        if (generation === this.generation && this.live && this.skipPartsBehind) {
+          this.partsSkipped += skipPartsBehind(hls, this.audio);
+        }
       });
       hls.on(Hls.Events.FRAG_BUFFERED, () => {
         if (generation === this.generation) {
