@@ -180,6 +180,54 @@ MAX_SILENCE_MS = 250.0
 HEARD_SHARE = 0.9  # of the wall time the reloads took, heard (the meter's blocks)
 
 
+# What happened around a stall, for the failure message: the media element's events
+# (with the buffer it had ahead), the page's long tasks (a starved renderer stalls too),
+# and below, every request the page made with its timing.
+WATCH_PLAYBACK = """() => {
+    const log = (window.__playback = []);
+    for (const a of document.querySelectorAll("audio")) {
+        for (const type of ["waiting", "playing", "stalled"]) {
+            a.addEventListener(type, () => {
+                const b = a.buffered;
+                const ahead = b.length ? b.end(b.length - 1) - a.currentTime : 0;
+                log.push([Date.now() / 1000, type, Math.round(ahead * 1000)]);
+            });
+        }
+    }
+    try {
+        new PerformanceObserver((list) => {
+            for (const e of list.getEntries()) {
+                const at = (performance.timeOrigin + e.startTime) / 1000;
+                log.push([at, "longtask", Math.round(e.duration)]);
+            }
+        }).observe({ type: "longtask" });
+    } catch (e) {}
+}"""
+
+
+def around(
+    events: list[list[Any]], requests: list[tuple[float, float, str]], reloads: list[float]
+) -> list[str]:
+    """The story of each stall: the reloads, long tasks and requests in the 2 s before."""
+    lines = []
+    for at, kind, value in events:
+        if kind != "waiting":
+            continue
+        lines.append(f"waiting at {at:.3f} with {value} ms buffered ahead")
+        lines += [f"  reload at {r - at:+.3f}" for r in reloads if at - 3 <= r <= at]
+        lines += [
+            f"  {k} at {t - at:+.3f}: {v}"
+            for t, k, v in events
+            if at - 2 <= t <= at + 1 and k != "waiting"
+        ]
+        lines += [
+            f"  {url} from {s - at:+.3f} took {took * 1000:.0f} ms"
+            for s, took, url in requests
+            if at - 2 <= s + took and s <= at + 0.5
+        ]
+    return lines
+
+
 def page_state(page: Any) -> dict[str, Any]:
     return dict(
         page.evaluate(
@@ -195,15 +243,11 @@ def page_state(page: Any) -> dict[str, Any]:
     )
 
 
-# Over HTTPS (HTTP/2) on one kind of 2-core machine (AMD EPYC) a reload stalled the
-# player (once for 5.4 s) in 2 of 3 runs; on the other (Intel Xeon) it never did. The
-# cause is not found yet: an open bug of issue 12, named in docs/architecture.md.
-HTTPS_RELOAD_STALL = pytest.mark.xfail(
-    strict=False, reason="a reload over HTTPS can stall the player on some machines (open bug)"
-)
-
-
-@pytest.mark.parametrize("scheme", ["http", pytest.param("https", marks=HTTPS_RELOAD_STALL)])
+# Stalls once seen here, over HTTPS and HTTP, were hls.js's own at the end of the segment
+# it joined (its log, with the requests and media events recorded below, showed no
+# request late or failed): the web player guards against it (skipPartsBehind in
+# web/js/player.js; tests/e2e/test_web_hls_join.py).
+@pytest.mark.parametrize("scheme", ["http", "https"])
 def test_a_browser_listener_never_stalls_through_edge_reloads(
     tmp_path: Path, redis_clean_url: str, pg_database_url: str, scheme: str
 ) -> None:
@@ -252,9 +296,8 @@ def test_a_browser_listener_never_stalls_through_edge_reloads(
                 ok = lat.get("target") is not None and lat.get("partHoldBack") is not None
                 return st if ok and st["meter"] and st["status"] == "playing" else None
 
-            # What is judged is the reloads: a player that stalled while starting (seen
-            # over HTTPS on a slower 2-core machine, before any reload: hls.js then
-            # plays a second further back) is started again, at most twice.
+            # What is judged is the reloads: a player that stalled while starting (hls.js
+            # then plays a second further back) is started again, at most twice.
             for attempt in range(3):
                 before = poll(settled, timeout=20, what="hls.js's latency and the meter")
                 assert before["lowLatency"] is True and before["path"] == "hls", before
@@ -274,10 +317,26 @@ def test_a_browser_listener_never_stalls_through_edge_reloads(
                 expect(page.locator("#player-status")).to_have_text(
                     re.compile("Playing live"), timeout=30_000
                 )
+            requests: list[tuple[float, float, str]] = []
+
+            answers: dict[Any, int] = {}
+
+            def finished(r: Any, failure: str = "") -> None:
+                t = r.timing
+                took = max(t["responseEnd"], 0) / 1000
+                what = failure or str(answers.get(r, "?"))
+                requests.append((t["startTime"] / 1000, took, f"{what} {r.url[-60:]}"))
+
+            page.on("response", lambda resp: answers.__setitem__(resp.request, resp.status))
+            page.on("requestfinished", finished)
+            page.on("requestfailed", lambda r: finished(r, f"failed ({r.failure})"))
+            page.evaluate(WATCH_PLAYBACK)
+            reloads: list[float] = []
             started = time.monotonic()
             lists: list[list[PnyxProcess]] = [[a], [a, b], [b], [a, b], [a]]
             statuses: set[str] = set()
             for upstreams in lists:
+                reloads.append(time.time())
                 edge.reload([_address(n) for n in upstreams])
                 phase_end = time.monotonic() + PHASE_S
                 while time.monotonic() < phase_end:
@@ -285,6 +344,7 @@ def test_a_browser_listener_never_stalls_through_edge_reloads(
                     time.sleep(0.2)
             end = page_state(page)
             took_ms = (time.monotonic() - started) * 1000
+            story = around(page.evaluate("window.__playback"), requests, reloads)
             assert_clean(watch)
             # hls.js asks for delta updates (CAN-SKIP-UNTIL), and by now they skip.
             with httpx.Client(verify=trust, timeout=10) as c:
@@ -303,11 +363,16 @@ def test_a_browser_listener_never_stalls_through_edge_reloads(
         "playlist_requests": len(playlists),
         "delta_requests": sum("_HLS_skip=YES" in u for u in playlists),
         "skipped_segments_now": skipped,
+        # answers other than 200 through the reloads (each one costs hls.js a retry)
+        "not_ok": [
+            f"{s - reloads[0]:+.3f} {what}" for s, _, what in requests if not what.startswith("200")
+        ],
     }
     print(json.dumps(summary))
+    print("\n".join(story))
     assert summary["delta_requests"] >= 0.8 * len(playlists) > 0, summary
     assert skipped > 0, summary
-    assert end["stalls"] == start["stalls"], summary
+    assert end["stalls"] == start["stalls"], (summary, story)
     assert statuses == {"playing"}, summary
     # hls.js raises its target latency after every stall: still the advertised hold-back.
     assert end["latency"]["target"] == pytest.approx(start["latency"]["target"]), summary
