@@ -12,6 +12,7 @@ through the next two segment boundaries without the element waiting once."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -146,14 +147,20 @@ GUARD = """async () => {
 }"""
 
 
+@contextmanager
+def _page(tmp_path: Path, node: PnyxProcess, path: str) -> Iterator[tuple[Any, Any]]:
+    """A page of the node's web client at ``path`` in Chromium, and its console watch."""
+    require_browser()
+    with chromiums(node.url, tone_wav(tmp_path / "mic.wav", 1000)) as (browser,):
+        page, watch = browser.page("listener")
+        page.goto(path)
+        yield page, watch
+
+
 def test_the_guard_marks_only_the_unloaded_parts_behind_the_playheads_range(
     tmp_path: Path, live: tuple[PnyxProcess, str]
 ) -> None:
-    require_browser()
-    node, _ = live
-    with chromiums(node.url, tone_wav(tmp_path / "mic.wav", 1000)) as (browser,):
-        page, watch = browser.page("guard")
-        page.goto("/")
+    with _page(tmp_path, live[0], "/") as (page, watch):
         out = page.evaluate(GUARD)
         assert out == {
             "first": 1,
@@ -169,11 +176,8 @@ def test_the_guard_marks_only_the_unloaded_parts_behind_the_playheads_range(
 def test_a_listener_joining_mid_segment_plays_through_its_end(
     tmp_path: Path, live: tuple[PnyxProcess, str]
 ) -> None:
-    require_browser()
     node, space = live
-    with chromiums(node.url, tone_wav(tmp_path / "mic.wav", 1000)) as (browser,):
-        page, watch = browser.page("listener")
-        page.goto(f"/s/{space}")
+    with _page(tmp_path, node, f"/s/{space}") as (page, watch):
         joined = _join(page, node, space)
         print(joined)
         assert joined["waiting"] == [], joined
