@@ -18,6 +18,7 @@ from tests.support.api import (
     state,
     wait_state,
 )
+from tests.support.poll import wait_until
 
 
 def run_space_flow(act: httpx.Client, watch: httpx.Client) -> None:
@@ -112,8 +113,10 @@ def _on_stage_and_off(
         "blocked",
     )
     error_of(watch.post(f"/v1/spaces/{space}/heartbeat", headers=rex_l.auth), 403)
-    # Their client stops being heard, and the count follows once the window passes.
+    # Not counted once removed; their client's next heartbeat (every 0.3 s, on its own
+    # thread, so maybe after the count fell) is refused, and it stops.
     s = wait_state(watch, space, lambda s: s["listeners"] == 2)
+    wait_until(lambda: beats.refused, 5, "Rex's heartbeats refused")
     assert beats.refused == [rex_l.listener_id]
     # Blocked from the host's other spaces too.
     other = create_space(act, host, title="Another one")
