@@ -318,7 +318,6 @@ def test_a_browser_listener_never_stalls_through_edge_reloads(
                     re.compile("Playing live"), timeout=30_000
                 )
             requests: list[tuple[float, float, str]] = []
-
             answers: dict[Any, int] = {}
 
             def finished(r: Any, failure: str = "") -> None:

@@ -146,7 +146,6 @@ export class Player {
     this.generation = 0;
     this.captions = false; // the listener wants captions (when the source has them)
     this.startAt = null; // seconds: where playing starts (a transcript line's time; live: tests)
-    this.skipPartsBehind = true; // see skipPartsBehind
     this.partsSkipped = 0; // parts it marked (diagnostics, tests)
     this.frontRowUrl = null; // the push path's WebSocket (null: LL-HLS only)
     this.frontRow = null; // the current FrontRow attempt
@@ -622,7 +621,7 @@ export class Player {
         this.hooks.onCues?.((data.cues || []).map((c) => ({ start: c.startTime, end: c.endTime, text: c.text })));
       });
       hls.on(Hls.Events.LEVEL_LOADED, () => {
-        if (generation === this.generation && this.live && this.skipPartsBehind) {
+        if (generation === this.generation && this.live) {
           this.partsSkipped += skipPartsBehind(hls, this.audio);
         }
       });
