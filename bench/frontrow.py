@@ -247,6 +247,15 @@ def raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+# nchan pings every subscriber (``FrontRow.ping_s``) and closes one that sent no pong by
+# its next ping (1000 "410 Gone"): a browser answers pings by itself. These subscribers
+# read in bulk without parsing, so they send an unsolicited pong (RFC 6455 §5.5.3: a
+# heartbeat nchan counts as the answer) more often than the edge pings: a masked, empty
+# pong frame with a zero mask.
+PONG = bytes([0x8A, 0x80, 0, 0, 0, 0])
+PONG_EVERY_S = 5.0
+
+
 def _subscribe(host: str, port: int, path: str) -> tuple[socket.socket, bytes]:
     """A WebSocket subscription; with what came after the handshake's answer (frames)."""
     s = socket.create_connection((host, port), timeout=10)
@@ -318,6 +327,10 @@ def load_client(
             parsed += rest
         socks.append(sock)
     out.send(("ready", len(socks)))
+    while not out.poll(PONG_EVERY_S):  # wait for the word to start, alive to the edge
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.send(PONG)
     out.recv()  # start
     buf = bytearray(1 << 16)
     for i, s in enumerate(socks):  # what arrived before the window is not counted
@@ -340,16 +353,29 @@ def load_client(
     late = 0.0  # the longest this process overslept its period (it was not scheduled)
     t_end = t_start + seconds
     due = t_start
+    pong_due = t_start
+    closed: set[int] = set()  # closed by the edge (a read of 0 bytes)
     while True:
         due += every
         time.sleep(max(0.0, min(due, t_end) - time.monotonic()))
         now = time.monotonic()
         late = max(late, now - min(due, t_end))
+        if now >= pong_due:  # the liveness a browser gives nchan's pings (see PONG)
+            pong_due = now + PONG_EVERY_S
+            for i, s in enumerate(socks):
+                if i not in closed:
+                    with contextlib.suppress(OSError):
+                        s.send(PONG)
         for i, read in enumerate(reads):
+            if i in closed:
+                continue
             k = 0
             try:
                 for _ in range(16):
                     m = read(buf)
+                    if m == 0:
+                        closed.add(i)
+                        break
                     k += m
                     if i == 0:
                         parsed += buf[:m]
@@ -387,6 +413,7 @@ def load_client(
             len(stalled),
             messages / elapsed,
             late,
+            len(closed),
         )
     )
 
@@ -402,6 +429,7 @@ class LoadResult:
     stalled: int  # subscribers with at least one stall
     messages_per_s: float  # what one parsed subscriber per process got (the lowest)
     overslept_s: float  # the longest a client process was not scheduled past its period
+    closed: int  # subscriptions the edge closed during the window
 
 
 class Load:
@@ -467,6 +495,7 @@ class Load:
             stalled=sum(x[7] for x in parts),
             messages_per_s=min(x[8] for x in parts),
             overslept_s=max(x[9] for x in parts),
+            closed=sum(x[10] for x in parts),
         )
 
 
@@ -1176,7 +1205,8 @@ def run(args: argparse.Namespace, where: Where) -> None:
             f"spaces, dropped {c.dropped:.0f}); "
             f"stalls (over 1 s without data) {lr.stalls} ({lr.stalled} subscribers), "
             f"longest gap {lr.longest_gap_s:.2f} s, a client process overslept by up to "
-            f"{lr.overslept_s:.2f} s; failed connects {lr.failed}"
+            f"{lr.overslept_s:.2f} s; failed connects {lr.failed}, closed by the edge "
+            f"{lr.closed}"
         )
         q = c.sched
         pinned = (

@@ -183,6 +183,7 @@ async def front_row(d: Deployment, onsets: int) -> dict[str, list[float]]:
         "subscribers": d.listeners,
         "load_connected": load.connected if load else 0,
         "load_failed": load.failed if load else 0,
+        "load_closed": load.closed if load else 0,
         "stalls": load.stalls if load else 0,
         "stalled_subscribers": load.stalled if load else 0,
         "longest_gap_s": load.longest_gap_s if load else None,

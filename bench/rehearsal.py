@@ -75,6 +75,7 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="pnyx-rehearsal-")) / "report.json"
     total = args.ramp_s + args.settle_s + args.steady_s + 5
     front: push.LoadResult | None = None
+    posts: dict[str, float] = {}
     with deployment(settings, frontrow=args.frontrow > 0) as d:
         time.sleep(5)
         idle = read(d)
@@ -101,8 +102,11 @@ def main() -> None:
             if load is not None:
                 load.start()
             before = read(d)
+            posts0 = node_posts(d) if load is not None else {}
             time.sleep(args.steady_s)
             w = between(before, read(d))
+            if load is not None:
+                posts = {k: (v - posts0[k]) / w.seconds for k, v in node_posts(d).items()}
             if load is not None:
                 front = load.result(timeout=60)
         finally:
@@ -130,13 +134,23 @@ def main() -> None:
     ok = report_checks(report, n) and window_stalls == 0 and all(c["ok"] for c in checks)
     if args.frontrow:
         batch = int(settings.get("frontrow_batch_frames", "3"))
+        print(
+            "the node's front-row messages over the steady window, per second: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in posts.items())
+        )
         ok = frontrow_checks(front, args.frontrow, batch) and ok
     if args.json:
         doc = {"measured": measured, "predicted": predicted, "checks": checks, "report": report}
         if front is not None:
-            doc["frontrow"] = dataclasses.asdict(front)
+            doc["frontrow"] = dataclasses.asdict(front) | {"node_posts_per_s": posts}
         Path(args.json).write_text(json.dumps(doc, indent=2))
     sys.exit(0 if ok else 1)
+
+
+def node_posts(d: Any) -> dict[str, float]:
+    """The origin's front-row messages so far, by outcome (posted: the edge answered;
+    failed; dropped: its queue to the edge was full)."""
+    return {o: push.posted_messages(d.origin.url, o) for o in ("posted", "failed", "dropped")}
 
 
 def edge_figures(report: dict[str, Any], start_s: float, end_s: float) -> dict[str, float]:
@@ -191,14 +205,20 @@ def frontrow_checks(front: push.LoadResult | None, k: int, batch_frames: int) ->
     sent = 1 / (batch_frames * push.FRAME_SAMPLES / push.RATE)  # messages a second
     print(
         f"front row over the steady window: {front.connected} of {k} subscribers connected "
-        f"({front.failed} failed); stalls {front.stalls} ({front.stalled} subscribers), "
+        f"({front.failed} failed, {front.closed} closed by the edge); "
+        f"stalls {front.stalls} ({front.stalled} subscribers), "
         f"longest gap {front.longest_gap_s:.2f} s; {front.messages_per_s:.1f} messages/s "
         f"to a parsed subscriber (the node sends {sent:.0f}), "
         f"{front.bytes_per_s / max(front.connected, 1) * 8 / 1e3:.1f} kbit/s each "
         f"(least {front.least_bytes_per_s * 8 / 1e3:.1f}); a client process overslept by up "
         f"to {front.overslept_s:.2f} s"
     )
-    return front.connected == k and front.stalls == 0 and front.messages_per_s >= 0.95 * sent
+    return (
+        front.connected == k
+        and front.closed == 0
+        and front.stalls == 0
+        and front.messages_per_s >= 0.95 * sent
+    )
 
 
 def report_checks(report: dict[str, Any], n: int) -> bool:
