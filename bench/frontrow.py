@@ -50,8 +50,10 @@ tone over WebRTC (aiortc) and switches it on at known capture instants ``t_on``.
 Load subscribers read every ``--read-every`` s (200 ms; a bulk read of what piled up in
 the kernel), so nginx's per-message, per-subscriber writes are what is measured, not
 Python's; every byte is counted for every subscriber, and one subscriber per client
-process parses its frames (the messages it got). Bounded: every phase has a fixed
-duration.
+process parses its frames (the messages it got). They send an unsolicited pong every 5 s
+(nchan closes a subscriber that has not answered its last ping, as a browser does by
+itself), and a subscription the edge closes is counted (``closed``). Bounded: every
+phase has a fixed duration.
 
 ``frontrow_latency(...)`` is the function other benches import (bench/
 listener_latency_edge.py): one row at a given subscriber count.
