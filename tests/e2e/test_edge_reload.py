@@ -296,27 +296,18 @@ def test_a_browser_listener_never_stalls_through_edge_reloads(
                 ok = lat.get("target") is not None and lat.get("partHoldBack") is not None
                 return st if ok and st["meter"] and st["status"] == "playing" else None
 
-            # What is judged is the reloads: a player that stalled while starting (hls.js
-            # then plays a second further back) is started again, at most twice.
-            for attempt in range(3):
-                before = poll(settled, timeout=20, what="hls.js's latency and the meter")
-                assert before["lowLatency"] is True and before["path"] == "hls", before
-                assert before["latency"]["partHoldBack"] == pytest.approx(advertised), before
-                page.evaluate("pnyx.space.resetMeter()")
-                poll(
-                    lambda: (page_state(page)["meter"] or {}).get("heardMs", 0) > 500,
-                    timeout=10,
-                    what="the meter counting again",
-                )
-                start = page_state(page)
-                if start["latency"]["target"] == pytest.approx(advertised) or attempt == 2:
-                    break
-                print(f"started again after a stall while starting: {start['stalls']}")
-                page.get_by_role("button", name="Stop listening").click()
-                page.get_by_role("button", name="Play the space").click()
-                expect(page.locator("#player-status")).to_have_text(
-                    re.compile("Playing live"), timeout=30_000
-                )
+            before = poll(settled, timeout=20, what="hls.js's latency and the meter")
+            assert before["lowLatency"] is True and before["path"] == "hls", before
+            assert before["latency"]["partHoldBack"] == pytest.approx(advertised), before
+            page.evaluate("pnyx.space.resetMeter()")
+            poll(
+                lambda: (page_state(page)["meter"] or {}).get("heardMs", 0) > 500,
+                timeout=10,
+                what="the meter counting again",
+            )
+            start = page_state(page)
+            # hls.js raises its target a second after a stall: none while starting either
+            assert start["latency"]["target"] == pytest.approx(advertised), start
             requests: list[tuple[float, float, str]] = []
             answers: dict[Any, int] = {}
 
