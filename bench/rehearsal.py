@@ -20,8 +20,10 @@ LL-HLS listeners: K of the listeners also hold a front-row subscriber, the rest 
 only LL-HLS. (The simulated listeners all still fetch LL-HLS and heartbeat, so the count
 and the plan's checks are as without it; the subscribers are extra edge load.) They
 connect just before the steady window and are counted over it; the run's checks then
-also want all of them connected, 0 stalls (a subscriber that got nothing for over a
-second) and every message (a parsed subscriber gets 95% of what the node sends or more).
+also want all of them connected and none closed by the edge, 0 stalls (a subscriber that
+got nothing for over a second) and every message (a parsed subscriber gets 95% of what
+the node sends or more); the node's own posts over the window (posted, failed, dropped)
+are reported beside them.
 
     .venv/bin/python bench/rehearsal.py [--listeners 10000] [--steady-s 120] [--frontrow K]
 """
