@@ -76,7 +76,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,6 +258,12 @@ PONG = bytes([0x8A, 0x80, 0, 0, 0, 0])
 PONG_EVERY_S = 5.0
 
 
+def _pong(socks: Iterable[socket.socket]) -> None:
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.send(PONG)
+
+
 def _subscribe(host: str, port: int, path: str) -> tuple[socket.socket, bytes]:
     """A WebSocket subscription; with what came after the handshake's answer (frames)."""
     s = socket.create_connection((host, port), timeout=10)
@@ -330,9 +336,7 @@ def load_client(
         socks.append(sock)
     out.send(("ready", len(socks)))
     while not out.poll(PONG_EVERY_S):  # wait for the word to start, alive to the edge
-        for s in socks:
-            with contextlib.suppress(OSError):
-                s.send(PONG)
+        _pong(socks)
     out.recv()  # start
     buf = bytearray(1 << 16)
     for i, s in enumerate(socks):  # what arrived before the window is not counted
@@ -364,10 +368,7 @@ def load_client(
         late = max(late, now - min(due, t_end))
         if now >= pong_due:  # the liveness a browser gives nchan's pings (see PONG)
             pong_due = now + PONG_EVERY_S
-            for i, s in enumerate(socks):
-                if i not in closed:
-                    with contextlib.suppress(OSError):
-                        s.send(PONG)
+            _pong(s for i, s in enumerate(socks) if i not in closed)
         for i, read in enumerate(reads):
             if i in closed:
                 continue

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import frontrow as push
-from scale_support import between, deployment, finish, header, loadtest, plan, read
+from scale_support import Deployment, between, deployment, finish, header, loadtest, plan, read
 
 HEARTBEAT = "/v1/spaces/{space_id}/heartbeat"
 
@@ -109,7 +109,6 @@ def main() -> None:
             w = between(before, read(d))
             if load is not None:
                 posts = {k: (v - posts0[k]) / w.seconds for k, v in node_posts(d).items()}
-            if load is not None:
                 front = load.result(timeout=60)
         finally:
             if load is not None:
@@ -149,7 +148,7 @@ def main() -> None:
     sys.exit(0 if ok else 1)
 
 
-def node_posts(d: Any) -> dict[str, float]:
+def node_posts(d: Deployment) -> dict[str, float]:
     """The origin's front-row messages so far, by outcome (posted: the edge answered;
     failed; dropped: its queue to the edge was full)."""
     return {o: push.posted_messages(d.origin.url, o) for o in ("posted", "failed", "dropped")}
