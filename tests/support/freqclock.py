@@ -125,11 +125,19 @@ def _run(track: Track, start: int, step: int, span_s: float) -> npt.NDArray[np.i
     i = start
     while True:
         j = i + step
-        while 0 <= j < len(d) and np.isnan(d[j]) and abs(t[j] - t[i]) < RUN_HOLE_S:
+        # unread windows: a few (a glitch), or the clock's wrap if it is loud throughout
+        while 0 <= j < len(d) and np.isnan(d[j]) and abs(t[j] - t[i]) < WRAP_HOLE_S:
+            if abs(t[j] - t[i]) >= RUN_HOLE_S and track.silent[j]:
+                break
             j += step
         if not 0 <= j < len(d) or np.isnan(d[j]) or abs(t[j] - t[start]) > span_s:
             break
-        if abs(d[j] - d[i]) > RUN_STEP_S * max(1, abs(j - i)):
+        hops = abs(j - i)
+        if hops * HOP_S > RUN_HOLE_S:  # across the wrap: the drift of a player at 0.8x
+            allowed = RUN_STEP_S + HOLE_DRIFT_S * hops
+        else:
+            allowed = RUN_STEP_S * max(1, hops)
+        if abs(d[j] - d[i]) > allowed:
             break
         out.append(j)
         i = j
@@ -154,6 +162,9 @@ def _first_run(
 SETTLE_S = 0.25  # how far from the silence a run may start
 RUN_HOLE_S = 0.03  # unread windows a run may step over (not silence: that is a hole)
 RUN_STEP_S = 0.003  # d may move this much per hop within a run (a player at 0.85x: 0.75 ms)
+# the windows near the clock's wrap are not read (EDGE): a run steps over them, no further
+WRAP_HOLE_S = 2 * EDGE * PERIOD_S + 0.05
+HOLE_DRIFT_S = 0.001  # per hop across such a hole (a player at 0.8x)
 
 
 def seam(
@@ -207,6 +218,10 @@ def seam(
     silence = len(silent_idx) * HOP_S
     heard_between = max(0.0, (resume - stop) - silence)
     jump = float(np.polyval(b, resume) - np.polyval(a, stop)) - heard_between
+    # The clock tells media time modulo its period, and the unwrapping of ``d`` may take
+    # another turn at a glitch (a few windows of other media right at a seam): a jump is
+    # read as the nearest one, within half a period either way.
+    jump -= PERIOD_S * round(jump / PERIOD_S)
     return Seam(
         at_s=at_s,
         jump_ms=jump * 1000,

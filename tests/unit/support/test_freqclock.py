@@ -1,6 +1,7 @@
 """The frequency clock (tests/support/freqclock.py) measures what it is built to: a seam's
 repeat or skip and its silence, on a signal made to have them, also when the player plays
-slower after the seam and when it held (underran) shortly before."""
+slower after the seam and when it held (underran) shortly before, anywhere in the clock's
+period (its wrap included), and with a glitch of other media right at the seam."""
 
 from __future__ import annotations
 
@@ -58,3 +59,31 @@ def test_no_clock_no_measure() -> None:
     track = fc.clock_track(silence(3), RATE)
     with pytest.raises(AssertionError, match="not heard"):
         fc.seam(track, 1.5)
+
+
+def test_a_glitch_at_the_seam_does_not_take_the_clock_round_a_turn() -> None:
+    """25 ms of other media (1.9 s earlier: a seek's first samples) right where a seam
+    resumes: the jump is still read as the 26 ms skip it is, not a period (4 s) more."""
+    x = clock(10)
+    for offset in (1.9, -1.9, 1.95, -1.95):
+        glitch = part(x, 3.026 + offset, 3.051 + offset)
+        out = np.concatenate([part(x, 0, 3), silence(0.2), glitch, part(x, 3.051, 9)])
+        seam = fc.seam(fc.clock_track(out, RATE), 3.1, before_s=0.4, after_s=0.25)
+        assert seam.jump_ms == pytest.approx(26, abs=8), offset
+
+
+@pytest.mark.parametrize("phase", [round(0.1 * k, 1) for k in range(40)])
+def test_seams_anywhere_in_the_clock_s_period(phase: float) -> None:
+    """A seam read anywhere in the period, the clock's wrap (whose windows are not read)
+    included: a silence then a skip, a skip and a repeat without silence."""
+    x = clock(10)
+    at = 4 + phase
+    lead = part(x, at - 1, at)
+    cases = [
+        (np.concatenate([lead, silence(0.2), part(x, at + 0.03, at + 1.5)]), 1.2, 30, 0.45),
+        (np.concatenate([lead, part(x, at + 0.5, at + 2)]), 1.0, 500, 0.1),
+        (np.concatenate([lead, part(x, at - 0.15, at + 1.2)]), 1.0, -150, 0.1),
+    ]
+    for out, at_s, jump_ms, before_s in cases:
+        seam = fc.seam(fc.clock_track(out, RATE), at_s, before_s=before_s, after_s=0.25)
+        assert seam.jump_ms == pytest.approx(jump_ms, abs=8), (at_s, jump_ms)
