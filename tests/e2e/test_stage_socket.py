@@ -3,6 +3,7 @@ the host's grace period."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -52,6 +53,16 @@ def next_event(ws: ClientConnection, wanted: str, timeout: float = 10.0) -> dict
             continue
         if msg["type"] == wanted:
             return dict(msg)
+
+
+def answer_pings(ws: ClientConnection, seconds: float) -> None:
+    """Read for ``seconds``, answering pings like a client."""
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(TimeoutError):
+        while (left := deadline - time.monotonic()) > 0:
+            msg = json.loads(ws.recv(timeout=left))
+            if msg["type"] == "ping":
+                ws.send(json.dumps({"type": "pong", "seq": msg["seq"]}))
 
 
 def close_code(ws: ClientConnection, timeout: float = 10.0, *, answer_pings: bool = True) -> int:
@@ -215,3 +226,36 @@ def test_a_node_shutting_down_sends_its_stage_clients_elsewhere(
             going.proc.wait(timeout=10)
             took = time.monotonic() - started
     assert took < 4, f"the node took {took:.1f}s to stop (uvicorn gives up after 5 s)"
+
+
+def test_a_host_s_old_socket_closing_does_not_take_the_new_one_s_presence(
+    tmp_path: Path,
+) -> None:
+    """A host whose connection changed (a phone leaving Wi-Fi) reconnects before the old
+    socket is closed: the old socket closing must not say the host left while the new
+    one is open. The host is never away meanwhile; when the last socket closes, they are."""
+    settings = {
+        "host_grace_s": "60",
+        "stage_presence_ttl_s": "6",  # presence written every 2 s; judged after 6 s held
+        "ws_ping_s": "0.5",
+        "ws_idle_timeout_s": "3",
+    }
+    with pnyx_serve(tmp_path / "n", settings=settings) as n, n.client() as c:
+        host = user(c, "h")
+        space = create_space(c, host)
+        wait_state(c, space, lambda s: s["host_away"])  # held long enough to be judged
+        with stage(n, space, host.token) as old:
+            next_event(old, "welcome")
+            wait_state(c, space, lambda s: not s["host_away"])
+            with stage(n, space, host.token) as new:
+                next_event(new, "welcome")
+                old.close()
+                seen = []
+                deadline = time.monotonic() + 5  # > two presence writes and many ticks
+                while time.monotonic() < deadline:
+                    answer_pings(new, 0.1)  # the new socket stays alive meanwhile
+                    s = state(c, space)
+                    seen.append(s["host_away"])
+                    assert not s["host_away"] and s["state"] == "live", s
+                assert len(seen) >= 10, seen
+        wait_state(c, space, lambda s: s["host_away"])  # the last one closed: away

@@ -5,9 +5,12 @@ a code that says why (protocol/stage.py ``CloseCode``).
 
 While a member's socket is open, this node keeps the blob :func:`socket_presence_key` in
 the live state (refreshed every third of ``stage_presence_ttl_s``, lapsing after it if the
-node dies; emptied when the socket closes). The space's stage node reads the host's, with
-its own publish sessions, to judge whether the host is there (services/ticker.py): a
-socket on any node counts.
+node dies). The blob holds the mark of the socket that wrote it last, and a socket that
+closes empties it only if it still holds its own mark: a member who reconnected before
+the old socket closed (a phone leaving Wi-Fi; the old one goes when it falls idle) stays
+present through the new one. The space's stage node reads the host's, with its own
+publish sessions, to judge whether the host is there (services/ticker.py): a socket on
+any node counts.
 
 A socket outlives no sign-out: while it is open its token is checked again every
 ``session_check_s`` (at most every second), as every request's is (services/sessions.py),
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from typing import Protocol
 
@@ -88,10 +92,11 @@ class StageService:
         self._sockets.add(sock)
         metrics.STAGE_SOCKETS.inc()
         handle: Handle | None = None
+        mark = secrets.token_hex(8).encode()  # this socket's, in the presence blob
         try:
             handle, token = await self._authenticate(sock)
             role = await self._admit(space, handle)
-            await self._session(space, sock, handle, role, token)
+            await self._session(space, sock, handle, role, token, mark)
         except _Close as close:
             with contextlib.suppress(Exception):
                 await sock.close(close.code, close.reason)
@@ -101,7 +106,7 @@ class StageService:
             self._sockets.discard(sock)
             metrics.STAGE_SOCKETS.dec()
             if handle is not None and not self._closing:
-                await self._gone(space, handle)
+                await self._gone(space, handle, mark)
 
     async def _receive(self, sock: StageSocket, wait_s: float) -> wire.Auth | wire.Ping | wire.Pong:
         text = await asyncio.wait_for(sock.receive(), wait_s)
@@ -143,7 +148,7 @@ class StageService:
             raise _Close(wire.CloseCode.NOT_ON_STAGE, "only the stage uses this socket")
         return role
 
-    async def _present(self, space: SpaceId, handle: Handle, token: str) -> None:
+    async def _present(self, space: SpaceId, handle: Handle, token: str, mark: bytes) -> None:
         """Say ``handle`` is here, until the socket closes, and close it once its token is
         signed out (a task of the session). One task does both: the session cancels the
         others when one ends, and a Redis call cancelled mid-flight is best avoided."""
@@ -155,7 +160,7 @@ class StageService:
             if now - written >= ttl / 3 - 0.01:
                 written = now
                 try:
-                    await self._live.put_blob(socket_presence_key(space, handle), b"1", ttl)
+                    await self._live.put_blob(socket_presence_key(space, handle), mark, ttl)
                 except PnyxError as exc:  # the live state is away: the next pass tries again
                     log.info(
                         "space %s: presence of @%s not written: %s", space, handle, exc.message
@@ -163,17 +168,27 @@ class StageService:
             await asyncio.sleep(step)
             await self._recheck(token)
 
-    async def _gone(self, space: SpaceId, handle: Handle) -> None:
-        """The socket closed: the stage node stops counting it at its next tick (an empty
-        blob is absence; it lapses by itself)."""
+    async def _gone(self, space: SpaceId, handle: Handle, mark: bytes) -> None:
+        """The socket closed: unless another socket of the member wrote the presence
+        since, the stage node stops counting it at its next tick (an empty blob is
+        absence; it lapses by itself). Not atomic: a newer socket writing between the
+        read and the write is absent until its next write (a third of the TTL)."""
         key = socket_presence_key(space, handle)
         try:
+            if await self._live.get_blob(key) != mark:
+                return  # a newer socket's (or none ever written: never admitted)
             await self._live.put_blob(key, b"", self._s.stage_presence_ttl_s)
         except PnyxError as exc:
             log.info("space %s: could not mark @%s gone: %s", space, handle, exc.message)
 
     async def _session(
-        self, space: SpaceId, sock: StageSocket, me: Handle, role: Role, token: str
+        self,
+        space: SpaceId,
+        sock: StageSocket,
+        me: Handle,
+        role: Role,
+        token: str,
+        mark: bytes,
     ) -> None:
         async with self._live.subscribe(stage_channel(space)) as events:
             snap = await self._live.get_snapshot(space)
@@ -218,7 +233,7 @@ class StageService:
                     await sock.send(raw.decode())
                     _closes_for(wire.decode_server(raw), me)
 
-            coros = (read(), ping(), forward(), self._present(space, me, token))
+            coros = (read(), ping(), forward(), self._present(space, me, token, mark))
             tasks = [asyncio.create_task(c) for c in coros]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
