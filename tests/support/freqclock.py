@@ -107,6 +107,10 @@ class Seam:
     silence_ms: float  # silence in the seam's window (all of it)
     longest_silence_ms: float
     residual_ms: float  # the worst misfit of the lines before and after (noise, glitches)
+    # other media heard right at it (FOREIGN_NEAR_S either side): read windows off the
+    # line of their side by more than FOREIGN_OFF_S (a seek's old place, two paths at once;
+    # reported, for a seam that measures oddly)
+    foreign_ms: float = 0.0
 
     @property
     def repeat_ms(self) -> float:
@@ -160,6 +164,8 @@ def _first_run(
 
 
 SETTLE_S = 0.25  # how far from the silence a run may start
+FOREIGN_NEAR_S = 0.2
+FOREIGN_OFF_S = 0.1  # a second or so off: other media; less: a window read at an onset
 RUN_HOLE_S = 0.03  # unread windows a run may step over (not silence: that is a hole)
 RUN_STEP_S = 0.003  # d may move this much per hop within a run (a player at 0.85x: 0.75 ms)
 # the windows near the clock's wrap are not read (EDGE): a run steps over them, no further
@@ -222,10 +228,25 @@ def seam(
     # another turn at a glitch (a few windows of other media right at a seam): a jump is
     # read as the nearest one, within half a period either way.
     jump -= PERIOD_S * round(jump / PERIOD_S)
+    near_before = before[t[before] >= stop - FOREIGN_NEAR_S]
+    near_after = after[t[after] <= resume + FOREIGN_NEAR_S]
+    off = np.concatenate(
+        [
+            _off_line(tau[near_before] - np.polyval(a, t[near_before])),
+            _off_line(tau[near_after] - np.polyval(b, t[near_after])),
+        ]
+    )
     return Seam(
         at_s=at_s,
         jump_ms=jump * 1000,
         silence_ms=silence * 1000,
         longest_silence_ms=longest * HOP_S * 1000,
         residual_ms=residual * 1000,
+        foreign_ms=float(np.sum(off)) * HOP_S * 1000,
     )
+
+
+def _off_line(misfit: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Windows off their line by more than FOREIGN_OFF_S (modulo the period)."""
+    wrapped = misfit - PERIOD_S * np.round(misfit / PERIOD_S)
+    return np.asarray(np.abs(wrapped) > FOREIGN_OFF_S)

@@ -70,6 +70,7 @@ def test_a_glitch_at_the_seam_does_not_take_the_clock_round_a_turn() -> None:
         out = np.concatenate([part(x, 0, 3), silence(0.2), glitch, part(x, 3.051, 9)])
         seam = fc.seam(fc.clock_track(out, RATE), 3.1, before_s=0.4, after_s=0.25)
         assert seam.jump_ms == pytest.approx(26, abs=8), offset
+        assert seam.foreign_ms == pytest.approx(25, abs=10), offset  # and it is reported
 
 
 @pytest.mark.parametrize("phase", [round(0.1 * k, 1) for k in range(40)])
@@ -87,3 +88,4 @@ def test_seams_anywhere_in_the_clock_s_period(phase: float) -> None:
     for out, at_s, jump_ms, before_s in cases:
         seam = fc.seam(fc.clock_track(out, RATE), at_s, before_s=before_s, after_s=0.25)
         assert seam.jump_ms == pytest.approx(jump_ms, abs=8), (at_s, jump_ms)
+        assert seam.foreign_ms == 0, (at_s, jump_ms)
