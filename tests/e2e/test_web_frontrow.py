@@ -455,11 +455,6 @@ def ctx_now(page: Any) -> float:
     return float(page.evaluate(CTX_NOW))
 
 
-def wrapped(x: float) -> float:
-    p = freqclock.PERIOD_S
-    return x - p * round(x / p)
-
-
 def test_the_player_s_switches_are_lined_up_on_media_time(tmp_path: Path) -> None:
     """Front row -> LL-HLS continues at the media time the front row reached (a repeat
     or skip of at most SEAM_TOLERANCE_MS, silence at most MAX_GAP_MS); LL-HLS -> front
@@ -524,8 +519,8 @@ def test_the_player_s_switches_are_lined_up_on_media_time(tmp_path: Path) -> Non
             figures = {
                 "to_hls": dataclasses.asdict(to_hls),
                 "to_frontrow": dataclasses.asdict(to_frontrow),
-                "frontrow_lead_over_hls_ms": wrapped(after - hls) * 1000,
-                "frontrow_delay_change_ms": wrapped(after - before) * 1000,
+                "frontrow_lead_over_hls_ms": freqclock.wrap(after - hls) * 1000,
+                "frontrow_delay_change_ms": freqclock.wrap(after - before) * 1000,
                 "seams": up.seams,
             }
             print(json.dumps(figures))
@@ -538,5 +533,5 @@ def test_the_player_s_switches_are_lined_up_on_media_time(tmp_path: Path) -> Non
             assert to_hls.longest_silence_ms <= MAX_GAP_MS, figures
             assert to_frontrow.repeat_ms <= SEAM_TOLERANCE_MS, figures
             assert to_frontrow.longest_silence_ms <= MAX_GAP_MS, figures
-            assert wrapped(after - before) * 1000 >= -150, figures
+            assert freqclock.wrap(after - before) * 1000 >= -150, figures
             assert_clean(watch)

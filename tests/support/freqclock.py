@@ -36,6 +36,12 @@ EDGE = 0.03  # windows this close (fraction of the sweep) to the wrap are not re
 PAD = 16_384  # FFT length: bins of 2.9 Hz, refined by a parabola through the peak
 
 
+def wrap(x: float) -> float:
+    """A difference of media times as the clock tells it: the nearest one, within half
+    a period either way."""
+    return float(x - PERIOD_S * round(x / PERIOD_S))
+
+
 def frequency_at(t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray(F_LO + SLOPE * np.mod(t, PERIOD_S))
 
@@ -110,7 +116,7 @@ class Seam:
     # other media heard right at it (FOREIGN_NEAR_S either side): read windows off the
     # line of their side by more than FOREIGN_OFF_S (a seek's old place, two paths at once;
     # reported, for a seam that measures oddly)
-    foreign_ms: float = 0.0
+    foreign_ms: float
 
     @property
     def repeat_ms(self) -> float:
@@ -223,11 +229,9 @@ def seam(
         longest = max(longest, run)
     silence = len(silent_idx) * HOP_S
     heard_between = max(0.0, (resume - stop) - silence)
-    jump = float(np.polyval(b, resume) - np.polyval(a, stop)) - heard_between
-    # The clock tells media time modulo its period, and the unwrapping of ``d`` may take
-    # another turn at a glitch (a few windows of other media right at a seam): a jump is
-    # read as the nearest one, within half a period either way.
-    jump -= PERIOD_S * round(jump / PERIOD_S)
+    # The unwrapping of ``d`` may take another turn at a glitch (a few windows of other
+    # media right at a seam): the jump is the nearest one.
+    jump = wrap(float(np.polyval(b, resume) - np.polyval(a, stop)) - heard_between)
     near_before = before[t[before] >= stop - FOREIGN_NEAR_S]
     near_after = after[t[after] <= resume + FOREIGN_NEAR_S]
     off = np.concatenate(
@@ -248,5 +252,4 @@ def seam(
 
 def _off_line(misfit: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
     """Windows off their line by more than FOREIGN_OFF_S (modulo the period)."""
-    wrapped = misfit - PERIOD_S * np.round(misfit / PERIOD_S)
-    return np.asarray(np.abs(wrapped) > FOREIGN_OFF_S)
+    return np.asarray([abs(wrap(float(m))) > FOREIGN_OFF_S for m in misfit], dtype=bool)
