@@ -146,6 +146,8 @@ class _EdgeLink:
                     answers.result()  # raises why the edge stopped answering
                     raise _Refused("the edge closed the connection")
                 while self.queue:
+                    if writer.is_closing():  # uvloop: closed on a reset, before the reader hears
+                        raise _Refused("the edge reset the connection")
                     if self.in_flight >= IN_FLIGHT:
                         raise _Refused(f"{IN_FLIGHT} posts without an answer")
                     message = self.queue.popleft()
@@ -197,8 +199,12 @@ class FrontRowPublisher:
         """The space's media stopped on this node: drop what waits, end its streams."""
         for link in self._links.pop(space, []):
             link.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await link.task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a bug in the sender must not fail the node's shutdown
+                log.exception("space %s: the front row's sender to %s had died", space, link.where)
 
     async def close(self) -> None:
         for space in list(self._links):
