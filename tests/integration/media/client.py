@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import fractions
 import time
+from collections.abc import Sequence
 
 import av
 import numpy as np
@@ -61,14 +62,16 @@ class Speaker:
     """One peer connection to the stage node. ``freq=None`` publishes no audio at all
     (an audio transceiver with no track: the speaker who sends nothing)."""
 
-    def __init__(self, freq: float | None, amplitude: float = 0.3) -> None:
+    def __init__(self, freq: float | None, amplitude: float = 0.3, *, hears: bool = True) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.heard: list[npt.NDArray[np.float32]] = []
         self._reader: asyncio.Task[None] | None = None
         if freq is None:
             self.pc.addTransceiver("audio", direction="sendrecv")
-        else:
+        elif hears:
             self.pc.addTrack(ToneTrack(freq, amplitude))
+        else:  # a=sendonly: no mix-minus back (less for this process to decode)
+            self.pc.addTransceiver(ToneTrack(freq, amplitude), direction="sendonly")
         self.pc.on("track", self._on_track)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -108,9 +111,13 @@ class Speaker:
 def tone_level(pcm: npt.NDArray[np.float32], freq: float) -> float:
     """Amplitude of the ``freq`` Hz component of ``pcm`` (Hann window; ~amplitude of a
     sine at that frequency)."""
+    return tone_levels(pcm, [freq])[0]
+
+
+def tone_levels(pcm: npt.NDArray[np.float32], freqs: Sequence[float]) -> list[float]:
+    """:func:`tone_level` of each of ``freqs``, from one transform."""
     x = pcm.astype(np.float64)
     window = np.hanning(len(x))
     spectrum = np.abs(np.fft.rfft(x * window)) * 2 / window.sum()
-    freqs = np.fft.rfftfreq(len(x), 1 / RATE)
-    band = (freqs > freq - 15) & (freqs < freq + 15)
-    return float(spectrum[band].max())
+    bins = np.fft.rfftfreq(len(x), 1 / RATE)
+    return [float(spectrum[(bins > freq - 15) & (bins < freq + 15)].max()) for freq in freqs]

@@ -52,10 +52,11 @@ class Stage:
         return h
 
     async def connect(
-        self, handle: Handle, freq: float | None, amplitude: float = 0.3
+        self, handle: Handle, freq: float | None, amplitude: float = 0.3, *, hears: bool = True
     ) -> tuple[Speaker, str]:
-        """A speaker publishing ``freq`` (None: nothing); returns it and its session id."""
-        speaker = Speaker(freq, amplitude)
+        """A speaker publishing ``freq`` (None: nothing); returns it and its session id.
+        ``hears=False`` publishes a=sendonly: the stage sends it no mix-minus."""
+        speaker = Speaker(freq, amplitude, hears=hears)
         self.speakers.append(speaker)
         published = await self.media.publish(self.space, handle, await speaker.offer())
         await speaker.answer(published.answer_sdp)
