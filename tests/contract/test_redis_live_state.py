@@ -193,6 +193,55 @@ async def test_expire_space_puts_a_ttl_on_every_key_of_the_space(
     assert await raw.pttl("pnyx:unique:s1:x") > 86_400_000
 
 
+async def _scans(raw: aioredis.Redis) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_scan", {}).get("calls", 0))
+
+
+async def test_expire_space_told_its_lasting_blobs_scans_nothing_at_a_long_retention(
+    live: RedisLiveState, raw: aioredis.Redis
+) -> None:
+    """Every bucketed key (presence, gone, reactions: 6 minutes at most) and every blob
+    but the named ones is due within the retention: nothing needs looking for, and the
+    end of a space costs no pass over a keyspace of millions."""
+    await live.put_part("s1", "room", {}, 1)
+    await live.put_part("hls:s1", "playlist", {}, 1)
+    await live.presence_add_many("s1", ["l1"], T0, people=["@ann"])
+    await live.presence_leave_many("s1", ["l1"], T0)
+    await live.react("s1", "👏", T0)
+    await live.put_blob("s1/init.mp4", b"i", 86_400.0)
+    await live.put_blob("s1/seg/1.m4s", b"m", 300.0)
+    lease = await live.acquire("tick:s1", "node-a", 5.0)
+    assert lease is not None
+    await live.release(lease)
+    scans = await _scans(raw)
+    await live.expire_space("s1", 600.0, leases=["tick:s1"], blobs=["s1/init.mp4"])
+    assert await _scans(raw) == scans
+    mine = await _ttls(raw, "pnyx:*s1*")
+    assert sorted(mine) == sorted(
+        [
+            "pnyx:snap:s1",
+            "pnyx:snap:hls:s1",
+            f"pnyx:presence:s1:{int(T0 // 5)}",
+            f"pnyx:gone:s1:{int(T0 // 5)}",
+            "pnyx:unique:s1",
+            "pnyx:people:s1",
+            f"pnyx:react:s1:{int(T0)}",
+            "pnyx:blob:s1/init.mp4",
+            "pnyx:blob:s1/seg/1.m4s",
+            "pnyx:fence:tick:s1",
+        ]
+    )
+    assert all(0 < ttl <= 600_000 for ttl in mine.values()), mine
+    assert mine["pnyx:blob:s1/seg/1.m4s"] <= 300_000  # its own, sooner
+    # At a retention shorter than a presence bucket's life, the buckets are looked for.
+    await live.expire_space("s1", 60.0, leases=["tick:s1"], blobs=["s1/init.mp4"])
+    assert await _scans(raw) > scans
+    mine = await _ttls(raw, "pnyx:*s1*")
+    late = {k: ttl for k, ttl in mine.items() if ttl > 60_000 and "/seg/" not in k}
+    assert not late, late
+
+
 async def test_a_ttl_given_to_put_part_stays_with_later_writes(
     live: RedisLiveState, raw: aioredis.Redis
 ) -> None:

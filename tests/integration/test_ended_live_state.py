@@ -53,14 +53,16 @@ class Stage:
 
 
 @asynccontextmanager
-async def _stage(tmp_path: Path, url: str | None) -> AsyncIterator[Stage]:
+async def _stage(
+    tmp_path: Path, url: str | None, retention_s: float = RETENTION_S
+) -> AsyncIterator[Stage]:
     """A node running stage and API (ticker, media) in process, on Redis at ``url`` or
     on its own memory live state."""
     settings = Settings(
         data_dir=tmp_path / "data",
         role=NodeRole.BOTH,
         redis=url,
-        ended_live_retention_s=RETENTION_S,
+        ended_live_retention_s=retention_s,
         state_tick_s=0.1,
         lease_ttl_s=0.5,
         lease_renew_s=0.1,
@@ -150,6 +152,41 @@ async def test_an_ended_spaces_redis_keys_all_expire(on_redis: Stage) -> None:
     assert list(keys) == [f"pnyx:snap:{space}"], keys
     assert 0 < keys[f"pnyx:snap:{space}"] <= RETENTION_S * 1000
     await eventually(none_left, RETENTION_S + SOON_S, "the republished room to expire too")
+
+
+async def test_at_the_default_retention_ending_looks_for_no_key(
+    tmp_path: Path, redis_clean_url: str
+) -> None:
+    """Longer than any media blob's or bucket's own life (the default is 10 minutes):
+    the end command names what it expires and makes no pass over the keyspace (a SCAN,
+    seconds at a million keys), yet no key of the space is left to outlive it."""
+    long_s = 700.0  # above the fixture's stage presence TTL (600 s)
+    async with _stage(tmp_path, redis_clean_url, retention_s=long_s) as stage:
+        assert stage.raw is not None
+        space = await _running(stage)
+        scans = await _scans(stage.raw)
+        await stage.node.spaces.execute(space, cmd.EndSpace(HOST))
+        assert await _scans(stage.raw) == scans
+
+        async def all_expiring() -> Seen:
+            keys = await stage.keys(space)
+            forever = sorted(k for k, ttl in keys.items() if ttl == -1)
+            late = sorted(k for k, ttl in keys.items() if ttl > long_s * 1000)
+            lease = [k for k in keys if k.startswith("pnyx:lease:")]
+            return Seen(
+                not forever and not late and not lease and await _playlist_ended(stage, space),
+                f"no TTL: {forever}; later than the retention: {late}; lease: {lease}",
+            )
+
+        await eventually(all_expiring, SOON_S, "every key of the ended space to expire in time")
+        keys = await stage.keys(space)
+        assert f"pnyx:blob:{space}/init.mp4" in keys  # a day's TTL, cut to the retention
+        assert f"pnyx:fence:tick:{space}" in keys
+
+
+async def _scans(raw: aioredis.Redis) -> int:
+    stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_scan", {}).get("calls", 0))
 
 
 async def test_an_ended_spaces_memory_live_state_is_let_go(in_memory: Stage) -> None:

@@ -107,11 +107,16 @@ class LiveState(Protocol):
         *,
         leases: Iterable[str] = (),
         keep: Iterable[str] = (),
+        blobs: Iterable[str] | None = None,
     ) -> None:
         """Let everything ``drop_space`` would forget go ``ttl_s`` seconds from now, by
         the backend's clock: what is due sooner keeps its sooner expiry, nothing is kept
         longer. Meanwhile it reads as before (an ended space's last room and playlist).
         ``keep`` names blobs of the space left as they are (with their own TTLs).
+        ``blobs``, when given, names the only blobs of the space that may be due later
+        than ``ttl_s``: the caller knows every other one is due sooner, so the backend
+        need not look for them (on Redis, a SCAN of the whole keyspace). None: every
+        blob of the space is found.
         ``leases`` names leases whose owner is done with them for good (the stage lease
         of a space that ended): their fencing counters go too, so a later acquisition
         would start again from 1. Idempotent; a space with nothing held is a no-op.

@@ -74,7 +74,9 @@ from enum import StrEnum
 
 # -- what the services name ---------------------------------------------------------------
 def blob_key(space: str, name: str) -> str:
-    """The key of a blob that belongs to ``space``: ``drop_space(space)`` removes it."""
+    """The key of a blob that belongs to ``space``: ``drop_space(space)`` removes it.
+    One whose TTL may be longer than an ended space's retention is named in
+    ``services.spaces.lasting_blobs`` (or its TTL counted in ``media_blob_ttl_s``)."""
     return f"{space}/{name}"
 
 

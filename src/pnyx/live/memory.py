@@ -206,6 +206,7 @@ class MemoryLiveState:
         *,
         leases: Iterable[str] = (),
         keep: Iterable[str] = (),
+        blobs: Iterable[str] | None = None,  # each blob of the space is in hand anyway
     ) -> None:
         self._reap()
         deadline = time.monotonic() + ttl_ms(ttl_s) / 1000

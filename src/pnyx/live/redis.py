@@ -56,6 +56,11 @@ _BACKOFF_MAX_S = 1.0  # listener/subscription reconnect backoff cap (a failover:
 _REACT_TTL_S = windows.REACTION_RETENTION_S
 _PRESENCE_TTL_S = int(windows.PRESENCE_RETENTION_S) + 60  # plus a bucket or so of slack
 _UNIQUE_TTL_S = int(windows.UNIQUE_RETENTION_S)
+_BUCKET_TTL_S = {  # the longest expiry a bucketed key of each kind is given
+    RedisKind.PRESENCE: _PRESENCE_TTL_S,
+    RedisKind.GONE: _PRESENCE_TTL_S,
+    RedisKind.REACT: _REACT_TTL_S,
+}
 # A bounded pool: a burst of requests queues for a connection (up to 5 s) rather than
 # opening thousands of them against Redis.
 _POOL_OPTIONS: dict[str, Any] = {
@@ -313,11 +318,20 @@ class RedisLiveState:
         *,
         leases: Iterable[str] = (),
         keep: Iterable[str] = (),
+        blobs: Iterable[str] | None = None,
     ) -> None:
         fences = [self._k(RedisKind.FENCE, name) for name in leases]
         kept = {self._k(RedisKind.BLOB, key).encode() for key in keep}
+        # A kind is looked for (a SCAN of the keyspace) only when its keys may be due
+        # later than ttl_s: with the default retention, none is.
+        scan = [kind for kind, longest_s in _BUCKET_TTL_S.items() if longest_s > ttl_s]
+        named: list[str] = []
+        if blobs is None:
+            scan.append(RedisKind.BLOB)
+        else:
+            named = [self._k(RedisKind.BLOB, key) for key in blobs]
         with self._unavailable():
-            doomed = await space_keys(self._redis, self.key_prefix, space)
+            doomed = await space_keys(self._redis, self.key_prefix, space, scan=scan, blobs=named)
             doomed = [k for k in doomed if (k.encode() if isinstance(k, str) else k) not in kept]
             await expire_all(self._redis, [*doomed, *fences], ttl_ms(ttl_s))
 

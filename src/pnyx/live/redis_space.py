@@ -11,6 +11,7 @@ blob, anything after ``<space>/``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
@@ -37,18 +38,31 @@ def fixed_keys(prefix: str, space: str) -> list[str]:
     ]
 
 
-async def space_keys(client: aioredis.Redis, prefix: str, space: str) -> list[str | bytes]:
-    """Every key the space owns: the fixed ones (whether they exist or not) and the
-    bucketed ones that exist (one SCAN per kind)."""
-    presence = redis_key(prefix, RedisKind.PRESENCE, space, "")  # then the bucket
-    gone = redis_key(prefix, RedisKind.GONE, space, "")  # then the bucket
-    react = redis_key(prefix, RedisKind.REACT, space, "")  # then the second
-    blobs = redis_key(prefix, RedisKind.BLOB, blob_key(space, ""))  # then the blob's name
-    counted = "|".join(re.escape(start) for start in (presence, gone, react))
-    owned = re.compile(rf"(?:{counted})-?\d+|{re.escape(blobs)}.*", re.DOTALL)
-    found: list[str | bytes] = [*fixed_keys(prefix, space)]
-    for start in (presence, gone, react, blobs):
-        async for key in client.scan_iter(match=glob_escape(start) + "*", count=1000):
+SCANNED = (RedisKind.PRESENCE, RedisKind.GONE, RedisKind.REACT, RedisKind.BLOB)
+
+
+async def space_keys(
+    client: aioredis.Redis,
+    prefix: str,
+    space: str,
+    *,
+    scan: Iterable[RedisKind] = SCANNED,
+    blobs: Iterable[str] = (),
+) -> list[str | bytes]:
+    """Every key the space owns: the fixed ones (whether they exist or not), the named
+    ``blobs`` (full keys, likewise) and the bucketed ones that exist of each kind in
+    ``scan``: one SCAN of the whole keyspace per kind (seconds at a million keys)."""
+    starts = {
+        RedisKind.PRESENCE: redis_key(prefix, RedisKind.PRESENCE, space, ""),  # then the bucket
+        RedisKind.GONE: redis_key(prefix, RedisKind.GONE, space, ""),  # then the bucket
+        RedisKind.REACT: redis_key(prefix, RedisKind.REACT, space, ""),  # then the second
+        RedisKind.BLOB: redis_key(prefix, RedisKind.BLOB, blob_key(space, "")),  # the name
+    }
+    counted = "|".join(re.escape(starts[kind]) for kind in SCANNED[:3])
+    owned = re.compile(rf"(?:{counted})-?\d+|{re.escape(starts[RedisKind.BLOB])}.*", re.DOTALL)
+    found: list[str | bytes] = [*fixed_keys(prefix, space), *blobs]
+    for kind in scan:
+        async for key in client.scan_iter(match=glob_escape(starts[kind]) + "*", count=1000):
             if owned.fullmatch(key.decode(errors="replace")):
                 found.append(key)
     return found

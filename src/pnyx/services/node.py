@@ -44,7 +44,7 @@ from pnyx.services.recorder import Recorder
 from pnyx.services.relay import PublishRelay
 from pnyx.services.replays import ReplayService
 from pnyx.services.sessions import Sessions
-from pnyx.services.spaces import HostLimits, SpaceService
+from pnyx.services.spaces import HostLimits, SpaceService, media_blob_ttl_s
 from pnyx.services.stage import StageService
 from pnyx.services.state import StateService
 from pnyx.services.ticker import SpaceTicker
@@ -201,7 +201,13 @@ class Node:
             burst=settings.space_creation_burst,
         )
         spaces = SpaceService(
-            store, live, limits, clock, hosts, ended_retention_s=settings.ended_live_retention_s
+            store,
+            live,
+            limits,
+            clock,
+            hosts,
+            ended_retention_s=settings.ended_live_retention_s,
+            media_ttl_s=media_blob_ttl_s(settings),
         )
         signer = LinkSigner(
             link_secret(settings),

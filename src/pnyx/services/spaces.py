@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from pnyx.config import Settings
 from pnyx.domain import commands as cmd
 from pnyx.domain import events as ev
 from pnyx.domain.codec import room_from_json, room_to_json
@@ -42,7 +43,8 @@ from pnyx.domain.types import (
 )
 from pnyx.errors import ErrorKind, PnyxError
 from pnyx.live.base import LiveState
-from pnyx.live.keys import analytics_key, space_create_bucket, stage_channel
+from pnyx.live.keys import analytics_key, blob_key, space_create_bucket, stage_channel
+from pnyx.media.hls import INIT_URI
 from pnyx.protocol import stage as wire
 from pnyx.services import metrics, views
 from pnyx.store.db import Store
@@ -52,6 +54,27 @@ log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 8
 _OVER = frozenset({SpaceStatus.ENDED, SpaceStatus.CANCELLED})  # never changes again
+
+
+def media_blob_ttl_s(settings: Settings) -> float:
+    """The longest TTL a space's blobs are given, but for :func:`lasting_blobs`: its
+    parts, segments and their captions (services/origin.py) and a stage socket's
+    presence (services/stage.py). A new kind of blob of a space is counted here, or
+    named there."""
+    return max(
+        settings.media_part_ttl_s, settings.media_segment_ttl_s, settings.stage_presence_ttl_s
+    )
+
+
+def lasting_blobs(space: SpaceId, retention_s: float, media_ttl_s: float) -> tuple[str, ...] | None:
+    """The blobs of an ended ``space`` that may outlive ``retention_s``, for
+    ``LiveState.expire_space``: its init segment (a day) and its figures (a week);
+    every other one is due within ``media_ttl_s`` (:func:`media_blob_ttl_s`). None when
+    that is longer than the retention: then every blob of the space is looked for (on
+    Redis, a SCAN of the keyspace: seconds at a million keys)."""
+    if media_ttl_s > retention_s:
+        return None
+    return (blob_key(space, INIT_URI), analytics_key(space))
 
 
 CAP_CODES = frozenset({"too_many_live_spaces", "too_many_scheduled_spaces"})
@@ -146,9 +169,11 @@ class SpaceService:
         hosts: HostLimits | None = None,  # None: no caps (tests of other things)
         *,
         ended_retention_s: float | None = None,  # None: an ended room is kept (tests)
+        media_ttl_s: float = math.inf,  # media_blob_ttl_s (inf: every blob looked for)
     ) -> None:
         self._store = store
         self._ended_retention_s = ended_retention_s
+        self._media_ttl_s = media_ttl_s
         self._live = live
         self._limits = limits
         self._clock = clock
@@ -494,11 +519,15 @@ class SpaceService:
         does it again once the last media is written, and keeps the figures once they
         are in the store). Its running figures are kept: the ticker that writes them to
         the store may not have yet."""
-        if self._ended_retention_s is None:
+        retention_s = self._ended_retention_s
+        if retention_s is None:
             return
         try:
             await self._live.expire_space(
-                space, self._ended_retention_s, keep=(analytics_key(space),)
+                space,
+                retention_s,
+                keep=(analytics_key(space),),
+                blobs=lasting_blobs(space, retention_s, self._media_ttl_s),
             )
         except PnyxError as exc:  # the end stands; the stage node's ticker tries again
             log.warning("space %s: live state not set to expire: %s", space, exc.message)

@@ -56,7 +56,7 @@ from pnyx.live.base import Lease, LiveState
 from pnyx.live.keys import lease_name
 from pnyx.services import metrics, views
 from pnyx.services.admission import Admission
-from pnyx.services.spaces import SpaceService
+from pnyx.services.spaces import SpaceService, lasting_blobs, media_blob_ttl_s
 from pnyx.services.stage import socket_presence_key
 
 if TYPE_CHECKING:
@@ -280,9 +280,13 @@ class SpaceTicker:
         """Let what the ended space left in the live state go after the retention (its
         last room and playlist stay readable meanwhile). Tried again by the next ticks
         while the live state fails."""
+        retention_s = self._s.ended_live_retention_s
         try:
             await self._live.expire_space(
-                space, self._s.ended_live_retention_s, leases=(lease_name(space),)
+                space,
+                retention_s,
+                leases=(lease_name(space),),
+                blobs=lasting_blobs(space, retention_s, media_blob_ttl_s(self._s)),
             )
         except PnyxError as exc:
             log.warning("space %s: live state not set to expire: %s", space, exc.message)
