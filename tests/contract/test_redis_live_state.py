@@ -149,6 +149,24 @@ async def _ttls(raw: aioredis.Redis, pattern: str) -> dict[str, int]:
     return {k.decode(): await raw.pttl(k) for k in await raw.keys(pattern)}
 
 
+def _keys_of_s1(*more: str) -> list[str]:
+    """The keys space s1 has once it had a room, a playlist, a listener who came and
+    went, a reaction and a fenced lease, and ``more``, sorted."""
+    return sorted(
+        [
+            "pnyx:snap:s1",
+            "pnyx:snap:hls:s1",
+            f"pnyx:presence:s1:{int(T0 // 5)}",
+            f"pnyx:gone:s1:{int(T0 // 5)}",
+            "pnyx:unique:s1",
+            "pnyx:people:s1",
+            f"pnyx:react:s1:{int(T0)}",
+            "pnyx:fence:tick:s1",
+            *more,
+        ]
+    )
+
+
 async def test_expire_space_puts_a_ttl_on_every_key_of_the_space(
     live: RedisLiveState, raw: aioredis.Redis
 ) -> None:
@@ -169,21 +187,8 @@ async def test_expire_space_puts_a_ttl_on_every_key_of_the_space(
     mine = {
         k: ttl for k, ttl in (await _ttls(raw, "pnyx:*")).items() if "s1" in k and "s1:x" not in k
     }
-    assert sorted(mine) == sorted(
-        [
-            "pnyx:snap:s1",
-            "pnyx:snap:hls:s1",
-            f"pnyx:presence:s1:{int(T0 // 5)}",
-            f"pnyx:gone:s1:{int(T0 // 5)}",
-            "pnyx:unique:s1",
-            "pnyx:people:s1",
-            "pnyx:audience:s1",
-            "pnyx:heard:s1",
-            f"pnyx:react:s1:{int(T0)}",
-            "pnyx:blob:s1/seg/1.m4s",
-            "pnyx:blob:s1/part/1.m4s",
-            "pnyx:fence:tick:s1",
-        ]
+    assert sorted(mine) == _keys_of_s1(
+        "pnyx:audience:s1", "pnyx:heard:s1", "pnyx:blob:s1/seg/1.m4s", "pnyx:blob:s1/part/1.m4s"
     )
     assert all(0 < ttl <= 60_000 for ttl in mine.values()), mine
     assert mine["pnyx:blob:s1/part/1.m4s"] <= 2_000  # due sooner: kept
@@ -218,20 +223,7 @@ async def test_expire_space_told_its_lasting_blobs_scans_nothing_at_a_long_reten
     await live.expire_space("s1", 600.0, leases=["tick:s1"], blobs=["s1/init.mp4"])
     assert await _scans(raw) == scans
     mine = await _ttls(raw, "pnyx:*s1*")
-    assert sorted(mine) == sorted(
-        [
-            "pnyx:snap:s1",
-            "pnyx:snap:hls:s1",
-            f"pnyx:presence:s1:{int(T0 // 5)}",
-            f"pnyx:gone:s1:{int(T0 // 5)}",
-            "pnyx:unique:s1",
-            "pnyx:people:s1",
-            f"pnyx:react:s1:{int(T0)}",
-            "pnyx:blob:s1/init.mp4",
-            "pnyx:blob:s1/seg/1.m4s",
-            "pnyx:fence:tick:s1",
-        ]
-    )
+    assert sorted(mine) == _keys_of_s1("pnyx:blob:s1/init.mp4", "pnyx:blob:s1/seg/1.m4s")
     assert all(0 < ttl <= 600_000 for ttl in mine.values()), mine
     assert mine["pnyx:blob:s1/seg/1.m4s"] <= 300_000  # its own, sooner
     # At a retention shorter than a presence bucket's life, the buckets are looked for.

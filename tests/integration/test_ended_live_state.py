@@ -7,7 +7,7 @@ running, on Redis and on the memory live state) lets everything the space left g
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -115,24 +115,32 @@ async def _playlist_ended(stage: Stage, space: SpaceId) -> bool:
     return snap is not None and bool(snap.parts["playlist"].get("ended"))
 
 
-async def test_an_ended_spaces_redis_keys_all_expire(on_redis: Stage) -> None:
-    stage = on_redis
-    space = await _running(stage)
-    assert (await stage.state(space))["state"] == "live"
-    assert any(ttl == -1 for ttl in (await stage.keys(space)).values())  # snapshots, fence
-    await stage.node.spaces.execute(space, cmd.EndSpace(HOST))
+def _all_expiring(stage: Stage, space: SpaceId, within_s: float) -> Callable[[], Awaitable[Seen]]:
+    """Every Redis key of the ended space due within ``within_s``, its lease gone and its
+    playlist ended."""
 
-    async def all_expiring() -> Seen:
+    async def check() -> Seen:
         keys = await stage.keys(space)
         forever = sorted(k for k, ttl in keys.items() if ttl == -1)
-        late = sorted(k for k, ttl in keys.items() if ttl > RETENTION_S * 1000)
+        late = sorted(k for k, ttl in keys.items() if ttl > within_s * 1000)
         lease = [k for k in keys if k.startswith("pnyx:lease:")]
         return Seen(
             not forever and not late and not lease and await _playlist_ended(stage, space),
             f"no TTL: {forever}; later than the retention: {late}; lease: {lease}",
         )
 
-    await eventually(all_expiring, SOON_S, "every key of the ended space to expire soon")
+    return check
+
+
+async def test_an_ended_spaces_redis_keys_all_expire(on_redis: Stage) -> None:
+    stage = on_redis
+    space = await _running(stage)
+    assert (await stage.state(space))["state"] == "live"
+    assert any(ttl == -1 for ttl in (await stage.keys(space)).values())  # snapshots, fence
+    await stage.node.spaces.execute(space, cmd.EndSpace(HOST))
+    await eventually(
+        _all_expiring(stage, space, RETENTION_S), SOON_S, "every key of the ended space to expire"
+    )
     keys = await stage.keys(space)
     assert f"pnyx:snap:{space}" in keys and f"pnyx:snap:hls:{space}" in keys
     assert f"pnyx:fence:tick:{space}" in keys
@@ -167,18 +175,9 @@ async def test_at_the_default_retention_ending_looks_for_no_key(
         scans = await _scans(stage.raw)
         await stage.node.spaces.execute(space, cmd.EndSpace(HOST))
         assert await _scans(stage.raw) == scans
-
-        async def all_expiring() -> Seen:
-            keys = await stage.keys(space)
-            forever = sorted(k for k, ttl in keys.items() if ttl == -1)
-            late = sorted(k for k, ttl in keys.items() if ttl > long_s * 1000)
-            lease = [k for k in keys if k.startswith("pnyx:lease:")]
-            return Seen(
-                not forever and not late and not lease and await _playlist_ended(stage, space),
-                f"no TTL: {forever}; later than the retention: {late}; lease: {lease}",
-            )
-
-        await eventually(all_expiring, SOON_S, "every key of the ended space to expire in time")
+        await eventually(
+            _all_expiring(stage, space, long_s), SOON_S, "every key of the ended space to expire"
+        )
         keys = await stage.keys(space)
         assert f"pnyx:blob:{space}/init.mp4" in keys  # a day's TTL, cut to the retention
         assert f"pnyx:fence:tick:{space}" in keys
