@@ -39,7 +39,7 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnec
 from redis.exceptions import RedisError
 
 from pnyx.errors import ErrorKind, PnyxError
-from pnyx.live import token_bucket, windows
+from pnyx.live import redis_space, token_bucket, windows
 from pnyx.live.base import JSON, EncodedJSON, Lease, RateDecision, Snapshot
 from pnyx.live.codec import encode_doc, ttl_ms
 from pnyx.live.keys import RedisKind, redis_key
@@ -53,14 +53,6 @@ log = logging.getLogger(__name__)
 
 _RECHECK_S = 1.0  # a waiter looks at the version at least this often
 _BACKOFF_MAX_S = 1.0  # listener/subscription reconnect backoff cap (a failover: ~3 s)
-_REACT_TTL_S = windows.REACTION_RETENTION_S
-_PRESENCE_TTL_S = int(windows.PRESENCE_RETENTION_S) + 60  # plus a bucket or so of slack
-_UNIQUE_TTL_S = int(windows.UNIQUE_RETENTION_S)
-_BUCKET_TTL_S = {  # the longest expiry a bucketed key of each kind is given
-    RedisKind.PRESENCE: _PRESENCE_TTL_S,
-    RedisKind.GONE: _PRESENCE_TTL_S,
-    RedisKind.REACT: _REACT_TTL_S,
-}
 # A bounded pool: a burst of requests queues for a connection (up to 5 s) rather than
 # opening thousands of them against Redis.
 _POOL_OPTIONS: dict[str, Any] = {
@@ -322,14 +314,8 @@ class RedisLiveState:
     ) -> None:
         fences = [self._k(RedisKind.FENCE, name) for name in leases]
         kept = {self._k(RedisKind.BLOB, key).encode() for key in keep}
-        # A kind is looked for (a SCAN of the keyspace) only when its keys may be due
-        # later than ttl_s: with the default retention, none is.
-        scan = [kind for kind, longest_s in _BUCKET_TTL_S.items() if longest_s > ttl_s]
-        named: list[str] = []
-        if blobs is None:
-            scan.append(RedisKind.BLOB)
-        else:
-            named = [self._k(RedisKind.BLOB, key) for key in blobs]
+        scan = redis_space.outliving(ttl_s, blobs_named=blobs is not None)
+        named = [self._k(RedisKind.BLOB, key) for key in blobs or ()]
         with self._unavailable():
             doomed = await space_keys(self._redis, self.key_prefix, space, scan=scan, blobs=named)
             doomed = [k for k in doomed if (k.encode() if isinstance(k, str) else k) not in kept]
@@ -343,9 +329,9 @@ class RedisLiveState:
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.pfadd(key, member)
-                pipe.expire(key, _PRESENCE_TTL_S)
+                pipe.expire(key, redis_space.PRESENCE_TTL_S)
                 pipe.pfadd(self._k(RedisKind.UNIQUE, space), member)
-                pipe.expire(self._k(RedisKind.UNIQUE, space), _UNIQUE_TTL_S)
+                pipe.expire(self._k(RedisKind.UNIQUE, space), redis_space.UNIQUE_TTL_S)
                 await pipe.execute()
 
     async def presence_add_many(
@@ -367,12 +353,12 @@ class RedisLiveState:
                     pipe.pfadd(key, *added[i : i + 1000])
                     pipe.pfadd(unique, *added[i : i + 1000])
                 if added:
-                    pipe.expire(key, _PRESENCE_TTL_S)
-                    pipe.expire(unique, _UNIQUE_TTL_S)
+                    pipe.expire(key, redis_space.PRESENCE_TTL_S)
+                    pipe.expire(unique, redis_space.UNIQUE_TTL_S)
                 for i in range(0, len(joined), 1000):
                     pipe.pfadd(everyone, *joined[i : i + 1000])
                 if joined:
-                    pipe.expire(everyone, _UNIQUE_TTL_S)
+                    pipe.expire(everyone, redis_space.UNIQUE_TTL_S)
                 await pipe.execute()
 
     async def presence_leave_many(self, space: str, members: Iterable[str], now: float) -> None:
@@ -384,7 +370,7 @@ class RedisLiveState:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for i in range(0, len(gone), 1000):
                     pipe.pfadd(key, *gone[i : i + 1000])
-                pipe.expire(key, _PRESENCE_TTL_S)
+                pipe.expire(key, redis_space.PRESENCE_TTL_S)
                 await pipe.execute()
 
     async def presence_count(self, space: str, now: float, window_s: float) -> int:
@@ -413,7 +399,8 @@ class RedisLiveState:
     async def audience_add(self, space: str, member: str, score: float, cap: int) -> None:
         with self._unavailable():
             await self._lua.audience_add(
-                keys=self._audience_keys(space), args=[member, repr(score), cap, _UNIQUE_TTL_S]
+                keys=self._audience_keys(space),
+                args=[member, repr(score), cap, redis_space.UNIQUE_TTL_S],
             )
 
     async def audience_heard_many(self, space: str, members: Iterable[str], now: float) -> None:
@@ -460,7 +447,7 @@ class RedisLiveState:
         with self._unavailable():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hincrby(key, emoji, count)
-                pipe.expire(key, _REACT_TTL_S)
+                pipe.expire(key, redis_space.REACT_TTL_S)
                 await pipe.execute()
 
     async def reactions(self, space: str, now: float, window_s: int) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""The Redis keys one space owns, for ``RedisLiveState.drop_space`` and ``expire_space``.
+"""The Redis keys one space owns and the expiries they are written with, for
+``RedisLiveState.drop_space`` and ``expire_space``.
 
 A space's keys are named after it (``keys.py``): a fixed few (its snapshots, its
 whole-space sketches and audience) and the bucketed ones found by SCAN (presence and
@@ -15,9 +16,20 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
+from pnyx.live import windows
 from pnyx.live.keys import RedisKind, blob_key, redis_key, snapshot_keys
 
 BATCH = 500  # keys per UNLINK, or PEXPIREs per pipeline round trip
+
+# The expiries a space's keys are given when written (every write sets it again).
+REACT_TTL_S = windows.REACTION_RETENTION_S
+PRESENCE_TTL_S = int(windows.PRESENCE_RETENTION_S) + 60  # plus a bucket or so of slack
+UNIQUE_TTL_S = int(windows.UNIQUE_RETENTION_S)
+_BUCKET_TTL_S = {  # the longest expiry a bucketed key of each kind is given
+    RedisKind.PRESENCE: PRESENCE_TTL_S,
+    RedisKind.GONE: PRESENCE_TTL_S,
+    RedisKind.REACT: REACT_TTL_S,
+}
 
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 
@@ -39,6 +51,14 @@ def fixed_keys(prefix: str, space: str) -> list[str]:
 
 
 SCANNED = (RedisKind.PRESENCE, RedisKind.GONE, RedisKind.REACT, RedisKind.BLOB)
+
+
+def outliving(ttl_s: float, *, blobs_named: bool) -> list[RedisKind]:
+    """The kinds ``expire_space`` must look for: those whose keys may be due later than
+    ``ttl_s`` (with the default retention, none), and the blobs unless the caller named
+    the ones that may."""
+    kinds = [kind for kind, longest_s in _BUCKET_TTL_S.items() if longest_s > ttl_s]
+    return kinds if blobs_named else [*kinds, RedisKind.BLOB]
 
 
 async def space_keys(
